@@ -1,0 +1,577 @@
+//! The device configuration: TOML in, a checked [`Config`] out.
+//!
+//! Every semantic error names the key and the line it came from. The checked
+//! `Config` is also what the control plane edits; `ilm::build` turns it into tables.
+
+use crate::wire::ethernet::{format_mac, parse_mac, Mac};
+use serde::Deserialize;
+use std::fmt;
+use std::net::IpAddr;
+use std::path::Path;
+use toml::Spanned;
+
+/// A configuration error, with the line it refers to (1-based; 0 when not known).
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{path}: {source}")]
+    Read { path: String, source: std::io::Error },
+    #[error("line {line}: {msg}")]
+    Syntax { line: usize, msg: String },
+    #[error("line {line}: {key}: {msg}")]
+    Invalid { line: usize, key: String, msg: String },
+}
+
+/// RFC 3443 TTL processing model.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum TtlMode {
+    #[default]
+    Uniform,
+    Pipe,
+}
+
+/// `apply-label per-route | per-nexthop | per-instance`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum LabelMode {
+    #[default]
+    PerRoute,
+    PerNexthop,
+    PerInstance,
+}
+
+impl LabelMode {
+    pub fn name(self) -> &'static str {
+        match self {
+            LabelMode::PerRoute => "per-route",
+            LabelMode::PerNexthop => "per-nexthop",
+            LabelMode::PerInstance => "per-instance",
+        }
+    }
+}
+
+/// An IP prefix with its host bits clear.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Prefix {
+    pub addr: IpAddr,
+    pub len: u8,
+}
+
+impl Prefix {
+    /// Parses `a.b.c.d/len` or `x::/len`. Host bits must be zero.
+    pub fn parse(s: &str) -> Result<Prefix, String> {
+        let (a, l) = s.split_once('/').ok_or_else(|| format!("{s:?} is not a prefix (want ADDRESS/LENGTH)"))?;
+        let addr: IpAddr = a.parse().map_err(|_| format!("{a:?} is not an IP address"))?;
+        let len: u8 = l.parse().map_err(|_| format!("{l:?} is not a prefix length"))?;
+        Prefix::new(addr, len)
+    }
+
+    /// Builds a prefix from an address and a length, rejecting host bits.
+    pub fn new(addr: IpAddr, len: u8) -> Result<Prefix, String> {
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        if len > max {
+            return Err(format!("prefix length {len} is longer than {max}"));
+        }
+        let p = Prefix { addr, len };
+        if p.masked() != addr {
+            return Err(format!("{addr}/{len} has host bits set (did you mean {}/{len}?)", p.masked()));
+        }
+        Ok(p)
+    }
+
+    fn masked(&self) -> IpAddr {
+        match self.addr {
+            IpAddr::V4(a) => {
+                let m = if self.len == 0 { 0 } else { u32::MAX << (32 - self.len as u32) };
+                IpAddr::V4((u32::from(a) & m).into())
+            }
+            IpAddr::V6(a) => {
+                let m = if self.len == 0 { 0 } else { u128::MAX << (128 - self.len as u32) };
+                IpAddr::V6((u128::from(a) & m).into())
+            }
+        }
+    }
+
+    pub fn is_v4(&self) -> bool {
+        self.addr.is_ipv4()
+    }
+}
+
+impl fmt::Display for Prefix {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.addr, self.len)
+    }
+}
+
+/// An output port.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Port {
+    pub name: String,
+    pub iface: Option<String>,
+    pub mac: Mac,
+}
+
+/// Static ARP/ND entry: next hop -> MAC, reached through a port.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Neighbor {
+    pub ip: IpAddr,
+    pub mac: Mac,
+    pub port: String,
+    pub line: usize,
+}
+
+/// `ip route-static`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StaticRoute {
+    pub prefix: Prefix,
+    pub next_hop: IpAddr,
+    pub line: usize,
+}
+
+/// A route imported into BGP (`network`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Network {
+    pub prefix: Prefix,
+    pub label: Option<u32>,
+    pub line: usize,
+}
+
+/// The BGP instance.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Bgp {
+    pub asn: u32,
+    pub label_mode: LabelMode,
+    pub pop_go: bool,
+    pub label_base: u32,
+    pub networks: Vec<Network>,
+}
+
+/// Default first label of the dynamic range.
+pub const DEFAULT_LABEL_BASE: u32 = 48000;
+
+/// A checked device configuration.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Config {
+    pub device: String,
+    pub ttl_mode: TtlMode,
+    pub ports: Vec<Port>,
+    pub neighbors: Vec<Neighbor>,
+    pub static_routes: Vec<StaticRoute>,
+    pub bgp: Option<Bgp>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    device: RawDevice,
+    #[serde(default)]
+    port: Vec<Spanned<RawPort>>,
+    #[serde(default)]
+    neighbor: Vec<Spanned<RawNeighbor>>,
+    #[serde(default)]
+    static_route: Vec<Spanned<RawRoute>>,
+    bgp: Option<RawBgp>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDevice {
+    name: String,
+    ttl_mode: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPort {
+    name: Spanned<String>,
+    iface: Option<String>,
+    mac: Spanned<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawNeighbor {
+    ip: Spanned<String>,
+    mac: Spanned<String>,
+    port: Spanned<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRoute {
+    prefix: Spanned<String>,
+    next_hop: Spanned<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawBgp {
+    #[serde(rename = "as")]
+    asn: Spanned<i64>,
+    label_mode: Option<Spanned<String>>,
+    pop_go: Option<bool>,
+    label_base: Option<Spanned<i64>>,
+    #[serde(default)]
+    network: Vec<Spanned<RawNetwork>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawNetwork {
+    prefix: Spanned<String>,
+    label: Option<Spanned<i64>>,
+}
+
+/// Turns byte offsets into 1-based line numbers.
+struct Lines<'a>(&'a str);
+
+impl Lines<'_> {
+    fn of<T>(&self, s: &Spanned<T>) -> usize {
+        let at = s.span().start.min(self.0.len());
+        self.0[..at].bytes().filter(|b| *b == b'\n').count() + 1
+    }
+}
+
+fn invalid(line: usize, key: &str, msg: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid { line, key: key.to_string(), msg: msg.into() }
+}
+
+impl Config {
+    /// Reads and checks a config file.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|source| ConfigError::Read { path: path.display().to_string(), source })?;
+        Config::parse(&text)
+    }
+
+    /// Parses and checks config text.
+    pub fn parse(text: &str) -> Result<Config, ConfigError> {
+        let raw: RawConfig = toml::from_str(text).map_err(|e| {
+            let line = e.span().map_or(0, |s| text[..s.start.min(text.len())].matches('\n').count() + 1);
+            ConfigError::Syntax { line, msg: e.message().to_string() }
+        })?;
+        let lines = Lines(text);
+
+        let ttl_mode = match &raw.device.ttl_mode {
+            None => TtlMode::Uniform,
+            Some(s) => match s.get_ref().as_str() {
+                "uniform" => TtlMode::Uniform,
+                "pipe" => TtlMode::Pipe,
+                other => {
+                    return Err(invalid(
+                        lines.of(s),
+                        "device.ttl_mode",
+                        format!("{other:?} is not \"uniform\" or \"pipe\""),
+                    ))
+                }
+            },
+        };
+
+        let mut ports: Vec<Port> = Vec::new();
+        for p in &raw.port {
+            let line = lines.of(p);
+            let p = p.get_ref();
+            let name = p.name.get_ref().clone();
+            if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) {
+                return Err(invalid(line, "port.name", format!("{name:?} must be non-empty [A-Za-z0-9._-]")));
+            }
+            if ports.iter().any(|q| q.name == name) {
+                return Err(invalid(line, "port.name", format!("duplicate port {name:?}")));
+            }
+            let mac = parse_mac(p.mac.get_ref())
+                .ok_or_else(|| invalid(lines.of(&p.mac), "port.mac", format!("{:?} is not a MAC address", p.mac.get_ref())))?;
+            ports.push(Port { name, iface: p.iface.clone(), mac });
+        }
+        if ports.len() > crate::stats::MAX_PORTS {
+            return Err(invalid(0, "port", format!("at most {} ports are supported", crate::stats::MAX_PORTS)));
+        }
+
+        let mut neighbors: Vec<Neighbor> = Vec::new();
+        for n in &raw.neighbor {
+            let line = lines.of(n);
+            let n = n.get_ref();
+            let ip: IpAddr = n
+                .ip
+                .get_ref()
+                .parse()
+                .map_err(|_| invalid(lines.of(&n.ip), "neighbor.ip", format!("{:?} is not an IP address", n.ip.get_ref())))?;
+            let mac = parse_mac(n.mac.get_ref())
+                .ok_or_else(|| invalid(lines.of(&n.mac), "neighbor.mac", format!("{:?} is not a MAC address", n.mac.get_ref())))?;
+            let port = n.port.get_ref().clone();
+            if !ports.iter().any(|p| p.name == port) {
+                return Err(invalid(lines.of(&n.port), "neighbor.port", format!("unknown port {port:?}")));
+            }
+            if neighbors.iter().any(|m| m.ip == ip) {
+                return Err(invalid(line, "neighbor.ip", format!("duplicate neighbor {ip}")));
+            }
+            neighbors.push(Neighbor { ip, mac, port, line });
+        }
+
+        let mut cfg = Config {
+            device: raw.device.name,
+            ttl_mode,
+            ports,
+            neighbors,
+            static_routes: Vec::new(),
+            bgp: None,
+        };
+
+        // Bulk checks use hash sets: configs with 100k routes must load in well under a second.
+        let mut route_keys = std::collections::HashSet::new();
+        let mut route_prefixes = std::collections::HashSet::new();
+        for r in &raw.static_route {
+            let line = lines.of(r);
+            let r = r.get_ref();
+            let prefix = Prefix::parse(r.prefix.get_ref()).map_err(|m| invalid(lines.of(&r.prefix), "static_route.prefix", m))?;
+            let nh_line = lines.of(&r.next_hop);
+            let next_hop: IpAddr = r
+                .next_hop
+                .get_ref()
+                .parse()
+                .map_err(|_| invalid(nh_line, "static_route.next_hop", format!("{:?} is not an IP address", r.next_hop.get_ref())))?;
+            cfg.check_static_route(prefix, next_hop).map_err(|m| invalid(nh_line, "static_route.next_hop", m))?;
+            if !route_keys.insert((prefix, next_hop)) {
+                return Err(invalid(line, "static_route", format!("duplicate route {prefix} via {next_hop}")));
+            }
+            route_prefixes.insert(prefix);
+            cfg.static_routes.push(StaticRoute { prefix, next_hop, line });
+        }
+
+        if let Some(b) = &raw.bgp {
+            let asn = u32::try_from(*b.asn.get_ref())
+                .ok()
+                .filter(|a| *a > 0)
+                .ok_or_else(|| invalid(lines.of(&b.asn), "bgp.as", format!("{} is not an AS number (1..=4294967295)", b.asn.get_ref())))?;
+            let label_mode = match &b.label_mode {
+                None => LabelMode::PerRoute,
+                Some(s) => match s.get_ref().as_str() {
+                    "per-route" => LabelMode::PerRoute,
+                    "per-nexthop" => LabelMode::PerNexthop,
+                    "per-instance" => LabelMode::PerInstance,
+                    other => {
+                        return Err(invalid(
+                            lines.of(s),
+                            "bgp.label_mode",
+                            format!("{other:?} is not per-route, per-nexthop or per-instance"),
+                        ))
+                    }
+                },
+            };
+            let label_base = match &b.label_base {
+                None => DEFAULT_LABEL_BASE,
+                Some(s) => check_label(*s.get_ref()).map_err(|m| invalid(lines.of(s), "bgp.label_base", m))?,
+            };
+            let mut networks = Vec::with_capacity(b.network.len());
+            let mut net_prefixes = std::collections::HashSet::new();
+            let mut labels = std::collections::HashMap::new();
+            for n in &b.network {
+                let line = lines.of(n);
+                let n = n.get_ref();
+                let prefix =
+                    Prefix::parse(n.prefix.get_ref()).map_err(|m| invalid(lines.of(&n.prefix), "bgp.network.prefix", m))?;
+                let label = match &n.label {
+                    None => None,
+                    Some(l) => Some(check_label(*l.get_ref()).map_err(|m| invalid(lines.of(l), "bgp.network.label", m))?),
+                };
+                if !route_prefixes.contains(&prefix) {
+                    return Err(invalid(line, "bgp.network", format!("no static route for {prefix} (a network must match a static route's prefix)")));
+                }
+                if !net_prefixes.insert(prefix) {
+                    return Err(invalid(line, "bgp.network", format!("duplicate network {prefix}")));
+                }
+                if let Some(l) = label {
+                    if label_mode != LabelMode::PerRoute {
+                        return Err(invalid(line, "bgp.network.label", "a static label is only valid with label_mode = \"per-route\""));
+                    }
+                    if let Some(other) = labels.insert(l, prefix) {
+                        return Err(invalid(line, "bgp.network.label", format!("duplicate label {l} (already used by network {other})")));
+                    }
+                }
+                networks.push(Network { prefix, label, line });
+            }
+            cfg.bgp = Some(Bgp { asn, label_mode, pop_go: b.pop_go.unwrap_or(false), label_base, networks });
+        }
+        Ok(cfg)
+    }
+
+    /// Adds a static route after checking its next hop resolves through a neighbor of
+    /// the same family. Replaces a route with the same prefix and next hop.
+    pub fn add_static_route(&mut self, r: StaticRoute) -> Result<(), String> {
+        self.check_static_route(r.prefix, r.next_hop)?;
+        if let Some(old) = self.static_routes.iter_mut().find(|o| o.prefix == r.prefix && o.next_hop == r.next_hop) {
+            *old = r;
+        } else {
+            self.static_routes.push(r);
+        }
+        Ok(())
+    }
+
+    /// Checks that `next_hop` is a neighbor of the family of `prefix`.
+    pub fn check_static_route(&self, prefix: Prefix, next_hop: IpAddr) -> Result<(), String> {
+        if prefix.addr.is_ipv4() != next_hop.is_ipv4() {
+            return Err(format!("next hop {next_hop} is not of the family of {prefix}"));
+        }
+        if !self.neighbors.iter().any(|n| n.ip == next_hop) {
+            return Err(format!("next hop {next_hop} is not a known neighbor (add a [[neighbor]] for it)"));
+        }
+        Ok(())
+    }
+
+    /// Adds a BGP network after checking labels and that a static route exists for it.
+    pub fn add_network(&mut self, n: Network) -> Result<(), String> {
+        if !self.static_routes.iter().any(|r| r.prefix == n.prefix) {
+            return Err(format!("no static route for {} (a network must match a static route's prefix)", n.prefix));
+        }
+        let bgp = self.bgp.as_mut().ok_or("no [bgp] instance")?;
+        if bgp.networks.iter().any(|o| o.prefix == n.prefix) {
+            return Err(format!("duplicate network {}", n.prefix));
+        }
+        if let Some(l) = n.label {
+            if bgp.label_mode != LabelMode::PerRoute {
+                return Err(format!("a static label is only valid with label_mode = \"per-route\" (network {})", n.prefix));
+            }
+            if let Some(o) = bgp.networks.iter().find(|o| o.label == Some(l)) {
+                return Err(format!("duplicate label {l} (already used by network {})", o.prefix));
+            }
+        }
+        bgp.networks.push(n);
+        Ok(())
+    }
+
+    /// Index of a port by name.
+    pub fn port_index(&self, name: &str) -> Option<usize> {
+        self.ports.iter().position(|p| p.name == name)
+    }
+
+    /// Renders the configuration back as TOML (`display current-configuration` uses VRP
+    /// syntax instead; this is for saving).
+    pub fn to_toml(&self) -> String {
+        use std::fmt::Write;
+        let mut s = String::new();
+        let _ = writeln!(s, "[device]\nname = {:?}", self.device);
+        let _ = writeln!(s, "ttl_mode = {:?}", if self.ttl_mode == TtlMode::Pipe { "pipe" } else { "uniform" });
+        for p in &self.ports {
+            let _ = writeln!(s, "\n[[port]]\nname = {:?}", p.name);
+            if let Some(i) = &p.iface {
+                let _ = writeln!(s, "iface = {i:?}");
+            }
+            let _ = writeln!(s, "mac = {:?}", format_mac(&p.mac));
+        }
+        for n in &self.neighbors {
+            let _ = writeln!(s, "\n[[neighbor]]\nip = \"{}\"\nmac = {:?}\nport = {:?}", n.ip, format_mac(&n.mac), n.port);
+        }
+        for r in &self.static_routes {
+            let _ = writeln!(s, "\n[[static_route]]\nprefix = \"{}\"\nnext_hop = \"{}\"", r.prefix, r.next_hop);
+        }
+        if let Some(b) = &self.bgp {
+            let _ = writeln!(
+                s,
+                "\n[bgp]\nas = {}\nlabel_mode = {:?}\npop_go = {}\nlabel_base = {}",
+                b.asn,
+                b.label_mode.name(),
+                b.pop_go,
+                b.label_base
+            );
+            for n in &b.networks {
+                let _ = writeln!(s, "\n[[bgp.network]]\nprefix = \"{}\"", n.prefix);
+                if let Some(l) = n.label {
+                    let _ = writeln!(s, "label = {l}");
+                }
+            }
+        }
+        s
+    }
+}
+
+/// Checks a label value for use as a local label: 16..=2^20-1.
+pub fn check_label(v: i64) -> Result<u32, String> {
+    if (16..=crate::wire::mpls::LABEL_MAX as i64).contains(&v) {
+        Ok(v as u32)
+    } else {
+        Err(format!("label {v} is outside 16..=1048575 (0-15 are reserved, labels are 20 bits)"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    pub(crate) const SEED: &str = include_str!("../pcaps/seed.toml");
+
+    #[test]
+    fn seed_config_parses() {
+        let c = Config::parse(SEED).unwrap();
+        assert_eq!(c.device, "DeviceC");
+        assert_eq!(c.ports.len(), 3);
+        assert_eq!(c.static_routes.len(), 2);
+        let b = c.bgp.as_ref().unwrap();
+        assert_eq!(b.asn, 100);
+        assert!(b.pop_go);
+        assert_eq!(b.networks[0].prefix.to_string(), "10.1.1.0/24");
+        assert_eq!(b.networks[0].label, Some(48122));
+        // And survives a round trip through to_toml.
+        let again = Config::parse(&c.to_toml()).unwrap();
+        assert_eq!(again.ports, c.ports);
+        assert_eq!(again.bgp.unwrap().networks.len(), 1);
+    }
+
+    fn err_of(text: &str) -> String {
+        Config::parse(text).unwrap_err().to_string()
+    }
+
+    fn replace(from: &str, to: &str) -> String {
+        assert!(SEED.contains(from), "fixture lacks {from:?}");
+        SEED.replacen(from, to, 1)
+    }
+
+    fn line_of(text: &str, needle: &str) -> usize {
+        text[..text.find(needle).unwrap()].matches('\n').count() + 1
+    }
+
+    #[test]
+    fn errors_name_the_key_and_line() {
+        let cases = [
+            ("next_hop = \"192.168.20.1\"", "next_hop = \"192.168.99.1\"", "static_route.next_hop", "192.168.99.1"),
+            ("label = 48122", "label = 15", "bgp.network.label", "label = 15"),
+            ("label = 48122", "label = 1048576", "bgp.network.label", "label = 1048576"),
+            ("mac = \"02:00:00:00:0c:0b\"", "mac = \"02:00:00:00:0c\"", "port.mac", "mac = \"02:00:00:00:0c\""),
+            ("prefix = \"10.1.1.0/30\"", "prefix = \"10.1.1.1/30\"", "static_route.prefix", "prefix = \"10.1.1.1/30\""),
+            ("prefix = \"10.1.1.0/30\"", "prefix = \"10.1.1.0/33\"", "static_route.prefix", "prefix = \"10.1.1.0/33\""),
+            ("port = \"to-B\"", "port = \"to-X\"", "neighbor.port", "port = \"to-X\""),
+            ("ttl_mode = \"uniform\"", "ttl_mode = \"short\"", "device.ttl_mode", "ttl_mode = \"short\""),
+            ("label_mode = \"per-route\"", "label_mode = \"per-vrf\"", "bgp.label_mode", "label_mode = \"per-vrf\""),
+            ("label_base = 48000", "label_base = 3", "bgp.label_base", "label_base = 3"),
+        ];
+        for (from, to, key, at) in cases {
+            let text = replace(from, to);
+            let e = err_of(&text);
+            let want = format!("line {}: {key}", line_of(&text, at));
+            assert!(e.starts_with(&want), "{to}: got {e:?}, want prefix {want:?}");
+        }
+    }
+
+    #[test]
+    fn network_without_route_and_duplicate_labels() {
+        let text = format!("{SEED}\n[[bgp.network]]\nprefix = \"10.9.0.0/16\"\n");
+        let e = err_of(&text);
+        assert!(e.contains("bgp.network") && e.contains("no static route for 10.9.0.0/16"), "{e}");
+        assert!(e.starts_with(&format!("line {}", line_of(&text, "prefix = \"10.9.0.0/16\"") - 1)), "{e}");
+        let text = format!("{SEED}\n[[bgp.network]]\nprefix = \"10.1.1.0/30\"\nlabel = 48122\n");
+        assert!(err_of(&text).contains("duplicate label 48122"));
+    }
+
+    #[test]
+    fn syntax_and_unknown_keys_are_reported_with_lines() {
+        let e = err_of("[device]\nname = \"x\"\nbogus = 1\n");
+        assert!(e.starts_with("line 3:"), "{e}");
+        let e = err_of("[device\n");
+        assert!(e.starts_with("line 1:"), "{e}");
+    }
+
+    #[test]
+    fn prefixes() {
+        assert_eq!(Prefix::parse("2001:db8::/32").unwrap().to_string(), "2001:db8::/32");
+        assert!(Prefix::parse("2001:db8::1/32").unwrap_err().contains("host bits"));
+        assert!(Prefix::parse("10.0.0.0").is_err());
+        assert!(Prefix::parse("10.0.0.0/x").is_err());
+        assert_eq!(Prefix::parse("0.0.0.0/0").unwrap().len, 0);
+    }
+}

@@ -1,0 +1,146 @@
+//! `popgo diff`: replays a capture twice, once with POPGO and once with the default
+//! POP + longest-match lookup, and reports per FEC and label how many packets would
+//! leave through a different port. This is the misforwarding the seed warns about,
+//! shown on the user's own traffic.
+
+use crate::config::Config;
+use crate::dataplane::{process_burst, BurstCtx, Verdict, BURST};
+use crate::ilm::{build, BuildError, Snapshot};
+use crate::io::mem::MemFrame;
+use crate::io::pcap::Capture;
+use crate::stats::WorkerStats;
+use crate::wire::ethernet::{Frame, ETHERTYPE_MPLS};
+use crate::wire::mpls::{LabelStack, FIRST_UNRESERVED};
+use serde::Serialize;
+use std::collections::BTreeMap;
+
+/// One (FEC, label) row of the diff.
+#[derive(Clone, Debug, Default, Serialize, PartialEq, Eq)]
+pub struct DiffRow {
+    pub label: u32,
+    pub fec: String,
+    pub packets: u64,
+    pub same: u64,
+    pub different: u64,
+    /// `"<popgo port> -> <pop port>"` to packet count; `dropped` stands for a drop.
+    pub moves: BTreeMap<String, u64>,
+}
+
+/// The whole diff.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct DiffReport {
+    pub packets: u64,
+    pub different: u64,
+    pub rows: Vec<DiffRow>,
+    pub popgo: BTreeMap<String, u64>,
+    pub pop: BTreeMap<String, u64>,
+}
+
+/// The first non-special label of a frame, if it is MPLS.
+fn deciding_label(d: &[u8]) -> Option<u32> {
+    let f = Frame::new_checked(d).ok()?;
+    if f.ethertype() != ETHERTYPE_MPLS {
+        return None;
+    }
+    let st = LabelStack::new_checked(f.payload()).ok()?;
+    let mut it = st.entries();
+    while let Some(e) = it.next() {
+        match e.label() {
+            7 => {
+                it.next();
+            }
+            l if l >= FIRST_UNRESERVED => return Some(l),
+            _ => {}
+        }
+    }
+    None
+}
+
+fn run(snap: &Snapshot, cap: &Capture, names: &[String]) -> (Vec<String>, BTreeMap<String, u64>) {
+    let mut ctx = BurstCtx::new();
+    let mut stats = WorkerStats::default();
+    let mut out = Vec::with_capacity(cap.len());
+    let mut verdicts = [Verdict::default(); BURST];
+    let mut frames: Vec<MemFrame> = vec![MemFrame::default(); BURST];
+    for chunk in (0..cap.len()).collect::<Vec<_>>().chunks(BURST) {
+        let mut k = 0;
+        let mut oversize = Vec::new();
+        for &i in chunk {
+            if frames[k].load(i as u64, cap.packet(i)) {
+                k += 1;
+            } else {
+                oversize.push(i);
+            }
+        }
+        process_burst(snap, &mut frames[..k], &mut verdicts[..k], &mut ctx, &mut stats);
+        let mut vs = verdicts[..k].iter();
+        for &i in chunk {
+            if oversize.contains(&i) {
+                out.push("dropped:oversize".to_string());
+                continue;
+            }
+            out.push(match vs.next() {
+                Some(Verdict::Forward(p)) => names.get(*p as usize).cloned().unwrap_or_else(|| format!("port{p}")),
+                Some(Verdict::Drop(r)) => format!("dropped:{}", r.name()),
+                None => "dropped".into(),
+            });
+        }
+    }
+    let mut totals = BTreeMap::new();
+    for o in &out {
+        *totals.entry(o.clone()).or_insert(0) += 1;
+    }
+    (out, totals)
+}
+
+/// Diffs POPGO against POP on `cap`. The config's own `pop_go` setting is ignored: both
+/// are built from it.
+pub fn diff(cfg: &Config, cap: &Capture) -> Result<DiffReport, BuildError> {
+    let mut with = cfg.clone();
+    let mut without = cfg.clone();
+    if let (Some(a), Some(b)) = (with.bgp.as_mut(), without.bgp.as_mut()) {
+        a.pop_go = true;
+        b.pop_go = false;
+    }
+    let (sa, sb) = (build(&with, 0)?, build(&without, 0)?);
+    let names: Vec<String> = cfg.ports.iter().map(|p| p.name.clone()).collect();
+    let (a, ta) = run(&sa, cap, &names);
+    let (b, tb) = run(&sb, cap, &names);
+    let fec_of: BTreeMap<u32, String> = sa.lsps.iter().map(|r| (r.in_label, r.fec.to_string())).collect();
+    let mut rows: BTreeMap<u32, DiffRow> = BTreeMap::new();
+    let mut report = DiffReport { packets: cap.len() as u64, popgo: ta, pop: tb, ..Default::default() };
+    for i in 0..cap.len() {
+        let Some(label) = deciding_label(cap.packet(i)) else { continue };
+        let row = rows.entry(label).or_insert_with(|| DiffRow {
+            label,
+            fec: fec_of.get(&label).cloned().unwrap_or_else(|| "-".into()),
+            ..Default::default()
+        });
+        row.packets += 1;
+        if a[i] == b[i] {
+            row.same += 1;
+        } else {
+            row.different += 1;
+            report.different += 1;
+            *row.moves.entry(format!("{} -> {}", a[i], b[i])).or_insert(0) += 1;
+        }
+    }
+    report.rows = rows.into_values().collect();
+    Ok(report)
+}
+
+/// Human-readable diff.
+pub fn text(r: &DiffReport) -> String {
+    use std::fmt::Write;
+    let mut s = String::new();
+    let _ = writeln!(s, "{:<20} {:>8} {:>10} {:>10} {:>10}  moves (POPGO -> POP)", "FEC", "label", "packets", "same", "different");
+    for row in &r.rows {
+        let moves: Vec<String> = row.moves.iter().map(|(k, v)| format!("{v} x {k}")).collect();
+        let _ = writeln!(s, "{:<20} {:>8} {:>10} {:>10} {:>10}  {}", row.fec, row.label, row.packets, row.same, row.different, moves.join(", "));
+    }
+    let _ = writeln!(s, "\n{} of {} packets leave through a different port without POPGO", r.different, r.packets);
+    let fmt = |m: &BTreeMap<String, u64>| m.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(" ");
+    let _ = writeln!(s, "with POPGO:    {}", fmt(&r.popgo));
+    let _ = writeln!(s, "without POPGO: {}", fmt(&r.pop));
+    s
+}

@@ -1,0 +1,119 @@
+//! `display mpls lsp protocol bgp [verbose]` and `display current-configuration`:
+//! the seed's verification commands, rendered from the built tables and the config.
+
+use crate::config::{Config, LabelMode, TtlMode};
+use crate::ilm::Snapshot;
+use crate::wire::ethernet::format_mac;
+use std::fmt::Write;
+
+const RULE: &str = "-------------------------------------------------------------------------------";
+
+/// The BGP LSP table. Label Operation is POPGO or POP.
+pub fn mpls_lsp_bgp(cfg: &Config, snap: &Snapshot, verbose: bool) -> String {
+    let mut s = String::new();
+    let _ = writeln!(s, "{RULE}\n                 LSP Information: BGP  LSP\n{RULE}");
+    let port = |p: Option<usize>| p.and_then(|i| cfg.ports.get(i)).map_or("-".to_string(), |p| p.name.clone());
+    if !verbose {
+        let _ = writeln!(s, "{:<20} {:<16} {:<16} {:<16} {}", "FEC", "In/Out Label", "In/Out IF", "Next Hop", "Label Operation");
+        for r in &snap.lsps {
+            let _ = writeln!(
+                s,
+                "{:<20} {:<16} {:<16} {:<16} {}",
+                r.fec.to_string(),
+                format!("{}/NULL", r.in_label),
+                format!("-/{}", port(r.out_port)),
+                r.next_hop.map_or("-".into(), |n| n.to_string()),
+                r.op.name()
+            );
+        }
+    } else {
+        for (i, r) in snap.lsps.iter().enumerate() {
+            let _ = writeln!(s, " No                  :  {}", i + 1);
+            let _ = writeln!(s, " VrfIndex            :  ");
+            let _ = writeln!(s, " Fec                 :  {}", r.fec);
+            let _ = writeln!(s, " Nexthop             :  {}", r.next_hop.map_or("-".into(), |n| n.to_string()));
+            let _ = writeln!(s, " In-Label            :  {}", r.in_label);
+            let _ = writeln!(s, " Out-Label           :  NULL");
+            let _ = writeln!(s, " In-Interface        :  ----------");
+            let _ = writeln!(s, " OutInterface        :  {}", port(r.out_port));
+            let _ = writeln!(s, " LspIndex            :  {}", i);
+            let _ = writeln!(s, " Label Operation     :  {}", r.op.name());
+            let _ = writeln!(s, " Mpls-Mtu            :  ------\n");
+        }
+    }
+    let _ = writeln!(s, "{RULE}\nTotal: {} LSP(s)", snap.lsps.len());
+    s
+}
+
+/// The configuration in VRP syntax (what `display current-configuration` prints).
+pub fn current_configuration(cfg: &Config) -> String {
+    let mut s = String::new();
+    let _ = writeln!(s, "#\n sysname {}", cfg.device);
+    if cfg.ttl_mode == TtlMode::Pipe {
+        let _ = writeln!(s, "#\n mpls\n  undo ttl propagate");
+    }
+    for p in &cfg.ports {
+        let _ = writeln!(s, "#\ninterface {}", p.name);
+        if let Some(i) = &p.iface {
+            let _ = writeln!(s, " description os-interface {i}");
+        }
+        let _ = writeln!(s, " mac-address {}", format_mac(&p.mac));
+    }
+    for n in &cfg.neighbors {
+        let kw = if n.ip.is_ipv4() { "arp static" } else { "ipv6 neighbor" };
+        let _ = writeln!(s, "#\n{kw} {} {} interface {}", n.ip, format_mac(&n.mac), n.port);
+    }
+    if let Some(b) = &cfg.bgp {
+        let _ = writeln!(s, "#\nbgp {}", b.asn);
+        match (b.label_mode, b.pop_go) {
+            (LabelMode::PerRoute, true) => {
+                let _ = writeln!(s, " apply-label per-route pop-go");
+            }
+            (LabelMode::PerRoute, false) => {}
+            (m, true) => {
+                let _ = writeln!(s, " apply-label {}\n apply-label per-route pop-go", m.name());
+            }
+            (m, false) => {
+                let _ = writeln!(s, " apply-label {}", m.name());
+            }
+        }
+        for n in &b.networks {
+            match n.label {
+                Some(l) => {
+                    let _ = writeln!(s, " network {} {} label {l}", n.prefix.addr, n.prefix.len);
+                }
+                None => {
+                    let _ = writeln!(s, " network {} {}", n.prefix.addr, n.prefix.len);
+                }
+            }
+        }
+    }
+    let _ = writeln!(s, "#");
+    for r in &cfg.static_routes {
+        let kw = if r.prefix.is_v4() { "ip route-static" } else { "ipv6 route-static" };
+        let _ = writeln!(s, "{kw} {} {} {}", r.prefix.addr, r.prefix.len, r.next_hop);
+    }
+    let _ = writeln!(s, "#\nreturn");
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seed_table_shows_popgo_then_pop() {
+        let mut cfg = Config::parse(include_str!("../pcaps/seed.toml")).unwrap();
+        let t = mpls_lsp_bgp(&cfg, &crate::ilm::build(&cfg, 0).unwrap(), false);
+        let row = t.lines().find(|l| l.starts_with("10.1.1.0/24")).expect(&t);
+        assert!(row.contains("48122/NULL") && row.contains("-/to-A") && row.ends_with("POPGO"), "{row}");
+        assert!(t.contains("Label Operation"));
+        cfg.bgp.as_mut().unwrap().pop_go = false;
+        let t = mpls_lsp_bgp(&cfg, &crate::ilm::build(&cfg, 0).unwrap(), true);
+        assert!(t.contains(" Label Operation     :  POP\n"), "{t}");
+        assert!(!t.contains("POPGO"));
+        let c = current_configuration(&cfg);
+        assert!(c.contains("bgp 100\n network 10.1.1.0 24 label 48122\n"), "{c}");
+        assert!(c.contains("ip route-static 10.1.1.0 30 192.168.20.1"));
+    }
+}

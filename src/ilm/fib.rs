@@ -1,0 +1,175 @@
+//! The FIB of static routes, for POP entries: longest prefix match over IPv4 and IPv6.
+//!
+//! One hash table per prefix length present, probed longest first. Lookups do not
+//! allocate. This is the slow path that POPGO avoids; it only has to be correct and
+//! bounded (at most 33 or 129 probes).
+
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
+
+/// Multiplicative hasher for integer keys (the std SipHash is needlessly slow here and
+/// the keys are not attacker-chosen in a way that matters for a static FIB).
+#[derive(Default, Clone, Copy)]
+pub struct IntHasher(u64);
+
+impl Hasher for IntHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = (self.0.rotate_left(5) ^ *b as u64).wrapping_mul(0x51_7cc1_b727_220a_95);
+        }
+    }
+    fn write_u32(&mut self, i: u32) {
+        self.0 = (i as u64 ^ 0x9e37_79b9_7f4a_7c15).wrapping_mul(0x51_7cc1_b727_220a_95);
+    }
+    fn write_u128(&mut self, i: u128) {
+        let x = (i as u64) ^ ((i >> 64) as u64).rotate_left(32);
+        self.0 = (x ^ 0x9e37_79b9_7f4a_7c15).wrapping_mul(0x51_7cc1_b727_220a_95);
+    }
+}
+
+type IntMap<K> = HashMap<K, u16, BuildHasherDefault<IntHasher>>;
+
+/// Prefix tables for one family: `(prefix_len, masked prefix -> adjacency)`, longest first.
+struct Lpm<K> {
+    by_len: Vec<(u8, IntMap<K>)>,
+}
+
+impl<K> Default for Lpm<K> {
+    fn default() -> Self {
+        Lpm { by_len: Vec::new() }
+    }
+}
+
+trait Key: Copy + Eq + std::hash::Hash {
+    const BITS: u8;
+    fn mask(self, len: u8) -> Self;
+}
+
+impl Key for u32 {
+    const BITS: u8 = 32;
+    #[inline(always)]
+    fn mask(self, len: u8) -> u32 {
+        if len == 0 {
+            0
+        } else {
+            self & (u32::MAX << (32 - len as u32))
+        }
+    }
+}
+
+impl Key for u128 {
+    const BITS: u8 = 128;
+    #[inline(always)]
+    fn mask(self, len: u8) -> u128 {
+        if len == 0 {
+            0
+        } else {
+            self & (u128::MAX << (128 - len as u32))
+        }
+    }
+}
+
+impl<K: Key> Lpm<K> {
+    fn insert(&mut self, prefix: K, len: u8, adj: u16) {
+        debug_assert!(len <= K::BITS);
+        let pos = match self.by_len.binary_search_by(|(l, _)| len.cmp(l)) {
+            Ok(p) => p,
+            Err(p) => {
+                self.by_len.insert(p, (len, IntMap::default()));
+                p
+            }
+        };
+        self.by_len[pos].1.insert(prefix.mask(len), adj);
+    }
+
+    #[inline]
+    fn lookup(&self, addr: K) -> Option<u16> {
+        self.by_len.iter().find_map(|(len, t)| t.get(&addr.mask(*len)).copied())
+    }
+
+    fn len(&self) -> usize {
+        self.by_len.iter().map(|(_, t)| t.len()).sum()
+    }
+}
+
+/// IPv4 and IPv6 routes to adjacency indices.
+#[derive(Default)]
+pub struct Fib {
+    v4: Lpm<u32>,
+    v6: Lpm<u128>,
+}
+
+impl Fib {
+    pub fn new() -> Fib {
+        Fib::default()
+    }
+
+    /// Adds (or replaces) an IPv4 route. Host bits of `prefix` are ignored.
+    pub fn insert_v4(&mut self, prefix: u32, len: u8, adj: u16) {
+        self.v4.insert(prefix, len.min(32), adj);
+    }
+
+    /// Adds (or replaces) an IPv6 route.
+    pub fn insert_v6(&mut self, prefix: u128, len: u8, adj: u16) {
+        self.v6.insert(prefix, len.min(128), adj);
+    }
+
+    /// Longest-prefix match of an IPv4 destination.
+    #[inline]
+    pub fn lookup_v4(&self, dst: u32) -> Option<u16> {
+        self.v4.lookup(dst)
+    }
+
+    /// Longest-prefix match of an IPv6 destination.
+    #[inline]
+    pub fn lookup_v6(&self, dst: u128) -> Option<u16> {
+        self.v6.lookup(dst)
+    }
+
+    /// Number of routes.
+    pub fn len(&self) -> usize {
+        self.v4.len() + self.v6.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn v4(a: [u8; 4]) -> u32 {
+        u32::from_be_bytes(a)
+    }
+
+    #[test]
+    fn longest_prefix_wins_like_the_seed_says() {
+        let mut f = Fib::new();
+        f.insert_v4(v4([10, 1, 1, 0]), 24, 0); // via DeviceA
+        f.insert_v4(v4([10, 1, 1, 0]), 30, 1); // via DeviceB
+        for (host, want) in [(0, 1), (1, 1), (2, 1), (3, 1), (4, 0), (5, 0), (255, 0)] {
+            assert_eq!(f.lookup_v4(v4([10, 1, 1, host])), Some(want), "10.1.1.{host}");
+        }
+        assert_eq!(f.lookup_v4(v4([10, 1, 2, 1])), None);
+        f.insert_v4(0, 0, 7);
+        assert_eq!(f.lookup_v4(v4([10, 1, 2, 1])), Some(7));
+        assert_eq!(f.len(), 3);
+    }
+
+    #[test]
+    fn v6_longest_match() {
+        let mut f = Fib::new();
+        let p: u128 = 0x2001_0db8_0001_0000_0000_0000_0000_0000;
+        f.insert_v6(p, 48, 2);
+        f.insert_v6(p, 64, 3);
+        assert_eq!(f.lookup_v6(p | 1), Some(3));
+        assert_eq!(f.lookup_v6(p | (1u128 << 70)), Some(2));
+        assert_eq!(f.lookup_v6(1), None);
+        assert_eq!(f.lookup_v4(1), None);
+    }
+}

@@ -1,0 +1,124 @@
+//! In-memory packet buffers: the replay ring and the test/bench backend.
+//!
+//! A [`MemFrame`] is one 2 KiB buffer with headroom, like a NIC RX descriptor's
+//! buffer. Popping a label moves the frame start forward (O(1)).
+
+use super::PacketMut;
+
+/// Data bytes per frame: one 2 KiB buffer per packet, as in a typical NIC RX ring.
+pub const FRAME_DATA_BYTES: usize = 2048;
+/// Headroom in front of the data (as in DPDK mbufs). It also makes the frame stride
+/// not a multiple of 2 KiB, so a burst of frames does not alias in the L1 cache.
+pub const HEADROOM_BYTES: usize = 128;
+
+/// One packet buffer.
+#[derive(Clone)]
+#[repr(C, align(64))]
+pub struct MemFrame {
+    /// Sequence number of the packet in the input (record index + loop * records).
+    pub seq: u64,
+    off: u16,
+    len: u16,
+    buf: [u8; HEADROOM_BYTES + FRAME_DATA_BYTES],
+}
+
+impl Default for MemFrame {
+    fn default() -> Self {
+        MemFrame { seq: 0, off: HEADROOM_BYTES as u16, len: 0, buf: [0; HEADROOM_BYTES + FRAME_DATA_BYTES] }
+    }
+}
+
+impl MemFrame {
+    /// Copies `src` into the frame. Returns false (frame unchanged) when `src` is larger
+    /// than a frame's data area.
+    #[inline(always)]
+    pub fn load(&mut self, seq: u64, src: &[u8]) -> bool {
+        if src.len() > FRAME_DATA_BYTES {
+            return false;
+        }
+        self.seq = seq;
+        self.off = HEADROOM_BYTES as u16;
+        self.len = src.len() as u16;
+        self.buf[HEADROOM_BYTES..HEADROOM_BYTES + src.len()].copy_from_slice(src);
+        true
+    }
+
+    /// A frame holding `src` (tests and tools; allocates).
+    pub fn boxed_from(src: &[u8]) -> Box<MemFrame> {
+        let mut f = Box::<MemFrame>::default();
+        assert!(f.load(0, src), "test frame larger than {FRAME_DATA_BYTES} bytes");
+        f
+    }
+
+    pub fn len(&self) -> usize {
+        self.len as usize
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+}
+
+impl PacketMut for MemFrame {
+    #[inline(always)]
+    fn data(&self) -> &[u8] {
+        &self.buf[self.off as usize..self.off as usize + self.len as usize]
+    }
+
+    #[inline(always)]
+    fn data_mut(&mut self) -> &mut [u8] {
+        &mut self.buf[self.off as usize..self.off as usize + self.len as usize]
+    }
+
+    #[inline(always)]
+    fn pull_front(&mut self, n: usize) {
+        debug_assert!(n <= self.len as usize);
+        let n = n.min(self.len as usize) as u16;
+        self.off += n;
+        self.len -= n;
+    }
+}
+
+/// A ring of frames, reused burst after burst like an RX ring.
+pub struct FrameRing {
+    frames: Vec<MemFrame>,
+}
+
+impl FrameRing {
+    /// `n` frames (allocates once, at setup).
+    pub fn new(n: usize) -> FrameRing {
+        FrameRing { frames: vec![MemFrame::default(); n.max(1)] }
+    }
+
+    pub fn frames_mut(&mut self) -> &mut [MemFrame] {
+        &mut self.frames
+    }
+
+    pub fn len(&self) -> usize {
+        self.frames.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.frames.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn load_pull_and_oversize() {
+        let mut f = MemFrame::boxed_from(&[1, 2, 3, 4, 5]);
+        assert_eq!(f.data(), &[1, 2, 3, 4, 5]);
+        f.pull_front(2);
+        assert_eq!(f.data(), &[3, 4, 5]);
+        f.data_mut()[0] = 9;
+        assert_eq!(f.data(), &[9, 4, 5]);
+        assert!(!f.load(1, &[0; FRAME_DATA_BYTES + 1]));
+        assert_eq!(f.data(), &[9, 4, 5]);
+        assert!(f.load(2, &[7; FRAME_DATA_BYTES]));
+        assert_eq!(f.len(), FRAME_DATA_BYTES);
+        assert_eq!(f.seq, 2);
+    }
+}

@@ -1,0 +1,12 @@
+//! Counters, latency histograms and reports.
+//!
+//! Owns: the one table of drop reasons, the per-worker counter block, per-worker
+//! latency histograms, and their merge into a report. Workers are the only writers of
+//! their own blocks; merging happens only when a report is due.
+
+pub mod counters;
+pub mod latency;
+pub mod report;
+
+pub use counters::{DropReason, WorkerStats, MAX_PORTS};
+pub use latency::Latency;

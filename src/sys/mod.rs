@@ -1,0 +1,4 @@
+//! Thin wrappers over the operating system and the CPU: core pinning and prefetch hints.
+
+pub mod affinity;
+pub mod prefetch;

@@ -1,0 +1,132 @@
+//! The parts of IPv4 and IPv6 headers that label disposition touches: version,
+//! TTL / hop limit, destination address, and the IPv4 header checksum
+//! (RFC 791, RFC 8200, incremental update per RFC 1624).
+
+use super::{be16, be32, Error};
+
+pub const IPV4_MIN_HDR_BYTES: usize = 20;
+pub const IPV6_HDR_BYTES: usize = 40;
+/// TTL byte of an IPv4 header.
+pub const IPV4_TTL_OFFSET: usize = 8;
+/// Hop limit byte of an IPv6 header.
+pub const IPV6_HOP_LIMIT_OFFSET: usize = 7;
+
+/// The IP version nibble of the first payload byte (0 for an empty payload).
+#[inline(always)]
+pub fn version(payload: &[u8]) -> u8 {
+    payload.first().map_or(0, |b| b >> 4)
+}
+
+/// Checks an IPv4 header's length fields. Returns the header length in bytes.
+#[inline(always)]
+pub fn check_ipv4(p: &[u8]) -> Result<usize, Error> {
+    if p.len() < IPV4_MIN_HDR_BYTES {
+        return Err(Error::BadIpHeader);
+    }
+    let ihl = ((p[0] & 0x0f) as usize) * 4;
+    if ihl < IPV4_MIN_HDR_BYTES || ihl > p.len() {
+        return Err(Error::BadIpHeader);
+    }
+    Ok(ihl)
+}
+
+/// Checks an IPv6 fixed header is present.
+#[inline(always)]
+pub fn check_ipv6(p: &[u8]) -> Result<(), Error> {
+    if p.len() < IPV6_HDR_BYTES {
+        return Err(Error::BadIpHeader);
+    }
+    Ok(())
+}
+
+/// IPv4 destination; caller has run `check_ipv4`.
+#[inline(always)]
+pub fn ipv4_dst(p: &[u8]) -> u32 {
+    be32(p, 16)
+}
+
+/// IPv6 destination; caller has run `check_ipv6`.
+#[inline(always)]
+pub fn ipv6_dst(p: &[u8]) -> u128 {
+    u128::from_be_bytes(p[24..40].try_into().expect("checked length"))
+}
+
+/// Sets the IPv4 TTL and updates the header checksum incrementally (RFC 1624 eqn. 3:
+/// HC' = ~(~HC + ~m + m')). The TTL shares a 16-bit word with the protocol byte.
+/// Caller has run `check_ipv4` on `hdr`.
+#[inline(always)]
+pub fn ipv4_set_ttl(hdr: &mut [u8], ttl: u8) {
+    let old = be16(hdr, IPV4_TTL_OFFSET) as u32;
+    let new = ((ttl as u32) << 8) | (hdr[IPV4_TTL_OFFSET + 1] as u32);
+    let hc = be16(hdr, 10) as u32;
+    let mut sum = (!hc & 0xffff) + (!old & 0xffff) + new;
+    sum = (sum & 0xffff) + (sum >> 16);
+    sum = (sum & 0xffff) + (sum >> 16);
+    let csum = !(sum as u16);
+    hdr[IPV4_TTL_OFFSET] = ttl;
+    hdr[10..12].copy_from_slice(&csum.to_be_bytes());
+}
+
+/// Full IPv4 header checksum (RFC 791). Over a header carrying a valid checksum it is 0.
+pub fn ipv4_checksum(hdr: &[u8]) -> u16 {
+    let mut sum: u32 = hdr.chunks(2).map(|c| u32::from(u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)]))).sum();
+    while sum > 0xffff {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    !(sum as u16)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn v4_header(ttl: u8, proto: u8, seed: u32) -> Vec<u8> {
+        let mut h = vec![0x45, 0, 0, 40, 0x12, 0x34, 0x40, 0, ttl, proto, 0, 0];
+        h.extend_from_slice(&seed.to_be_bytes());
+        h.extend_from_slice(&[10, 1, 1, 1]);
+        let c = ipv4_checksum(&h);
+        h[10..12].copy_from_slice(&c.to_be_bytes());
+        h
+    }
+
+    #[test]
+    fn incremental_checksum_matches_full_recompute() {
+        // Deterministic sweep of TTLs, protocols and source addresses.
+        let mut x: u32 = 0x1234_5678;
+        for old in 0..=255u8 {
+            for _ in 0..16 {
+                x = x.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+                let mut h = v4_header(old, (x >> 24) as u8, x);
+                let new = (x >> 8) as u8;
+                ipv4_set_ttl(&mut h, new);
+                assert_eq!(h[8], new);
+                assert_eq!(ipv4_checksum(&h), 0, "old {old} new {new}");
+                // etherparse agrees the header is valid.
+                let (parsed, _) = etherparse::Ipv4Header::from_slice(&h).unwrap();
+                assert_eq!(parsed.header_checksum, parsed.calc_header_checksum());
+            }
+        }
+    }
+
+    #[test]
+    fn header_checks_reject_every_truncation() {
+        let h = v4_header(64, 17, 7);
+        for n in 0..h.len() {
+            assert_eq!(check_ipv4(&h[..n]), Err(Error::BadIpHeader), "len {n}");
+        }
+        assert_eq!(check_ipv4(&h), Ok(20));
+        let mut bad = h.clone();
+        bad[0] = 0x44; // IHL 4 words
+        assert_eq!(check_ipv4(&bad), Err(Error::BadIpHeader));
+        bad[0] = 0x46; // IHL 24 bytes > 20 present
+        assert_eq!(check_ipv4(&bad), Err(Error::BadIpHeader));
+        assert_eq!(ipv4_dst(&h), u32::from_be_bytes([10, 1, 1, 1]));
+        let v6 = [0x60u8; 40];
+        for n in 0..40 {
+            assert!(check_ipv6(&v6[..n]).is_err());
+        }
+        assert!(check_ipv6(&v6).is_ok());
+        assert_eq!(version(&[]), 0);
+        assert_eq!(version(&[0x45]), 4);
+    }
+}
