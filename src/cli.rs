@@ -152,17 +152,17 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
             let cfg = load_config(&config)?;
             let w: Vec<&str> = words.iter().map(String::as_str).collect();
             match w.as_slice() {
-                ["mpls", "lsp", "protocol", "bgp"] => print!("{}", crate::display::mpls_lsp_bgp(&cfg, &build(&cfg)?, false)),
+                ["mpls", "lsp", "protocol", "bgp"] => {
+                    print!("{}", crate::display::mpls_lsp_bgp(&cfg, &build(&cfg)?, false))
+                }
                 ["mpls", "lsp", "protocol", "bgp", "verbose"] => {
                     print!("{}", crate::display::mpls_lsp_bgp(&cfg, &build(&cfg)?, true))
                 }
                 ["current-configuration"] => print!("{}", crate::display::current_configuration(&cfg)),
-                _ => {
-                    return Err(usage(anyhow::anyhow!(
-                        "unknown display command {:?}; known: `mpls lsp protocol bgp [verbose]`, `current-configuration`",
-                        words.join(" ")
-                    )))
-                }
+                _ => return Err(usage(anyhow::anyhow!(
+                    "unknown display command {:?}; known: `mpls lsp protocol bgp [verbose]`, `current-configuration`",
+                    words.join(" ")
+                ))),
             }
             Ok(())
         }
@@ -220,13 +220,8 @@ fn cmd_replay(a: ReplayArgs) -> Result<(), Failure> {
     };
     let snap = build(&cfg)?;
     let cap = load_capture(&a.input)?;
-    let opts = ReplayOpts {
-        loops: a.loops,
-        workers: a.workers,
-        cores,
-        burst: a.burst,
-        capture_output: a.out_dir.is_some(),
-    };
+    let opts =
+        ReplayOpts { loops: a.loops, workers: a.workers, cores, burst: a.burst, capture_output: a.out_dir.is_some() };
     let mut res = replay(&snap, &cap, &opts);
     if let Some(p) = in_port {
         res.stats.port_rx_pkts[p] = res.stats.rx_pkts;

@@ -276,8 +276,9 @@ impl Config {
             if ports.iter().any(|q| q.name == name) {
                 return Err(invalid(line, "port.name", format!("duplicate port {name:?}")));
             }
-            let mac = parse_mac(p.mac.get_ref())
-                .ok_or_else(|| invalid(lines.of(&p.mac), "port.mac", format!("{:?} is not a MAC address", p.mac.get_ref())))?;
+            let mac = parse_mac(p.mac.get_ref()).ok_or_else(|| {
+                invalid(lines.of(&p.mac), "port.mac", format!("{:?} is not a MAC address", p.mac.get_ref()))
+            })?;
             ports.push(Port { name, iface: p.iface.clone(), mac });
         }
         if ports.len() > crate::stats::MAX_PORTS {
@@ -288,13 +289,12 @@ impl Config {
         for n in &raw.neighbor {
             let line = lines.of(n);
             let n = n.get_ref();
-            let ip: IpAddr = n
-                .ip
-                .get_ref()
-                .parse()
-                .map_err(|_| invalid(lines.of(&n.ip), "neighbor.ip", format!("{:?} is not an IP address", n.ip.get_ref())))?;
-            let mac = parse_mac(n.mac.get_ref())
-                .ok_or_else(|| invalid(lines.of(&n.mac), "neighbor.mac", format!("{:?} is not a MAC address", n.mac.get_ref())))?;
+            let ip: IpAddr = n.ip.get_ref().parse().map_err(|_| {
+                invalid(lines.of(&n.ip), "neighbor.ip", format!("{:?} is not an IP address", n.ip.get_ref()))
+            })?;
+            let mac = parse_mac(n.mac.get_ref()).ok_or_else(|| {
+                invalid(lines.of(&n.mac), "neighbor.mac", format!("{:?} is not a MAC address", n.mac.get_ref()))
+            })?;
             let port = n.port.get_ref().clone();
             if !ports.iter().any(|p| p.name == port) {
                 return Err(invalid(lines.of(&n.port), "neighbor.port", format!("unknown port {port:?}")));
@@ -305,14 +305,8 @@ impl Config {
             neighbors.push(Neighbor { ip, mac, port, line });
         }
 
-        let mut cfg = Config {
-            device: raw.device.name,
-            ttl_mode,
-            ports,
-            neighbors,
-            static_routes: Vec::new(),
-            bgp: None,
-        };
+        let mut cfg =
+            Config { device: raw.device.name, ttl_mode, ports, neighbors, static_routes: Vec::new(), bgp: None };
 
         // Bulk checks use hash sets: configs with 100k routes must load in well under a second.
         let mut route_keys = std::collections::HashSet::new();
@@ -320,13 +314,12 @@ impl Config {
         for r in &raw.static_route {
             let line = lines.of(r);
             let r = r.get_ref();
-            let prefix = Prefix::parse(r.prefix.get_ref()).map_err(|m| invalid(lines.of(&r.prefix), "static_route.prefix", m))?;
+            let prefix = Prefix::parse(r.prefix.get_ref())
+                .map_err(|m| invalid(lines.of(&r.prefix), "static_route.prefix", m))?;
             let nh_line = lines.of(&r.next_hop);
-            let next_hop: IpAddr = r
-                .next_hop
-                .get_ref()
-                .parse()
-                .map_err(|_| invalid(nh_line, "static_route.next_hop", format!("{:?} is not an IP address", r.next_hop.get_ref())))?;
+            let next_hop: IpAddr = r.next_hop.get_ref().parse().map_err(|_| {
+                invalid(nh_line, "static_route.next_hop", format!("{:?} is not an IP address", r.next_hop.get_ref()))
+            })?;
             cfg.check_static_route(prefix, next_hop).map_err(|m| invalid(nh_line, "static_route.next_hop", m))?;
             if !route_keys.insert((prefix, next_hop)) {
                 return Err(invalid(line, "static_route", format!("duplicate route {prefix} via {next_hop}")));
@@ -336,10 +329,9 @@ impl Config {
         }
 
         if let Some(b) = &raw.bgp {
-            let asn = u32::try_from(*b.asn.get_ref())
-                .ok()
-                .filter(|a| *a > 0)
-                .ok_or_else(|| invalid(lines.of(&b.asn), "bgp.as", format!("{} is not an AS number (1..=4294967295)", b.asn.get_ref())))?;
+            let asn = u32::try_from(*b.asn.get_ref()).ok().filter(|a| *a > 0).ok_or_else(|| {
+                invalid(lines.of(&b.asn), "bgp.as", format!("{} is not an AS number (1..=4294967295)", b.asn.get_ref()))
+            })?;
             let label_mode = match &b.label_mode {
                 None => LabelMode::PerRoute,
                 Some(s) => match s.get_ref().as_str() {
@@ -365,24 +357,38 @@ impl Config {
             for n in &b.network {
                 let line = lines.of(n);
                 let n = n.get_ref();
-                let prefix =
-                    Prefix::parse(n.prefix.get_ref()).map_err(|m| invalid(lines.of(&n.prefix), "bgp.network.prefix", m))?;
+                let prefix = Prefix::parse(n.prefix.get_ref())
+                    .map_err(|m| invalid(lines.of(&n.prefix), "bgp.network.prefix", m))?;
                 let label = match &n.label {
                     None => None,
-                    Some(l) => Some(check_label(*l.get_ref()).map_err(|m| invalid(lines.of(l), "bgp.network.label", m))?),
+                    Some(l) => {
+                        Some(check_label(*l.get_ref()).map_err(|m| invalid(lines.of(l), "bgp.network.label", m))?)
+                    }
                 };
                 if !route_prefixes.contains(&prefix) {
-                    return Err(invalid(line, "bgp.network", format!("no static route for {prefix} (a network must match a static route's prefix)")));
+                    return Err(invalid(
+                        line,
+                        "bgp.network",
+                        format!("no static route for {prefix} (a network must match a static route's prefix)"),
+                    ));
                 }
                 if !net_prefixes.insert(prefix) {
                     return Err(invalid(line, "bgp.network", format!("duplicate network {prefix}")));
                 }
                 if let Some(l) = label {
                     if label_mode != LabelMode::PerRoute {
-                        return Err(invalid(line, "bgp.network.label", "a static label is only valid with label_mode = \"per-route\""));
+                        return Err(invalid(
+                            line,
+                            "bgp.network.label",
+                            "a static label is only valid with label_mode = \"per-route\"",
+                        ));
                     }
                     if let Some(other) = labels.insert(l, prefix) {
-                        return Err(invalid(line, "bgp.network.label", format!("duplicate label {l} (already used by network {other})")));
+                        return Err(invalid(
+                            line,
+                            "bgp.network.label",
+                            format!("duplicate label {l} (already used by network {other})"),
+                        ));
                     }
                 }
                 networks.push(Network { prefix, label, line });
@@ -426,7 +432,10 @@ impl Config {
         }
         if let Some(l) = n.label {
             if bgp.label_mode != LabelMode::PerRoute {
-                return Err(format!("a static label is only valid with label_mode = \"per-route\" (network {})", n.prefix));
+                return Err(format!(
+                    "a static label is only valid with label_mode = \"per-route\" (network {})",
+                    n.prefix
+                ));
             }
             if let Some(o) = bgp.networks.iter().find(|o| o.label == Some(l)) {
                 return Err(format!("duplicate label {l} (already used by network {})", o.prefix));
@@ -456,7 +465,8 @@ impl Config {
             let _ = writeln!(s, "mac = {:?}", format_mac(&p.mac));
         }
         for n in &self.neighbors {
-            let _ = writeln!(s, "\n[[neighbor]]\nip = \"{}\"\nmac = {:?}\nport = {:?}", n.ip, format_mac(&n.mac), n.port);
+            let _ =
+                writeln!(s, "\n[[neighbor]]\nip = \"{}\"\nmac = {:?}\nport = {:?}", n.ip, format_mac(&n.mac), n.port);
         }
         for r in &self.static_routes {
             let _ = writeln!(s, "\n[[static_route]]\nprefix = \"{}\"\nnext_hop = \"{}\"", r.prefix, r.next_hop);

@@ -133,10 +133,23 @@ pub fn diff(cfg: &Config, cap: &Capture) -> Result<DiffReport, BuildError> {
 pub fn text(r: &DiffReport) -> String {
     use std::fmt::Write;
     let mut s = String::new();
-    let _ = writeln!(s, "{:<20} {:>8} {:>10} {:>10} {:>10}  moves (POPGO -> POP)", "FEC", "label", "packets", "same", "different");
+    let _ = writeln!(
+        s,
+        "{:<20} {:>8} {:>10} {:>10} {:>10}  moves (POPGO -> POP)",
+        "FEC", "label", "packets", "same", "different"
+    );
     for row in &r.rows {
         let moves: Vec<String> = row.moves.iter().map(|(k, v)| format!("{v} x {k}")).collect();
-        let _ = writeln!(s, "{:<20} {:>8} {:>10} {:>10} {:>10}  {}", row.fec, row.label, row.packets, row.same, row.different, moves.join(", "));
+        let _ = writeln!(
+            s,
+            "{:<20} {:>8} {:>10} {:>10} {:>10}  {}",
+            row.fec,
+            row.label,
+            row.packets,
+            row.same,
+            row.different,
+            moves.join(", ")
+        );
     }
     let _ = writeln!(s, "\n{} of {} packets leave through a different port without POPGO", r.different, r.packets);
     let fmt = |m: &BTreeMap<String, u64>| m.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(" ");

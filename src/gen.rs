@@ -86,17 +86,36 @@ pub fn seed_frames() -> Vec<SeedFrame> {
         },
         SeedFrame { frame: seed_mpls(&[(48999, 64)], &to(1)), what: "bad: unknown label 48999 (no_ilm_entry)" },
         SeedFrame { frame: seed_mpls(&[(l, 1)], &to(1)), what: "bad: MPLS TTL 1 (ttl_expired)" },
-        SeedFrame { frame: seed_mpls(&[(LABEL_ROUTER_ALERT, 64), (l, 64)], &to(1)), what: "bad: router alert on top (reserved_label)" },
-        SeedFrame { frame: seed_mpls(&[(l, 64)], &[0x00, 0, 0, 0, 0x45]), what: "bad: control word under BoS (payload_mismatch)" },
-        SeedFrame { frame: seed_mpls(&[], &[0x00, 0x0b, 0xbf]), what: "bad: label stack cut short (truncated_label_stack)" },
+        SeedFrame {
+            frame: seed_mpls(&[(LABEL_ROUTER_ALERT, 64), (l, 64)], &to(1)),
+            what: "bad: router alert on top (reserved_label)",
+        },
+        SeedFrame {
+            frame: seed_mpls(&[(l, 64)], &[0x00, 0, 0, 0, 0x45]),
+            what: "bad: control word under BoS (payload_mismatch)",
+        },
+        SeedFrame {
+            frame: seed_mpls(&[], &[0x00, 0x0b, 0xbf]),
+            what: "bad: label stack cut short (truncated_label_stack)",
+        },
         SeedFrame { frame: seed_mpls(&[], &[])[..10].to_vec(), what: "bad: 10-byte runt (too_short)" },
         SeedFrame {
             frame: frame(SEED_DST_MAC, SEED_SRC_MAC, &[], ETHERTYPE_MPLS_MC, &[(l, 64)], &to(1)),
             what: "bad: MPLS multicast ethertype 0x8848 (mpls_multicast)",
         },
-        SeedFrame { frame: frame([0xff; 6], SEED_SRC_MAC, &[], ETHERTYPE_ARP, &[], &[0; 28]), what: "bad: ARP request (not_mpls)" },
         SeedFrame {
-            frame: frame(SEED_DST_MAC, SEED_SRC_MAC, &[ETHERTYPE_QINQ, ETHERTYPE_VLAN], ETHERTYPE_MPLS, &[(l, 64)], &to(3)),
+            frame: frame([0xff; 6], SEED_SRC_MAC, &[], ETHERTYPE_ARP, &[], &[0; 28]),
+            what: "bad: ARP request (not_mpls)",
+        },
+        SeedFrame {
+            frame: frame(
+                SEED_DST_MAC,
+                SEED_SRC_MAC,
+                &[ETHERTYPE_QINQ, ETHERTYPE_VLAN],
+                ETHERTYPE_MPLS,
+                &[(l, 64)],
+                &to(3),
+            ),
             what: "10.1.1.3, label 48122 behind 802.1ad + 802.1Q tags",
         },
     ]
@@ -132,7 +151,16 @@ pub struct Synth {
 
 impl Default for Synth {
     fn default() -> Self {
-        Synth { count: 100_000, labels: 100_000, first_label: 16, dist: LabelDist::Uniform, size: 64, v6_share: 0.0, depth: 1, seed: 1 }
+        Synth {
+            count: 100_000,
+            labels: 100_000,
+            first_label: 16,
+            dist: LabelDist::Uniform,
+            size: 64,
+            v6_share: 0.0,
+            depth: 1,
+            seed: 1,
+        }
     }
 }
 
@@ -253,9 +281,17 @@ pub fn synth_config(first: u32, labels: u32, ports: usize, neighbors: usize, v6:
         let _ = writeln!(s, "\n[[port]]\nname = \"p{p}\"\nmac = \"02:00:00:00:00:{:02x}\"", 0xf0 + p);
     }
     for n in 0..neighbors {
-        let _ = writeln!(s, "\n[[neighbor]]\nip = \"192.168.{n}.1\"\nmac = \"02:00:00:00:{n:02x}:01\"\nport = \"p{}\"", n % ports);
+        let _ = writeln!(
+            s,
+            "\n[[neighbor]]\nip = \"192.168.{n}.1\"\nmac = \"02:00:00:00:{n:02x}:01\"\nport = \"p{}\"",
+            n % ports
+        );
         if v6 {
-            let _ = writeln!(s, "\n[[neighbor]]\nip = \"fd00::{n:x}:1\"\nmac = \"02:00:00:01:{n:02x}:01\"\nport = \"p{}\"", n % ports);
+            let _ = writeln!(
+                s,
+                "\n[[neighbor]]\nip = \"fd00::{n:x}:1\"\nmac = \"02:00:00:01:{n:02x}:01\"\nport = \"p{}\"",
+                n % ports
+            );
         }
     }
     for l in first..first + labels {
@@ -276,7 +312,15 @@ mod tests {
 
     #[test]
     fn synth_frames_have_the_requested_shape() {
-        let s = Synth { count: 500, labels: 10, dist: LabelDist::Zipf(1.2), size: 128, v6_share: 0.5, depth: 2, ..Synth::default() };
+        let s = Synth {
+            count: 500,
+            labels: 10,
+            dist: LabelDist::Zipf(1.2),
+            size: 128,
+            v6_share: 0.5,
+            depth: 2,
+            ..Synth::default()
+        };
         let mut v6 = 0;
         let mut first = 0;
         s.generate(|_, f| {

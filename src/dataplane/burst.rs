@@ -22,7 +22,10 @@ use crate::wire::ethernet::{
     emit_header_unchecked, Frame, ETHERTYPE_IPV4, ETHERTYPE_IPV6, ETHERTYPE_MPLS, ETHERTYPE_MPLS_MC, ETH_HDR_BYTES,
 };
 use crate::wire::ip::{self, IPV4_TTL_OFFSET, IPV6_HOP_LIMIT_OFFSET};
-use crate::wire::mpls::{LabelEntry, FIRST_UNRESERVED, LABEL_ELI, LABEL_IPV4_EXPLICIT_NULL, LABEL_IPV6_EXPLICIT_NULL, LSE_BYTES, LSE_TTL_OFFSET};
+use crate::wire::mpls::{
+    LabelEntry, FIRST_UNRESERVED, LABEL_ELI, LABEL_IPV4_EXPLICIT_NULL, LABEL_IPV6_EXPLICIT_NULL, LSE_BYTES,
+    LSE_TTL_OFFSET,
+};
 
 /// Default packets per burst: a DPDK-style batch that amortises per-burst work.
 pub const BURST: usize = 32;
@@ -165,7 +168,14 @@ pub fn classify(snap: &Snapshot, d: &[u8]) -> Result<(u16, Plan), DropReason> {
                         return ip_plan(snap, d, off, af, ttl_in, snap.pipe, None);
                     }
                 }
-                LABEL_ELI => off = skip_entropy(d, off, lse)?.0,
+                LABEL_ELI => {
+                    let (next, bos) = skip_entropy(d, off, lse)?;
+                    if bos {
+                        // Nothing left to decide on below the entropy label.
+                        return Err(DropReason::EntropyMalformed);
+                    }
+                    off = next;
+                }
                 _ => return Err(on_reserved_label()),
             }
             lse = LabelEntry::read(d, off)?;
@@ -266,7 +276,10 @@ fn ip_plan(
     };
     let adj = dst_adj.ok_or(DropReason::NoRoute)?;
     let (port, macs) = adjacency(snap, adj)?;
-    Ok((port, Plan { macs, strip: (off - ETH_HDR_BYTES) as u16, ethertype, ttl_at: ttl_at as u16, ttl, ttl_kind: kind }))
+    Ok((
+        port,
+        Plan { macs, strip: (off - ETH_HDR_BYTES) as u16, ethertype, ttl_at: ttl_at as u16, ttl, ttl_kind: kind },
+    ))
 }
 
 /// More labels remain below the popped one: the packet leaves as MPLS.

@@ -168,9 +168,7 @@ pub enum Error {
         declared: u32,
     },
     /// A record's captured length exceeds [`MAX_CAPLEN`].
-    #[error(
-        "record {record} at byte offset {offset}: caplen {caplen} exceeds the maximum of {limit}"
-    )]
+    #[error("record {record} at byte offset {offset}: caplen {caplen} exceeds the maximum of {limit}")]
     CapLen {
         /// Start of the record header / packet block.
         offset: u64,
@@ -248,10 +246,7 @@ impl Capture {
     /// The file must not be modified or truncated while the returned
     /// `Capture` lives (see the module documentation).
     pub fn open(path: &Path) -> Result<Capture, Error> {
-        let io_err = |source| Error::Io {
-            path: path.display().to_string(),
-            source,
-        };
+        let io_err = |source| Error::Io { path: path.display().to_string(), source };
         let file = File::open(path).map_err(io_err)?;
         let len = file.metadata().map_err(io_err)?.len();
         if len == 0 {
@@ -268,21 +263,13 @@ impl Capture {
         // inputs to popgo, so callers uphold this.
         let map = unsafe { Mmap::map(&file) }.map_err(io_err)?;
         let (records, format) = parse(&map)?;
-        Ok(Capture {
-            bytes: Bytes::Mapped(map),
-            records,
-            format,
-        })
+        Ok(Capture { bytes: Bytes::Mapped(map), records, format })
     }
 
     /// Parses an in-memory capture (same parser as [`Capture::open`]).
     pub fn from_bytes(bytes: Vec<u8>) -> Result<Capture, Error> {
         let (records, format) = parse(&bytes)?;
-        Ok(Capture {
-            bytes: Bytes::Owned(bytes),
-            records,
-            format,
-        })
+        Ok(Capture { bytes: Bytes::Owned(bytes), records, format })
     }
 
     /// The record index, in file order.
@@ -327,28 +314,16 @@ fn iface_suffix(interface: &Option<u32>) -> String {
 }
 
 fn truncated(offset: usize, record: usize, what: &'static str) -> Error {
-    Error::Truncated {
-        offset: offset as u64,
-        record: record as u64,
-        what,
-    }
+    Error::Truncated { offset: offset as u64, record: record as u64, what }
 }
 
 fn malformed(offset: usize, record: usize, what: impl std::fmt::Display) -> Error {
-    Error::Malformed {
-        offset: offset as u64,
-        what: format!("record {record}: {what}"),
-    }
+    Error::Malformed { offset: offset as u64, what: format!("record {record}: {what}") }
 }
 
 fn check_caplen(offset: usize, record: usize, caplen: u32) -> Result<(), Error> {
     if caplen > MAX_CAPLEN {
-        return Err(Error::CapLen {
-            offset: offset as u64,
-            record: record as u64,
-            caplen,
-            limit: MAX_CAPLEN,
-        });
+        return Err(Error::CapLen { offset: offset as u64, record: record as u64, caplen, limit: MAX_CAPLEN });
     }
     Ok(())
 }
@@ -391,15 +366,7 @@ impl Endian {
 /// Detects the format and indexes every record of `d`.
 fn parse(d: &[u8]) -> Result<(Vec<Record>, Format), Error> {
     let Some(magic) = d.get(..4) else {
-        return Err(truncated(
-            0,
-            0,
-            if d.is_empty() {
-                "empty file"
-            } else {
-                "file shorter than any capture header"
-            },
-        ));
+        return Err(truncated(0, 0, if d.is_empty() { "empty file" } else { "file shorter than any capture header" }));
     };
     let magic: [u8; 4] = [magic[0], magic[1], magic[2], magic[3]];
     match magic {
@@ -419,11 +386,7 @@ fn parse_classic(d: &[u8], e: Endian, format: Format) -> Result<(Vec<Record>, Fo
     let rd = |at| e.u32(d, at).unwrap_or(0); // in bounds: checked just above / below
     let linktype = rd(20) & 0xffff;
     if linktype != LINKTYPE_ETHERNET {
-        return Err(Error::LinkType {
-            linktype,
-            offset: 20,
-            interface: None,
-        });
+        return Err(Error::LinkType { linktype, offset: 20, interface: None });
     }
     let frac_ns: u64 = if format == Format::PcapNano { 1 } else { 1_000 };
     let mut records = Vec::with_capacity((d.len() - CLASSIC_HEADER_LEN) / 80);
@@ -503,12 +466,7 @@ impl Interface {
 }
 
 /// Looks up the interface of a packet block and checks it is Ethernet.
-fn packet_iface(
-    ifaces: &[Interface],
-    id: u32,
-    block: usize,
-    rec: usize,
-) -> Result<&Interface, Error> {
+fn packet_iface(ifaces: &[Interface], id: u32, block: usize, rec: usize) -> Result<&Interface, Error> {
     let iface = ifaces.get(id as usize).ok_or(Error::UnknownInterface {
         offset: block as u64,
         record: rec as u64,
@@ -516,24 +474,14 @@ fn packet_iface(
         declared: ifaces.len() as u32,
     })?;
     if iface.linktype != LINKTYPE_ETHERNET {
-        return Err(Error::LinkType {
-            linktype: iface.linktype,
-            offset: block as u64,
-            interface: Some(id),
-        });
+        return Err(Error::LinkType { linktype: iface.linktype, offset: block as u64, interface: Some(id) });
     }
     Ok(iface)
 }
 
 /// Parses the option area `opts` of the IDB at file offset `block` (met
 /// while parsing packet record `rec`) into `iface`.
-fn parse_idb_options(
-    opts: &[u8],
-    e: Endian,
-    block: usize,
-    rec: usize,
-    iface: &mut Interface,
-) -> Result<(), Error> {
+fn parse_idb_options(opts: &[u8], e: Endian, block: usize, rec: usize, iface: &mut Interface) -> Result<(), Error> {
     let mut o = 0usize;
     while opts.len() - o >= 4 {
         let code = e.u16(opts, o).unwrap_or(0);
@@ -552,21 +500,13 @@ fn parse_idb_options(
         match code {
             OPT_IF_TSRESOL => {
                 if len != 1 {
-                    return Err(malformed(
-                        block,
-                        rec,
-                        format!("if_tsresol has length {len}, expected 1"),
-                    ));
+                    return Err(malformed(block, rec, format!("if_tsresol has length {len}, expected 1")));
                 }
                 iface.resol = TsResol::from_option(value[0]);
             }
             OPT_IF_TSOFFSET => {
                 if len != 8 {
-                    return Err(malformed(
-                        block,
-                        rec,
-                        format!("if_tsoffset has length {len}, expected 8"),
-                    ));
+                    return Err(malformed(block, rec, format!("if_tsoffset has length {len}, expected 8")));
                 }
                 iface.offset_s = e.u64(value, 0).unwrap_or(0) as i64;
             }
@@ -601,21 +541,13 @@ fn parse_pcapng(d: &[u8]) -> Result<Vec<Record>, Error> {
                 [0x4d, 0x3c, 0x2b, 0x1a] => Endian::Little,
                 [0x1a, 0x2b, 0x3c, 0x4d] => Endian::Big,
                 ref m => {
-                    return Err(malformed(
-                        pos,
-                        rec,
-                        format!("section header byte-order magic {m:02x?} is invalid"),
-                    ));
+                    return Err(malformed(pos, rec, format!("section header byte-order magic {m:02x?} is invalid")));
                 }
             };
         }
         let total = e.u32(d, pos + 4).unwrap_or(0);
         if total < 12 || total % 4 != 0 {
-            return Err(malformed(
-                pos,
-                rec,
-                format!("block total length {total} is < 12 or not a multiple of 4"),
-            ));
+            return Err(malformed(pos, rec, format!("block total length {total} is < 12 or not a multiple of 4")));
         }
         let total = total as usize;
         if total > avail {
@@ -623,40 +555,24 @@ fn parse_pcapng(d: &[u8]) -> Result<Vec<Record>, Error> {
         }
         let trailer = e.u32(d, pos + total - 4).unwrap_or(0);
         if trailer as usize != total {
-            return Err(malformed(
-                pos,
-                rec,
-                format!("trailing block length {trailer} differs from leading {total}"),
-            ));
+            return Err(malformed(pos, rec, format!("trailing block length {trailer} differs from leading {total}")));
         }
         let body_at = pos + 8;
         let body = &d[body_at..pos + total - 4];
         match btype {
             BT_SHB => {
                 if body.len() < 16 {
-                    return Err(malformed(
-                        pos,
-                        rec,
-                        "section header block shorter than 28 bytes",
-                    ));
+                    return Err(malformed(pos, rec, "section header block shorter than 28 bytes"));
                 }
                 let major = e.u16(body, 4).unwrap_or(0);
                 if major != 1 {
-                    return Err(malformed(
-                        pos,
-                        rec,
-                        format!("unsupported pcapng major version {major}"),
-                    ));
+                    return Err(malformed(pos, rec, format!("unsupported pcapng major version {major}")));
                 }
                 ifaces.clear();
             }
             BT_IDB => {
                 if body.len() < 8 {
-                    return Err(malformed(
-                        pos,
-                        rec,
-                        "interface description block shorter than 20 bytes",
-                    ));
+                    return Err(malformed(pos, rec, "interface description block shorter than 20 bytes"));
                 }
                 let mut iface = Interface {
                     linktype: u32::from(e.u16(body, 0).unwrap_or(0)),
@@ -671,11 +587,8 @@ fn parse_pcapng(d: &[u8]) -> Result<Vec<Record>, Error> {
                 if body.len() < 20 {
                     return Err(malformed(pos, rec, "packet block shorter than 32 bytes"));
                 }
-                let id = if btype == BT_EPB {
-                    e.u32(body, 0).unwrap_or(0)
-                } else {
-                    u32::from(e.u16(body, 0).unwrap_or(0))
-                };
+                let id =
+                    if btype == BT_EPB { e.u32(body, 0).unwrap_or(0) } else { u32::from(e.u16(body, 0).unwrap_or(0)) };
                 let iface = packet_iface(&ifaces, id, pos, rec)?;
                 let hi = u64::from(e.u32(body, 4).unwrap_or(0));
                 let lo = u64::from(e.u32(body, 8).unwrap_or(0));
@@ -686,10 +599,7 @@ fn parse_pcapng(d: &[u8]) -> Result<Vec<Record>, Error> {
                     return Err(malformed(
                         pos,
                         rec,
-                        format!(
-                            "caplen {caplen} exceeds the {} bytes of packet data in the block",
-                            body.len() - 20
-                        ),
+                        format!("caplen {caplen} exceeds the {} bytes of packet data in the block", body.len() - 20),
                     ));
                 }
                 records.push(Record {
@@ -701,11 +611,7 @@ fn parse_pcapng(d: &[u8]) -> Result<Vec<Record>, Error> {
             }
             BT_SPB => {
                 if body.len() < 4 {
-                    return Err(malformed(
-                        pos,
-                        rec,
-                        "simple packet block shorter than 16 bytes",
-                    ));
+                    return Err(malformed(pos, rec, "simple packet block shorter than 16 bytes"));
                 }
                 let iface = packet_iface(&ifaces, 0, pos, rec)?;
                 let origlen = e.u32(body, 0).unwrap_or(0);
@@ -714,12 +620,7 @@ fn parse_pcapng(d: &[u8]) -> Result<Vec<Record>, Error> {
                     caplen = caplen.min(iface.snaplen);
                 }
                 check_caplen(pos, rec, caplen)?;
-                records.push(Record {
-                    offset: (body_at + 4) as u64,
-                    caplen,
-                    origlen,
-                    ts_ns: 0,
-                });
+                records.push(Record { offset: (body_at + 4) as u64, caplen, origlen, ts_ns: 0 });
             }
             _ => {} // NRB, ISB, DSB, custom, ...: not needed.
         }
@@ -756,23 +657,14 @@ impl<W: Write> Writer<W> {
     /// or `ts_ns` is past the 32-bit seconds range (year 2106).
     pub fn write_packet(&mut self, ts_ns: u64, data: &[u8]) -> std::io::Result<()> {
         use std::io::{Error as IoError, ErrorKind};
-        let len = u32::try_from(data.len())
-            .ok()
-            .filter(|&l| l <= WRITER_SNAPLEN)
-            .ok_or_else(|| {
-                IoError::new(
-                    ErrorKind::InvalidInput,
-                    format!(
-                        "packet of {} bytes exceeds snaplen {WRITER_SNAPLEN}",
-                        data.len()
-                    ),
-                )
-            })?;
-        let sec = u32::try_from(ts_ns / NS_PER_SEC).map_err(|_| {
+        let len = u32::try_from(data.len()).ok().filter(|&l| l <= WRITER_SNAPLEN).ok_or_else(|| {
             IoError::new(
                 ErrorKind::InvalidInput,
-                format!("timestamp {ts_ns} ns does not fit pcap's 32-bit seconds"),
+                format!("packet of {} bytes exceeds snaplen {WRITER_SNAPLEN}", data.len()),
             )
+        })?;
+        let sec = u32::try_from(ts_ns / NS_PER_SEC).map_err(|_| {
+            IoError::new(ErrorKind::InvalidInput, format!("timestamp {ts_ns} ns does not fit pcap's 32-bit seconds"))
         })?;
         let nsec = (ts_ns % NS_PER_SEC) as u32;
         let mut h = [0u8; CLASSIC_RECORD_HEADER_LEN];
@@ -792,14 +684,8 @@ impl<W: Write> Writer<W> {
 }
 
 /// Convenience: write a whole pcap file of `(ts_ns, frame)` pairs.
-pub fn write_file(
-    path: &Path,
-    packets: impl IntoIterator<Item = (u64, impl AsRef<[u8]>)>,
-) -> Result<(), Error> {
-    let io_err = |source| Error::Io {
-        path: path.display().to_string(),
-        source,
-    };
+pub fn write_file(path: &Path, packets: impl IntoIterator<Item = (u64, impl AsRef<[u8]>)>) -> Result<(), Error> {
+    let io_err = |source| Error::Io { path: path.display().to_string(), source };
     let file = File::create(path).map_err(io_err)?;
     let mut w = Writer::new(BufWriter::new(file)).map_err(io_err)?;
     for (ts, frame) in packets {
@@ -880,13 +766,7 @@ mod tests {
     }
 
     /// IDB with optional if_tsresol and if_tsoffset.
-    fn idb(
-        e: Endian,
-        linktype: u16,
-        snaplen: u32,
-        tsresol: Option<u8>,
-        tsoff: Option<i64>,
-    ) -> Vec<u8> {
+    fn idb(e: Endian, linktype: u16, snaplen: u32, tsresol: Option<u8>, tsoff: Option<i64>) -> Vec<u8> {
         let mut b = Vec::new();
         put16(&mut b, e, linktype);
         put16(&mut b, e, 0);
@@ -976,42 +856,17 @@ mod tests {
 
     fn classic_case(e: Endian, nano: bool) {
         let (a, b, c3) = (frame(60, 1), frame(1514, 7), frame(0, 0));
-        let pkts: [(u32, u32, u32, &[u8]); 3] = [
-            (1_700_000_000, 123_456, 60, &a),
-            (1_700_000_001, 999_999, 1600, &b),
-            (5, 0, 0, &c3),
-        ];
+        let pkts: [(u32, u32, u32, &[u8]); 3] =
+            [(1_700_000_000, 123_456, 60, &a), (1_700_000_001, 999_999, 1600, &b), (5, 0, 0, &c3)];
         let cap = ok(classic(e, nano, 1, &pkts));
         let mult = if nano { 1 } else { 1000 };
-        assert_eq!(
-            cap.format(),
-            if nano {
-                Format::PcapNano
-            } else {
-                Format::PcapMicro
-            }
-        );
+        assert_eq!(cap.format(), if nano { Format::PcapNano } else { Format::PcapMicro });
         assert_eq!(
             cap.records(),
             &[
-                Record {
-                    offset: 40,
-                    caplen: 60,
-                    origlen: 60,
-                    ts_ns: 1_700_000_000 * NS_PER_SEC + 123_456 * mult
-                },
-                Record {
-                    offset: 116,
-                    caplen: 1514,
-                    origlen: 1600,
-                    ts_ns: 1_700_000_001 * NS_PER_SEC + 999_999 * mult
-                },
-                Record {
-                    offset: 1646,
-                    caplen: 0,
-                    origlen: 0,
-                    ts_ns: 5 * NS_PER_SEC
-                },
+                Record { offset: 40, caplen: 60, origlen: 60, ts_ns: 1_700_000_000 * NS_PER_SEC + 123_456 * mult },
+                Record { offset: 116, caplen: 1514, origlen: 1600, ts_ns: 1_700_000_001 * NS_PER_SEC + 999_999 * mult },
+                Record { offset: 1646, caplen: 0, origlen: 0, ts_ns: 5 * NS_PER_SEC },
             ]
         );
         assert_packets(&cap, &[&a, &b, &c3]);
@@ -1058,11 +913,7 @@ mod tests {
         for lt in [101u32, 113, 0, 228, 0x1000_0071] {
             let err = Capture::from_bytes(classic(Endian::Little, false, lt, &[])).unwrap_err();
             match err {
-                Error::LinkType {
-                    linktype,
-                    offset: 20,
-                    interface: None,
-                } => assert_eq!(linktype, lt & 0xffff),
+                Error::LinkType { linktype, offset: 20, interface: None } => assert_eq!(linktype, lt & 0xffff),
                 other => panic!("{other:?}"),
             }
         }
@@ -1071,19 +922,11 @@ mod tests {
     #[test]
     fn classic_caplen_limit() {
         let big = vec![0u8; MAX_CAPLEN as usize];
-        assert_eq!(
-            ok(classic(Endian::Little, true, 1, &[(0, 0, 0, &big)])).records()[0].caplen,
-            MAX_CAPLEN
-        );
+        assert_eq!(ok(classic(Endian::Little, true, 1, &[(0, 0, 0, &big)])).records()[0].caplen, MAX_CAPLEN);
         let too_big = vec![0u8; MAX_CAPLEN as usize + 1];
         let ok_pkt: &[u8] = &[9; 10];
-        let err = Capture::from_bytes(classic(
-            Endian::Little,
-            true,
-            1,
-            &[(0, 0, 0, ok_pkt), (0, 0, 0, &too_big)],
-        ))
-        .unwrap_err();
+        let err = Capture::from_bytes(classic(Endian::Little, true, 1, &[(0, 0, 0, ok_pkt), (0, 0, 0, &too_big)]))
+            .unwrap_err();
         assert!(
             matches!(err, Error::CapLen { offset: 50, record: 1, caplen, limit: MAX_CAPLEN } if caplen == MAX_CAPLEN + 1),
             "{err:?}"
@@ -1092,25 +935,14 @@ mod tests {
         // A huge caplen in a header with no data behind it is CapLen too, not an allocation.
         let mut v = classic(Endian::Little, true, 1, &[]);
         v.extend_from_slice(&[0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0]);
-        assert!(matches!(
-            Capture::from_bytes(v).unwrap_err(),
-            Error::CapLen {
-                record: 0,
-                offset: 24,
-                ..
-            }
-        ));
+        assert!(matches!(Capture::from_bytes(v).unwrap_err(), Error::CapLen { record: 0, offset: 24, .. }));
     }
 
     fn three_record_classic() -> (Vec<u8>, Vec<usize>) {
-        let pkts: [(u32, u32, u32, &[u8]); 3] =
-            [(1, 1, 5, &[1; 5]), (2, 2, 0, &[]), (3, 3, 9, &[3; 9])];
+        let pkts: [(u32, u32, u32, &[u8]); 3] = [(1, 1, 5, &[1; 5]), (2, 2, 0, &[]), (3, 3, 9, &[3; 9])];
         let v = classic(Endian::Little, true, 1, &pkts);
         // boundaries: after header, and after each record
-        (
-            v,
-            vec![24, 24 + 16 + 5, 24 + 16 + 5 + 16, 24 + 16 + 5 + 16 + 16 + 9],
-        )
+        (v, vec![24, 24 + 16 + 5, 24 + 16 + 5 + 16, 24 + 16 + 5 + 16 + 16 + 9])
     }
 
     #[test]
@@ -1140,17 +972,7 @@ mod tests {
     fn empty_and_tiny_files_truncated() {
         for n in 0..4 {
             let err = Capture::from_bytes(vec![0xd4; n]).unwrap_err();
-            assert!(
-                matches!(
-                    err,
-                    Error::Truncated {
-                        offset: 0,
-                        record: 0,
-                        ..
-                    }
-                ),
-                "{n}: {err:?}"
-            );
+            assert!(matches!(err, Error::Truncated { offset: 0, record: 0, .. }), "{n}: {err:?}");
         }
     }
 
@@ -1162,10 +984,7 @@ mod tests {
             other => panic!("{other:?}"),
         }
         let e = Capture::from_bytes(b"GIF89a".to_vec()).unwrap_err();
-        assert_eq!(
-            e.to_string(),
-            "not a pcap or pcapng file (magic [47, 49, 46, 38])"
-        );
+        assert_eq!(e.to_string(), "not a pcap or pcapng file (magic [47, 49, 46, 38])");
     }
 
     // ---------- pcapng ----------
@@ -1212,30 +1031,15 @@ mod tests {
                 7_000,
             ]
         );
-        let lens: Vec<(u32, u32)> = cap
-            .records()
-            .iter()
-            .map(|r| (r.caplen, r.origlen))
-            .collect();
-        assert_eq!(
-            lens,
-            vec![(60, 60), (61, 100), (62, 62), (64, 64), (64, 64), (60, 60)]
-        );
+        let lens: Vec<(u32, u32)> = cap.records().iter().map(|r| (r.caplen, r.origlen)).collect();
+        assert_eq!(lens, vec![(60, 60), (61, 100), (62, 62), (64, 64), (64, 64), (60, 60)]);
         // Exact offsets: SHB 28, IDBs 20+12(if_name)+8(tsresol)/12(tsoffset)+4(end)
         let shb_len = 28;
-        let idb_lens = [
-            20 + 8 + 8 + 4,
-            20 + 8 + 4,
-            20 + 8 + 8 + 12 + 4,
-            20 + 8 + 8 + 12 + 4,
-        ];
+        let idb_lens = [20 + 8 + 8 + 4, 20 + 8 + 4, 20 + 8 + 8 + 12 + 4, 20 + 8 + 8 + 12 + 4];
         let first_epb = shb_len + idb_lens.iter().sum::<usize>() + 16;
         assert_eq!(cap.records()[0].offset as usize, first_epb + 28);
         let epb_len = |n: usize| 32 + n.next_multiple_of(4) + 12;
-        assert_eq!(
-            cap.records()[1].offset as usize,
-            first_epb + epb_len(60) + 28
-        );
+        assert_eq!(cap.records()[1].offset as usize, first_epb + epb_len(60) + 28);
         assert_packets(&cap, &[&a, &b, &c, &d, &d, &a]);
     }
 
@@ -1261,22 +1065,14 @@ mod tests {
             epb(Endian::Big, 0, 42, 30, &b),
         ]);
         let cap = ok(file.clone());
-        assert_eq!(
-            cap.records().iter().map(|r| r.ts_ns).collect::<Vec<_>>(),
-            vec![42, 42_000_000]
-        );
+        assert_eq!(cap.records().iter().map(|r| r.ts_ns).collect::<Vec<_>>(), vec![42, 42_000_000]);
         assert_packets(&cap, &[&a, &b]);
         // interface 1 does not exist in the second section
         let mut bad = file;
         bad.extend(epb(Endian::Big, 1, 0, 4, &[1, 2, 3, 4]));
         let at = bad.len() - epb(Endian::Big, 1, 0, 4, &[1, 2, 3, 4]).len();
         match Capture::from_bytes(bad).unwrap_err() {
-            Error::UnknownInterface {
-                offset,
-                record: 2,
-                interface: 1,
-                declared: 1,
-            } => {
+            Error::UnknownInterface { offset, record: 2, interface: 1, declared: 1 } => {
                 assert_eq!(offset as usize, at)
             }
             other => panic!("{other:?}"),
@@ -1286,28 +1082,13 @@ mod tests {
     #[test]
     fn pcapng_spb_snaplen_clamp() {
         let e = Endian::Little;
-        let cap = ok(cat(&[
-            shb(e),
-            idb(e, 1, 32, None, None),
-            spb(e, 99, &[7; 40]),
-            spb(e, 3, &[8; 3]),
-        ]));
+        let cap = ok(cat(&[shb(e), idb(e, 1, 32, None, None), spb(e, 99, &[7; 40]), spb(e, 3, &[8; 3])]));
         let first_spb = 28 + 32;
         assert_eq!(
             cap.records(),
             &[
-                Record {
-                    offset: first_spb + 12,
-                    caplen: 32,
-                    origlen: 99,
-                    ts_ns: 0
-                },
-                Record {
-                    offset: first_spb + 56 + 12,
-                    caplen: 3,
-                    origlen: 3,
-                    ts_ns: 0
-                },
+                Record { offset: first_spb + 12, caplen: 32, origlen: 99, ts_ns: 0 },
+                Record { offset: first_spb + 56 + 12, caplen: 3, origlen: 3, ts_ns: 0 },
             ]
         );
         assert_eq!(cap.packet(0), &[7; 32]);
@@ -1316,10 +1097,7 @@ mod tests {
         // Wireshark rejects such a block; we follow min(origlen, body).
         let b = frame(61, 2);
         let cap = ok(cat(&[shb(e), idb(e, 1, 0, None, None), spb(e, 1000, &b)]));
-        assert_eq!(
-            (cap.records()[0].caplen, cap.records()[0].origlen),
-            (64, 1000)
-        );
+        assert_eq!((cap.records()[0].caplen, cap.records()[0].origlen), (64, 1000));
         assert_eq!(&cap.packet(0)[..61], &b[..]);
         assert_eq!(&cap.packet(0)[61..], &[0, 0, 0]);
     }
@@ -1327,30 +1105,17 @@ mod tests {
     #[test]
     fn pcapng_header_only_and_idb_only() {
         assert!(ok(shb(Endian::Big)).is_empty());
-        assert!(ok(cat(&[
-            shb(Endian::Little),
-            idb(Endian::Little, 101, 0, None, None)
-        ]))
-        .is_empty());
+        assert!(ok(cat(&[shb(Endian::Little), idb(Endian::Little, 101, 0, None, None)])).is_empty());
     }
 
     #[test]
     fn pcapng_foreign_linktype() {
         for lt in [101u16, 113] {
             let e = Endian::Little;
-            let file = cat(&[
-                shb(e),
-                idb(e, 1, 0, None, None),
-                idb(e, lt, 0, None, None),
-                epb(e, 1, 0, 4, &[0; 4]),
-            ]);
+            let file = cat(&[shb(e), idb(e, 1, 0, None, None), idb(e, lt, 0, None, None), epb(e, 1, 0, 4, &[0; 4])]);
             let at = file.len() - 48;
             match Capture::from_bytes(file).unwrap_err() {
-                Error::LinkType {
-                    linktype,
-                    offset,
-                    interface: Some(1),
-                } => {
+                Error::LinkType { linktype, offset, interface: Some(1) } => {
                     assert_eq!(linktype, u32::from(lt));
                     assert_eq!(offset as usize, at);
                 }
@@ -1359,35 +1124,10 @@ mod tests {
         }
         // SPB uses interface 0
         let e = Endian::Big;
-        let err = Capture::from_bytes(cat(&[
-            shb(e),
-            idb(e, 113, 0, None, None),
-            spb(e, 4, &[0; 4]),
-        ]))
-        .unwrap_err();
-        assert!(
-            matches!(
-                err,
-                Error::LinkType {
-                    linktype: 113,
-                    interface: Some(0),
-                    ..
-                }
-            ),
-            "{err:?}"
-        );
+        let err = Capture::from_bytes(cat(&[shb(e), idb(e, 113, 0, None, None), spb(e, 4, &[0; 4])])).unwrap_err();
+        assert!(matches!(err, Error::LinkType { linktype: 113, interface: Some(0), .. }), "{err:?}");
         let err = Capture::from_bytes(cat(&[shb(e), spb(e, 4, &[0; 4])])).unwrap_err();
-        assert!(
-            matches!(
-                err,
-                Error::UnknownInterface {
-                    interface: 0,
-                    declared: 0,
-                    ..
-                }
-            ),
-            "{err:?}"
-        );
+        assert!(matches!(err, Error::UnknownInterface { interface: 0, declared: 0, .. }), "{err:?}");
     }
 
     #[test]
@@ -1402,22 +1142,13 @@ mod tests {
         };
         // total length 8 (< 12)
         let err = with(&[6, 0, 0, 0, 8, 0, 0, 0, 8, 0, 0, 0]);
-        assert!(
-            matches!(err, Error::Malformed { offset, .. } if offset == at),
-            "{err:?}"
-        );
+        assert!(matches!(err, Error::Malformed { offset, .. } if offset == at), "{err:?}");
         // total length 14 (not a multiple of 4)
         let err = with(&[6, 0, 0, 0, 14, 0, 0, 0, 0, 0, 14, 0, 0, 0, 0, 0]);
-        assert!(
-            matches!(err, Error::Malformed { offset, .. } if offset == at),
-            "{err:?}"
-        );
+        assert!(matches!(err, Error::Malformed { offset, .. } if offset == at), "{err:?}");
         // total length 0xfffffff0 (runs past end)
         let err = with(&[6, 0, 0, 0, 0xf0, 0xff, 0xff, 0xff, 0, 0, 0, 0]);
-        assert!(
-            matches!(err, Error::Truncated { offset, record: 0, .. } if offset == at),
-            "{err:?}"
-        );
+        assert!(matches!(err, Error::Truncated { offset, record: 0, .. } if offset == at), "{err:?}");
         // trailing length mismatch
         let err = with(&[4, 0, 0, 0, 16, 0, 0, 0, 0, 0, 0, 0, 12, 0, 0, 0]);
         assert!(
@@ -1463,9 +1194,7 @@ mod tests {
         put16(&mut b, e, 2);
         put16(&mut b, e, 100);
         put32(&mut b, e, 0);
-        assert!(
-            matches!(with(&block(e, BT_IDB, &b)), Error::Malformed { ref what, .. } if what.contains("past end"))
-        );
+        assert!(matches!(with(&block(e, BT_IDB, &b)), Error::Malformed { ref what, .. } if what.contains("past end")));
     }
 
     #[test]
@@ -1517,12 +1246,7 @@ mod tests {
         assert_eq!(TsResol::Pow2(0).to_ns(2), 2_000_000_000);
         assert_eq!(TsResol::Pow2(127).to_ns(u64::MAX), 0);
         assert_eq!(TsResol::Pow2(30).to_ns(1 << 30), 1_000_000_000);
-        let i = Interface {
-            linktype: 1,
-            snaplen: 0,
-            resol: TsResol::Pow10(0),
-            offset_s: 0,
-        };
+        let i = Interface { linktype: 1, snaplen: 0, resol: TsResol::Pow10(0), offset_s: 0 };
         assert_eq!(i.ts_ns(u64::MAX), u64::MAX); // saturates
         let i = Interface { offset_s: -10, ..i };
         assert_eq!(i.ts_ns(3), 0); // saturates at 0
@@ -1533,13 +1257,9 @@ mod tests {
     #[test]
     fn writer_bytes_exact() {
         let mut w = Writer::new(Vec::new()).unwrap();
-        w.write_packet(1_500_000_000 * NS_PER_SEC + 7, &[0xaa, 0xbb])
-            .unwrap();
+        w.write_packet(1_500_000_000 * NS_PER_SEC + 7, &[0xaa, 0xbb]).unwrap();
         let v = w.into_inner().unwrap();
-        let mut want = vec![
-            0x4d, 0x3c, 0xb2, 0xa1, 2, 0, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0, 0, 1, 0, 0,
-            0,
-        ];
+        let mut want = vec![0x4d, 0x3c, 0xb2, 0xa1, 2, 0, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0, 0, 1, 0, 0, 0];
         want.extend_from_slice(&1_500_000_000u32.to_le_bytes());
         want.extend_from_slice(&[7, 0, 0, 0, 2, 0, 0, 0, 2, 0, 0, 0, 0xaa, 0xbb]);
         assert_eq!(v, want);
@@ -1550,26 +1270,15 @@ mod tests {
         let mut w = Writer::new(Vec::new()).unwrap();
         let e = w.write_packet(0, &vec![0; 65_536]).unwrap_err();
         assert_eq!(e.kind(), std::io::ErrorKind::InvalidInput);
-        let e = w
-            .write_packet(u64::from(u32::MAX) * NS_PER_SEC + NS_PER_SEC, &[1])
-            .unwrap_err();
+        let e = w.write_packet(u64::from(u32::MAX) * NS_PER_SEC + NS_PER_SEC, &[1]).unwrap_err();
         assert_eq!(e.kind(), std::io::ErrorKind::InvalidInput);
-        w.write_packet(
-            u64::from(u32::MAX) * NS_PER_SEC + NS_PER_SEC - 1,
-            &vec![1; 65_535],
-        )
-        .unwrap();
+        w.write_packet(u64::from(u32::MAX) * NS_PER_SEC + NS_PER_SEC - 1, &vec![1; 65_535]).unwrap();
         assert_eq!(ok(w.into_inner().unwrap()).len(), 1);
     }
 
     fn sample_packets() -> Vec<(u64, Vec<u8>)> {
         (0..50u64)
-            .map(|i| {
-                (
-                    1_700_000_000_000_000_000 + i * 1_234_567,
-                    frame(14 + (i as usize * 37) % 1500, i as u8),
-                )
-            })
+            .map(|i| (1_700_000_000_000_000_000 + i * 1_234_567, frame(14 + (i as usize * 37) % 1500, i as u8)))
             .collect()
     }
 
@@ -1586,15 +1295,7 @@ mod tests {
         let mut off = 24u64;
         for (i, (t, f)) in pkts.iter().enumerate() {
             let r = cap.records()[i];
-            assert_eq!(
-                r,
-                Record {
-                    offset: off + 16,
-                    caplen: f.len() as u32,
-                    origlen: f.len() as u32,
-                    ts_ns: *t
-                }
-            );
+            assert_eq!(r, Record { offset: off + 16, caplen: f.len() as u32, origlen: f.len() as u32, ts_ns: *t });
             assert_eq!(cap.packet(i), &f[..]);
             off += 16 + f.len() as u64;
         }
@@ -1612,40 +1313,22 @@ mod tests {
         std::fs::write(&empty, b"").unwrap();
         assert!(matches!(
             Capture::open(&empty).unwrap_err(),
-            Error::Truncated {
-                offset: 0,
-                record: 0,
-                what: "empty file"
-            }
+            Error::Truncated { offset: 0, record: 0, what: "empty file" }
         ));
         let missing = dir.path().join("missing.pcap");
         let err = Capture::open(&missing).unwrap_err();
-        assert!(
-            matches!(err, Error::Io { ref path, .. } if path.ends_with("missing.pcap")),
-            "{err:?}"
-        );
+        assert!(matches!(err, Error::Io { ref path, .. } if path.ends_with("missing.pcap")), "{err:?}");
         assert!(err.to_string().contains("missing.pcap"));
         let short = dir.path().join("short.pcap");
         std::fs::write(&short, &classic(Endian::Little, false, 1, &[])[..20]).unwrap();
-        assert!(matches!(
-            Capture::open(&short).unwrap_err(),
-            Error::Truncated {
-                offset: 0,
-                record: 0,
-                ..
-            }
-        ));
+        assert!(matches!(Capture::open(&short).unwrap_err(), Error::Truncated { offset: 0, record: 0, .. }));
         let bad = write_file(&dir.path().join("no/such/dir.pcap"), [(0u64, [0u8; 1])]).unwrap_err();
         assert!(matches!(bad, Error::Io { .. }));
     }
 
     #[test]
     fn tshark_reads_writer_output() {
-        if std::process::Command::new("tshark")
-            .arg("-v")
-            .output()
-            .is_err()
-        {
+        if std::process::Command::new("tshark").arg("-v").output().is_err() {
             eprintln!("note: tshark not installed, skipping tshark_reads_writer_output");
             return;
         }
@@ -1659,16 +1342,9 @@ mod tests {
             .args(["-T", "fields", "-e", "frame.len"])
             .output()
             .unwrap();
-        assert!(
-            out.status.success(),
-            "tshark failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let lens: Vec<usize> = String::from_utf8(out.stdout)
-            .unwrap()
-            .lines()
-            .map(|l| l.trim().parse().unwrap())
-            .collect();
+        assert!(out.status.success(), "tshark failed: {}", String::from_utf8_lossy(&out.stderr));
+        let lens: Vec<usize> =
+            String::from_utf8(out.stdout).unwrap().lines().map(|l| l.trim().parse().unwrap()).collect();
         assert_eq!(lens, pkts.iter().map(|(_, f)| f.len()).collect::<Vec<_>>());
     }
 
@@ -1676,11 +1352,7 @@ mod tests {
     /// present), so the builders above are validated by an independent reader.
     #[test]
     fn tshark_agrees_with_test_builders() {
-        if std::process::Command::new("tshark")
-            .arg("-v")
-            .output()
-            .is_err()
-        {
+        if std::process::Command::new("tshark").arg("-v").output().is_err() {
             eprintln!("note: tshark not installed, skipping tshark_agrees_with_test_builders");
             return;
         }
@@ -1688,18 +1360,8 @@ mod tests {
         let files = [
             pcapng_file(Endian::Little, false),
             pcapng_file(Endian::Big, false),
-            classic(
-                Endian::Big,
-                false,
-                1,
-                &[(1_700_000_000, 123_456, 60, &[0; 60]), (2, 5, 14, &[1; 14])],
-            ),
-            classic(
-                Endian::Little,
-                true,
-                0x2400_0001,
-                &[(3, 999_999_999, 20, &[2; 20])],
-            ),
+            classic(Endian::Big, false, 1, &[(1_700_000_000, 123_456, 60, &[0; 60]), (2, 5, 14, &[1; 14])]),
+            classic(Endian::Little, true, 0x2400_0001, &[(3, 999_999_999, 20, &[2; 20])]),
         ];
         for (n, bytes) in files.into_iter().enumerate() {
             let path = dir.path().join(format!("f{n}"));
@@ -1708,23 +1370,10 @@ mod tests {
             let out = std::process::Command::new("tshark")
                 .args(["-n", "-r"])
                 .arg(&path)
-                .args([
-                    "-T",
-                    "fields",
-                    "-e",
-                    "frame.cap_len",
-                    "-e",
-                    "frame.len",
-                    "-e",
-                    "frame.time_epoch",
-                ])
+                .args(["-T", "fields", "-e", "frame.cap_len", "-e", "frame.len", "-e", "frame.time_epoch"])
                 .output()
                 .unwrap();
-            assert!(
-                out.status.success(),
-                "file {n}: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
+            assert!(out.status.success(), "file {n}: {}", String::from_utf8_lossy(&out.stderr));
             let got: Vec<(u32, u32, String)> = String::from_utf8(out.stdout)
                 .unwrap()
                 .lines()
@@ -1741,13 +1390,7 @@ mod tests {
             let want: Vec<(u32, u32, String)> = cap
                 .records()
                 .iter()
-                .map(|r| {
-                    (
-                        r.caplen,
-                        r.origlen,
-                        format!("{}.{:09}", r.ts_ns / NS_PER_SEC, r.ts_ns % NS_PER_SEC),
-                    )
-                })
+                .map(|r| (r.caplen, r.origlen, format!("{}.{:09}", r.ts_ns / NS_PER_SEC, r.ts_ns % NS_PER_SEC)))
                 .collect();
             assert_eq!(got, want, "file {n}");
         }
@@ -1772,12 +1415,7 @@ mod tests {
         let e = Endian::Big;
         vec![
             three_record_classic().0,
-            classic(
-                Endian::Big,
-                false,
-                1,
-                &[(1, 2, 3, &[1, 2, 3]), (4, 5, 6, &[7; 6])],
-            ),
+            classic(Endian::Big, false, 1, &[(1, 2, 3, &[1, 2, 3]), (4, 5, 6, &[7; 6])]),
             cat(&[
                 shb(Endian::Little),
                 idb(Endian::Little, 1, 0, Some(0x85), Some(3)),
@@ -1785,13 +1423,7 @@ mod tests {
                 spb(Endian::Little, 9, &[2; 9]),
                 pb(Endian::Little, 0, 4, &[3; 3]),
             ]),
-            cat(&[
-                shb(e),
-                idb(e, 1, 32, Some(9), None),
-                epb(e, 0, 9, 7, &[1; 7]),
-                spb(e, 99, &[2; 40]),
-                shb(e),
-            ]),
+            cat(&[shb(e), idb(e, 1, 32, Some(9), None), epb(e, 0, 9, 7, &[1; 7]), spb(e, 99, &[2; 40]), shb(e)]),
         ]
     }
 
@@ -1844,19 +1476,7 @@ mod tests {
         // Overwrite every aligned 4-byte field of each seed with extreme values.
         for seed in seeds() {
             for at in (0..seed.len().saturating_sub(3)).step_by(2) {
-                for val in [
-                    0u32,
-                    1,
-                    3,
-                    11,
-                    12,
-                    13,
-                    16,
-                    0x7fff_ffff,
-                    0x8000_0000,
-                    0xffff_fff0,
-                    u32::MAX,
-                ] {
+                for val in [0u32, 1, 3, 11, 12, 13, 16, 0x7fff_ffff, 0x8000_0000, 0xffff_fff0, u32::MAX] {
                     for bytes in [val.to_le_bytes(), val.to_be_bytes()] {
                         let mut v = seed.clone();
                         v[at..at + 4].copy_from_slice(&bytes);

@@ -32,8 +32,7 @@ impl Default for Latency {
 impl Latency {
     /// A histogram with 3 significant digits from 1 ns to 10 s (allocates: call at setup).
     pub fn new() -> Latency {
-        let hist = Histogram::new_with_bounds(1, MAX_TRACKED_NS, 3)
-            .expect("static histogram bounds are valid");
+        let hist = Histogram::new_with_bounds(1, MAX_TRACKED_NS, 3).expect("static histogram bounds are valid");
         Latency { hist }
     }
 

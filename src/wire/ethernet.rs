@@ -129,11 +129,7 @@ mod tests {
 
     #[test]
     fn untagged_single_and_double_tagged() {
-        for (tags, l2) in [
-            (&[][..], 14),
-            (&[ETHERTYPE_VLAN][..], 18),
-            (&[ETHERTYPE_QINQ, ETHERTYPE_VLAN][..], 22),
-        ] {
+        for (tags, l2) in [(&[][..], 14), (&[ETHERTYPE_VLAN][..], 18), (&[ETHERTYPE_QINQ, ETHERTYPE_VLAN][..], 22)] {
             let f = frame(tags, ETHERTYPE_MPLS, &[0xaa; 4]);
             let v = Frame::new_checked(&f).unwrap();
             assert_eq!(v.ethertype(), ETHERTYPE_MPLS);

@@ -24,7 +24,9 @@ pub fn check_ipv4(p: &[u8]) -> Result<usize, Error> {
         return Err(Error::BadIpHeader);
     }
     let ihl = ((p[0] & 0x0f) as usize) * 4;
-    if ihl < IPV4_MIN_HDR_BYTES || ihl > p.len() {
+    // Total length covers the header and fits the frame (trailing Ethernet padding is fine).
+    let total = be16(p, 2) as usize;
+    if ihl < IPV4_MIN_HDR_BYTES || ihl > total || total > p.len() {
         return Err(Error::BadIpHeader);
     }
     Ok(ihl)
@@ -33,7 +35,8 @@ pub fn check_ipv4(p: &[u8]) -> Result<usize, Error> {
 /// Checks an IPv6 fixed header is present.
 #[inline(always)]
 pub fn check_ipv6(p: &[u8]) -> Result<(), Error> {
-    if p.len() < IPV6_HDR_BYTES {
+    // Payload length 0 is a jumbogram (RFC 2675) and cannot be checked here.
+    if p.len() < IPV6_HDR_BYTES || IPV6_HDR_BYTES + be16(p, 4) as usize > p.len() {
         return Err(Error::BadIpHeader);
     }
     Ok(())
@@ -81,7 +84,7 @@ mod tests {
     use super::*;
 
     fn v4_header(ttl: u8, proto: u8, seed: u32) -> Vec<u8> {
-        let mut h = vec![0x45, 0, 0, 40, 0x12, 0x34, 0x40, 0, ttl, proto, 0, 0];
+        let mut h = vec![0x45, 0, 0, 20, 0x12, 0x34, 0x40, 0, ttl, proto, 0, 0];
         h.extend_from_slice(&seed.to_be_bytes());
         h.extend_from_slice(&[10, 1, 1, 1]);
         let c = ipv4_checksum(&h);
@@ -120,8 +123,15 @@ mod tests {
         assert_eq!(check_ipv4(&bad), Err(Error::BadIpHeader));
         bad[0] = 0x46; // IHL 24 bytes > 20 present
         assert_eq!(check_ipv4(&bad), Err(Error::BadIpHeader));
+        let mut long = h.clone();
+        long[3] = 21; // total length past the end
+        assert_eq!(check_ipv4(&long), Err(Error::BadIpHeader));
+        let mut padded = h.clone();
+        padded.extend_from_slice(&[0; 6]); // Ethernet padding after the packet
+        assert_eq!(check_ipv4(&padded), Ok(20));
         assert_eq!(ipv4_dst(&h), u32::from_be_bytes([10, 1, 1, 1]));
-        let v6 = [0x60u8; 40];
+        let mut v6 = [0x60u8; 40];
+        v6[4..6].copy_from_slice(&[0, 0]);
         for n in 0..40 {
             assert!(check_ipv6(&v6[..n]).is_err());
         }
