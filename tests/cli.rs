@@ -1,0 +1,207 @@
+//! End-to-end tests of the `popgo` binary on the seed scenario: exit codes, JSON
+//! reports, output pcaps (checked with etherparse, and with tshark when installed).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn popgo(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_popgo")).args(args).output().expect("running popgo")
+}
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn seed_toml() -> String {
+    root().join("pcaps/seed.toml").display().to_string()
+}
+
+fn seed_pcap() -> String {
+    root().join("pcaps/seed.pcap").display().to_string()
+}
+
+fn json(out: &Output) -> serde_json::Value {
+    assert!(out.status.success(), "stderr: {}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).expect("stdout is one JSON object")
+}
+
+/// The seed config with pop_go switched off, in a temp dir.
+fn seed_without_popgo(dir: &Path) -> String {
+    let text = std::fs::read_to_string(seed_toml()).unwrap().replace("pop_go = true", "pop_go = false");
+    let p = dir.join("seed-pop.toml");
+    std::fs::write(&p, text).unwrap();
+    p.display().to_string()
+}
+
+/// Reads a pcap written by popgo: (dst IPv4 last octet, TTL, checksum ok, dst MAC) per frame.
+fn frames_of(path: &Path) -> Vec<(u8, u8, bool, [u8; 6])> {
+    let cap = popgo::io::pcap::Capture::open(path).unwrap();
+    (0..cap.len())
+        .map(|i| {
+            let p = etherparse::SlicedPacket::from_ethernet(cap.packet(i)).unwrap();
+            let Some(etherparse::NetSlice::Ipv4(ip)) = p.net else { panic!("frame {i} is not IPv4 (label not popped?)") };
+            let h = ip.header().to_header();
+            let dst_mac: [u8; 6] = cap.packet(i)[..6].try_into().unwrap();
+            (h.destination[3], h.time_to_live, h.header_checksum == h.calc_header_checksum(), dst_mac)
+        })
+        .collect()
+}
+
+#[test]
+fn seed_with_popgo_everything_goes_to_device_a() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let v = json(&popgo(&["replay", "--config", &seed_toml(), "--in-port", "to-D", "--out-dir", out.to_str().unwrap(), "--json", &seed_pcap()]));
+    assert_eq!(v["rx_packets"], 16);
+    assert_eq!(v["tx_packets"]["to-A"], 8);
+    assert_eq!(v["tx_packets"]["to-B"], 0);
+    for r in ["no_ilm_entry", "ttl_expired", "reserved_label", "payload_mismatch", "truncated_label_stack", "too_short", "mpls_multicast", "not_mpls"] {
+        assert_eq!(v["drops"][r], 1, "{r}");
+    }
+    let tx: u64 = v["tx_packets"].as_object().unwrap().values().map(|x| x.as_u64().unwrap()).sum();
+    let drops: u64 = v["drops"].as_object().unwrap().values().map(|x| x.as_u64().unwrap()).sum();
+    assert_eq!(v["rx_packets"].as_u64().unwrap(), tx + drops);
+    for k in ["p50", "p99", "p999", "max"] {
+        assert!(v["latency_ns"][k].as_u64().unwrap() > 0, "{k}");
+    }
+    assert!(v["elapsed_ns"].as_u64().unwrap() > 0 && v["mpps"].as_f64().unwrap() > 0.0);
+    let a = frames_of(&out.join("to-A.pcap"));
+    let hosts: Vec<u8> = a.iter().map(|f| f.0).collect();
+    assert_eq!(hosts, [1, 2, 3, 5, 1, 2, 5, 3]);
+    assert!(a.iter().all(|f| f.1 == 63 && f.2 && f.3 == [2, 0, 0, 0, 0, 0x0a]));
+    assert!(!out.join("to-B.pcap").exists());
+}
+
+#[test]
+fn seed_without_popgo_0_to_3_go_to_device_b() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = seed_without_popgo(dir.path());
+    let out = dir.path().join("out");
+    let v = json(&popgo(&["replay", "--config", &cfg, "--out-dir", out.to_str().unwrap(), "--json", &seed_pcap()]));
+    assert_eq!(v["tx_packets"]["to-A"], 2);
+    assert_eq!(v["tx_packets"]["to-B"], 6);
+    let b: Vec<u8> = frames_of(&out.join("to-B.pcap")).iter().map(|f| f.0).collect();
+    assert_eq!(b, [1, 2, 3, 1, 2, 3]);
+    let a: Vec<u8> = frames_of(&out.join("to-A.pcap")).iter().map(|f| f.0).collect();
+    assert_eq!(a, [5, 5]);
+
+    let d = popgo(&["display", "--config", &cfg, "mpls", "lsp", "protocol", "bgp"]);
+    let text = String::from_utf8(d.stdout).unwrap();
+    assert!(text.lines().any(|l| l.starts_with("10.1.1.0/24") && l.ends_with(" POP")), "{text}");
+    let d = popgo(&["display", "--config", &seed_toml(), "mpls", "lsp", "protocol", "bgp"]);
+    let text = String::from_utf8(d.stdout).unwrap();
+    assert!(text.lines().any(|l| l.starts_with("10.1.1.0/24") && l.ends_with(" POPGO")), "{text}");
+}
+
+#[test]
+fn outputs_are_identical_whatever_the_worker_count() {
+    let dir = tempfile::tempdir().unwrap();
+    let gen = dir.path().join("g.pcap");
+    let cfgp = dir.path().join("g.toml");
+    let o = popgo(&["gen", "synth", "--out", gen.to_str().unwrap(), "--count", "5000", "--labels", "300", "--size", "80", "--v6-share", "0.3", "--config-out", cfgp.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let mut files = Vec::new();
+    for w in ["1", "2", "3"] {
+        let out = dir.path().join(format!("w{w}"));
+        let v = json(&popgo(&["replay", "--config", cfgp.to_str().unwrap(), "--workers", w, "--loops", "2", "--burst", "7", "--out-dir", out.to_str().unwrap(), "--json", gen.to_str().unwrap()]));
+        assert_eq!(v["rx_packets"], 10_000);
+        assert_eq!(v["balanced"], true);
+        let mut all = Vec::new();
+        for p in ["p0", "p1", "p2", "p3"] {
+            all.push(std::fs::read(out.join(format!("{p}.pcap"))).unwrap());
+        }
+        files.push(all);
+    }
+    assert_eq!(files[0], files[1]);
+    assert_eq!(files[0], files[2]);
+    // v6 frames have no route in the synthetic config: a counted drop, not a forward.
+    let total: usize = files[0].iter().map(|f| popgo::io::pcap::Capture::from_bytes(f.clone()).unwrap().len()).sum();
+    assert!(total > 6000 && total < 8000, "{total}");
+}
+
+#[test]
+fn diff_reports_the_misforwarding() {
+    let v = json(&popgo(&["diff", "--config", &seed_toml(), "--json", &seed_pcap()]));
+    let row = v["rows"].as_array().unwrap().iter().find(|r| r["label"] == 48122).unwrap();
+    assert_eq!(row["fec"], "10.1.1.0/24");
+    assert_eq!(row["different"], 6);
+    assert_eq!(row["moves"]["to-A -> to-B"], 6);
+    assert_eq!(v["different"], 6);
+}
+
+#[test]
+fn bad_input_gets_a_clear_error_and_exit_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad_cfg = dir.path().join("bad.toml");
+    std::fs::write(&bad_cfg, std::fs::read_to_string(seed_toml()).unwrap().replace("label = 48122", "label = 7")).unwrap();
+    let o = popgo(&["replay", "--config", bad_cfg.to_str().unwrap(), &seed_pcap()]);
+    assert_eq!(o.status.code(), Some(2));
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(e.contains("bgp.network.label") && e.contains("line "), "{e}");
+
+    let trunc = dir.path().join("trunc.pcap");
+    let bytes = std::fs::read(seed_pcap()).unwrap();
+    std::fs::write(&trunc, &bytes[..bytes.len() - 5]).unwrap();
+    let o = popgo(&["replay", "--config", &seed_toml(), trunc.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2));
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(e.contains("truncated") && e.contains("offset"), "{e}");
+
+    let foreign = dir.path().join("raw.pcap");
+    let mut f = bytes[..24].to_vec();
+    f[20..24].copy_from_slice(&101u32.to_le_bytes());
+    std::fs::write(&foreign, f).unwrap();
+    let o = popgo(&["replay", "--config", &seed_toml(), foreign.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("101"));
+
+    let o = popgo(&["replay", "--config", &seed_toml(), "--in-port", "nope", &seed_pcap()]);
+    assert_eq!(o.status.code(), Some(2));
+    let o = popgo(&["display", "--config", &seed_toml(), "mpls", "lsp", "protocol", "ldp"]);
+    assert_eq!(o.status.code(), Some(2));
+    let o = popgo(&["replay", "--config", &seed_toml(), "--cores", "999", &seed_pcap()]);
+    assert_eq!(o.status.code(), Some(2));
+    let o = popgo(&["replay", "--config", &seed_toml(), "/nonexistent.pcap"]);
+    assert_eq!(o.status.code(), Some(2));
+    for o in [popgo(&["replay"]), popgo(&["frobnicate"])] {
+        assert_eq!(o.status.code(), Some(2));
+        assert!(!String::from_utf8_lossy(&o.stderr).contains("panicked"));
+    }
+}
+
+#[test]
+fn pcapng_input_replays_like_pcap() {
+    if Command::new("editcap").arg("-h").output().is_err() {
+        eprintln!("note: editcap (wireshark-common) not installed; pcapng conversion checked by io::pcap unit tests only");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let ng = dir.path().join("seed.pcapng");
+    let st = Command::new("editcap").args(["-F", "pcapng", &seed_pcap(), ng.to_str().unwrap()]).status().unwrap();
+    assert!(st.success());
+    let a = json(&popgo(&["replay", "--config", &seed_toml(), "--json", &seed_pcap()]));
+    let b = json(&popgo(&["replay", "--config", &seed_toml(), "--json", ng.to_str().unwrap()]));
+    assert_eq!(a["tx_packets"], b["tx_packets"]);
+    assert_eq!(a["drops"], b["drops"]);
+}
+
+#[test]
+fn tshark_agrees_labels_are_gone_and_checksums_valid() {
+    if Command::new("tshark").arg("-v").output().is_err() {
+        eprintln!("note: tshark not installed; output frames checked with etherparse only");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    json(&popgo(&["replay", "--config", &seed_toml(), "--out-dir", out.to_str().unwrap(), "--json", &seed_pcap()]));
+    let o = Command::new("tshark")
+        .args(["-r", out.join("to-A.pcap").to_str().unwrap(), "-o", "ip.check_checksum:TRUE", "-T", "fields", "-e", "mpls.label", "-e", "ip.checksum.status", "-e", "ip.ttl"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&o.stdout);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 8, "{text}");
+    for l in lines {
+        assert_eq!(l, "\t1\t63", "no MPLS label, checksum good (1), TTL 63");
+    }
+}
