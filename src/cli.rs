@@ -45,6 +45,8 @@ pub enum Cmd {
         #[arg(long)]
         config: PathBuf,
     },
+    /// Run the forwarder on real interfaces over AF_XDP (root).
+    Run(crate::run::RunArgs),
     /// Generate captures: the seed scenario's, or synthetic benchmark traffic.
     Gen {
         #[command(subcommand)]
@@ -124,23 +126,25 @@ pub struct Failure {
     pub err: anyhow::Error,
 }
 
-fn usage(err: impl Into<anyhow::Error>) -> Failure {
+/// A usage, config or input error: exit code 2.
+pub fn usage(err: impl Into<anyhow::Error>) -> Failure {
     Failure { code: 2, err: err.into() }
 }
 
-fn runtime(err: impl Into<anyhow::Error>) -> Failure {
+/// A runtime failure: exit code 1.
+pub fn runtime(err: impl Into<anyhow::Error>) -> Failure {
     Failure { code: 1, err: err.into() }
 }
 
-fn load_config(path: &Path) -> Result<Config, Failure> {
+pub fn load_config(path: &Path) -> Result<Config, Failure> {
     Config::load(path).with_context(|| format!("config {}", path.display())).map_err(usage)
 }
 
-fn load_capture(path: &Path) -> Result<Capture, Failure> {
+pub fn load_capture(path: &Path) -> Result<Capture, Failure> {
     Capture::open(path).with_context(|| format!("input {}", path.display())).map_err(usage)
 }
 
-fn build(cfg: &Config) -> Result<crate::ilm::Snapshot, Failure> {
+pub fn build(cfg: &Config) -> Result<crate::ilm::Snapshot, Failure> {
     crate::ilm::build(cfg, 0).context("building tables from the config").map_err(usage)
 }
 
@@ -191,6 +195,7 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
             );
             Ok(())
         }
+        Cmd::Run(a) => crate::run::main(a),
         Cmd::Gen { what } => cmd_gen(what),
     }
 }

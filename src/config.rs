@@ -220,13 +220,17 @@ struct RawNetwork {
     label: Option<Spanned<i64>>,
 }
 
-/// Turns byte offsets into 1-based line numbers.
-struct Lines<'a>(&'a str);
+/// Turns byte offsets into 1-based line numbers (binary search over line starts, so a
+/// 100k-route config does not go quadratic).
+struct Lines(Vec<usize>);
 
-impl Lines<'_> {
+impl Lines {
+    fn new(text: &str) -> Lines {
+        Lines(std::iter::once(0).chain(text.match_indices('\n').map(|(i, _)| i + 1)).collect())
+    }
+
     fn of<T>(&self, s: &Spanned<T>) -> usize {
-        let at = s.span().start.min(self.0.len());
-        self.0[..at].bytes().filter(|b| *b == b'\n').count() + 1
+        self.0.partition_point(|start| *start <= s.span().start)
     }
 }
 
@@ -248,7 +252,7 @@ impl Config {
             let line = e.span().map_or(0, |s| text[..s.start.min(text.len())].matches('\n').count() + 1);
             ConfigError::Syntax { line, msg: e.message().to_string() }
         })?;
-        let lines = Lines(text);
+        let lines = Lines::new(text);
 
         let ttl_mode = match &raw.device.ttl_mode {
             None => TtlMode::Uniform,

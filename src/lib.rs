@@ -13,7 +13,8 @@
 //!   stats     drop-reason table, per-worker counters, latency histograms, reports
 //! ```
 //!
-//! `unsafe` is denied crate-wide; only `io::pcap` (mmap) and `sys::prefetch` opt back in.
+//! `unsafe` is denied crate-wide; only `io::pcap` (mmap), `io::afxdp`, `io::xdp`,
+//! `ilm::swap` and `sys::*` opt back in, each with a `// SAFETY:` comment per block.
 #![deny(unsafe_code)]
 
 pub mod cli;
@@ -25,6 +26,7 @@ pub mod gen;
 pub mod ilm;
 pub mod io;
 pub mod replay;
+pub mod run;
 pub mod stats;
 pub mod sys;
 pub mod wire;

@@ -5,6 +5,7 @@
 
 pub mod build;
 pub mod fib;
+pub mod swap;
 pub mod table;
 
 pub use build::{build, BuildError, LabelOp, LspRow};
