@@ -5,6 +5,7 @@
 //! their own blocks; merging happens only when a report is due.
 
 pub mod counters;
+pub mod board;
 pub mod latency;
 pub mod report;
 

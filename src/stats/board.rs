@@ -1,0 +1,127 @@
+//! The stats board: where workers publish counter snapshots for the stats thread and
+//! the control socket to read, without locks.
+//!
+//! Each worker owns one cache-padded row of relaxed `AtomicU64`s and copies its private
+//! `WorkerStats` into it every `STATS_PUBLISH_EVERY` bursts (and when it stops). Readers
+//! see each counter as some recent value; a row may mix values from two publications,
+//! which is fine for monotonic counters (totals may be off by in-flight packets only).
+
+use super::counters::{DropReason, WorkerStats, MAX_PORTS};
+use crossbeam::utils::CachePadded;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Bursts between two publications of a worker's counters.
+pub const STATS_PUBLISH_EVERY: u64 = 1024;
+
+/// Number of u64 words in a flattened `WorkerStats`.
+pub const WORDS: usize = 5 + DropReason::COUNT + 3 * MAX_PORTS + 5;
+
+impl WorkerStats {
+    /// Flattens the counters (stable order, used by the board only).
+    pub fn to_words(&self, out: &mut [u64; WORDS]) {
+        let mut i = 0;
+        let mut put = |v: u64| {
+            out[i] = v;
+            i += 1;
+        };
+        for v in [self.rx_pkts, self.rx_bytes, self.tx_pkts, self.tx_bytes, self.bursts] {
+            put(v);
+        }
+        self.drops.iter().for_each(|v| put(*v));
+        self.port_rx_pkts.iter().for_each(|v| put(*v));
+        self.port_tx_pkts.iter().for_each(|v| put(*v));
+        self.port_tx_bytes.iter().for_each(|v| put(*v));
+        for v in [self.empty_polls, self.rx_wakeups, self.tx_wakeups, self.fill_ring_starved, self.ilm_swaps_seen] {
+            put(v);
+        }
+    }
+
+    /// Inverse of `to_words`.
+    pub fn from_words(w: &[u64; WORDS]) -> WorkerStats {
+        let mut it = w.iter().copied();
+        let mut next = || it.next().unwrap_or(0);
+        let mut s = WorkerStats { rx_pkts: next(), rx_bytes: next(), tx_pkts: next(), tx_bytes: next(), bursts: next(), ..Default::default() };
+        s.drops.iter_mut().for_each(|v| *v = next());
+        s.port_rx_pkts.iter_mut().for_each(|v| *v = next());
+        s.port_tx_pkts.iter_mut().for_each(|v| *v = next());
+        s.port_tx_bytes.iter_mut().for_each(|v| *v = next());
+        s.empty_polls = next();
+        s.rx_wakeups = next();
+        s.tx_wakeups = next();
+        s.fill_ring_starved = next();
+        s.ilm_swaps_seen = next();
+        s
+    }
+}
+
+/// One row per worker.
+pub struct StatsBoard {
+    rows: Vec<CachePadded<[AtomicU64; WORDS]>>,
+}
+
+impl StatsBoard {
+    /// A board for `workers` workers (allocates: setup only).
+    pub fn new(workers: usize) -> StatsBoard {
+        StatsBoard { rows: (0..workers).map(|_| CachePadded::new(std::array::from_fn(|_| AtomicU64::new(0)))).collect() }
+    }
+
+    pub fn workers(&self) -> usize {
+        self.rows.len()
+    }
+
+    /// Worker `w` publishes its counters (relaxed stores; no lock, no allocation).
+    pub fn publish(&self, w: usize, s: &WorkerStats) {
+        let mut words = [0u64; WORDS];
+        s.to_words(&mut words);
+        if let Some(row) = self.rows.get(w) {
+            for (a, v) in row.iter().zip(words) {
+                a.store(v, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// The last published counters of worker `w`.
+    pub fn read(&self, w: usize) -> WorkerStats {
+        let mut words = [0u64; WORDS];
+        if let Some(row) = self.rows.get(w) {
+            for (v, a) in words.iter_mut().zip(row.iter()) {
+                *v = a.load(Ordering::Relaxed);
+            }
+        }
+        WorkerStats::from_words(&words)
+    }
+
+    /// Sum over all workers.
+    pub fn total(&self) -> WorkerStats {
+        let mut t = WorkerStats::default();
+        for w in 0..self.rows.len() {
+            t.merge(&self.read(w));
+        }
+        t
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn words_round_trip_and_board_sums() {
+        let mut s = WorkerStats { rx_pkts: 10, rx_bytes: 640, bursts: 1, ilm_swaps_seen: 4, ..Default::default() };
+        s.count_tx(MAX_PORTS - 1, 60);
+        s.count_drop(DropReason::TxRingFull);
+        s.port_rx_pkts[2] = 10;
+        let mut w = [0u64; WORDS];
+        s.to_words(&mut w);
+        assert_eq!(WorkerStats::from_words(&w), s);
+        let b = StatsBoard::new(2);
+        b.publish(0, &s);
+        b.publish(1, &s);
+        b.publish(7, &s); // out of range: ignored
+        let t = b.total();
+        assert_eq!(t.rx_pkts, 20);
+        assert_eq!(t.port_tx_pkts[MAX_PORTS - 1], 2);
+        assert_eq!(t.drop_count(DropReason::TxRingFull), 2);
+        assert_eq!(b.read(1), s);
+    }
+}
