@@ -59,14 +59,18 @@ enum TtlKind {
     Byte,
 }
 
+/// Top of a frame's label stack, parsed in pass 0: (L2 header bytes, top entry).
+type Top = Result<(u8, LabelEntry), DropReason>;
+
 /// Per-worker scratch for one burst (allocated once; no per-burst allocation).
 pub struct BurstCtx {
+    tops: [Top; MAX_BURST],
     plans: [Plan; MAX_BURST],
 }
 
 impl Default for BurstCtx {
     fn default() -> Self {
-        BurstCtx { plans: [Plan::default(); MAX_BURST] }
+        BurstCtx { tops: [Err(DropReason::TooShort); MAX_BURST], plans: [Plan::default(); MAX_BURST] }
     }
 }
 
@@ -101,54 +105,59 @@ fn process_chunk<P: PacketMut>(
     stats: &mut WorkerStats,
 ) {
     let n = pkts.len();
+    let (tops, plans) = (&mut ctx.tops[..n], &mut ctx.plans[..n]);
+    let verdicts = &mut verdicts[..n];
     stats.bursts += 1;
-    // Pass 0: start every ILM slot load of the burst so the lookups overlap.
-    for p in pkts.iter() {
-        prefetch_slot(snap, p.data());
+    stats.rx_pkts += n as u64;
+    // Pass 0: parse L2 and the top label of every frame and start its ILM slot load, so
+    // the lookups of the whole burst overlap instead of missing one after another.
+    let mut rx_bytes = 0;
+    for (p, top) in pkts.iter().zip(tops.iter_mut()) {
+        let d = p.data();
+        rx_bytes += d.len() as u64;
+        *top = top_of_stack(d);
+        if let Ok((_, lse)) = top {
+            prefetch(snap.ilm.slot_ptr(lse.label()));
+        }
     }
-    // Pass 1: classify.
+    stats.rx_bytes += rx_bytes;
+    // Pass 1: classify (lookup + decide) into verdicts and plans.
     for i in 0..n {
-        let d = pkts[i].data();
-        stats.rx_pkts += 1;
-        stats.rx_bytes += d.len() as u64;
-        verdicts[i] = match classify(snap, d) {
-            Ok((port, plan)) => {
-                ctx.plans[i] = plan;
-                Verdict::Forward(port)
-            }
+        verdicts[i] = match tops[i] {
+            Ok((l2, lse)) => match classify(snap, pkts[i].data(), l2 as usize, lse, &mut plans[i]) {
+                Ok(port) => Verdict::Forward(port),
+                Err(r) => Verdict::Drop(r),
+            },
             Err(r) => Verdict::Drop(r),
         };
     }
     // Pass 2: act.
     for i in 0..n {
         match verdicts[i] {
-            Verdict::Forward(_) => apply(&mut pkts[i], &ctx.plans[i]),
+            Verdict::Forward(_) => apply(&mut pkts[i], &plans[i]),
             Verdict::Drop(r) => stats.count_drop(r),
         }
     }
 }
 
-/// Prefetches the ILM slot of the frame's top label, if it has one.
+/// Parses the L2 header (0-2 tags) and reads the top label stack entry.
 #[inline(always)]
-fn prefetch_slot(snap: &Snapshot, d: &[u8]) {
-    if let Ok(f) = Frame::new_checked(d) {
-        if let Ok(lse) = LabelEntry::read(d, f.l2_bytes()) {
-            prefetch(snap.ilm.slot_ptr(lse.label()));
-        }
-    }
-}
-
-/// Decides what happens to one frame: the out port and the rewrite plan.
-#[inline(always)]
-pub fn classify(snap: &Snapshot, d: &[u8]) -> Result<(u16, Plan), DropReason> {
+fn top_of_stack(d: &[u8]) -> Top {
     let frame = Frame::new_checked(d)?;
     match frame.ethertype() {
         ETHERTYPE_MPLS => {}
         ETHERTYPE_MPLS_MC => return Err(DropReason::MplsMulticast),
         _ => return Err(DropReason::NotMpls),
     }
-    let mut off = frame.l2_bytes();
-    let mut lse = LabelEntry::read(d, off)?;
+    let l2 = frame.l2_bytes();
+    Ok((l2 as u8, LabelEntry::read(d, l2)?))
+}
+
+/// Decides what happens to one frame (whole frame `d`, top entry `lse` at `l2`): returns
+/// the out port and fills `plan` with the rewrite. The frame is not modified.
+#[inline(always)]
+pub fn classify(snap: &Snapshot, d: &[u8], l2: usize, mut lse: LabelEntry, plan: &mut Plan) -> Result<u16, DropReason> {
+    let mut off = l2;
     // RFC 3443: the TTL of the received top entry is the one decremented.
     let ttl_in = lse.ttl();
     let mut pops = 0;
@@ -165,7 +174,7 @@ pub fn classify(snap: &Snapshot, d: &[u8]) -> Result<(u16, Plan), DropReason> {
                     if lse.bos() {
                         // RFC 3032 2.1: the payload is IP of the label's family; route it.
                         let af = if label == LABEL_IPV4_EXPLICIT_NULL { Af::V4 } else { Af::V6 };
-                        return ip_plan(snap, d, off, af, ttl_in, snap.pipe, None);
+                        return ip_plan(snap, d, off, af, ttl_in, snap.pipe, None, plan);
                     }
                 }
                 LABEL_ELI => {
@@ -194,15 +203,21 @@ pub fn classify(snap: &Snapshot, d: &[u8]) -> Result<(u16, Plan), DropReason> {
             (off, bos) = skip_entropy(d, off, next)?;
         }
         match (op, bos) {
-            (IlmOp::PopGo, true) => return ip_plan(snap, d, off, e.af(), ttl_in, e.pipe(), Some(e.adjacency())),
-            (IlmOp::Pop, true) => return ip_plan(snap, d, off, e.af(), ttl_in, e.pipe(), None),
-            (IlmOp::PopGo, false) => return mpls_plan(snap, off, ttl_in, e.pipe(), e.adjacency()),
+            (IlmOp::PopGo, true) => return ip_plan(snap, d, off, e.af(), ttl_in, e.pipe(), Some(e.adjacency()), plan),
+            (IlmOp::Pop, true) => return ip_plan(snap, d, off, e.af(), ttl_in, e.pipe(), None, plan),
+            (IlmOp::PopGo, false) => return mpls_plan(snap, off, ttl_in, e.pipe(), e.adjacency(), plan),
             (IlmOp::Pop, false) => {
                 // Pop and process the exposed label (RFC 3031 3.10).
                 lse = LabelEntry::read(d, off)?;
             }
         }
     }
+}
+
+/// Classifies one whole frame (tools and tests; the burst path splits the parse).
+pub fn classify_frame(snap: &Snapshot, d: &[u8], plan: &mut Plan) -> Result<u16, DropReason> {
+    let (l2, lse) = top_of_stack(d)?;
+    classify(snap, d, l2 as usize, lse, plan)
 }
 
 /// Skips an ELI at `off` and the entropy label below it. Returns the new offset and
@@ -236,6 +251,7 @@ fn on_ttl_expired() -> DropReason {
 
 /// The label stack ended at `off`: the payload must be IP of family `af`.
 #[inline(always)]
+#[allow(clippy::too_many_arguments)] // all per-packet scalars; a struct would only add copies
 fn ip_plan(
     snap: &Snapshot,
     d: &[u8],
@@ -244,7 +260,8 @@ fn ip_plan(
     ttl_in: u8,
     pipe: bool,
     adj: Option<u16>,
-) -> Result<(u16, Plan), DropReason> {
+    plan: &mut Plan,
+) -> Result<u16, DropReason> {
     let p = &d[off..];
     // Control-word nibbles 0 and 1 (and anything else) are never IP.
     let (v4, ethertype) = match (ip::version(p), af) {
@@ -276,32 +293,28 @@ fn ip_plan(
     };
     let adj = dst_adj.ok_or(DropReason::NoRoute)?;
     let (port, macs) = adjacency(snap, adj)?;
-    Ok((
-        port,
-        Plan { macs, strip: (off - ETH_HDR_BYTES) as u16, ethertype, ttl_at: ttl_at as u16, ttl, ttl_kind: kind },
-    ))
+    *plan = Plan { macs, strip: (off - ETH_HDR_BYTES) as u16, ethertype, ttl_at: ttl_at as u16, ttl, ttl_kind: kind };
+    Ok(port)
 }
 
 /// More labels remain below the popped one: the packet leaves as MPLS.
 #[inline(always)]
-fn mpls_plan(snap: &Snapshot, off: usize, ttl_in: u8, pipe: bool, adj: u16) -> Result<(u16, Plan), DropReason> {
+fn mpls_plan(snap: &Snapshot, off: usize, ttl_in: u8, pipe: bool, adj: u16, plan: &mut Plan) -> Result<u16, DropReason> {
     if ttl_in <= 1 {
         return Err(on_ttl_expired());
     }
     let (port, macs) = adjacency(snap, adj)?;
     // Uniform: the exposed label carries the decremented TTL; pipe leaves it alone.
     let ttl_kind = if pipe { TtlKind::None } else { TtlKind::Byte };
-    Ok((
-        port,
-        Plan {
-            macs,
-            strip: (off - ETH_HDR_BYTES) as u16,
-            ethertype: ETHERTYPE_MPLS,
-            ttl_at: (off + LSE_TTL_OFFSET) as u16,
-            ttl: ttl_in - 1,
-            ttl_kind,
-        },
-    ))
+    *plan = Plan {
+        macs,
+        strip: (off - ETH_HDR_BYTES) as u16,
+        ethertype: ETHERTYPE_MPLS,
+        ttl_at: (off + LSE_TTL_OFFSET) as u16,
+        ttl: ttl_in - 1,
+        ttl_kind,
+    };
+    Ok(port)
 }
 
 #[inline(always)]

@@ -43,6 +43,34 @@ impl MemFrame {
         true
     }
 
+    /// Copies `data[at..at + len]` into the frame like `load`, but in 32-byte chunks that
+    /// may read past the record (into the next one) when the source has room: a few
+    /// vector moves instead of a `memcpy` call per packet. The bytes past `len` land in
+    /// the frame's unused tail and are never read as packet data.
+    #[inline(always)]
+    pub fn load_from(&mut self, seq: u64, data: &[u8], at: usize, len: usize) -> bool {
+        const CHUNK: usize = 32;
+        if len > FRAME_DATA_BYTES {
+            return false;
+        }
+        let padded = len.div_ceil(CHUNK) * CHUNK;
+        match data.get(at..at + padded) {
+            Some(src) => {
+                self.seq = seq;
+                self.off = HEADROOM_BYTES as u16;
+                self.len = len as u16;
+                let (src, _) = src.as_chunks::<CHUNK>();
+                let (dst, _) = self.buf[HEADROOM_BYTES..].as_chunks_mut::<CHUNK>();
+                for (d, s) in dst.iter_mut().zip(src) {
+                    *d = *s;
+                }
+                true
+            }
+            // The last record of the file: copy exactly.
+            None => data.get(at..at + len).is_some_and(|src| self.load(seq, src)),
+        }
+    }
+
     /// A frame holding `src` (tests and tools; allocates).
     pub fn boxed_from(src: &[u8]) -> Box<MemFrame> {
         let mut f = Box::<MemFrame>::default();
@@ -120,5 +148,13 @@ mod tests {
         assert!(f.load(2, &[7; FRAME_DATA_BYTES]));
         assert_eq!(f.len(), FRAME_DATA_BYTES);
         assert_eq!(f.seq, 2);
+        // Chunked copy: exact bytes whether or not the source has room past the record.
+        let src: Vec<u8> = (0..200u8).collect();
+        for (at, len) in [(0, 0), (0, 1), (3, 64), (100, 100), (150, 50), (199, 1), (0, 200)] {
+            assert!(f.load_from(9, &src, at, len));
+            assert_eq!(f.data(), &src[at..at + len], "at {at} len {len}");
+        }
+        assert!(!f.load_from(9, &src, 190, 20), "past the end");
+        assert!(!f.load_from(9, &vec![0; 4096], 0, FRAME_DATA_BYTES + 1));
     }
 }

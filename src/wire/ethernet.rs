@@ -32,10 +32,12 @@ impl<'a> Frame<'a> {
     /// Parses the L2 header, walking up to two VLAN tags.
     #[inline]
     pub fn new_checked(buf: &'a [u8]) -> Result<Frame<'a>, Error> {
-        if buf.len() < ETH_HDR_BYTES {
-            return Err(Error::TooShort);
+        let Some(hdr) = buf.first_chunk::<ETH_HDR_BYTES>() else { return Err(Error::TooShort) };
+        let mut ethertype = u16::from_be_bytes([hdr[12], hdr[13]]);
+        if ethertype != ETHERTYPE_VLAN && ethertype != ETHERTYPE_QINQ {
+            // Untagged: the common case, no loop.
+            return Ok(Frame { buf, l2_bytes: ETH_HDR_BYTES as u8, ethertype });
         }
-        let mut ethertype = be16(buf, 12);
         let mut l2 = ETH_HDR_BYTES;
         let mut tags = 0;
         while ethertype == ETHERTYPE_VLAN || ethertype == ETHERTYPE_QINQ {
@@ -87,8 +89,16 @@ impl<'a> Frame<'a> {
 /// Caller guarantees `out.len() >= 14` (it is the start of a frame at least that long).
 #[inline(always)]
 pub fn emit_header_unchecked(out: &mut [u8], macs: &[u8; 12], ethertype: u16) {
-    out[..12].copy_from_slice(macs);
-    out[12..14].copy_from_slice(&ethertype.to_be_bytes());
+    if let Some(h) = out.first_chunk_mut::<ETH_HDR_BYTES>() {
+        let [t0, t1] = ethertype.to_be_bytes();
+        let mut v = [0u8; ETH_HDR_BYTES];
+        v[..12].copy_from_slice(macs);
+        v[12] = t0;
+        v[13] = t1;
+        *h = v;
+    } else {
+        debug_assert!(false, "emit_header_unchecked on a frame shorter than 14 bytes");
+    }
 }
 
 /// Formats a MAC as `aa:bb:cc:dd:ee:ff`.

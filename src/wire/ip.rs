@@ -20,12 +20,10 @@ pub fn version(payload: &[u8]) -> u8 {
 /// Checks an IPv4 header's length fields. Returns the header length in bytes.
 #[inline(always)]
 pub fn check_ipv4(p: &[u8]) -> Result<usize, Error> {
-    if p.len() < IPV4_MIN_HDR_BYTES {
-        return Err(Error::BadIpHeader);
-    }
-    let ihl = ((p[0] & 0x0f) as usize) * 4;
+    let Some(h) = p.first_chunk::<IPV4_MIN_HDR_BYTES>() else { return Err(Error::BadIpHeader) };
+    let ihl = ((h[0] & 0x0f) as usize) * 4;
     // Total length covers the header and fits the frame (trailing Ethernet padding is fine).
-    let total = be16(p, 2) as usize;
+    let total = u16::from_be_bytes([h[2], h[3]]) as usize;
     if ihl < IPV4_MIN_HDR_BYTES || ihl > total || total > p.len() {
         return Err(Error::BadIpHeader);
     }
@@ -59,15 +57,20 @@ pub fn ipv6_dst(p: &[u8]) -> u128 {
 /// Caller has run `check_ipv4` on `hdr`.
 #[inline(always)]
 pub fn ipv4_set_ttl(hdr: &mut [u8], ttl: u8) {
-    let old = be16(hdr, IPV4_TTL_OFFSET) as u32;
-    let new = ((ttl as u32) << 8) | (hdr[IPV4_TTL_OFFSET + 1] as u32);
-    let hc = be16(hdr, 10) as u32;
+    let Some(h) = hdr.first_chunk_mut::<12>() else {
+        debug_assert!(false, "ipv4_set_ttl on a short header");
+        return;
+    };
+    let old = u16::from_be_bytes([h[8], h[9]]) as u32;
+    let new = ((ttl as u32) << 8) | (h[9] as u32);
+    let hc = u16::from_be_bytes([h[10], h[11]]) as u32;
     let mut sum = (!hc & 0xffff) + (!old & 0xffff) + new;
     sum = (sum & 0xffff) + (sum >> 16);
     sum = (sum & 0xffff) + (sum >> 16);
-    let csum = !(sum as u16);
-    hdr[IPV4_TTL_OFFSET] = ttl;
-    hdr[10..12].copy_from_slice(&csum.to_be_bytes());
+    let [c0, c1] = (!(sum as u16)).to_be_bytes();
+    h[IPV4_TTL_OFFSET] = ttl;
+    h[10] = c0;
+    h[11] = c1;
 }
 
 /// Full IPv4 header checksum (RFC 791). Over a header carrying a valid checksum it is 0.
