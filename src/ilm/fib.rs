@@ -18,21 +18,22 @@ impl Hasher for IntHasher {
     }
     fn write(&mut self, bytes: &[u8]) {
         for b in bytes {
-            self.0 = (self.0.rotate_left(5) ^ *b as u64).wrapping_mul(0x51_7cc1_b727_220a_95);
+            self.0 = (self.0.rotate_left(5) ^ *b as u64).wrapping_mul(0x517c_c1b7_2722_0a95);
         }
     }
     fn write_u32(&mut self, i: u32) {
-        self.0 = (i as u64 ^ 0x9e37_79b9_7f4a_7c15).wrapping_mul(0x51_7cc1_b727_220a_95);
+        self.0 = (i as u64 ^ 0x9e37_79b9_7f4a_7c15).wrapping_mul(0x517c_c1b7_2722_0a95);
     }
     fn write_u128(&mut self, i: u128) {
         let x = (i as u64) ^ ((i >> 64) as u64).rotate_left(32);
-        self.0 = (x ^ 0x9e37_79b9_7f4a_7c15).wrapping_mul(0x51_7cc1_b727_220a_95);
+        self.0 = (x ^ 0x9e37_79b9_7f4a_7c15).wrapping_mul(0x517c_c1b7_2722_0a95);
     }
 }
 
 type IntMap<K> = HashMap<K, u16, BuildHasherDefault<IntHasher>>;
 
 /// Prefix tables for one family: `(prefix_len, masked prefix -> adjacency)`, longest first.
+#[derive(Clone)]
 struct Lpm<K> {
     by_len: Vec<(u8, IntMap<K>)>,
 }
@@ -85,6 +86,16 @@ impl<K: Key> Lpm<K> {
         self.by_len[pos].1.insert(prefix.mask(len), adj);
     }
 
+    /// Removes a route; drops the table of its length when it empties (fewer probes).
+    fn remove(&mut self, prefix: K, len: u8) -> Option<u16> {
+        let pos = self.by_len.binary_search_by(|(l, _)| len.cmp(l)).ok()?;
+        let old = self.by_len[pos].1.remove(&prefix.mask(len));
+        if self.by_len[pos].1.is_empty() {
+            self.by_len.remove(pos);
+        }
+        old
+    }
+
     #[inline]
     fn lookup(&self, addr: K) -> Option<u16> {
         self.by_len.iter().find_map(|(len, t)| t.get(&addr.mask(*len)).copied())
@@ -96,7 +107,10 @@ impl<K: Key> Lpm<K> {
 }
 
 /// IPv4 and IPv6 routes to adjacency indices.
-#[derive(Default)]
+///
+/// `Clone` copies the hash tables (about 1.2 MiB for 100k /32 routes, a few hundred
+/// microseconds): a commit that changes routes patches a copy (see `build::patch`).
+#[derive(Default, Clone)]
 pub struct Fib {
     v4: Lpm<u32>,
     v6: Lpm<u128>,
@@ -115,6 +129,16 @@ impl Fib {
     /// Adds (or replaces) an IPv6 route.
     pub fn insert_v6(&mut self, prefix: u128, len: u8, adj: u16) {
         self.v6.insert(prefix, len.min(128), adj);
+    }
+
+    /// Removes an IPv4 route; returns its adjacency if it was present.
+    pub fn remove_v4(&mut self, prefix: u32, len: u8) -> Option<u16> {
+        self.v4.remove(prefix, len.min(32))
+    }
+
+    /// Removes an IPv6 route; returns its adjacency if it was present.
+    pub fn remove_v6(&mut self, prefix: u128, len: u8) -> Option<u16> {
+        self.v6.remove(prefix, len.min(128))
     }
 
     /// Longest-prefix match of an IPv4 destination.
@@ -159,6 +183,10 @@ mod tests {
         f.insert_v4(0, 0, 7);
         assert_eq!(f.lookup_v4(v4([10, 1, 2, 1])), Some(7));
         assert_eq!(f.len(), 3);
+        assert_eq!(f.remove_v4(v4([10, 1, 1, 0]), 30), Some(1));
+        assert_eq!(f.remove_v4(v4([10, 1, 1, 0]), 30), None);
+        assert_eq!(f.lookup_v4(v4([10, 1, 1, 1])), Some(0), "the /24 takes over");
+        assert_eq!(f.v4.by_len.len(), 2, "the empty /30 table is gone");
     }
 
     #[test]

@@ -2,25 +2,35 @@
 //!
 //! A [`Snapshot`] (ILM + adjacencies + FIB) is immutable once built: the control
 //! thread builds a whole new one and publishes it (see `swap`), workers only read.
+//! A commit that changes a few routes does not rebuild everything: `build::patch`
+//! copies the ILM (one 4 MiB memcpy) and patches its entries, shares the adjacency
+//! table and, when no route changed, the FIB with the previous snapshot through `Arc`,
+//! and shares all untouched chunks of the LSP table.
 
 pub mod build;
 pub mod fib;
 pub mod swap;
 pub mod table;
 
-pub use build::{build, BuildError, LabelOp, LspRow};
+pub use build::{build, build_indexed, patch, BuildError, BuildIndex, Delta, LabelOp, LspRow, LspTable};
 pub use fib::Fib;
 pub use table::{Adjacency, Af, Ilm, IlmEntry, IlmOp};
+
+use std::sync::Arc;
 
 /// Everything the data path reads, as one immutable unit.
 pub struct Snapshot {
     pub ilm: Ilm,
-    pub adjacencies: Vec<Adjacency>,
-    pub fib: Fib,
+    /// Shared with the previous snapshot when neighbors did not change (always, for
+    /// commits from the control socket).
+    pub adjacencies: Arc<Vec<Adjacency>>,
+    /// Shared with the previous snapshot when no static route changed.
+    pub fib: Arc<Fib>,
     /// Number of output ports (port indices are `0..ports`).
     pub ports: usize,
-    /// The BGP LSP table, for `display mpls lsp protocol bgp`.
-    pub lsps: Vec<LspRow>,
+    /// The BGP LSP table, for `display mpls lsp protocol bgp` (control plane only;
+    /// chunks are shared between snapshots).
+    pub lsps: LspTable,
     /// Device-wide RFC 3443 pipe mode (explicit-null labels have no entry to carry it).
     pub pipe: bool,
     /// Counts publications; 0 for a table built at start.
