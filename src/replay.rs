@@ -9,10 +9,12 @@
 //! worker count.
 
 use crate::dataplane::{process_burst, BurstCtx, Verdict, MAX_BURST};
+use crate::ilm::swap::Reader;
 use crate::ilm::Snapshot;
 use crate::io::mem::{FrameRing, MemFrame};
 use crate::io::pcap::{Capture, Record, Writer};
 use crate::io::PacketMut;
+use crate::stats::board::{StatsBoard, STATS_PUBLISH_EVERY};
 use crate::stats::{DropReason, Latency, WorkerStats};
 use std::path::Path;
 use std::sync::Barrier;
@@ -111,15 +113,58 @@ impl ReplayResult {
     }
 }
 
-/// Replays `cap` through `snap`.
+/// Where a worker reads its tables from, once per burst.
+pub trait SnapshotSource: Send {
+    /// Called at the top of every burst. The snapshot stays valid until the next call
+    /// (a `Reader` announces a quiescent state here, so the control thread may retire
+    /// what the worker used before).
+    fn begin_burst(&mut self) -> &Snapshot;
+    /// The worker stops (or parks): it must not delay the control thread any more.
+    fn finish(&mut self) {}
+}
+
+impl SnapshotSource for &Snapshot {
+    #[inline(always)]
+    fn begin_burst(&mut self) -> &Snapshot {
+        self
+    }
+}
+
+impl SnapshotSource for Reader<Snapshot> {
+    #[inline(always)]
+    fn begin_burst(&mut self) -> &Snapshot {
+        self.quiescent();
+        self.current()
+    }
+
+    fn finish(&mut self) {
+        self.offline();
+    }
+}
+
+/// Replays `cap` through `snap` (fixed tables).
 pub fn replay(snap: &Snapshot, cap: &Capture, opts: &ReplayOpts) -> ReplayResult {
-    let workers = opts.workers.max(1);
+    replay_with(vec![snap; opts.workers.max(1)], cap, opts, None)
+}
+
+/// Replays `cap` with one snapshot source per worker (e.g. `Reader`s of a `Publisher`
+/// that a control thread publishes to while traffic flows). Workers publish their
+/// counters to `board` every `STATS_PUBLISH_EVERY` bursts and when they finish.
+pub fn replay_with<S: SnapshotSource>(
+    sources: Vec<S>,
+    cap: &Capture,
+    opts: &ReplayOpts,
+    board: Option<&StatsBoard>,
+) -> ReplayResult {
+    let workers = sources.len().max(1);
     let burst = opts.burst.clamp(1, MAX_BURST);
     let barrier = Barrier::new(workers + 1);
     let mut start = Instant::now();
     let mut results: Vec<WorkerResult> = std::thread::scope(|s| {
-        let handles: Vec<_> = (0..workers)
-            .map(|w| {
+        let handles: Vec<_> = sources
+            .into_iter()
+            .enumerate()
+            .map(|(w, mut source)| {
                 let core = (!opts.cores.is_empty()).then(|| opts.cores[w % opts.cores.len()]);
                 let barrier = &barrier;
                 std::thread::Builder::new()
@@ -135,8 +180,13 @@ pub fn replay(snap: &Snapshot, cap: &Capture, opts: &ReplayOpts) -> ReplayResult
                             pinned,
                             outputs: Outputs::default(),
                         };
+                        let job = Job { cap, w, workers, burst, opts, board };
                         barrier.wait();
-                        run_worker(snap, cap, w, workers, burst, opts, &mut ring, &mut ctx, &mut r);
+                        run_worker(&job, &mut source, &mut ring, &mut ctx, &mut r);
+                        source.finish();
+                        if let Some(b) = board {
+                            b.publish(w, &r.stats);
+                        }
                         r
                     })
                     .expect("spawning a worker thread")
@@ -165,18 +215,24 @@ pub fn replay(snap: &Snapshot, cap: &Capture, opts: &ReplayOpts) -> ReplayResult
     ReplayResult { stats, latency, elapsed_ns, workers: results, outputs }
 }
 
-#[allow(clippy::too_many_arguments)] // one call site; the arguments are the worker's whole world
-fn run_worker(
-    snap: &Snapshot,
-    cap: &Capture,
+/// What one worker replays.
+struct Job<'a> {
+    cap: &'a Capture,
     w: usize,
     workers: usize,
     burst: usize,
-    opts: &ReplayOpts,
+    opts: &'a ReplayOpts,
+    board: Option<&'a StatsBoard>,
+}
+
+fn run_worker<S: SnapshotSource>(
+    job: &Job<'_>,
+    source: &mut S,
     ring: &mut FrameRing,
     ctx: &mut BurstCtx,
     r: &mut WorkerResult,
 ) {
+    let Job { cap, w, workers, burst, opts, board } = *job;
     let recs = cap.records();
     let data = cap.data();
     let n = recs.len();
@@ -184,10 +240,16 @@ fn run_worker(
     let mut verdicts = [Verdict::default(); MAX_BURST];
     let ring_len = ring.len();
     let mut pos = 0;
+    let mut generation = u64::MAX;
     let mut t0 = Instant::now();
     for lp in 0..opts.loops {
         let mut b = w;
         while b < bursts {
+            let snap = source.begin_burst();
+            if snap.generation != generation {
+                generation = snap.generation;
+                r.stats.ilm_swaps_seen += 1;
+            }
             let chunk = &recs[b * burst..((b + 1) * burst).min(n)];
             if pos + chunk.len() > ring_len {
                 pos = 0;
@@ -203,6 +265,11 @@ fn run_worker(
             r.latency.record(t1.duration_since(t0).as_nanos() as u64);
             t0 = t1;
             b += workers;
+            if let Some(board) = board {
+                if r.stats.bursts % STATS_PUBLISH_EVERY == 0 {
+                    board.publish(w, &r.stats);
+                }
+            }
         }
     }
 }
