@@ -163,10 +163,12 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
                     print!("{}", crate::display::mpls_lsp_bgp(&cfg, &build(&cfg)?, true))
                 }
                 ["current-configuration"] => print!("{}", crate::display::current_configuration(&cfg)),
-                _ => return Err(usage(anyhow::anyhow!(
+                _ => {
+                    return Err(usage(anyhow::anyhow!(
                     "unknown display command {:?}; known: `mpls lsp protocol bgp [verbose]`, `current-configuration`",
                     words.join(" ")
-                ))),
+                )))
+                }
             }
             Ok(())
         }

@@ -39,7 +39,9 @@ fn frames_of(path: &Path) -> Vec<(u8, u8, bool, [u8; 6])> {
     (0..cap.len())
         .map(|i| {
             let p = etherparse::SlicedPacket::from_ethernet(cap.packet(i)).unwrap();
-            let Some(etherparse::NetSlice::Ipv4(ip)) = p.net else { panic!("frame {i} is not IPv4 (label not popped?)") };
+            let Some(etherparse::NetSlice::Ipv4(ip)) = p.net else {
+                panic!("frame {i} is not IPv4 (label not popped?)")
+            };
             let h = ip.header().to_header();
             let dst_mac: [u8; 6] = cap.packet(i)[..6].try_into().unwrap();
             (h.destination[3], h.time_to_live, h.header_checksum == h.calc_header_checksum(), dst_mac)
@@ -51,11 +53,30 @@ fn frames_of(path: &Path) -> Vec<(u8, u8, bool, [u8; 6])> {
 fn seed_with_popgo_everything_goes_to_device_a() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("out");
-    let v = json(&popgo(&["replay", "--config", &seed_toml(), "--in-port", "to-D", "--out-dir", out.to_str().unwrap(), "--json", &seed_pcap()]));
+    let v = json(&popgo(&[
+        "replay",
+        "--config",
+        &seed_toml(),
+        "--in-port",
+        "to-D",
+        "--out-dir",
+        out.to_str().unwrap(),
+        "--json",
+        &seed_pcap(),
+    ]));
     assert_eq!(v["rx_packets"], 16);
     assert_eq!(v["tx_packets"]["to-A"], 8);
     assert_eq!(v["tx_packets"]["to-B"], 0);
-    for r in ["no_ilm_entry", "ttl_expired", "reserved_label", "payload_mismatch", "truncated_label_stack", "too_short", "mpls_multicast", "not_mpls"] {
+    for r in [
+        "no_ilm_entry",
+        "ttl_expired",
+        "reserved_label",
+        "payload_mismatch",
+        "truncated_label_stack",
+        "too_short",
+        "mpls_multicast",
+        "not_mpls",
+    ] {
         assert_eq!(v["drops"][r], 1, "{r}");
     }
     let tx: u64 = v["tx_packets"].as_object().unwrap().values().map(|x| x.as_u64().unwrap()).sum();
@@ -98,12 +119,41 @@ fn outputs_are_identical_whatever_the_worker_count() {
     let dir = tempfile::tempdir().unwrap();
     let gen = dir.path().join("g.pcap");
     let cfgp = dir.path().join("g.toml");
-    let o = popgo(&["gen", "synth", "--out", gen.to_str().unwrap(), "--count", "5000", "--labels", "300", "--size", "80", "--v6-share", "0.3", "--config-out", cfgp.to_str().unwrap()]);
+    let o = popgo(&[
+        "gen",
+        "synth",
+        "--out",
+        gen.to_str().unwrap(),
+        "--count",
+        "5000",
+        "--labels",
+        "300",
+        "--size",
+        "80",
+        "--v6-share",
+        "0.3",
+        "--config-out",
+        cfgp.to_str().unwrap(),
+    ]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let mut files = Vec::new();
     for w in ["1", "2", "3"] {
         let out = dir.path().join(format!("w{w}"));
-        let v = json(&popgo(&["replay", "--config", cfgp.to_str().unwrap(), "--workers", w, "--loops", "2", "--burst", "7", "--out-dir", out.to_str().unwrap(), "--json", gen.to_str().unwrap()]));
+        let v = json(&popgo(&[
+            "replay",
+            "--config",
+            cfgp.to_str().unwrap(),
+            "--workers",
+            w,
+            "--loops",
+            "2",
+            "--burst",
+            "7",
+            "--out-dir",
+            out.to_str().unwrap(),
+            "--json",
+            gen.to_str().unwrap(),
+        ]));
         assert_eq!(v["rx_packets"], 10_000);
         assert_eq!(v["balanced"], true);
         let mut all = Vec::new();
@@ -133,7 +183,8 @@ fn diff_reports_the_misforwarding() {
 fn bad_input_gets_a_clear_error_and_exit_2() {
     let dir = tempfile::tempdir().unwrap();
     let bad_cfg = dir.path().join("bad.toml");
-    std::fs::write(&bad_cfg, std::fs::read_to_string(seed_toml()).unwrap().replace("label = 48122", "label = 7")).unwrap();
+    std::fs::write(&bad_cfg, std::fs::read_to_string(seed_toml()).unwrap().replace("label = 48122", "label = 7"))
+        .unwrap();
     let o = popgo(&["replay", "--config", bad_cfg.to_str().unwrap(), &seed_pcap()]);
     assert_eq!(o.status.code(), Some(2));
     let e = String::from_utf8_lossy(&o.stderr);
@@ -172,7 +223,9 @@ fn bad_input_gets_a_clear_error_and_exit_2() {
 #[test]
 fn pcapng_input_replays_like_pcap() {
     if Command::new("editcap").arg("-h").output().is_err() {
-        eprintln!("note: editcap (wireshark-common) not installed; pcapng conversion checked by io::pcap unit tests only");
+        eprintln!(
+            "note: editcap (wireshark-common) not installed; pcapng conversion checked by io::pcap unit tests only"
+        );
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -195,7 +248,20 @@ fn tshark_agrees_labels_are_gone_and_checksums_valid() {
     let out = dir.path().join("out");
     json(&popgo(&["replay", "--config", &seed_toml(), "--out-dir", out.to_str().unwrap(), "--json", &seed_pcap()]));
     let o = Command::new("tshark")
-        .args(["-r", out.join("to-A.pcap").to_str().unwrap(), "-o", "ip.check_checksum:TRUE", "-T", "fields", "-e", "mpls.label", "-e", "ip.checksum.status", "-e", "ip.ttl"])
+        .args([
+            "-r",
+            out.join("to-A.pcap").to_str().unwrap(),
+            "-o",
+            "ip.check_checksum:TRUE",
+            "-T",
+            "fields",
+            "-e",
+            "mpls.label",
+            "-e",
+            "ip.checksum.status",
+            "-e",
+            "ip.ttl",
+        ])
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&o.stdout);

@@ -299,7 +299,14 @@ fn ip_plan(
 
 /// More labels remain below the popped one: the packet leaves as MPLS.
 #[inline(always)]
-fn mpls_plan(snap: &Snapshot, off: usize, ttl_in: u8, pipe: bool, adj: u16, plan: &mut Plan) -> Result<u16, DropReason> {
+fn mpls_plan(
+    snap: &Snapshot,
+    off: usize,
+    ttl_in: u8,
+    pipe: bool,
+    adj: u16,
+    plan: &mut Plan,
+) -> Result<u16, DropReason> {
     if ttl_in <= 1 {
         return Err(on_ttl_expired());
     }

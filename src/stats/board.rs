@@ -40,7 +40,14 @@ impl WorkerStats {
     pub fn from_words(w: &[u64; WORDS]) -> WorkerStats {
         let mut it = w.iter().copied();
         let mut next = || it.next().unwrap_or(0);
-        let mut s = WorkerStats { rx_pkts: next(), rx_bytes: next(), tx_pkts: next(), tx_bytes: next(), bursts: next(), ..Default::default() };
+        let mut s = WorkerStats {
+            rx_pkts: next(),
+            rx_bytes: next(),
+            tx_pkts: next(),
+            tx_bytes: next(),
+            bursts: next(),
+            ..Default::default()
+        };
         s.drops.iter_mut().for_each(|v| *v = next());
         s.port_rx_pkts.iter_mut().for_each(|v| *v = next());
         s.port_tx_pkts.iter_mut().for_each(|v| *v = next());
@@ -62,7 +69,9 @@ pub struct StatsBoard {
 impl StatsBoard {
     /// A board for `workers` workers (allocates: setup only).
     pub fn new(workers: usize) -> StatsBoard {
-        StatsBoard { rows: (0..workers).map(|_| CachePadded::new(std::array::from_fn(|_| AtomicU64::new(0)))).collect() }
+        StatsBoard {
+            rows: (0..workers).map(|_| CachePadded::new(std::array::from_fn(|_| AtomicU64::new(0)))).collect(),
+        }
     }
 
     pub fn workers(&self) -> usize {
