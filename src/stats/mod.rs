@@ -4,8 +4,8 @@
 //! latency histograms, and their merge into a report. Workers are the only writers of
 //! their own blocks; merging happens only when a report is due.
 
-pub mod counters;
 pub mod board;
+pub mod counters;
 pub mod latency;
 pub mod report;
 
