@@ -3,8 +3,10 @@
 //! The core (`wire`, `ilm`, `dataplane`, `stats`) depends only on [`PacketMut`]; the
 //! backends (`mem` for tests and replay, `pcap` for files, AF_XDP for NICs) implement it.
 
+pub mod afxdp;
 pub mod mem;
 pub mod pcap;
+pub mod xdp;
 
 /// A received frame that the data path may rewrite in place.
 pub trait PacketMut {

@@ -2,3 +2,5 @@
 
 pub mod affinity;
 pub mod prefetch;
+pub mod rlimit;
+pub mod signal;

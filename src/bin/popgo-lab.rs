@@ -1,0 +1,101 @@
+//! `popgo-lab`: AF_XDP traffic tools for the veth lab and the root tests (needs root).
+//! `send` a pcap, `gen` 64-byte MPLS frames at full speed, `sink` (count and drop),
+//! `dump-prog` (print the MPLS redirect program). Logic lives in `popgo::run::lab`.
+
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::atomic::AtomicBool;
+use std::time::Duration;
+
+#[derive(Parser)]
+#[command(name = "popgo-lab", about = "AF_XDP lab traffic tools for popgo (root)")]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Send the records of a pcap out of an interface.
+    Send {
+        #[arg(long)]
+        iface: String,
+        #[arg(long, default_value_t = 1)]
+        repeat: u64,
+        /// Microseconds between frames (0 = as fast as possible).
+        #[arg(long, default_value_t = 0)]
+        gap_us: u64,
+        pcap: PathBuf,
+    },
+    /// Blast 64-byte MPLS frames (label --label, bottom of stack) out of an interface.
+    Gen {
+        #[arg(long)]
+        iface: String,
+        /// Destination MAC (the forwarder's port).
+        #[arg(long)]
+        dst: String,
+        #[arg(long, default_value_t = 48122)]
+        label: u32,
+        #[arg(long, default_value_t = 16)]
+        flows: u16,
+        #[arg(long, default_value_t = 8.0)]
+        secs: f64,
+        #[arg(long, default_value_t = u64::MAX)]
+        count: u64,
+        #[arg(long)]
+        core: Option<usize>,
+        #[arg(long)]
+        tx_budget: Option<u32>,
+    },
+    /// Count and drop frames arriving on an interface (XDP), one line per second.
+    Sink {
+        #[arg(long)]
+        iface: String,
+        #[arg(long, default_value_t = 10)]
+        secs: u64,
+    },
+    /// Print the MPLS redirect program listing.
+    DumpProg,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    if let Err(e) = popgo::sys::signal::install_handlers() {
+        eprintln!("popgo-lab: error: signal handlers: {e}");
+        return ExitCode::from(1);
+    }
+    let _ = popgo::sys::rlimit::raise_memlock();
+    let r = match cli.cmd {
+        Cmd::Send { iface, repeat, gap_us, pcap } => {
+            popgo::run::lab::send(&iface, &pcap, repeat, Duration::from_micros(gap_us)).map(|_| ())
+        }
+        Cmd::Gen { iface, dst, label, flows, secs, count, core, tx_budget } => popgo::run::lab::parse_mac(&dst)
+            .and_then(|dst| {
+                popgo::run::lab::gen(&popgo::run::lab::GenOpts {
+                    iface,
+                    dst,
+                    label,
+                    flows,
+                    secs,
+                    count,
+                    core,
+                    tx_budget,
+                })
+            })
+            .map(|_| ()),
+        Cmd::Sink { iface, secs } => popgo::run::lab::sink(&iface, secs, &AtomicBool::new(false)).map(|_| ()),
+        Cmd::DumpProg => {
+            let p = popgo::io::xdp::mpls_redirect_program(-1, popgo::io::xdp::XDP_PASS);
+            print!("{}", popgo::io::xdp::listing(&p));
+            Ok(())
+        }
+    };
+    match r {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("popgo-lab: error: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}

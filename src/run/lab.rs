@@ -1,0 +1,242 @@
+//! Lab traffic tools over AF_XDP, used by `tools/lab.sh`, `tools/vs-testpmd.sh` and
+//! `tests/afxdp.rs` through the `popgo-lab` binary:
+//!
+//! - [`send`]: transmit the records of a pcap (once or repeated) out of one interface;
+//! - [`gen`]: a fast generator of 64-byte MPLS frames (the throughput source);
+//! - [`sink`]: attach the count-and-drop XDP program and report frames per second.
+//!
+//! Frames carry 198.18.0.0/15 addresses (RFC 2544) only; they stay on the lab veths.
+
+use crate::io::afxdp::{frame, new_pending, BindMode, KickPolicy, Port, PortConfig, SharedArea};
+use crate::io::xdp::{CountSink, MplsRedirect};
+use ::afxdp::buf::Buf;
+use anyhow::{anyhow, Context, Result};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+const RING: u32 = 2048;
+const BURST: usize = 64;
+
+fn port_cfg(budget: Option<u32>) -> PortConfig {
+    PortConfig { ring_size: RING, burst: BURST, tx_budget: budget, kick: KickPolicy::Backlog, mode: BindMode::Auto }
+}
+
+fn stop() -> bool {
+    crate::sys::signal::stop_requested()
+}
+
+/// Transmits the records of `pcap` `repeat` times out of `iface`, `gap` apart (zero:
+/// as fast as possible). Records shorter than an Ethernet header are skipped (the
+/// kernel's AF_XDP TX path rejects them). Returns the number of frames sent.
+pub fn send(iface: &str, pcap: &std::path::Path, repeat: u64, gap: Duration) -> Result<u64> {
+    let cap = crate::io::pcap::Capture::open(pcap).with_context(|| pcap.display().to_string())?;
+    // Our program first, so that libbpf does not attach its own (io::xdp docs).
+    let _prog = MplsRedirect::attach(iface, true).with_context(|| format!("attaching XDP to {iface}"))?;
+    let mut area = SharedArea::new(2 * RING as usize, crate::run::worker::FRAME_SIZE)?;
+    let mut port = Port::new(&area, iface, 0, port_cfg(None))?;
+    let mut pending = new_pending();
+    let mut sent = 0u64;
+    let mut skipped = 0u64;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    'outer: for _ in 0..repeat {
+        for i in 0..cap.len() {
+            let pkt = cap.packet(i);
+            if pkt.len() < 14 {
+                skipped += 1;
+                continue;
+            }
+            loop {
+                port.reclaim(&mut area.free);
+                if !area.free.is_empty() {
+                    break;
+                }
+                port.kick_tx_if_needed();
+                if Instant::now() > deadline || stop() {
+                    break 'outer;
+                }
+            }
+            let Some(mut f) = area.free.pop() else { break 'outer };
+            if !frame::write(&mut f, pkt) {
+                area.free.push(f);
+                skipped += 1;
+                continue;
+            }
+            let _ = pending.push_back(f);
+            if pending.len() >= BURST || !gap.is_zero() {
+                while !pending.is_empty() && Instant::now() < deadline {
+                    port.reclaim(&mut area.free);
+                    port.tx_burst(&mut pending, BURST);
+                    port.kick_tx_if_needed();
+                }
+            }
+            sent += 1;
+            if !gap.is_zero() {
+                std::thread::sleep(gap);
+            }
+        }
+    }
+    while (!pending.is_empty() || port.tx_in_flight > 0) && Instant::now() < deadline {
+        port.reclaim(&mut area.free);
+        port.tx_burst(&mut pending, BURST);
+        port.kick_tx_if_needed();
+    }
+    eprintln!("popgo-lab send: {iface}: {sent} frames sent, {skipped} skipped (shorter than 14 B)");
+    drop(pending);
+    drop(port);
+    drop(area);
+    Ok(sent)
+}
+
+/// Frame length without FCS: 60 B = the 64 B minimum Ethernet frame.
+pub const GEN_FRAME_LEN: usize = 60;
+
+/// One MPLS/IPv4/UDP frame: label `label` (BoS, TTL 64), 198.18.1.1 -> 198.19.1.x.
+pub fn gen_frame(dst: &[u8; 6], src: &[u8; 6], label: u32, flow: u16) -> Vec<u8> {
+    let mut f = Vec::with_capacity(GEN_FRAME_LEN);
+    f.extend_from_slice(dst);
+    f.extend_from_slice(src);
+    f.extend_from_slice(&0x8847u16.to_be_bytes());
+    let lse: u32 = (label << 12) | (1 << 8) | 64;
+    f.extend_from_slice(&lse.to_be_bytes());
+    let ip_total = (GEN_FRAME_LEN - 18) as u16;
+    let mut ip = [0u8; 20];
+    ip[0] = 0x45;
+    ip[2..4].copy_from_slice(&ip_total.to_be_bytes());
+    ip[8] = 64;
+    ip[9] = 17;
+    ip[12..16].copy_from_slice(&[198, 18, 1, 1]);
+    ip[16..20].copy_from_slice(&[198, 19, 1, (flow % 250) as u8 + 1]);
+    let mut sum: u32 = ip.chunks(2).map(|c| u16::from_be_bytes([c[0], c[1]]) as u32).sum();
+    while sum > 0xffff {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    ip[10..12].copy_from_slice(&(!(sum as u16)).to_be_bytes());
+    f.extend_from_slice(&ip);
+    f.extend_from_slice(&(10000 + flow).to_be_bytes());
+    f.extend_from_slice(&9u16.to_be_bytes());
+    f.extend_from_slice(&(ip_total - 20).to_be_bytes());
+    f.extend_from_slice(&0u16.to_be_bytes());
+    f.resize(GEN_FRAME_LEN, 0x5a);
+    f
+}
+
+/// Reads the MAC address of `iface` from sysfs.
+pub fn iface_mac(iface: &str) -> Result<[u8; 6]> {
+    let s = std::fs::read_to_string(format!("/sys/class/net/{iface}/address")).with_context(|| iface.to_string())?;
+    parse_mac(s.trim())
+}
+
+pub fn parse_mac(s: &str) -> Result<[u8; 6]> {
+    let v: Vec<u8> = s
+        .split(':')
+        .map(|p| u8::from_str_radix(p, 16))
+        .collect::<Result<_, _>>()
+        .map_err(|_| anyhow!("bad MAC {s:?}"))?;
+    v.try_into().map_err(|_| anyhow!("bad MAC {s:?}"))
+}
+
+/// Generator options.
+pub struct GenOpts {
+    pub iface: String,
+    pub dst: [u8; 6],
+    pub label: u32,
+    pub flows: u16,
+    pub secs: f64,
+    pub count: u64,
+    pub core: Option<usize>,
+    pub tx_budget: Option<u32>,
+}
+
+/// Blasts 64-byte MPLS frames out of `iface`; prints per-second rates. Returns frames
+/// completed.
+pub fn gen(o: &GenOpts) -> Result<u64> {
+    let src = iface_mac(&o.iface)?;
+    let _prog = MplsRedirect::attach(&o.iface, true).with_context(|| format!("attaching XDP to {}", o.iface))?;
+    let mut area = SharedArea::new(2 * RING as usize, crate::run::worker::FRAME_SIZE)?;
+    let mut port = Port::new(&area, &o.iface, 0, port_cfg(o.tx_budget))?;
+    // Every frame permanently holds one template (nothing is received into these
+    // frames: the fill ring stays empty), so completions are resent as they are.
+    let templates: Vec<Vec<u8>> = (0..o.flows.max(1)).map(|i| gen_frame(&o.dst, &src, o.label, i)).collect();
+    for (i, f) in area.free.iter_mut().enumerate() {
+        frame::write(f, &templates[i % templates.len()]);
+    }
+    let mut pending = new_pending();
+    if let Some(c) = o.core {
+        crate::sys::affinity::pin_current(c);
+    }
+    eprintln!("popgo-lab gen: {} -> {:02x?}, label {}, {} flows", o.iface, o.dst, o.label, templates.len());
+    let start = Instant::now();
+    let deadline = start + Duration::from_secs_f64(o.secs);
+    let (mut completed, mut queued, mut last_completed, mut last) = (0u64, 0u64, 0u64, start);
+    let mut iter: u32 = 0;
+    loop {
+        completed += port.reclaim(&mut area.free) as u64;
+        while pending.len() < BURST && queued < o.count {
+            let Some(mut f) = area.free.pop() else { break };
+            f.set_len(GEN_FRAME_LEN as u16); // completions come back with len 0
+            let _ = pending.push_back(f);
+            queued += 1;
+        }
+        let (_, kicked) = port.tx_burst(&mut pending, BURST);
+        if !kicked {
+            port.kick_tx_if_needed();
+        }
+        if queued >= o.count && pending.is_empty() && port.tx_in_flight == 0 {
+            break;
+        }
+        iter = iter.wrapping_add(1);
+        if iter & 255 == 0 {
+            let now = Instant::now();
+            if now >= deadline || stop() {
+                break;
+            }
+            if now - last >= Duration::from_secs(1) {
+                println!(
+                    "gen t={:.1}s tx={:.3}Mpps",
+                    (now - start).as_secs_f64(),
+                    (completed - last_completed) as f64 / (now - last).as_secs_f64() / 1e6
+                );
+                last_completed = completed;
+                last = now;
+            }
+        }
+    }
+    let el = start.elapsed().as_secs_f64();
+    println!("gen total: sent={completed} avg={:.3}Mpps over {el:.1}s", completed as f64 / el / 1e6);
+    drop(pending);
+    drop(port);
+    drop(area);
+    Ok(completed)
+}
+
+/// Counts frames arriving on `iface` with the count-and-drop XDP program for `secs`
+/// seconds (or until SIGINT/SIGTERM); prints one line per second and a summary with
+/// the median of the active seconds. `ready` is set once the program is attached.
+pub fn sink(iface: &str, secs: u64, ready: &AtomicBool) -> Result<(u64, u64)> {
+    let sink = CountSink::attach(iface, true).with_context(|| format!("attaching the sink to {iface}"))?;
+    println!("sink: {iface} counting in {:?} mode for {secs}s", sink.attachment.mode);
+    ready.store(true, Ordering::Relaxed);
+    let start = Instant::now();
+    let mut last = (0u64, 0u64);
+    let mut rates = Vec::new();
+    for s in 1..=secs {
+        let target = start + Duration::from_secs(s);
+        while Instant::now() < target && !stop() {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        if stop() {
+            break;
+        }
+        let c = sink.read()?;
+        let d = (c.0 - last.0) + (c.1 - last.1);
+        rates.push(d as f64 / 1e6);
+        println!("sink t={s}s rx={:.3}Mpps (ip={} mpls={})", d as f64 / 1e6, c.0 - last.0, c.1 - last.1);
+        last = c;
+    }
+    let c = sink.read()?;
+    let mut active: Vec<f64> = rates.iter().copied().filter(|r| *r > 0.0).collect();
+    active.sort_by(f64::total_cmp);
+    let median = active.get(active.len() / 2).copied().unwrap_or(0.0);
+    println!("sink total: ip={} mpls={} median_active_second={median:.3}Mpps", c.0, c.1);
+    Ok(c)
+}
