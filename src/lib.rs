@@ -19,6 +19,7 @@
 
 pub mod cli;
 pub mod config;
+pub mod control;
 pub mod dataplane;
 pub mod diff;
 pub mod display;

@@ -1,0 +1,604 @@
+//! The live control plane: a VRP command subset with views and a two-stage commit,
+//! driving RCU-style publication of the forwarding [`Snapshot`] (issue 4).
+//!
+//! The control thread owns the running [`Config`], the [`Publisher`] of snapshots and
+//! a [`BuildIndex`]. Sessions (one per socket connection) edit a private candidate; the
+//! data path does not change until `commit`, which applies the session's pending lines
+//! to the running config as one unit, builds the new snapshot (incrementally through
+//! `ilm::patch` when it can, in full otherwise), publishes it with one pointer swap,
+//! waits out the grace period and frees the old snapshot on this thread. Workers never
+//! lock, wait or free anything for this.
+//!
+//! It must not run on a worker core's hot path; it allocates freely.
+//!
+//! # Socket protocol (`popgo ctl`, or `socat - UNIX-CONNECT:PATH`)
+//!
+//! Line based, UTF-8, over a Unix stream socket (mode 0600).
+//!
+//! * Request: one command line, terminated by `\n` (at most [`MAX_LINE_BYTES`]).
+//! * Reply: zero or more body lines, then exactly one **end line** that starts with a
+//!   dot: `.ok PROMPT`, `.error PROMPT` or `.bye` (the server then closes the
+//!   connection, after `quit` in the user view). A body line that itself starts with a
+//!   dot is sent with one more leading dot (SMTP-style dot-stuffing), so the end line
+//!   is unambiguous. `PROMPT` is the VRP prompt of the session's view after the
+//!   command: `<DeviceC>`, `[DeviceC]` or `[DeviceC-bgp]`.
+//! * On connect the server sends a greeting reply (`.ok <DeviceC>`).
+//! * Error bodies start with `Error: line N` where N counts the lines this connection
+//!   sent (from 1), followed by the line itself, so a scripted session knows which line
+//!   failed. A failed line changes nothing.
+//! * A peer that disconnects mid-line has its partial line discarded, unexecuted; its
+//!   uncommitted lines are dropped with its session.
+
+pub mod client;
+pub mod server;
+pub mod vrp;
+
+pub use client::{ctl_main, CtlArgs};
+pub use server::{serve, ControlError};
+pub use vrp::{Cmd, Display, Edit, View};
+
+use crate::config::Config;
+use crate::ilm::swap::{PublishReport, Publisher};
+use crate::ilm::{build_indexed, patch, BuildIndex, Snapshot};
+use crate::stats::board::StatsBoard;
+use crate::stats::report::flat_counters;
+use std::fmt::Write;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+/// Where `popgo run` / `popgo replay --control` listen and `popgo ctl` connects by
+/// default.
+pub const DEFAULT_SOCKET: &str = "/run/popgo/control.sock";
+
+/// Longest request line accepted (bytes, without the newline): VRP lines are short;
+/// the bound keeps a misbehaving peer from growing a buffer without limit.
+pub const MAX_LINE_BYTES: usize = 4096;
+
+/// Pending lines above which a commit does not replay them onto the previous running
+/// config to seed the session's next candidate (it clones lazily instead).
+const SHADOW_MAX_EDITS: usize = 64;
+
+/// The answer to one command line.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Reply {
+    pub ok: bool,
+    pub text: String,
+    /// The session ended (`quit` in the user view): the server closes the connection.
+    pub close: bool,
+}
+
+impl Reply {
+    fn ok(text: impl Into<String>) -> Reply {
+        Reply { ok: true, text: text.into(), close: false }
+    }
+
+    fn err(text: impl Into<String>) -> Reply {
+        Reply { ok: false, text: text.into(), close: false }
+    }
+}
+
+/// How a commit built its snapshot.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BuildKind {
+    /// `ilm::patch`: copy the ILM, patch entries, share the rest.
+    Incremental,
+    /// `ilm::build_indexed` over the whole config.
+    Full,
+}
+
+impl BuildKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            BuildKind::Incremental => "incremental",
+            BuildKind::Full => "full",
+        }
+    }
+}
+
+/// What one commit cost. Durations in nanoseconds, measured on the control thread.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CommitReport {
+    /// Generation of the published snapshot.
+    pub generation: u64,
+    pub kind: BuildKind,
+    /// Pending lines the commit applied.
+    pub changes: usize,
+    /// Routes and networks in the committed config (table size).
+    pub routes: usize,
+    /// Building the snapshot (patch or full build).
+    pub build_ns: u64,
+    /// Pointer swap + epoch bump + fence.
+    pub publish_ns: u64,
+    /// Waiting for the grace period of the replaced snapshot.
+    pub grace_ns: u64,
+    /// Freeing reclaimed snapshots.
+    pub reclaim_ns: u64,
+    /// Whole commit: apply, build, publish, grace, reclaim, bookkeeping.
+    pub total_ns: u64,
+    pub grace_complete: bool,
+    pub pending_retired: usize,
+}
+
+impl CommitReport {
+    fn line(&self) -> String {
+        format!(
+            "generation {}: {} change(s), {} build {:.1} us, publish {:.1} us, grace {:.1} us, reclaim {:.1} us, \
+             total {:.1} us{}",
+            self.generation,
+            self.changes,
+            self.kind.name(),
+            us(self.build_ns),
+            us(self.publish_ns),
+            us(self.grace_ns),
+            us(self.reclaim_ns),
+            us(self.total_ns),
+            if self.grace_complete { String::new() } else { format!(", {} retired pending", self.pending_retired) }
+        )
+    }
+}
+
+fn us(ns: u64) -> f64 {
+    ns as f64 / 1e3
+}
+
+/// Commit counters for `display popgo statistics`.
+#[derive(Clone, Debug, Default)]
+pub struct CommitStats {
+    pub commits: u64,
+    pub incremental: u64,
+    pub full: u64,
+    pub failed: u64,
+    pub last: Option<CommitReport>,
+    /// The last full-table build and publication (at start, on reload, or a commit that
+    /// could not be patched).
+    pub last_full: Option<CommitReport>,
+    /// Largest total commit time seen.
+    pub max_total_ns: u64,
+}
+
+/// One uncommitted line of a session.
+#[derive(Clone, Debug)]
+struct Pending {
+    line: u64,
+    text: String,
+    edit: Edit,
+}
+
+/// A connection's state: its view and its uncommitted lines.
+#[derive(Debug)]
+pub struct Session {
+    id: u64,
+    view: View,
+    lines: u64,
+    pending: Vec<Pending>,
+    /// The running config (as of generation `.0`) plus `pending`, built lazily.
+    candidate: Option<(u64, Config)>,
+}
+
+impl Session {
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
+    pub fn view(&self) -> View {
+        self.view
+    }
+
+    /// Number of uncommitted lines.
+    pub fn pending(&self) -> usize {
+        self.pending.len()
+    }
+}
+
+/// The control plane: running config, publication, stats. Single-threaded: one control
+/// thread owns it (see [`serve`]) and runs every session's lines in arrival order.
+pub struct ControlPlane {
+    running: Config,
+    publisher: Publisher<Snapshot>,
+    board: Arc<StatsBoard>,
+    port_names: Vec<String>,
+    index: BuildIndex,
+    /// Generation of the running config == of the published snapshot.
+    generation: u64,
+    stats: CommitStats,
+    next_session: AtomicU64,
+    reload_from: Option<(PathBuf, ReloadCheck)>,
+}
+
+/// Polled by the control thread: true when the config file should be re-read.
+type ReloadCheck = Box<dyn FnMut() -> bool + Send>;
+
+impl ControlPlane {
+    /// Takes over `publisher` (whose readers the workers hold). Builds and publishes the
+    /// full table of `cfg` once, which is measured and reported as the full-table cost;
+    /// if `cfg` does not build, the published snapshot is left alone and the first
+    /// commit fails until the config is fixed.
+    pub fn new(cfg: Config, publisher: Publisher<Snapshot>, board: Arc<StatsBoard>) -> ControlPlane {
+        let generation = publisher.current().generation;
+        let mut plane = ControlPlane {
+            port_names: cfg.ports.iter().map(|p| p.name.clone()).collect(),
+            running: cfg.clone(),
+            publisher,
+            board,
+            index: BuildIndex::default(),
+            generation,
+            stats: CommitStats::default(),
+            next_session: AtomicU64::new(1),
+            reload_from: None,
+        };
+        if let Err(e) = plane.install(cfg, Vec::new(), None) {
+            eprintln!("popgo: control: initial build failed: {e}");
+        }
+        plane
+    }
+
+    /// Re-reads `path` and commits it as one unit whenever `due()` returns true (the
+    /// control thread polls it between commands, e.g. `crate::sys::signal::take_reload`
+    /// for SIGHUP).
+    pub fn reload_on(&mut self, path: PathBuf, due: impl FnMut() -> bool + Send + 'static) {
+        self.reload_from = Some((path, Box::new(due)));
+    }
+
+    /// A new session in the user view.
+    pub fn new_session(&self) -> Session {
+        let id = self.next_session.fetch_add(1, Ordering::Relaxed);
+        Session { id, view: View::User, lines: 0, pending: Vec::new(), candidate: None }
+    }
+
+    /// The running configuration.
+    pub fn running(&self) -> &Config {
+        &self.running
+    }
+
+    /// The published snapshot.
+    pub fn current(&self) -> &Snapshot {
+        self.publisher.current()
+    }
+
+    /// The publisher (e.g. to register more readers).
+    pub fn publisher(&self) -> &Publisher<Snapshot> {
+        &self.publisher
+    }
+
+    pub fn stats(&self) -> &CommitStats {
+        &self.stats
+    }
+
+    /// The prompt of `s`'s view.
+    pub fn prompt(&self, s: &Session) -> String {
+        s.view.prompt(&self.running.device)
+    }
+
+    /// The greeting sent when a connection opens.
+    pub fn greeting(&self) -> Reply {
+        Reply::ok(format!(
+            "popgo control plane: {} (generation {}). Type system-view to configure; commit applies.",
+            self.running.device, self.generation
+        ))
+    }
+
+    /// Housekeeping between commands: frees retired snapshots whose grace period has
+    /// passed, and reloads the config file when asked to.
+    pub fn tick(&mut self) {
+        if self.publisher.pending_retired() > 0 {
+            self.publisher.try_reclaim();
+        }
+        let due = self.reload_from.as_mut().is_some_and(|(_, due)| due());
+        if due {
+            let path = self.reload_from.as_ref().map(|(p, _)| p.clone()).unwrap_or_default();
+            match Config::load(&path).map_err(|e| e.to_string()).and_then(|c| self.reload(c)) {
+                Ok(r) => eprintln!("popgo: control: reloaded {}: {}", path.display(), r.line()),
+                Err(e) => eprintln!("popgo: control: reload of {} failed, running config kept: {e}", path.display()),
+            }
+        }
+    }
+
+    /// Replaces the whole running config as one commit (SIGHUP). Sessions keep their
+    /// pending lines; they are re-applied onto the new config at their commit.
+    pub fn reload(&mut self, cfg: Config) -> Result<CommitReport, String> {
+        if cfg.ports.iter().map(|p| &p.name).ne(self.port_names.iter()) {
+            return Err("ports changed: restart popgo to change ports".into());
+        }
+        let r = self.install(cfg, Vec::new(), None)?;
+        Ok(r)
+    }
+
+    /// Runs one line of session `s`.
+    pub fn exec(&mut self, s: &mut Session, line: &str) -> Reply {
+        s.lines += 1;
+        let n = s.lines;
+        let fail = |msg: &str| Reply::err(format!("Error: line {n} ({:?}): {msg}", line.trim()));
+        let cmd = match vrp::parse(s.view, line) {
+            Ok(c) => c,
+            Err(e) => return fail(&e),
+        };
+        match cmd {
+            Cmd::Nothing => Reply::ok(""),
+            Cmd::SystemView => {
+                s.view = View::System;
+                Reply::ok("Enter system view, return user view with return command.")
+            }
+            Cmd::Quit => match s.view {
+                View::Bgp => {
+                    s.view = View::System;
+                    Reply::ok("")
+                }
+                View::System => {
+                    s.view = View::User;
+                    Reply::ok(self.uncommitted_note(s))
+                }
+                View::User => Reply { ok: true, text: self.uncommitted_note(s), close: true },
+            },
+            Cmd::Return => {
+                s.view = View::User;
+                Reply::ok(self.uncommitted_note(s))
+            }
+            Cmd::ClearCandidate => {
+                let k = s.pending.len();
+                s.pending.clear();
+                s.candidate = None;
+                Reply::ok(format!("Info: {k} uncommitted line(s) discarded."))
+            }
+            Cmd::Bgp(asn) => match self.edit(s, n, line, Edit::CreateBgp(asn)) {
+                Ok(()) => {
+                    s.view = View::Bgp;
+                    Reply::ok("")
+                }
+                Err(e) => fail(&e),
+            },
+            Cmd::Edit(mut e) => {
+                match &mut e {
+                    Edit::AddNetwork(x) => x.line = n as usize,
+                    Edit::AddRoute(x) => x.line = n as usize,
+                    _ => {}
+                }
+                match self.edit(s, n, line, e) {
+                    Ok(()) => Reply::ok(""),
+                    Err(e) => fail(&e),
+                }
+            }
+            Cmd::UndoRoutes(p) => {
+                let nhs: Vec<_> = match self.candidate(s) {
+                    Ok(c) => c.static_routes.iter().filter(|r| r.prefix == p).map(|r| r.next_hop).collect(),
+                    Err(e) => return fail(&e),
+                };
+                if nhs.is_empty() {
+                    return fail(&format!("no static route to {p}"));
+                }
+                // All or nothing: apply to a copy of the candidate first.
+                let mut probe = match self.candidate(s) {
+                    Ok(c) => c.clone(),
+                    Err(e) => return fail(&e),
+                };
+                for nh in &nhs {
+                    if let Err(e) = vrp::apply(&mut probe, &Edit::DelRoute(p, *nh)) {
+                        return fail(&e);
+                    }
+                }
+                for nh in nhs {
+                    if let Err(e) = self.edit(s, n, line, Edit::DelRoute(p, nh)) {
+                        return fail(&e);
+                    }
+                }
+                Reply::ok("")
+            }
+            Cmd::Commit => match self.commit(s) {
+                Ok(Some(r)) => Reply::ok(format!("Info: commit ok: {}", r.line())),
+                Ok(None) => Reply::ok("Info: no uncommitted configuration."),
+                Err(e) => Reply::err(e),
+            },
+            Cmd::Display(d) => self.display(s, d),
+        }
+    }
+
+    fn uncommitted_note(&self, s: &Session) -> String {
+        if s.pending.is_empty() {
+            String::new()
+        } else {
+            format!(
+                "Info: {} uncommitted line(s) kept in this session; commit them from the system view, or they are \
+                 discarded when the session ends.",
+                s.pending.len()
+            )
+        }
+    }
+
+    /// The session's candidate config, (re)built from the running config if missing or
+    /// based on an older generation.
+    fn candidate<'a>(&self, s: &'a mut Session) -> Result<&'a mut Config, String> {
+        if s.candidate.as_ref().is_none_or(|(g, _)| *g != self.generation) {
+            let mut c = self.running.clone();
+            for p in &s.pending {
+                vrp::apply(&mut c, &p.edit).map_err(|e| {
+                    format!(
+                        "line {} ({:?}) no longer applies to the running configuration (generation {}): {e}",
+                        p.line, p.text, self.generation
+                    )
+                })?;
+            }
+            s.candidate = Some((self.generation, c));
+        }
+        Ok(&mut s.candidate.as_mut().expect("candidate set above").1)
+    }
+
+    /// Checks `e` against the candidate and keeps it as pending.
+    fn edit(&self, s: &mut Session, n: u64, line: &str, e: Edit) -> Result<(), String> {
+        let c = self.candidate(s)?;
+        if vrp::apply(c, &e)? {
+            s.pending.push(Pending { line: n, text: line.trim().to_string(), edit: e });
+        }
+        Ok(())
+    }
+
+    /// Commits the session's pending lines as one unit. `Ok(None)`: nothing to commit.
+    pub fn commit(&mut self, s: &mut Session) -> Result<Option<CommitReport>, String> {
+        if s.pending.is_empty() {
+            return Ok(None);
+        }
+        let cand = match self.candidate(s) {
+            Ok(_) => s.candidate.take().expect("candidate exists").1,
+            Err(e) => {
+                self.stats.failed += 1;
+                return Err(format!("Error: commit failed: {e}; nothing was committed"));
+            }
+        };
+        let pending = std::mem::take(&mut s.pending);
+        let edits: Vec<Edit> = pending.iter().map(|p| p.edit.clone()).collect();
+        match self.install(cand, edits, Some(s)) {
+            Ok(r) => Ok(Some(r)),
+            Err(e) => {
+                self.stats.failed += 1;
+                s.pending = pending;
+                let first = s.pending.first().map_or(0, |p| p.line);
+                Err(format!(
+                    "Error: commit failed: {e}; nothing was committed (pending lines {first}..={} kept; \
+                     `clear configuration candidate` drops them)",
+                    s.lines
+                ))
+            }
+        }
+    }
+
+    /// Builds, publishes and installs `cand` as the running config. `edits` are what
+    /// changed since the running config (empty = unknown: full build). When `s` is given
+    /// and the edits are few, the session's next candidate is the old running config
+    /// with the edits replayed (cheaper than cloning a large config).
+    fn install(&mut self, cand: Config, edits: Vec<Edit>, s: Option<&mut Session>) -> Result<CommitReport, String> {
+        let t0 = Instant::now();
+        let next_gen = self.generation + 1;
+        let mut delta = vrp::delta_of(&edits);
+        delta.rebuild |= edits.is_empty();
+        let patched = patch(self.publisher.current(), &mut self.index, &cand, &delta, next_gen);
+        let (snap, kind) = match patched {
+            Some(snap) => (snap, BuildKind::Incremental),
+            None => match build_indexed(&cand, next_gen) {
+                Ok((snap, idx)) => {
+                    self.index = idx;
+                    (snap, BuildKind::Full)
+                }
+                Err(e) => {
+                    // The index may have been half-patched: rebuild it from the running
+                    // config (rare: the candidate was checked line by line).
+                    if let Ok((_, idx)) = build_indexed(&self.running, self.generation) {
+                        self.index = idx;
+                    }
+                    return Err(e.to_string());
+                }
+            },
+        };
+        let build_ns = t0.elapsed().as_nanos() as u64;
+        let pr: PublishReport = self.publisher.publish(Box::new(snap));
+        self.generation = next_gen;
+        let old = std::mem::replace(&mut self.running, cand);
+        if let Some(s) = s {
+            if edits.len() <= SHADOW_MAX_EDITS {
+                let mut shadow = old;
+                if edits.iter().all(|e| vrp::apply(&mut shadow, e).is_ok()) {
+                    s.candidate = Some((self.generation, shadow));
+                }
+            }
+        }
+        let routes = self.running.static_routes.len() + self.running.bgp.as_ref().map_or(0, |b| b.networks.len());
+        let r = CommitReport {
+            generation: next_gen,
+            kind,
+            changes: edits.len(),
+            routes,
+            build_ns,
+            publish_ns: pr.publish_ns,
+            grace_ns: pr.grace_ns,
+            reclaim_ns: pr.reclaim_ns,
+            total_ns: t0.elapsed().as_nanos() as u64,
+            grace_complete: pr.grace_complete,
+            pending_retired: pr.pending_retired,
+        };
+        self.stats.commits += 1;
+        match kind {
+            BuildKind::Incremental => self.stats.incremental += 1,
+            BuildKind::Full => {
+                self.stats.full += 1;
+                self.stats.last_full = Some(r);
+            }
+        }
+        self.stats.max_total_ns = self.stats.max_total_ns.max(r.total_ns);
+        self.stats.last = Some(r);
+        Ok(r)
+    }
+
+    fn display(&mut self, s: &mut Session, d: Display) -> Reply {
+        match d {
+            Display::MplsLspBgp { verbose } => {
+                Reply::ok(crate::display::mpls_lsp_bgp(&self.running, self.publisher.current(), verbose))
+            }
+            Display::CurrentConfiguration => Reply::ok(crate::display::current_configuration(&self.running)),
+            Display::CandidateConfiguration => match self.candidate(s) {
+                Ok(c) => Reply::ok(crate::display::current_configuration(c)),
+                Err(e) => Reply::err(format!("Error: line {}: {e}", s.lines)),
+            },
+            Display::Statistics => Reply::ok(self.statistics()),
+        }
+    }
+
+    /// `display popgo statistics`: data path counters from the stats board (per port,
+    /// per drop reason, per worker) and the control plane's commit and swap costs.
+    pub fn statistics(&self) -> String {
+        let mut s = String::new();
+        let total = self.board.total();
+        let _ =
+            writeln!(s, "Data path ({} worker(s), counters as last published by each worker)", self.board.workers());
+        for (name, v) in flat_counters(&total, &self.port_names) {
+            let _ = writeln!(s, "  {name:<32} {v:>16}");
+        }
+        let in_flight = total.rx_pkts as i128 - total.tx_pkts as i128 - total.dropped_pkts() as i128;
+        let _ = writeln!(s, "  {:<32} {:>16}", "rx - tx - drops", in_flight);
+        for w in 0..self.board.workers() {
+            let ws = self.board.read(w);
+            let _ = writeln!(
+                s,
+                "  worker.{w}: rx_pkts {} tx_pkts {} dropped {} bursts {} ilm_swaps_seen {}",
+                ws.rx_pkts,
+                ws.tx_pkts,
+                ws.dropped_pkts(),
+                ws.bursts,
+                ws.ilm_swaps_seen
+            );
+        }
+        let st = &self.stats;
+        let _ = writeln!(s, "Control plane");
+        let _ = writeln!(s, "  generation {}, epoch {}", self.generation, self.publisher.epoch());
+        let _ = writeln!(
+            s,
+            "  commits {} (incremental {}, full {}), failed {}, max commit {:.1} us",
+            st.commits,
+            st.incremental,
+            st.full,
+            st.failed,
+            us(st.max_total_ns)
+        );
+        let _ = writeln!(s, "  retired snapshots pending {}", self.publisher.pending_retired());
+        let mut row = |what: &str, r: Option<CommitReport>| {
+            let Some(r) = r else {
+                let _ = writeln!(s, "  {what}: none");
+                return;
+            };
+            let _ = writeln!(s, "  {what}: {} ({} routes+networks)", r.line(), r.routes);
+            for (k, v) in [
+                ("build_ns", r.build_ns),
+                ("publish_ns", r.publish_ns),
+                ("grace_ns", r.grace_ns),
+                ("reclaim_ns", r.reclaim_ns),
+                ("total_ns", r.total_ns),
+            ] {
+                let _ = writeln!(s, "    {k:<14} {v:>12}");
+            }
+        };
+        row("last commit", st.last);
+        row("last full-table build", st.last_full);
+        s
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,221 @@
+//! Control plane tests without a socket: the seed procedure, two-stage commit,
+//! bad input, and incremental commits checked against full builds.
+
+use super::*;
+use crate::ilm::IlmOp;
+
+pub(crate) const SEED: &str = include_str!("../../pcaps/seed.toml");
+
+fn seed_without_popgo() -> Config {
+    Config::parse(&SEED.replace("pop_go = true", "pop_go = false")).unwrap()
+}
+
+pub(crate) fn plane(cfg: Config) -> ControlPlane {
+    let snap = crate::ilm::build(&cfg, 0).unwrap();
+    ControlPlane::new(cfg, Publisher::new(Box::new(snap), 4), Arc::new(StatsBoard::new(1)))
+}
+
+fn ok(p: &mut ControlPlane, s: &mut Session, line: &str) -> String {
+    let r = p.exec(s, line);
+    assert!(r.ok, "{line:?} failed: {}", r.text);
+    r.text
+}
+
+fn err(p: &mut ControlPlane, s: &mut Session, line: &str) -> String {
+    let r = p.exec(s, line);
+    assert!(!r.ok, "{line:?} should fail: {}", r.text);
+    r.text
+}
+
+#[test]
+fn seed_procedure_turns_popgo_on() {
+    let mut p = plane(seed_without_popgo());
+    let mut s = p.new_session();
+    assert_eq!(p.prompt(&s), "<DeviceC>");
+    let before = ok(&mut p, &mut s, "display mpls lsp protocol bgp");
+    assert!(!before.contains("POPGO") && before.contains(" POP\n"), "{before}");
+    ok(&mut p, &mut s, "system-view");
+    assert_eq!(p.prompt(&s), "[DeviceC]");
+    ok(&mut p, &mut s, "bgp 100");
+    assert_eq!(p.prompt(&s), "[DeviceC-bgp]");
+    ok(&mut p, &mut s, "apply-label per-route pop-go");
+    assert_eq!(p.current().ilm.lookup(48122).op(), Some(IlmOp::Pop), "nothing changes before commit");
+    let c = ok(&mut p, &mut s, "commit");
+    assert!(c.contains("commit ok") && c.contains("incremental"), "{c}");
+    assert_eq!(p.current().ilm.lookup(48122).op(), Some(IlmOp::PopGo));
+    let t = ok(&mut p, &mut s, "display mpls lsp protocol bgp");
+    let row = t.lines().find(|l| l.starts_with("10.1.1.0/24")).unwrap();
+    assert!(row.ends_with("POPGO") && row.contains("-/to-A"), "{row}");
+    assert!(ok(&mut p, &mut s, "display current-configuration").contains(" apply-label per-route pop-go\n"));
+    let st = ok(&mut p, &mut s, "display popgo statistics");
+    for k in
+        ["port.to-A.tx_pkts", "drop.no_ilm_entry", "last commit", "last full-table build", "build_ns", "reclaim_ns"]
+    {
+        assert!(st.contains(k), "{k} missing from\n{st}");
+    }
+    ok(&mut p, &mut s, "quit");
+    ok(&mut p, &mut s, "quit");
+    let r = p.exec(&mut s, "quit");
+    assert!(r.ok && r.close);
+}
+
+#[test]
+fn pending_lines_are_invisible_until_commit_and_commit_is_atomic() {
+    let mut p = plane(seed_without_popgo());
+    let gen0 = p.current().generation;
+    let mut s = p.new_session();
+    for l in [
+        "system-view",
+        "ip route-static 10.2.0.0 16 192.168.20.1",
+        "ip route-static 10.3.0.0 255.255.0.0 192.168.10.1",
+        "bgp 100",
+        "network 10.2.0.0 16 label 5000",
+        "network 10.3.0.0 16",
+        "apply-label per-route pop-go",
+    ] {
+        ok(&mut p, &mut s, l);
+    }
+    assert_eq!(s.pending(), 5);
+    // Another session sees none of it.
+    let mut other = p.new_session();
+    let t = ok(&mut p, &mut other, "display mpls lsp protocol bgp");
+    assert!(t.contains("Total: 1 LSP(s)"), "{t}");
+    assert!(!ok(&mut p, &mut other, "display current-configuration").contains("10.2.0.0"));
+    assert!(ok(&mut p, &mut s, "display configuration candidate").contains("network 10.2.0.0 16 label 5000"));
+    assert_eq!(p.current().generation, gen0);
+    assert!(p.current().ilm.lookup(5000).is_empty());
+    assert_eq!(p.current().fib.lookup_v4(u32::from_be_bytes([10, 2, 0, 1])), None);
+
+    ok(&mut p, &mut s, "commit");
+    let snap = p.current();
+    assert_eq!(snap.generation, gen0 + 1, "one commit, one publication");
+    assert_eq!(snap.ilm.lookup(5000).op(), Some(IlmOp::PopGo));
+    assert_eq!(snap.ilm.lookup(48000).op(), Some(IlmOp::PopGo), "dynamic label for 10.3.0.0/16");
+    assert_eq!(snap.ilm.lookup(48122).op(), Some(IlmOp::PopGo));
+    assert_eq!(snap.lsps.len(), 3);
+    crate::ilm::build::tests::assert_same_tables(snap, &crate::ilm::build(p.running(), 0).unwrap(), p.running());
+    assert_eq!(s.pending(), 0);
+    assert!(ok(&mut p, &mut s, "commit").contains("no uncommitted"));
+}
+
+#[test]
+fn bad_lines_get_errors_naming_the_line_and_change_nothing() {
+    let mut p = plane(seed_without_popgo());
+    let mut s = p.new_session();
+    let e = err(&mut p, &mut s, "bgp 100");
+    assert!(e.starts_with("Error: line 1 (\"bgp 100\"): unrecognized command \"bgp\" in user view"), "{e}");
+    ok(&mut p, &mut s, "system-view");
+    let cases = [
+        ("sytem-view", "unrecognized command"),
+        ("network 10.1.1.0 24", "in system view"),
+        ("ip route-static 10.2.0.0 16", "usage"),
+        ("ip route-static 10.2.0.1 16 192.168.20.1", "host bits"),
+        ("ip route-static 10.2.0.0 16 192.168.99.1", "not a known neighbor"),
+        ("ip route-static 10.2.0.0 16 2001:db8::1", "family"),
+        ("undo ip route-static 10.1.1.0 24 192.168.10.1", "undo network 10.1.1.0 24"),
+        ("undo ip route-static 10.1.1.0 24", "undo network 10.1.1.0 24"),
+        ("undo ip route-static 10.9.0.0 16", "no static route"),
+        ("bgp 200", "already running with AS 100"),
+        ("display bogus", "unrecognized display"),
+    ];
+    for (i, (l, want)) in cases.iter().enumerate() {
+        let e = err(&mut p, &mut s, l);
+        assert!(e.starts_with(&format!("Error: line {} (", i + 3)), "{l}: {e}");
+        assert!(e.contains(want), "{l}: {e}");
+    }
+    ok(&mut p, &mut s, "bgp 100");
+    for (l, want) in [
+        ("network 10.1.1.0 30 label 1048576", "outside 16..=1048575"),
+        ("network 10.1.1.0 30 label 3", "outside 16..=1048575"),
+        ("network 10.1.1.0 30 label 48122", "duplicate label 48122"),
+        ("network 10.9.0.0 16", "no static route"),
+        ("network 10.1.1.0 24", "duplicate network"),
+        ("undo network 10.9.0.0 16", "does not exist"),
+        ("apply-label per-nexthop", "static label"),
+        ("apply-label per-route pop-go now", "usage"),
+        ("system-view", "in bgp view"),
+    ] {
+        let e = err(&mut p, &mut s, l);
+        assert!(e.contains(want), "{l}: {e}");
+    }
+    assert_eq!(s.pending(), 0, "no rejected line was kept");
+    assert!(ok(&mut p, &mut s, "commit").contains("no uncommitted"));
+    assert_eq!(p.stats().commits, 1, "only the start-up build");
+}
+
+#[test]
+fn a_stale_candidate_is_rebased_and_conflicts_fail_whole() {
+    let mut p = plane(seed_without_popgo());
+    let (mut a, mut b) = (p.new_session(), p.new_session());
+    for s in [&mut a, &mut b] {
+        ok(&mut p, s, "system-view");
+        ok(&mut p, s, "bgp 100");
+    }
+    ok(&mut p, &mut a, "undo network 10.1.1.0 24");
+    ok(&mut p, &mut b, "apply-label per-route pop-go");
+    ok(&mut p, &mut b, "undo network 10.1.1.0 24");
+    ok(&mut p, &mut a, "commit");
+    let gen = p.current().generation;
+    // b's undo no longer applies: the commit fails as a whole, pop-go stays off.
+    let e = err(&mut p, &mut b, "commit");
+    assert!(e.contains("line 4") && e.contains("no longer applies") && e.contains("nothing was committed"), "{e}");
+    assert_eq!(p.current().generation, gen);
+    assert!(!p.running().bgp.as_ref().unwrap().pop_go);
+    ok(&mut p, &mut b, "clear configuration candidate");
+    ok(&mut p, &mut b, "apply-label per-route pop-go");
+    ok(&mut p, &mut b, "commit");
+    assert!(p.running().bgp.as_ref().unwrap().pop_go);
+}
+
+/// A tiny deterministic generator (no external crates needed).
+struct Lcg(u64);
+
+impl Lcg {
+    fn next(&mut self, n: u64) -> u64 {
+        self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        (self.0 >> 33) % n
+    }
+}
+
+#[test]
+fn incremental_commits_equal_full_builds() {
+    let mut p = plane(seed_without_popgo());
+    let mut s = p.new_session();
+    ok(&mut p, &mut s, "system-view");
+    let mut rng = Lcg(7);
+    let nhs = ["192.168.10.1", "192.168.20.1"];
+    let mut incremental = 0;
+    for round in 0..120 {
+        let edits = 1 + rng.next(4);
+        for _ in 0..edits {
+            let net = rng.next(12);
+            let pfx = format!("10.{}.0.0 16", 100 + net);
+            let nh = nhs[rng.next(2) as usize];
+            let line = match rng.next(9) {
+                0 | 1 => format!("ip route-static {pfx} {nh}"),
+                2 => format!("undo ip route-static {pfx} {nh}"),
+                3 | 4 => format!("bgp 100\nnetwork {pfx}"),
+                5 => format!("bgp 100\nnetwork {pfx} label {}", 1000 + rng.next(8) * 1000 + 60000 * rng.next(2)),
+                6 => format!("bgp 100\nundo network {pfx}"),
+                7 => "bgp 100\napply-label per-route pop-go".to_string(),
+                _ => "bgp 100\nundo apply-label per-route pop-go".to_string(),
+            };
+            // Lines may fail (missing route, duplicate...): that is part of the test.
+            for l in line.lines() {
+                p.exec(&mut s, l);
+            }
+            p.exec(&mut s, "quit");
+            if s.view() == View::User {
+                ok(&mut p, &mut s, "system-view");
+            }
+        }
+        let r = p.exec(&mut s, "commit");
+        assert!(r.ok, "round {round}: {}", r.text);
+        if r.text.contains("incremental") {
+            incremental += 1;
+        }
+        let full = crate::ilm::build(p.running(), 0).unwrap();
+        crate::ilm::build::tests::assert_same_tables(p.current(), &full, p.running());
+    }
+    assert!(incremental > 60, "most commits are patched ({incremental}/120)");
+}
