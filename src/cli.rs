@@ -45,6 +45,8 @@ pub enum Cmd {
         #[arg(long)]
         config: PathBuf,
     },
+    /// Benchmark replay: repetitions, noise, latency, baselines and a regression gate.
+    Bench(crate::bench::BenchArgs),
     /// Run the forwarder on real interfaces over AF_XDP (root).
     Run(crate::run::RunArgs),
     /// Generate captures: the seed scenario's, or synthetic benchmark traffic.
@@ -77,7 +79,51 @@ pub struct ReplayArgs {
     /// One JSON object on stdout instead of the table.
     #[arg(long)]
     pub json: bool,
+    #[command(flatten)]
+    pub pace: PaceArgs,
     pub input: PathBuf,
+}
+
+/// Replay pacing, as tcpreplay spells it. The default is --topspeed.
+#[derive(Args, Debug, Default, Clone)]
+pub struct PaceArgs {
+    /// Packets per second (all workers together).
+    #[arg(long, group = "pace")]
+    pub pps: Option<f64>,
+    /// Megabits per second of frame bytes.
+    #[arg(long, group = "pace")]
+    pub mbps: Option<f64>,
+    /// Follow the capture's timestamps, scaled by X (2 = twice as fast).
+    #[arg(long, group = "pace")]
+    pub speed: Option<f64>,
+    /// As fast as possible (the default).
+    #[arg(long, group = "pace")]
+    pub topspeed: bool,
+}
+
+impl PaceArgs {
+    /// The pacing for a capture (`--mbps` is converted with the capture's mean frame size).
+    pub fn resolve(&self, cap: &Capture) -> Result<Option<crate::replay::Pace>, Failure> {
+        use crate::replay::Pace;
+        let positive = |name: &str, v: f64| {
+            if v.is_finite() && v > 0.0 {
+                Ok(v)
+            } else {
+                Err(usage(anyhow::anyhow!("--{name} must be a positive number")))
+            }
+        };
+        Ok(if let Some(p) = self.pps {
+            Some(Pace::Pps(positive("pps", p)?))
+        } else if let Some(m) = self.mbps {
+            let bytes: u64 = cap.records().iter().map(|r| r.caplen as u64).sum();
+            let mean = bytes as f64 / cap.len().max(1) as f64;
+            Some(Pace::Pps(positive("mbps", m)? * 1e6 / 8.0 / mean.max(1.0)))
+        } else if let Some(x) = self.speed {
+            Some(Pace::Speed(positive("speed", x)?))
+        } else {
+            None
+        })
+    }
 }
 
 #[derive(Subcommand, Debug)]
@@ -198,6 +244,7 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
             Ok(())
         }
         Cmd::Run(a) => crate::run::main(a),
+        Cmd::Bench(a) => crate::bench::main(a),
         Cmd::Gen { what } => cmd_gen(what),
     }
 }
@@ -227,8 +274,15 @@ fn cmd_replay(a: ReplayArgs) -> Result<(), Failure> {
     };
     let snap = build(&cfg)?;
     let cap = load_capture(&a.input)?;
-    let opts =
-        ReplayOpts { loops: a.loops, workers: a.workers, cores, burst: a.burst, capture_output: a.out_dir.is_some() };
+    let pace = a.pace.resolve(&cap)?;
+    let opts = ReplayOpts {
+        loops: a.loops,
+        workers: a.workers,
+        cores,
+        burst: a.burst,
+        capture_output: a.out_dir.is_some(),
+        pace,
+    };
     let mut res = replay(&snap, &cap, &opts);
     if let Some(p) = in_port {
         res.stats.port_rx_pkts[p] = res.stats.rx_pkts;

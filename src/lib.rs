@@ -17,6 +17,7 @@
 //! `ilm::swap` and `sys::*` opt back in, each with a `// SAFETY:` comment per block.
 #![deny(unsafe_code)]
 
+pub mod bench;
 pub mod cli;
 pub mod config;
 pub mod control;

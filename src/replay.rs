@@ -36,11 +36,29 @@ pub struct ReplayOpts {
     pub burst: usize,
     /// Keep forwarded frames for output files.
     pub capture_output: bool,
+    /// Pacing; `None` = top speed.
+    pub pace: Option<Pace>,
+}
+
+/// How fast to replay.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Pace {
+    /// A fixed packet rate over the whole run (all workers together).
+    Pps(f64),
+    /// Follow the capture's own timestamps, scaled: 2.0 replays twice as fast.
+    Speed(f64),
 }
 
 impl Default for ReplayOpts {
     fn default() -> Self {
-        ReplayOpts { loops: 1, workers: 1, cores: Vec::new(), burst: crate::dataplane::BURST, capture_output: false }
+        ReplayOpts {
+            loops: 1,
+            workers: 1,
+            cores: Vec::new(),
+            burst: crate::dataplane::BURST,
+            capture_output: false,
+            pace: None,
+        }
     }
 }
 
@@ -180,7 +198,7 @@ pub fn replay_with<S: SnapshotSource>(
                             pinned,
                             outputs: Outputs::default(),
                         };
-                        let job = Job { cap, w, workers, burst, opts, board };
+                        let job = Job { cap, w, workers, burst, opts, board, schedule: Schedule::new(cap, opts.pace) };
                         barrier.wait();
                         run_worker(&job, &mut source, &mut ring, &mut ctx, &mut r);
                         source.finish();
@@ -223,6 +241,40 @@ struct Job<'a> {
     burst: usize,
     opts: &'a ReplayOpts,
     board: Option<&'a StatsBoard>,
+    schedule: Schedule,
+}
+
+/// When each packet is due, relative to the start of the run (pacing).
+#[derive(Clone, Copy)]
+struct Schedule {
+    pace: Option<Pace>,
+    /// Timestamp of the first record and the capture's span (first to last + one mean gap).
+    first_ts_ns: u64,
+    span_ns: f64,
+}
+
+impl Schedule {
+    fn new(cap: &Capture, pace: Option<Pace>) -> Schedule {
+        let recs = cap.records();
+        let first = recs.first().map_or(0, |r| r.ts_ns);
+        let last = recs.last().map_or(0, |r| r.ts_ns);
+        let n = recs.len().max(1) as f64;
+        // One mean inter-packet gap after the last record, so loops do not bunch up.
+        let span = (last.saturating_sub(first)) as f64 * n / (n - 1.0).max(1.0);
+        Schedule { pace, first_ts_ns: first, span_ns: span }
+    }
+
+    /// Nanoseconds after the start at which packet `seq` (record `rec` of loop `lp`) is due.
+    #[inline]
+    fn due_ns(&self, seq: u64, lp: u64, rec_ts_ns: u64) -> Option<u64> {
+        match self.pace? {
+            Pace::Pps(pps) => Some((seq as f64 * 1e9 / pps) as u64),
+            Pace::Speed(x) => {
+                let t = (rec_ts_ns.saturating_sub(self.first_ts_ns)) as f64 + lp as f64 * self.span_ns;
+                Some((t / x) as u64)
+            }
+        }
+    }
 }
 
 fn run_worker<S: SnapshotSource>(
@@ -232,7 +284,7 @@ fn run_worker<S: SnapshotSource>(
     ctx: &mut BurstCtx,
     r: &mut WorkerResult,
 ) {
-    let Job { cap, w, workers, burst, opts, board } = *job;
+    let Job { cap, w, workers, burst, opts, board, schedule } = *job;
     let recs = cap.records();
     let data = cap.data();
     let n = recs.len();
@@ -241,7 +293,8 @@ fn run_worker<S: SnapshotSource>(
     let ring_len = ring.len();
     let mut pos = 0;
     let mut generation = u64::MAX;
-    let mut t0 = Instant::now();
+    let run_start = Instant::now();
+    let mut t0 = run_start;
     for lp in 0..opts.loops {
         let mut b = w;
         while b < bursts {
@@ -251,6 +304,13 @@ fn run_worker<S: SnapshotSource>(
                 r.stats.ilm_swaps_seen += 1;
             }
             let chunk = &recs[b * burst..((b + 1) * burst).min(n)];
+            if let Some(due) = schedule.due_ns(lp * n as u64 + (b * burst) as u64, lp, chunk[0].ts_ns) {
+                // Paced: spin (no syscall) until the burst's first packet is due.
+                while (run_start.elapsed().as_nanos() as u64) < due {
+                    std::hint::spin_loop();
+                }
+                t0 = Instant::now();
+            }
             if pos + chunk.len() > ring_len {
                 pos = 0;
             }
