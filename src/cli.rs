@@ -45,6 +45,8 @@ pub enum Cmd {
         #[arg(long)]
         config: PathBuf,
     },
+    /// Talk to a running instance's control socket (VRP commands).
+    Ctl(crate::control::client::CtlArgs),
     /// Benchmark replay: repetitions, noise, latency, baselines and a regression gate.
     Bench(crate::bench::BenchArgs),
     /// Run the forwarder on real interfaces over AF_XDP (root).
@@ -66,10 +68,16 @@ pub struct ReplayArgs {
     /// Write DIR/<port>.pcap for every port that transmitted.
     #[arg(long)]
     pub out_dir: Option<PathBuf>,
+    /// Passes over the input (0 = until SIGINT/SIGTERM; needs --control).
     #[arg(long, default_value_t = 1)]
     pub loops: u64,
     #[arg(long, default_value_t = 1)]
     pub workers: usize,
+    /// Serve the control socket at PATH while replaying: the ILM can be changed with
+    /// `popgo ctl --socket PATH` (the seed procedure works verbatim); SIGHUP re-reads
+    /// the config file.
+    #[arg(long)]
+    pub control: Option<PathBuf>,
     /// Cores to pin workers to, e.g. `0,1` or `0-1` (default: highest-numbered first).
     #[arg(long)]
     pub cores: Option<String>,
@@ -245,6 +253,7 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
         }
         Cmd::Run(a) => crate::run::main(a),
         Cmd::Bench(a) => crate::bench::main(a),
+        Cmd::Ctl(a) => crate::control::client::ctl_main(a),
         Cmd::Gen { what } => cmd_gen(what),
     }
 }
@@ -253,8 +262,8 @@ fn cmd_replay(a: ReplayArgs) -> Result<(), Failure> {
     if a.workers == 0 || a.workers > 256 {
         return Err(usage(anyhow::anyhow!("--workers must be in 1..=256")));
     }
-    if a.loops == 0 {
-        return Err(usage(anyhow::anyhow!("--loops must be at least 1")));
+    if a.loops == 0 && a.control.is_none() {
+        return Err(usage(anyhow::anyhow!("--loops must be at least 1 (0 = until stopped, with --control)")));
     }
     if !(1..=crate::dataplane::MAX_BURST).contains(&a.burst) {
         return Err(usage(anyhow::anyhow!("--burst must be in 1..={}", crate::dataplane::MAX_BURST)));
@@ -282,8 +291,12 @@ fn cmd_replay(a: ReplayArgs) -> Result<(), Failure> {
         burst: a.burst,
         capture_output: a.out_dir.is_some(),
         pace,
+        stop: None,
     };
-    let mut res = replay(&snap, &cap, &opts);
+    let (mut res, cfg) = match &a.control {
+        None => (replay(&snap, &cap, &opts), cfg),
+        Some(path) => replay_controlled(path, &a.config, cfg, snap, &cap, opts)?,
+    };
     if let Some(p) = in_port {
         res.stats.port_rx_pkts[p] = res.stats.rx_pkts;
     }
@@ -336,6 +349,54 @@ fn cmd_replay(a: ReplayArgs) -> Result<(), Failure> {
         return Err(runtime(anyhow::anyhow!("accounting mismatch: rx != tx + drops")));
     }
     Ok(())
+}
+
+/// Replay while a control thread serves `path`: workers read the tables through QSBR
+/// readers, so commits take effect from the next burst on.
+fn replay_controlled(
+    path: &Path,
+    config_path: &Path,
+    cfg: Config,
+    snap: crate::ilm::Snapshot,
+    cap: &Capture,
+    mut opts: ReplayOpts,
+) -> Result<(crate::replay::ReplayResult, Config), Failure> {
+    use crate::ilm::swap::Publisher;
+    use crate::stats::board::StatsBoard;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    crate::sys::signal::install_handlers().context("installing signal handlers").map_err(runtime)?;
+    let workers = opts.workers.max(1);
+    let publisher = Publisher::new(Box::new(snap), workers + 1);
+    let readers: Vec<_> = (0..workers).map(|_| publisher.register_reader()).collect();
+    let board = Arc::new(StatsBoard::new(workers));
+    let mut plane = crate::control::ControlPlane::new(cfg, publisher, Arc::clone(&board));
+    plane.reload_on(config_path.to_path_buf(), crate::sys::signal::take_reload);
+    let stop_ctl = Arc::new(AtomicBool::new(false));
+    let handle = crate::control::server::serve(path, plane, Arc::clone(&stop_ctl))
+        .with_context(|| format!("control socket {}", path.display()))
+        .map_err(usage)?;
+    eprintln!("popgo: control socket {} (popgo ctl --socket {})", path.display(), path.display());
+    let stop = Arc::new(AtomicBool::new(false));
+    opts.stop = Some(Arc::clone(&stop));
+    let done = Arc::new(AtomicBool::new(false));
+    let watcher = {
+        let (stop, done) = (Arc::clone(&stop), Arc::clone(&done));
+        std::thread::spawn(move || {
+            while !done.load(Ordering::Acquire) {
+                if crate::sys::signal::stop_requested() {
+                    stop.store(true, Ordering::Release);
+                }
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+        })
+    };
+    let res = crate::replay::replay_with(readers, cap, &opts, Some(&board));
+    done.store(true, Ordering::Release);
+    let _ = watcher.join();
+    stop_ctl.store(true, Ordering::Release);
+    let plane = handle.join().map_err(|_| runtime(anyhow::anyhow!("control thread panicked")))?;
+    Ok((res, plane.running().clone()))
 }
 
 fn cmd_gen(what: GenCmd) -> Result<(), Failure> {

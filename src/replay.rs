@@ -17,11 +17,15 @@ use crate::io::PacketMut;
 use crate::stats::board::{StatsBoard, STATS_PUBLISH_EVERY};
 use crate::stats::{DropReason, Latency, WorkerStats};
 use std::path::Path;
-use std::sync::Barrier;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Barrier};
 use std::time::Instant;
 
 /// How far ahead of the current burst the mapped capture is prefetched.
 const SRC_PREFETCH_BYTES: usize = 8 << 10;
+
+/// Longest time a worker keeps its counters unpublished while it has a stats board.
+const PUBLISH_MAX_AGE: std::time::Duration = std::time::Duration::from_millis(100);
 
 /// Frames in each worker's ring: reused like a real RX ring (about 1.1 MiB).
 pub const RING_FRAMES: usize = 512;
@@ -38,6 +42,9 @@ pub struct ReplayOpts {
     pub capture_output: bool,
     /// Pacing; `None` = top speed.
     pub pace: Option<Pace>,
+    /// Set to stop early (checked once per burst); with `loops == 0` the replay runs
+    /// until it is set.
+    pub stop: Option<Arc<AtomicBool>>,
 }
 
 /// How fast to replay.
@@ -58,6 +65,7 @@ impl Default for ReplayOpts {
             burst: crate::dataplane::BURST,
             capture_output: false,
             pace: None,
+            stop: None,
         }
     }
 }
@@ -295,9 +303,18 @@ fn run_worker<S: SnapshotSource>(
     let mut generation = u64::MAX;
     let run_start = Instant::now();
     let mut t0 = run_start;
-    for lp in 0..opts.loops {
+    let mut published = run_start;
+    let stop = opts.stop.as_deref();
+    let mut lp = 0;
+    while opts.loops == 0 || lp < opts.loops {
+        if stop.is_some_and(|s| s.load(Ordering::Relaxed)) || (opts.loops == 0 && stop.is_none()) {
+            break;
+        }
         let mut b = w;
         while b < bursts {
+            if stop.is_some_and(|s| s.load(Ordering::Relaxed)) {
+                break;
+            }
             let snap = source.begin_burst();
             if snap.generation != generation {
                 generation = snap.generation;
@@ -326,11 +343,15 @@ fn run_worker<S: SnapshotSource>(
             t0 = t1;
             b += workers;
             if let Some(board) = board {
-                if r.stats.bursts % STATS_PUBLISH_EVERY == 0 {
+                // Every STATS_PUBLISH_EVERY bursts, or at least every PUBLISH_MAX_AGE when
+                // traffic is slow (paced), so `display popgo statistics` stays fresh.
+                if r.stats.bursts % STATS_PUBLISH_EVERY == 0 || t1.duration_since(published) >= PUBLISH_MAX_AGE {
                     board.publish(w, &r.stats);
+                    published = t1;
                 }
             }
         }
+        lp += 1;
     }
 }
 
