@@ -271,3 +271,85 @@ fn tshark_agrees_labels_are_gone_and_checksums_valid() {
         assert_eq!(l, "\t1\t63", "no MPLS label, checksum good (1), TTL 63");
     }
 }
+
+/// Issue 4: the seed procedure typed verbatim against a running replay turns POPGO on;
+/// traffic after the commit follows the new mapping; SIGTERM ends the run with a report.
+#[test]
+fn seed_procedure_verbatim_against_a_running_replay() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = seed_without_popgo(dir.path());
+    let sock = dir.path().join("ctl.sock");
+    let child = Command::new(env!("CARGO_BIN_EXE_popgo"))
+        .args([
+            "replay",
+            "--config",
+            &cfg,
+            "--control",
+            sock.to_str().unwrap(),
+            "--loops",
+            "0",
+            "--pps",
+            "20000",
+            "--json",
+            &seed_pcap(),
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Kill the child whatever happens below.
+    struct Guard(std::process::Child);
+    impl Drop for Guard {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let mut child = Guard(child);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !sock.exists() {
+        assert!(std::time::Instant::now() < deadline, "control socket never appeared");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let ctl = |cmd: &str| {
+        let o = popgo(&["ctl", "--socket", sock.to_str().unwrap(), cmd]);
+        assert!(o.status.success(), "{cmd}: {}", String::from_utf8_lossy(&o.stderr));
+        String::from_utf8(o.stdout).unwrap()
+    };
+    let before = ctl("display mpls lsp protocol bgp");
+    assert!(before.lines().any(|l| l.starts_with("10.1.1.0/24") && l.ends_with(" POP")), "{before}");
+    ctl("system-view; bgp 100; apply-label per-route pop-go; commit");
+    let after = ctl("display mpls lsp protocol bgp");
+    assert!(after.lines().any(|l| l.starts_with("10.1.1.0/24") && l.ends_with(" POPGO")), "{after}");
+    // Let traffic run under the new mapping, then stop it.
+    let stats_at_commit = ctl("display popgo statistics");
+    // Longer than everything before the commit took, so A must end up ahead of B.
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    let pid = child.0.id() as i32;
+    assert!(Command::new("kill").args(["-TERM", &pid.to_string()]).status().unwrap().success());
+    let out = child.0.wait_with_output_ref();
+    let v: serde_json::Value = serde_json::from_slice(&out).expect("final JSON report");
+    let a = v["tx_packets"]["to-A"].as_u64().unwrap();
+    let b = v["tx_packets"]["to-B"].as_u64().unwrap();
+    assert_eq!(v["balanced"], true);
+    // Before the commit: 2 of 8 forwarded per pass go to A; after: all 8. So A > B overall
+    // only if traffic after the commit was steered to A.
+    assert!(a > b, "to-A {a} to-B {b}\n{stats_at_commit}");
+    assert!(!sock.exists(), "socket removed at exit");
+}
+
+trait WaitRef {
+    fn wait_with_output_ref(&mut self) -> Vec<u8>;
+}
+
+impl WaitRef for std::process::Child {
+    fn wait_with_output_ref(&mut self) -> Vec<u8> {
+        use std::io::Read;
+        let mut out = Vec::new();
+        if let Some(mut s) = self.stdout.take() {
+            let _ = s.read_to_end(&mut out);
+        }
+        let _ = self.wait();
+        out
+    }
+}
