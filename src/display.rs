@@ -14,11 +14,8 @@ pub fn mpls_lsp_bgp(cfg: &Config, snap: &Snapshot, verbose: bool) -> String {
     let _ = writeln!(s, "{RULE}\n                 LSP Information: BGP  LSP\n{RULE}");
     let port = |p: Option<usize>| p.and_then(|i| cfg.ports.get(i)).map_or("-".to_string(), |p| p.name.clone());
     if !verbose {
-        let _ = writeln!(
-            s,
-            "{:<20} {:<16} {:<16} {:<16} {}",
-            "FEC", "In/Out Label", "In/Out IF", "Next Hop", "Label Operation"
-        );
+        let _ =
+            writeln!(s, "{:<20} {:<16} {:<16} {:<16} Label Operation", "FEC", "In/Out Label", "In/Out IF", "Next Hop");
         for r in &snap.lsps {
             let _ = writeln!(
                 s,

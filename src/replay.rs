@@ -345,7 +345,8 @@ fn run_worker<S: SnapshotSource>(
             if let Some(board) = board {
                 // Every STATS_PUBLISH_EVERY bursts, or at least every PUBLISH_MAX_AGE when
                 // traffic is slow (paced), so `display popgo statistics` stays fresh.
-                if r.stats.bursts % STATS_PUBLISH_EVERY == 0 || t1.duration_since(published) >= PUBLISH_MAX_AGE {
+                if r.stats.bursts.is_multiple_of(STATS_PUBLISH_EVERY) || t1.duration_since(published) >= PUBLISH_MAX_AGE
+                {
                     board.publish(w, &r.stats);
                     published = t1;
                 }

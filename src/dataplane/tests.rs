@@ -109,7 +109,7 @@ fn seed_popgo_sends_every_10_1_1_packet_to_device_a() {
     let s = snap(true);
     for host in [1, 2, 3, 5] {
         let ip = v4(host, 64);
-        let (v, out) = one(&s, seed_mpls(&[(SEED_LABEL, 64)], &ip));
+        let (v, out) = one(s, seed_mpls(&[(SEED_LABEL, 64)], &ip));
         assert_eq!(v, Verdict::Forward(0), "10.1.1.{host} -> to-A");
         check_v4_out(&out, MAC_A, PORT_A, 63, &ip);
     }
@@ -122,7 +122,7 @@ fn seed_without_popgo_longest_match_sends_0_to_3_to_device_b() {
         [(1, 1, MAC_B, PORT_B), (2, 1, MAC_B, PORT_B), (3, 1, MAC_B, PORT_B), (5, 0, MAC_A, PORT_A)]
     {
         let ip = v4(host, 64);
-        let (v, out) = one(&s, seed_mpls(&[(SEED_LABEL, 64)], &ip));
+        let (v, out) = one(s, seed_mpls(&[(SEED_LABEL, 64)], &ip));
         assert_eq!(v, Verdict::Forward(port), "10.1.1.{host}");
         check_v4_out(&out, dst, src, 63, &ip);
     }
@@ -192,7 +192,7 @@ fn explicit_null_entropy_and_vlans_are_stripped() {
         frame([9; 6], [8; 6], &[ETHERTYPE_VLAN], ETHERTYPE_MPLS, &[(SEED_LABEL, 64)], &ip),
         frame([9; 6], [8; 6], &[0x88a8, ETHERTYPE_VLAN], ETHERTYPE_MPLS, &[(SEED_LABEL, 64)], &ip),
     ];
-    let (outs, _) = run(&s, &cases);
+    let (outs, _) = run(s, &cases);
     for (v, out) in outs {
         assert_eq!(v, Verdict::Forward(0));
         check_v4_out(&out, MAC_A, PORT_A, 63, &ip);
@@ -202,15 +202,15 @@ fn explicit_null_entropy_and_vlans_are_stripped() {
 #[test]
 fn explicit_null_at_bottom_routes_by_ip() {
     let s = snap(true);
-    let (v, out) = one(&s, seed_mpls(&[(LABEL_IPV4_EXPLICIT_NULL, 64)], &v4(2, 64)));
+    let (v, out) = one(s, seed_mpls(&[(LABEL_IPV4_EXPLICIT_NULL, 64)], &v4(2, 64)));
     assert_eq!(v, Verdict::Forward(1), "10.1.1.2 matches the /30 via DeviceB");
     check_v4_out(&out, MAC_B, PORT_B, 63, &v4(2, 64));
-    let (v, _) = one(&s, seed_mpls(&[(LABEL_IPV6_EXPLICIT_NULL, 64)], &v4(2, 64)));
+    let (v, _) = one(s, seed_mpls(&[(LABEL_IPV6_EXPLICIT_NULL, 64)], &v4(2, 64)));
     assert_eq!(v, Verdict::Drop(DropReason::PayloadMismatch));
-    let (v, _) = one(&s, seed_mpls(&[(LABEL_IPV4_EXPLICIT_NULL, 64)], &v4(99, 64)));
+    let (v, _) = one(s, seed_mpls(&[(LABEL_IPV4_EXPLICIT_NULL, 64)], &v4(99, 64)));
     assert_eq!(v, Verdict::Forward(0), "10.1.1.99 matches the /24");
     let far = ipv4_udp(Ipv4Addr::new(1, 1, 1, 1), Ipv4Addr::new(192, 0, 2, 1), 64, 46);
-    let (v, _) = one(&s, seed_mpls(&[(LABEL_IPV4_EXPLICIT_NULL, 64)], &far));
+    let (v, _) = one(s, seed_mpls(&[(LABEL_IPV4_EXPLICIT_NULL, 64)], &far));
     assert_eq!(v, Verdict::Drop(DropReason::NoRoute));
 }
 
@@ -239,7 +239,7 @@ fn drop_reasons_for_bad_frames() {
         ),
     ];
     let frames: Vec<Vec<u8>> = cases.iter().map(|c| c.0.clone()).collect();
-    let (outs, stats) = run(&s, &frames);
+    let (outs, stats) = run(s, &frames);
     for (i, ((v, _), (_, want))) in outs.iter().zip(&cases).enumerate() {
         assert_eq!(*v, Verdict::Drop(*want), "case {i}");
     }
@@ -252,16 +252,16 @@ fn every_truncation_of_a_good_frame_is_a_counted_drop() {
     let s = snap(true);
     let f = frame([1; 6], [2; 6], &[0x8100], ETHERTYPE_MPLS, &[(SEED_LABEL, 64), (LABEL_ELI, 9), (77, 9)], &v4(1, 64));
     let frames: Vec<Vec<u8>> = (0..f.len()).map(|n| f[..n].to_vec()).collect();
-    let (outs, stats) = run(&s, &frames);
+    let (outs, stats) = run(s, &frames);
     assert!(outs.iter().all(|(v, _)| matches!(v, Verdict::Drop(_))));
     assert_eq!(stats.dropped_pkts(), f.len() as u64);
-    assert_eq!(one(&s, f).0, Verdict::Forward(0));
+    assert_eq!(one(s, f).0, Verdict::Forward(0));
 }
 
 #[test]
 fn pop_with_more_labels_looks_up_the_next_label() {
     let s = snap(false);
-    let (v, out) = one(&s, seed_mpls(&[(SEED_LABEL, 64), (48200, 64)], &v6(64)));
+    let (v, out) = one(s, seed_mpls(&[(SEED_LABEL, 64), (48200, 64)], &v6(64)));
     assert_eq!(v, Verdict::Forward(1), "48122 popped, 48200 (v6) decides");
     assert_eq!(u16::from_be_bytes([out[12], out[13]]), ETHERTYPE_IPV6);
 }
@@ -271,7 +271,7 @@ fn long_bursts_are_split_and_all_counted() {
     let s = snap(true);
     let frames: Vec<Vec<u8>> =
         (0..MAX_BURST + 37).map(|i| seed_mpls(&[(SEED_LABEL, 64)], &v4((i % 250) as u8, 64))).collect();
-    let (outs, stats) = run(&s, &frames);
+    let (outs, stats) = run(s, &frames);
     assert!(outs.iter().all(|(v, _)| *v == Verdict::Forward(0)));
     assert_eq!(stats.rx_pkts, frames.len() as u64);
     assert_eq!(stats.bursts, 2);

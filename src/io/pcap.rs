@@ -546,7 +546,7 @@ fn parse_pcapng(d: &[u8]) -> Result<Vec<Record>, Error> {
             };
         }
         let total = e.u32(d, pos + 4).unwrap_or(0);
-        if total < 12 || total % 4 != 0 {
+        if total < 12 || !total.is_multiple_of(4) {
             return Err(malformed(pos, rec, format!("block total length {total} is < 12 or not a multiple of 4")));
         }
         let total = total as usize;
@@ -744,7 +744,7 @@ mod tests {
     /// A generic pcapng block with the given body (padded to 4).
     fn block(e: Endian, btype: u32, body: &[u8]) -> Vec<u8> {
         let mut b = body.to_vec();
-        while b.len() % 4 != 0 {
+        while !b.len().is_multiple_of(4) {
             b.push(0);
         }
         let total = 12 + b.len() as u32;

@@ -181,8 +181,7 @@ mod tests {
 
     #[test]
     fn merge_adds_every_field_and_keeps_balance() {
-        let mut a = WorkerStats::default();
-        a.rx_pkts = 3;
+        let mut a = WorkerStats { rx_pkts: 3, ..Default::default() };
         a.count_tx(1, 60);
         a.count_tx(2, 70);
         a.count_drop(DropReason::NoIlmEntry);
