@@ -15,3 +15,21 @@ pub struct BenchArgs {
 pub fn main(_a: BenchArgs) -> Result<(), Failure> {
     Err(crate::cli::usage(anyhow::anyhow!("popgo bench is not available in this build yet")))
 }
+
+/// `popgo gen profile` arguments.
+#[derive(Args, Debug)]
+pub struct GenProfileArgs {
+    /// Traffic profile (TOML; see the README).
+    #[arg(long)]
+    pub profile: PathBuf,
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Also write a config that forwards the profile's labels with POPGO.
+    #[arg(long)]
+    pub config_out: Option<PathBuf>,
+}
+
+/// Entry point of `popgo gen profile`.
+pub fn gen_profile(_a: GenProfileArgs) -> Result<(), Failure> {
+    Err(crate::cli::usage(anyhow::anyhow!("popgo gen profile is not available in this build yet")))
+}
