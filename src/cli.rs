@@ -172,6 +172,8 @@ pub enum GenCmd {
         #[arg(long)]
         config_out: Option<PathBuf>,
     },
+    /// Traffic described by a profile (TOML), and optionally the config that forwards it.
+    Profile(crate::bench::GenProfileArgs),
 }
 
 /// An error with its exit code.
@@ -401,6 +403,7 @@ fn replay_controlled(
 
 fn cmd_gen(what: GenCmd) -> Result<(), Failure> {
     match what {
+        GenCmd::Profile(a) => crate::bench::gen_profile(a),
         GenCmd::Seed { out, describe } => {
             let frames = crate::gen::seed_frames();
             let pkts = frames.iter().enumerate().map(|(i, f)| (crate::gen::EPOCH_NS + i as u64 * 1_000_000, &f.frame));
