@@ -222,6 +222,11 @@ pub struct RunReport {
 }
 
 fn failure_for(e: &std::io::Error, what: String) -> Failure {
+    if e.kind() == std::io::ErrorKind::PermissionDenied {
+        return bad(format!(
+            "{what}: {e}: missing privileges (popgo run needs root, or CAP_NET_ADMIN + CAP_BPF + CAP_IPC_LOCK)"
+        ));
+    }
     match e.raw_os_error() {
         Some(libc::EPERM) | Some(libc::EACCES) => bad(format!(
             "{what}: {e}: missing privileges (popgo run needs root, or CAP_NET_ADMIN + CAP_BPF + CAP_IPC_LOCK)"
