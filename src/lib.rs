@@ -27,6 +27,7 @@ pub mod display;
 pub mod gen;
 pub mod ilm;
 pub mod io;
+pub mod profile;
 pub mod replay;
 pub mod run;
 pub mod stats;

@@ -1,0 +1,507 @@
+//! Traffic profiles: a small TOML description of synthetic MPLS traffic, turned into
+//! frames (for `popgo gen profile` and `popgo bench --profile`) and into the config that
+//! forwards them with POPGO.
+//!
+//! Tools only: allocates freely, never used on the data path. Generation is
+//! deterministic: the same profile (and seed) gives the same bytes.
+//!
+//! ```toml
+//! seed = 1
+//! packets = 100000            # or duration_s = 2.0 (packets = duration_s * rate_pps)
+//! rate_pps = 1000000          # capture timestamps: packet i at i / rate_pps
+//! size = "imix"               # 64 | [64, 512, 1500] | "imix" (7:4:1 of 64/570/1518)
+//! ipv6_share = 0.2
+//! flows = 4096                # distinct flows, >= labels.count
+//! malformed_share = 0.01
+//!
+//! [labels]
+//! count = 1000
+//! first = 16
+//! dist = "zipf"               # single | uniform | zipf
+//! zipf_exponent = 1.1
+//! depth = 1                   # the BGP label + depth-1 labels below it
+//! explicit_null_share = 0.05
+//! entropy_share = 0.1         # ELI + entropy label below the BGP label (RFC 6790)
+//!
+//! [vlan]
+//! share = 0.5
+//! tags = 1                    # 1 = 802.1Q, 2 = 802.1ad + 802.1Q
+//! ```
+//!
+//! Frame sizes count the Ethernet header through the payload, without FCS (what a
+//! capture holds). A size too small for a frame's headers is raised to the minimum.
+
+use crate::gen::{frame, synth_v4_dst, Rng, EPOCH_NS};
+use crate::wire::ethernet::{Mac, ETHERTYPE_MPLS, ETHERTYPE_QINQ, ETHERTYPE_VLAN};
+use crate::wire::mpls::{LABEL_ELI, LABEL_IPV4_EXPLICIT_NULL, LABEL_IPV6_EXPLICIT_NULL, LABEL_MAX};
+use etherparse::PacketBuilder;
+use serde::Deserialize;
+use std::net::{Ipv4Addr, Ipv6Addr};
+use std::path::Path;
+
+/// Most packets one profile may describe (about 5 GB of 64-byte frames in memory
+/// would not be a benchmark any more).
+pub const MAX_PACKETS: u64 = 50_000_000;
+/// Largest frame: popgo's packet buffers hold 2 KiB.
+pub const MAX_FRAME_BYTES: usize = crate::io::mem::FRAME_DATA_BYTES;
+/// IMIX (the simple 7:4:1 mix): frame sizes and weights.
+pub const IMIX: [(usize, u32); 3] = [(64, 7), (570, 4), (1518, 1)];
+/// Labels below the BGP label (stack depth > 1) start here.
+pub const INNER_LABEL_BASE: u32 = 1000;
+/// Ports and next hops in the generated config.
+const CONFIG_PORTS: usize = 4;
+const CONFIG_NEIGHBORS: usize = 16;
+/// Source and destination MACs of generated frames.
+const SRC_MAC: Mac = crate::gen::SEED_SRC_MAC;
+const DST_MAC: Mac = crate::gen::SEED_DST_MAC;
+
+/// A profile that could not be read or makes no sense.
+#[derive(Debug, thiserror::Error)]
+pub enum ProfileError {
+    #[error("cannot read {path}")]
+    Io { path: String, source: std::io::Error },
+    #[error(transparent)]
+    Toml(#[from] toml::de::Error),
+    #[error("`{key}`: {msg}")]
+    Invalid { key: &'static str, msg: String },
+}
+
+fn invalid(key: &'static str, msg: impl Into<String>) -> ProfileError {
+    ProfileError::Invalid { key, msg: msg.into() }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Raw {
+    name: Option<String>,
+    seed: Option<u64>,
+    packets: Option<u64>,
+    duration_s: Option<f64>,
+    rate_pps: Option<f64>,
+    size: Option<toml::Value>,
+    ipv6_share: Option<f64>,
+    flows: Option<u64>,
+    malformed_share: Option<f64>,
+    #[serde(default)]
+    labels: RawLabels,
+    #[serde(default)]
+    vlan: RawVlan,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawLabels {
+    count: Option<u32>,
+    first: Option<u32>,
+    dist: Option<String>,
+    zipf_exponent: Option<f64>,
+    depth: Option<usize>,
+    explicit_null_share: Option<f64>,
+    entropy_share: Option<f64>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawVlan {
+    share: Option<f64>,
+    tags: Option<usize>,
+}
+
+/// Frame sizes of a profile.
+#[derive(Clone, Debug, PartialEq)]
+pub enum SizeMix {
+    Fixed(usize),
+    /// Each frame picks one of these, uniformly.
+    List(Vec<usize>),
+    /// 7:4:1 of 64/570/1518 bytes.
+    Imix,
+}
+
+/// How labels are drawn.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Dist {
+    Single,
+    Uniform,
+    Zipf(f64),
+}
+
+/// A checked traffic profile.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Profile {
+    pub name: String,
+    pub seed: u64,
+    pub packets: u64,
+    pub rate_pps: f64,
+    pub size: SizeMix,
+    pub ipv6_share: f64,
+    pub flows: u64,
+    pub malformed_share: f64,
+    pub label_count: u32,
+    pub first_label: u32,
+    pub dist: Dist,
+    pub depth: usize,
+    pub explicit_null_share: f64,
+    pub entropy_share: f64,
+    pub vlan_share: f64,
+    pub vlan_tags: usize,
+}
+
+/// What a generated profile contains (counted while generating).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Summary {
+    pub packets: u64,
+    pub bytes: u64,
+    pub ipv4: u64,
+    pub ipv6: u64,
+    pub vlan_tagged: u64,
+    pub explicit_null: u64,
+    pub entropy: u64,
+    /// Malformed frames by kind: runt, truncated label stack, control word under BoS.
+    pub runt: u64,
+    pub truncated_stack: u64,
+    pub bad_payload: u64,
+    /// Frames raised to the minimum size for their headers.
+    pub raised: u64,
+}
+
+impl Summary {
+    pub fn malformed(&self) -> u64 {
+        self.runt + self.truncated_stack + self.bad_payload
+    }
+}
+
+fn share(key: &'static str, v: Option<f64>) -> Result<f64, ProfileError> {
+    let v = v.unwrap_or(0.0);
+    if !(0.0..=1.0).contains(&v) {
+        return Err(invalid(key, format!("{v} is not a share in 0..=1")));
+    }
+    Ok(v)
+}
+
+fn frame_size(key: &'static str, v: &toml::Value) -> Result<usize, ProfileError> {
+    match v.as_integer() {
+        Some(n) if (14..=MAX_FRAME_BYTES as i64).contains(&n) => Ok(n as usize),
+        Some(n) => Err(invalid(key, format!("frame size {n} is not in 14..={MAX_FRAME_BYTES}"))),
+        None => Err(invalid(key, format!("{v} is not a frame size, a list of sizes or \"imix\""))),
+    }
+}
+
+impl Profile {
+    /// Reads and checks a profile file.
+    pub fn load(path: &Path) -> Result<Profile, ProfileError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|source| ProfileError::Io { path: path.display().to_string(), source })?;
+        Profile::parse(&text)
+    }
+
+    /// Parses and checks a profile. Errors name the key (and, for syntax, the line).
+    pub fn parse(text: &str) -> Result<Profile, ProfileError> {
+        let raw: Raw = toml::from_str(text)?;
+        let rate_pps = raw.rate_pps.unwrap_or(1e6);
+        if !(rate_pps.is_finite() && rate_pps > 0.0) {
+            return Err(invalid("rate_pps", format!("{rate_pps} is not a positive rate")));
+        }
+        let packets = match (raw.packets, raw.duration_s) {
+            (Some(_), Some(_)) => return Err(invalid("packets", "give packets or duration_s, not both")),
+            (Some(n), None) => n,
+            (None, Some(d)) if d.is_finite() && d > 0.0 => (d * rate_pps).ceil() as u64,
+            (None, Some(d)) => return Err(invalid("duration_s", format!("{d} is not a positive duration"))),
+            (None, None) => 100_000,
+        };
+        if packets == 0 || packets > MAX_PACKETS {
+            return Err(invalid("packets", format!("{packets} packets is not in 1..={MAX_PACKETS}")));
+        }
+        let size = match &raw.size {
+            None => SizeMix::Fixed(64),
+            Some(toml::Value::String(s)) if s.eq_ignore_ascii_case("imix") => SizeMix::Imix,
+            Some(toml::Value::Array(a)) if !a.is_empty() => {
+                SizeMix::List(a.iter().map(|v| frame_size("size", v)).collect::<Result<_, _>>()?)
+            }
+            Some(v) => SizeMix::Fixed(frame_size("size", v)?),
+        };
+        let l = &raw.labels;
+        let label_count = l.count.unwrap_or(1000);
+        let first_label = l.first.unwrap_or(16);
+        let ipv6_share = share("ipv6_share", raw.ipv6_share)?;
+        let blocks = if ipv6_share > 0.0 { 2 } else { 1 };
+        if label_count == 0 {
+            return Err(invalid("labels.count", "must be at least 1"));
+        }
+        if first_label < 16 || first_label as u64 + blocks * label_count as u64 > LABEL_MAX as u64 + 1 {
+            return Err(invalid(
+                "labels.first",
+                format!(
+                    "labels {first_label}..{} do not fit 16..=1048575{}",
+                    first_label as u64 + blocks * label_count as u64,
+                    if blocks == 2 { " (IPv6 traffic uses a second block of labels.count labels)" } else { "" }
+                ),
+            ));
+        }
+        let dist = match (l.dist.as_deref().unwrap_or("uniform"), l.zipf_exponent) {
+            ("single", None) => Dist::Single,
+            ("uniform", None) => Dist::Uniform,
+            ("zipf", s) => {
+                let s = s.unwrap_or(1.0);
+                if !(s.is_finite() && s > 0.0) {
+                    return Err(invalid("labels.zipf_exponent", format!("{s} is not a positive exponent")));
+                }
+                Dist::Zipf(s)
+            }
+            ("single" | "uniform", Some(_)) => {
+                return Err(invalid("labels.zipf_exponent", "only applies to dist = \"zipf\""))
+            }
+            (d, _) => return Err(invalid("labels.dist", format!("{d:?} is not single, uniform or zipf"))),
+        };
+        let depth = l.depth.unwrap_or(1);
+        if !(1..=6).contains(&depth) {
+            return Err(invalid("labels.depth", format!("{depth} is not in 1..=6")));
+        }
+        let flows = raw.flows.unwrap_or(label_count as u64);
+        if flows < label_count as u64 || flows > 1 << 32 {
+            return Err(invalid(
+                "flows",
+                format!("{flows} flows: need at least one per label ({label_count}) and at most 2^32"),
+            ));
+        }
+        let vlan_tags = raw.vlan.tags.unwrap_or(1);
+        if !(1..=2).contains(&vlan_tags) {
+            return Err(invalid("vlan.tags", format!("{vlan_tags} is not 1 (802.1Q) or 2 (802.1ad + 802.1Q)")));
+        }
+        Ok(Profile {
+            name: raw.name.unwrap_or_else(|| "profile".into()),
+            seed: raw.seed.unwrap_or(1),
+            packets,
+            rate_pps,
+            size,
+            ipv6_share,
+            flows,
+            malformed_share: share("malformed_share", raw.malformed_share)?,
+            label_count,
+            first_label,
+            dist,
+            depth,
+            explicit_null_share: share("labels.explicit_null_share", l.explicit_null_share)?,
+            entropy_share: share("labels.entropy_share", l.entropy_share)?,
+            vlan_share: share("vlan.share", raw.vlan.share)?,
+            vlan_tags,
+        })
+    }
+
+    /// The label of rank `rank` (0-based) for IPv4 or IPv6 traffic. IPv6 traffic uses a
+    /// second block of `label_count` labels right after the IPv4 block, because a BGP
+    /// label is bound to a prefix of one family.
+    pub fn label(&self, rank: u32, v6: bool) -> u32 {
+        self.first_label + rank + if v6 { self.label_count } else { 0 }
+    }
+
+    /// IPv6 destination carried under label `label`.
+    pub fn v6_dst(label: u32) -> Ipv6Addr {
+        Ipv6Addr::from(0x2001_0db8_0000_0000_0000_0000_0000_0000u128 | label as u128)
+    }
+
+    /// Generates every frame, calling `out(timestamp_ns, frame)`.
+    pub fn generate(&self, mut out: impl FnMut(u64, &[u8])) -> Summary {
+        let mut rng = Rng::new(self.seed);
+        let zipf = match self.dist {
+            Dist::Zipf(s) => Some(zipf_cdf(self.label_count, s)),
+            _ => None,
+        };
+        let mut sum = Summary::default();
+        let mut labels: Vec<(u32, u8)> = Vec::with_capacity(12);
+        let mut payload = Vec::with_capacity(MAX_FRAME_BYTES);
+        for i in 0..self.packets {
+            let ts = EPOCH_NS + (i as f64 * 1e9 / self.rate_pps) as u64;
+            // Every draw happens for every packet, so changing one share does not
+            // reshuffle the others.
+            let malformed = rng.unit() < self.malformed_share;
+            let malformed_kind = rng.below(3);
+            let v6 = rng.unit() < self.ipv6_share;
+            let vlan = rng.unit() < self.vlan_share;
+            let null = rng.unit() < self.explicit_null_share;
+            let entropy = rng.unit() < self.entropy_share;
+            let rank = match (&self.dist, &zipf) {
+                (Dist::Single, _) => 0,
+                (_, Some(cdf)) => {
+                    let u = rng.unit();
+                    cdf.partition_point(|c| *c < u).min(cdf.len() - 1) as u32
+                }
+                _ => rng.below(self.label_count as u64) as u32,
+            };
+            // Flow f carries label rank f % count: pick one of this rank's flows.
+            let per_rank = (self.flows - rank as u64).div_ceil(self.label_count as u64);
+            let flow = rank as u64 + rng.below(per_rank) * self.label_count as u64;
+            let want = match &self.size {
+                SizeMix::Fixed(s) => *s,
+                SizeMix::List(v) => v[rng.below(v.len() as u64) as usize],
+                SizeMix::Imix => {
+                    let mut k = rng.below(12) as u32;
+                    let mut s = IMIX[0].0;
+                    for (size, w) in IMIX {
+                        if k < w {
+                            s = size;
+                            break;
+                        }
+                        k -= w;
+                    }
+                    s
+                }
+            };
+            let label = self.label(rank, v6);
+            let tags: &[u16] = match (vlan, self.vlan_tags) {
+                (false, _) => &[],
+                (true, 1) => &[ETHERTYPE_VLAN],
+                (true, _) => &[ETHERTYPE_QINQ, ETHERTYPE_VLAN],
+            };
+            sum.packets += 1;
+            if malformed {
+                let f = match malformed_kind {
+                    0 => {
+                        sum.runt += 1;
+                        frame(DST_MAC, SRC_MAC, &[], ETHERTYPE_MPLS, &[], &[])[..10].to_vec()
+                    }
+                    1 => {
+                        // Three bytes of a label entry: the stack runs past the end.
+                        sum.truncated_stack += 1;
+                        frame(DST_MAC, SRC_MAC, tags, ETHERTYPE_MPLS, &[], &label.to_be_bytes()[1..])
+                    }
+                    _ => {
+                        // A pseudowire control word (first nibble 0) under the bottom of
+                        // stack: not IP, whatever the label's family.
+                        sum.bad_payload += 1;
+                        let hdr = 14 + 4 * tags.len() + 4;
+                        payload.clear();
+                        payload.resize(want.max(hdr + 4) - hdr, 0);
+                        frame(DST_MAC, SRC_MAC, tags, ETHERTYPE_MPLS, &[(label, 64)], &payload)
+                    }
+                };
+                sum.bytes += f.len() as u64;
+                out(ts, &f);
+                continue;
+            }
+            labels.clear();
+            if null {
+                let n = if v6 { LABEL_IPV6_EXPLICIT_NULL } else { LABEL_IPV4_EXPLICIT_NULL };
+                labels.push((n, 64));
+                sum.explicit_null += 1;
+            }
+            labels.push((label, 64));
+            if entropy {
+                labels.push((LABEL_ELI, 64));
+                labels.push((16 + (mix64(flow ^ self.seed) % (LABEL_MAX as u64 - 15)) as u32, 64));
+                sum.entropy += 1;
+            }
+            for k in 1..self.depth {
+                labels.push((INNER_LABEL_BASE + k as u32, 64));
+            }
+            let hdr = 14 + 4 * tags.len() + 4 * labels.len();
+            let min_ip = if v6 { 48 } else { 28 };
+            if want < hdr + min_ip {
+                sum.raised += 1;
+            }
+            let ip_len = want.max(hdr + min_ip) - hdr;
+            // Flow f: source address and UDP source port (distinct for every flow).
+            let sport = 1024 + (flow % 60_000) as u16;
+            let src_idx = (flow / 60_000) as u32;
+            let ip = if v6 {
+                sum.ipv6 += 1;
+                let src = Ipv6Addr::from(0x2001_0db8_000d_0000_0000_0000_0000_0000u128 | src_idx as u128);
+                udp(PacketBuilder::ipv6(src.octets(), Profile::v6_dst(label).octets(), 64), sport, ip_len - 40)
+            } else {
+                sum.ipv4 += 1;
+                let src = Ipv4Addr::from(0xac10_0000 | (src_idx & 0xffff));
+                udp(PacketBuilder::ipv4(src.octets(), synth_v4_dst(label).octets(), 64), sport, ip_len - 20)
+            };
+            if vlan {
+                sum.vlan_tagged += 1;
+            }
+            let f = frame(DST_MAC, SRC_MAC, tags, ETHERTYPE_MPLS, &labels, &ip);
+            sum.bytes += f.len() as u64;
+            out(ts, &f);
+        }
+        sum
+    }
+
+    /// The whole profile as an in-memory classic pcap.
+    pub fn to_pcap(&self) -> (Vec<u8>, Summary) {
+        let mut w = crate::io::pcap::Writer::new(Vec::new()).expect("writing to a Vec cannot fail");
+        let sum = self.generate(|ts, f| w.write_packet(ts, f).expect("frames fit the snaplen, timestamps fit"));
+        (w.into_inner().expect("writing to a Vec cannot fail"), sum)
+    }
+
+    /// A popgo config that forwards every label of the profile with POPGO: one /32
+    /// (and, with IPv6 traffic, one /128) network per label, spread over 16 next hops
+    /// on 4 ports.
+    pub fn config(&self) -> String {
+        use std::fmt::Write;
+        let v6 = self.ipv6_share > 0.0;
+        let mut s = format!("# generated by popgo from traffic profile {:?}\n[device]\nname = \"bench\"\n", self.name);
+        for p in 0..CONFIG_PORTS {
+            let _ = writeln!(s, "\n[[port]]\nname = \"p{p}\"\nmac = \"02:00:00:00:00:{:02x}\"", 0xf0 + p);
+        }
+        for n in 0..CONFIG_NEIGHBORS {
+            let port = n % CONFIG_PORTS;
+            let _ = writeln!(
+                s,
+                "\n[[neighbor]]\nip = \"192.168.{n}.1\"\nmac = \"02:00:00:00:{n:02x}:01\"\nport = \"p{port}\""
+            );
+            if v6 {
+                let _ = writeln!(
+                    s,
+                    "\n[[neighbor]]\nip = \"fd00::{n:x}:1\"\nmac = \"02:00:00:01:{n:02x}:01\"\nport = \"p{port}\""
+                );
+            }
+        }
+        for r in 0..self.label_count {
+            let n = r as usize % CONFIG_NEIGHBORS;
+            let l = self.label(r, false);
+            let _ =
+                writeln!(s, "\n[[static_route]]\nprefix = \"{}/32\"\nnext_hop = \"192.168.{n}.1\"", synth_v4_dst(l));
+            if v6 {
+                let l6 = self.label(r, true);
+                let _ = writeln!(
+                    s,
+                    "\n[[static_route]]\nprefix = \"{}/128\"\nnext_hop = \"fd00::{n:x}:1\"",
+                    Profile::v6_dst(l6)
+                );
+            }
+        }
+        let _ = writeln!(s, "\n[bgp]\nas = 100\nlabel_mode = \"per-route\"\npop_go = true\nlabel_base = 16");
+        for r in 0..self.label_count {
+            let l = self.label(r, false);
+            let _ = writeln!(s, "\n[[bgp.network]]\nprefix = \"{}/32\"\nlabel = {l}", synth_v4_dst(l));
+            if v6 {
+                let l6 = self.label(r, true);
+                let _ = writeln!(s, "\n[[bgp.network]]\nprefix = \"{}/128\"\nlabel = {l6}", Profile::v6_dst(l6));
+            }
+        }
+        s
+    }
+}
+
+/// A UDP packet (from `sport` to port 9) with `udp_len` bytes of UDP header + payload.
+fn udp(b: etherparse::PacketBuilderStep<etherparse::IpHeaders>, sport: u16, udp_len: usize) -> Vec<u8> {
+    let payload = vec![0x5a; udp_len.saturating_sub(8)];
+    let b = b.udp(sport, 9);
+    let mut out = Vec::with_capacity(b.size(payload.len()));
+    b.write(&mut out, &payload).expect("writing to a Vec cannot fail");
+    out
+}
+
+/// A 64-bit mix (splitmix64 finaliser): entropy label values from flow numbers.
+fn mix64(mut x: u64) -> u64 {
+    x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    x ^ (x >> 31)
+}
+
+/// Inverse-CDF table for Zipf sampling over ranks 1..=n.
+fn zipf_cdf(n: u32, s: f64) -> Vec<f64> {
+    let mut cdf = Vec::with_capacity(n as usize);
+    let mut acc = 0.0;
+    for k in 1..=n {
+        acc += 1.0 / (k as f64).powf(s);
+        cdf.push(acc);
+    }
+    cdf.iter_mut().for_each(|c| *c /= acc);
+    cdf
+}
