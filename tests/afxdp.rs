@@ -488,3 +488,28 @@ fn setup_errors_exit_2_without_panic() {
         eprintln!("note: setpriv not installed; privileges case not checked");
     }
 }
+
+/// SIGHUP re-reads the config and publishes new tables while forwarding (issue 4's
+/// reload path): pop_go true -> false moves 10.1.1.1-3 from DeviceA to DeviceB.
+#[test]
+fn sighup_reload_publishes_new_tables() {
+    let _g = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    if !privileged("sighup_reload_publishes_new_tables") {
+        return;
+    }
+    let lab = Lab::new();
+    let cfg = lab.config(true);
+    let (p, err_file) = lab.popgo(&cfg, &["--json-stats", "--stats-interval", "0"]);
+    lab.send_seed();
+    let off = std::fs::read_to_string(lab.config(false)).unwrap();
+    std::fs::write(&cfg, off).unwrap();
+    p.signal("-HUP");
+    wait_for(&err_file, "reloaded", 10);
+    lab.send_seed();
+    std::thread::sleep(Duration::from_millis(800));
+    let (v, _, _) = stop_popgo(p);
+    assert_eq!(v["tx_packets"]["to-A"], 8 + 2, "{v}");
+    assert_eq!(v["tx_packets"]["to-B"], 6, "{v}");
+    assert_eq!(v["events"]["ilm_swaps_seen"], 1, "{v}");
+    assert_eq!(v["balanced"], true);
+}

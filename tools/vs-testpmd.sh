@@ -158,7 +158,7 @@ echo "==== summary (Mpps at the sink, 64 B MPLS frames) ===="
 median() { sort -g | awk '{a[NR]=$1} END {if (NR==0) print 0; else if (NR%2) print a[(NR+1)/2]; else print (a[NR/2]+a[NR/2+1])/2}'; }
 for kind in ceiling popgo testpmd; do
     vals=$(printf '%s\n' "${RESULTS[@]}" | awk -v k=$kind '$1==k {print $2}')
-    med=$(echo "$vals" | grep . | median || echo 0)
+    med=$(echo "$vals" | awk 'NF' | median)
     printf '%-8s runs: %-30s median %s\n' "$kind" "$(echo $vals)" "$med"
     eval "MED_$kind=$med"
 done
