@@ -1,4 +1,5 @@
-//! Thin wrappers over the operating system and the CPU: core pinning and prefetch hints.
+//! Thin wrappers over the operating system and the CPU: core pinning, prefetch hints,
+//! signal flags (SIGINT/SIGTERM stop, SIGHUP reload) and RLIMIT_MEMLOCK.
 
 pub mod affinity;
 pub mod prefetch;
