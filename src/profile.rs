@@ -505,3 +505,219 @@ fn zipf_cdf(n: u32, s: f64) -> Vec<f64> {
     cdf.iter_mut().for_each(|c| *c /= acc);
     cdf
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::mpls::LabelStack;
+    use etherparse::{Ethernet2Header, NetSlice, SingleVlanHeader, SlicedPacket, TransportSlice};
+    use std::collections::{HashMap, HashSet};
+
+    /// What a frame turned out to be, read back with etherparse (Ethernet, VLAN, IP,
+    /// UDP) and popgo's own label-stack view (etherparse has no MPLS).
+    #[derive(Debug, Default)]
+    struct Seen {
+        len: usize,
+        tags: Vec<u16>,
+        labels: Vec<u32>,
+        v6: bool,
+        flow: (Vec<u8>, u16),
+        malformed: bool,
+    }
+
+    fn read(f: &[u8]) -> Seen {
+        let mut s = Seen { len: f.len(), ..Seen::default() };
+        let Ok((eth, mut rest)) = Ethernet2Header::from_slice(f) else {
+            s.malformed = true;
+            return s;
+        };
+        let mut et = eth.ether_type.0;
+        while et == ETHERTYPE_VLAN || et == ETHERTYPE_QINQ {
+            s.tags.push(et);
+            let (v, r) = SingleVlanHeader::from_slice(rest).expect("whole VLAN tag");
+            assert_eq!(v.vlan_id.value(), 100);
+            et = v.ether_type.0;
+            rest = r;
+        }
+        assert_eq!(et, ETHERTYPE_MPLS);
+        let Ok(stack) = LabelStack::new_checked(rest) else {
+            s.malformed = true;
+            return s;
+        };
+        s.labels = stack.entries().map(|e| e.label()).collect();
+        match SlicedPacket::from_ip(stack.payload()) {
+            Ok(p) => {
+                let src = match p.net {
+                    Some(NetSlice::Ipv4(ip)) => ip.header().source().to_vec(),
+                    Some(NetSlice::Ipv6(ip)) => {
+                        s.v6 = true;
+                        ip.header().source().to_vec()
+                    }
+                    other => panic!("{other:?}"),
+                };
+                let Some(TransportSlice::Udp(u)) = p.transport else { panic!("not UDP") };
+                assert_eq!(u.destination_port(), 9);
+                // The flow: the source address index (its low 16 bits) and port.
+                s.flow = (src[src.len() - 2..].to_vec(), u.source_port());
+            }
+            Err(_) => s.malformed = true,
+        }
+        s
+    }
+
+    const FULL: &str = r#"
+        name = "full"
+        seed = 7
+        packets = 20000
+        size = "imix"
+        ipv6_share = 0.25
+        flows = 3000
+        malformed_share = 0.02
+        [labels]
+        count = 1000
+        first = 100
+        dist = "zipf"
+        zipf_exponent = 1.1
+        depth = 2
+        explicit_null_share = 0.1
+        entropy_share = 0.2
+        [vlan]
+        share = 0.3
+        tags = 2
+    "#;
+
+    fn near(got: u64, of: u64, share: f64, what: &str) {
+        let x = got as f64 / of as f64;
+        assert!((x - share).abs() < 0.015, "{what}: {got}/{of} = {x:.3}, want {share}");
+    }
+
+    #[test]
+    fn frames_are_what_the_profile_describes() {
+        let p = Profile::parse(FULL).unwrap();
+        let mut frames = Vec::new();
+        let sum = p.generate(|ts, f| frames.push((ts, f.to_vec())));
+        assert_eq!(frames.len(), 20000);
+        assert_eq!(sum.packets, 20000);
+        let (mut v6, mut vlan, mut null, mut el, mut bad, mut rank1) = (0, 0, 0, 0, 0, 0);
+        let mut flows = HashSet::new();
+        let mut sizes: HashMap<usize, u64> = HashMap::new();
+        for (i, (ts, f)) in frames.iter().enumerate() {
+            assert_eq!(*ts, EPOCH_NS + i as u64 * 1000, "1 Mpps timestamps");
+            let s = read(f);
+            if s.malformed {
+                bad += 1;
+                continue;
+            }
+            *sizes.entry(s.len).or_default() += 1;
+            v6 += s.v6 as u64;
+            if !s.tags.is_empty() {
+                assert_eq!(s.tags, [ETHERTYPE_QINQ, ETHERTYPE_VLAN]);
+                vlan += 1;
+            }
+            let mut l = s.labels.as_slice();
+            if l[0] == LABEL_IPV4_EXPLICIT_NULL || l[0] == LABEL_IPV6_EXPLICIT_NULL {
+                assert_eq!(l[0] == LABEL_IPV6_EXPLICIT_NULL, s.v6, "explicit null of the payload's family");
+                null += 1;
+                l = &l[1..];
+            }
+            // The BGP label: IPv4 block 100..1100, IPv6 block 1100..2100.
+            let base = if s.v6 { 1100 } else { 100 };
+            assert!((base..base + 1000).contains(&l[0]), "{l:?}");
+            rank1 += (l[0] == base) as u64;
+            l = &l[1..];
+            if l.first() == Some(&LABEL_ELI) {
+                assert!(l[1] >= 16, "entropy label {}", l[1]);
+                el += 1;
+                l = &l[2..];
+            }
+            assert_eq!(l, [INNER_LABEL_BASE + 1], "depth 2: one label below");
+            flows.insert(s.flow);
+        }
+        let good = 20000 - bad;
+        near(bad, 20000, 0.02, "malformed");
+        assert_eq!(bad, sum.malformed());
+        near(v6, good, 0.25, "IPv6");
+        near(vlan, good, 0.3, "VLAN");
+        near(null, good, 0.1, "explicit null");
+        near(el, good, 0.2, "entropy");
+        assert_eq!((v6, null, el), (sum.ipv6, sum.explicit_null, sum.entropy));
+        // Zipf 1.1 over 1000 ranks: rank 1 carries 1/H(1000, 1.1) = 17.9%.
+        near(rank1, good, 0.179, "zipf rank 1");
+        assert!(flows.len() <= 3000 && flows.len() > 1500, "{} flows", flows.len());
+        // IMIX sizes; small frames with deep headers are raised to their minimum.
+        assert!(sizes.keys().all(|s| *s == 570 || *s == 1518 || (64..=150).contains(s)), "{sizes:?}");
+        let n = |s| sizes.get(&s).copied().unwrap_or(0);
+        let small: u64 = sizes.iter().filter(|(k, _)| **k < 570).map(|(_, v)| v).sum();
+        near(small, good, 7.0 / 12.0, "IMIX 64");
+        near(n(570), good, 4.0 / 12.0, "IMIX 570");
+        near(n(1518), good, 1.0 / 12.0, "IMIX 1518");
+    }
+
+    #[test]
+    fn simple_profiles_sizes_durations_and_determinism() {
+        let p = Profile::parse(
+            "duration_s = 0.5\nrate_pps = 1000\nsize = [64, 200]\n[labels]\ncount = 1\ndist = \"single\"",
+        )
+        .unwrap();
+        assert_eq!(p.packets, 500);
+        let mut seen = Vec::new();
+        p.generate(|ts, f| seen.push((ts, f.to_vec())));
+        assert_eq!(seen[1].0 - seen[0].0, 1_000_000, "1 ms apart at 1000 pps");
+        assert!(seen.iter().all(|(_, f)| f.len() == 64 || f.len() == 200));
+        assert!(seen.iter().all(|(_, f)| read(f).labels == [16]));
+        let again: Vec<_> = {
+            let mut v = Vec::new();
+            p.generate(|ts, f| v.push((ts, f.to_vec())));
+            v
+        };
+        assert_eq!(seen, again, "deterministic");
+        let fixed = Profile::parse("packets = 10\nsize = 1000").unwrap();
+        fixed.generate(|_, f| assert_eq!(f.len(), 1000));
+        assert_eq!(Profile::parse("").unwrap().packets, 100_000);
+    }
+
+    #[test]
+    fn generated_config_forwards_everything_but_the_malformed() {
+        let p = Profile::parse(FULL).unwrap();
+        let (bytes, sum) = p.to_pcap();
+        let cap = crate::io::pcap::Capture::from_bytes(bytes).unwrap();
+        assert_eq!(cap.len() as u64, sum.packets);
+        let cfg = crate::config::Config::parse(&p.config()).unwrap();
+        let snap = crate::ilm::build(&cfg, 0).unwrap();
+        let r = crate::replay::replay(&snap, &cap, &crate::replay::ReplayOpts::default());
+        use crate::stats::DropReason as D;
+        assert_eq!(r.stats.tx_pkts, sum.packets - sum.malformed());
+        assert_eq!(r.stats.drop_count(D::TooShort), sum.runt);
+        assert_eq!(r.stats.drop_count(D::TruncatedLabelStack), sum.truncated_stack);
+        assert_eq!(r.stats.drop_count(D::PayloadMismatch), sum.bad_payload);
+        assert_eq!(r.stats.dropped_pkts(), sum.malformed());
+    }
+
+    #[test]
+    fn bad_profiles_name_the_key() {
+        for (text, key) in [
+            ("packets = 0", "packets"),
+            ("packets = 1\nduration_s = 1.0", "packets"),
+            ("duration_s = -1.0", "duration_s"),
+            ("rate_pps = 0.0", "rate_pps"),
+            ("size = []", "size"),
+            ("size = [64, 5000]", "size"),
+            ("size = \"jumbo\"", "size"),
+            ("malformed_share = -0.1", "malformed_share"),
+            ("[labels]\ncount = 0", "labels.count"),
+            ("[labels]\nfirst = 3", "labels.first"),
+            ("ipv6_share = 0.5\n[labels]\nfirst = 1000000\ncount = 40000", "labels.first"),
+            ("[labels]\ndist = \"uniform\"\nzipf_exponent = 1.0", "labels.zipf_exponent"),
+            ("[labels]\ndist = \"zipf\"\nzipf_exponent = 0.0", "labels.zipf_exponent"),
+            ("[labels]\ndepth = 9", "labels.depth"),
+            ("[labels]\nentropy_share = 2.0", "labels.entropy_share"),
+            ("[vlan]\ntags = 3", "vlan.tags"),
+            ("flows = 10\n[labels]\ncount = 20", "flows"),
+        ] {
+            let e = Profile::parse(text).unwrap_err().to_string();
+            assert!(e.starts_with(&format!("`{key}`")), "{text:?}: {e}");
+        }
+        assert!(Profile::parse("packet = 3").unwrap_err().to_string().contains("unknown field `packet`"));
+        assert!(Profile::parse("[labels\n").unwrap_err().to_string().contains("line 1"));
+    }
+}
