@@ -292,9 +292,47 @@ fn seed_pcap_fixture_counts() {
     assert_eq!((without.port_tx_pkts[0], without.port_tx_pkts[1], without.dropped_pkts()), (2, 6, 8));
 }
 
+#[test]
+fn fast_path_takes_the_common_case_only() {
+    use crate::dataplane::burst::{fast_path_frame, Plan};
+    let mut p = Plan::default();
+    assert_eq!(fast_path_frame(snap(true), &seed_mpls(&[(SEED_LABEL, 64)], &v4(1, 64)), &mut p), Some(0));
+    assert_eq!(fast_path_frame(snap(false), &seed_mpls(&[(SEED_LABEL, 64)], &v4(1, 64)), &mut p), None, "POP");
+    assert_eq!(fast_path_frame(snap(true), &seed_mpls(&[(48200, 64)], &v6(64)), &mut p), None, "IPv6");
+    let pipe = build(&config(true, TtlMode::Pipe), 0).unwrap();
+    assert_eq!(fast_path_frame(&pipe, &seed_mpls(&[(SEED_LABEL, 64)], &v4(1, 64)), &mut p), None, "pipe");
+}
+
 mod props {
     use super::*;
+    use crate::dataplane::burst::{classify_frame, fast_path_frame, Plan};
     use proptest::prelude::*;
+
+    proptest! {
+        /// Whatever the fast path accepts, the general path decides the same way.
+        #[test]
+        fn fast_path_agrees(
+            label in prop_oneof![Just(SEED_LABEL), Just(48200u32), 0u32..16, 48120u32..48125],
+            ttl in 0u8..4, bos in any::<bool>(), ihl_byte in prop_oneof![Just(0x45u8), Just(0x46u8), any::<u8>()],
+            cut in 0usize..50, tagged in any::<bool>(),
+        ) {
+            let mut ip = v4(1, 64);
+            ip[0] = ihl_byte;
+            let tags: &[u16] = if tagged { &[ETHERTYPE_VLAN] } else { &[] };
+            let mut f = frame([1; 6], [2; 6], tags, ETHERTYPE_MPLS, &[], &[]);
+            f.extend_from_slice(&LabelEntry::new(label, 0, bos, ttl).to_bytes());
+            f.extend_from_slice(&ip);
+            f.truncate(f.len().saturating_sub(cut));
+            for pop_go in [true, false] {
+                let s = snap(pop_go);
+                let (mut fast, mut slow) = (Plan::default(), Plan::default());
+                if let Some(port) = fast_path_frame(s, &f, &mut fast) {
+                    prop_assert_eq!(classify_frame(s, &f, &mut slow), Ok(port));
+                    prop_assert_eq!(fast, slow);
+                }
+            }
+        }
+    }
 
     proptest! {
         #![proptest_config(ProptestConfig { cases: 2000, .. ProptestConfig::default() })]
