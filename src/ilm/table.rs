@@ -1,9 +1,12 @@
-//! The ILM proper: a flat boxed slice of 2^20 compact entries indexed by label.
+//! The ILM proper: 2^20 compact entries indexed by label, stored as 256 copy-on-write
+//! chunks of 4096 (see [`Ilm`]).
 //!
-//! `IlmEntry` is a `u32` (4 MiB for the full table); an empty slot is the value 0.
+//! `IlmEntry` is a `u32` (4 MiB for a fully populated table); an empty slot is the
+//! value 0.
 //! Labels 0-15 are special-purpose and handled before the table is read.
 
 use crate::wire::mpls::LABEL_MAX;
+use std::sync::{Arc, OnceLock};
 
 /// Number of ILM slots: one per 20-bit label.
 pub const ILM_SLOTS: usize = 1 << 20;
@@ -110,9 +113,32 @@ pub struct Adjacency {
     pub port: u16,
 }
 
-/// The label-indexed table.
+/// log2 of the slots per chunk.
+const CHUNK_BITS: u32 = 12;
+/// Slots per chunk: 4096 entries, 16 KiB.
+pub const CHUNK_SLOTS: usize = 1 << CHUNK_BITS;
+/// Chunks per table: 256 (the pointer array is 2 KiB).
+pub const CHUNKS: usize = ILM_SLOTS / CHUNK_SLOTS;
+
+type Chunk = [IlmEntry; CHUNK_SLOTS];
+
+/// The one all-empty chunk every empty range of every table points at.
+fn empty_chunk() -> Arc<Chunk> {
+    static EMPTY: OnceLock<Arc<Chunk>> = OnceLock::new();
+    Arc::clone(EMPTY.get_or_init(|| Arc::new([IlmEntry::EMPTY; CHUNK_SLOTS])))
+}
+
+/// The label-indexed table: two levels, copy-on-write.
+///
+/// 256 chunks of 4096 entries behind `Arc`s. A lookup is
+/// `chunks[label >> 12][label & 4095]`: one more dependent load than a flat array, to
+/// a 2 KiB pointer array that stays in L1. `Clone` copies the pointer array only (the
+/// chunks are shared); [`Ilm::set`] copies a chunk the first time it changes one that
+/// is shared. A commit thus copies 2 KiB plus 16 KiB per chunk it touches, not 4 MiB.
+/// Empty ranges share one all-empty chunk, so a fresh table is 2 KiB.
+#[derive(Clone)]
 pub struct Ilm {
-    slots: Box<[IlmEntry]>,
+    chunks: Box<[Arc<Chunk>; CHUNKS]>,
 }
 
 impl Default for Ilm {
@@ -122,42 +148,62 @@ impl Default for Ilm {
 }
 
 impl Ilm {
-    /// An all-empty table (allocates 4 MiB: control plane only).
+    /// An all-empty table (a 2 KiB pointer array to the shared empty chunk).
     pub fn new() -> Ilm {
-        Ilm { slots: vec![IlmEntry::EMPTY; ILM_SLOTS].into_boxed_slice() }
+        let e = empty_chunk();
+        Ilm { chunks: Box::new(std::array::from_fn(|_| Arc::clone(&e))) }
+    }
+
+    #[inline(always)]
+    fn split(label: u32) -> (usize, usize) {
+        let l = (label & LABEL_MAX) as usize;
+        ((l >> CHUNK_BITS) & (CHUNKS - 1), l & (CHUNK_SLOTS - 1))
     }
 
     /// O(1) lookup. Any `u32` is accepted: bits above 20 are masked (labels read from a
     /// stack entry never have them).
     #[inline(always)]
     pub fn lookup(&self, label: u32) -> IlmEntry {
-        // The mask keeps the index in range, so the compiler drops the bounds check.
-        self.slots[(label & LABEL_MAX) as usize & (ILM_SLOTS - 1)]
+        // The masks keep both indices in range, so the compiler drops the bounds checks.
+        let (hi, lo) = Self::split(label);
+        self.chunks[hi][lo]
     }
 
     /// Address of a slot, for prefetching.
     #[inline(always)]
     pub fn slot_ptr(&self, label: u32) -> *const IlmEntry {
-        self.slots[(label & LABEL_MAX) as usize & (ILM_SLOTS - 1)..].as_ptr()
+        let (hi, lo) = Self::split(label);
+        &self.chunks[hi][lo]
     }
 
-    /// Sets one slot (control plane, while building).
+    /// Sets one slot (control plane, while building). Copies the slot's chunk first if
+    /// it is shared (with another table or the empty chunk) and the entry changes.
     pub fn set(&mut self, label: u32, e: IlmEntry) {
-        self.slots[(label & LABEL_MAX) as usize] = e;
+        let (hi, lo) = Self::split(label);
+        if self.chunks[hi][lo] != e {
+            Arc::make_mut(&mut self.chunks[hi])[lo] = e;
+        }
     }
 
-    /// Number of non-empty entries (linear scan: reports only).
+    /// Number of non-empty entries (scans the non-empty chunks: reports only).
     pub fn len(&self) -> usize {
-        self.slots.iter().filter(|e| !e.is_empty()).count()
+        let empty = empty_chunk();
+        self.chunks.iter().filter(|c| !Arc::ptr_eq(c, &empty)).map(|c| c.iter().filter(|e| !e.is_empty()).count()).sum()
     }
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
 
-    /// A copy of the table (control plane: a commit starts from the current table).
+    /// A copy of the table sharing all chunks (control plane: a commit starts from the
+    /// current table; 2 KiB and 256 reference counts).
     pub fn clone_table(&self) -> Ilm {
-        Ilm { slots: self.slots.clone() }
+        self.clone()
+    }
+
+    /// Number of chunks this table shares with `other` (tests, reports).
+    pub fn shared_chunks(&self, other: &Ilm) -> usize {
+        self.chunks.iter().zip(other.chunks.iter()).filter(|(a, b)| Arc::ptr_eq(a, b)).count()
     }
 }
 
@@ -190,5 +236,28 @@ mod tests {
         assert!(t.lookup(48123).is_empty());
         assert_eq!(t.lookup(LABEL_MAX).op(), Some(IlmOp::Pop));
         assert_eq!(t.len(), 2);
+    }
+
+    #[test]
+    fn chunks_are_copied_on_write_and_shared_otherwise() {
+        let fresh = Ilm::new();
+        assert_eq!(fresh.shared_chunks(&Ilm::new()), CHUNKS, "all point at the empty chunk");
+        let mut a = Ilm::new();
+        for l in 16..20_000 {
+            a.set(l, IlmEntry::pop(Af::V4, false));
+        }
+        let mut b = a.clone_table();
+        assert_eq!(a.shared_chunks(&b), CHUNKS);
+        b.set(5000, IlmEntry::pop_go(Af::V4, 1, false));
+        b.set(5000 + 1, IlmEntry::pop(Af::V4, false)); // unchanged: no copy
+        assert_eq!(a.shared_chunks(&b), CHUNKS - 1, "one chunk copied");
+        assert_eq!(a.lookup(5000).op(), Some(IlmOp::Pop), "the original is untouched");
+        assert_eq!(b.lookup(5000).op(), Some(IlmOp::PopGo));
+        b.set(1_000_000, IlmEntry::pop(Af::V6, true));
+        assert_eq!(a.shared_chunks(&b), CHUNKS - 2);
+        assert!(fresh.lookup(1_000_000).is_empty(), "the shared empty chunk is never written");
+        assert_eq!(b.len(), a.len() + 1);
+        assert_eq!(b.lookup(1_000_000 | (1 << 20)).af(), Af::V6, "bits above 20 are masked");
+        assert_eq!(b.slot_ptr(1_000_000), &b.chunks[1_000_000 >> 12][1_000_000 & 4095] as *const _);
     }
 }
