@@ -31,6 +31,7 @@
 
 pub mod client;
 pub mod server;
+mod store;
 pub mod vrp;
 
 pub use client::{ctl_main, CtlArgs};
@@ -42,11 +43,13 @@ use crate::ilm::swap::{PublishReport, Publisher};
 use crate::ilm::{build_indexed, patch, BuildIndex, Snapshot};
 use crate::stats::board::StatsBoard;
 use crate::stats::report::flat_counters;
+use std::cell::OnceCell;
 use std::fmt::Write;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
+use store::{Cand, Overlay, Store};
 
 /// Where `popgo run` / `popgo replay --control` listen and `popgo ctl` connects by
 /// default.
@@ -55,10 +58,6 @@ pub const DEFAULT_SOCKET: &str = "/run/popgo/control.sock";
 /// Longest request line accepted (bytes, without the newline): VRP lines are short;
 /// the bound keeps a misbehaving peer from growing a buffer without limit.
 pub const MAX_LINE_BYTES: usize = 4096;
-
-/// Pending lines above which a commit does not replay them onto the previous running
-/// config to seed the session's next candidate (it clones lazily instead).
-const SHADOW_MAX_EDITS: usize = 64;
 
 /// The answer to one command line.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -173,8 +172,9 @@ pub struct Session {
     view: View,
     lines: u64,
     pending: Vec<Pending>,
-    /// The running config (as of generation `.0`) plus `pending`, built lazily.
-    candidate: Option<(u64, Config)>,
+    /// `pending` as an overlay on the running config of generation `.0`, rebuilt
+    /// lazily when another commit moved the running config on.
+    candidate: Option<(u64, Overlay)>,
 }
 
 impl Session {
@@ -195,7 +195,10 @@ impl Session {
 /// The control plane: running config, publication, stats. Single-threaded: one control
 /// thread owns it (see [`serve`]) and runs every session's lines in arrival order.
 pub struct ControlPlane {
-    running: Config,
+    /// The running configuration, indexed (see `store`).
+    running: Store,
+    /// `running` as a `Config`, materialized on demand (`display`, [`Self::running`]).
+    running_cfg: OnceCell<Config>,
     publisher: Publisher<Snapshot>,
     board: Arc<StatsBoard>,
     port_names: Vec<String>,
@@ -219,7 +222,8 @@ impl ControlPlane {
         let generation = publisher.current().generation;
         let mut plane = ControlPlane {
             port_names: cfg.ports.iter().map(|p| p.name.clone()).collect(),
-            running: cfg.clone(),
+            running: Store::from_config(&cfg),
+            running_cfg: OnceCell::new(),
             publisher,
             board,
             index: BuildIndex::default(),
@@ -228,7 +232,7 @@ impl ControlPlane {
             next_session: AtomicU64::new(1),
             reload_from: None,
         };
-        if let Err(e) = plane.install(cfg, Vec::new(), None) {
+        if let Err(e) = plane.install_full(cfg) {
             eprintln!("popgo: control: initial build failed: {e}");
         }
         plane
@@ -247,9 +251,10 @@ impl ControlPlane {
         Session { id, view: View::User, lines: 0, pending: Vec::new(), candidate: None }
     }
 
-    /// The running configuration.
+    /// The running configuration (materialized from the index on first use after a
+    /// commit: O(routes)).
     pub fn running(&self) -> &Config {
-        &self.running
+        self.running_cfg.get_or_init(|| self.running.to_config())
     }
 
     /// The published snapshot.
@@ -268,14 +273,15 @@ impl ControlPlane {
 
     /// The prompt of `s`'s view.
     pub fn prompt(&self, s: &Session) -> String {
-        s.view.prompt(&self.running.device)
+        s.view.prompt(self.running.device())
     }
 
     /// The greeting sent when a connection opens.
     pub fn greeting(&self) -> Reply {
         Reply::ok(format!(
             "popgo control plane: {} (generation {}). Type system-view to configure; commit applies.",
-            self.running.device, self.generation
+            self.running.device(),
+            self.generation
         ))
     }
 
@@ -301,8 +307,7 @@ impl ControlPlane {
         if cfg.ports.iter().map(|p| &p.name).ne(self.port_names.iter()) {
             return Err("ports changed: restart popgo to change ports".into());
         }
-        let r = self.install(cfg, Vec::new(), None)?;
-        Ok(r)
+        self.install_full(cfg)
     }
 
     /// Runs one line of session `s`.
@@ -361,19 +366,21 @@ impl ControlPlane {
             }
             Cmd::UndoRoutes(p) => {
                 let nhs: Vec<_> = match self.candidate(s) {
-                    Ok(c) => c.static_routes.iter().filter(|r| r.prefix == p).map(|r| r.next_hop).collect(),
+                    Ok(ov) => Cand { run: &self.running, ov }.next_hops(p),
                     Err(e) => return fail(&e),
                 };
                 if nhs.is_empty() {
                     return fail(&format!("no static route to {p}"));
                 }
-                // All or nothing: apply to a copy of the candidate first.
+                // All or nothing: apply to a copy of the candidate's overlay first.
                 let mut probe = match self.candidate(s) {
-                    Ok(c) => c.clone(),
+                    Ok(ov) => ov.clone(),
                     Err(e) => return fail(&e),
                 };
                 for nh in &nhs {
-                    if let Err(e) = vrp::apply(&mut probe, &Edit::DelRoute(p, *nh)) {
+                    if let Err(e) =
+                        vrp::apply(&mut Cand { run: &self.running, ov: &mut probe }, &Edit::DelRoute(p, *nh))
+                    {
                         return fail(&e);
                     }
                 }
@@ -405,28 +412,28 @@ impl ControlPlane {
         }
     }
 
-    /// The session's candidate config, (re)built from the running config if missing or
-    /// based on an older generation.
-    fn candidate<'a>(&self, s: &'a mut Session) -> Result<&'a mut Config, String> {
+    /// The overlay of the session's candidate config, (re)built from the pending lines
+    /// if missing or based on an older generation.
+    fn candidate<'a>(&self, s: &'a mut Session) -> Result<&'a mut Overlay, String> {
         if s.candidate.as_ref().is_none_or(|(g, _)| *g != self.generation) {
-            let mut c = self.running.clone();
+            let mut ov = Overlay::default();
             for p in &s.pending {
-                vrp::apply(&mut c, &p.edit).map_err(|e| {
+                vrp::apply(&mut Cand { run: &self.running, ov: &mut ov }, &p.edit).map_err(|e| {
                     format!(
                         "line {} ({:?}) no longer applies to the running configuration (generation {}): {e}",
                         p.line, p.text, self.generation
                     )
                 })?;
             }
-            s.candidate = Some((self.generation, c));
+            s.candidate = Some((self.generation, ov));
         }
         Ok(&mut s.candidate.as_mut().expect("candidate set above").1)
     }
 
     /// Checks `e` against the candidate and keeps it as pending.
     fn edit(&self, s: &mut Session, n: u64, line: &str, e: Edit) -> Result<(), String> {
-        let c = self.candidate(s)?;
-        if vrp::apply(c, &e)? {
+        let ov = self.candidate(s)?;
+        if vrp::apply(&mut Cand { run: &self.running, ov }, &e)? {
             s.pending.push(Pending { line: n, text: line.trim().to_string(), edit: e });
         }
         Ok(())
@@ -437,7 +444,7 @@ impl ControlPlane {
         if s.pending.is_empty() {
             return Ok(None);
         }
-        let cand = match self.candidate(s) {
+        let ov = match self.candidate(s) {
             Ok(_) => s.candidate.take().expect("candidate exists").1,
             Err(e) => {
                 self.stats.failed += 1;
@@ -446,8 +453,11 @@ impl ControlPlane {
         };
         let pending = std::mem::take(&mut s.pending);
         let edits: Vec<Edit> = pending.iter().map(|p| p.edit.clone()).collect();
-        match self.install(cand, edits, Some(s)) {
-            Ok(r) => Ok(Some(r)),
+        match self.install_edits(&ov, edits) {
+            Ok(r) => {
+                s.candidate = Some((self.generation, Overlay::default()));
+                Ok(Some(r))
+            }
             Err(e) => {
                 self.stats.failed += 1;
                 s.pending = pending;
@@ -461,51 +471,67 @@ impl ControlPlane {
         }
     }
 
-    /// Builds, publishes and installs `cand` as the running config. `edits` are what
-    /// changed since the running config (empty = unknown: full build). When `s` is given
-    /// and the edits are few, the session's next candidate is the old running config
-    /// with the edits replayed (cheaper than cloning a large config).
-    fn install(&mut self, cand: Config, edits: Vec<Edit>, s: Option<&mut Session>) -> Result<CommitReport, String> {
+    /// Builds and publishes the whole of `cfg` and makes it the running config (start,
+    /// reload). On a build error nothing changes.
+    fn install_full(&mut self, cfg: Config) -> Result<CommitReport, String> {
         let t0 = Instant::now();
         let next_gen = self.generation + 1;
-        let mut delta = vrp::delta_of(&edits);
-        delta.rebuild |= edits.is_empty();
-        let patched = patch(self.publisher.current(), &mut self.index, &cand, &delta, next_gen);
+        let (snap, idx) = build_indexed(&cfg, next_gen).map_err(|e| e.to_string())?;
+        self.index = idx;
+        let build_ns = t0.elapsed().as_nanos() as u64;
+        self.running = Store::from_config(&cfg);
+        self.running_cfg = OnceCell::from(cfg);
+        Ok(self.publish(snap, BuildKind::Full, 0, t0, build_ns))
+    }
+
+    /// Applies the checked overlay `ov` (the session's `edits`) to the running config,
+    /// builds the new snapshot (patched when it can be, in full otherwise) and publishes
+    /// it. On a build error the running config is restored.
+    fn install_edits(&mut self, ov: &Overlay, edits: Vec<Edit>) -> Result<CommitReport, String> {
+        let t0 = Instant::now();
+        let next_gen = self.generation + 1;
+        let undo = self.running.commit(ov);
+        let delta = vrp::delta_of(&edits);
+        let patched = patch(self.publisher.current(), &mut self.index, &self.running, &delta, next_gen);
         let (snap, kind) = match patched {
             Some(snap) => (snap, BuildKind::Incremental),
-            None => match build_indexed(&cand, next_gen) {
-                Ok((snap, idx)) => {
-                    self.index = idx;
-                    (snap, BuildKind::Full)
-                }
-                Err(e) => {
-                    // The index may have been half-patched: rebuild it from the running
-                    // config (rare: the candidate was checked line by line).
-                    if let Ok((_, idx)) = build_indexed(&self.running, self.generation) {
+            None => {
+                let cfg = self.running.to_config();
+                match build_indexed(&cfg, next_gen) {
+                    Ok((snap, idx)) => {
                         self.index = idx;
+                        self.running_cfg = OnceCell::from(cfg);
+                        (snap, BuildKind::Full)
                     }
-                    return Err(e.to_string());
-                }
-            },
-        };
-        let build_ns = t0.elapsed().as_nanos() as u64;
-        let pr: PublishReport = self.publisher.publish(Box::new(snap));
-        self.generation = next_gen;
-        let old = std::mem::replace(&mut self.running, cand);
-        if let Some(s) = s {
-            if edits.len() <= SHADOW_MAX_EDITS {
-                let mut shadow = old;
-                if edits.iter().all(|e| vrp::apply(&mut shadow, e).is_ok()) {
-                    s.candidate = Some((self.generation, shadow));
+                    Err(e) => {
+                        self.running.undo(undo);
+                        // The index may have been half-patched: rebuild it from the
+                        // running config (rare: the candidate was checked line by line).
+                        if let Ok((_, idx)) = build_indexed(self.running(), self.generation) {
+                            self.index = idx;
+                        }
+                        return Err(e.to_string());
+                    }
                 }
             }
+        };
+        if kind == BuildKind::Incremental {
+            self.running_cfg = OnceCell::new();
         }
-        let routes = self.running.static_routes.len() + self.running.bgp.as_ref().map_or(0, |b| b.networks.len());
+        let build_ns = t0.elapsed().as_nanos() as u64;
+        Ok(self.publish(snap, kind, edits.len(), t0, build_ns))
+    }
+
+    /// Publishes `snap` (generation + 1), waits out the grace period, frees the old
+    /// snapshot and accounts for the commit.
+    fn publish(&mut self, snap: Snapshot, kind: BuildKind, changes: usize, t0: Instant, build_ns: u64) -> CommitReport {
+        let pr: PublishReport = self.publisher.publish(Box::new(snap));
+        self.generation += 1;
         let r = CommitReport {
-            generation: next_gen,
+            generation: self.generation,
             kind,
-            changes: edits.len(),
-            routes,
+            changes,
+            routes: self.running.size(),
             build_ns,
             publish_ns: pr.publish_ns,
             grace_ns: pr.grace_ns,
@@ -524,17 +550,25 @@ impl ControlPlane {
         }
         self.stats.max_total_ns = self.stats.max_total_ns.max(r.total_ns);
         self.stats.last = Some(r);
-        Ok(r)
+        r
     }
 
     fn display(&mut self, s: &mut Session, d: Display) -> Reply {
         match d {
             Display::MplsLspBgp { verbose } => {
-                Reply::ok(crate::display::mpls_lsp_bgp(&self.running, self.publisher.current(), verbose))
+                Reply::ok(crate::display::mpls_lsp_bgp(self.running(), self.publisher.current(), verbose))
             }
-            Display::CurrentConfiguration => Reply::ok(crate::display::current_configuration(&self.running)),
+            Display::CurrentConfiguration => Reply::ok(crate::display::current_configuration(self.running())),
             Display::CandidateConfiguration => match self.candidate(s) {
-                Ok(c) => Reply::ok(crate::display::current_configuration(c)),
+                Ok(_) => {
+                    // The running config with the pending lines applied (they were
+                    // just checked to apply).
+                    let mut c = self.running().clone();
+                    for p in &s.pending {
+                        let _ = vrp::apply(&mut c, &p.edit);
+                    }
+                    Reply::ok(crate::display::current_configuration(&c))
+                }
                 Err(e) => Reply::err(format!("Error: line {}: {e}", s.lines)),
             },
             Display::Statistics => Reply::ok(self.statistics()),

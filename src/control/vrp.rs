@@ -214,73 +214,191 @@ fn parse_display(w: &[&str]) -> Result<Display, String> {
     }
 }
 
+/// The header of a BGP instance (everything but its networks).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BgpHead {
+    pub asn: u32,
+    pub label_mode: LabelMode,
+    pub pop_go: bool,
+    pub label_base: u32,
+}
+
+impl BgpHead {
+    pub fn of(b: &Bgp) -> BgpHead {
+        BgpHead { asn: b.asn, label_mode: b.label_mode, pop_go: b.pop_go, label_base: b.label_base }
+    }
+}
+
+/// The queries and primitive changes [`apply`] makes to a configuration: implemented by
+/// [`Config`] (linear scans) and by the control plane's indexed candidate
+/// (`store::Cand`, hash lookups), so both follow exactly the same rules.
+pub trait ConfigEdit {
+    fn bgp_head(&self) -> Option<BgpHead>;
+    /// Sets the BGP header, creating an instance without networks if there is none.
+    fn set_bgp_head(&mut self, h: BgpHead);
+    /// A network with a static label, if any.
+    fn labelled_network(&self) -> Option<Prefix>;
+    /// The network using static label `l`, if any.
+    fn network_with_label(&self, l: u32) -> Option<Prefix>;
+    fn has_network(&self, p: Prefix) -> bool;
+    fn push_network(&mut self, n: Network);
+    /// Removes network `p`; false if there is none.
+    fn remove_network(&mut self, p: Prefix) -> bool;
+    fn has_route(&self, p: Prefix, nh: IpAddr) -> bool;
+    /// Number of static routes for `p`.
+    fn route_count(&self, p: Prefix) -> usize;
+    /// Checks that `nh` is a neighbor of the family of `p` (see `Config::check_static_route`).
+    fn check_route(&self, p: Prefix, nh: IpAddr) -> Result<(), String>;
+    /// Appends a route (not present yet).
+    fn push_route(&mut self, r: StaticRoute);
+    /// Removes the (present) route `p` via `nh`.
+    fn remove_route(&mut self, p: Prefix, nh: IpAddr);
+}
+
+impl ConfigEdit for Config {
+    fn bgp_head(&self) -> Option<BgpHead> {
+        self.bgp.as_ref().map(BgpHead::of)
+    }
+    fn set_bgp_head(&mut self, h: BgpHead) {
+        let b = self.bgp.get_or_insert_with(|| Bgp {
+            asn: h.asn,
+            label_mode: h.label_mode,
+            pop_go: h.pop_go,
+            label_base: h.label_base,
+            networks: Vec::new(),
+        });
+        (b.asn, b.label_mode, b.pop_go, b.label_base) = (h.asn, h.label_mode, h.pop_go, h.label_base);
+    }
+    fn labelled_network(&self) -> Option<Prefix> {
+        self.bgp.as_ref()?.networks.iter().find(|n| n.label.is_some()).map(|n| n.prefix)
+    }
+    fn network_with_label(&self, l: u32) -> Option<Prefix> {
+        self.bgp.as_ref()?.networks.iter().find(|n| n.label == Some(l)).map(|n| n.prefix)
+    }
+    fn has_network(&self, p: Prefix) -> bool {
+        self.bgp.as_ref().is_some_and(|b| b.networks.iter().any(|n| n.prefix == p))
+    }
+    fn push_network(&mut self, n: Network) {
+        if let Some(b) = self.bgp.as_mut() {
+            b.networks.push(n);
+        }
+    }
+    fn remove_network(&mut self, p: Prefix) -> bool {
+        let Some(b) = self.bgp.as_mut() else { return false };
+        match b.networks.iter().position(|n| n.prefix == p) {
+            Some(at) => {
+                b.networks.remove(at);
+                true
+            }
+            None => false,
+        }
+    }
+    fn has_route(&self, p: Prefix, nh: IpAddr) -> bool {
+        self.static_routes.iter().any(|r| r.prefix == p && r.next_hop == nh)
+    }
+    fn route_count(&self, p: Prefix) -> usize {
+        self.static_routes.iter().filter(|r| r.prefix == p).count()
+    }
+    fn check_route(&self, p: Prefix, nh: IpAddr) -> Result<(), String> {
+        self.check_static_route(p, nh)
+    }
+    fn push_route(&mut self, r: StaticRoute) {
+        self.static_routes.push(r);
+    }
+    fn remove_route(&mut self, p: Prefix, nh: IpAddr) {
+        if let Some(at) = self.static_routes.iter().position(|r| r.prefix == p && r.next_hop == nh) {
+            self.static_routes.remove(at);
+        }
+    }
+}
+
 /// Applies `e` to `cfg`, or leaves `cfg` untouched and says why not. `Ok(false)` means
 /// the edit changes nothing (e.g. re-entering an existing route) and need not be kept.
-pub fn apply(cfg: &mut Config, e: &Edit) -> Result<bool, String> {
+pub fn apply<C: ConfigEdit + ?Sized>(cfg: &mut C, e: &Edit) -> Result<bool, String> {
     match e {
-        Edit::CreateBgp(asn) => match &cfg.bgp {
+        Edit::CreateBgp(asn) => match cfg.bgp_head() {
             Some(b) if b.asn == *asn => Ok(false),
             Some(b) => Err(format!("BGP is already running with AS {}; the AS number cannot be changed here", b.asn)),
             None => {
-                cfg.bgp = Some(Bgp {
+                cfg.set_bgp_head(BgpHead {
                     asn: *asn,
                     label_mode: LabelMode::PerRoute,
                     pop_go: false,
                     label_base: DEFAULT_LABEL_BASE,
-                    networks: Vec::new(),
                 });
                 Ok(true)
             }
         },
         Edit::PopGo(on) => {
-            let b = cfg.bgp.as_mut().ok_or("no BGP instance")?;
+            let mut b = cfg.bgp_head().ok_or("no BGP instance")?;
             let changed = b.pop_go != *on;
             b.pop_go = *on;
+            cfg.set_bgp_head(b);
             Ok(changed)
         }
         Edit::LabelMode(m) => {
-            let b = cfg.bgp.as_mut().ok_or("no BGP instance")?;
+            let mut b = cfg.bgp_head().ok_or("no BGP instance")?;
             if *m != LabelMode::PerRoute {
-                if let Some(n) = b.networks.iter().find(|n| n.label.is_some()) {
+                if let Some(p) = cfg.labelled_network() {
                     return Err(format!(
-                        "network {} has a static label, which needs apply-label per-route (undo it first)",
-                        n.prefix
+                        "network {p} has a static label, which needs apply-label per-route (undo it first)"
                     ));
                 }
             }
             let changed = b.label_mode != *m;
             b.label_mode = *m;
+            cfg.set_bgp_head(b);
             Ok(changed)
         }
-        Edit::AddNetwork(n) => cfg.add_network(n.clone()).map(|()| true),
+        Edit::AddNetwork(n) => {
+            // The checks of `Config::add_network`, in its order and words.
+            if cfg.route_count(n.prefix) == 0 {
+                return Err(format!("no static route for {} (a network must match a static route's prefix)", n.prefix));
+            }
+            let bgp = cfg.bgp_head().ok_or("no [bgp] instance")?;
+            if cfg.has_network(n.prefix) {
+                return Err(format!("duplicate network {}", n.prefix));
+            }
+            if let Some(l) = n.label {
+                if bgp.label_mode != LabelMode::PerRoute {
+                    return Err(format!(
+                        "a static label is only valid with label_mode = \"per-route\" (network {})",
+                        n.prefix
+                    ));
+                }
+                if let Some(o) = cfg.network_with_label(l) {
+                    return Err(format!("duplicate label {l} (already used by network {o})"));
+                }
+            }
+            cfg.push_network(n.clone());
+            Ok(true)
+        }
         Edit::DelNetwork(p) => {
-            let b = cfg.bgp.as_mut().ok_or("no BGP instance")?;
-            let at =
-                b.networks.iter().position(|n| n.prefix == *p).ok_or_else(|| format!("network {p} does not exist"))?;
-            b.networks.remove(at);
+            cfg.bgp_head().ok_or("no BGP instance")?;
+            if !cfg.remove_network(*p) {
+                return Err(format!("network {p} does not exist"));
+            }
             Ok(true)
         }
         Edit::AddRoute(r) => {
-            if cfg.static_routes.iter().any(|o| o.prefix == r.prefix && o.next_hop == r.next_hop) {
+            if cfg.has_route(r.prefix, r.next_hop) {
                 return Ok(false);
             }
-            cfg.add_static_route(r.clone()).map(|()| true)
+            cfg.check_route(r.prefix, r.next_hop)?;
+            cfg.push_route(r.clone());
+            Ok(true)
         }
         Edit::DelRoute(p, nh) => {
-            let at = cfg
-                .static_routes
-                .iter()
-                .position(|r| r.prefix == *p && r.next_hop == *nh)
-                .ok_or_else(|| format!("static route {p} via {nh} does not exist"))?;
-            let imported = cfg.bgp.as_ref().is_some_and(|b| b.networks.iter().any(|n| n.prefix == *p));
-            let others = cfg.static_routes.iter().filter(|r| r.prefix == *p).count() > 1;
-            if imported && !others {
+            if !cfg.has_route(*p, *nh) {
+                return Err(format!("static route {p} via {nh} does not exist"));
+            }
+            if cfg.has_network(*p) && cfg.route_count(*p) <= 1 {
                 return Err(format!(
                     "network {p} is imported into BGP and needs this route; run `undo network {} {}` in the bgp view first",
                     p.addr, p.len
                 ));
             }
-            cfg.static_routes.remove(at);
+            cfg.remove_route(*p, *nh);
             Ok(true)
         }
     }

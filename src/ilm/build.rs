@@ -3,9 +3,9 @@
 //!
 //! [`build_indexed`] also returns a [`BuildIndex`] (control-side maps: installed
 //! route per prefix, label per network, the dynamic label allocator), and [`patch`]
-//! uses it to turn a small [`Delta`] into a new snapshot without a full build: copy
-//! the ILM and set the changed entries, share or patch the FIB, share the untouched
-//! chunks of the LSP table. `patch` gives the same tables as `build` on the new
+//! uses it to turn a small [`Delta`] into a new snapshot without a full build: share
+//! the ILM, FIB and LSP table with the old snapshot and copy only the chunks (ILM),
+//! shards (FIB) and chunks (LSP rows) whose entries change. `patch` gives the same tables as `build` on the new
 //! config (tested by `patch_equals_build_on_random_edits`); when it cannot guarantee
 //! that cheaply (label mode changes, per-nexthop next-hop moves, deleting a label the
 //! dynamic allocator skipped, bulk edits) it declines and the caller builds in full.
@@ -65,6 +65,10 @@ const LSP_CHUNK: usize = 1024;
 
 /// The BGP LSP table in network order, stored as `Arc`-shared chunks so that a commit
 /// copies only the chunks it changes (the table is read by `display`, never by workers).
+///
+/// A row stays in the chunk it was pushed to (removals shift rows within their chunk
+/// only and an emptied chunk is kept), so [`BuildIndex`] can record each FEC's chunk
+/// and a commit finds a row by scanning one chunk.
 #[derive(Clone, Debug, Default)]
 pub struct LspTable {
     chunks: Vec<Arc<Vec<LspRow>>>,
@@ -132,7 +136,8 @@ impl LspTable {
         None
     }
 
-    fn push(&mut self, r: LspRow) {
+    /// Appends a row; returns the chunk it went to.
+    fn push(&mut self, r: LspRow) -> u32 {
         match self.chunks.last_mut() {
             Some(c) if c.len() < LSP_CHUNK => Arc::make_mut(c).push(r),
             _ => {
@@ -142,11 +147,24 @@ impl LspTable {
             }
         }
         self.len += 1;
+        (self.chunks.len() - 1) as u32
     }
 
-    /// (chunk, index) of the first row whose FEC is `fec`.
+    /// (chunk, index) of the first row whose FEC is `fec` (linear scan: tests).
+    #[cfg(test)]
     fn position(&self, fec: Prefix) -> Option<(usize, usize)> {
         self.chunks.iter().enumerate().find_map(|(ci, c)| c.iter().position(|r| r.fec == fec).map(|i| (ci, i)))
+    }
+
+    /// (chunk, index) of the row of `fec`, which is in chunk `chunk`.
+    fn position_in(&self, chunk: u32, fec: Prefix) -> Option<(usize, usize)> {
+        let c = chunk as usize;
+        self.chunks.get(c)?.iter().position(|r| r.fec == fec).map(|i| (c, i))
+    }
+
+    /// Removals left many chunks sparse: a full build packs them again.
+    fn fragmented(&self) -> bool {
+        self.chunks.len() > 2 * self.len.div_ceil(LSP_CHUNK) + 16
     }
 
     fn row_mut(&mut self, (c, i): (usize, usize)) -> &mut LspRow {
@@ -155,9 +173,6 @@ impl LspTable {
 
     fn remove(&mut self, (c, i): (usize, usize)) -> LspRow {
         let r = Arc::make_mut(&mut self.chunks[c]).remove(i);
-        if self.chunks[c].is_empty() {
-            self.chunks.remove(c);
-        }
         self.len -= 1;
         r
     }
@@ -179,6 +194,8 @@ pub struct BuildIndex {
     installed: HashMap<Prefix, (u16, IpAddr)>,
     /// Network -> its local label.
     label_of: HashMap<Prefix, u32>,
+    /// Network -> the chunk of the LSP table holding its row.
+    lsp_chunk: HashMap<Prefix, u32>,
     /// Static labels of networks (the allocator skips them).
     static_labels: HashSet<u32>,
     /// Labels in use (per-route: one per network).
@@ -303,6 +320,7 @@ pub fn build_indexed(cfg: &Config, generation: u64) -> Result<(Snapshot, BuildIn
         let mut next = bgp.label_base;
         let mut used: HashSet<u32> = HashSet::with_capacity(bgp.networks.len());
         let mut label_of: HashMap<Prefix, u32> = HashMap::with_capacity(bgp.networks.len());
+        let mut lsp_chunk: HashMap<Prefix, u32> = HashMap::with_capacity(bgp.networks.len());
         let mut per_nh: HashMap<IpAddr, u32> = HashMap::new();
         let mut instance_label = None;
         for n in &bgp.networks {
@@ -338,11 +356,12 @@ pub fn build_indexed(cfg: &Config, generation: u64) -> Result<(Snapshot, BuildIn
             let (entry, op) = entry_for(bgp.label_mode, bgp.pop_go, af_of(n.prefix), adj, pipe);
             ilm.set(label, entry);
             label_of.insert(n.prefix, label);
-            lsps.push(row_for(&adjacencies, n.prefix, label, adj, nh, op));
+            lsp_chunk.insert(n.prefix, lsps.push(row_for(&adjacencies, n.prefix, label, adj, nh, op)));
         }
         idx.static_labels = static_labels;
         idx.used = used;
         idx.label_of = label_of;
+        idx.lsp_chunk = lsp_chunk;
         idx.next_dynamic = next;
         idx.mode = Some(bgp.label_mode);
         idx.label_base = bgp.label_base;
@@ -362,25 +381,55 @@ pub fn build_indexed(cfg: &Config, generation: u64) -> Result<(Snapshot, BuildIn
     Ok((snap, idx))
 }
 
+/// The parts of the new config [`patch`] reads: a [`Config`], or the control plane's
+/// indexed running config (which answers `next_hops` without scanning every route).
+pub trait PatchSource {
+    /// TTL mode is pipe.
+    fn pipe(&self) -> bool;
+    /// (label mode, label base, pop-go) of the BGP instance, if any.
+    fn bgp_params(&self) -> Option<(LabelMode, u32, bool)>;
+    /// Next hops of the static routes for `p`, in config order.
+    fn next_hops(&self, p: Prefix) -> Vec<IpAddr>;
+}
+
+impl PatchSource for Config {
+    fn pipe(&self) -> bool {
+        self.ttl_mode == TtlMode::Pipe
+    }
+    fn bgp_params(&self) -> Option<(LabelMode, u32, bool)> {
+        self.bgp.as_ref().map(|b| (b.label_mode, b.label_base, b.pop_go))
+    }
+    fn next_hops(&self, p: Prefix) -> Vec<IpAddr> {
+        self.static_routes.iter().filter(|r| r.prefix == p).map(|r| r.next_hop).collect()
+    }
+}
+
 /// Applies `delta` to `old` (built from the config before the change, with `idx` its
 /// index) giving the tables of `cfg` (the config after the change), without a full
 /// build. Returns None when the delta is outside what it patches exactly; `idx` is then
 /// stale and the caller must use [`build_indexed`]. On success `idx` describes the new
 /// snapshot.
-pub fn patch(old: &Snapshot, idx: &mut BuildIndex, cfg: &Config, delta: &Delta, generation: u64) -> Option<Snapshot> {
+pub fn patch<C: PatchSource + ?Sized>(
+    old: &Snapshot,
+    idx: &mut BuildIndex,
+    cfg: &C,
+    delta: &Delta,
+    generation: u64,
+) -> Option<Snapshot> {
     let items = delta.routes.len() + delta.networks_removed.len() + delta.networks_added.len();
-    if delta.rebuild || items > PATCH_MAX_ITEMS || (cfg.ttl_mode == TtlMode::Pipe) != idx.pipe {
+    if delta.rebuild || items > PATCH_MAX_ITEMS || cfg.pipe() != idx.pipe || old.lsps.fragmented() {
         return None;
     }
-    let bgp = cfg.bgp.as_ref();
-    if bgp.map(|b| b.label_mode) != idx.mode || bgp.is_some_and(|b| b.label_base != idx.label_base) {
+    let bgp = cfg.bgp_params();
+    if bgp.map(|b| b.0) != idx.mode || bgp.is_some_and(|b| b.1 != idx.label_base) {
         return None;
     }
     let mode = idx.mode.unwrap_or_default();
     let pipe = idx.pipe;
     let adjs = &old.adjacencies;
-    // Copy-on-write: the ILM is copied (4 MiB memcpy) only when an entry changes, the
-    // FIB only when a route changes, LSP chunks only when one of their rows changes.
+    // Copy-on-write: the ILM, FIB and LSP table are cloned as pointer arrays; an ILM
+    // chunk (16 KiB), FIB shard or LSP chunk is copied only when one of its entries
+    // changes.
     let mut ilm: Option<Ilm> = None;
     let mut fib: Option<Fib> = None;
     let mut lsps = old.lsps.clone();
@@ -391,7 +440,7 @@ pub fn patch(old: &Snapshot, idx: &mut BuildIndex, cfg: &Config, delta: &Delta, 
     }
 
     // 1. pop-go toggled: every label's entry changes operation.
-    let pop_go = bgp.is_some_and(|b| b.pop_go);
+    let pop_go = bgp.is_some_and(|b| b.2);
     if pop_go != idx.pop_go {
         idx.pop_go = pop_go;
         if mode != LabelMode::PerInstance && !lsps.is_empty() {
@@ -436,7 +485,8 @@ pub fn patch(old: &Snapshot, idx: &mut BuildIndex, cfg: &Config, delta: &Delta, 
         }
         idx.used.remove(&label);
         ilm!().set(label, IlmEntry::EMPTY);
-        let at = lsps.position(*p)?;
+        let chunk = idx.lsp_chunk.remove(p)?;
+        let at = lsps.position_in(chunk, *p)?;
         lsps.remove(at);
     }
 
@@ -446,11 +496,7 @@ pub fn patch(old: &Snapshot, idx: &mut BuildIndex, cfg: &Config, delta: &Delta, 
     touched.sort_unstable();
     touched.dedup();
     for p in touched {
-        let now = cfg
-            .static_routes
-            .iter()
-            .filter(|r| r.prefix == p)
-            .find_map(|r| idx.adj_of.get(&r.next_hop).map(|a| (*a, r.next_hop)));
+        let now = cfg.next_hops(p).into_iter().find_map(|nh| idx.adj_of.get(&nh).map(|a| (*a, nh)));
         if idx.installed.get(&p).copied() == now {
             continue;
         }
@@ -475,7 +521,7 @@ pub fn patch(old: &Snapshot, idx: &mut BuildIndex, cfg: &Config, delta: &Delta, 
         if mode == LabelMode::PerRoute {
             ilm!().set(label, e);
         }
-        let at = lsps.position(p)?;
+        let at = lsps.position_in(*idx.lsp_chunk.get(&p)?, p)?;
         *lsps.row_mut(at) = row_for(adjs, p, label, adj, nh, op);
     }
 
@@ -499,7 +545,7 @@ pub fn patch(old: &Snapshot, idx: &mut BuildIndex, cfg: &Config, delta: &Delta, 
         idx.label_of.insert(n.prefix, label);
         let (e, op) = entry_for(mode, pop_go, af_of(n.prefix), adj, pipe);
         ilm!().set(label, e);
-        lsps.push(row_for(adjs, n.prefix, label, adj, nh, op));
+        idx.lsp_chunk.insert(n.prefix, lsps.push(row_for(adjs, n.prefix, label, adj, nh, op)));
     }
 
     Some(Snapshot {

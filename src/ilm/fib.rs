@@ -1,11 +1,13 @@
 //! The FIB of static routes, for POP entries: longest prefix match over IPv4 and IPv6.
 //!
-//! One hash table per prefix length present, probed longest first. Lookups do not
+//! One hash table per prefix length present (split into copy-on-write shards), probed
+//! longest first. Lookups do not
 //! allocate. This is the slow path that POPGO avoids; it only has to be correct and
 //! bounded (at most 33 or 129 probes).
 
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
+use std::sync::Arc;
 
 /// Multiplicative hasher for integer keys (the std SipHash is needlessly slow here and
 /// the keys are not attacker-chosen in a way that matters for a static FIB).
@@ -32,10 +34,42 @@ impl Hasher for IntHasher {
 
 type IntMap<K> = HashMap<K, u16, BuildHasherDefault<IntHasher>>;
 
+/// Shards per prefix length: a route change copies one shard (1/64 of the routes of
+/// its length), not the whole table.
+const SHARDS: usize = 64;
+
+/// The routes of one prefix length, split into copy-on-write shards by the low bits
+/// of the prefix (the last bits above the mask: sequential prefixes spread evenly).
+#[derive(Clone)]
+struct Shards<K> {
+    shards: Box<[Arc<IntMap<K>>; SHARDS]>,
+}
+
+impl<K: Key> Shards<K> {
+    fn new() -> Self {
+        Shards { shards: Box::new(std::array::from_fn(|_| Arc::new(IntMap::default()))) }
+    }
+
+    /// Shard of a masked key (for `len == 0` the key is 0: shard 0).
+    #[inline(always)]
+    fn of(masked: K, len: u8) -> usize {
+        masked.low_bits_above(K::BITS - len) & (SHARDS - 1)
+    }
+
+    #[inline(always)]
+    fn get(&self, masked: K, len: u8) -> Option<u16> {
+        self.shards[Self::of(masked, len)].get(&masked).copied()
+    }
+
+    fn len(&self) -> usize {
+        self.shards.iter().map(|s| s.len()).sum()
+    }
+}
+
 /// Prefix tables for one family: `(prefix_len, masked prefix -> adjacency)`, longest first.
 #[derive(Clone)]
 struct Lpm<K> {
-    by_len: Vec<(u8, IntMap<K>)>,
+    by_len: Vec<(u8, Shards<K>)>,
 }
 
 impl<K> Default for Lpm<K> {
@@ -47,6 +81,8 @@ impl<K> Default for Lpm<K> {
 trait Key: Copy + Eq + std::hash::Hash {
     const BITS: u8;
     fn mask(self, len: u8) -> Self;
+    /// `(self >> shift) as usize`, 0 when `shift == BITS`.
+    fn low_bits_above(self, shift: u8) -> usize;
 }
 
 impl Key for u32 {
@@ -58,6 +94,10 @@ impl Key for u32 {
         } else {
             self & (u32::MAX << (32 - len as u32))
         }
+    }
+    #[inline(always)]
+    fn low_bits_above(self, shift: u8) -> usize {
+        self.checked_shr(shift as u32).unwrap_or(0) as usize
     }
 }
 
@@ -71,6 +111,10 @@ impl Key for u128 {
             self & (u128::MAX << (128 - len as u32))
         }
     }
+    #[inline(always)]
+    fn low_bits_above(self, shift: u8) -> usize {
+        self.checked_shr(shift as u32).unwrap_or(0) as usize
+    }
 }
 
 impl<K: Key> Lpm<K> {
@@ -79,18 +123,25 @@ impl<K: Key> Lpm<K> {
         let pos = match self.by_len.binary_search_by(|(l, _)| len.cmp(l)) {
             Ok(p) => p,
             Err(p) => {
-                self.by_len.insert(p, (len, IntMap::default()));
+                self.by_len.insert(p, (len, Shards::new()));
                 p
             }
         };
-        self.by_len[pos].1.insert(prefix.mask(len), adj);
+        let k = prefix.mask(len);
+        let shard = &mut self.by_len[pos].1.shards[Shards::of(k, len)];
+        if shard.get(&k) != Some(&adj) {
+            Arc::make_mut(shard).insert(k, adj);
+        }
     }
 
     /// Removes a route; drops the table of its length when it empties (fewer probes).
     fn remove(&mut self, prefix: K, len: u8) -> Option<u16> {
         let pos = self.by_len.binary_search_by(|(l, _)| len.cmp(l)).ok()?;
-        let old = self.by_len[pos].1.remove(&prefix.mask(len));
-        if self.by_len[pos].1.is_empty() {
+        let k = prefix.mask(len);
+        let shard = &mut self.by_len[pos].1.shards[Shards::of(k, len)];
+        shard.get(&k)?;
+        let old = Arc::make_mut(shard).remove(&k);
+        if self.by_len[pos].1.shards.iter().all(|s| s.is_empty()) {
             self.by_len.remove(pos);
         }
         old
@@ -98,7 +149,7 @@ impl<K: Key> Lpm<K> {
 
     #[inline]
     fn lookup(&self, addr: K) -> Option<u16> {
-        self.by_len.iter().find_map(|(len, t)| t.get(&addr.mask(*len)).copied())
+        self.by_len.iter().find_map(|(len, t)| t.get(addr.mask(*len), *len))
     }
 
     fn len(&self) -> usize {
@@ -108,8 +159,9 @@ impl<K: Key> Lpm<K> {
 
 /// IPv4 and IPv6 routes to adjacency indices.
 ///
-/// `Clone` copies the hash tables (about 1.2 MiB for 100k /32 routes, a few hundred
-/// microseconds): a commit that changes routes patches a copy (see `build::patch`).
+/// Copy-on-write: `Clone` copies the shard pointers only (64 per prefix length
+/// present), and a change copies the one shard it touches (about 20 KiB for 100k /32
+/// routes): a commit that changes routes patches a clone (see `build::patch`).
 #[derive(Default, Clone)]
 pub struct Fib {
     v4: Lpm<u32>,
@@ -187,6 +239,35 @@ mod tests {
         assert_eq!(f.remove_v4(v4([10, 1, 1, 0]), 30), None);
         assert_eq!(f.lookup_v4(v4([10, 1, 1, 1])), Some(0), "the /24 takes over");
         assert_eq!(f.v4.by_len.len(), 2, "the empty /30 table is gone");
+    }
+
+    #[test]
+    fn clones_share_shards_until_written() {
+        let mut f = Fib::new();
+        for i in 0..10_000u32 {
+            f.insert_v4(v4([10, 0, 0, 0]) + i, 32, (i % 7) as u16);
+        }
+        let mut g = f.clone();
+        g.insert_v4(v4([10, 0, 0, 5]), 32, 100);
+        let shared = |a: &Fib, b: &Fib| {
+            a.v4.by_len[0]
+                .1
+                .shards
+                .iter()
+                .zip(b.v4.by_len[0].1.shards.iter())
+                .filter(|(x, y)| Arc::ptr_eq(x, y))
+                .count()
+        };
+        assert_eq!(shared(&f, &g), SHARDS - 1);
+        assert_eq!(f.lookup_v4(v4([10, 0, 0, 5])), Some(5));
+        assert_eq!(g.lookup_v4(v4([10, 0, 0, 5])), Some(100));
+        g.insert_v4(v4([10, 0, 0, 6]), 32, 6); // unchanged: no copy
+        assert_eq!(shared(&f, &g), SHARDS - 1);
+        assert_eq!(g.remove_v4(v4([10, 0, 0, 9]), 32), Some(2));
+        assert_eq!(g.remove_v4(v4([10, 0, 0, 9]), 32), None);
+        assert_eq!((f.len(), g.len()), (10_000, 9_999));
+        let counts: Vec<usize> = f.v4.by_len[0].1.shards.iter().map(|s| s.len()).collect();
+        assert!(counts.iter().all(|&c| c > 100), "sequential prefixes spread over the shards: {counts:?}");
     }
 
     #[test]

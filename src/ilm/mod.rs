@@ -3,16 +3,16 @@
 //! A [`Snapshot`] (ILM + adjacencies + FIB) is immutable once built: the control
 //! thread builds a whole new one and publishes it (see `swap`), workers only read.
 //! A commit that changes a few routes does not rebuild everything: `build::patch`
-//! copies the ILM (one 4 MiB memcpy) and patches its entries, shares the adjacency
-//! table and, when no route changed, the FIB with the previous snapshot through `Arc`,
-//! and shares all untouched chunks of the LSP table.
+//! shares the previous snapshot's ILM chunks (copy-on-write, 16 KiB each: only the
+//! chunks holding changed entries are copied), FIB shards, adjacency table and LSP
+//! table chunks through `Arc`, copying only what changes.
 
 pub mod build;
 pub mod fib;
 pub mod swap;
 pub mod table;
 
-pub use build::{build, build_indexed, patch, BuildError, BuildIndex, Delta, LabelOp, LspRow, LspTable};
+pub use build::{build, build_indexed, patch, BuildError, BuildIndex, Delta, LabelOp, LspRow, LspTable, PatchSource};
 pub use fib::Fib;
 pub use table::{Adjacency, Af, Ilm, IlmEntry, IlmOp};
 
