@@ -199,7 +199,11 @@ impl Synth {
         if self.size < min || self.size > 9000 {
             return Err(format!("size {} must be in {min}..=9000 for this stack depth and IP mix", self.size));
         }
-        if self.labels == 0 || self.first_label < 16 || self.first_label as u64 + self.labels as u64 > (1 << 20) {
+        let blocks = if self.v6_share > 0.0 { 2 } else { 1 };
+        if self.labels == 0
+            || self.first_label < 16
+            || self.first_label as u64 + blocks * self.labels as u64 > (1 << 20)
+        {
             return Err("labels must be in 16..=1048575".into());
         }
         if !(0.0..=1.0).contains(&self.v6_share) {
@@ -227,12 +231,13 @@ impl Synth {
                 (_, Some(z)) => z.sample(&mut rng),
                 _ => rng.below(self.labels as u64) as u32,
             };
-            let label = self.first_label + rank;
             let v6 = self.v6_share > 0.0 && rng.unit() < self.v6_share;
+            // IPv6 (6PE) traffic uses its own block of labels right after the IPv4 block:
+            // an ILM entry carries one address family.
+            let label = self.first_label + rank + if v6 { self.labels } else { 0 };
             let l3_len = self.size - 14 - 4 * self.depth;
             let payload = if v6 {
-                let dst = Ipv6Addr::from(0x2001_0db8_0000_0000_0000_0000_0000_0000u128 | label as u128);
-                ipv6_udp(src6, dst, 64, l3_len)
+                ipv6_udp(src6, synth_v6_dst(label), 64, l3_len)
             } else {
                 ipv4_udp(src4, synth_v4_dst(label), 64, l3_len)
             };
@@ -272,8 +277,8 @@ impl ZipfTable {
 }
 
 /// A popgo config that forwards labels `first .. first + labels` with POPGO, one /32
-/// network per label, spread over `neighbors` next hops on `ports` ports (for IPv6
-/// payloads a /128 route is added per label as well).
+/// network per label, spread over `neighbors` next hops on `ports` ports. With `v6`, the
+/// IPv6 block `first + labels .. first + 2 * labels` gets one /128 network each as well.
 pub fn synth_config(first: u32, labels: u32, ports: usize, neighbors: usize, v6: bool) -> String {
     use std::fmt::Write;
     let mut s = String::from("[device]\nname = \"bench\"\n");
@@ -298,11 +303,28 @@ pub fn synth_config(first: u32, labels: u32, ports: usize, neighbors: usize, v6:
         let n = l as usize % neighbors;
         let _ = writeln!(s, "\n[[static_route]]\nprefix = \"{}/32\"\nnext_hop = \"192.168.{n}.1\"", synth_v4_dst(l));
     }
+    if v6 {
+        for l in first + labels..first + 2 * labels {
+            let n = l as usize % neighbors;
+            let _ =
+                writeln!(s, "\n[[static_route]]\nprefix = \"{}/128\"\nnext_hop = \"fd00::{n:x}:1\"", synth_v6_dst(l));
+        }
+    }
     let _ = writeln!(s, "\n[bgp]\nas = 100\nlabel_mode = \"per-route\"\npop_go = true\nlabel_base = 16");
     for l in first..first + labels {
         let _ = writeln!(s, "\n[[bgp.network]]\nprefix = \"{}/32\"\nlabel = {l}", synth_v4_dst(l));
     }
+    if v6 {
+        for l in first + labels..first + 2 * labels {
+            let _ = writeln!(s, "\n[[bgp.network]]\nprefix = \"{}/128\"\nlabel = {l}", synth_v6_dst(l));
+        }
+    }
     s
+}
+
+/// Destination IPv6 address that synthetic (6PE) label `l` carries: 2001:db8::<label>.
+pub fn synth_v6_dst(l: u32) -> Ipv6Addr {
+    Ipv6Addr::from(0x2001_0db8_0000_0000_0000_0000_0000_0000u128 | l as u128)
 }
 
 #[cfg(test)]
@@ -328,8 +350,8 @@ mod tests {
             let st = LabelStack::new_checked(&f[14..]).unwrap();
             assert_eq!(st.depth(), 2);
             let l = st.entries().next().unwrap().label();
-            assert!((16..26).contains(&l));
-            first += (l == 16) as u32;
+            assert!((16..36).contains(&l), "v4 labels 16..26, v6 labels 26..36");
+            first += (l == 16 || l == 26) as u32;
             match etherparse::SlicedPacket::from_ip(st.payload()).unwrap().net {
                 Some(etherparse::NetSlice::Ipv6(_)) => v6 += 1,
                 Some(etherparse::NetSlice::Ipv4(_)) => {}
@@ -343,8 +365,18 @@ mod tests {
     }
 
     #[test]
-    fn synth_config_loads() {
+    fn synth_config_loads_and_forwards_both_families() {
         let c = crate::config::Config::parse(&synth_config(16, 50, 4, 16, false)).unwrap();
         assert_eq!(c.bgp.unwrap().networks.len(), 50);
+        let c = crate::config::Config::parse(&synth_config(16, 50, 4, 16, true)).unwrap();
+        let snap = crate::ilm::build(&c, 0).unwrap();
+        assert_eq!(snap.lsps.len(), 100);
+        let s = Synth { count: 400, labels: 50, v6_share: 0.5, size: 96, ..Synth::default() };
+        let mut plan = Default::default();
+        s.generate(|_, f| {
+            let v = crate::dataplane::burst::classify_frame(&snap, f, &mut plan);
+            assert!(v.is_ok(), "{v:?}");
+        })
+        .unwrap();
     }
 }
