@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash tools/setup.sh
 cargo build --release --quiet
-P=target/release/popgo
+P="${CARGO_TARGET_DIR:-target}/release/popgo"
 OUT=${OUT:-out}
 rm -rf "$OUT" && mkdir -p "$OUT"
 sed 's/^pop_go = true/pop_go = false/' pcaps/seed.toml > "$OUT/seed-pop.toml"

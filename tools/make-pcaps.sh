@@ -6,7 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build --release --quiet
-P=target/release/popgo
+P="${CARGO_TARGET_DIR:-target}/release/popgo"
 case "${1:-seed}" in
   seed) $P gen seed --out pcaps/seed.pcap --describe ;;
   bench)

@@ -12,7 +12,7 @@ mkdir -p "$DIR"
 cargo build --quiet --profile release-max
 CARGO_TARGET_DIR="$DIR/limit-target" cargo build --quiet --release --manifest-path "$LIMIT/Cargo.toml"
 Y="$DIR/limit-target/release/popgo-limit"
-P=target/release-max/popgo
+P="${CARGO_TARGET_DIR:-target}/release-max/popgo"
 [ -f "$DIR/b.pcap" ] || "$Y" --make-pcap "$DIR/b.pcap" --make-config "$DIR/b.toml" --count "$COUNT" --labels "$LABELS" >/dev/null
 lim=(); one=(); two=()
 for i in $(seq "$RUNS"); do
