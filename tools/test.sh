@@ -6,12 +6,17 @@ cd "$(dirname "$0")/.."
 bash tools/setup.sh
 cargo fmt --all -- --check
 cargo clippy --all-targets --quiet -- -D warnings
-cargo test --all-targets --quiet 2>&1 | tee /tmp/popgo-test.log
-cargo test --doc --quiet
+LOG=$(mktemp)
+cargo test --all-targets --quiet 2>&1 | tee -a "$LOG"
+cargo test --doc --quiet 2>&1 | tee -a "$LOG"
 # Model check of the QSBR publication/reclamation protocol (ilm::swap) with loom.
 if [ -z "${POPGO_SKIP_LOOM:-}" ]; then
-  CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-target}/loom" RUSTFLAGS="--cfg loom" cargo test --release --quiet --lib loom
+  CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-target}/loom" RUSTFLAGS="--cfg loom" \
+    cargo test --release --quiet --lib loom 2>&1 | tee -a "$LOG"
 fi
 cargo bench --no-run --quiet
 OUT=$(mktemp -d) bash tools/demo.sh >/dev/null
-echo "test.sh: all checks passed"
+echo "test.sh: all checks passed (fmt, clippy, tests, loom, benches build, demo)"
+# One closing line over every test binary run above.
+awk '/^test result:/ { p += $4; f += $6; s += $8 } END { printf "tests: %d passed, %d failed, %d skipped\n", p, f, s }' "$LOG"
+rm -f "$LOG"
