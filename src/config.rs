@@ -403,15 +403,10 @@ impl Config {
     }
 
     /// Adds a static route after checking its next hop resolves through a neighbor of
-    /// the same family. Replaces a route with the same prefix and next hop.
+    /// the same family (re-adding an existing route changes nothing). Same rules and
+    /// words as the control plane's `ip route-static`.
     pub fn add_static_route(&mut self, r: StaticRoute) -> Result<(), String> {
-        self.check_static_route(r.prefix, r.next_hop)?;
-        if let Some(old) = self.static_routes.iter_mut().find(|o| o.prefix == r.prefix && o.next_hop == r.next_hop) {
-            *old = r;
-        } else {
-            self.static_routes.push(r);
-        }
-        Ok(())
+        crate::control::vrp::apply(self, &crate::control::vrp::Edit::AddRoute(r)).map(|_| ())
     }
 
     /// Checks that `next_hop` is a neighbor of the family of `prefix`.
@@ -426,27 +421,9 @@ impl Config {
     }
 
     /// Adds a BGP network after checking labels and that a static route exists for it.
+    /// Same rules and words as the control plane's `network` command.
     pub fn add_network(&mut self, n: Network) -> Result<(), String> {
-        if !self.static_routes.iter().any(|r| r.prefix == n.prefix) {
-            return Err(format!("no static route for {} (a network must match a static route's prefix)", n.prefix));
-        }
-        let bgp = self.bgp.as_mut().ok_or("no [bgp] instance")?;
-        if bgp.networks.iter().any(|o| o.prefix == n.prefix) {
-            return Err(format!("duplicate network {}", n.prefix));
-        }
-        if let Some(l) = n.label {
-            if bgp.label_mode != LabelMode::PerRoute {
-                return Err(format!(
-                    "a static label is only valid with label_mode = \"per-route\" (network {})",
-                    n.prefix
-                ));
-            }
-            if let Some(o) = bgp.networks.iter().find(|o| o.label == Some(l)) {
-                return Err(format!("duplicate label {l} (already used by network {})", o.prefix));
-            }
-        }
-        bgp.networks.push(n);
-        Ok(())
+        crate::control::vrp::apply(self, &crate::control::vrp::Edit::AddNetwork(n)).map(|_| ())
     }
 
     /// Index of a port by name.

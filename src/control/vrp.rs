@@ -351,7 +351,6 @@ pub fn apply<C: ConfigEdit + ?Sized>(cfg: &mut C, e: &Edit) -> Result<bool, Stri
             Ok(changed)
         }
         Edit::AddNetwork(n) => {
-            // The checks of `Config::add_network`, in its order and words.
             if cfg.route_count(n.prefix) == 0 {
                 return Err(format!("no static route for {} (a network must match a static route's prefix)", n.prefix));
             }
