@@ -71,25 +71,52 @@ pub struct ReplayArgs {
     /// Passes over the input (0 = until SIGINT/SIGTERM; needs --control).
     #[arg(long, default_value_t = 1)]
     pub loops: u64,
-    #[arg(long, default_value_t = 1)]
-    pub workers: usize,
+    #[command(flatten)]
+    pub w: WorkerArgs,
     /// Serve the control socket at PATH while replaying: the ILM can be changed with
     /// `popgo ctl --socket PATH` (the seed procedure works verbatim); SIGHUP re-reads
     /// the config file.
     #[arg(long)]
     pub control: Option<PathBuf>,
-    /// Cores to pin workers to, e.g. `0,1` or `0-1` (default: highest-numbered first).
-    #[arg(long)]
-    pub cores: Option<String>,
-    /// Packets per burst (1..=256).
-    #[arg(long, default_value_t = crate::dataplane::BURST)]
-    pub burst: usize,
     /// One JSON object on stdout instead of the table.
     #[arg(long)]
     pub json: bool,
     #[command(flatten)]
     pub pace: PaceArgs,
     pub input: PathBuf,
+}
+
+/// Worker placement and burst size, shared by `replay` and `bench`.
+#[derive(Args, Debug, Clone)]
+pub struct WorkerArgs {
+    #[arg(long, default_value_t = 1)]
+    pub workers: usize,
+    /// Cores to pin workers to, e.g. `0,1` or `0-1` (default: highest-numbered first).
+    #[arg(long)]
+    pub cores: Option<String>,
+    /// Packets per burst (1..=256).
+    #[arg(long, default_value_t = crate::dataplane::BURST)]
+    pub burst: usize,
+}
+
+impl WorkerArgs {
+    /// Checks the ranges and the cores; returns the core of each worker slot.
+    pub fn check(&self) -> Result<Vec<usize>, Failure> {
+        if self.workers == 0 || self.workers > 256 {
+            return Err(usage(anyhow::anyhow!("--workers must be in 1..=256")));
+        }
+        if !(1..=crate::dataplane::MAX_BURST).contains(&self.burst) {
+            return Err(usage(anyhow::anyhow!("--burst must be in 1..={}", crate::dataplane::MAX_BURST)));
+        }
+        match &self.cores {
+            Some(c) => {
+                let v = crate::sys::affinity::parse_core_list(c).map_err(|e| usage(anyhow::anyhow!("--cores: {e}")))?;
+                crate::sys::affinity::check_cores(&v).map_err(|e| usage(anyhow::anyhow!("--cores: {e}")))?;
+                Ok(v)
+            }
+            None => Ok(crate::sys::affinity::default_cores(self.workers)),
+        }
+    }
 }
 
 /// Replay pacing, as tcpreplay spells it. The default is --topspeed.
@@ -261,23 +288,10 @@ pub fn run(cli: Cli) -> Result<(), Failure> {
 }
 
 fn cmd_replay(a: ReplayArgs) -> Result<(), Failure> {
-    if a.workers == 0 || a.workers > 256 {
-        return Err(usage(anyhow::anyhow!("--workers must be in 1..=256")));
-    }
+    let cores = a.w.check()?;
     if a.loops == 0 && a.control.is_none() {
         return Err(usage(anyhow::anyhow!("--loops must be at least 1 (0 = until stopped, with --control)")));
     }
-    if !(1..=crate::dataplane::MAX_BURST).contains(&a.burst) {
-        return Err(usage(anyhow::anyhow!("--burst must be in 1..={}", crate::dataplane::MAX_BURST)));
-    }
-    let cores = match &a.cores {
-        Some(c) => {
-            let v = crate::sys::affinity::parse_core_list(c).map_err(|e| usage(anyhow::anyhow!("--cores: {e}")))?;
-            crate::sys::affinity::check_cores(&v).map_err(|e| usage(anyhow::anyhow!("--cores: {e}")))?;
-            v
-        }
-        None => crate::sys::affinity::default_cores(a.workers),
-    };
     let cfg = load_config(&a.config)?;
     let in_port = match &a.in_port {
         Some(p) => Some(cfg.port_index(p).ok_or_else(|| usage(anyhow::anyhow!("--in-port: unknown port {p:?}")))?),
@@ -288,9 +302,9 @@ fn cmd_replay(a: ReplayArgs) -> Result<(), Failure> {
     let pace = a.pace.resolve(&cap)?;
     let opts = ReplayOpts {
         loops: a.loops,
-        workers: a.workers,
+        workers: a.w.workers,
         cores,
-        burst: a.burst,
+        burst: a.w.burst,
         capture_output: a.out_dir.is_some(),
         pace,
         stop: None,
@@ -315,8 +329,8 @@ fn cmd_replay(a: ReplayArgs) -> Result<(), Failure> {
             "in_port": a.in_port,
             "records": cap.len(),
             "loops": a.loops,
-            "workers": a.workers,
-            "burst": a.burst,
+            "workers": a.w.workers,
+            "burst": a.w.burst,
             "rx_packets": res.stats.rx_pkts,
             "rx_bytes": res.stats.rx_bytes,
             "tx_packets": report::tx_by_port(&res.stats, &names),
@@ -340,7 +354,7 @@ fn cmd_replay(a: ReplayArgs) -> Result<(), Failure> {
             cap.len(),
             a.loops,
             cfg.device,
-            a.workers
+            a.w.workers
         );
         print!("{}", report::text_table(&res.stats, &names, res.elapsed_ns, &lat));
         for w in &written {

@@ -72,14 +72,8 @@ pub struct BenchArgs {
     /// Loops over the input per repetition (instead of --duration).
     #[arg(long)]
     pub loops: Option<u64>,
-    #[arg(long, default_value_t = 1)]
-    pub workers: usize,
-    /// Cores to pin workers to, e.g. `0,1` or `0-1` (default: highest-numbered first).
-    #[arg(long)]
-    pub cores: Option<String>,
-    /// Packets per burst (1..=256).
-    #[arg(long, default_value_t = crate::dataplane::BURST)]
-    pub burst: usize,
+    #[command(flatten)]
+    pub w: crate::cli::WorkerArgs,
     #[command(flatten)]
     pub pace: PaceArgs,
     /// One JSON document (schema popgo.bench/1) on stdout instead of the report.
@@ -279,9 +273,6 @@ fn check_args(a: &BenchArgs) -> Result<(), Failure> {
     if a.repeat == 0 || a.repeat > 1000 {
         return bad("--repeat must be in 1..=1000".into());
     }
-    if a.workers == 0 || a.workers > 256 {
-        return bad("--workers must be in 1..=256".into());
-    }
     if a.loops == Some(0) {
         return bad("--loops must be at least 1".into());
     }
@@ -289,9 +280,6 @@ fn check_args(a: &BenchArgs) -> Result<(), Failure> {
         if !(d.is_finite() && d > 0.0 && d <= 3600.0) {
             return bad("--duration must be in (0, 3600] seconds".into());
         }
-    }
-    if !(1..=crate::dataplane::MAX_BURST).contains(&a.burst) {
-        return bad(format!("--burst must be in 1..={}", crate::dataplane::MAX_BURST));
     }
     if !(a.max_regression.is_finite() && (0.0..100.0).contains(&a.max_regression)) {
         return bad("--max-regression must be a percentage in [0, 100)".into());
@@ -310,14 +298,7 @@ pub fn main(a: BenchArgs) -> Result<(), Failure> {
         Some(p) => Some(json::load_baseline(p).map_err(usage)?),
         None => None,
     };
-    let cores = match &a.cores {
-        Some(c) => {
-            let v = crate::sys::affinity::parse_core_list(c).map_err(|e| usage(anyhow!("--cores: {e}")))?;
-            crate::sys::affinity::check_cores(&v).map_err(|e| usage(anyhow!("--cores: {e}")))?;
-            v
-        }
-        None => crate::sys::affinity::default_cores(a.workers),
-    };
+    let cores = a.w.check()?;
     let (cap, cfg, kind, source, config_name) = match (&a.profile, &a.input) {
         (Some(pp), _) => {
             let p = load_profile(pp)?;
@@ -348,14 +329,14 @@ pub fn main(a: BenchArgs) -> Result<(), Failure> {
     let pace = a.pace.resolve(&cap)?;
     let opts = ReplayOpts {
         loops: 1,
-        workers: a.workers,
+        workers: a.w.workers,
         cores: cores.clone(),
-        burst: a.burst,
+        burst: a.w.burst,
         capture_output: false,
         pace,
         ..ReplayOpts::default()
     };
-    let board = StatsBoard::new(a.workers);
+    let board = StatsBoard::new(a.w.workers);
     let bench = Bench { snap: &snap, cap: &cap, opts, extra_pass: a.extra_pass, board: &board };
     let progress = Progress::default();
     let start = Instant::now();
@@ -430,7 +411,7 @@ pub fn main(a: BenchArgs) -> Result<(), Failure> {
             ns_per_packet: el / st.rx_pkts.max(1) as f64,
         });
     }
-    let mean_burst = if bursts == 0 { a.burst as f64 } else { pkts as f64 / bursts as f64 };
+    let mean_burst = if bursts == 0 { a.w.burst as f64 } else { pkts as f64 / bursts as f64 };
     let mut packet_hist = new_hist();
     for v in burst_hist.iter_recorded() {
         let ns = (v.value_iterated_to() as f64 / mean_burst).round() as u64;
@@ -445,7 +426,7 @@ pub fn main(a: BenchArgs) -> Result<(), Failure> {
         mpps_noise_pct: Spread::of(&mpps).noise_pct(),
     };
     let pinned = results.first().is_some_and(|r| r.workers.iter().all(|w| w.pinned));
-    let used: Vec<usize> = (0..a.workers).map(|w| cores[w % cores.len()]).collect();
+    let used: Vec<usize> = (0..a.w.workers).map(|w| cores[w % cores.len()]).collect();
     let mut doc = BenchDoc {
         schema: SCHEMA.into(),
         popgo: machine::Build::detect(),
@@ -457,10 +438,10 @@ pub fn main(a: BenchArgs) -> Result<(), Failure> {
             records: n,
             bytes_per_loop: cap.records().iter().map(|r| r.caplen as u64).sum(),
             loops,
-            workers: a.workers,
+            workers: a.w.workers,
             cores: used,
             pinned,
-            burst: a.burst,
+            burst: a.w.burst,
             pace: match pace {
                 None => "topspeed".into(),
                 Some(Pace::Pps(p)) => format!("pps:{p}"),
@@ -495,7 +476,7 @@ pub fn main(a: BenchArgs) -> Result<(), Failure> {
             .map_err(runtime)?;
     }
     if let Some(p) = &a.plot {
-        let title = format!("popgo bench: {} ({} worker(s), burst {})", doc.workload.source, a.workers, a.burst);
+        let title = format!("popgo bench: {} ({} worker(s), burst {})", doc.workload.source, a.w.workers, a.w.burst);
         let svg = plot::svg(&title, &burst_hist, &packet_hist, &mpps).map_err(|e| runtime(anyhow!(e)))?;
         std::fs::write(p, svg).with_context(|| p.display().to_string()).map_err(runtime)?;
     }
