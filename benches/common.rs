@@ -4,8 +4,8 @@
 #![allow(dead_code)] // each bench uses a subset
 
 use popgo::config::Config;
-use popgo::gen::{synth_config, Synth};
 use popgo::ilm::{build, Snapshot};
+use popgo::traffic::gen::{synth_config, Synth};
 
 pub const LABELS: u32 = 100_000;
 

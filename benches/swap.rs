@@ -16,13 +16,13 @@
 use popgo::config::Config;
 use popgo::control::{CommitReport, ControlPlane};
 use popgo::dataplane::{process_burst, BurstCtx, Verdict, BURST};
-use popgo::gen::{synth_config, synth_v4_dst, Synth};
-use popgo::ilm::swap::Publisher;
 use popgo::ilm::{build, build_indexed};
 use popgo::io::mem::MemFrame;
 use popgo::io::PacketMut;
+use popgo::qsbr::Publisher;
 use popgo::stats::board::StatsBoard;
 use popgo::stats::WorkerStats;
+use popgo::traffic::gen::{synth_config, synth_v4_dst, Synth};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};

@@ -3,6 +3,7 @@
 //! leave through a different port. This is the misforwarding the seed warns about,
 //! shown on the user's own traffic.
 
+use crate::cmd::{load_capture, load_config, runtime, usage, Failure};
 use crate::config::Config;
 use crate::dataplane::{process_burst, BurstCtx, Verdict, BURST};
 use crate::ilm::{build, BuildError, Snapshot};
@@ -11,8 +12,11 @@ use crate::io::pcap::Capture;
 use crate::stats::WorkerStats;
 use crate::wire::ethernet::{Frame, ETHERTYPE_MPLS};
 use crate::wire::mpls::{LabelStack, FIRST_UNRESERVED};
+use anyhow::Context;
+use clap::Args;
 use serde::Serialize;
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 
 /// One (FEC, label) row of the diff.
 #[derive(Clone, Debug, Default, Serialize, PartialEq, Eq)]
@@ -156,4 +160,27 @@ pub fn text(r: &DiffReport) -> String {
     let _ = writeln!(s, "with POPGO:    {}", fmt(&r.popgo));
     let _ = writeln!(s, "without POPGO: {}", fmt(&r.pop));
     s
+}
+
+/// `popgo diff` arguments.
+#[derive(Args, Debug)]
+pub struct DiffArgs {
+    #[arg(long)]
+    pub config: PathBuf,
+    #[arg(long)]
+    pub json: bool,
+    pub input: PathBuf,
+}
+
+/// Entry point of `popgo diff`.
+pub fn main(a: DiffArgs) -> Result<(), Failure> {
+    let cfg = load_config(&a.config)?;
+    let cap = load_capture(&a.input)?;
+    let r = diff(&cfg, &cap).context("building tables").map_err(usage)?;
+    if a.json {
+        println!("{}", serde_json::to_string(&r).map_err(runtime)?);
+    } else {
+        print!("{}", text(&r));
+    }
+    Ok(())
 }

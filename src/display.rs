@@ -1,10 +1,13 @@
 //! `display mpls lsp protocol bgp [verbose]` and `display current-configuration`:
 //! the seed's verification commands, rendered from the built tables and the config.
 
+use crate::cmd::{build, load_config, usage, Failure};
 use crate::config::{Config, LabelMode, TtlMode};
 use crate::ilm::Snapshot;
 use crate::wire::ethernet::format_mac;
+use clap::Args;
 use std::fmt::Write;
+use std::path::PathBuf;
 
 const RULE: &str = "-------------------------------------------------------------------------------";
 
@@ -96,6 +99,57 @@ pub fn current_configuration(cfg: &Config) -> String {
     }
     let _ = writeln!(s, "#\nreturn");
     s
+}
+
+/// `popgo display` arguments.
+#[derive(Args, Debug)]
+pub struct DisplayArgs {
+    #[arg(long)]
+    pub config: PathBuf,
+    /// The display command words, e.g. `mpls lsp protocol bgp`.
+    #[arg(required = true, num_args = 1..)]
+    pub words: Vec<String>,
+}
+
+/// Entry point of `popgo display`.
+pub fn main(a: DisplayArgs) -> Result<(), Failure> {
+    let cfg = load_config(&a.config)?;
+    let w: Vec<&str> = a.words.iter().map(String::as_str).collect();
+    match w.as_slice() {
+        ["mpls", "lsp", "protocol", "bgp"] => print!("{}", mpls_lsp_bgp(&cfg, &build(&cfg)?, false)),
+        ["mpls", "lsp", "protocol", "bgp", "verbose"] => print!("{}", mpls_lsp_bgp(&cfg, &build(&cfg)?, true)),
+        ["current-configuration"] => print!("{}", current_configuration(&cfg)),
+        _ => {
+            return Err(usage(anyhow::anyhow!(
+                "unknown display command {:?}; known: `mpls lsp protocol bgp [verbose]`, `current-configuration`",
+                a.words.join(" ")
+            )))
+        }
+    }
+    Ok(())
+}
+
+/// `popgo check` arguments.
+#[derive(Args, Debug)]
+pub struct CheckArgs {
+    #[arg(long)]
+    pub config: PathBuf,
+}
+
+/// Entry point of `popgo check`: loads the config, builds the tables, prints a summary.
+pub fn check_main(a: CheckArgs) -> Result<(), Failure> {
+    let cfg = load_config(&a.config)?;
+    let snap = build(&cfg)?;
+    println!(
+        "{}: ok: {} ports, {} neighbors, {} static routes, {} BGP LSPs, {} ILM entries",
+        a.config.display(),
+        cfg.ports.len(),
+        cfg.neighbors.len(),
+        cfg.static_routes.len(),
+        snap.lsps.len(),
+        snap.ilm.len()
+    );
+    Ok(())
 }
 
 #[cfg(test)]

@@ -1,5 +1,7 @@
-//! popgo binary: everything lives in the library; see `popgo::cli`.
+//! popgo binary: the command line on top of the library's commands.
+
+mod cli;
 
 fn main() -> std::process::ExitCode {
-    popgo::cli::main()
+    cli::main()
 }

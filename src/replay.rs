@@ -8,15 +8,22 @@
 //! are merged by input sequence number, so the files are byte-identical whatever the
 //! worker count.
 
+use crate::cmd::{build, load_capture, load_config, runtime, usage, Failure, PaceArgs, WorkerArgs};
+use crate::config::Config;
 use crate::dataplane::{process_burst, BurstCtx, Verdict, MAX_BURST};
-use crate::ilm::swap::Reader;
 use crate::ilm::Snapshot;
 use crate::io::mem::{FrameRing, MemFrame};
 use crate::io::pcap::{Capture, Record, Writer};
 use crate::io::PacketMut;
+use crate::qsbr::Reader;
 use crate::stats::board::{StatsBoard, STATS_PUBLISH_EVERY};
+use crate::stats::report;
 use crate::stats::{DropReason, Latency, WorkerStats};
+use anyhow::Context;
+use clap::Args;
+use serde_json::json;
 use std::path::Path;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Barrier};
 use std::time::Instant;
@@ -396,4 +403,161 @@ fn sink_burst(frames: &[MemFrame], verdicts: &[Verdict], keep: bool, stats: &mut
             }
         }
     }
+}
+
+#[derive(Args, Debug)]
+pub struct ReplayArgs {
+    #[arg(long)]
+    pub config: PathBuf,
+    /// Port the capture arrives on (reported as its rx count).
+    #[arg(long)]
+    pub in_port: Option<String>,
+    /// Write DIR/<port>.pcap for every port that transmitted.
+    #[arg(long)]
+    pub out_dir: Option<PathBuf>,
+    /// Passes over the input (0 = until SIGINT/SIGTERM; needs --control).
+    #[arg(long, default_value_t = 1)]
+    pub loops: u64,
+    #[command(flatten)]
+    pub w: WorkerArgs,
+    /// Serve the control socket at PATH while replaying: the ILM can be changed with
+    /// `popgo ctl --socket PATH` (the seed procedure works verbatim); SIGHUP re-reads
+    /// the config file.
+    #[arg(long)]
+    pub control: Option<PathBuf>,
+    /// One JSON object on stdout instead of the table.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub pace: PaceArgs,
+    pub input: PathBuf,
+}
+
+/// Entry point of `popgo replay`.
+pub fn main(a: ReplayArgs) -> Result<(), Failure> {
+    let cores = a.w.check()?;
+    if a.loops == 0 && a.control.is_none() {
+        return Err(usage(anyhow::anyhow!("--loops must be at least 1 (0 = until stopped, with --control)")));
+    }
+    let cfg = load_config(&a.config)?;
+    let in_port = match &a.in_port {
+        Some(p) => Some(cfg.port_index(p).ok_or_else(|| usage(anyhow::anyhow!("--in-port: unknown port {p:?}")))?),
+        None => None,
+    };
+    let snap = build(&cfg)?;
+    let cap = load_capture(&a.input)?;
+    let pace = a.pace.resolve(&cap)?;
+    let opts = ReplayOpts {
+        loops: a.loops,
+        workers: a.w.workers,
+        cores,
+        burst: a.w.burst,
+        capture_output: a.out_dir.is_some(),
+        pace,
+        stop: None,
+    };
+    let (mut res, cfg) = match &a.control {
+        None => (replay(&snap, &cap, &opts), cfg),
+        Some(path) => replay_controlled(path, &a.config, cfg, snap, &cap, opts)?,
+    };
+    if let Some(p) = in_port {
+        res.stats.port_rx_pkts[p] = res.stats.rx_pkts;
+    }
+    let names: Vec<String> = cfg.ports.iter().map(|p| p.name.clone()).collect();
+    let written = match &a.out_dir {
+        Some(dir) => res.write_outputs(dir, &names, &cap).map_err(|e| runtime(anyhow::anyhow!(e)))?,
+        None => Vec::new(),
+    };
+    let lat = res.latency.percentiles();
+    if a.json {
+        let v = json!({
+            "schema": "popgo.replay/1",
+            "input": a.input.display().to_string(),
+            "in_port": a.in_port,
+            "records": cap.len(),
+            "loops": a.loops,
+            "workers": a.w.workers,
+            "burst": a.w.burst,
+            "rx_packets": res.stats.rx_pkts,
+            "rx_bytes": res.stats.rx_bytes,
+            "tx_packets": report::tx_by_port(&res.stats, &names),
+            "tx_bytes": res.stats.tx_bytes,
+            "drops": report::drops_by_reason(&res.stats),
+            "balanced": res.stats.balanced(),
+            "elapsed_ns": res.elapsed_ns,
+            "mpps": res.mpps(),
+            "latency_ns": lat,
+            "per_worker": res.workers.iter().map(|w| json!({
+                "core": w.core, "pinned": w.pinned, "rx_packets": w.stats.rx_pkts, "tx_packets": w.stats.tx_pkts,
+                "dropped": w.stats.dropped_pkts(),
+            })).collect::<Vec<_>>(),
+            "outputs": written,
+        });
+        println!("{v}");
+    } else {
+        println!(
+            "popgo replay: {} ({} records x {} loops) through {} on {} worker(s)",
+            a.input.display(),
+            cap.len(),
+            a.loops,
+            cfg.device,
+            a.w.workers
+        );
+        print!("{}", report::text_table(&res.stats, &names, res.elapsed_ns, &lat));
+        for w in &written {
+            println!("wrote {w}");
+        }
+    }
+    if !res.stats.balanced() {
+        return Err(runtime(anyhow::anyhow!("accounting mismatch: rx != tx + drops")));
+    }
+    Ok(())
+}
+
+/// Replay while a control thread serves `path`: workers read the tables through QSBR
+/// readers, so commits take effect from the next burst on.
+fn replay_controlled(
+    path: &Path,
+    config_path: &Path,
+    cfg: Config,
+    snap: crate::ilm::Snapshot,
+    cap: &Capture,
+    mut opts: ReplayOpts,
+) -> Result<(crate::replay::ReplayResult, Config), Failure> {
+    use crate::qsbr::Publisher;
+    use crate::stats::board::StatsBoard;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    crate::sys::signal::install_handlers().context("installing signal handlers").map_err(runtime)?;
+    let workers = opts.workers.max(1);
+    let publisher = Publisher::new(Box::new(snap), workers + 1);
+    let readers: Vec<_> = (0..workers).map(|_| publisher.register_reader()).collect();
+    let board = Arc::new(StatsBoard::new(workers));
+    let mut plane = crate::control::ControlPlane::new(cfg, publisher, Arc::clone(&board));
+    plane.reload_on(config_path.to_path_buf(), crate::sys::signal::take_reload);
+    let stop_ctl = Arc::new(AtomicBool::new(false));
+    let handle = crate::control::server::serve(path, plane, Arc::clone(&stop_ctl))
+        .with_context(|| format!("control socket {}", path.display()))
+        .map_err(usage)?;
+    eprintln!("popgo: control socket {} (popgo ctl --socket {})", path.display(), path.display());
+    let stop = Arc::new(AtomicBool::new(false));
+    opts.stop = Some(Arc::clone(&stop));
+    let done = Arc::new(AtomicBool::new(false));
+    let watcher = {
+        let (stop, done) = (Arc::clone(&stop), Arc::clone(&done));
+        std::thread::spawn(move || {
+            while !done.load(Ordering::Acquire) {
+                if crate::sys::signal::stop_requested() {
+                    stop.store(true, Ordering::Release);
+                }
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+        })
+    };
+    let res = crate::replay::replay_with(readers, cap, &opts, Some(&board));
+    done.store(true, Ordering::Release);
+    let _ = watcher.join();
+    stop_ctl.store(true, Ordering::Release);
+    let plane = handle.join().map_err(|_| runtime(anyhow::anyhow!("control thread panicked")))?;
+    Ok((res, plane.running().clone()))
 }

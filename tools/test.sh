@@ -5,14 +5,14 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash tools/setup.sh
 cargo fmt --all -- --check
-cargo clippy --all-targets --quiet -- -D warnings
+cargo clippy --workspace --all-targets --quiet -- -D warnings
 LOG=$(mktemp)
-cargo test --all-targets --quiet 2>&1 | tee -a "$LOG"
-cargo test --doc --quiet 2>&1 | tee -a "$LOG"
-# Model check of the QSBR publication/reclamation protocol (ilm::swap) with loom.
+cargo test --workspace --all-targets --quiet 2>&1 | tee -a "$LOG"
+cargo test --workspace --doc --quiet 2>&1 | tee -a "$LOG"
+# Model check of the QSBR publication/reclamation protocol (qsbr) with loom.
 if [ -z "${POPGO_SKIP_LOOM:-}" ]; then
   CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-target}/loom" RUSTFLAGS="--cfg loom" \
-    cargo test --release --quiet --lib loom 2>&1 | tee -a "$LOG"
+    cargo test --release --quiet -p popgo-core --lib loom 2>&1 | tee -a "$LOG"
 fi
 cargo bench --no-run --quiet
 OUT=$(mktemp -d) bash tools/demo.sh >/dev/null

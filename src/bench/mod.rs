@@ -17,12 +17,12 @@ pub mod machine;
 pub mod plot;
 pub mod verdict;
 
-use crate::cli::{runtime, usage, Failure, PaceArgs};
+use crate::cmd::{runtime, usage, Failure, PaceArgs};
 use crate::ilm::Snapshot;
 use crate::io::pcap::{Capture, Record};
-use crate::profile::Profile;
 use crate::replay::{replay_with, Pace, ReplayOpts, ReplayResult, SnapshotSource};
 use crate::stats::board::StatsBoard;
+use crate::traffic::profile::Profile;
 use anyhow::{anyhow, Context};
 use clap::Args;
 use hdrhistogram::Histogram;
@@ -73,7 +73,7 @@ pub struct BenchArgs {
     #[arg(long)]
     pub loops: Option<u64>,
     #[command(flatten)]
-    pub w: crate::cli::WorkerArgs,
+    pub w: crate::cmd::WorkerArgs,
     #[command(flatten)]
     pub pace: PaceArgs,
     /// One JSON document (schema popgo.bench/1) on stdout instead of the report.
@@ -305,7 +305,7 @@ pub fn main(a: BenchArgs) -> Result<(), Failure> {
             let (bytes, _) = p.to_pcap();
             let cap = Capture::from_bytes(bytes).context("generated capture").map_err(runtime)?;
             let (cfg, name) = match &a.config {
-                Some(c) => (crate::cli::load_config(c)?, c.display().to_string()),
+                Some(c) => (crate::cmd::load_config(c)?, c.display().to_string()),
                 None => (
                     crate::config::Config::parse(&p.config())
                         .context("the config generated from the profile")
@@ -317,15 +317,15 @@ pub fn main(a: BenchArgs) -> Result<(), Failure> {
         }
         (None, Some(input)) => {
             let c = a.config.as_ref().expect("checked in check_args");
-            let cfg = crate::cli::load_config(c)?;
-            (crate::cli::load_capture(input)?, cfg, "pcap", input.display().to_string(), c.display().to_string())
+            let cfg = crate::cmd::load_config(c)?;
+            (crate::cmd::load_capture(input)?, cfg, "pcap", input.display().to_string(), c.display().to_string())
         }
         (None, None) => return Err(usage(anyhow!("give INPUT or --profile"))),
     };
     if cap.is_empty() {
         return Err(usage(anyhow!("{source}: no packets")));
     }
-    let snap = crate::cli::build(&cfg)?;
+    let snap = crate::cmd::build(&cfg)?;
     let pace = a.pace.resolve(&cap)?;
     let opts = ReplayOpts {
         loops: 1,

@@ -2,7 +2,7 @@
 //! that tests and tools use to speak the line protocol (see `control`).
 
 use super::DEFAULT_SOCKET;
-use crate::cli::{runtime, usage, Failure};
+use crate::cmd::{runtime, usage, Failure};
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};

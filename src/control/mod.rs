@@ -34,13 +34,15 @@ pub mod server;
 mod store;
 pub mod vrp;
 
+use crate::config::edit as rules;
+pub use crate::config::edit::Edit;
 pub use client::{ctl_main, CtlArgs};
 pub use server::{serve, ControlError};
-pub use vrp::{Cmd, Display, Edit, View};
+pub use vrp::{Cmd, Display, View};
 
 use crate::config::Config;
-use crate::ilm::swap::{PublishReport, Publisher};
 use crate::ilm::{build_indexed, patch, BuildIndex, Snapshot};
+use crate::qsbr::{PublishReport, Publisher};
 use crate::stats::board::StatsBoard;
 use crate::stats::report::flat_counters;
 use std::cell::OnceCell;
@@ -379,7 +381,7 @@ impl ControlPlane {
                 };
                 for nh in &nhs {
                     if let Err(e) =
-                        vrp::apply(&mut Cand { run: &self.running, ov: &mut probe }, &Edit::DelRoute(p, *nh))
+                        rules::apply(&mut Cand { run: &self.running, ov: &mut probe }, &Edit::DelRoute(p, *nh))
                     {
                         return fail(&e);
                     }
@@ -418,7 +420,7 @@ impl ControlPlane {
         if s.candidate.as_ref().is_none_or(|(g, _)| *g != self.generation) {
             let mut ov = Overlay::default();
             for p in &s.pending {
-                vrp::apply(&mut Cand { run: &self.running, ov: &mut ov }, &p.edit).map_err(|e| {
+                rules::apply(&mut Cand { run: &self.running, ov: &mut ov }, &p.edit).map_err(|e| {
                     format!(
                         "line {} ({:?}) no longer applies to the running configuration (generation {}): {e}",
                         p.line, p.text, self.generation
@@ -433,7 +435,7 @@ impl ControlPlane {
     /// Checks `e` against the candidate and keeps it as pending.
     fn edit(&self, s: &mut Session, n: u64, line: &str, e: Edit) -> Result<(), String> {
         let ov = self.candidate(s)?;
-        if vrp::apply(&mut Cand { run: &self.running, ov }, &e)? {
+        if rules::apply(&mut Cand { run: &self.running, ov }, &e)? {
             s.pending.push(Pending { line: n, text: line.trim().to_string(), edit: e });
         }
         Ok(())
@@ -491,7 +493,7 @@ impl ControlPlane {
         let t0 = Instant::now();
         let next_gen = self.generation + 1;
         let undo = self.running.commit(ov);
-        let delta = vrp::delta_of(&edits);
+        let delta = rules::delta_of(&edits);
         let patched = patch(self.publisher.current(), &mut self.index, &self.running, &delta, next_gen);
         let (snap, kind) = match patched {
             Some(snap) => (snap, BuildKind::Incremental),
@@ -565,7 +567,7 @@ impl ControlPlane {
                     // just checked to apply).
                     let mut c = self.running().clone();
                     for p in &s.pending {
-                        let _ = vrp::apply(&mut c, &p.edit);
+                        let _ = rules::apply(&mut c, &p.edit);
                     }
                     Reply::ok(crate::display::current_configuration(&c))
                 }

@@ -12,7 +12,7 @@
 //! in that order, which is the order of the equivalent `Config`'s lists (a removed and
 //! re-added route goes to the end, as with `Vec::remove` + `push`).
 
-use super::vrp::{BgpHead, ConfigEdit};
+use crate::config::edit::{BgpHead, ConfigEdit};
 use crate::config::{Bgp, Config, LabelMode, Network, Prefix, StaticRoute, TtlMode};
 use crate::ilm::build::PatchSource;
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -331,7 +331,7 @@ fn head_of(c: &Config) -> Config {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::control::vrp::{apply, Edit};
+    use crate::config::edit::{apply, Edit};
 
     #[test]
     fn overlay_matches_config_edits_and_commit_undo_round_trips() {

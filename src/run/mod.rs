@@ -14,13 +14,13 @@ pub mod lab;
 pub mod tx;
 pub mod worker;
 
-use crate::cli::{load_config, runtime, usage, Failure};
+use crate::cmd::{load_config, runtime, usage, Failure};
 use crate::config::Config;
 use crate::dataplane::{BURST, MAX_BURST};
-use crate::ilm::swap::{PublishReport, Publisher};
 use crate::ilm::Snapshot;
 use crate::io::afxdp::{self as xsk, BindMode, KickPolicy, PortConfig};
 use crate::io::xdp::{MplsRedirect, XdpMode};
+use crate::qsbr::{PublishReport, Publisher};
 use crate::stats::board::StatsBoard;
 use crate::stats::{report, DropReason, Latency, WorkerStats, MAX_PORTS};
 use anyhow::anyhow;
@@ -267,7 +267,7 @@ pub fn start(cfg: Config, opts: &RunOpts) -> Result<Running, Failure> {
     if attached.is_empty() {
         return Err(bad("no port in the config names an interface (`iface = ...`); nothing to run on".into()));
     }
-    let snap = crate::cli::build(&cfg)?;
+    let snap = crate::cmd::build(&cfg)?;
     // Fails without CAP_SYS_RESOURCE (as in the lab) and is not needed when
     // CAP_IPC_LOCK is present (UMEM) and BPF maps are memcg-accounted (>= 5.11).
     let _ = crate::sys::rlimit::raise_memlock();

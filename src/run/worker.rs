@@ -11,9 +11,9 @@
 
 use super::tx::TxStage;
 use crate::dataplane::{process_burst, BurstCtx, Verdict, MAX_BURST};
-use crate::ilm::swap::Reader;
 use crate::ilm::Snapshot;
 use crate::io::afxdp::{new_pending, BindMode, Error, Frame, Pending, Port, PortConfig, SharedArea, XdpFrame};
+use crate::qsbr::Reader;
 use crate::stats::board::{StatsBoard, STATS_PUBLISH_EVERY};
 use crate::stats::{DropReason, Latency, WorkerStats};
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -3,6 +3,8 @@
 //! Every semantic error names the key and the line it came from. The checked
 //! `Config` is also what the control plane edits; `ilm::build` turns it into tables.
 
+pub mod edit;
+
 use crate::wire::ethernet::{format_mac, parse_mac, Mac};
 use serde::Deserialize;
 use std::fmt;
@@ -406,7 +408,7 @@ impl Config {
     /// the same family (re-adding an existing route changes nothing). Same rules and
     /// words as the control plane's `ip route-static`.
     pub fn add_static_route(&mut self, r: StaticRoute) -> Result<(), String> {
-        crate::control::vrp::apply(self, &crate::control::vrp::Edit::AddRoute(r)).map(|_| ())
+        edit::apply(self, &edit::Edit::AddRoute(r)).map(|_| ())
     }
 
     /// Checks that `next_hop` is a neighbor of the family of `prefix`.
@@ -423,7 +425,7 @@ impl Config {
     /// Adds a BGP network after checking labels and that a static route exists for it.
     /// Same rules and words as the control plane's `network` command.
     pub fn add_network(&mut self, n: Network) -> Result<(), String> {
-        crate::control::vrp::apply(self, &crate::control::vrp::Edit::AddNetwork(n)).map(|_| ())
+        edit::apply(self, &edit::Edit::AddNetwork(n)).map(|_| ())
     }
 
     /// Index of a port by name.
@@ -485,7 +487,7 @@ pub fn check_label(v: i64) -> Result<u32, String> {
 mod tests {
     use super::*;
 
-    pub(crate) const SEED: &str = include_str!("../pcaps/seed.toml");
+    pub(crate) const SEED: &str = include_str!("../../../pcaps/seed.toml");
 
     #[test]
     fn seed_config_parses() {

@@ -327,7 +327,7 @@ impl<T> Publisher<T> {
     ///
     /// If all `max_readers` slots are in use.
     pub fn register_reader(&self) -> Reader<T> {
-        self.try_register_reader().expect("ilm::swap: all reader slots are in use")
+        self.try_register_reader().expect("qsbr: all reader slots are in use")
     }
 
     /// Like [`Publisher::register_reader`], but `None` when no slot is free.
@@ -422,7 +422,7 @@ impl<T> Publisher<T> {
         // Step 3: order the swap before the slot scan for the store-buffering
         // race with `Reader::online` (module docs, "Memory ordering").
         fence(Ordering::SeqCst);
-        let old = NonNull::new(old).expect("ilm::swap: current is never null");
+        let old = NonNull::new(old).expect("qsbr: current is never null");
         self.retired.push(Retired { ptr: old, epoch });
         let published = Instant::now();
 

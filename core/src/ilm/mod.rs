@@ -9,7 +9,6 @@
 
 pub mod build;
 pub mod fib;
-pub mod swap;
 pub mod table;
 
 pub use build::{build, build_indexed, patch, BuildError, BuildIndex, Delta, LabelOp, LspRow, LspTable, PatchSource};

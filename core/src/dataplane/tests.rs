@@ -3,18 +3,18 @@
 
 use super::*;
 use crate::config::{Config, TtlMode};
-use crate::gen::{frame, ipv4_udp, ipv6_udp, seed_frames, seed_mpls, SEED_LABEL};
 use crate::ilm::{build, Snapshot};
 use crate::io::mem::MemFrame;
 use crate::io::pcap::Capture;
 use crate::io::PacketMut;
 use crate::stats::{DropReason, WorkerStats};
+use crate::traffic::gen::{frame, ipv4_udp, ipv6_udp, seed_frames, seed_mpls, SEED_LABEL};
 use crate::wire::ethernet::{ETHERTYPE_IPV4, ETHERTYPE_IPV6, ETHERTYPE_MPLS, ETHERTYPE_VLAN};
 use crate::wire::mpls::{LabelEntry, LABEL_ELI, LABEL_GAL, LABEL_IPV4_EXPLICIT_NULL, LABEL_IPV6_EXPLICIT_NULL};
 use etherparse::{NetSlice, SlicedPacket};
 use std::net::{Ipv4Addr, Ipv6Addr};
 
-const SEED: &str = include_str!("../../pcaps/seed.toml");
+const SEED: &str = include_str!("../../../pcaps/seed.toml");
 const MAC_A: [u8; 6] = [2, 0, 0, 0, 0, 0x0a];
 const MAC_B: [u8; 6] = [2, 0, 0, 0, 0, 0x0b];
 const PORT_A: [u8; 6] = [2, 0, 0, 0, 0x0c, 0x0a];
@@ -280,7 +280,7 @@ fn long_bursts_are_split_and_all_counted() {
 #[test]
 fn seed_pcap_fixture_counts() {
     // Regression for issue 2: the shipped capture gives the documented counts.
-    let cap = Capture::open(std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/pcaps/seed.pcap"))).unwrap();
+    let cap = Capture::open(std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../pcaps/seed.pcap"))).unwrap();
     assert_eq!(cap.len(), seed_frames().len());
     let frames: Vec<Vec<u8>> = (0..cap.len()).map(|i| cap.packet(i).to_vec()).collect();
     for (f, g) in frames.iter().zip(seed_frames()) {

@@ -31,7 +31,7 @@
 //! Frame sizes count the Ethernet header through the payload, without FCS (what a
 //! capture holds). A size too small for a frame's headers is raised to the minimum.
 
-use crate::gen::{frame, synth_v4_dst, Rng, EPOCH_NS};
+use crate::traffic::gen::{frame, synth_v4_dst, Rng, EPOCH_NS};
 use crate::wire::ethernet::{Mac, ETHERTYPE_MPLS, ETHERTYPE_QINQ, ETHERTYPE_VLAN};
 use crate::wire::mpls::{LABEL_ELI, LABEL_IPV4_EXPLICIT_NULL, LABEL_IPV6_EXPLICIT_NULL, LABEL_MAX};
 use etherparse::PacketBuilder;
@@ -52,8 +52,8 @@ pub const INNER_LABEL_BASE: u32 = 1000;
 const CONFIG_PORTS: usize = 4;
 const CONFIG_NEIGHBORS: usize = 16;
 /// Source and destination MACs of generated frames.
-const SRC_MAC: Mac = crate::gen::SEED_SRC_MAC;
-const DST_MAC: Mac = crate::gen::SEED_DST_MAC;
+const SRC_MAC: Mac = crate::traffic::gen::SEED_SRC_MAC;
+const DST_MAC: Mac = crate::traffic::gen::SEED_DST_MAC;
 
 /// A profile that could not be read or makes no sense.
 #[derive(Debug, thiserror::Error)]

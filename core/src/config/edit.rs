@@ -1,0 +1,269 @@
+//! Configuration edits and the rules they follow: the one place that decides whether a
+//! change (a VRP line, a config-file entry, an API call) is allowed.
+//!
+//! [`apply`] checks everything before it mutates, so a rejected edit leaves the
+//! configuration exactly as it was. It works over [`ConfigEdit`], implemented by
+//! [`Config`] here and by the control plane's indexed candidate, so both follow the
+//! same rules.
+
+use super::{Bgp, Config, LabelMode, Network, Prefix, StaticRoute, DEFAULT_LABEL_BASE};
+use crate::ilm::Delta;
+use std::net::IpAddr;
+
+/// A change to the candidate configuration.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Edit {
+    /// `bgp <as>` when no BGP instance exists yet.
+    CreateBgp(u32),
+    /// `apply-label per-route pop-go` / `undo apply-label per-route pop-go`.
+    PopGo(bool),
+    /// `apply-label per-route | per-nexthop | per-instance`.
+    LabelMode(LabelMode),
+    /// `network <prefix> <len> [label N]`.
+    AddNetwork(Network),
+    /// `undo network <prefix> <len>`.
+    DelNetwork(Prefix),
+    /// `ip route-static <prefix> <len> <next-hop>`.
+    AddRoute(StaticRoute),
+    /// `undo ip route-static <prefix> <len> <next-hop>`.
+    DelRoute(Prefix, IpAddr),
+}
+
+/// The header of a BGP instance (everything but its networks).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BgpHead {
+    pub asn: u32,
+    pub label_mode: LabelMode,
+    pub pop_go: bool,
+    pub label_base: u32,
+}
+
+impl BgpHead {
+    pub fn of(b: &Bgp) -> BgpHead {
+        BgpHead { asn: b.asn, label_mode: b.label_mode, pop_go: b.pop_go, label_base: b.label_base }
+    }
+}
+
+/// The queries and primitive changes [`apply`] makes to a configuration: implemented by
+/// [`Config`] (linear scans) and by the control plane's indexed candidate
+/// (`store::Cand`, hash lookups), so both follow exactly the same rules.
+pub trait ConfigEdit {
+    fn bgp_head(&self) -> Option<BgpHead>;
+    /// Sets the BGP header, creating an instance without networks if there is none.
+    fn set_bgp_head(&mut self, h: BgpHead);
+    /// A network with a static label, if any.
+    fn labelled_network(&self) -> Option<Prefix>;
+    /// The network using static label `l`, if any.
+    fn network_with_label(&self, l: u32) -> Option<Prefix>;
+    fn has_network(&self, p: Prefix) -> bool;
+    fn push_network(&mut self, n: Network);
+    /// Removes network `p`; false if there is none.
+    fn remove_network(&mut self, p: Prefix) -> bool;
+    fn has_route(&self, p: Prefix, nh: IpAddr) -> bool;
+    /// Number of static routes for `p`.
+    fn route_count(&self, p: Prefix) -> usize;
+    /// Checks that `nh` is a neighbor of the family of `p` (see `Config::check_static_route`).
+    fn check_route(&self, p: Prefix, nh: IpAddr) -> Result<(), String>;
+    /// Appends a route (not present yet).
+    fn push_route(&mut self, r: StaticRoute);
+    /// Removes the (present) route `p` via `nh`.
+    fn remove_route(&mut self, p: Prefix, nh: IpAddr);
+}
+
+impl ConfigEdit for Config {
+    fn bgp_head(&self) -> Option<BgpHead> {
+        self.bgp.as_ref().map(BgpHead::of)
+    }
+    fn set_bgp_head(&mut self, h: BgpHead) {
+        let b = self.bgp.get_or_insert_with(|| Bgp {
+            asn: h.asn,
+            label_mode: h.label_mode,
+            pop_go: h.pop_go,
+            label_base: h.label_base,
+            networks: Vec::new(),
+        });
+        (b.asn, b.label_mode, b.pop_go, b.label_base) = (h.asn, h.label_mode, h.pop_go, h.label_base);
+    }
+    fn labelled_network(&self) -> Option<Prefix> {
+        self.bgp.as_ref()?.networks.iter().find(|n| n.label.is_some()).map(|n| n.prefix)
+    }
+    fn network_with_label(&self, l: u32) -> Option<Prefix> {
+        self.bgp.as_ref()?.networks.iter().find(|n| n.label == Some(l)).map(|n| n.prefix)
+    }
+    fn has_network(&self, p: Prefix) -> bool {
+        self.bgp.as_ref().is_some_and(|b| b.networks.iter().any(|n| n.prefix == p))
+    }
+    fn push_network(&mut self, n: Network) {
+        if let Some(b) = self.bgp.as_mut() {
+            b.networks.push(n);
+        }
+    }
+    fn remove_network(&mut self, p: Prefix) -> bool {
+        let Some(b) = self.bgp.as_mut() else { return false };
+        match b.networks.iter().position(|n| n.prefix == p) {
+            Some(at) => {
+                b.networks.remove(at);
+                true
+            }
+            None => false,
+        }
+    }
+    fn has_route(&self, p: Prefix, nh: IpAddr) -> bool {
+        self.static_routes.iter().any(|r| r.prefix == p && r.next_hop == nh)
+    }
+    fn route_count(&self, p: Prefix) -> usize {
+        self.static_routes.iter().filter(|r| r.prefix == p).count()
+    }
+    fn check_route(&self, p: Prefix, nh: IpAddr) -> Result<(), String> {
+        self.check_static_route(p, nh)
+    }
+    fn push_route(&mut self, r: StaticRoute) {
+        self.static_routes.push(r);
+    }
+    fn remove_route(&mut self, p: Prefix, nh: IpAddr) {
+        if let Some(at) = self.static_routes.iter().position(|r| r.prefix == p && r.next_hop == nh) {
+            self.static_routes.remove(at);
+        }
+    }
+}
+
+/// Applies `e` to `cfg`, or leaves `cfg` untouched and says why not. `Ok(false)` means
+/// the edit changes nothing (e.g. re-entering an existing route) and need not be kept.
+pub fn apply<C: ConfigEdit + ?Sized>(cfg: &mut C, e: &Edit) -> Result<bool, String> {
+    match e {
+        Edit::CreateBgp(asn) => match cfg.bgp_head() {
+            Some(b) if b.asn == *asn => Ok(false),
+            Some(b) => Err(format!("BGP is already running with AS {}; the AS number cannot be changed here", b.asn)),
+            None => {
+                cfg.set_bgp_head(BgpHead {
+                    asn: *asn,
+                    label_mode: LabelMode::PerRoute,
+                    pop_go: false,
+                    label_base: DEFAULT_LABEL_BASE,
+                });
+                Ok(true)
+            }
+        },
+        Edit::PopGo(on) => {
+            let mut b = cfg.bgp_head().ok_or("no BGP instance")?;
+            let changed = b.pop_go != *on;
+            b.pop_go = *on;
+            cfg.set_bgp_head(b);
+            Ok(changed)
+        }
+        Edit::LabelMode(m) => {
+            let mut b = cfg.bgp_head().ok_or("no BGP instance")?;
+            if *m != LabelMode::PerRoute {
+                if let Some(p) = cfg.labelled_network() {
+                    return Err(format!(
+                        "network {p} has a static label, which needs apply-label per-route (undo it first)"
+                    ));
+                }
+            }
+            let changed = b.label_mode != *m;
+            b.label_mode = *m;
+            cfg.set_bgp_head(b);
+            Ok(changed)
+        }
+        Edit::AddNetwork(n) => {
+            if cfg.route_count(n.prefix) == 0 {
+                return Err(format!("no static route for {} (a network must match a static route's prefix)", n.prefix));
+            }
+            let bgp = cfg.bgp_head().ok_or("no [bgp] instance")?;
+            if cfg.has_network(n.prefix) {
+                return Err(format!("duplicate network {}", n.prefix));
+            }
+            if let Some(l) = n.label {
+                if bgp.label_mode != LabelMode::PerRoute {
+                    return Err(format!(
+                        "a static label is only valid with label_mode = \"per-route\" (network {})",
+                        n.prefix
+                    ));
+                }
+                if let Some(o) = cfg.network_with_label(l) {
+                    return Err(format!("duplicate label {l} (already used by network {o})"));
+                }
+            }
+            cfg.push_network(n.clone());
+            Ok(true)
+        }
+        Edit::DelNetwork(p) => {
+            cfg.bgp_head().ok_or("no BGP instance")?;
+            if !cfg.remove_network(*p) {
+                return Err(format!("network {p} does not exist"));
+            }
+            Ok(true)
+        }
+        Edit::AddRoute(r) => {
+            if cfg.has_route(r.prefix, r.next_hop) {
+                return Ok(false);
+            }
+            cfg.check_route(r.prefix, r.next_hop)?;
+            cfg.push_route(r.clone());
+            Ok(true)
+        }
+        Edit::DelRoute(p, nh) => {
+            if !cfg.has_route(*p, *nh) {
+                return Err(format!("static route {p} via {nh} does not exist"));
+            }
+            if cfg.has_network(*p) && cfg.route_count(*p) <= 1 {
+                return Err(format!(
+                    "network {p} is imported into BGP and needs this route; run `undo network {} {}` in the bgp view first",
+                    p.addr, p.len
+                ));
+            }
+            cfg.remove_route(*p, *nh);
+            Ok(true)
+        }
+    }
+}
+
+/// What a list of applied edits means to `ilm::patch`.
+pub fn delta_of<'a>(edits: impl IntoIterator<Item = &'a Edit>) -> Delta {
+    let mut d = Delta::default();
+    for e in edits {
+        match e {
+            Edit::CreateBgp(_) | Edit::LabelMode(_) => d.rebuild = true,
+            Edit::PopGo(_) => {} // patch compares the final pop-go setting
+            Edit::AddNetwork(n) => d.networks_added.push(n.clone()),
+            Edit::DelNetwork(p) => d.networks_removed.push(*p),
+            Edit::AddRoute(r) => d.routes.push(r.prefix),
+            Edit::DelRoute(p, _) => d.routes.push(*p),
+        }
+    }
+    d
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_rejected_edit_leaves_the_config_untouched() {
+        let cfg = Config::parse(include_str!("../../../pcaps/seed.toml")).unwrap();
+        let p = |s: &str| Prefix::parse(s).unwrap();
+        let bad = [
+            Edit::AddNetwork(Network { prefix: p("10.9.0.0/16"), label: None, line: 1 }),
+            Edit::AddNetwork(Network { prefix: p("10.1.1.0/30"), label: Some(48122), line: 1 }),
+            Edit::DelNetwork(p("10.9.0.0/16")),
+            Edit::AddRoute(StaticRoute {
+                prefix: p("10.9.0.0/16"),
+                next_hop: "192.168.99.1".parse().unwrap(),
+                line: 1,
+            }),
+            Edit::DelRoute(p("10.1.1.0/24"), "192.168.10.1".parse().unwrap()),
+            Edit::DelRoute(p("10.1.1.0/24"), "192.168.20.1".parse().unwrap()),
+            Edit::LabelMode(LabelMode::PerNexthop),
+            Edit::CreateBgp(200),
+        ];
+        for e in bad {
+            let mut c = cfg.clone();
+            assert!(apply(&mut c, &e).is_err(), "{e:?}");
+            assert_eq!(c, cfg, "{e:?} changed the config");
+        }
+        let mut c = cfg.clone();
+        assert_eq!(apply(&mut c, &Edit::CreateBgp(100)), Ok(false));
+        assert_eq!(apply(&mut c, &Edit::PopGo(true)), Ok(false));
+        assert_eq!(apply(&mut c, &Edit::PopGo(false)), Ok(true));
+    }
+}

@@ -1,0 +1,113 @@
+//! What every command shares: errors that carry their exit code, and loading the
+//! inputs (config, capture, tables) with messages that name the file.
+//!
+//! Usage, config and input errors exit 2; runtime failures exit 1.
+
+use crate::config::Config;
+use crate::io::pcap::Capture;
+use anyhow::Context;
+use clap::Args;
+use std::path::Path;
+
+/// An error with its exit code.
+pub struct Failure {
+    pub code: u8,
+    pub err: anyhow::Error,
+}
+
+/// A usage, config or input error: exit code 2.
+pub fn usage(err: impl Into<anyhow::Error>) -> Failure {
+    Failure { code: 2, err: err.into() }
+}
+
+/// A runtime failure: exit code 1.
+pub fn runtime(err: impl Into<anyhow::Error>) -> Failure {
+    Failure { code: 1, err: err.into() }
+}
+
+pub fn load_config(path: &Path) -> Result<Config, Failure> {
+    Config::load(path).with_context(|| format!("config {}", path.display())).map_err(usage)
+}
+
+pub fn load_capture(path: &Path) -> Result<Capture, Failure> {
+    Capture::open(path).with_context(|| format!("input {}", path.display())).map_err(usage)
+}
+
+pub fn build(cfg: &Config) -> Result<crate::ilm::Snapshot, Failure> {
+    crate::ilm::build(cfg, 0).context("building tables from the config").map_err(usage)
+}
+
+/// Worker placement and burst size, shared by `replay` and `bench`.
+#[derive(Args, Debug, Clone)]
+pub struct WorkerArgs {
+    #[arg(long, default_value_t = 1)]
+    pub workers: usize,
+    /// Cores to pin workers to, e.g. `0,1` or `0-1` (default: highest-numbered first).
+    #[arg(long)]
+    pub cores: Option<String>,
+    /// Packets per burst (1..=256).
+    #[arg(long, default_value_t = crate::dataplane::BURST)]
+    pub burst: usize,
+}
+
+impl WorkerArgs {
+    /// Checks the ranges and the cores; returns the core of each worker slot.
+    pub fn check(&self) -> Result<Vec<usize>, Failure> {
+        if self.workers == 0 || self.workers > 256 {
+            return Err(usage(anyhow::anyhow!("--workers must be in 1..=256")));
+        }
+        if !(1..=crate::dataplane::MAX_BURST).contains(&self.burst) {
+            return Err(usage(anyhow::anyhow!("--burst must be in 1..={}", crate::dataplane::MAX_BURST)));
+        }
+        match &self.cores {
+            Some(c) => {
+                let v = crate::sys::affinity::parse_core_list(c).map_err(|e| usage(anyhow::anyhow!("--cores: {e}")))?;
+                crate::sys::affinity::check_cores(&v).map_err(|e| usage(anyhow::anyhow!("--cores: {e}")))?;
+                Ok(v)
+            }
+            None => Ok(crate::sys::affinity::default_cores(self.workers)),
+        }
+    }
+}
+
+/// Replay pacing, as tcpreplay spells it. The default is --topspeed.
+#[derive(Args, Debug, Default, Clone)]
+pub struct PaceArgs {
+    /// Packets per second (all workers together).
+    #[arg(long, group = "pace")]
+    pub pps: Option<f64>,
+    /// Megabits per second of frame bytes.
+    #[arg(long, group = "pace")]
+    pub mbps: Option<f64>,
+    /// Follow the capture's timestamps, scaled by X (2 = twice as fast).
+    #[arg(long, group = "pace")]
+    pub speed: Option<f64>,
+    /// As fast as possible (the default).
+    #[arg(long, group = "pace")]
+    pub topspeed: bool,
+}
+
+impl PaceArgs {
+    /// The pacing for a capture (`--mbps` is converted with the capture's mean frame size).
+    pub fn resolve(&self, cap: &Capture) -> Result<Option<crate::replay::Pace>, Failure> {
+        use crate::replay::Pace;
+        let positive = |name: &str, v: f64| {
+            if v.is_finite() && v > 0.0 {
+                Ok(v)
+            } else {
+                Err(usage(anyhow::anyhow!("--{name} must be a positive number")))
+            }
+        };
+        Ok(if let Some(p) = self.pps {
+            Some(Pace::Pps(positive("pps", p)?))
+        } else if let Some(m) = self.mbps {
+            let bytes: u64 = cap.records().iter().map(|r| r.caplen as u64).sum();
+            let mean = bytes as f64 / cap.len().max(1) as f64;
+            Some(Pace::Pps(positive("mbps", m)? * 1e6 / 8.0 / mean.max(1.0)))
+        } else if let Some(x) = self.speed {
+            Some(Pace::Speed(positive("speed", x)?))
+        } else {
+            None
+        })
+    }
+}
