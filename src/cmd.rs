@@ -89,8 +89,8 @@ pub struct PaceArgs {
 
 impl PaceArgs {
     /// The pacing for a capture (`--mbps` is converted with the capture's mean frame size).
-    pub fn resolve(&self, cap: &Capture) -> Result<Option<crate::replay::Pace>, Failure> {
-        use crate::replay::Pace;
+    pub fn resolve(&self, cap: &Capture) -> Result<Option<crate::io::capture::Pace>, Failure> {
+        use crate::io::capture::Pace;
         let positive = |name: &str, v: f64| {
             if v.is_finite() && v > 0.0 {
                 Ok(v)

@@ -5,11 +5,10 @@
 
 use crate::cmd::{load_capture, load_config, runtime, usage, Failure};
 use crate::config::Config;
-use crate::dataplane::{process_burst, BurstCtx, Verdict, BURST};
+use crate::dataplane::{Verdict, BURST};
 use crate::ilm::{build, BuildError, Snapshot};
-use crate::io::mem::MemFrame;
+use crate::io::capture::trace;
 use crate::io::pcap::Capture;
-use crate::stats::WorkerStats;
 use crate::wire::ethernet::{Frame, ETHERTYPE_MPLS};
 use crate::wire::mpls::{LabelStack, FIRST_UNRESERVED};
 use anyhow::Context;
@@ -60,35 +59,17 @@ fn deciding_label(d: &[u8]) -> Option<u32> {
     None
 }
 
+/// Each packet's fate (`port name` or `dropped:<reason>`) in input order, and the
+/// totals, from one pass of the worker loop over the capture.
 fn run(snap: &Snapshot, cap: &Capture, names: &[String]) -> (Vec<String>, BTreeMap<String, u64>) {
-    let mut ctx = BurstCtx::new();
-    let mut stats = WorkerStats::default();
-    let mut out = Vec::with_capacity(cap.len());
-    let mut verdicts = [Verdict::default(); BURST];
-    let mut frames: Vec<MemFrame> = vec![MemFrame::default(); BURST];
-    for chunk in (0..cap.len()).collect::<Vec<_>>().chunks(BURST) {
-        let mut k = 0;
-        let mut oversize = Vec::new();
-        for &i in chunk {
-            if frames[k].load(i as u64, cap.packet(i)) {
-                k += 1;
-            } else {
-                oversize.push(i);
-            }
-        }
-        process_burst(snap, &mut frames[..k], &mut verdicts[..k], &mut ctx, &mut stats);
-        let mut vs = verdicts[..k].iter();
-        for &i in chunk {
-            if oversize.contains(&i) {
-                out.push("dropped:oversize".to_string());
-                continue;
-            }
-            out.push(match vs.next() {
-                Some(Verdict::Forward(p)) => names.get(*p as usize).cloned().unwrap_or_else(|| format!("port{p}")),
-                Some(Verdict::Drop(r)) => format!("dropped:{}", r.name()),
-                None => "dropped".into(),
-            });
-        }
+    let (_, trace) = trace(snap, cap, BURST, false);
+    // Frames that never reached the data path were dropped at RX: oversize.
+    let mut out = vec!["dropped:oversize".to_string(); cap.len()];
+    for (seq, v, _) in trace {
+        out[seq as usize] = match v {
+            Verdict::Forward(p) => names.get(p as usize).cloned().unwrap_or_else(|| format!("port{p}")),
+            Verdict::Drop(r) => format!("dropped:{}", r.name()),
+        };
     }
     let mut totals = BTreeMap::new();
     for o in &out {

@@ -21,6 +21,7 @@ pub mod cmd;
 pub mod control;
 pub mod diff;
 pub mod display;
+pub mod engine;
 pub mod gen;
 pub mod replay;
 pub mod run;

@@ -46,7 +46,7 @@ impl Running {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("run/popgo.sock");
         let stop = Arc::new(AtomicBool::new(false));
-        let handle = serve(&path, plane(cfg, 2), Arc::clone(&stop)).unwrap();
+        let handle = serve(Some(&path), plane(cfg, 2), Arc::clone(&stop)).unwrap();
         Running { _dir: dir, path, stop, handle: Some(handle) }
     }
 
@@ -167,7 +167,7 @@ fn bad_input_and_vanishing_peers_leave_the_plane_working() {
 #[test]
 fn socket_ownership_live_instance_and_stale_file() {
     let run = Running::start(seed(true));
-    let again = serve(&run.path, plane(seed(true), 1), Arc::new(AtomicBool::new(false)));
+    let again = serve(Some(&run.path), plane(seed(true), 1), Arc::new(AtomicBool::new(false)));
     assert!(matches!(again, Err(ControlError::InUse { .. })), "a live instance holds the path");
     run.client(); // the first instance is unaffected
     drop(run);
@@ -177,7 +177,7 @@ fn socket_ownership_live_instance_and_stale_file() {
     drop(UnixListener::bind(&stale).unwrap()); // leaves the file behind
     assert!(stale.exists());
     let stop = Arc::new(AtomicBool::new(false));
-    let h = serve(&stale, plane(seed(true), 1), Arc::clone(&stop)).expect("stale socket replaced");
+    let h = serve(Some(&stale), plane(seed(true), 1), Arc::clone(&stop)).expect("stale socket replaced");
     let (_, g) = Client::connect(&stale).unwrap();
     assert!(g.ok);
     stop.store(true, Ordering::Release);
@@ -185,7 +185,7 @@ fn socket_ownership_live_instance_and_stale_file() {
 
     let not_socket = dir.path().join("file");
     std::fs::write(&not_socket, "keep me").unwrap();
-    let r = serve(&not_socket, plane(seed(true), 1), Arc::new(AtomicBool::new(false)));
+    let r = serve(Some(&not_socket), plane(seed(true), 1), Arc::new(AtomicBool::new(false)));
     assert!(matches!(r, Err(ControlError::NotASocket { .. })));
     assert_eq!(std::fs::read_to_string(&not_socket).unwrap(), "keep me");
 }

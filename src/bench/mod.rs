@@ -18,10 +18,14 @@ pub mod plot;
 pub mod verdict;
 
 use crate::cmd::{runtime, usage, Failure, PaceArgs};
+use crate::engine::{self, MakeQueue, Report, Tables};
 use crate::ilm::Snapshot;
-use crate::io::pcap::{Capture, Record};
-use crate::replay::{replay_with, Pace, ReplayOpts, ReplayResult, SnapshotSource};
+use crate::io::capture::{CaptureQueue, Count, Pace};
+use crate::io::pcap::Capture;
+use crate::io::{PacketMut, Rx, RxQueue, TxQueue, Verdict};
+use crate::replay::{CaptureQueues, ReplayOpts};
 use crate::stats::board::StatsBoard;
+use crate::stats::WorkerStats;
 use crate::traffic::profile::Profile;
 use anyhow::{anyhow, Context};
 use clap::Args;
@@ -30,6 +34,7 @@ use json::{BenchDoc, LatencyDoc, Percentiles, Repetition, RunInfo, Summary, Work
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use verdict::Spread;
 
@@ -154,40 +159,65 @@ pub fn gen_profile(a: GenProfileArgs) -> Result<(), Failure> {
     Ok(())
 }
 
-/// The deliberate slowdown of the gate demonstration: at the top of each burst, before
+/// The deliberate slowdown of the gate demonstration: after each RX burst, before
 /// `process_burst`, it reads every byte of the burst's packets `passes` times (a serial
-/// dependency chain, so it cannot be vectorised away). It follows replay's burst order:
-/// worker `w` handles bursts `w, w + workers, ...` of every loop.
-struct ExtraPass<'a> {
-    snap: &'a Snapshot,
-    recs: &'a [Record],
-    data: &'a [u8],
+/// dependency chain, so it cannot be vectorised away). A queue wrapped around the
+/// capture queue, so the worker loop itself is the one every mode uses.
+struct ExtraPass<Q> {
+    q: Q,
     passes: u32,
-    burst: usize,
-    w: usize,
-    workers: usize,
-    next: usize,
 }
 
-impl SnapshotSource for ExtraPass<'_> {
-    fn begin_burst(&mut self) -> &Snapshot {
-        let n = self.recs.len();
-        let start = (self.next * self.burst).min(n);
-        let chunk = &self.recs[start..(start + self.burst).min(n)];
-        let mut acc = 0u64;
-        for _ in 0..self.passes {
-            for r in chunk {
-                for &b in &self.data[r.offset as usize..r.offset as usize + r.caplen as usize] {
-                    acc = acc.rotate_left(5) ^ b as u64;
+impl<Q: RxQueue> RxQueue for ExtraPass<Q> {
+    type Pkt = Q::Pkt;
+
+    fn rx_burst(&mut self, max: usize, stats: &mut WorkerStats) -> Rx {
+        let rx = self.q.rx_burst(max, stats);
+        if let Rx::Burst(_) = rx {
+            let mut acc = 0u64;
+            for _ in 0..self.passes {
+                for p in self.q.burst().iter() {
+                    for &b in p.data() {
+                        acc = acc.rotate_left(5) ^ b as u64;
+                    }
                 }
             }
+            std::hint::black_box(acc);
         }
-        std::hint::black_box(acc);
-        self.next += self.workers;
-        if self.next >= n.div_ceil(self.burst) {
-            self.next = self.w;
-        }
-        self.snap
+        rx
+    }
+
+    fn burst(&mut self) -> &mut [Q::Pkt] {
+        self.q.burst()
+    }
+
+    fn pace(&mut self) -> bool {
+        self.q.pace()
+    }
+}
+
+impl<Q: TxQueue> TxQueue for ExtraPass<Q> {
+    fn tx_burst(&mut self, verdicts: &[Verdict], stats: &mut WorkerStats) {
+        self.q.tx_burst(verdicts, stats);
+    }
+}
+
+/// The capture queues of a benchmark with the extra pass.
+struct SlowQueues<'a> {
+    inner: CaptureQueues<'a, Count>,
+    passes: u32,
+}
+
+impl<'a> MakeQueue for SlowQueues<'a> {
+    type Queue = ExtraPass<CaptureQueue<'a, Count>>;
+    type Output = Count;
+
+    fn make(&self, w: usize) -> Result<Self::Queue, Failure> {
+        Ok(ExtraPass { q: self.inner.make(w)?, passes: self.passes })
+    }
+
+    fn finish(&self, q: Self::Queue) -> Count {
+        q.q.sink
     }
 }
 
@@ -197,32 +227,22 @@ struct Bench<'a> {
     cap: &'a Capture,
     opts: ReplayOpts,
     extra_pass: u32,
-    board: &'a StatsBoard,
+    board: &'a Arc<StatsBoard>,
 }
 
 impl Bench<'_> {
-    fn replay(&self, loops: u64) -> ReplayResult {
+    fn replay(&self, loops: u64) -> Result<Report<Count>, Failure> {
         let opts = ReplayOpts { loops, ..self.opts.clone() };
-        let workers = opts.workers.max(1);
-        for w in 0..workers {
+        for w in 0..opts.workers.max(1) {
             self.board.publish(w, &Default::default());
         }
+        let plan = crate::replay::plan(&opts);
+        let inner = CaptureQueues { cap: self.cap, opts: &opts, sink: || Count };
+        let (tables, board) = (Tables::Fixed(self.snap), Arc::clone(self.board));
         if self.extra_pass == 0 {
-            replay_with(vec![self.snap; workers], self.cap, &opts, Some(self.board))
+            engine::forward(&plan, tables, &inner, board, || {}, |_| {})
         } else {
-            let sources = (0..workers)
-                .map(|w| ExtraPass {
-                    snap: self.snap,
-                    recs: self.cap.records(),
-                    data: self.cap.data(),
-                    passes: self.extra_pass,
-                    burst: opts.burst,
-                    w,
-                    workers,
-                    next: w,
-                })
-                .collect();
-            replay_with(sources, self.cap, &opts, Some(self.board))
+            engine::forward(&plan, tables, &SlowQueues { inner, passes: self.extra_pass }, board, || {}, |_| {})
         }
     }
 }
@@ -336,7 +356,7 @@ pub fn main(a: BenchArgs) -> Result<(), Failure> {
         pace,
         ..ReplayOpts::default()
     };
-    let board = StatsBoard::new(a.w.workers);
+    let board = Arc::new(StatsBoard::new(a.w.workers));
     let bench = Bench { snap: &snap, cap: &cap, opts, extra_pass: a.extra_pass, board: &board };
     let progress = Progress::default();
     let start = Instant::now();
@@ -352,9 +372,9 @@ pub fn main(a: BenchArgs) -> Result<(), Failure> {
             r
         };
         let run = |loops: u64| {
-            let r = bench.replay(loops);
+            let r = bench.replay(loops)?;
             progress.done.fetch_add(r.stats.rx_pkts, Ordering::Relaxed);
-            r
+            Ok::<_, Failure>(r)
         };
         // Loops per repetition: given, or calibrated to --duration.
         let loops = match a.loops {
@@ -363,7 +383,10 @@ pub fn main(a: BenchArgs) -> Result<(), Failure> {
                 let target = a.duration.unwrap_or(DEFAULT_DURATION_S);
                 let mut l = 1u64;
                 loop {
-                    let r = run(l);
+                    let r = match run(l) {
+                        Ok(r) => r,
+                        Err(f) => return finish(Err(f)),
+                    };
                     let ms = r.elapsed_ns / 1_000_000;
                     if ms >= CALIBRATE_MIN_MS || l >= 1 << 40 {
                         let pps = r.stats.rx_pkts as f64 * 1e9 / r.elapsed_ns.max(1) as f64;
@@ -376,12 +399,17 @@ pub fn main(a: BenchArgs) -> Result<(), Failure> {
         let total = progress.done.load(Ordering::Relaxed) + (a.warmup + a.repeat) as u64 * loops * n;
         progress.total.store(total, Ordering::Relaxed);
         for _ in 0..a.warmup {
-            run(loops);
+            if let Err(f) = run(loops) {
+                return finish(Err(f));
+            }
         }
         let started = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
         let mut results = Vec::with_capacity(a.repeat);
         for _ in 0..a.repeat {
-            let r = run(loops);
+            let r = match run(loops) {
+                Ok(r) => r,
+                Err(f) => return finish(Err(f)),
+            };
             if !r.stats.balanced() {
                 return finish(Err(runtime(anyhow!("accounting mismatch: rx != tx + drops"))));
             }

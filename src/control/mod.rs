@@ -303,13 +303,26 @@ impl ControlPlane {
         }
     }
 
-    /// Replaces the whole running config as one commit (SIGHUP). Sessions keep their
-    /// pending lines; they are re-applied onto the new config at their commit.
+    /// Replaces the whole running config as one commit (SIGHUP). What VRP edits can
+    /// express (routes, networks, labels, pop-go) goes through the incremental commit
+    /// path; other changes rebuild the tables in full. Sessions keep their pending
+    /// lines; they are re-applied onto the new config at their commit.
     pub fn reload(&mut self, cfg: Config) -> Result<CommitReport, String> {
         if cfg.ports.iter().map(|p| &p.name).ne(self.port_names.iter()) {
             return Err("ports changed: restart popgo to change ports".into());
         }
-        self.install_full(cfg)
+        match rules::edits_between(self.running(), &cfg) {
+            // Labels, routes, networks and pop-go: the commit path of a VRP session.
+            Some(edits) => {
+                let mut ov = Overlay::default();
+                for e in &edits {
+                    rules::apply(&mut Cand { run: &self.running, ov: &mut ov }, e)?;
+                }
+                self.install_edits(&ov, edits)
+            }
+            // Neighbors, TTL mode, AS number, label base: a full build.
+            None => self.install_full(cfg),
+        }
     }
 
     /// Runs one line of session `s`.
@@ -493,7 +506,7 @@ impl ControlPlane {
         let t0 = Instant::now();
         let next_gen = self.generation + 1;
         let undo = self.running.commit(ov);
-        let delta = rules::delta_of(&edits);
+        let delta = crate::ilm::Delta::of_edits(&edits);
         let patched = patch(self.publisher.current(), &mut self.index, &self.running, &delta, next_gen);
         let (snap, kind) = match patched {
             Some(snap) => (snap, BuildKind::Incremental),

@@ -84,28 +84,38 @@ enum Msg {
     Closed { id: u64 },
 }
 
-/// Listens on `path` and runs the control thread until `stop` is set; the thread
-/// returns the plane (so the caller can print its final stats). The socket file is
-/// removed when the thread ends.
+/// Runs the control thread until `stop` is set, listening on `path` when given (without
+/// one it only does the plane's housekeeping: reclamation and SIGHUP reloads). The
+/// thread returns the plane, so the caller can print its final stats. The socket file
+/// is removed when the thread ends.
 pub fn serve(
-    path: &Path,
+    path: Option<&Path>,
     plane: ControlPlane,
     stop: Arc<AtomicBool>,
 ) -> Result<JoinHandle<ControlPlane>, ControlError> {
-    let listener = bind(path)?;
-    listener.set_nonblocking(true).map_err(io_err(path, "set_nonblocking"))?;
-    let path = path.to_path_buf();
+    let listener = match path {
+        Some(p) => {
+            let l = bind(p)?;
+            l.set_nonblocking(true).map_err(io_err(p, "set_nonblocking"))?;
+            Some((l, p.to_path_buf()))
+        }
+        None => None,
+    };
     std::thread::Builder::new()
         .name("popgo-ctl".into())
-        .spawn(move || control_loop(listener, &path, plane, &stop))
+        .spawn(move || control_loop(listener, plane, &stop))
         .map_err(|source| ControlError::Io { path: String::new(), what: "spawning the control thread", source })
 }
 
-fn control_loop(listener: UnixListener, path: &Path, mut plane: ControlPlane, stop: &Arc<AtomicBool>) -> ControlPlane {
+fn control_loop(
+    listener: Option<(UnixListener, PathBuf)>,
+    mut plane: ControlPlane,
+    stop: &Arc<AtomicBool>,
+) -> ControlPlane {
     let (tx, rx) = mpsc::channel::<Msg>();
     let mut sessions = HashMap::new();
     while !stop.load(Ordering::Acquire) {
-        loop {
+        while let Some((listener, path)) = &listener {
             match listener.accept() {
                 Ok((stream, _)) => {
                     let s = plane.new_session();
@@ -153,7 +163,9 @@ fn control_loop(listener: UnixListener, path: &Path, mut plane: ControlPlane, st
         }
         plane.tick();
     }
-    let _ = std::fs::remove_file(path);
+    if let Some((_, path)) = &listener {
+        let _ = std::fs::remove_file(path);
+    }
     plane
 }
 

@@ -32,7 +32,7 @@ pub fn send(iface: &str, pcap: &std::path::Path, repeat: u64, gap: Duration) -> 
     let cap = crate::io::pcap::Capture::open(pcap).with_context(|| pcap.display().to_string())?;
     // Our program first, so that libbpf does not attach its own (io::xdp docs).
     let _prog = MplsRedirect::attach(iface, true).with_context(|| format!("attaching XDP to {iface}"))?;
-    let mut area = SharedArea::new(2 * RING as usize, crate::run::worker::FRAME_SIZE)?;
+    let mut area = SharedArea::new(2 * RING as usize, crate::io::afxdp::queue::FRAME_SIZE)?;
     let mut port = Port::new(&area, iface, 0, port_cfg(None))?;
     let mut pending = new_pending();
     let mut sent = 0u64;
@@ -152,7 +152,7 @@ pub struct GenOpts {
 pub fn gen(o: &GenOpts) -> Result<u64> {
     let src = iface_mac(&o.iface)?;
     let _prog = MplsRedirect::attach(&o.iface, true).with_context(|| format!("attaching XDP to {}", o.iface))?;
-    let mut area = SharedArea::new(2 * RING as usize, crate::run::worker::FRAME_SIZE)?;
+    let mut area = SharedArea::new(2 * RING as usize, crate::io::afxdp::queue::FRAME_SIZE)?;
     let mut port = Port::new(&area, &o.iface, 0, port_cfg(o.tx_budget))?;
     // Every frame permanently holds one template (nothing is received into these
     // frames: the fill ring stays empty), so completions are resent as they are.

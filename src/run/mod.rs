@@ -1,44 +1,36 @@
-//! `popgo run`: the forwarder on real interfaces over AF_XDP (issue 3).
+//! `popgo run`: the forwarder on real interfaces over AF_XDP.
 //!
-//! Owns the lifecycle: check the options and the interfaces, attach the MPLS-only XDP
-//! program to every port's interface, start one pinned worker per queue set (each
-//! creates and owns its sockets), print periodic stats, reload the config on SIGHUP,
-//! and on SIGINT/SIGTERM (or `--duration`) stop the workers, drain TX, print the final
-//! report and detach the programs.
+//! Checks the options and the interfaces, attaches the MPLS-only XDP program to every
+//! port's interface, then hands over to the engine: one pinned worker per queue set,
+//! each polling its own AF_XDP sockets (`io::afxdp::queue`) in the one worker loop,
+//! with live tables behind the control plane. So the control socket (`--control`),
+//! `display popgo statistics`, the two-stage commit and SIGHUP reloads work here as
+//! they do in `replay --control`. On SIGINT/SIGTERM (or `--duration`) the workers
+//! stop and drain TX, the final report is printed and the programs are detached.
 //!
-//! [`start`] returns a [`Running`] handle that keeps the QSBR [`Publisher`] on the
-//! control thread, so a control plane can publish new snapshots while `run` runs.
 //! No `unsafe` here: the FFI lives in `io::afxdp`, `io::xdp` and `sys::*`.
 
 pub mod lab;
-pub mod tx;
-pub mod worker;
 
 use crate::cmd::{load_config, runtime, usage, Failure};
 use crate::config::Config;
 use crate::dataplane::{BURST, MAX_BURST};
-use crate::ilm::Snapshot;
+use crate::engine::{self, Live, MakeQueue, Plan, Report, Tables, Tick};
+use crate::io::afxdp::queue::{QueueSetup, SocketInfo, XskQueue};
+use crate::io::afxdp::tx::TX_DRAIN;
 use crate::io::afxdp::{self as xsk, BindMode, KickPolicy, PortConfig};
 use crate::io::xdp::{MplsRedirect, XdpMode};
-use crate::qsbr::{PublishReport, Publisher};
 use crate::stats::board::StatsBoard;
-use crate::stats::{report, DropReason, Latency, WorkerStats, MAX_PORTS};
+use crate::stats::{report, DropReason, WorkerStats, MAX_PORTS};
 use anyhow::anyhow;
 use clap::Args;
 use serde_json::json;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{mpsc, Arc};
-use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
-use worker::{Outcome, Setup, SocketInfo};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 /// Default ring size (fill, completion, RX and TX; entries).
 pub const DEFAULT_RING_SIZE: u32 = 2048;
-/// How often the control thread looks at signals and the deadline.
-const CONTROL_TICK: Duration = Duration::from_millis(20);
-/// How long `start` waits for every worker to bind its sockets.
-const SETUP_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// `popgo run` arguments.
 #[derive(Args, Debug, Clone)]
@@ -79,7 +71,7 @@ pub struct RunArgs {
     #[arg(long)]
     pub duration: Option<f64>,
     /// Longest a partial TX batch waits, in µs.
-    #[arg(long, default_value_t = tx::TX_DRAIN.as_micros() as u64)]
+    #[arg(long, default_value_t = TX_DRAIN.as_micros() as u64)]
     pub tx_drain_us: u64,
     /// Raise the copy-mode TX frames per kick (`XDP_MAX_TX_SKB_BUDGET`, kernel >= 6.17).
     #[arg(long)]
@@ -87,6 +79,11 @@ pub struct RunArgs {
     /// TX wakeups: `always` (whenever frames are in flight) or `backlog`.
     #[arg(long, default_value = "always")]
     pub kick: String,
+    /// Serve the control socket at PATH: `popgo ctl --socket PATH` changes labels,
+    /// routes, networks and pop-go live (the seed procedure works verbatim). Without a
+    /// value: /run/popgo/control.sock.
+    #[arg(long, num_args = 0..=1, default_missing_value = crate::control::DEFAULT_SOCKET)]
+    pub control: Option<PathBuf>,
 }
 
 /// Checked options of a run (everything but the config).
@@ -114,7 +111,7 @@ impl Default for RunOpts {
             ring_size: DEFAULT_RING_SIZE,
             mode: BindMode::Auto,
             xdp_native: true,
-            tx_drain: tx::TX_DRAIN,
+            tx_drain: TX_DRAIN,
             tx_budget: None,
             kick: KickPolicy::Always,
         }
@@ -193,34 +190,6 @@ fn xsk_max_queues() -> u32 {
     crate::io::xdp::XSKMAP_ENTRIES
 }
 
-/// A running data plane. Dropping it without [`Running::stop`] still stops the workers
-/// and detaches the programs (without a report).
-pub struct Running {
-    /// Publishes new snapshots to the workers (control thread only).
-    pub publisher: Publisher<Snapshot>,
-    board: Arc<StatsBoard>,
-    stop: Arc<AtomicBool>,
-    workers: Vec<JoinHandle<Outcome>>,
-    sockets: Vec<SocketInfo>,
-    /// Detached after the workers (and their sockets) are gone: see `io::xdp` docs.
-    xdp: Vec<MplsRedirect>,
-    cfg: Config,
-    started: Instant,
-    generation: u64,
-}
-
-/// The final counters of a run.
-pub struct RunReport {
-    pub stats: WorkerStats,
-    pub latency: Latency,
-    pub elapsed_ns: u64,
-    pub workers: Vec<Outcome>,
-    /// Kernel socket counters read just before the stop: (socket, counters).
-    pub kernel: Vec<(SocketInfo, xsk::XdpStatistics)>,
-    /// Workers that panicked (their counters are missing from `stats`).
-    pub panicked: usize,
-}
-
 fn failure_for(e: &std::io::Error, what: String) -> Failure {
     if e.kind() == std::io::ErrorKind::PermissionDenied {
         return bad(format!(
@@ -236,9 +205,9 @@ fn failure_for(e: &std::io::Error, what: String) -> Failure {
     }
 }
 
-/// Checks the interfaces, attaches the XDP programs, starts the workers and waits
-/// until every socket is bound.
-pub fn start(cfg: Config, opts: &RunOpts) -> Result<Running, Failure> {
+/// The interfaces a config attaches: (port index, interface), checked to exist, to be
+/// distinct and to have `queues` RX queues.
+fn attached_ports(cfg: &Config, queues: u32) -> Result<Vec<(usize, String)>, Failure> {
     if cfg.ports.len() > MAX_PORTS {
         return Err(bad(format!(
             "{} ports in the config; the data plane handles at most {MAX_PORTS}",
@@ -255,10 +224,10 @@ pub fn start(cfg: Config, opts: &RunOpts) -> Result<Running, Failure> {
             return Err(bad(format!("port {:?}: interface {iface:?} does not exist", p.name)));
         }
         if let Some(n) = rx_queue_count(iface) {
-            if n < opts.queues {
+            if n < queues {
                 return Err(bad(format!(
-                    "port {:?}: interface {iface} has {n} RX queue(s), --queues is {}",
-                    p.name, opts.queues
+                    "port {:?}: interface {iface} has {n} RX queue(s), --queues is {queues}",
+                    p.name
                 )));
             }
         }
@@ -267,88 +236,7 @@ pub fn start(cfg: Config, opts: &RunOpts) -> Result<Running, Failure> {
     if attached.is_empty() {
         return Err(bad("no port in the config names an interface (`iface = ...`); nothing to run on".into()));
     }
-    let snap = crate::cmd::build(&cfg)?;
-    // Fails without CAP_SYS_RESOURCE (as in the lab) and is not needed when
-    // CAP_IPC_LOCK is present (UMEM) and BPF maps are memcg-accounted (>= 5.11).
-    let _ = crate::sys::rlimit::raise_memlock();
-
-    // 1. XDP programs first: afxdp's libbpf would otherwise install its own
-    //    redirect-everything program (io::xdp module docs).
-    let mut xdp = Vec::new();
-    for (i, iface) in &attached {
-        let r = MplsRedirect::attach(iface, opts.xdp_native).map_err(|e| {
-            failure_for(&e, format!("port {:?}: attaching the XDP program to {iface}", cfg.ports[*i].name))
-        })?;
-        xdp.push(r);
-    }
-
-    // 2. Workers: each creates its area and sockets, then reports.
-    let board = Arc::new(StatsBoard::new(opts.workers));
-    let stop = Arc::new(AtomicBool::new(false));
-    let publisher = Publisher::new(Box::new(snap), opts.workers);
-    let port_cfg = PortConfig {
-        ring_size: opts.ring_size,
-        burst: opts.batch,
-        tx_budget: opts.tx_budget,
-        kick: opts.kick,
-        mode: opts.mode,
-    };
-    let (tx, rx) = mpsc::channel();
-    let mut workers = Vec::new();
-    for w in 0..opts.workers {
-        let setup = Setup {
-            id: w,
-            core: (!opts.cores.is_empty()).then(|| opts.cores[w % opts.cores.len()]),
-            queues: (0..opts.queues).filter(|q| *q as usize % opts.workers == w).collect(),
-            ports: attached.clone(),
-            nports: cfg.ports.len(),
-            port_cfg,
-            batch: opts.batch,
-            drain: opts.tx_drain,
-        };
-        let reader = publisher.register_reader();
-        let (board, stop, tx) = (board.clone(), stop.clone(), tx.clone());
-        let h = std::thread::Builder::new()
-            .name(format!("popgo-w{w}"))
-            .spawn(move || worker::run(setup, reader, board, stop, tx))
-            .map_err(|e| runtime(anyhow!("spawning worker {w}: {e}")))?;
-        workers.push(h);
-    }
-    drop(tx);
-    let mut running = Running {
-        publisher,
-        board,
-        stop,
-        workers,
-        sockets: Vec::new(),
-        xdp,
-        cfg,
-        started: Instant::now(),
-        generation: 0,
-    };
-    let deadline = Instant::now() + SETUP_TIMEOUT;
-    for _ in 0..opts.workers {
-        let left = deadline.saturating_duration_since(Instant::now());
-        match rx.recv_timeout(left) {
-            Ok(Ok(infos)) => running.sockets.extend(infos),
-            Ok(Err(e)) => {
-                let what = e.to_string();
-                let f = match e.errno() {
-                    Some(n) => failure_for(&std::io::Error::from_raw_os_error(n), what),
-                    None => runtime(anyhow!(what)),
-                };
-                running.shutdown();
-                return Err(f);
-            }
-            Err(_) => {
-                running.shutdown();
-                return Err(runtime(anyhow!("a worker did not finish binding its sockets in {SETUP_TIMEOUT:?}")));
-            }
-        }
-    }
-    running.sockets.sort_by_key(|s| (s.port, s.queue));
-    running.started = Instant::now();
-    Ok(running)
+    Ok(attached)
 }
 
 /// Number of RX queues of `iface` as sysfs shows it (None if unreadable).
@@ -357,134 +245,130 @@ fn rx_queue_count(iface: &str) -> Option<u32> {
     Some(dir.filter_map(Result::ok).filter(|e| e.file_name().to_string_lossy().starts_with("rx-")).count() as u32)
 }
 
-impl Running {
-    /// The stats board the workers publish into.
-    pub fn board(&self) -> &StatsBoard {
-        &self.board
-    }
-
-    /// The bound sockets (port, queue, fd, mode).
-    pub fn sockets(&self) -> &[SocketInfo] {
-        &self.sockets
-    }
-
-    /// The config the data plane was started with (ports are fixed for a run).
-    pub fn config(&self) -> &Config {
-        &self.cfg
-    }
-
-    /// XDP attachments: (interface, mode).
-    pub fn xdp_modes(&self) -> Vec<(String, XdpMode)> {
-        self.xdp.iter().map(|x| (x.attachment.ifname.clone(), x.attachment.mode)).collect()
-    }
-
-    /// Builds tables from `cfg` and publishes them to the workers. The ports must be
-    /// the same as at start (names, interfaces, order): sockets are not rebound.
-    pub fn reload(&mut self, cfg: Config) -> Result<PublishReport, Failure> {
-        let same = cfg.ports.len() == self.cfg.ports.len()
-            && cfg.ports.iter().zip(&self.cfg.ports).all(|(a, b)| a.name == b.name && a.iface == b.iface);
-        if !same {
-            return Err(bad("the new config changes the ports; restart popgo run to rebind".into()));
-        }
-        self.generation += 1;
-        let snap = crate::ilm::build(&cfg, self.generation).map_err(|e| bad(format!("building tables: {e}")))?;
-        let r = self.publisher.publish(Box::new(snap));
-        self.cfg = cfg;
-        Ok(r)
-    }
-
-    /// Kernel socket counters of every bound socket (while the workers run).
-    pub fn kernel_stats(&self) -> Vec<(SocketInfo, xsk::XdpStatistics)> {
-        self.sockets.iter().filter_map(|s| xsk::xdp_statistics(s.fd).ok().map(|k| (s.clone(), k))).collect()
-    }
-
-    /// Stops the workers (they drain TX), joins them, detaches the XDP programs and
-    /// returns the final counters.
-    pub fn stop(mut self) -> RunReport {
-        let kernel = self.kernel_stats();
-        let elapsed_ns = self.started.elapsed().as_nanos() as u64;
-        let (workers, panicked) = self.shutdown();
-        let mut stats = WorkerStats::default();
-        let mut latency = Latency::new();
-        for w in &workers {
-            stats.merge(&w.stats);
-            latency.merge(&w.latency);
-        }
-        RunReport { stats, latency, elapsed_ns, workers, kernel, panicked }
-    }
-
-    fn shutdown(&mut self) -> (Vec<Outcome>, usize) {
-        self.stop.store(true, Ordering::Relaxed);
-        let mut outs = Vec::new();
-        let mut panicked = 0;
-        for h in self.workers.drain(..) {
-            match h.join() {
-                Ok(o) => outs.push(o),
-                Err(_) => panicked += 1,
-            }
-        }
-        // Sockets are closed (workers dropped them): now detach.
-        self.xdp.clear();
-        (outs, panicked)
-    }
+/// The AF_XDP queues of a run: worker `w` binds `setups[w]` inside its thread and
+/// reports its sockets here.
+struct XskQueues {
+    setups: Vec<QueueSetup>,
+    sockets: Mutex<Vec<SocketInfo>>,
 }
 
-impl Drop for Running {
-    fn drop(&mut self) {
-        if !self.workers.is_empty() || !self.xdp.is_empty() {
-            self.shutdown();
+impl MakeQueue for XskQueues {
+    type Queue = XskQueue;
+    type Output = ();
+
+    fn make(&self, w: usize) -> Result<XskQueue, Failure> {
+        match XskQueue::new(&self.setups[w]) {
+            Ok((q, infos)) => {
+                self.sockets.lock().unwrap_or_else(|p| p.into_inner()).extend(infos);
+                Ok(q)
+            }
+            Err(e) => {
+                let what = e.to_string();
+                Err(match e.errno() {
+                    Some(n) => failure_for(&std::io::Error::from_raw_os_error(n), what),
+                    None => runtime(anyhow!(what)),
+                })
+            }
         }
     }
+
+    /// The sockets are closed here, in the worker thread, before the XDP programs are
+    /// detached.
+    fn finish(&self, _q: XskQueue) {}
+}
+
+/// Kernel socket counters of every bound socket.
+fn kernel_stats(sockets: &[SocketInfo]) -> Vec<(SocketInfo, xsk::XdpStatistics)> {
+    sockets.iter().filter_map(|s| xsk::xdp_statistics(s.fd).ok().map(|k| (s.clone(), k))).collect()
 }
 
 /// Entry point of `popgo run`.
 pub fn main(a: RunArgs) -> Result<(), Failure> {
     let opts = RunOpts::from_args(&a)?;
     let cfg = load_config(&a.config)?;
-    crate::sys::signal::install_handlers().map_err(|e| runtime(anyhow!("installing signal handlers: {e}")))?;
     let names: Vec<String> = cfg.ports.iter().map(|p| p.name.clone()).collect();
     let device = cfg.device.clone();
-    let mut running = start(cfg, &opts)?;
-    print_start(&running, &opts, &device);
+    let attached = attached_ports(&cfg, opts.queues)?;
+    // Checked before anything is attached: the engine builds them again behind the
+    // control plane.
+    crate::cmd::build(&cfg)?;
+    // Fails without CAP_SYS_RESOURCE (as in the lab) and is not needed when
+    // CAP_IPC_LOCK is present (UMEM) and BPF maps are memcg-accounted (>= 5.11).
+    let _ = crate::sys::rlimit::raise_memlock();
 
+    // XDP programs first: afxdp's libbpf would otherwise install its own
+    // redirect-everything program (io::xdp module docs). Dropping `xdp` detaches them,
+    // after the engine has returned and every socket is closed.
+    let mut xdp = Vec::new();
+    for (i, iface) in &attached {
+        let r = MplsRedirect::attach(iface, opts.xdp_native).map_err(|e| {
+            failure_for(&e, format!("port {:?}: attaching the XDP program to {iface}", cfg.ports[*i].name))
+        })?;
+        xdp.push(r);
+    }
+    let modes: Vec<(String, XdpMode)> = xdp.iter().map(|x| (x.attachment.ifname.clone(), x.attachment.mode)).collect();
+
+    let port_cfg = PortConfig {
+        ring_size: opts.ring_size,
+        burst: opts.batch,
+        tx_budget: opts.tx_budget,
+        kick: opts.kick,
+        mode: opts.mode,
+    };
+    let mk = XskQueues {
+        setups: (0..opts.workers)
+            .map(|w| QueueSetup {
+                worker: w,
+                queues: (0..opts.queues).filter(|q| *q as usize % opts.workers == w).collect(),
+                ports: attached.clone(),
+                nports: cfg.ports.len(),
+                port_cfg,
+                batch: opts.batch,
+                drain: opts.tx_drain,
+            })
+            .collect(),
+        sockets: Mutex::new(Vec::new()),
+    };
+    let plan = Plan {
+        workers: opts.workers,
+        cores: opts.cores.clone(),
+        burst: opts.batch,
+        finite: false,
+        duration: a.duration.map(Duration::from_secs_f64),
+        signals: true,
+    };
+    let tables =
+        Tables::Live(Live { cfg: cfg.clone(), socket: a.control.clone(), reload_from: Some(a.config.clone()) });
+    let board = Arc::new(StatsBoard::new(opts.workers));
     let interval = (a.stats_interval > 0.0).then(|| Duration::from_secs_f64(a.stats_interval));
-    let deadline = a.duration.map(|d| running.started + Duration::from_secs_f64(d));
-    let mut next_stats = interval.map(|i| Instant::now() + i);
-    let mut prev = (Instant::now(), WorkerStats::default());
-    loop {
-        std::thread::sleep(CONTROL_TICK);
-        if crate::sys::signal::stop_requested() || deadline.is_some_and(|d| Instant::now() >= d) {
-            break;
+    let mut sockets: Vec<SocketInfo> = Vec::new();
+    let mut kernel = Vec::new();
+    let mut next_stats = interval;
+    let mut prev = (Duration::ZERO, WorkerStats::default());
+    let on_ready = || {
+        let mut s = mk.sockets.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        s.sort_by_key(|s| (s.port, s.queue));
+        print_start(&s, &cfg, &modes, &opts, &device);
+    };
+    let ticker = |t: Tick<'_>| {
+        if sockets.is_empty() {
+            sockets = mk.sockets.lock().unwrap_or_else(|p| p.into_inner()).clone();
         }
-        if running.workers.iter().any(|h| h.is_finished()) {
-            eprintln!("popgo run: a worker stopped unexpectedly; shutting down");
-            break;
-        }
-        if crate::sys::signal::take_reload() {
-            match load_config(&a.config).and_then(|c| running.reload(c)) {
-                Ok(r) => eprintln!(
-                    "popgo run: reloaded {} (epoch {}, grace {} µs, complete: {})",
-                    a.config.display(),
-                    r.epoch,
-                    r.grace_ns / 1000,
-                    r.grace_complete
-                ),
-                Err(f) => eprintln!("popgo run: reload failed, keeping the current tables: {:#}", f.err),
-            }
-        }
+        // Read while the sockets are open: the final report uses the last reading.
+        kernel = kernel_stats(&sockets);
         if let (Some(i), Some(at)) = (interval, next_stats) {
-            let now = Instant::now();
-            if now >= at {
-                let cur = running.board.total();
-                let kernel = running.kernel_stats();
-                println!("{}", stats_line(&names, &prev, (now, &cur), &kernel, now - running.started, a.json_stats));
-                prev = (now, cur);
+            if t.elapsed >= at {
+                let cur = t.board.total();
+                println!("{}", stats_line(&names, &prev, (t.elapsed, &cur), &kernel, a.json_stats));
+                prev = (t.elapsed, cur);
                 next_stats = Some(at + i);
             }
         }
-    }
-    let rep = running.stop();
-    print_final(&rep, &names, &device, &opts, a.json_stats);
+    };
+    let rep = engine::forward(&plan, tables, &mk, board, on_ready, ticker);
+    drop(xdp);
+    let rep = rep?;
+    print_final(&rep, &names, &device, &opts, &kernel, a.json_stats);
     if rep.panicked > 0 {
         return Err(runtime(anyhow!("{} worker(s) panicked; their counters are missing", rep.panicked)));
     }
@@ -494,7 +378,7 @@ pub fn main(a: RunArgs) -> Result<(), Failure> {
     Ok(())
 }
 
-fn print_start(r: &Running, opts: &RunOpts, device: &str) {
+fn print_start(sockets: &[SocketInfo], cfg: &Config, modes: &[(String, XdpMode)], opts: &RunOpts, device: &str) {
     eprintln!(
         "popgo run: {device}: {} worker(s) on core(s) {:?}, {} queue(s) per port, batch {}, ring {}",
         opts.workers,
@@ -503,15 +387,14 @@ fn print_start(r: &Running, opts: &RunOpts, device: &str) {
         opts.batch,
         opts.ring_size
     );
-    let modes = r.xdp_modes();
-    for s in r.sockets() {
+    for s in sockets {
         let xdp = modes.iter().find(|(i, _)| *i == s.iface).map_or("?", |(_, m)| match m {
             XdpMode::Native => "native",
             XdpMode::Generic => "generic",
         });
         eprintln!(
             "popgo run:   port {:?} {} q{} (worker {}): XDP {xdp}, AF_XDP {} mode",
-            r.cfg.ports[s.port].name,
+            cfg.ports[s.port].name,
             s.iface,
             s.queue,
             s.worker,
@@ -528,13 +411,13 @@ fn kernel_sum(k: &[(SocketInfo, xsk::XdpStatistics)]) -> (u64, u64, u64) {
 
 fn stats_line(
     names: &[String],
-    prev: &(Instant, WorkerStats),
-    cur: (Instant, &WorkerStats),
+    prev: &(Duration, WorkerStats),
+    cur: (Duration, &WorkerStats),
     kernel: &[(SocketInfo, xsk::XdpStatistics)],
-    t: Duration,
     as_json: bool,
 ) -> String {
-    let dt = cur.0.duration_since(prev.0).as_secs_f64().max(1e-9);
+    let t = cur.0;
+    let dt = cur.0.saturating_sub(prev.0).as_secs_f64().max(1e-9);
     let (p, c) = (&prev.1, cur.1);
     let rate = |a: u64, b: u64| a.saturating_sub(b) as f64 / dt / 1e6;
     let drops: Vec<(DropReason, u64)> = DropReason::ALL
@@ -586,9 +469,16 @@ fn stats_line(
     s
 }
 
-fn print_final(rep: &RunReport, names: &[String], device: &str, opts: &RunOpts, as_json: bool) {
+fn print_final(
+    rep: &Report<()>,
+    names: &[String],
+    device: &str,
+    opts: &RunOpts,
+    kernel: &[(SocketInfo, xsk::XdpStatistics)],
+    as_json: bool,
+) {
     let lat = rep.latency.percentiles();
-    let (ring_full, fill_empty, kdropped) = kernel_sum(&rep.kernel);
+    let (ring_full, fill_empty, kdropped) = kernel_sum(kernel);
     let rx_by_port: serde_json::Map<String, serde_json::Value> =
         names.iter().enumerate().map(|(i, n)| (n.clone(), json!(rep.stats.port_rx_pkts[i]))).collect();
     if as_json {

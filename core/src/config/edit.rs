@@ -7,7 +7,6 @@
 //! same rules.
 
 use super::{Bgp, Config, LabelMode, Network, Prefix, StaticRoute, DEFAULT_LABEL_BASE};
-use crate::ilm::Delta;
 use std::net::IpAddr;
 
 /// A change to the candidate configuration.
@@ -218,20 +217,54 @@ pub fn apply<C: ConfigEdit + ?Sized>(cfg: &mut C, e: &Edit) -> Result<bool, Stri
     }
 }
 
-/// What a list of applied edits means to `ilm::patch`.
-pub fn delta_of<'a>(edits: impl IntoIterator<Item = &'a Edit>) -> Delta {
-    let mut d = Delta::default();
-    for e in edits {
-        match e {
-            Edit::CreateBgp(_) | Edit::LabelMode(_) => d.rebuild = true,
-            Edit::PopGo(_) => {} // patch compares the final pop-go setting
-            Edit::AddNetwork(n) => d.networks_added.push(n.clone()),
-            Edit::DelNetwork(p) => d.networks_removed.push(*p),
-            Edit::AddRoute(r) => d.routes.push(r.prefix),
-            Edit::DelRoute(p, _) => d.routes.push(*p),
-        }
+/// The edits that turn `old` into `new`, in an order [`apply`] accepts (removals first,
+/// then the BGP header, then additions), or `None` when the difference is outside what
+/// edits express (device name, TTL mode, ports, neighbors, AS number, label base, or
+/// removing BGP): such a change needs a full rebuild. Used to reload a config file
+/// through the same incremental commit path as a VRP session.
+pub fn edits_between(old: &Config, new: &Config) -> Option<Vec<Edit>> {
+    if old.device != new.device || old.ttl_mode != new.ttl_mode || old.ports != new.ports {
+        return None;
     }
-    d
+    if old.neighbors != new.neighbors {
+        return None;
+    }
+    let mut edits = Vec::new();
+    let no_networks: &[Network] = &[];
+    let (old_nets, new_nets) = (
+        old.bgp.as_ref().map_or(no_networks, |b| &b.networks[..]),
+        new.bgp.as_ref().map_or(no_networks, |b| &b.networks[..]),
+    );
+    let same_net = |a: &Network, b: &Network| a.prefix == b.prefix && a.label == b.label;
+    for n in old_nets.iter().filter(|n| !new_nets.iter().any(|m| same_net(n, m))) {
+        edits.push(Edit::DelNetwork(n.prefix));
+    }
+    let same_route = |a: &StaticRoute, b: &StaticRoute| a.prefix == b.prefix && a.next_hop == b.next_hop;
+    for r in old.static_routes.iter().filter(|r| !new.static_routes.iter().any(|q| same_route(r, q))) {
+        edits.push(Edit::DelRoute(r.prefix, r.next_hop));
+    }
+    match (&old.bgp, &new.bgp) {
+        (_, None) if old.bgp.is_some() => return None,
+        (Some(a), Some(b)) if a.asn != b.asn || a.label_base != b.label_base => return None,
+        (None, Some(b)) if b.label_base != DEFAULT_LABEL_BASE => return None,
+        (None, Some(b)) => {
+            edits.push(Edit::CreateBgp(b.asn));
+            edits.push(Edit::LabelMode(b.label_mode));
+        }
+        (Some(a), Some(b)) if a.label_mode != b.label_mode => edits.push(Edit::LabelMode(b.label_mode)),
+        _ => {}
+    }
+    for r in new.static_routes.iter().filter(|r| !old.static_routes.iter().any(|q| same_route(r, q))) {
+        edits.push(Edit::AddRoute(r.clone()));
+    }
+    for n in new_nets.iter().filter(|n| !old_nets.iter().any(|m| same_net(n, m))) {
+        edits.push(Edit::AddNetwork(n.clone()));
+    }
+    let pop_go = |c: &Config| c.bgp.as_ref().is_some_and(|b| b.pop_go);
+    if pop_go(old) != pop_go(new) {
+        edits.push(Edit::PopGo(pop_go(new)));
+    }
+    Some(edits)
 }
 
 #[cfg(test)]
@@ -265,5 +298,48 @@ mod tests {
         assert_eq!(apply(&mut c, &Edit::CreateBgp(100)), Ok(false));
         assert_eq!(apply(&mut c, &Edit::PopGo(true)), Ok(false));
         assert_eq!(apply(&mut c, &Edit::PopGo(false)), Ok(true));
+    }
+
+    fn seed() -> Config {
+        Config::parse(include_str!("../../../pcaps/seed.toml")).unwrap()
+    }
+
+    /// Applying the computed edits to the old config gives the new one (up to line
+    /// numbers), for additions, removals, a relabelled network and pop-go.
+    #[test]
+    fn edits_between_reproduce_the_new_config() {
+        let old = seed();
+        let mut new = old.clone();
+        let p = |s: &str| Prefix::parse(s).unwrap();
+        let nh: IpAddr = "192.168.20.1".parse().unwrap();
+        new.static_routes.push(StaticRoute { prefix: p("10.2.0.0/16"), next_hop: nh, line: 0 });
+        let b = new.bgp.as_mut().unwrap();
+        b.pop_go = !b.pop_go;
+        b.networks.push(Network { prefix: p("10.2.0.0/16"), label: Some(50000), line: 0 });
+        let edits = edits_between(&old, &new).unwrap();
+        let mut c = old.clone();
+        for e in &edits {
+            apply(&mut c, e).unwrap();
+        }
+        let strip = |c: &Config| {
+            let mut c = c.clone();
+            c.static_routes.iter_mut().for_each(|r| r.line = 0);
+            if let Some(b) = c.bgp.as_mut() {
+                b.networks.iter_mut().for_each(|n| n.line = 0);
+            }
+            c
+        };
+        assert_eq!(strip(&c), strip(&new));
+        // And back again, removals included.
+        let back = edits_between(&new, &old).unwrap();
+        assert!(back.iter().any(|e| matches!(e, Edit::DelNetwork(_))), "{back:?}");
+        for e in &back {
+            apply(&mut c, e).unwrap();
+        }
+        assert_eq!(strip(&c), strip(&old));
+        assert_eq!(edits_between(&old, &old), Some(vec![]));
+        let mut other = old.clone();
+        other.device = "DeviceX".into();
+        assert_eq!(edits_between(&old, &other), None);
     }
 }

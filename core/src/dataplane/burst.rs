@@ -13,9 +13,9 @@
 //! Per packet: no allocation, no locks, no syscalls, no panics (every read is
 //! bounds-checked by the wire views; malformed input becomes a counted drop).
 
-use super::Verdict;
 use crate::ilm::{Af, IlmOp, Snapshot};
 use crate::io::PacketMut;
+use crate::io::{Verdict, MAX_BURST};
 use crate::stats::{DropReason, WorkerStats};
 use crate::sys::prefetch::prefetch;
 use crate::wire::ethernet::{
@@ -27,10 +27,6 @@ use crate::wire::mpls::{
     LSE_TTL_OFFSET,
 };
 
-/// Default packets per burst: a DPDK-style batch that amortises per-burst work.
-pub const BURST: usize = 32;
-/// Largest burst `process_burst` accepts; longer slices are processed in chunks.
-pub const MAX_BURST: usize = 256;
 /// Label stack entries the data path pops in one pass (explicit nulls, ELI/EL pairs,
 /// POP labels with more labels below). Deeper stacks are a counted drop.
 pub const MAX_POPS: usize = 8;

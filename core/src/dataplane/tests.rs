@@ -4,9 +4,7 @@
 use super::*;
 use crate::config::{Config, TtlMode};
 use crate::ilm::{build, Snapshot};
-use crate::io::mem::MemFrame;
 use crate::io::pcap::Capture;
-use crate::io::PacketMut;
 use crate::stats::{DropReason, WorkerStats};
 use crate::traffic::gen::{frame, ipv4_udp, ipv6_udp, seed_frames, seed_mpls, SEED_LABEL};
 use crate::wire::ethernet::{ETHERTYPE_IPV4, ETHERTYPE_IPV6, ETHERTYPE_MPLS, ETHERTYPE_VLAN};
@@ -52,20 +50,22 @@ fn snap(pop_go: bool) -> &'static Snapshot {
     })[pop_go as usize]
 }
 
-/// Runs frames through one burst; returns (verdict, output bytes) per frame and stats.
+/// Runs frames through the worker loop (capture backend, bursts of `MAX_BURST`);
+/// returns (verdict, output bytes) per frame in input order, and the counters. Dropped
+/// frames come back with no bytes.
 fn run(s: &Snapshot, frames: &[Vec<u8>]) -> (Vec<(Verdict, Vec<u8>)>, WorkerStats) {
-    let mut pkts: Vec<MemFrame> = frames.iter().map(|f| *MemFrame::boxed_from(f)).collect();
-    let mut verdicts = vec![Verdict::default(); pkts.len()];
-    let mut stats = WorkerStats::default();
-    let mut ctx = BurstCtx::new();
-    process_burst(s, &mut pkts, &mut verdicts, &mut ctx, &mut stats);
-    for v in &verdicts {
-        if let Verdict::Forward(p) = v {
-            stats.count_tx(*p as usize, 0);
-        }
+    let mut w = crate::io::pcap::Writer::new(Vec::new()).unwrap();
+    for f in frames {
+        w.write_packet(0, f).unwrap();
     }
+    let cap = Capture::from_bytes(w.into_inner().unwrap()).unwrap();
+    let (stats, trace) = crate::io::capture::trace(s, &cap, MAX_BURST, true);
     assert!(stats.balanced(), "rx = tx + drops");
-    (verdicts.into_iter().zip(pkts.iter().map(|p| p.data().to_vec())).collect(), stats)
+    let mut outs = vec![(Verdict::Drop(DropReason::Oversize), Vec::new()); frames.len()];
+    for (seq, v, bytes) in trace {
+        outs[seq as usize] = (v, bytes);
+    }
+    (outs, stats)
 }
 
 fn one(s: &Snapshot, f: Vec<u8>) -> (Verdict, Vec<u8>) {
@@ -279,7 +279,7 @@ fn long_bursts_are_split_and_all_counted() {
 
 #[test]
 fn seed_pcap_fixture_counts() {
-    // Regression for issue 2: the shipped capture gives the documented counts.
+    // The shipped capture gives the documented counts.
     let cap = Capture::open(std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../pcaps/seed.pcap"))).unwrap();
     assert_eq!(cap.len(), seed_frames().len());
     let frames: Vec<Vec<u8>> = (0..cap.len()).map(|i| cap.packet(i).to_vec()).collect();

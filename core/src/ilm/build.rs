@@ -14,6 +14,7 @@
 
 use super::table::{Adjacency, Af, Ilm, IlmEntry};
 use super::{Fib, Snapshot};
+use crate::config::edit::Edit;
 use crate::config::{Config, LabelMode, Network, Prefix, TtlMode};
 use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
@@ -225,6 +226,24 @@ pub struct Delta {
 
 /// Largest delta (routes + networks) `patch` takes on; each item may scan the config or
 /// the LSP table once, so past this a full build is about as cheap.
+/// What a list of applied edits means to `ilm::patch`.
+impl Delta {
+    pub fn of_edits<'a>(edits: impl IntoIterator<Item = &'a Edit>) -> Delta {
+        let mut d = Delta::default();
+        for e in edits {
+            match e {
+                Edit::CreateBgp(_) | Edit::LabelMode(_) => d.rebuild = true,
+                Edit::PopGo(_) => {} // patch compares the final pop-go setting
+                Edit::AddNetwork(n) => d.networks_added.push(n.clone()),
+                Edit::DelNetwork(p) => d.networks_removed.push(*p),
+                Edit::AddRoute(r) => d.routes.push(r.prefix),
+                Edit::DelRoute(p, _) => d.routes.push(*p),
+            }
+        }
+        d
+    }
+}
+
 pub const PATCH_MAX_ITEMS: usize = 64;
 
 /// Builds tables from `cfg`. `generation` is stored in the snapshot.

@@ -9,6 +9,11 @@ pub fn tx_by_port(stats: &WorkerStats, ports: &[String]) -> Map<String, Value> {
     ports.iter().enumerate().map(|(i, p)| (p.clone(), json!(stats.port_tx_pkts[i]))).collect()
 }
 
+/// Packets received per port name.
+pub fn rx_by_port(stats: &WorkerStats, ports: &[String]) -> Map<String, Value> {
+    ports.iter().enumerate().map(|(i, p)| (p.clone(), json!(stats.port_rx_pkts[i]))).collect()
+}
+
 /// Every drop reason by name (zeros included, so the schema is stable).
 pub fn drops_by_reason(stats: &WorkerStats) -> Map<String, Value> {
     DropReason::ALL.iter().map(|r| (r.name().to_string(), json!(stats.drop_count(*r)))).collect()
@@ -39,6 +44,11 @@ pub fn text_table(stats: &WorkerStats, ports: &[String], elapsed_ns: u64, lat: &
     let mut s = String::new();
     let mpps = if elapsed_ns == 0 { 0.0 } else { stats.rx_pkts as f64 * 1e3 / elapsed_ns as f64 };
     let _ = writeln!(s, "{:<24} {:>14}", "rx_packets", stats.rx_pkts);
+    for (i, p) in ports.iter().enumerate() {
+        if stats.port_rx_pkts[i] > 0 {
+            let _ = writeln!(s, "  {:<22} {:>14}", format!("rx {p}"), stats.port_rx_pkts[i]);
+        }
+    }
     let _ = writeln!(s, "{:<24} {:>14}", "tx_packets", stats.tx_pkts);
     for (i, p) in ports.iter().enumerate() {
         let _ = writeln!(s, "  {:<22} {:>14}", format!("tx {p}"), stats.port_tx_pkts[i]);

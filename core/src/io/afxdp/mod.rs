@@ -57,6 +57,9 @@
 //!   No `unsafe impl Send` is needed or given.
 #![allow(unsafe_code)]
 
+pub mod queue;
+pub mod tx;
+
 use crate::io::PacketMut;
 use std::collections::HashSet;
 use std::io;

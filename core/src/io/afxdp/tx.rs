@@ -8,13 +8,13 @@
 //!
 //! No allocation, no locks, no syscalls except the TX kicks done by `io::afxdp`.
 
-use crate::dataplane::MAX_BURST;
-use crate::io::afxdp::{new_pending, Frame, Pending, Port};
+use super::{new_pending, Frame, Pending, Port};
+use crate::io::MAX_BURST;
 use crate::stats::{DropReason, WorkerStats};
 use ::afxdp::buf::Buf;
 use std::time::{Duration, Instant};
 
-/// Longest a partial batch waits in staging (STYLE: `TX_DRAIN = 100 µs`).
+/// Longest a partial batch waits in staging.
 pub const TX_DRAIN: Duration = Duration::from_micros(100);
 
 /// Frames staged for one out port.
@@ -33,7 +33,7 @@ pub struct TxStage {
 
 impl TxStage {
     pub fn new(port: usize, socket: usize, cap: usize) -> TxStage {
-        TxStage { port, socket, q: new_pending(), since: None, cap: cap.min(crate::io::afxdp::PENDING_LEN) }
+        TxStage { port, socket, q: new_pending(), since: None, cap: cap.min(super::PENDING_LEN) }
     }
 
     pub fn len(&self) -> usize {

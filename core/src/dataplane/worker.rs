@@ -1,0 +1,171 @@
+//! The worker loop: one pinned poll-mode core, written once over any I/O backend.
+//!
+//! Per iteration:
+//!
+//! ```text
+//!   pace  ->  RX burst  ->  begin burst (QSBR quiescent point + one snapshot load)
+//!         ->  process_burst  ->  TX burst  ->  backend housekeeping  ->  counters
+//! ```
+//!
+//! The loop is generic over the backend (`io::RxQueue + io::TxQueue`) and over where
+//! the tables come from ([`SnapshotSource`]): fixed tables for a plain replay, or a
+//! QSBR [`Reader`] while a control thread publishes new ones. Both are monomorphised,
+//! so the per-packet path has no dynamic dispatch.
+//!
+//! Per packet: no allocation, lock, syscall, log line or panic. Per burst: two clock
+//! reads at most, one relaxed load of the stop flag, and the snapshot load. Counters
+//! live in the worker's own `WorkerStats` and reach the shared [`StatsBoard`] every
+//! [`STATS_PUBLISH_EVERY`] iterations or [`PUBLISH_MAX_AGE`], whichever comes first.
+//! An idle worker (a live backend with nothing to receive) spins for a while, then
+//! naps and goes offline for QSBR, so it never delays a table swap.
+
+use crate::dataplane::{process_burst, BurstCtx};
+use crate::ilm::Snapshot;
+use crate::io::{Rx, TxQueue, Verdict, MAX_BURST};
+use crate::qsbr::Reader;
+use crate::stats::board::{StatsBoard, STATS_PUBLISH_EVERY};
+use crate::stats::{Latency, WorkerStats};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+/// Longest time a worker keeps its counters unpublished while it has a stats board
+/// (slow or paced traffic), so `display popgo statistics` stays fresh.
+pub const PUBLISH_MAX_AGE: Duration = Duration::from_millis(100);
+/// Consecutive empty polls after which an idle worker starts napping. At ~100 ns per
+/// empty poll this is ~1.6 ms of spinning.
+pub const IDLE_SPINS: u32 = 1 << 14;
+/// Nap length of an idle worker: bounds the extra latency of the first packet after an
+/// idle period (a live backend keeps queueing meanwhile).
+pub const IDLE_NAP: Duration = Duration::from_micros(50);
+
+/// Where a worker reads its tables from, once per burst.
+pub trait SnapshotSource {
+    /// Called once per iteration, after the RX burst. The snapshot stays valid until
+    /// the next call (a [`Reader`] announces a quiescent state here, so the control
+    /// thread may retire what the worker used before).
+    fn begin_burst(&mut self) -> &Snapshot;
+    /// The worker naps or stops: it must not delay the control thread meanwhile. The
+    /// next `begin_burst` resumes.
+    #[inline(always)]
+    fn park(&mut self) {}
+}
+
+impl SnapshotSource for &Snapshot {
+    #[inline(always)]
+    fn begin_burst(&mut self) -> &Snapshot {
+        self
+    }
+}
+
+impl SnapshotSource for Reader<Snapshot> {
+    #[inline(always)]
+    fn begin_burst(&mut self) -> &Snapshot {
+        self.quiescent();
+        self.current()
+    }
+
+    fn park(&mut self) {
+        self.offline();
+    }
+}
+
+/// What one worker did.
+pub struct WorkerResult {
+    pub stats: WorkerStats,
+    /// Burst latency: from the start of the RX burst to the end of the TX housekeeping.
+    pub latency: Latency,
+}
+
+/// How a worker runs: its row on the stats board, its burst size, and when to stop.
+#[derive(Clone, Copy)]
+pub struct WorkerLoop<'a> {
+    /// Worker index (its row on the board).
+    pub id: usize,
+    /// Packets asked of the backend per RX burst (`1..=MAX_BURST`).
+    pub burst: usize,
+    /// Checked once per iteration; the worker drains and returns once it is set.
+    pub stop: &'a AtomicBool,
+    /// Where the counters are published while the worker runs (and when it stops).
+    pub board: Option<&'a StatsBoard>,
+}
+
+impl WorkerLoop<'_> {
+    /// Polls `q` until it reports the end of its input or `stop` is set, then drains
+    /// it. Returns the worker's counters and latency histogram.
+    pub fn run<Q: TxQueue, S: SnapshotSource>(&self, q: &mut Q, src: &mut S) -> WorkerResult {
+        let mut r = WorkerResult { stats: WorkerStats::default(), latency: Latency::new() };
+        let mut ctx = BurstCtx::new();
+        self.poll_loop(q, src, &mut ctx, &mut r);
+        src.park();
+        q.drain(&mut r.stats);
+        q.export(&mut r.stats);
+        if let Some(b) = self.board {
+            b.publish(self.id, &r.stats);
+        }
+        r
+    }
+
+    #[inline(always)]
+    fn poll_loop<Q: TxQueue, S: SnapshotSource>(
+        &self,
+        q: &mut Q,
+        src: &mut S,
+        ctx: &mut BurstCtx,
+        r: &mut WorkerResult,
+    ) {
+        let stats = &mut r.stats;
+        let burst = self.burst.clamp(1, MAX_BURST);
+        let mut verdicts = [Verdict::default(); MAX_BURST];
+        let mut generation = None;
+        let mut empty_run: u32 = 0;
+        let mut iters: u64 = 0;
+        let mut last = Instant::now();
+        let mut published = last;
+        while !self.stop.load(Ordering::Relaxed) {
+            if q.pace() {
+                last = Instant::now();
+            }
+            let t0 = last;
+            let rx = q.rx_burst(burst, stats);
+            let snap = src.begin_burst();
+            if generation != Some(snap.generation) {
+                if generation.is_some() {
+                    stats.ilm_swaps_seen += 1;
+                }
+                generation = Some(snap.generation);
+            }
+            match rx {
+                Rx::Burst(n) => {
+                    let n = n.min(burst);
+                    process_burst(snap, &mut q.burst()[..n], &mut verdicts[..n], ctx, stats);
+                    q.tx_burst(&verdicts[..n], stats);
+                    q.poll(false, t0, stats);
+                    last = Instant::now();
+                    r.latency.record(last.duration_since(t0).as_nanos() as u64);
+                    empty_run = 0;
+                }
+                Rx::Empty => {
+                    last = Instant::now();
+                    stats.empty_polls += 1;
+                    q.poll(true, last, stats);
+                    empty_run = empty_run.saturating_add(1);
+                    if empty_run >= IDLE_SPINS && !q.busy() {
+                        src.park();
+                        std::thread::sleep(IDLE_NAP);
+                        last = Instant::now();
+                    }
+                }
+                Rx::End => break,
+            }
+            iters += 1;
+            if let Some(board) = self.board {
+                // (STATS_PUBLISH_EVERY is a power of two.)
+                if iters & (STATS_PUBLISH_EVERY - 1) == 0 || last.duration_since(published) >= PUBLISH_MAX_AGE {
+                    q.export(stats);
+                    board.publish(self.id, stats);
+                    published = last;
+                }
+            }
+        }
+    }
+}

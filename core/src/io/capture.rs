@@ -1,0 +1,390 @@
+//! The capture backend: a memory-mapped capture replayed as RX bursts, with a
+//! [`Sink`] as the wire the forwarded frames leave on.
+//!
+//! The capture is cut into bursts of `burst` records; worker `w` of `workers` takes
+//! bursts `w, w + workers, ...` of every loop (like RSS spreading flows over queues).
+//! Each burst is copied into a ring of 2 KiB [`MemFrame`]s (the "RX" of a NIC ring),
+//! and every frame carries its input sequence number (`loop * records + index`), so
+//! outputs can be merged back into input order whatever the worker count.
+//!
+//! Sinks: [`Count`] (counters only, the benchmark case), [`Keep`] (counters plus the
+//! forwarded frames, for output files), or any other implementation (e.g. `diff`
+//! records each packet's verdict).
+
+use super::mem::{FrameRing, MemFrame};
+use super::pcap::{Capture, Record};
+use super::{PacketMut, Rx, RxQueue, TxQueue, Verdict};
+use crate::stats::{DropReason, WorkerStats};
+use std::time::Instant;
+
+/// Frames in each worker's ring: reused like a real RX ring (about 1.1 MiB).
+pub const RING_FRAMES: usize = 512;
+/// How far ahead of the current burst the mapped capture is prefetched.
+const SRC_PREFETCH_BYTES: usize = 8 << 10;
+
+/// How fast to replay.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Pace {
+    /// A fixed packet rate over the whole run (all workers together).
+    Pps(f64),
+    /// Follow the capture's own timestamps, scaled: 2.0 replays twice as fast.
+    Speed(f64),
+}
+
+/// Where forwarded frames go: the "wire" of the capture backend.
+pub trait Sink {
+    /// Takes a processed burst: one verdict per frame. Counts what it transmits
+    /// (`WorkerStats::count_tx`); drops are already counted.
+    fn sink(&mut self, frames: &[MemFrame], verdicts: &[Verdict], stats: &mut WorkerStats);
+}
+
+/// Counts forwarded frames per port and lets them go.
+#[derive(Default)]
+pub struct Count;
+
+impl Sink for Count {
+    #[inline(always)]
+    fn sink(&mut self, frames: &[MemFrame], verdicts: &[Verdict], stats: &mut WorkerStats) {
+        for (f, v) in frames.iter().zip(verdicts) {
+            if let Verdict::Forward(port) = *v {
+                stats.count_tx(port as usize, f.len());
+            }
+        }
+    }
+}
+
+/// One forwarded frame kept by [`Keep`].
+#[derive(Clone, Copy, Debug)]
+pub struct OutRec {
+    /// Input sequence number.
+    pub seq: u64,
+    pub port: u16,
+    at: usize,
+    len: u32,
+}
+
+/// Counts forwarded frames and keeps their bytes: metadata plus one byte arena
+/// (amortised growth; no allocation per packet once warm).
+#[derive(Default)]
+pub struct Keep {
+    recs: Vec<OutRec>,
+    bytes: Vec<u8>,
+}
+
+impl Keep {
+    /// The kept frames in the order they were forwarded: (record, bytes).
+    pub fn frames(&self) -> impl Iterator<Item = (&OutRec, &[u8])> {
+        self.recs.iter().map(|r| (r, &self.bytes[r.at..r.at + r.len as usize]))
+    }
+}
+
+impl Sink for Keep {
+    #[inline(always)]
+    fn sink(&mut self, frames: &[MemFrame], verdicts: &[Verdict], stats: &mut WorkerStats) {
+        for (f, v) in frames.iter().zip(verdicts) {
+            if let Verdict::Forward(port) = *v {
+                let d = f.data();
+                stats.count_tx(port as usize, d.len());
+                self.recs.push(OutRec { seq: f.seq, port, at: self.bytes.len(), len: d.len() as u32 });
+                self.bytes.extend_from_slice(d);
+            }
+        }
+    }
+}
+
+/// Records every processed frame's verdict by input sequence number, and the bytes of
+/// forwarded frames when asked: what `diff` compares and what the pipeline tests
+/// check. Frames dropped before processing (oversize) never reach a sink.
+#[derive(Default)]
+pub struct Trace {
+    /// (sequence, verdict, bytes out: empty unless forwarded and `with_bytes`).
+    pub frames: Vec<(u64, Verdict, Vec<u8>)>,
+    pub with_bytes: bool,
+}
+
+impl Sink for Trace {
+    fn sink(&mut self, frames: &[MemFrame], verdicts: &[Verdict], stats: &mut WorkerStats) {
+        for (f, v) in frames.iter().zip(verdicts) {
+            let mut out = Vec::new();
+            if let Verdict::Forward(port) = *v {
+                stats.count_tx(port as usize, f.len());
+                if self.with_bytes {
+                    out = f.data().to_vec();
+                }
+            }
+            self.frames.push((f.seq, *v, out));
+        }
+    }
+}
+
+/// Runs `cap` once through `snap` on the calling thread, in the worker loop, and
+/// returns the counters and the trace in input order. For `diff` and tests.
+pub fn trace(
+    snap: &crate::ilm::Snapshot,
+    cap: &Capture,
+    burst: usize,
+    with_bytes: bool,
+) -> (WorkerStats, Vec<(u64, Verdict, Vec<u8>)>) {
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    let share = Share { w: 0, workers: 1, burst, loops: 1 };
+    let mut q = CaptureQueue::new(cap, share, Trace { frames: Vec::with_capacity(cap.len()), with_bytes });
+    let lp = crate::dataplane::WorkerLoop { id: 0, burst, stop: &stop, board: None };
+    let r = lp.run(&mut q, &mut &*snap);
+    let mut frames = q.sink.frames;
+    frames.sort_by_key(|f| f.0);
+    (r.stats, frames)
+}
+
+/// When each packet is due, relative to the start of the run (pacing).
+#[derive(Clone, Copy, Debug)]
+struct Schedule {
+    pace: Pace,
+    /// Timestamp of the first record and the capture's span (first to last + one mean gap).
+    first_ts_ns: u64,
+    span_ns: f64,
+}
+
+impl Schedule {
+    fn new(recs: &[Record], pace: Pace) -> Schedule {
+        let first = recs.first().map_or(0, |r| r.ts_ns);
+        let last = recs.last().map_or(0, |r| r.ts_ns);
+        let n = recs.len().max(1) as f64;
+        // One mean inter-packet gap after the last record, so loops do not bunch up.
+        let span = (last.saturating_sub(first)) as f64 * n / (n - 1.0).max(1.0);
+        Schedule { pace, first_ts_ns: first, span_ns: span }
+    }
+
+    /// Nanoseconds after the start at which packet `seq` (a record of loop `lp` with
+    /// timestamp `rec_ts_ns`) is due.
+    #[inline]
+    fn due_ns(&self, seq: u64, lp: u64, rec_ts_ns: u64) -> u64 {
+        match self.pace {
+            Pace::Pps(pps) => (seq as f64 * 1e9 / pps) as u64,
+            Pace::Speed(x) => {
+                let t = (rec_ts_ns.saturating_sub(self.first_ts_ns)) as f64 + lp as f64 * self.span_ns;
+                (t / x) as u64
+            }
+        }
+    }
+}
+
+/// Which part of the capture a worker replays, and how often.
+#[derive(Clone, Copy, Debug)]
+pub struct Share {
+    /// This worker's index and the number of workers: it takes bursts `w, w + workers, ...`.
+    pub w: usize,
+    pub workers: usize,
+    /// Records per burst (`1..=MAX_BURST`).
+    pub burst: usize,
+    /// Passes over the capture; 0 = until the worker is stopped.
+    pub loops: u64,
+}
+
+/// One worker's queue over a capture: its RX ring and its sink.
+pub struct CaptureQueue<'a, K> {
+    recs: &'a [Record],
+    data: &'a [u8],
+    share: Share,
+    /// Bursts in one pass over the capture.
+    bursts: usize,
+    /// Next burst index and loop.
+    b: usize,
+    lp: u64,
+    ring: FrameRing,
+    /// Frames of the current burst: `ring[pos..pos + n]`.
+    pos: usize,
+    n: usize,
+    /// Counted as the receiving port's rx.
+    in_port: Option<usize>,
+    schedule: Option<Schedule>,
+    /// When pacing started: the first `pace` call.
+    start: Option<Instant>,
+    /// The sink the forwarded frames go to.
+    pub sink: K,
+}
+
+impl<'a, K: Sink> CaptureQueue<'a, K> {
+    /// A queue over `cap` for worker `share.w` (allocates its ring: setup only).
+    pub fn new(cap: &'a Capture, share: Share, sink: K) -> Self {
+        let burst = share.burst.clamp(1, super::MAX_BURST);
+        let share = Share { burst, workers: share.workers.max(1), ..share };
+        CaptureQueue {
+            recs: cap.records(),
+            data: cap.data(),
+            share,
+            bursts: cap.len().div_ceil(burst),
+            b: share.w,
+            lp: 0,
+            ring: FrameRing::new(RING_FRAMES.max(burst)),
+            pos: 0,
+            n: 0,
+            in_port: None,
+            schedule: None,
+            start: None,
+            sink,
+        }
+    }
+
+    /// Counts every record as received on port `p`.
+    pub fn in_port(mut self, p: Option<usize>) -> Self {
+        self.in_port = p;
+        self
+    }
+
+    /// Replays at `pace` (all workers together), measured from the first burst.
+    pub fn paced(mut self, pace: Option<Pace>) -> Self {
+        self.schedule = pace.map(|p| Schedule::new(self.recs, p));
+        self
+    }
+
+    /// Moves to the next burst this worker owns; false when the replay is over.
+    #[inline(always)]
+    fn next_burst(&mut self) -> bool {
+        if self.b < self.bursts {
+            return true;
+        }
+        if self.share.w >= self.bursts {
+            return false;
+        }
+        self.lp += 1;
+        self.b = self.share.w;
+        self.share.loops == 0 || self.lp < self.share.loops
+    }
+
+    #[inline(always)]
+    fn chunk(&self) -> &'a [Record] {
+        let burst = self.share.burst;
+        &self.recs[self.b * burst..((self.b + 1) * burst).min(self.recs.len())]
+    }
+
+    #[inline(always)]
+    fn base_seq(&self) -> u64 {
+        self.lp * self.recs.len() as u64 + (self.b * self.share.burst) as u64
+    }
+}
+
+impl<K: Sink> RxQueue for CaptureQueue<'_, K> {
+    type Pkt = MemFrame;
+
+    fn pace(&mut self) -> bool {
+        let Some(s) = self.schedule else { return false };
+        if self.share.loops != 0 && self.lp >= self.share.loops || !self.next_burst() {
+            return false;
+        }
+        let due = s.due_ns(self.base_seq(), self.lp, self.chunk()[0].ts_ns);
+        let start = *self.start.get_or_insert_with(Instant::now);
+        // Spin (no syscall) until the burst's first packet is due.
+        while (start.elapsed().as_nanos() as u64) < due {
+            std::hint::spin_loop();
+        }
+        true
+    }
+
+    /// Copies the next burst of records into frames. Oversize records are counted as
+    /// received and dropped here (they never reach a buffer).
+    #[inline(always)]
+    fn rx_burst(&mut self, _max: usize, stats: &mut WorkerStats) -> Rx {
+        if self.share.loops != 0 && self.lp >= self.share.loops || !self.next_burst() {
+            return Rx::End;
+        }
+        let chunk = self.chunk();
+        let base_seq = self.base_seq();
+        self.b += self.share.workers;
+        if self.pos + self.n + chunk.len() > self.ring.len() {
+            self.pos = 0;
+        } else {
+            self.pos += self.n;
+        }
+        // Hardware prefetchers stop at 4 KiB page boundaries of the mapping: ask for
+        // the source a few pages ahead of this burst ourselves.
+        let data = self.data;
+        if let Some(last) = chunk.last() {
+            let ahead = last.offset as usize + SRC_PREFETCH_BYTES;
+            if ahead < data.len() {
+                crate::sys::prefetch::prefetch(data[ahead..].as_ptr());
+                crate::sys::prefetch::prefetch(data[ahead.saturating_sub(4096).max(last.offset as usize)..].as_ptr());
+            }
+        }
+        if let Some(p) = self.in_port {
+            stats.port_rx_pkts[p] += chunk.len() as u64;
+        }
+        let frames = &mut self.ring.frames_mut()[self.pos..self.pos + chunk.len()];
+        let mut k = 0;
+        for (i, rec) in chunk.iter().enumerate() {
+            if frames[k].load_from(base_seq + i as u64, data, rec.offset as usize, rec.caplen as usize) {
+                k += 1;
+            } else {
+                stats.rx_pkts += 1;
+                stats.rx_bytes += rec.caplen as u64;
+                stats.count_drop(DropReason::Oversize);
+            }
+        }
+        self.n = k;
+        if k == 0 {
+            // Only oversize records in this burst: nothing to process.
+            return Rx::Empty;
+        }
+        Rx::Burst(k)
+    }
+
+    #[inline(always)]
+    fn burst(&mut self) -> &mut [MemFrame] {
+        &mut self.ring.frames_mut()[self.pos..self.pos + self.n]
+    }
+}
+
+impl<K: Sink> TxQueue for CaptureQueue<'_, K> {
+    #[inline(always)]
+    fn tx_burst(&mut self, verdicts: &[Verdict], stats: &mut WorkerStats) {
+        let frames = &self.ring.frames_mut()[self.pos..self.pos + self.n];
+        self.sink.sink(frames, verdicts, stats);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::io::mem::MemFrame;
+
+    fn capture(n: usize) -> Capture {
+        let pkts: Vec<(u64, Vec<u8>)> = (0..n).map(|i| (i as u64 * 1000, vec![i as u8; 60])).collect();
+        let mut w = crate::io::pcap::Writer::new(Vec::new()).unwrap();
+        for (ts, p) in &pkts {
+            w.write_packet(*ts, p).unwrap();
+        }
+        Capture::from_bytes(w.into_inner().unwrap()).unwrap()
+    }
+
+    /// Every record of every loop is received exactly once across the workers, with
+    /// its sequence number, and the queues end.
+    #[test]
+    fn workers_share_every_record_of_every_loop() {
+        let cap = capture(10);
+        let mut seen = Vec::new();
+        for w in 0..3 {
+            let share = Share { w, workers: 3, burst: 2, loops: 2 };
+            let mut q = CaptureQueue::new(&cap, share, Count);
+            let mut stats = WorkerStats::default();
+            loop {
+                match q.rx_burst(2, &mut stats) {
+                    Rx::Burst(n) => {
+                        assert!(n <= 2);
+                        seen.extend(q.burst().iter().map(|f: &MemFrame| (f.seq, f.data()[0])));
+                    }
+                    Rx::Empty => panic!("a capture queue is never empty"),
+                    Rx::End => break,
+                }
+            }
+        }
+        seen.sort();
+        let want: Vec<(u64, u8)> = (0..20).map(|s| (s, (s % 10) as u8)).collect();
+        assert_eq!(seen, want);
+    }
+
+    #[test]
+    fn more_workers_than_bursts_end_at_once() {
+        let cap = capture(2);
+        let mut q = CaptureQueue::new(&cap, Share { w: 3, workers: 4, burst: 1, loops: 0 }, Count);
+        assert_eq!(q.rx_burst(1, &mut WorkerStats::default()), Rx::End);
+    }
+}

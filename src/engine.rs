@@ -1,0 +1,305 @@
+//! The lifecycle of every forwarding mode, written once: `replay`, `run` and `bench`
+//! start, supervise and stop their workers here.
+//!
+//! 1. **Tables.** Fixed (a plain replay or benchmark: the workers read one snapshot)
+//!    or live: a QSBR [`Publisher`] whose readers the workers hold, owned by a
+//!    [`ControlPlane`] on the control thread. The control thread serves the control
+//!    socket when one is asked for, and re-reads the config file on SIGHUP through the
+//!    same commit path as a VRP session.
+//! 2. **Workers.** One scoped thread per worker, pinned to its core, creates its own
+//!    backend queue (AF_XDP sockets must be created by the thread that polls them),
+//!    reports ready, waits for the others, then runs [`WorkerLoop`].
+//! 3. **Supervision.** The calling thread ticks every [`TICK`]: SIGINT/SIGTERM or the
+//!    deadline stop the workers; a finite input ends when every worker is done; a
+//!    worker of an endless mode that stops by itself (a panic) stops them all. A
+//!    caller-supplied ticker prints interval stats from the stats board.
+//! 4. **Stop.** The stop flag is set, each worker drains its backend and publishes its
+//!    last counters, the control thread is stopped, and the merged counters come back
+//!    with each worker's own.
+
+use crate::cmd::{runtime, usage, Failure};
+use crate::config::Config;
+use crate::control::ControlPlane;
+use crate::dataplane::{SnapshotSource, WorkerLoop};
+use crate::ilm::Snapshot;
+use crate::io::TxQueue;
+use crate::qsbr::{Publisher, Reader};
+use crate::stats::board::StatsBoard;
+use crate::stats::{Latency, WorkerStats};
+use anyhow::{anyhow, Context};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Arc};
+use std::time::{Duration, Instant};
+
+/// How often the supervising thread looks at signals, the deadline and the workers.
+pub const TICK: Duration = Duration::from_millis(20);
+/// How long the engine waits for every worker to set up its backend.
+const SETUP_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// Where the workers' tables come from.
+pub enum Tables<'a> {
+    /// One snapshot for the whole run.
+    Fixed(&'a Snapshot),
+    /// Published by a control plane.
+    Live(Live),
+}
+
+/// A live control plane: the running config, the control socket, the file SIGHUP
+/// re-reads.
+pub struct Live {
+    pub cfg: Config,
+    pub socket: Option<PathBuf>,
+    pub reload_from: Option<PathBuf>,
+}
+
+/// How the workers run and when they stop.
+pub struct Plan {
+    pub workers: usize,
+    /// Core per worker (`cores[w % len]`); empty: not pinned.
+    pub cores: Vec<usize>,
+    pub burst: usize,
+    /// Finite input: the run ends when every worker has reached the end of its input.
+    /// Endless: a worker that stops by itself stops the run.
+    pub finite: bool,
+    /// Stop after this long (measured from the moment every worker is ready).
+    pub duration: Option<Duration>,
+    /// SIGINT/SIGTERM stop the run, SIGHUP reloads (with live tables and a file).
+    pub signals: bool,
+}
+
+/// One worker's share of the result.
+pub struct WorkerReport<T> {
+    pub stats: WorkerStats,
+    pub latency: Latency,
+    pub core: Option<usize>,
+    pub pinned: bool,
+    /// What the backend handed back when the worker stopped (e.g. kept frames).
+    pub output: T,
+}
+
+/// What a run did.
+pub struct Report<T> {
+    /// Merged over the workers.
+    pub stats: WorkerStats,
+    pub latency: Latency,
+    /// From the moment every worker was ready to the stop.
+    pub elapsed_ns: u64,
+    pub workers: Vec<WorkerReport<T>>,
+    /// Workers that panicked: their counters are missing from `stats`.
+    pub panicked: usize,
+    /// The running config at the stop (live tables: after every commit).
+    pub cfg: Option<Config>,
+}
+
+impl<T> Report<T> {
+    /// Million packets per second received (= processed).
+    pub fn mpps(&self) -> f64 {
+        if self.elapsed_ns == 0 {
+            return 0.0;
+        }
+        self.stats.rx_pkts as f64 * 1e3 / self.elapsed_ns as f64
+    }
+}
+
+/// What the supervising thread sees each tick.
+pub struct Tick<'a> {
+    pub board: &'a StatsBoard,
+    /// Since every worker was ready.
+    pub elapsed: Duration,
+}
+
+/// A joined worker: its report and when it stopped; `None` if it never ran (its setup
+/// failed); `Err` if it panicked.
+type Joined<T> = Result<Option<(WorkerReport<T>, Instant)>, ()>;
+
+/// Builds a worker's backend queue inside the worker thread.
+pub trait MakeQueue: Sync {
+    type Queue: TxQueue;
+    /// What the worker hands back when it stops (dropped inside the worker thread
+    /// otherwise).
+    type Output: Send;
+    fn make(&self, worker: usize) -> Result<Self::Queue, Failure>;
+    fn finish(&self, q: Self::Queue) -> Self::Output;
+}
+
+/// Runs `plan` over the queues `mk` makes, with `tables`, until it ends or is stopped.
+/// `on_ready` runs once every worker's backend is up (start banners); `ticker` runs
+/// every [`TICK`] while the workers forward.
+pub fn forward<M: MakeQueue>(
+    plan: &Plan,
+    tables: Tables<'_>,
+    mk: &M,
+    board: Arc<StatsBoard>,
+    on_ready: impl FnOnce(),
+    ticker: impl FnMut(Tick<'_>),
+) -> Result<Report<M::Output>, Failure> {
+    if plan.signals {
+        crate::sys::signal::install_handlers().context("installing signal handlers").map_err(runtime)?;
+    }
+    let workers = plan.workers.max(1);
+    match tables {
+        Tables::Fixed(snap) => {
+            let sources = vec![snap; workers];
+            let r = supervise(plan, sources, mk, &board, on_ready, ticker)?;
+            Ok(r)
+        }
+        Tables::Live(live) => {
+            let generation = 0;
+            let snap =
+                crate::ilm::build(&live.cfg, generation).context("building tables from the config").map_err(usage)?;
+            let publisher = Publisher::new(Box::new(snap), workers + 1);
+            let readers: Vec<Reader<Snapshot>> = (0..workers).map(|_| publisher.register_reader()).collect();
+            let mut plane = ControlPlane::new(live.cfg, publisher, Arc::clone(&board));
+            if let (Some(path), true) = (live.reload_from, plan.signals) {
+                plane.reload_on(path, crate::sys::signal::take_reload);
+            }
+            let stop_ctl = Arc::new(AtomicBool::new(false));
+            let handle = crate::control::server::serve(live.socket.as_deref(), plane, Arc::clone(&stop_ctl))
+                .map_err(|e| usage(anyhow!("control socket: {e}")))?;
+            if let Some(p) = &live.socket {
+                eprintln!("popgo: control socket {} (popgo ctl --socket {})", p.display(), p.display());
+            }
+            let r = supervise(plan, readers, mk, &board, on_ready, ticker);
+            stop_ctl.store(true, Ordering::Release);
+            let plane = handle.join().map_err(|_| runtime(anyhow!("the control thread panicked")))?;
+            let mut r = r?;
+            r.cfg = Some(plane.running().clone());
+            Ok(r)
+        }
+    }
+}
+
+fn supervise<M: MakeQueue, S: SnapshotSource + Send>(
+    plan: &Plan,
+    sources: Vec<S>,
+    mk: &M,
+    board: &StatsBoard,
+    on_ready: impl FnOnce(),
+    mut ticker: impl FnMut(Tick<'_>),
+) -> Result<Report<M::Output>, Failure> {
+    let n = sources.len();
+    let stop = AtomicBool::new(false);
+    // Released once every worker is set up, so they start together.
+    let go = AtomicBool::new(false);
+    let (ready_tx, ready_rx) = mpsc::channel::<Result<(), Failure>>();
+    let mut start = Instant::now();
+    let mut elapsed_ns = 0;
+    let (outcomes, setup_err) = std::thread::scope(|s| {
+        let handles: Vec<_> = sources
+            .into_iter()
+            .enumerate()
+            .map(|(w, mut source)| {
+                let core = (!plan.cores.is_empty()).then(|| plan.cores[w % plan.cores.len()]);
+                let (stop, go, ready) = (&stop, &go, ready_tx.clone());
+                std::thread::Builder::new().name(format!("popgo-w{w}")).spawn_scoped(s, move || {
+                    let pinned = core.is_some_and(crate::sys::affinity::pin_current);
+                    let q = mk.make(w);
+                    // The supervisor may have given up already; nothing to do then.
+                    let _ = ready.send(
+                        q.as_ref().map(|_| ()).map_err(|f| Failure { code: f.code, err: anyhow!("{:#}", f.err) }),
+                    );
+                    drop(ready);
+                    while !go.load(Ordering::Acquire) {
+                        std::thread::yield_now();
+                    }
+                    let mut q = q.ok()?;
+                    let lp = WorkerLoop { id: w, burst: plan.burst, stop, board: Some(board) };
+                    let r = lp.run(&mut q, &mut source);
+                    let end = Instant::now();
+                    Some((WorkerReport { stats: r.stats, latency: r.latency, core, pinned, output: mk.finish(q) }, end))
+                })
+            })
+            .collect();
+        drop(ready_tx);
+        // Setup: every worker reports (or the timeout passes); then all start together.
+        let deadline = Instant::now() + SETUP_TIMEOUT;
+        let mut setup_err = None;
+        let spawned = handles.iter().filter(|h| h.is_ok()).count();
+        if spawned < n {
+            setup_err = Some(runtime(anyhow!("could not spawn {} worker thread(s)", n - spawned)));
+        }
+        for _ in 0..spawned {
+            match ready_rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+                Ok(Ok(())) => {}
+                Ok(Err(f)) => {
+                    setup_err.get_or_insert(f);
+                }
+                Err(_) => {
+                    setup_err.get_or_insert(runtime(anyhow!("a worker did not finish its setup in {SETUP_TIMEOUT:?}")));
+                    break;
+                }
+            }
+        }
+        if setup_err.is_some() {
+            stop.store(true, Ordering::Relaxed);
+        }
+        start = Instant::now();
+        go.store(true, Ordering::Release);
+        if setup_err.is_none() {
+            on_ready();
+            let handles = &handles;
+            let deadline = plan.duration.map(|d| start + d);
+            loop {
+                let all_done = handles.iter().all(|h| h.as_ref().is_ok_and(|h| h.is_finished()));
+                let any_done = handles.iter().any(|h| h.as_ref().is_ok_and(|h| h.is_finished()));
+                if all_done || (!plan.finite && any_done) {
+                    if !plan.finite {
+                        eprintln!("popgo: a worker stopped unexpectedly; shutting down");
+                    }
+                    break;
+                }
+                if (plan.signals && crate::sys::signal::stop_requested())
+                    || deadline.is_some_and(|d| Instant::now() >= d)
+                {
+                    break;
+                }
+                ticker(Tick { board, elapsed: start.elapsed() });
+                std::thread::sleep(TICK);
+            }
+            elapsed_ns = start.elapsed().as_nanos() as u64;
+        }
+        stop.store(true, Ordering::Relaxed);
+        let outcomes: Vec<Joined<M::Output>> = handles
+            .into_iter()
+            .map(|h| match h {
+                Ok(h) => h.join().map_err(|_| ()),
+                Err(_) => Err(()),
+            })
+            .collect();
+        if elapsed_ns == 0 {
+            elapsed_ns = start.elapsed().as_nanos() as u64;
+        }
+        (outcomes, setup_err)
+    });
+    if let Some(f) = setup_err {
+        return Err(f);
+    }
+    let mut report = Report {
+        stats: WorkerStats::default(),
+        latency: Latency::new(),
+        elapsed_ns,
+        workers: Vec::new(),
+        panicked: 0,
+        cfg: None,
+    };
+    let mut last_end = 0;
+    for o in outcomes {
+        match o {
+            Ok(Some((w, end))) => {
+                if plan.finite {
+                    // A finite input ends when its last worker does.
+                    last_end = last_end.max(end.saturating_duration_since(start).as_nanos() as u64);
+                }
+                report.stats.merge(&w.stats);
+                report.latency.merge(&w.latency);
+                report.workers.push(w);
+            }
+            Ok(None) | Err(()) => report.panicked += 1,
+        }
+    }
+    if plan.finite && last_end > 0 {
+        report.elapsed_ns = last_end;
+    }
+    Ok(report)
+}
