@@ -1,5 +1,5 @@
 //! Root integration tests of `popgo run` on real AF_XDP sockets over veth pairs in
-//! private network namespaces (issue 3).
+//! private network namespaces.
 //!
 //! Topology per test (unique namespace names, deleted by a Drop guard even on failure):
 //!
@@ -489,7 +489,7 @@ fn setup_errors_exit_2_without_panic() {
     }
 }
 
-/// SIGHUP re-reads the config and publishes new tables while forwarding (issue 4's
+/// SIGHUP re-reads the config and publishes new tables while forwarding (the
 /// reload path): pop_go true -> false moves 10.1.1.1-3 from DeviceA to DeviceB.
 #[test]
 fn sighup_reload_publishes_new_tables() {

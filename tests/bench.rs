@@ -1,4 +1,4 @@
-//! `popgo bench` and `popgo gen profile` end to end (issue 5): a smoke run whose JSON is
+//! `popgo bench` and `popgo gen profile` end to end: a smoke run whose JSON is
 //! validated against docs/bench-schema.json, the gate's exit codes, bad baselines and
 //! profiles, and pacing accuracy. No test gates on absolute throughput.
 

@@ -272,7 +272,7 @@ fn tshark_agrees_labels_are_gone_and_checksums_valid() {
     }
 }
 
-/// Issue 4: the seed procedure typed verbatim against a running replay turns POPGO on;
+/// The seed procedure typed verbatim against a running replay turns POPGO on;
 /// traffic after the commit follows the new mapping; SIGTERM ends the run with a report.
 #[test]
 fn seed_procedure_verbatim_against_a_running_replay() {

@@ -1,4 +1,4 @@
-//! The live control plane end to end (issue 4): the seed's procedure over a real Unix
+//! The live control plane end to end: the seed's procedure over a real Unix
 //! socket, bad input and vanishing peers, socket ownership rules, and churn: thousands
 //! of commits while reader threads forward frames through `swap::Reader`s.
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The regression gate of `popgo bench`, demonstrated (issue 5):
+# The regression gate of `popgo bench`, demonstrated:
 #   1. save a baseline with the normal release build;
 #   2. build a deliberately slowed binary (cargo feature `slow-hot-path`: one extra pass
 #      over every packet's bytes per burst, inside the timed loop) and watch

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Replay throughput while the control thread commits N times per second (issue 4).
+"""Replay throughput while the control thread commits N times per second.
 
 Starts `popgo replay --control` on a synthetic 100,000-route capture (one worker pinned
 to the last core), then alternates steady and churn phases. In churn phases a client on

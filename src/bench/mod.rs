@@ -1,5 +1,5 @@
 //! `popgo bench`: repeated, noise-aware replay measurements, latency distributions,
-//! baselines and a regression gate (issue 5); and `popgo gen profile`.
+//! baselines and a regression gate; and `popgo gen profile`.
 //!
 //! A run: load (or generate from a traffic profile) the capture and config, calibrate
 //! the loops per repetition for `--duration`, run `--warmup` unmeasured repetitions,

@@ -1,5 +1,5 @@
 //! The live control plane: a VRP command subset with views and a two-stage commit,
-//! driving RCU-style publication of the forwarding [`Snapshot`] (issue 4).
+//! driving RCU-style publication of the forwarding [`Snapshot`].
 //!
 //! The control thread owns the running [`Config`], the [`Publisher`] of snapshots and
 //! a [`BuildIndex`]. Sessions (one per socket connection) edit a private candidate; the

@@ -10,7 +10,7 @@
 //!
 //! Why hand-assembled: it avoids a clang/LLVM BPF toolchain at build time and an
 //! ELF object at run time. The program is ~30 instructions; the listing is in
-//! [`mpls_redirect_program`] and in REPORT.md.
+//! [`mpls_redirect_program`] (`popgo-lab dump-prog` prints it).
 //!
 //! # Invariants
 //! - Every kernel object is owned through an `OwnedFd` (map, program). The
