@@ -513,3 +513,108 @@ fn sighup_reload_publishes_new_tables() {
     assert_eq!(v["events"]["ilm_swaps_seen"], 1, "{v}");
     assert_eq!(v["balanced"], true);
 }
+
+/// A pcap of labelled (48122, bottom of stack) IPv4/UDP frames from DeviceD to
+/// 10.1.1.1, .2 and .3: the traffic the seed's wrong forwarding sends to DeviceB.
+fn seed_flows_pcap(path: &Path) {
+    let mut w = popgo::io::pcap::Writer::new(std::fs::File::create(path).unwrap()).unwrap();
+    for host in 1..=3u8 {
+        let mut ip = Vec::new();
+        etherparse::PacketBuilder::ipv4([192, 0, 2, 1], [10, 1, 1, host], 64)
+            .udp(40000, 9)
+            .write(&mut ip, &[0x5a; 18])
+            .unwrap();
+        let mut f = Vec::new();
+        f.extend_from_slice(&[2, 0, 0, 0, 0x0c, 0x0d, 2, 0, 0, 0, 0, 0x0d, 0x88, 0x47]);
+        f.extend_from_slice(&((48122u32 << 12) | (1 << 8) | 64).to_be_bytes());
+        f.extend_from_slice(&ip);
+        w.write_packet(u64::from(host) * 1000, &f).unwrap();
+    }
+    w.into_inner().unwrap();
+}
+
+/// `popgo ctl` against `sock` (run from C's namespace); returns stdout.
+fn ctl(lab: &Lab, sock: &Path, cmds: &str) -> String {
+    ok(&["ip", "netns", "exec", &lab.c, POPGO, "ctl", "--socket", sock.to_str().unwrap(), cmds])
+}
+
+/// The seed procedure typed verbatim into `popgo ctl` against a running `popgo run`
+/// that starts without POPGO: while traffic for 10.1.1.1-3 flows from D, it moves from
+/// DeviceB to DeviceA without a restart, `display mpls lsp protocol bgp` turns POP into
+/// POPGO, and no frame is lost across the commit.
+#[test]
+fn seed_procedure_on_run_moves_live_traffic() {
+    let _g = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    if !privileged("seed_procedure_on_run_moves_live_traffic") {
+        return;
+    }
+    let lab = Lab::new();
+    let cfg = lab.config(false);
+    let sock = lab.path("ctl.sock");
+    let flows = lab.path("flows.pcap");
+    seed_flows_pcap(&flows);
+    let filter = "ip and net 10.1.1.0/24";
+    let (ta, _) = lab.capture(&lab.a, "a0", &lab.path("a.pcap"), filter);
+    let (tb, _) = lab.capture(&lab.b, "b0", &lab.path("b.pcap"), filter);
+    let (p, _) = lab.popgo(&cfg, &["--control", sock.to_str().unwrap(), "--json-stats", "--stats-interval", "0"]);
+    let before = ctl(&lab, &sock, "display mpls lsp protocol bgp");
+    assert!(before.contains("POP") && !before.contains("POPGO"), "{before}");
+
+    // 3 frames every 1.5 ms for about 3 s.
+    const REPEAT: u64 = 700;
+    let sender = lab.spawn(
+        &lab.d,
+        "popgo-lab send",
+        &[
+            POPGO_LAB,
+            "send",
+            "--iface",
+            "d0",
+            "--gap-us",
+            "1500",
+            "--repeat",
+            &REPEAT.to_string(),
+            flows.to_str().unwrap(),
+        ],
+    );
+    std::thread::sleep(Duration::from_millis(1200));
+    // The procedure of the configuration guide, verbatim.
+    let out = ctl(&lab, &sock, "system-view; bgp 100; apply-label per-route pop-go; commit");
+    assert!(!out.contains("Error"), "{out}");
+    let after = ctl(&lab, &sock, "display mpls lsp protocol bgp");
+    assert!(after.contains("POPGO"), "{after}");
+    let stats = ctl(&lab, &sock, "display popgo statistics");
+    assert!(stats.contains("port.to-D.rx_pkts") || stats.contains("to-D"), "{stats}");
+    let (code, _, err) = sender.wait(30);
+    assert_eq!(code, Some(0), "popgo-lab send failed: {err}");
+    std::thread::sleep(Duration::from_millis(800));
+    let (v, _, _) = stop_popgo(p);
+    std::thread::sleep(Duration::from_millis(300));
+    ta.signal("-INT");
+    tb.signal("-INT");
+    ta.wait(10);
+    tb.wait(10);
+
+    let sent = 3 * REPEAT;
+    let (at_a, at_b) = (frames(&lab.path("a.pcap")).len() as u64, frames(&lab.path("b.pcap")).len() as u64);
+    eprintln!("sent {sent}, at DeviceA {at_a}, at DeviceB {at_b}; ctl: {out}; report: {v}");
+    assert_eq!(v["rx_packets"], sent, "every frame D sent reached popgo: {v}");
+    assert_eq!(v["tx_packets"]["to-A"], at_a, "{v}");
+    assert_eq!(v["tx_packets"]["to-B"], at_b, "{v}");
+    assert_eq!(at_a + at_b, sent, "no frame lost across the commit: A {at_a} + B {at_b}");
+    assert!(at_b >= 300, "traffic went to DeviceB before the commit: {at_b}");
+    assert!(at_a >= 300, "traffic moved to DeviceA after the commit: {at_a}");
+    let drops: u64 = v["drops"].as_object().unwrap().values().map(|x| x.as_u64().unwrap()).sum();
+    assert_eq!(drops, 0, "{v}");
+    assert_eq!(v["balanced"], true, "{v}");
+    assert_eq!(v["events"]["ilm_swaps_seen"], 1, "one commit seen by the worker: {v}");
+    // After the commit nothing went to B any more: B's frames all precede A's last ones.
+    let times = |f: &str| {
+        let cap = popgo::io::pcap::Capture::open(&lab.path(f)).unwrap();
+        cap.records().iter().map(|r| r.ts_ns).collect::<Vec<u64>>()
+    };
+    let (ta_ns, tb_ns) = (times("a.pcap"), times("b.pcap"));
+    let first_a = *ta_ns.iter().min().unwrap();
+    assert!(tb_ns.iter().all(|t| *t <= first_a + 5_000_000), "DeviceB received traffic after DeviceA started to");
+    assert!(!sock.exists(), "the control socket is removed at exit");
+}
