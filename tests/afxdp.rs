@@ -505,6 +505,8 @@ fn sighup_reload_publishes_new_tables() {
     std::fs::write(&cfg, off).unwrap();
     p.signal("-HUP");
     wait_for(&err_file, "reloaded", 10);
+    let err = std::fs::read_to_string(&err_file).unwrap();
+    assert!(err.contains("1 change(s), incremental"), "SIGHUP goes through the incremental commit path: {err}");
     lab.send_seed();
     std::thread::sleep(Duration::from_millis(800));
     let (v, _, _) = stop_popgo(p);
@@ -584,7 +586,13 @@ fn seed_procedure_on_run_moves_live_traffic() {
     let after = ctl(&lab, &sock, "display mpls lsp protocol bgp");
     assert!(after.contains("POPGO"), "{after}");
     let stats = ctl(&lab, &sock, "display popgo statistics");
-    assert!(stats.contains("port.to-D.rx_pkts") || stats.contains("to-D"), "{stats}");
+    let counter = |name: &str| -> u64 {
+        let line = stats.lines().find(|l| l.split_whitespace().next() == Some(name));
+        line.and_then(|l| l.split_whitespace().nth(1)?.parse().ok()).unwrap_or_else(|| panic!("{name}: {stats}"))
+    };
+    assert!(counter("port.to-D.rx_pkts") > 0, "{stats}");
+    assert!(counter("port.to-B.tx_pkts") > 0, "{stats}");
+    assert!(stats.contains("generation 2"), "{stats}");
     let (code, _, err) = sender.wait(30);
     assert_eq!(code, Some(0), "popgo-lab send failed: {err}");
     std::thread::sleep(Duration::from_millis(800));

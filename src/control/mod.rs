@@ -308,8 +308,11 @@ impl ControlPlane {
     /// path; other changes rebuild the tables in full. Sessions keep their pending
     /// lines; they are re-applied onto the new config at their commit.
     pub fn reload(&mut self, cfg: Config) -> Result<CommitReport, String> {
-        if cfg.ports.iter().map(|p| &p.name).ne(self.port_names.iter()) {
-            return Err("ports changed: restart popgo to change ports".into());
+        let ports = |c: &Config| c.ports.iter().map(|p| (p.name.clone(), p.iface.clone())).collect::<Vec<_>>();
+        if ports(&cfg) != ports(self.running()) {
+            return Err("the ports or their interfaces changed: restart popgo to change them (labels, routes, \
+                        networks, neighbors and pop-go apply live)"
+                .into());
         }
         match rules::edits_between(self.running(), &cfg) {
             // Labels, routes, networks and pop-go: the commit path of a VRP session.

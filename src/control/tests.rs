@@ -222,3 +222,28 @@ fn incremental_commits_equal_full_builds() {
     }
     assert!(incremental > 60, "most commits are patched ({incremental}/120)");
 }
+
+/// A config file reload goes through the incremental commit path when the change is
+/// one VRP edits express, rebuilds in full otherwise, and refuses port changes.
+#[test]
+fn reload_is_incremental_for_edits_and_refuses_port_changes() {
+    let mut p = plane(seed_without_popgo());
+    let on = Config::parse(SEED).unwrap();
+    let r = p.reload(on.clone()).unwrap();
+    assert_eq!((r.kind, r.changes), (BuildKind::Incremental, 1), "pop-go toggled by one edit");
+    assert_eq!(p.current().ilm.lookup(48122).op(), Some(IlmOp::PopGo));
+    assert_eq!(crate::ilm::build::first_difference(p.current(), &crate::ilm::build(&on, 0).unwrap(), &on), None);
+
+    let mut ttl = on.clone();
+    ttl.ttl_mode = match on.ttl_mode {
+        crate::config::TtlMode::Uniform => crate::config::TtlMode::Pipe,
+        crate::config::TtlMode::Pipe => crate::config::TtlMode::Uniform,
+    };
+    assert_eq!(p.reload(ttl).unwrap().kind, BuildKind::Full, "the TTL mode is not a VRP edit");
+
+    let mut moved = on.clone();
+    moved.ports[0].iface = Some("eth9".into());
+    let e = p.reload(moved).unwrap_err();
+    assert!(e.contains("restart"), "{e}");
+    assert_eq!(p.running().ports, on.ports, "a refused reload changes nothing");
+}

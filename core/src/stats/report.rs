@@ -29,6 +29,7 @@ pub fn flat_counters(stats: &WorkerStats, ports: &[String]) -> Vec<(String, u64)
         ("tx_bytes".to_string(), stats.tx_bytes),
     ];
     for (i, p) in ports.iter().enumerate() {
+        v.push((format!("port.{p}.rx_pkts"), stats.port_rx_pkts[i]));
         v.push((format!("port.{p}.tx_pkts"), stats.port_tx_pkts[i]));
         v.push((format!("port.{p}.tx_bytes"), stats.port_tx_bytes[i]));
     }
