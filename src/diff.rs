@@ -5,9 +5,9 @@
 
 use crate::cmd::{load_capture, load_config, runtime, usage, Failure};
 use crate::config::Config;
+use crate::dataplane::worker::trace;
 use crate::dataplane::{Verdict, BURST};
 use crate::ilm::{build, BuildError, Snapshot};
-use crate::io::capture::trace;
 use crate::io::pcap::Capture;
 use crate::wire::ethernet::{Frame, ETHERTYPE_MPLS};
 use crate::wire::mpls::{LabelStack, FIRST_UNRESERVED};

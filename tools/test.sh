@@ -6,6 +6,8 @@ cd "$(dirname "$0")/.."
 bash tools/setup.sh
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --quiet -- -D warnings
+# Layering: no import cycles between top-level modules, nothing imports the CLI.
+python3 tools/layers.py
 LOG=$(mktemp)
 cargo test --workspace --all-targets --quiet 2>&1 | tee -a "$LOG"
 cargo test --workspace --doc --quiet 2>&1 | tee -a "$LOG"

@@ -59,7 +59,7 @@ fn run(s: &Snapshot, frames: &[Vec<u8>]) -> (Vec<(Verdict, Vec<u8>)>, WorkerStat
         w.write_packet(0, f).unwrap();
     }
     let cap = Capture::from_bytes(w.into_inner().unwrap()).unwrap();
-    let (stats, trace) = crate::io::capture::trace(s, &cap, MAX_BURST, true);
+    let (stats, trace) = crate::dataplane::worker::trace(s, &cap, MAX_BURST, true);
     assert!(stats.balanced(), "rx = tx + drops");
     let mut outs = vec![(Verdict::Drop(DropReason::Oversize), Vec::new()); frames.len()];
     for (seq, v, bytes) in trace {

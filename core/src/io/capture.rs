@@ -117,24 +117,6 @@ impl Sink for Trace {
     }
 }
 
-/// Runs `cap` once through `snap` on the calling thread, in the worker loop, and
-/// returns the counters and the trace in input order. For `diff` and tests.
-pub fn trace(
-    snap: &crate::ilm::Snapshot,
-    cap: &Capture,
-    burst: usize,
-    with_bytes: bool,
-) -> (WorkerStats, Vec<(u64, Verdict, Vec<u8>)>) {
-    let stop = std::sync::atomic::AtomicBool::new(false);
-    let share = Share { w: 0, workers: 1, burst, loops: 1 };
-    let mut q = CaptureQueue::new(cap, share, Trace { frames: Vec::with_capacity(cap.len()), with_bytes });
-    let lp = crate::dataplane::WorkerLoop { id: 0, burst, stop: &stop, board: None };
-    let r = lp.run(&mut q, &mut &*snap);
-    let mut frames = q.sink.frames;
-    frames.sort_by_key(|f| f.0);
-    (r.stats, frames)
-}
-
 /// When each packet is due, relative to the start of the run (pacing).
 #[derive(Clone, Copy, Debug)]
 struct Schedule {

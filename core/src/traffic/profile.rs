@@ -684,7 +684,7 @@ mod tests {
         assert_eq!(cap.len() as u64, sum.packets);
         let cfg = crate::config::Config::parse(&p.config()).unwrap();
         let snap = crate::ilm::build(&cfg, 0).unwrap();
-        let (stats, _) = crate::io::capture::trace(&snap, &cap, crate::io::BURST, false);
+        let (stats, _) = crate::dataplane::worker::trace(&snap, &cap, crate::io::BURST, false);
         use crate::stats::DropReason as D;
         assert_eq!(stats.tx_pkts, sum.packets - sum.malformed());
         assert_eq!(stats.drop_count(D::TooShort), sum.runt);
