@@ -16,7 +16,7 @@ def main():
     ap.add_argument("--rate", type=float, default=100.0)
     ap.add_argument("--phases", type=int, default=5)
     ap.add_argument("--phase-secs", type=float, default=2.0)
-    ap.add_argument("--popgo", default=os.path.join(os.environ.get("CARGO_TARGET_DIR", "target"), "release-max", "popgo"))
+    ap.add_argument("--popgo", default=os.path.join(os.environ.get("CARGO_TARGET_DIR", "target"), "release", "popgo"))
     ap.add_argument("--dir", default=tempfile.mkdtemp(prefix="popgo-churn-"))
     ap.add_argument("--core", default=str(os.cpu_count() - 1))
     a = ap.parse_args()

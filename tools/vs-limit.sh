@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# popgo replay against the yardstick (../shared/bench/limit): same pcap, same core, same
-# build flags (fat LTO, 1 codegen unit, panic=abort), interleaved runs, medians and ratio.
+# popgo replay against the yardstick (../shared/bench/limit): same pcap, same core, the
+# build users get (`cargo build --release`: fat LTO, 1 codegen unit; the yardstick also
+# aborts on panic, popgo unwinds), interleaved runs, medians and ratio.
 #   tools/vs-limit.sh [RUNS]        (env: COUNT, LABELS, LOOPS, CORE, DIR, LIMIT, BEFORE)
 # Needs the yardstick's source (a bare POPGO loop kept outside this repository, by
 # default at ../shared/bench/limit; LIMIT=DIR points elsewhere). BEFORE=BINARY adds an
@@ -13,10 +14,10 @@ LIMIT=${LIMIT:-../shared/bench/limit}
 [ -f "$LIMIT/Cargo.toml" ] || { echo "vs-limit: the yardstick is not at $LIMIT (it is not part of this repository; set LIMIT=DIR)" >&2; exit 2; }
 BEFORE=${BEFORE:-}
 mkdir -p "$DIR"
-cargo build --quiet --profile release-max
+cargo build --quiet --release
 CARGO_TARGET_DIR="$DIR/limit-target" cargo build --quiet --release --manifest-path "$LIMIT/Cargo.toml"
 Y="$DIR/limit-target/release/popgo-limit"
-P="${CARGO_TARGET_DIR:-target}/release-max/popgo"
+P="${CARGO_TARGET_DIR:-target}/release/popgo"
 [ -f "$DIR/b.pcap" ] || "$Y" --make-pcap "$DIR/b.pcap" --make-config "$DIR/b.toml" --count "$COUNT" --labels "$LABELS" >/dev/null
 lim=(); one=(); two=(); old=()
 mpps() { python3 -c 'import json,sys; print("%.2f" % json.load(sys.stdin)["mpps"])'; }
