@@ -25,12 +25,21 @@ pub fn runtime(err: impl Into<anyhow::Error>) -> Failure {
     Failure { code: 1, err: err.into() }
 }
 
+/// Loads and checks a config file. The message names the file once and the cause once.
 pub fn load_config(path: &Path) -> Result<Config, Failure> {
-    Config::load(path).with_context(|| format!("config {}", path.display())).map_err(usage)
+    Config::load(path).map_err(|e| match e {
+        // The error names the path already.
+        crate::config::ConfigError::Read { .. } => usage(anyhow::anyhow!("config {e}")),
+        _ => usage(anyhow::anyhow!("config {}: {e}", path.display())),
+    })
 }
 
+/// Opens and indexes a capture. The message names the file once and the cause once.
 pub fn load_capture(path: &Path) -> Result<Capture, Failure> {
-    Capture::open(path).with_context(|| format!("input {}", path.display())).map_err(usage)
+    Capture::open(path).map_err(|e| match e {
+        crate::io::pcap::Error::Io { source, .. } => usage(anyhow::anyhow!("input {}: {source}", path.display())),
+        e => usage(anyhow::anyhow!("input {}: {e}", path.display())),
+    })
 }
 
 pub fn build(cfg: &Config) -> Result<crate::ilm::Snapshot, Failure> {

@@ -239,7 +239,7 @@ fn supervise<M: MakeQueue, S: SnapshotSource + Send>(
         if setup_err.is_none() {
             on_ready();
             let handles = &handles;
-            let deadline = plan.duration.map(|d| start + d);
+            let deadline = plan.duration.and_then(|d| start.checked_add(d));
             loop {
                 let all_done = handles.iter().all(|h| h.as_ref().is_ok_and(|h| h.is_finished()));
                 let any_done = handles.iter().any(|h| h.as_ref().is_ok_and(|h| h.is_finished()));

@@ -460,6 +460,10 @@ fn setup_errors_exit_2_without_panic() {
     let nodev = write("nodev.toml", seed.replace("\"vethA\"", "\"pgt-nodev0\""));
     check(&[POPGO, "run", "--config", &nodev], "does not exist");
     check(&[POPGO, "run", "--config", &nodev, "--ring-size", "1000"], "not a power of two");
+    // Huge durations are refused before anything is attached (they used to panic).
+    check(&[POPGO, "run", "--config", &nodev, "--duration", "1e20"], "--duration");
+    check(&[POPGO, "run", "--config", &nodev, "--stats-interval", "1e300"], "--stats-interval");
+    check(&[POPGO, "run", "--config", &nodev, "--cores", "0-18446744073709551615"], "go up to 1023");
     if !privileged("setup_errors_exit_2_without_panic (privileges part)") {
         return;
     }

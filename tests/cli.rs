@@ -214,6 +214,18 @@ fn bad_input_gets_a_clear_error_and_exit_2() {
     assert_eq!(o.status.code(), Some(2));
     let o = popgo(&["replay", "--config", &seed_toml(), "/nonexistent.pcap"]);
     assert_eq!(o.status.code(), Some(2));
+    // Each message names the file once and states its cause once.
+    let once = |o: &std::process::Output, file: &str| {
+        let e = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(e.trim().lines().count(), 1, "{e}");
+        assert_eq!(e.matches(file).count(), 1, "{file} named once: {e}");
+        assert_eq!(e.matches("No such file or directory").count(), 1, "cause stated once: {e}");
+    };
+    once(&o, "/nonexistent.pcap");
+    once(&popgo(&["replay", "--config", "/nonexistent.toml", &seed_pcap()]), "/nonexistent.toml");
+    once(&popgo(&["check", "--config", "/nonexistent.toml"]), "/nonexistent.toml");
+    let o = popgo(&["replay", "--config", &seed_toml(), "--cores", "0-18446744073709551615", &seed_pcap()]);
+    assert_eq!(o.status.code(), Some(2), "a huge core range is a usage error, not a panic");
     for o in [popgo(&["replay"]), popgo(&["frobnicate"])] {
         assert_eq!(o.status.code(), Some(2));
         assert!(!String::from_utf8_lossy(&o.stderr).contains("panicked"));

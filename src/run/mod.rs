@@ -29,6 +29,10 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+/// Longest `--duration` and `--stats-interval` accepted: ten years, far inside what
+/// `Duration` and `Instant` arithmetic can hold.
+pub const MAX_SECS: f64 = 10.0 * 365.0 * 86400.0;
+
 /// Default ring size (fill, completion, RX and TX; entries).
 pub const DEFAULT_RING_SIZE: u32 = 2048;
 
@@ -143,12 +147,12 @@ impl RunOpts {
         if !a.ring_size.is_power_of_two() || !(64..=16384).contains(&a.ring_size) {
             return Err(bad(format!("--ring-size {} is not a power of two in 64..=16384", a.ring_size)));
         }
-        if !(a.stats_interval.is_finite() && a.stats_interval >= 0.0) {
-            return Err(bad("--stats-interval must be a number of seconds >= 0".into()));
+        if !(a.stats_interval.is_finite() && (0.0..=MAX_SECS).contains(&a.stats_interval)) {
+            return Err(bad(format!("--stats-interval must be a number of seconds in 0..={MAX_SECS}")));
         }
         if let Some(d) = a.duration {
-            if !(d.is_finite() && d > 0.0) {
-                return Err(bad("--duration must be a positive number of seconds".into()));
+            if !(d.is_finite() && d > 0.0 && d <= MAX_SECS) {
+                return Err(bad(format!("--duration must be a number of seconds in (0, {MAX_SECS}]")));
             }
         }
         let kick = match a.kick.as_str() {

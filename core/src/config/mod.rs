@@ -15,8 +15,9 @@ use toml::Spanned;
 /// A configuration error, with the line it refers to (1-based; 0 when not known).
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("{path}: {source}")]
-    Read { path: String, source: std::io::Error },
+    /// The file could not be read. Not a `source()` chain: the message says it all once.
+    #[error("{path}: {err}")]
+    Read { path: String, err: std::io::Error },
     #[error("line {line}: {msg}")]
     Syntax { line: usize, msg: String },
     #[error("line {line}: {key}: {msg}")]
@@ -243,8 +244,8 @@ fn invalid(line: usize, key: &str, msg: impl Into<String>) -> ConfigError {
 impl Config {
     /// Reads and checks a config file.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|source| ConfigError::Read { path: path.display().to_string(), source })?;
+        let text =
+            std::fs::read_to_string(path).map_err(|err| ConfigError::Read { path: path.display().to_string(), err })?;
         Config::parse(&text)
     }
 

@@ -1,6 +1,10 @@
 //! Core pinning for workers.
 
-/// Parses a core list such as `0,2-3`. Errors name the bad item.
+/// Highest core number a list may name: Linux's CPU set holds cores `0..1024`.
+pub const MAX_CORE: usize = 1023;
+
+/// Parses a core list such as `0,2-3`. Errors name the bad item. Core numbers above
+/// [`MAX_CORE`] are refused before anything is allocated for them.
 pub fn parse_core_list(s: &str) -> Result<Vec<usize>, String> {
     let mut out = Vec::new();
     for item in s.split(',').map(str::trim).filter(|x| !x.is_empty()) {
@@ -11,9 +15,21 @@ pub fn parse_core_list(s: &str) -> Result<Vec<usize>, String> {
                 if a > b {
                     return Err(bad());
                 }
+                if b > MAX_CORE {
+                    return Err(format!("{item:?}: core numbers go up to {MAX_CORE}"));
+                }
                 out.extend(a..=b);
             }
-            None => out.push(item.parse().map_err(|_| bad())?),
+            None => {
+                let c: usize = item.parse().map_err(|_| bad())?;
+                if c > MAX_CORE {
+                    return Err(format!("{item:?}: core numbers go up to {MAX_CORE}"));
+                }
+                out.push(c);
+            }
+        }
+        if out.len() > MAX_CORE + 1 {
+            return Err(format!("more than {} cores listed", MAX_CORE + 1));
         }
     }
     if out.is_empty() {
@@ -57,6 +73,13 @@ mod tests {
         assert!(parse_core_list("a").is_err());
         assert!(parse_core_list("").is_err());
         assert!(check_cores(&[100_000]).is_err());
+        // Huge ranges are refused before allocating (they used to overflow capacity).
+        let e = parse_core_list("0-18446744073709551615").unwrap_err();
+        assert!(e.contains("go up to 1023"), "{e}");
+        assert!(parse_core_list("0-100000000").is_err());
+        assert!(parse_core_list("1024").is_err());
+        assert!(parse_core_list(&"0-1023,".repeat(3)).is_err(), "repeated ranges are bounded too");
+        assert_eq!(parse_core_list("0-1023").unwrap().len(), 1024);
         assert_eq!(default_cores(1).len(), 1);
     }
 }
