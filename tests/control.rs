@@ -338,3 +338,123 @@ fn churn_thousands_of_commits_under_traffic() {
     p.tick();
     assert_eq!(p.publisher().pending_retired(), 0);
 }
+
+fn setpriv_available() -> bool {
+    let root = popgo::sys::rlimit::euid() == 0;
+    let tool = std::process::Command::new("setpriv").arg("--version").output().is_ok();
+    if !(root && tool) && std::env::var("CI").is_ok_and(|v| v == "true") {
+        panic!("CI=true: this test needs root and setpriv (util-linux)");
+    }
+    root && tool
+}
+
+/// `popgo` run as nobody (uid 65534).
+fn as_nobody(args: &[&str]) -> std::process::Output {
+    std::process::Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all", env!("CARGO_BIN_EXE_popgo")])
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+/// Only a refused connection (ECONNREFUSED) makes a socket file stale: a socket that
+/// this user may not connect to is left alone, even where the directory would let it
+/// be removed.
+#[test]
+fn a_socket_we_may_not_connect_to_is_not_removed() {
+    if !setpriv_available() {
+        eprintln!("note: needs root and setpriv; skipped");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+    let path = dir.path().join("ctl.sock");
+    let run_stop = Arc::new(AtomicBool::new(false));
+    let h = serve(Some(&path), plane(seed(true), 1), Arc::clone(&run_stop)).unwrap();
+    let cfg = dir.path().join("seed.toml");
+    std::fs::write(&cfg, SEED).unwrap();
+    std::fs::set_permissions(&cfg, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let pcap = dir.path().join("seed.pcap");
+    std::fs::copy(concat!(env!("CARGO_MANIFEST_DIR"), "/pcaps/seed.pcap"), &pcap).unwrap();
+    std::fs::set_permissions(&pcap, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let o = as_nobody(&[
+        "replay",
+        "--config",
+        cfg.to_str().unwrap(),
+        "--control",
+        path.to_str().unwrap(),
+        pcap.to_str().unwrap(),
+    ]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.contains("probing the existing socket"), "{err}");
+    assert!(path.exists(), "the live socket of another user is still there");
+    let (_, g) = Client::connect(&path).unwrap();
+    assert!(g.ok && !g.close, "and still served: {g:?}");
+    run_stop.store(true, Ordering::Release);
+    h.join().unwrap();
+}
+
+/// A peer that is neither root nor popgo's own user is refused, even if the socket's
+/// mode was opened up.
+#[test]
+fn other_users_are_refused_by_peer_credentials() {
+    if !setpriv_available() {
+        eprintln!("note: needs root and setpriv; skipped");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let path = dir.path().join("ctl.sock");
+    let stop = Arc::new(AtomicBool::new(false));
+    let h = serve(Some(&path), plane(seed(true), 1), Arc::clone(&stop)).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o666)).unwrap();
+    let o = as_nobody(&["ctl", "--socket", path.to_str().unwrap(), "display current-configuration"]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(err.contains("uid 65534 may not use this control socket"), "{err}");
+    assert!(o.stdout.is_empty(), "nothing was served: {}", String::from_utf8_lossy(&o.stdout));
+    stop.store(true, Ordering::Release);
+    h.join().unwrap();
+}
+
+/// Connections beyond the limit are told so and closed; idle ones are closed after the
+/// idle timeout.
+#[test]
+fn connections_are_limited_and_idle_ones_closed() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ctl.sock");
+    let stop = Arc::new(AtomicBool::new(false));
+    let limits = popgo::control::Limits { max_connections: 2, idle_timeout: std::time::Duration::from_millis(400) };
+    let h = popgo::control::serve_with(Some(&path), plane(seed(true), 1), Arc::clone(&stop), limits).unwrap();
+    let (mut a, ga) = Client::connect(&path).unwrap();
+    let (_b, gb) = Client::connect(&path).unwrap();
+    assert!(!ga.close && !gb.close);
+    let (_, gc) = Client::connect(&path).unwrap();
+    assert!(gc.close && gc.text.contains("2 connections already"), "{gc:?}");
+    ok(&mut a, "display current-configuration");
+    std::thread::sleep(std::time::Duration::from_millis(800));
+    let r = a.read_reply().unwrap();
+    assert!(r.close && r.text.contains("no command for"), "{r:?}");
+    // Both idle sessions are gone: a new connection is served.
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    let (_, gd) = Client::connect(&path).unwrap();
+    assert!(!gd.close, "{gd:?}");
+    stop.store(true, Ordering::Release);
+    h.join().unwrap();
+}
+
+/// At exit the socket path is removed only if it is still this instance's socket.
+#[test]
+fn exit_leaves_a_socket_that_is_not_ours() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ctl.sock");
+    let stop = Arc::new(AtomicBool::new(false));
+    let h = serve(Some(&path), plane(seed(true), 1), Arc::clone(&stop)).unwrap();
+    std::fs::remove_file(&path).unwrap();
+    let other = UnixListener::bind(&path).unwrap();
+    stop.store(true, Ordering::Release);
+    h.join().unwrap();
+    assert!(path.exists(), "another listener's socket was removed");
+    drop(other);
+}

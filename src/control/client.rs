@@ -98,6 +98,10 @@ pub fn ctl_main(a: CtlArgs) -> Result<(), Failure> {
         runtime(anyhow::anyhow!("cannot connect to {}: {e} (is popgo running with --control?)", a.socket.display()))
     })?;
     let io = |e: std::io::Error| runtime(anyhow::anyhow!("{}: {e}", a.socket.display()));
+    if greeting.close {
+        // Refused (not allowed, or too many connections): the server said why.
+        return Err(runtime(anyhow::anyhow!("{}: {}", a.socket.display(), greeting.text.trim_end())));
+    }
     if a.command.is_empty() {
         return interactive(&mut c, greeting).map_err(io);
     }

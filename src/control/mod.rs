@@ -37,7 +37,7 @@ pub mod vrp;
 use crate::config::edit as rules;
 pub use crate::config::edit::Edit;
 pub use client::{ctl_main, CtlArgs};
-pub use server::{serve, ControlError};
+pub use server::{serve, serve_with, ControlError, Limits};
 pub use vrp::{Cmd, Display, View};
 
 use crate::config::Config;

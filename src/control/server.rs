@@ -12,20 +12,35 @@
 use super::{ControlPlane, Reply, MAX_LINE_BYTES};
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, ErrorKind, Write};
-use std::os::unix::fs::{DirBuilderExt, FileTypeExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, FileTypeExt, MetadataExt, PermissionsExt};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// How often the control thread looks for new connections, `stop` and housekeeping
 /// when no line arrives: bounds accept latency; costs nothing measurable.
 const POLL_INTERVAL: Duration = Duration::from_millis(5);
 /// Read timeout of connection threads, so they notice `stop`.
 const CONN_READ_TIMEOUT: Duration = Duration::from_millis(100);
+
+/// Limits of the control socket.
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    /// Connections served at once; one more is told so and closed.
+    pub max_connections: usize,
+    /// A connection that sends no line for this long is closed.
+    pub idle_timeout: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits { max_connections: 16, idle_timeout: Duration::from_secs(15 * 60) }
+    }
+}
 
 /// Why the control socket could not be opened.
 #[derive(Debug, thiserror::Error)]
@@ -55,7 +70,12 @@ pub fn bind(path: &Path) -> Result<UnixListener, ControlError> {
         }
         match UnixStream::connect(path) {
             Ok(_) => return Err(ControlError::InUse { path: p }),
-            Err(_) => std::fs::remove_file(path).map_err(io_err(path, "removing a stale socket"))?,
+            // Nobody listens there: a stale file left by an instance that died.
+            Err(e) if e.raw_os_error() == Some(libc::ECONNREFUSED) => {
+                std::fs::remove_file(path).map_err(io_err(path, "removing a stale socket"))?
+            }
+            // Anything else (no permission, ...): not ours to remove.
+            Err(e) => return Err(ControlError::Io { path: p, what: "probing the existing socket", source: e }),
         }
     }
     let dir = match path.parent() {
@@ -93,31 +113,76 @@ pub fn serve(
     plane: ControlPlane,
     stop: Arc<AtomicBool>,
 ) -> Result<JoinHandle<ControlPlane>, ControlError> {
+    serve_with(path, plane, stop, Limits::default())
+}
+
+/// [`serve`] with explicit connection limits.
+pub fn serve_with(
+    path: Option<&Path>,
+    plane: ControlPlane,
+    stop: Arc<AtomicBool>,
+    limits: Limits,
+) -> Result<JoinHandle<ControlPlane>, ControlError> {
     let listener = match path {
         Some(p) => {
             let l = bind(p)?;
             l.set_nonblocking(true).map_err(io_err(p, "set_nonblocking"))?;
-            Some((l, p.to_path_buf()))
+            let m = std::fs::symlink_metadata(p).map_err(io_err(p, "stat"))?;
+            Some(Listener { l, path: p.to_path_buf(), id: (m.dev(), m.ino()) })
         }
         None => None,
     };
     std::thread::Builder::new()
         .name("popgo-ctl".into())
-        .spawn(move || control_loop(listener, plane, &stop))
+        .spawn(move || control_loop(listener, plane, &stop, limits))
         .map_err(|source| ControlError::Io { path: String::new(), what: "spawning the control thread", source })
 }
 
+/// The listening socket, its path and the file it is (device, inode): removed at exit
+/// only if the path still names that file.
+struct Listener {
+    l: UnixListener,
+    path: PathBuf,
+    id: (u64, u64),
+}
+
+/// Who may use the control socket: root and the user popgo runs as (the socket's mode
+/// 0600 already keeps others out; this also holds when the mode was changed).
+fn peer_allowed(stream: &UnixStream) -> Result<(), String> {
+    let me = crate::sys::rlimit::euid();
+    match crate::sys::creds::peer_uid(stream) {
+        Ok(uid) if uid == 0 || uid == me => Ok(()),
+        Ok(uid) => Err(format!("uid {uid} may not use this control socket (only root and uid {me})")),
+        Err(e) => Err(format!("peer credentials: {e}")),
+    }
+}
+
+/// Tells a refused peer why and closes (best effort; it gets no session).
+fn refuse(mut stream: UnixStream, why: &str) {
+    let _ = stream.set_write_timeout(Some(CONN_READ_TIMEOUT));
+    let _ = write_reply(&mut stream, &Reply { ok: false, text: format!("Error: {why}"), close: true }, "");
+}
+
 fn control_loop(
-    listener: Option<(UnixListener, PathBuf)>,
+    listener: Option<Listener>,
     mut plane: ControlPlane,
     stop: &Arc<AtomicBool>,
+    limits: Limits,
 ) -> ControlPlane {
     let (tx, rx) = mpsc::channel::<Msg>();
     let mut sessions = HashMap::new();
     while !stop.load(Ordering::Acquire) {
-        while let Some((listener, path)) = &listener {
+        while let Some(Listener { l: listener, path, .. }) = &listener {
             match listener.accept() {
                 Ok((stream, _)) => {
+                    if let Err(why) = peer_allowed(&stream) {
+                        refuse(stream, &why);
+                        continue;
+                    }
+                    if sessions.len() >= limits.max_connections {
+                        refuse(stream, &format!("{} connections already; try again later", limits.max_connections));
+                        continue;
+                    }
                     let s = plane.new_session();
                     let greeting = (plane.greeting(), plane.prompt(&s));
                     let id = s.id();
@@ -125,7 +190,7 @@ fn control_loop(
                     let (tx, stop) = (tx.clone(), Arc::clone(stop));
                     let spawned = std::thread::Builder::new()
                         .name(format!("popgo-ctl-{id}"))
-                        .spawn(move || connection(stream, id, greeting, &tx, &stop));
+                        .spawn(move || connection(stream, id, greeting, &tx, &stop, limits.idle_timeout));
                     if spawned.is_err() {
                         sessions.remove(&id);
                     }
@@ -163,8 +228,12 @@ fn control_loop(
         }
         plane.tick();
     }
-    if let Some((_, path)) = &listener {
-        let _ = std::fs::remove_file(path);
+    if let Some(Listener { path, id, .. }) = &listener {
+        // Another instance may have taken the path over since (after ours was removed
+        // by hand): remove it only if it is still our socket.
+        if std::fs::symlink_metadata(path).is_ok_and(|m| (m.dev(), m.ino()) == *id) {
+            let _ = std::fs::remove_file(path);
+        }
     }
     plane
 }
@@ -191,8 +260,15 @@ pub fn write_reply(w: &mut impl Write, r: &Reply, prompt: &str) -> std::io::Resu
 }
 
 /// One connection: read lines, hand them to the control thread, write replies.
-fn connection(stream: UnixStream, id: u64, greeting: (Reply, String), tx: &mpsc::Sender<Msg>, stop: &AtomicBool) {
-    let _ = serve_connection(stream, id, greeting, tx, stop);
+fn connection(
+    stream: UnixStream,
+    id: u64,
+    greeting: (Reply, String),
+    tx: &mpsc::Sender<Msg>,
+    stop: &AtomicBool,
+    idle: Duration,
+) {
+    let _ = serve_connection(stream, id, greeting, tx, stop, idle);
     let _ = tx.send(Msg::Closed { id });
 }
 
@@ -202,16 +278,21 @@ fn serve_connection(
     greeting: (Reply, String),
     tx: &mpsc::Sender<Msg>,
     stop: &AtomicBool,
+    idle: Duration,
 ) -> std::io::Result<()> {
     stream.set_read_timeout(Some(CONN_READ_TIMEOUT))?;
     let mut w = stream.try_clone()?;
     write_reply(&mut w, &greeting.0, &greeting.1)?;
     let mut r = BufReader::new(stream);
     let mut buf: Vec<u8> = Vec::new();
-    let (reply_tx, reply_rx) = mpsc::sync_channel(1);
+    let mut last_line = Instant::now();
     loop {
         if stop.load(Ordering::Acquire) {
             return Ok(());
+        }
+        if last_line.elapsed() >= idle {
+            let text = format!("Info: no command for {} s; closing the connection", idle.as_secs());
+            return write_reply(&mut w, &Reply { ok: true, text, close: true }, "");
         }
         // Read up to and including '\n', keeping at most MAX_LINE_BYTES + 1 bytes.
         let (done, used) = match r.fill_buf() {
@@ -253,10 +334,20 @@ fn serve_connection(
                 Err(_) => Err("line is not UTF-8; ignored".to_string()),
             }
         };
-        if tx.send(Msg::Line { id, line, reply: reply_tx.clone() }).is_err() {
+        last_line = Instant::now();
+        // The only sender goes with the line: if the control thread ends without
+        // answering, the sender is dropped and the wait below ends.
+        let (reply_tx, reply_rx) = mpsc::sync_channel(1);
+        if tx.send(Msg::Line { id, line, reply: reply_tx }).is_err() {
             return Ok(()); // control thread gone
         }
-        let Ok((reply, prompt)) = reply_rx.recv() else { return Ok(()) };
+        let (reply, prompt) = loop {
+            match reply_rx.recv_timeout(CONN_READ_TIMEOUT) {
+                Ok(r) => break r,
+                Err(mpsc::RecvTimeoutError::Timeout) if !stop.load(Ordering::Acquire) => {}
+                Err(_) => return Ok(()),
+            }
+        };
         write_reply(&mut w, &reply, &prompt)?;
         if reply.close {
             return Ok(());

@@ -177,7 +177,7 @@ struct RawConfig {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawDevice {
-    name: String,
+    name: Spanned<String>,
     ttl_mode: Option<Spanned<String>>,
 }
 
@@ -256,6 +256,16 @@ impl Config {
             ConfigError::Syntax { line, msg: e.message().to_string() }
         })?;
         let lines = Lines::new(text);
+        // The name is the VRP prompt (`<DeviceC>`) in every control-socket reply: a
+        // control character would break the line framing.
+        let name = raw.device.name.get_ref();
+        if name.is_empty() || name.len() > 64 || name.chars().any(|c| c.is_control() || c.is_whitespace()) {
+            return Err(invalid(
+                lines.of(&raw.device.name),
+                "device.name",
+                "must be 1 to 64 characters, without spaces or control characters",
+            ));
+        }
 
         let ttl_mode = match &raw.device.ttl_mode {
             None => TtlMode::Uniform,
@@ -312,8 +322,14 @@ impl Config {
             neighbors.push(Neighbor { ip, mac, port, line });
         }
 
-        let mut cfg =
-            Config { device: raw.device.name, ttl_mode, ports, neighbors, static_routes: Vec::new(), bgp: None };
+        let mut cfg = Config {
+            device: raw.device.name.into_inner(),
+            ttl_mode,
+            ports,
+            neighbors,
+            static_routes: Vec::new(),
+            bgp: None,
+        };
 
         // Bulk checks use hash sets: configs with 100k routes must load in well under a second.
         let mut route_keys = std::collections::HashSet::new();
@@ -567,5 +583,15 @@ mod tests {
         assert!(Prefix::parse("10.0.0.0").is_err());
         assert!(Prefix::parse("10.0.0.0/x").is_err());
         assert_eq!(Prefix::parse("0.0.0.0/0").unwrap().len, 0);
+    }
+
+    #[test]
+    fn device_names_that_would_break_prompts_are_refused() {
+        // TOML escapes: a newline and a BEL inside the quoted name.
+        for bad in ["", "Device\\nC", "Device C", "x\\u0007"] {
+            let text = SEED.replacen("name = \"DeviceC\"", &format!("name = \"{bad}\""), 1);
+            let e = Config::parse(&text).unwrap_err().to_string();
+            assert!(e.contains("device.name") && e.contains("line 5"), "{bad:?}: {e}");
+        }
     }
 }

@@ -2,6 +2,7 @@
 //! signal flags (SIGINT/SIGTERM stop, SIGHUP reload) and RLIMIT_MEMLOCK.
 
 pub mod affinity;
+pub mod creds;
 pub mod prefetch;
 pub mod rlimit;
 pub mod signal;
