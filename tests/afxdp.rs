@@ -630,3 +630,46 @@ fn seed_procedure_on_run_moves_live_traffic() {
     assert!(tb_ns.iter().all(|t| *t <= first_a + 5_000_000), "DeviceB received traffic after DeviceA started to");
     assert!(!sock.exists(), "the control socket is removed at exit");
 }
+
+/// The XDP program line of `dev` in `ns` (`prog/xdp id N ...`), if any.
+fn xdp_line(lab_ns: &str, dev: &str) -> Option<String> {
+    let links = ok(&["ip", "-n", lab_ns, "-o", "link", "show", "dev", dev]);
+    links.split("prog/xdp").nth(1).map(|rest| rest.split_whitespace().take(2).collect::<Vec<_>>().join(" "))
+}
+
+/// Another application's XDP program on a port's interface is left alone: popgo run
+/// refuses with exit 2 and names it; with --force it replaces it.
+#[test]
+fn foreign_xdp_program_is_replaced_only_with_force() {
+    let _g = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    if !privileged("foreign_xdp_program_is_replaced_only_with_force") {
+        return;
+    }
+    let lab = Lab::new();
+    let cfg = lab.config(true);
+    let _foreign = lab.spawn(
+        &lab.c,
+        "foreign XDP program",
+        &[POPGO_LAB, "sink", "--iface", "c-to-b", "--secs", "30", "--prog-name", "other_app"],
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while xdp_line(&lab.c, "c-to-b").is_none() {
+        assert!(Instant::now() < deadline, "the foreign program was not attached");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let theirs = xdp_line(&lab.c, "c-to-b");
+    let o = sh(&["ip", "netns", "exec", &lab.c, POPGO, "run", "--config", cfg.to_str().unwrap(), "--duration", "2"]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.contains("\"other_app\"") && err.contains("--force"), "{err}");
+    assert_eq!(xdp_line(&lab.c, "c-to-b"), theirs, "the foreign program is still attached");
+    assert_eq!(lab.xdp_programs(&lab.c), 1, "popgo left none of its own behind");
+
+    let (p, _) = lab.popgo(&cfg, &["--force", "--json-stats", "--stats-interval", "0"]);
+    assert_eq!(lab.xdp_programs(&lab.c), 3);
+    assert_ne!(xdp_line(&lab.c, "c-to-b"), theirs, "--force replaced it");
+    lab.send_seed();
+    std::thread::sleep(Duration::from_millis(800));
+    let (v, _, _) = stop_popgo(p);
+    assert_eq!(v["tx_packets"]["to-A"], 8, "{v}");
+}

@@ -54,6 +54,10 @@ enum Cmd {
         iface: String,
         #[arg(long, default_value_t = 10)]
         secs: u64,
+        /// Kernel name of the XDP program (15 bytes at most). popgo replaces only
+        /// programs named `popgo_*`; another name stands for another application's.
+        #[arg(long, default_value = "popgo_sink")]
+        prog_name: String,
     },
     /// Print the MPLS redirect program listing.
     DumpProg,
@@ -84,7 +88,9 @@ fn main() -> ExitCode {
                 })
             })
             .map(|_| ()),
-        Cmd::Sink { iface, secs } => popgo::run::lab::sink(&iface, secs, &AtomicBool::new(false)).map(|_| ()),
+        Cmd::Sink { iface, secs, prog_name } => {
+            popgo::run::lab::sink(&iface, secs, &prog_name, &AtomicBool::new(false)).map(|_| ())
+        }
         Cmd::DumpProg => {
             let p = popgo::io::xdp::mpls_redirect_program(-1, popgo::io::xdp::XDP_PASS);
             print!("{}", popgo::io::xdp::listing(&p));

@@ -31,7 +31,7 @@ fn stop() -> bool {
 pub fn send(iface: &str, pcap: &std::path::Path, repeat: u64, gap: Duration) -> Result<u64> {
     let cap = crate::io::pcap::Capture::open(pcap).with_context(|| pcap.display().to_string())?;
     // Our program first, so that libbpf does not attach its own (io::xdp docs).
-    let _prog = MplsRedirect::attach(iface, true).with_context(|| format!("attaching XDP to {iface}"))?;
+    let _prog = MplsRedirect::attach(iface, true, false).with_context(|| format!("attaching XDP to {iface}"))?;
     let mut area = SharedArea::new(2 * RING as usize, crate::io::afxdp::queue::FRAME_SIZE)?;
     let mut port = Port::new(&area, iface, 0, port_cfg(None))?;
     let mut pending = new_pending();
@@ -151,7 +151,7 @@ pub struct GenOpts {
 /// completed.
 pub fn gen(o: &GenOpts) -> Result<u64> {
     let src = iface_mac(&o.iface)?;
-    let _prog = MplsRedirect::attach(&o.iface, true).with_context(|| format!("attaching XDP to {}", o.iface))?;
+    let _prog = MplsRedirect::attach(&o.iface, true, false).with_context(|| format!("attaching XDP to {}", o.iface))?;
     let mut area = SharedArea::new(2 * RING as usize, crate::io::afxdp::queue::FRAME_SIZE)?;
     let mut port = Port::new(&area, &o.iface, 0, port_cfg(o.tx_budget))?;
     // Every frame permanently holds one template (nothing is received into these
@@ -212,8 +212,10 @@ pub fn gen(o: &GenOpts) -> Result<u64> {
 /// Counts frames arriving on `iface` with the count-and-drop XDP program for `secs`
 /// seconds (or until SIGINT/SIGTERM); prints one line per second and a summary with
 /// the median of the active seconds. `ready` is set once the program is attached.
-pub fn sink(iface: &str, secs: u64, ready: &AtomicBool) -> Result<(u64, u64)> {
-    let sink = CountSink::attach(iface, true).with_context(|| format!("attaching the sink to {iface}"))?;
+/// `prog_name` is the kernel name of the program (popgo's own names start with
+/// `popgo_`; another name makes it a foreign program to popgo).
+pub fn sink(iface: &str, secs: u64, prog_name: &str, ready: &AtomicBool) -> Result<(u64, u64)> {
+    let sink = CountSink::attach(iface, true, prog_name).with_context(|| format!("attaching the sink to {iface}"))?;
     println!("sink: {iface} counting in {:?} mode for {secs}s", sink.attachment.mode);
     ready.store(true, Ordering::Relaxed);
     let start = Instant::now();

@@ -65,6 +65,10 @@ pub struct RunArgs {
     /// Attach the XDP program in generic (SKB) mode instead of native.
     #[arg(long)]
     pub xdp_generic: bool,
+    /// Replace an XDP program that another application attached to a port's
+    /// interface (without it, popgo replaces only its own programs and refuses).
+    #[arg(long)]
+    pub force: bool,
     /// Seconds between one-line stats (0 = none).
     #[arg(long, default_value_t = 1.0)]
     pub stats_interval: f64,
@@ -205,6 +209,7 @@ fn failure_for(e: &std::io::Error, what: String) -> Failure {
             "{what}: {e}: missing privileges (popgo run needs root, or CAP_NET_ADMIN + CAP_BPF + CAP_IPC_LOCK)"
         )),
         Some(libc::ENODEV) | Some(libc::ENXIO) => bad(format!("{what}: {e}")),
+        _ if e.kind() == std::io::ErrorKind::AlreadyExists => bad(format!("{what}: {e}")),
         _ => runtime(anyhow!("{what}: {e}")),
     }
 }
@@ -305,7 +310,7 @@ pub fn main(a: RunArgs) -> Result<(), Failure> {
     // after the engine has returned and every socket is closed.
     let mut xdp = Vec::new();
     for (i, iface) in &attached {
-        let r = MplsRedirect::attach(iface, opts.xdp_native).map_err(|e| {
+        let r = MplsRedirect::attach(iface, opts.xdp_native, a.force).map_err(|e| {
             failure_for(&e, format!("port {:?}: attaching the XDP program to {iface}", cfg.ports[*i].name))
         })?;
         xdp.push(r);

@@ -519,17 +519,54 @@ pub fn prog_id(prog: &OwnedFd) -> io::Result<u32> {
     Ok(info.id)
 }
 
+/// Name prefix of every program popgo loads: a program with it that is attached
+/// already is popgo's own (a SIGKILLed run's) and may be replaced.
+pub const OWN_PREFIX: &str = "popgo_";
+
+/// The kernel name of a loaded program (at most 15 bytes).
+pub fn prog_name(id: u32) -> io::Result<String> {
+    // SAFETY: plain integer; returns a new fd or a negative errno.
+    let fd = check_fd(unsafe { sys::bpf_prog_get_fd_by_id(id) }, "bpf_prog_get_fd_by_id")?;
+    let mut info = sys::bpf_prog_info::default();
+    let mut len = std::mem::size_of::<sys::bpf_prog_info>() as u32;
+    // SAFETY: fd is a valid program fd; info is writable for `len` bytes (the kernel
+    // writes at most `len` and updates it).
+    let ret =
+        unsafe { sys::bpf_obj_get_info_by_fd(fd.as_raw_fd(), (&mut info as *mut sys::bpf_prog_info).cast(), &mut len) };
+    if ret < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let bytes: Vec<u8> = info.name.iter().take_while(|c| **c != 0).map(|c| *c as u8).collect();
+    Ok(String::from_utf8_lossy(&bytes).into_owned())
+}
+
 impl XdpAttachment {
     /// Attach `prog` to `ifname`: native mode first, generic as fallback.
     ///
-    /// Stale programs (e.g. left by a SIGKILLed previous run, or libbpf's
-    /// default program) are replaced: an attach without
-    /// `XDP_FLAGS_UPDATE_IF_NOEXIST` atomically replaces a program attached in
-    /// the same mode; one attached in the *other* mode is detached first
+    /// A program attached already is replaced only when it is popgo's own (its name
+    /// starts with [`OWN_PREFIX`]: left by a SIGKILLed run) or with `force`;
+    /// anything else (another application's program) is an `AlreadyExists` error.
+    /// An attach without `XDP_FLAGS_UPDATE_IF_NOEXIST` atomically replaces a program
+    /// attached in the same mode; one attached in the *other* mode is detached first
     /// (the kernel refuses native + generic at once with EEXIST).
-    pub fn attach(ifname: &str, prog: OwnedFd, try_native: bool) -> io::Result<Self> {
+    pub fn attach(ifname: &str, prog: OwnedFd, try_native: bool, force: bool) -> io::Result<Self> {
         let ifindex = ifindex(ifname)?;
         let info = query(ifindex)?;
+        for id in [info.drv_prog_id, info.skb_prog_id, info.hw_prog_id] {
+            if id == 0 || force {
+                continue;
+            }
+            let name = prog_name(id).unwrap_or_else(|_| "?".into());
+            if !name.starts_with(OWN_PREFIX) {
+                return Err(io::Error::new(
+                    io::ErrorKind::AlreadyExists,
+                    format!(
+                        "{ifname} has XDP program {name:?} (id {id}) attached, which is not popgo's; \
+                         --force replaces it"
+                    ),
+                ));
+            }
+        }
         let modes: &[XdpMode] = if try_native { &[XdpMode::Native, XdpMode::Generic] } else { &[XdpMode::Generic] };
         let mut last_err = None;
         for &mode in modes {
@@ -622,11 +659,13 @@ pub struct MplsRedirect {
 pub const XSKMAP_ENTRIES: u32 = 64;
 
 impl MplsRedirect {
-    pub fn attach(ifname: &str, try_native: bool) -> io::Result<Self> {
+    /// Loads the program and attaches it (`force`: also over another application's
+    /// program; see [`XdpAttachment::attach`]).
+    pub fn attach(ifname: &str, try_native: bool, force: bool) -> io::Result<Self> {
         let xsks_map = create_map(sys::BPF_MAP_TYPE_XSKMAP, "xsks_map", 4, 4, XSKMAP_ENTRIES)?;
         let insns = mpls_redirect_program(xsks_map.as_raw_fd(), XDP_PASS);
         let prog = load_xdp_program("popgo_mpls", &insns)?;
-        let attachment = XdpAttachment::attach(ifname, prog, try_native)?;
+        let attachment = XdpAttachment::attach(ifname, prog, try_native, force)?;
         Ok(MplsRedirect { attachment, xsks_map })
     }
 
@@ -661,11 +700,13 @@ pub struct CountSink {
 }
 
 impl CountSink {
-    pub fn attach(ifname: &str, try_native: bool) -> io::Result<Self> {
+    /// Loads the sink under the program name `name` and attaches it (replacing only
+    /// popgo's own programs).
+    pub fn attach(ifname: &str, try_native: bool, name: &str) -> io::Result<Self> {
         let counts = create_map(sys::BPF_MAP_TYPE_PERCPU_ARRAY, "sink_counts", 4, 8, 2)?;
         let insns = count_drop_program(counts.as_raw_fd());
-        let prog = load_xdp_program("popgo_sink", &insns)?;
-        let attachment = XdpAttachment::attach(ifname, prog, try_native)?;
+        let prog = load_xdp_program(name, &insns)?;
+        let attachment = XdpAttachment::attach(ifname, prog, try_native, false)?;
         // SAFETY: no arguments; reads /sys/devices/system/cpu/possible.
         let n = unsafe { sys::libbpf_num_possible_cpus() };
         if n <= 0 {
