@@ -57,6 +57,10 @@ use store::{Cand, Overlay, Store};
 /// default.
 pub const DEFAULT_SOCKET: &str = "/run/popgo/control.sock";
 
+/// Replaced snapshots that may wait for their grace period at once; a commit past
+/// that is refused (see `ControlPlane::room_to_retire`).
+pub const MAX_RETIRED: usize = 8;
+
 /// Longest request line accepted (bytes, without the newline): VRP lines are short;
 /// the bound keeps a misbehaving peer from growing a buffer without limit.
 pub const MAX_LINE_BYTES: usize = 4096;
@@ -492,6 +496,7 @@ impl ControlPlane {
     /// Builds and publishes the whole of `cfg` and makes it the running config (start,
     /// reload). On a build error nothing changes.
     fn install_full(&mut self, cfg: Config) -> Result<CommitReport, String> {
+        self.room_to_retire()?;
         let t0 = Instant::now();
         let next_gen = self.generation + 1;
         let (snap, idx) = build_indexed(&cfg, next_gen).map_err(|e| e.to_string())?;
@@ -506,6 +511,7 @@ impl ControlPlane {
     /// builds the new snapshot (patched when it can be, in full otherwise) and publishes
     /// it. On a build error the running config is restored.
     fn install_edits(&mut self, ov: &Overlay, edits: Vec<Edit>) -> Result<CommitReport, String> {
+        self.room_to_retire()?;
         let t0 = Instant::now();
         let next_gen = self.generation + 1;
         let undo = self.running.commit(ov);
@@ -538,6 +544,24 @@ impl ControlPlane {
         }
         let build_ns = t0.elapsed().as_nanos() as u64;
         Ok(self.publish(snap, kind, edits.len(), t0, build_ns))
+    }
+
+    /// Replaced snapshots wait for every worker to pass a quiescent state before they
+    /// are freed. A stalled worker would let them pile up, one per commit: past
+    /// [`MAX_RETIRED`] commits are refused until it moves again, so memory stays
+    /// bounded.
+    fn room_to_retire(&mut self) -> Result<(), String> {
+        if self.publisher.pending_retired() >= MAX_RETIRED {
+            self.publisher.try_reclaim();
+        }
+        if self.publisher.pending_retired() >= MAX_RETIRED {
+            return Err(format!(
+                "{} replaced tables still wait for a worker that has not passed a quiescent state (a stalled \
+                 worker?); try again later",
+                self.publisher.pending_retired()
+            ));
+        }
+        Ok(())
     }
 
     /// Publishes `snap` (generation + 1), waits out the grace period, frees the old

@@ -247,3 +247,30 @@ fn reload_is_incremental_for_edits_and_refuses_port_changes() {
     assert!(e.contains("restart"), "{e}");
     assert_eq!(p.running().ports, on.ports, "a refused reload changes nothing");
 }
+
+/// A worker that stops passing quiescent states holds every replaced snapshot: commits
+/// are refused once `MAX_RETIRED` wait, and work again when it moves on.
+#[test]
+fn a_stalled_worker_bounds_the_retired_snapshots() {
+    let mut p = plane(seed_without_popgo());
+    let mut stalled = p.publisher().register_reader();
+    let _ = stalled.current(); // online, and never quiescent again
+    let mut s = p.new_session();
+    ok(&mut p, &mut s, "system-view");
+    ok(&mut p, &mut s, "bgp 100");
+    let toggle =
+        |i: usize| if i % 2 == 0 { "apply-label per-route pop-go" } else { "undo apply-label per-route pop-go" };
+    for i in 0..MAX_RETIRED {
+        ok(&mut p, &mut s, toggle(i));
+        ok(&mut p, &mut s, "commit");
+    }
+    assert_eq!(p.publisher().pending_retired(), MAX_RETIRED);
+    ok(&mut p, &mut s, toggle(MAX_RETIRED));
+    let e = err(&mut p, &mut s, "commit");
+    assert!(e.contains("stalled"), "{e}");
+    assert_eq!(p.publisher().pending_retired(), MAX_RETIRED, "bounded");
+    stalled.quiescent();
+    let c = ok(&mut p, &mut s, "commit");
+    assert!(c.contains("commit ok"), "{c}");
+    assert!(p.publisher().pending_retired() <= 1, "{}", p.publisher().pending_retired());
+}
