@@ -258,8 +258,13 @@ fn a_stalled_worker_bounds_the_retired_snapshots() {
     let mut s = p.new_session();
     ok(&mut p, &mut s, "system-view");
     ok(&mut p, &mut s, "bgp 100");
-    let toggle =
-        |i: usize| if i % 2 == 0 { "apply-label per-route pop-go" } else { "undo apply-label per-route pop-go" };
+    let toggle = |i: usize| {
+        if i.is_multiple_of(2) {
+            "apply-label per-route pop-go"
+        } else {
+            "undo apply-label per-route pop-go"
+        }
+    };
     for i in 0..MAX_RETIRED {
         ok(&mut p, &mut s, toggle(i));
         ok(&mut p, &mut s, "commit");
