@@ -1,11 +1,11 @@
 //! Shared fixtures for the criterion benches: synthetic 64-byte MPLS frames with labels
-//! uniform over 100,000 POPGO entries (the benchmark case) and their tables.
+//! uniform over 100,000 POPGO entries and their tables.
 
 #![allow(dead_code)] // each bench uses a subset
 
 use popgo::config::Config;
 use popgo::ilm::{build, Snapshot};
-use popgo::traffic::gen::{synth_config, Synth};
+use popgo::traffic::synth::{synth_config, Synth};
 
 pub const LABELS: u32 = 100_000;
 

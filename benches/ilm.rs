@@ -2,7 +2,7 @@
 //! 100,000 POPGO entries (4 MiB, 2^20 slots).
 
 use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughput};
-use popgo::traffic::gen::Rng;
+use popgo::traffic::dist::Rng;
 
 mod common;
 

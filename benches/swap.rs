@@ -22,7 +22,7 @@ use popgo::io::PacketMut;
 use popgo::qsbr::Publisher;
 use popgo::stats::board::StatsBoard;
 use popgo::stats::WorkerStats;
-use popgo::traffic::gen::{synth_config, synth_v4_dst, Synth};
+use popgo::traffic::synth::{synth_config, synth_v4_dst, Synth};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};

@@ -2,7 +2,9 @@
 //! traffic described by a profile.
 
 use crate::cmd::{runtime, usage, Failure};
-use crate::traffic::gen::{LabelDist, Synth};
+use crate::traffic::dist::LabelDist;
+use crate::traffic::frames::{seed_frames, EPOCH_NS};
+use crate::traffic::synth::{synth_config, Synth};
 use anyhow::Context;
 use clap::Subcommand;
 use std::path::PathBuf;
@@ -54,11 +56,8 @@ pub fn main(what: GenCmd) -> Result<(), Failure> {
     match what {
         GenCmd::Profile(a) => crate::bench::gen_profile(a),
         GenCmd::Seed { out, describe } => {
-            let frames = crate::traffic::gen::seed_frames();
-            let pkts = frames
-                .iter()
-                .enumerate()
-                .map(|(i, f)| (crate::traffic::gen::EPOCH_NS + i as u64 * 1_000_000, &f.frame));
+            let frames = seed_frames();
+            let pkts = frames.iter().enumerate().map(|(i, f)| (EPOCH_NS + i as u64 * 1_000_000, &f.frame));
             crate::io::pcap::write_file(&out, pkts).map_err(runtime)?;
             println!("wrote {}: {} frames", out.display(), frames.len());
             if describe {
@@ -77,24 +76,25 @@ pub fn main(what: GenCmd) -> Result<(), Failure> {
                 ),
                 other => return Err(usage(anyhow::anyhow!("--dist: {other:?} is not uniform, single or zipf:S"))),
             };
-            let s = Synth { count, labels, first_label, dist, size, v6_share, depth, seed };
-            s.check().map_err(|e| usage(anyhow::anyhow!(e)))?;
+            // A built-in profile: the profile generator writes it.
+            let profile = Synth { count, labels, first_label, dist, size, v6_share, depth, seed }
+                .profile()
+                .map_err(|e| usage(anyhow::anyhow!(e)))?;
             let file = std::fs::File::create(&out).with_context(|| out.display().to_string()).map_err(runtime)?;
             let mut w = crate::io::pcap::Writer::new(std::io::BufWriter::new(file)).map_err(runtime)?;
             let mut err = None;
-            s.generate(|i, f| {
+            profile.generate(|ts, f| {
                 if err.is_none() {
-                    err = w.write_packet(crate::traffic::gen::EPOCH_NS + i * 1000, f).err();
+                    err = w.write_packet(ts, f).err();
                 }
-            })
-            .map_err(|e| usage(anyhow::anyhow!(e)))?;
+            });
             if let Some(e) = err {
                 return Err(runtime(e));
             }
             w.into_inner().map_err(runtime)?;
             println!("wrote {}: {count} frames of {size} B, {labels} labels from {first_label}", out.display());
             if let Some(c) = config_out {
-                let text = crate::traffic::gen::synth_config(first_label, labels, 4, 16, v6_share > 0.0);
+                let text = synth_config(first_label, labels, 4, 16, v6_share > 0.0);
                 std::fs::write(&c, text).with_context(|| c.display().to_string()).map_err(runtime)?;
                 println!("wrote {}", c.display());
             }

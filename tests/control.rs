@@ -12,7 +12,7 @@ use popgo::io::PacketMut;
 use popgo::qsbr::Publisher;
 use popgo::stats::board::StatsBoard;
 use popgo::stats::{DropReason, WorkerStats};
-use popgo::traffic::gen::{ipv4_udp, seed_mpls};
+use popgo::traffic::frames::{ipv4_udp, seed_mpls};
 use std::collections::HashMap;
 use std::io::Write;
 use std::net::Ipv4Addr;

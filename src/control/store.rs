@@ -14,7 +14,7 @@
 
 use crate::config::edit::{BgpHead, ConfigEdit};
 use crate::config::{Bgp, Config, LabelMode, Network, Prefix, StaticRoute, TtlMode};
-use crate::ilm::build::PatchSource;
+use crate::ilm::PatchSource;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::IpAddr;
 

@@ -6,7 +6,7 @@ use crate::config::{Config, TtlMode};
 use crate::ilm::{build, Snapshot};
 use crate::io::pcap::Capture;
 use crate::stats::{DropReason, WorkerStats};
-use crate::traffic::gen::{frame, ipv4_udp, ipv6_udp, seed_frames, seed_mpls, SEED_LABEL};
+use crate::traffic::frames::{frame, ipv4_udp, ipv6_udp, seed_frames, seed_mpls, SEED_LABEL};
 use crate::wire::ethernet::{ETHERTYPE_IPV4, ETHERTYPE_IPV6, ETHERTYPE_MPLS, ETHERTYPE_VLAN};
 use crate::wire::mpls::{LabelEntry, LABEL_ELI, LABEL_GAL, LABEL_IPV4_EXPLICIT_NULL, LABEL_IPV6_EXPLICIT_NULL};
 use etherparse::{NetSlice, SlicedPacket};

@@ -2,20 +2,16 @@
 //! neighbours, the FIB from the static routes, and one ILM entry per local BGP label.
 //!
 //! [`build_indexed`] also returns a [`BuildIndex`] (control-side maps: installed
-//! route per prefix, label per network, the dynamic label allocator), and [`patch`]
-//! uses it to turn a small [`Delta`] into a new snapshot without a full build: share
-//! the ILM, FIB and LSP table with the old snapshot and copy only the chunks (ILM),
-//! shards (FIB) and chunks (LSP rows) whose entries change. `patch` gives the same tables as `build` on the new
-//! config (tested by `patch_equals_build_on_random_edits`); when it cannot guarantee
-//! that cheaply (label mode changes, per-nexthop next-hop moves, deleting a label the
-//! dynamic allocator skipped, bulk edits) it declines and the caller builds in full.
+//! route per prefix, label per network, the dynamic label allocator), which
+//! [`patch`](super::patch()) uses to apply a small change without a full build; the
+//! helpers that compute an entry, a row or a label are shared with it.
 //!
 //! Control plane only: allocates freely, never runs on a worker.
 
+use super::lsp::{LabelOp, LspRow, LspTable};
 use super::table::{Adjacency, Af, Ilm, IlmEntry};
 use super::{Fib, Snapshot};
-use crate::config::edit::Edit;
-use crate::config::{Config, LabelMode, Network, Prefix, TtlMode};
+use crate::config::{Config, LabelMode, Prefix, TtlMode};
 use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -33,218 +29,30 @@ pub enum BuildError {
     TooManyAdjacencies { count: usize },
 }
 
-/// Label operation shown in `display mpls lsp protocol bgp`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum LabelOp {
-    PopGo,
-    Pop,
-}
-
-impl LabelOp {
-    pub fn name(self) -> &'static str {
-        match self {
-            LabelOp::PopGo => "POPGO",
-            LabelOp::Pop => "POP",
-        }
-    }
-}
-
-/// One row of the BGP LSP table.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct LspRow {
-    pub fec: Prefix,
-    pub in_label: u32,
-    /// Output port index (POPGO), or None when the FIB decides (POP).
-    pub out_port: Option<usize>,
-    /// Next hop of the route the label was allocated for.
-    pub next_hop: Option<IpAddr>,
-    pub op: LabelOp,
-}
-
-/// Rows per chunk of an [`LspTable`]: a one-route commit copies one chunk (~70 KiB).
-const LSP_CHUNK: usize = 1024;
-
-/// The BGP LSP table in network order, stored as `Arc`-shared chunks so that a commit
-/// copies only the chunks it changes (the table is read by `display`, never by workers).
-///
-/// A row stays in the chunk it was pushed to (removals shift rows within their chunk
-/// only and an emptied chunk is kept), so [`BuildIndex`] can record each FEC's chunk
-/// and a commit finds a row by scanning one chunk.
-#[derive(Clone, Debug, Default)]
-pub struct LspTable {
-    chunks: Vec<Arc<Vec<LspRow>>>,
-    len: usize,
-}
-
-/// Iterator over the rows of an [`LspTable`].
-pub struct LspIter<'a> {
-    chunks: std::slice::Iter<'a, Arc<Vec<LspRow>>>,
-    cur: std::slice::Iter<'a, LspRow>,
-}
-
-impl<'a> Iterator for LspIter<'a> {
-    type Item = &'a LspRow;
-    fn next(&mut self) -> Option<&'a LspRow> {
-        loop {
-            if let Some(r) = self.cur.next() {
-                return Some(r);
-            }
-            self.cur = self.chunks.next()?.iter();
-        }
-    }
-}
-
-impl<'a> IntoIterator for &'a LspTable {
-    type Item = &'a LspRow;
-    type IntoIter = LspIter<'a>;
-    fn into_iter(self) -> LspIter<'a> {
-        self.iter()
-    }
-}
-
-impl std::ops::Index<usize> for LspTable {
-    type Output = LspRow;
-    fn index(&self, i: usize) -> &LspRow {
-        self.get(i).expect("LspTable index out of range")
-    }
-}
-
-impl LspTable {
-    pub fn new() -> LspTable {
-        LspTable::default()
-    }
-
-    pub fn len(&self) -> usize {
-        self.len
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
-    }
-
-    pub fn iter(&self) -> LspIter<'_> {
-        LspIter { chunks: self.chunks.iter(), cur: [].iter() }
-    }
-
-    /// Row `i` in network order (walks the chunk list: reports only).
-    pub fn get(&self, mut i: usize) -> Option<&LspRow> {
-        for c in &self.chunks {
-            if i < c.len() {
-                return c.get(i);
-            }
-            i -= c.len();
-        }
-        None
-    }
-
-    /// Appends a row; returns the chunk it went to.
-    fn push(&mut self, r: LspRow) -> u32 {
-        match self.chunks.last_mut() {
-            Some(c) if c.len() < LSP_CHUNK => Arc::make_mut(c).push(r),
-            _ => {
-                let mut c = Vec::with_capacity(LSP_CHUNK);
-                c.push(r);
-                self.chunks.push(Arc::new(c));
-            }
-        }
-        self.len += 1;
-        (self.chunks.len() - 1) as u32
-    }
-
-    /// (chunk, index) of the first row whose FEC is `fec` (linear scan: tests).
-    #[cfg(test)]
-    fn position(&self, fec: Prefix) -> Option<(usize, usize)> {
-        self.chunks.iter().enumerate().find_map(|(ci, c)| c.iter().position(|r| r.fec == fec).map(|i| (ci, i)))
-    }
-
-    /// (chunk, index) of the row of `fec`, which is in chunk `chunk`.
-    fn position_in(&self, chunk: u32, fec: Prefix) -> Option<(usize, usize)> {
-        let c = chunk as usize;
-        self.chunks.get(c)?.iter().position(|r| r.fec == fec).map(|i| (c, i))
-    }
-
-    /// Removals left many chunks sparse: a full build packs them again.
-    fn fragmented(&self) -> bool {
-        self.chunks.len() > 2 * self.len.div_ceil(LSP_CHUNK) + 16
-    }
-
-    fn row_mut(&mut self, (c, i): (usize, usize)) -> &mut LspRow {
-        &mut Arc::make_mut(&mut self.chunks[c])[i]
-    }
-
-    fn remove(&mut self, (c, i): (usize, usize)) -> LspRow {
-        let r = Arc::make_mut(&mut self.chunks[c]).remove(i);
-        self.len -= 1;
-        r
-    }
-
-    fn for_each_mut(&mut self, mut f: impl FnMut(&mut LspRow)) {
-        for c in &mut self.chunks {
-            Arc::make_mut(c).iter_mut().for_each(&mut f);
-        }
-    }
-}
-
-/// Control-side maps kept next to the published snapshot so that [`patch`] can apply
+/// Control-side maps kept next to the published snapshot so that [`patch`](super::patch()) can apply
 /// a small change without a full build. Built by [`build_indexed`]; a declined patch
 /// leaves it stale and the caller rebuilds it.
 #[derive(Clone, Debug, Default)]
 pub struct BuildIndex {
-    adj_of: HashMap<IpAddr, u16>,
+    pub(super) adj_of: HashMap<IpAddr, u16>,
     /// Prefix -> (adjacency, next hop) of the static route installed in the FIB.
-    installed: HashMap<Prefix, (u16, IpAddr)>,
+    pub(super) installed: HashMap<Prefix, (u16, IpAddr)>,
     /// Network -> its local label.
-    label_of: HashMap<Prefix, u32>,
+    pub(super) label_of: HashMap<Prefix, u32>,
     /// Network -> the chunk of the LSP table holding its row.
-    lsp_chunk: HashMap<Prefix, u32>,
+    pub(super) lsp_chunk: HashMap<Prefix, u32>,
     /// Static labels of networks (the allocator skips them).
-    static_labels: HashSet<u32>,
+    pub(super) static_labels: HashSet<u32>,
     /// Labels in use (per-route: one per network).
-    used: HashSet<u32>,
+    pub(super) used: HashSet<u32>,
     /// Next label the dynamic allocator tries (per-route).
-    next_dynamic: u32,
+    pub(super) next_dynamic: u32,
     /// BGP label mode, or None without a BGP instance.
-    mode: Option<LabelMode>,
-    label_base: u32,
-    pop_go: bool,
-    pipe: bool,
+    pub(super) mode: Option<LabelMode>,
+    pub(super) label_base: u32,
+    pub(super) pop_go: bool,
+    pub(super) pipe: bool,
 }
-
-/// What a commit changed, as [`patch`] needs it.
-#[derive(Clone, Debug, Default)]
-pub struct Delta {
-    /// Prefixes whose static routes were added or removed.
-    pub routes: Vec<Prefix>,
-    /// Networks removed (`undo network`).
-    pub networks_removed: Vec<Prefix>,
-    /// Networks added, in the order they were appended to the config.
-    pub networks_added: Vec<Network>,
-    /// Something `patch` does not handle changed (BGP instance, label mode, label base,
-    /// ports, neighbors, TTL mode): build in full.
-    pub rebuild: bool,
-}
-
-/// Largest delta (routes + networks) `patch` takes on; each item may scan the config or
-/// the LSP table once, so past this a full build is about as cheap.
-/// What a list of applied edits means to `ilm::patch`.
-impl Delta {
-    pub fn of_edits<'a>(edits: impl IntoIterator<Item = &'a Edit>) -> Delta {
-        let mut d = Delta::default();
-        for e in edits {
-            match e {
-                Edit::CreateBgp(_) | Edit::LabelMode(_) => d.rebuild = true,
-                Edit::PopGo(_) => {} // patch compares the final pop-go setting
-                Edit::AddNetwork(n) => d.networks_added.push(n.clone()),
-                Edit::DelNetwork(p) => d.networks_removed.push(*p),
-                Edit::AddRoute(r) => d.routes.push(r.prefix),
-                Edit::DelRoute(p, _) => d.routes.push(*p),
-            }
-        }
-        d
-    }
-}
-
-pub const PATCH_MAX_ITEMS: usize = 64;
 
 /// Builds tables from `cfg`. `generation` is stored in the snapshot.
 pub fn build(cfg: &Config, generation: u64) -> Result<Snapshot, BuildError> {
@@ -252,7 +60,7 @@ pub fn build(cfg: &Config, generation: u64) -> Result<Snapshot, BuildError> {
 }
 
 /// The ILM entry and label operation of a network's label.
-fn entry_for(mode: LabelMode, pop_go: bool, af: Af, adj: u16, pipe: bool) -> (IlmEntry, LabelOp) {
+pub(super) fn entry_for(mode: LabelMode, pop_go: bool, af: Af, adj: u16, pipe: bool) -> (IlmEntry, LabelOp) {
     match mode {
         LabelMode::PerInstance => (IlmEntry::pop(Af::Any, pipe), LabelOp::Pop),
         _ if pop_go => (IlmEntry::pop_go(af, adj, pipe), LabelOp::PopGo),
@@ -260,7 +68,7 @@ fn entry_for(mode: LabelMode, pop_go: bool, af: Af, adj: u16, pipe: bool) -> (Il
     }
 }
 
-fn af_of(p: Prefix) -> Af {
+pub(super) fn af_of(p: Prefix) -> Af {
     if p.is_v4() {
         Af::V4
     } else {
@@ -268,19 +76,26 @@ fn af_of(p: Prefix) -> Af {
     }
 }
 
-fn row_for(adjacencies: &[Adjacency], fec: Prefix, in_label: u32, adj: u16, nh: IpAddr, op: LabelOp) -> LspRow {
+pub(super) fn row_for(
+    adjacencies: &[Adjacency],
+    fec: Prefix,
+    in_label: u32,
+    adj: u16,
+    nh: IpAddr,
+    op: LabelOp,
+) -> LspRow {
     let out_port = (op == LabelOp::PopGo).then_some(adjacencies[adj as usize].port as usize);
     LspRow { fec, in_label, out_port, next_hop: Some(nh), op }
 }
 
-fn fib_insert(fib: &mut Fib, p: Prefix, adj: u16) {
+pub(super) fn fib_insert(fib: &mut Fib, p: Prefix, adj: u16) {
     match p.addr {
         IpAddr::V4(a) => fib.insert_v4(u32::from(a), p.len, adj),
         IpAddr::V6(a) => fib.insert_v6(u128::from(a), p.len, adj),
     }
 }
 
-fn fib_remove(fib: &mut Fib, p: Prefix) {
+pub(super) fn fib_remove(fib: &mut Fib, p: Prefix) {
     match p.addr {
         IpAddr::V4(a) => fib.remove_v4(u32::from(a), p.len),
         IpAddr::V6(a) => fib.remove_v6(u128::from(a), p.len),
@@ -289,7 +104,7 @@ fn fib_remove(fib: &mut Fib, p: Prefix) {
 
 /// The per-route dynamic allocator: the next label at or after `*next` that is not a
 /// static label.
-fn alloc_label(next: &mut u32, static_labels: &HashSet<u32>, base: u32) -> Result<u32, BuildError> {
+pub(super) fn alloc_label(next: &mut u32, static_labels: &HashSet<u32>, base: u32) -> Result<u32, BuildError> {
     while static_labels.contains(next) {
         *next += 1;
     }
@@ -300,7 +115,7 @@ fn alloc_label(next: &mut u32, static_labels: &HashSet<u32>, base: u32) -> Resul
     Ok(*next - 1)
 }
 
-/// Builds tables from `cfg`, plus the index [`patch`] needs.
+/// Builds tables from `cfg`, plus the index [`patch`](super::patch()) needs.
 pub fn build_indexed(cfg: &Config, generation: u64) -> Result<(Snapshot, BuildIndex), BuildError> {
     if cfg.neighbors.len() > u16::MAX as usize {
         return Err(BuildError::TooManyAdjacencies { count: cfg.neighbors.len() });
@@ -400,184 +215,6 @@ pub fn build_indexed(cfg: &Config, generation: u64) -> Result<(Snapshot, BuildIn
     Ok((snap, idx))
 }
 
-/// The parts of the new config [`patch`] reads: a [`Config`], or the control plane's
-/// indexed running config (which answers `next_hops` without scanning every route).
-pub trait PatchSource {
-    /// TTL mode is pipe.
-    fn pipe(&self) -> bool;
-    /// (label mode, label base, pop-go) of the BGP instance, if any.
-    fn bgp_params(&self) -> Option<(LabelMode, u32, bool)>;
-    /// Next hops of the static routes for `p`, in config order.
-    fn next_hops(&self, p: Prefix) -> Vec<IpAddr>;
-}
-
-impl PatchSource for Config {
-    fn pipe(&self) -> bool {
-        self.ttl_mode == TtlMode::Pipe
-    }
-    fn bgp_params(&self) -> Option<(LabelMode, u32, bool)> {
-        self.bgp.as_ref().map(|b| (b.label_mode, b.label_base, b.pop_go))
-    }
-    fn next_hops(&self, p: Prefix) -> Vec<IpAddr> {
-        self.static_routes.iter().filter(|r| r.prefix == p).map(|r| r.next_hop).collect()
-    }
-}
-
-/// Applies `delta` to `old` (built from the config before the change, with `idx` its
-/// index) giving the tables of `cfg` (the config after the change), without a full
-/// build. Returns None when the delta is outside what it patches exactly; `idx` is then
-/// stale and the caller must use [`build_indexed`]. On success `idx` describes the new
-/// snapshot.
-pub fn patch<C: PatchSource + ?Sized>(
-    old: &Snapshot,
-    idx: &mut BuildIndex,
-    cfg: &C,
-    delta: &Delta,
-    generation: u64,
-) -> Option<Snapshot> {
-    let items = delta.routes.len() + delta.networks_removed.len() + delta.networks_added.len();
-    if delta.rebuild || items > PATCH_MAX_ITEMS || cfg.pipe() != idx.pipe || old.lsps.fragmented() {
-        return None;
-    }
-    let bgp = cfg.bgp_params();
-    if bgp.map(|b| b.0) != idx.mode || bgp.is_some_and(|b| b.1 != idx.label_base) {
-        return None;
-    }
-    let mode = idx.mode.unwrap_or_default();
-    let pipe = idx.pipe;
-    let adjs = &old.adjacencies;
-    // Copy-on-write: the ILM, FIB and LSP table are cloned as pointer arrays; an ILM
-    // chunk (16 KiB), FIB shard or LSP chunk is copied only when one of its entries
-    // changes.
-    let mut ilm: Option<Ilm> = None;
-    let mut fib: Option<Fib> = None;
-    let mut lsps = old.lsps.clone();
-    macro_rules! ilm {
-        () => {
-            ilm.get_or_insert_with(|| old.ilm.clone_table())
-        };
-    }
-
-    // 1. pop-go toggled: every label's entry changes operation.
-    let pop_go = bgp.is_some_and(|b| b.2);
-    if pop_go != idx.pop_go {
-        idx.pop_go = pop_go;
-        if mode != LabelMode::PerInstance && !lsps.is_empty() {
-            let t = ilm!();
-            let installed = &idx.installed;
-            let mut missing = false;
-            lsps.for_each_mut(|r| {
-                let Some(&(adj, _)) = installed.get(&r.fec) else {
-                    missing = true;
-                    return;
-                };
-                let (e, op) = entry_for(mode, pop_go, af_of(r.fec), adj, pipe);
-                t.set(r.in_label, e);
-                r.op = op;
-                r.out_port = (op == LabelOp::PopGo).then_some(adjs[adj as usize].port as usize);
-            });
-            if missing {
-                return None;
-            }
-        }
-    }
-
-    // 2. Removed networks (per-route only: other modes share labels).
-    for p in &delta.networks_removed {
-        if mode != LabelMode::PerRoute {
-            return None;
-        }
-        let label = idx.label_of.remove(p)?;
-        let alloc_range = idx.label_base..idx.next_dynamic;
-        if idx.static_labels.contains(&label) {
-            // Freeing a static label the allocator already skipped would move every
-            // later dynamic label in a full build.
-            if alloc_range.contains(&label) {
-                return None;
-            }
-            idx.static_labels.remove(&label);
-        } else if label + 1 == idx.next_dynamic {
-            // The last dynamic label: the allocator steps back.
-            idx.next_dynamic = label;
-        } else {
-            return None;
-        }
-        idx.used.remove(&label);
-        ilm!().set(label, IlmEntry::EMPTY);
-        let chunk = idx.lsp_chunk.remove(p)?;
-        let at = lsps.position_in(chunk, *p)?;
-        lsps.remove(at);
-    }
-
-    // 3. Routes: the installed route of a prefix is the first of the config's routes
-    //    for it whose next hop resolves (as in `build_indexed`).
-    let mut touched: Vec<Prefix> = delta.routes.clone();
-    touched.sort_unstable();
-    touched.dedup();
-    for p in touched {
-        let now = cfg.next_hops(p).into_iter().find_map(|nh| idx.adj_of.get(&nh).map(|a| (*a, nh)));
-        if idx.installed.get(&p).copied() == now {
-            continue;
-        }
-        let f = fib.get_or_insert_with(|| (*old.fib).clone());
-        match now {
-            Some((adj, nh)) => {
-                idx.installed.insert(p, (adj, nh));
-                fib_insert(f, p, adj);
-            }
-            None => {
-                idx.installed.remove(&p);
-                fib_remove(f, p);
-            }
-        }
-        let Some(&label) = idx.label_of.get(&p) else { continue };
-        // A network's route changed next hop.
-        let (adj, nh) = now?;
-        if mode == LabelMode::PerNexthop {
-            return None; // its label is the next hop's: labels move
-        }
-        let (e, op) = entry_for(mode, pop_go, af_of(p), adj, pipe);
-        if mode == LabelMode::PerRoute {
-            ilm!().set(label, e);
-        }
-        let at = lsps.position_in(*idx.lsp_chunk.get(&p)?, p)?;
-        *lsps.row_mut(at) = row_for(adjs, p, label, adj, nh, op);
-    }
-
-    // 4. Added networks, appended in order.
-    for n in &delta.networks_added {
-        if mode != LabelMode::PerRoute || idx.label_of.contains_key(&n.prefix) {
-            return None;
-        }
-        let &(adj, nh) = idx.installed.get(&n.prefix)?;
-        let label = match n.label {
-            Some(l) => {
-                if idx.used.contains(&l) || (idx.label_base..idx.next_dynamic).contains(&l) {
-                    return None; // a full build would skip it and move dynamic labels
-                }
-                idx.static_labels.insert(l);
-                l
-            }
-            None => alloc_label(&mut idx.next_dynamic, &idx.static_labels, idx.label_base).ok()?,
-        };
-        idx.used.insert(label);
-        idx.label_of.insert(n.prefix, label);
-        let (e, op) = entry_for(mode, pop_go, af_of(n.prefix), adj, pipe);
-        ilm!().set(label, e);
-        idx.lsp_chunk.insert(n.prefix, lsps.push(row_for(adjs, n.prefix, label, adj, nh, op)));
-    }
-
-    Some(Snapshot {
-        ilm: ilm.unwrap_or_else(|| old.ilm.clone_table()),
-        adjacencies: Arc::clone(&old.adjacencies),
-        fib: fib.map_or_else(|| Arc::clone(&old.fib), Arc::new),
-        ports: old.ports,
-        lsps,
-        pipe,
-        generation,
-    })
-}
-
 /// The first difference in forwarding behaviour between two snapshots, looking at every
 /// ILM slot, the LSP rows, the adjacencies and the FIB answer for each of `cfg`'s static
 /// routes; `None` when they forward alike. For tests and checks (it walks 2^20 slots).
@@ -610,11 +247,11 @@ pub fn first_difference(a: &Snapshot, b: &Snapshot, cfg: &Config) -> Option<Stri
 }
 
 #[cfg(test)]
-pub(crate) mod tests {
+pub(super) mod tests {
     use super::*;
     use crate::ilm::IlmOp;
 
-    fn seed() -> Config {
+    pub(in crate::ilm) fn seed() -> Config {
         Config::parse(include_str!("../../../pcaps/seed.toml")).unwrap()
     }
 
@@ -704,71 +341,5 @@ pub(crate) mod tests {
         c.add_network(crate::config::Network { prefix: Prefix::parse("10.2.0.0/16").unwrap(), label: None, line: 9 })
             .unwrap();
         assert!(matches!(build(&c, 0), Err(BuildError::LabelsExhausted { .. })));
-    }
-
-    /// Compares everything the data path and `display` read.
-    pub(crate) fn assert_same_tables(a: &Snapshot, b: &Snapshot, cfg: &Config) {
-        if let Some(d) = first_difference(a, b, cfg) {
-            panic!("tables differ: {d}");
-        }
-    }
-
-    #[test]
-    fn patch_toggles_pop_go_and_adds_a_network() {
-        let c0 = seed();
-        let (s0, mut idx) = build_indexed(&c0, 0).unwrap();
-        let mut c1 = c0.clone();
-        c1.bgp.as_mut().unwrap().pop_go = false;
-        let s1 = patch(&s0, &mut idx, &c1, &Delta::default(), 1).unwrap();
-        assert_same_tables(&s1, &build(&c1, 1).unwrap(), &c1);
-        assert!(Arc::ptr_eq(&s0.fib, &s1.fib), "no route changed: the FIB is shared");
-
-        let mut c2 = c1.clone();
-        let p = Prefix::parse("10.2.0.0/16").unwrap();
-        c2.add_static_route(crate::config::StaticRoute {
-            prefix: p,
-            next_hop: "192.168.20.1".parse().unwrap(),
-            line: 0,
-        })
-        .unwrap();
-        let n = Network { prefix: p, label: None, line: 0 };
-        c2.add_network(n.clone()).unwrap();
-        let d = Delta { routes: vec![p], networks_added: vec![n], ..Default::default() };
-        let s2 = patch(&s1, &mut idx, &c2, &d, 2).unwrap();
-        assert_same_tables(&s2, &build(&c2, 2).unwrap(), &c2);
-        assert_eq!(s2.lsps[1].in_label, 48000);
-
-        // Removing the /24's only route while its network stays is declined (a full
-        // build reports the error).
-        let mut c3 = c2.clone();
-        c3.static_routes.retain(|r| r.prefix != Prefix::parse("10.1.1.0/24").unwrap());
-        let d = Delta { routes: vec![Prefix::parse("10.1.1.0/24").unwrap()], ..Default::default() };
-        assert!(patch(&s2, &mut idx, &c3, &d, 3).is_none());
-        assert!(matches!(build(&c3, 3), Err(BuildError::NoRoute { .. })));
-    }
-
-    #[test]
-    fn lsp_table_chunks() {
-        let mut t = LspTable::new();
-        let row = |i: u32| LspRow {
-            fec: Prefix::new(IpAddr::from(i.to_be_bytes()), 32).unwrap(),
-            in_label: i,
-            out_port: None,
-            next_hop: None,
-            op: LabelOp::Pop,
-        };
-        for i in 0..3000 {
-            t.push(row(i));
-        }
-        assert_eq!(t.len(), 3000);
-        assert_eq!(t[2500].in_label, 2500);
-        let before = t.clone();
-        let at = t.position(row(1500).fec).unwrap();
-        assert_eq!(t.remove(at).in_label, 1500);
-        assert_eq!(t.len(), 2999);
-        assert_eq!(t[1500].in_label, 1501);
-        assert_eq!(before[1500].in_label, 1500, "the copy is untouched");
-        assert!(Arc::ptr_eq(&before.chunks[0], &t.chunks[0]), "untouched chunks are shared");
-        assert_eq!(t.iter().count(), 2999);
     }
 }

@@ -2,17 +2,21 @@
 //!
 //! A [`Snapshot`] (ILM + adjacencies + FIB) is immutable once built: the control
 //! thread builds a whole new one and publishes it (see `swap`), workers only read.
-//! A commit that changes a few routes does not rebuild everything: `build::patch`
+//! A commit that changes a few routes does not rebuild everything: [`patch()`]
 //! shares the previous snapshot's ILM chunks (copy-on-write, 16 KiB each: only the
 //! chunks holding changed entries are copied), FIB shards, adjacency table and LSP
 //! table chunks through `Arc`, copying only what changes.
 
 pub mod build;
 pub mod fib;
+pub mod lsp;
+pub mod patch;
 pub mod table;
 
-pub use build::{build, build_indexed, patch, BuildError, BuildIndex, Delta, LabelOp, LspRow, LspTable, PatchSource};
+pub use build::{build, build_indexed, BuildError, BuildIndex};
 pub use fib::Fib;
+pub use lsp::{LabelOp, LspRow, LspTable};
+pub use patch::{patch, Delta, PatchSource};
 pub use table::{Adjacency, Af, Ilm, IlmEntry, IlmOp};
 
 use std::sync::Arc;

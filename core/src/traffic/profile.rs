@@ -1,6 +1,7 @@
 //! Traffic profiles: a small TOML description of synthetic MPLS traffic, turned into
 //! frames (for `popgo gen profile` and `popgo bench --profile`) and into the config that
-//! forwards them with POPGO.
+//! forwards them with POPGO. [`Profile::generate`] is the one traffic generator: `popgo
+//! gen synth` is a built-in profile (see [`Synth`](super::synth::Synth)).
 //!
 //! Tools only: allocates freely, never used on the data path. Generation is
 //! deterministic: the same profile (and seed) gives the same bytes.
@@ -31,7 +32,9 @@
 //! Frame sizes count the Ethernet header through the payload, without FCS (what a
 //! capture holds). A size too small for a frame's headers is raised to the minimum.
 
-use crate::traffic::gen::{frame, synth_v4_dst, Rng, EPOCH_NS};
+use super::dist::{LabelDist, Rng};
+use super::frames::{frame, EPOCH_NS};
+use super::synth::{synth_v4_dst, synth_v6_dst};
 use crate::wire::ethernet::{Mac, ETHERTYPE_MPLS, ETHERTYPE_QINQ, ETHERTYPE_VLAN};
 use crate::wire::mpls::{LABEL_ELI, LABEL_IPV4_EXPLICIT_NULL, LABEL_IPV6_EXPLICIT_NULL, LABEL_MAX};
 use etherparse::PacketBuilder;
@@ -52,8 +55,8 @@ pub const INNER_LABEL_BASE: u32 = 1000;
 const CONFIG_PORTS: usize = 4;
 const CONFIG_NEIGHBORS: usize = 16;
 /// Source and destination MACs of generated frames.
-const SRC_MAC: Mac = crate::traffic::gen::SEED_SRC_MAC;
-const DST_MAC: Mac = crate::traffic::gen::SEED_DST_MAC;
+const SRC_MAC: Mac = super::frames::SEED_SRC_MAC;
+const DST_MAC: Mac = super::frames::SEED_DST_MAC;
 
 /// A profile that could not be read or makes no sense.
 #[derive(Debug, thiserror::Error)]
@@ -117,12 +120,30 @@ pub enum SizeMix {
     Imix,
 }
 
-/// How labels are drawn.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub enum Dist {
-    Single,
-    Uniform,
-    Zipf(f64),
+/// Which random draws a packet takes, and in which order.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Draws {
+    /// Every draw for every packet, in one order (malformed, malformed kind, IPv6, VLAN,
+    /// explicit null, entropy, label rank, flow, size), so changing one share does not
+    /// reshuffle the others. Profiles read from TOML.
+    #[default]
+    Every,
+    /// The label rank first, then, in the same order, only the draws of what the
+    /// profile uses: a share above 0 (the malformed kind with the malformed share), more
+    /// flows than labels, a list of more than one size, IMIX.
+    Used,
+}
+
+/// Where packets come from.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Sources {
+    /// Flow f: source address index f / 60000 (172.16.x.y, `2001:db8:d::<index>`) and
+    /// UDP source port 1024 + f % 60000, distinct for every flow.
+    #[default]
+    PerFlow,
+    /// Every packet from source address index 1 (172.16.0.1, 2001:db8:d::1), UDP
+    /// source port 40000.
+    Fixed,
 }
 
 /// A checked traffic profile.
@@ -138,12 +159,16 @@ pub struct Profile {
     pub malformed_share: f64,
     pub label_count: u32,
     pub first_label: u32,
-    pub dist: Dist,
+    pub dist: LabelDist,
     pub depth: usize,
     pub explicit_null_share: f64,
     pub entropy_share: f64,
     pub vlan_share: f64,
     pub vlan_tags: usize,
+    /// [`Draws::Every`] for a profile read from TOML ([`Draws::Used`] for `gen synth`).
+    pub draws: Draws,
+    /// [`Sources::PerFlow`] for a profile read from TOML ([`Sources::Fixed`] for `gen synth`).
+    pub sources: Sources,
 }
 
 /// What a generated profile contains (counted while generating).
@@ -238,14 +263,14 @@ impl Profile {
             ));
         }
         let dist = match (l.dist.as_deref().unwrap_or("uniform"), l.zipf_exponent) {
-            ("single", None) => Dist::Single,
-            ("uniform", None) => Dist::Uniform,
+            ("single", None) => LabelDist::Single,
+            ("uniform", None) => LabelDist::Uniform,
             ("zipf", s) => {
                 let s = s.unwrap_or(1.0);
                 if !(s.is_finite() && s > 0.0) {
                     return Err(invalid("labels.zipf_exponent", format!("{s} is not a positive exponent")));
                 }
-                Dist::Zipf(s)
+                LabelDist::Zipf(s)
             }
             ("single" | "uniform", Some(_)) => {
                 return Err(invalid("labels.zipf_exponent", "only applies to dist = \"zipf\""))
@@ -284,6 +309,8 @@ impl Profile {
             entropy_share: share("labels.entropy_share", l.entropy_share)?,
             vlan_share: share("vlan.share", raw.vlan.share)?,
             vlan_tags,
+            draws: Draws::Every,
+            sources: Sources::PerFlow,
         })
     }
 
@@ -294,45 +321,42 @@ impl Profile {
         self.first_label + rank + if v6 { self.label_count } else { 0 }
     }
 
-    /// IPv6 destination carried under label `label`.
-    pub fn v6_dst(label: u32) -> Ipv6Addr {
-        Ipv6Addr::from(0x2001_0db8_0000_0000_0000_0000_0000_0000u128 | label as u128)
-    }
-
     /// Generates every frame, calling `out(timestamp_ns, frame)`.
     pub fn generate(&self, mut out: impl FnMut(u64, &[u8])) -> Summary {
         let mut rng = Rng::new(self.seed);
-        let zipf = match self.dist {
-            Dist::Zipf(s) => Some(zipf_cdf(self.label_count, s)),
-            _ => None,
-        };
+        let ranks = self.dist.sampler(self.label_count);
+        let every = self.draws == Draws::Every;
+        // A coin flip with probability `share`; under `Draws::Used` a share of 0 takes
+        // no draw.
+        let coin = |rng: &mut Rng, share: f64| (every || share > 0.0) && rng.unit() < share;
+        let step_ns = whole_step_ns(self.rate_pps);
         let mut sum = Summary::default();
         let mut labels: Vec<(u32, u8)> = Vec::with_capacity(12);
         let mut payload = Vec::with_capacity(MAX_FRAME_BYTES);
         for i in 0..self.packets {
-            let ts = EPOCH_NS + (i as f64 * 1e9 / self.rate_pps) as u64;
-            // Every draw happens for every packet, so changing one share does not
-            // reshuffle the others.
-            let malformed = rng.unit() < self.malformed_share;
-            let malformed_kind = rng.below(3);
-            let v6 = rng.unit() < self.ipv6_share;
-            let vlan = rng.unit() < self.vlan_share;
-            let null = rng.unit() < self.explicit_null_share;
-            let entropy = rng.unit() < self.entropy_share;
-            let rank = match (&self.dist, &zipf) {
-                (Dist::Single, _) => 0,
-                (_, Some(cdf)) => {
-                    let u = rng.unit();
-                    cdf.partition_point(|c| *c < u).min(cdf.len() - 1) as u32
-                }
-                _ => rng.below(self.label_count as u64) as u32,
-            };
+            let ts = EPOCH_NS
+                + match step_ns {
+                    Some(step) => i * step,
+                    None => (i as f64 * 1e9 / self.rate_pps) as u64,
+                };
+            // Under `Draws::Every`, every draw happens for every packet, so changing one
+            // share does not reshuffle the others.
+            let first_rank = (!every).then(|| ranks.sample(&mut rng));
+            let malformed = coin(&mut rng, self.malformed_share);
+            let malformed_kind = if every || self.malformed_share > 0.0 { rng.below(3) } else { 0 };
+            let v6 = coin(&mut rng, self.ipv6_share);
+            let vlan = coin(&mut rng, self.vlan_share);
+            let null = coin(&mut rng, self.explicit_null_share);
+            let entropy = coin(&mut rng, self.entropy_share);
+            let rank = first_rank.unwrap_or_else(|| ranks.sample(&mut rng));
             // Flow f carries label rank f % count: pick one of this rank's flows.
             let per_rank = (self.flows - rank as u64).div_ceil(self.label_count as u64);
-            let flow = rank as u64 + rng.below(per_rank) * self.label_count as u64;
+            let pick = if every || self.flows > self.label_count as u64 { rng.below(per_rank) } else { 0 };
+            let flow = rank as u64 + pick * self.label_count as u64;
             let want = match &self.size {
                 SizeMix::Fixed(s) => *s,
-                SizeMix::List(v) => v[rng.below(v.len() as u64) as usize],
+                SizeMix::List(v) if every || v.len() > 1 => v[rng.below(v.len() as u64) as usize],
+                SizeMix::List(v) => v[0],
                 SizeMix::Imix => {
                     let mut k = rng.below(12) as u32;
                     let mut s = IMIX[0].0;
@@ -399,13 +423,14 @@ impl Profile {
                 sum.raised += 1;
             }
             let ip_len = want.max(hdr + min_ip) - hdr;
-            // Flow f: source address and UDP source port (distinct for every flow).
-            let sport = 1024 + (flow % 60_000) as u16;
-            let src_idx = (flow / 60_000) as u32;
+            let (src_idx, sport) = match self.sources {
+                Sources::PerFlow => ((flow / 60_000) as u32, 1024 + (flow % 60_000) as u16),
+                Sources::Fixed => (1, 40_000),
+            };
             let ip = if v6 {
                 sum.ipv6 += 1;
                 let src = Ipv6Addr::from(0x2001_0db8_000d_0000_0000_0000_0000_0000u128 | src_idx as u128);
-                udp(PacketBuilder::ipv6(src.octets(), Profile::v6_dst(label).octets(), 64), sport, ip_len - 40)
+                udp(PacketBuilder::ipv6(src.octets(), synth_v6_dst(label).octets(), 64), sport, ip_len - 40)
             } else {
                 sum.ipv4 += 1;
                 let src = Ipv4Addr::from(0xac10_0000 | (src_idx & 0xffff));
@@ -461,7 +486,7 @@ impl Profile {
                 let _ = writeln!(
                     s,
                     "\n[[static_route]]\nprefix = \"{}/128\"\nnext_hop = \"fd00::{n:x}:1\"",
-                    Profile::v6_dst(l6)
+                    synth_v6_dst(l6)
                 );
             }
         }
@@ -471,7 +496,7 @@ impl Profile {
             let _ = writeln!(s, "\n[[bgp.network]]\nprefix = \"{}/32\"\nlabel = {l}", synth_v4_dst(l));
             if v6 {
                 let l6 = self.label(r, true);
-                let _ = writeln!(s, "\n[[bgp.network]]\nprefix = \"{}/128\"\nlabel = {l6}", Profile::v6_dst(l6));
+                let _ = writeln!(s, "\n[[bgp.network]]\nprefix = \"{}/128\"\nlabel = {l6}", synth_v6_dst(l6));
             }
         }
         s
@@ -494,20 +519,22 @@ fn mix64(mut x: u64) -> u64 {
     x ^ (x >> 31)
 }
 
-/// Inverse-CDF table for Zipf sampling over ranks 1..=n.
-fn zipf_cdf(n: u32, s: f64) -> Vec<f64> {
-    let mut cdf = Vec::with_capacity(n as usize);
-    let mut acc = 0.0;
-    for k in 1..=n {
-        acc += 1.0 / (k as f64).powf(s);
-        cdf.push(acc);
+/// The gap between packets at `rate_pps` when it is a whole number of nanoseconds (the
+/// rate divides 10^9): timestamps are then computed in integers, exact for any packet
+/// count. For fewer than 4.6e9 packets (2^53 / 1953125, the odd part of 10^9) this gives
+/// the same timestamps as the floating-point formula used otherwise, `i * 1e9 / rate`,
+/// whose product and quotient are then exact.
+fn whole_step_ns(rate_pps: f64) -> Option<u64> {
+    const NS_PER_S: u64 = 1_000_000_000;
+    if !(1.0..=NS_PER_S as f64).contains(&rate_pps) || rate_pps.fract() != 0.0 {
+        return None;
     }
-    cdf.iter_mut().for_each(|c| *c /= acc);
-    cdf
+    let rate = rate_pps as u64;
+    NS_PER_S.is_multiple_of(rate).then_some(NS_PER_S / rate)
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use crate::wire::mpls::LabelStack;
     use etherparse::{Ethernet2Header, NetSlice, SingleVlanHeader, SlicedPacket, TransportSlice};
@@ -719,5 +746,50 @@ mod tests {
         }
         assert!(Profile::parse("packet = 3").unwrap_err().to_string().contains("unknown field `packet`"));
         assert!(Profile::parse("[labels\n").unwrap_err().to_string().contains("line 1"));
+    }
+
+    /// FNV-1a over every (timestamp, frame) a generator gives: pins generated bytes.
+    pub(in crate::traffic) fn fingerprint(generate: impl FnOnce(&mut dyn FnMut(u64, &[u8]))) -> u64 {
+        let mut h = 0xcbf2_9ce4_8422_2325u64;
+        generate(&mut |ts, f| {
+            for b in ts.to_le_bytes().iter().chain(f) {
+                h = (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3);
+            }
+        });
+        h
+    }
+
+    /// Captures generated from these profiles by earlier builds are compared with new
+    /// ones: their bytes stay fixed.
+    #[test]
+    fn generated_bytes_are_pinned() {
+        // The profile of the `popgo bench` end-to-end test.
+        const BENCH: &str = "name = \"test\"\npackets = 3000\nsize = [64, 128, 256]\nipv6_share = 0.3\n\
+            malformed_share = 0.05\n[labels]\ncount = 50\ndist = \"zipf\"\nentropy_share = 0.2\n[vlan]\nshare = 0.5\n";
+        const SIMPLE: &str =
+            "duration_s = 0.5\nrate_pps = 1000\nsize = [64, 200]\n[labels]\ncount = 1\ndist = \"single\"";
+        for (text, want) in
+            [(FULL, 0x1ff3_cb17_1857_461d), (BENCH, 0x3cc9_9d64_9a38_850a), (SIMPLE, 0xbb81_2192_71f2_0c5a)]
+        {
+            let p = Profile::parse(text).unwrap();
+            let got = fingerprint(|out| {
+                p.generate(out);
+            });
+            assert_eq!(got, want, "{text}");
+        }
+    }
+
+    #[test]
+    fn whole_steps_match_the_floating_point_timestamps() {
+        assert_eq!(whole_step_ns(1e6), Some(1000));
+        assert_eq!(whole_step_ns(3e6), None);
+        assert_eq!(whole_step_ns(0.5), None);
+        assert_eq!(whole_step_ns(2e9), None);
+        for rate in [1.0, 1000.0, 1e6, 1.25e8, 1e9] {
+            let step = whole_step_ns(rate).unwrap();
+            for i in [0u64, 1, 7, 49_999_999, 4_000_000_000] {
+                assert_eq!(i * step, (i as f64 * 1e9 / rate) as u64, "rate {rate}, packet {i}");
+            }
+        }
     }
 }

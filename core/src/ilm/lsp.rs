@@ -1,0 +1,189 @@
+//! The BGP LSP table shown by `display mpls lsp protocol bgp`: one row per network,
+//! in network order, stored in `Arc`-shared chunks so that a commit copies only the
+//! chunks it changes.
+
+use crate::config::Prefix;
+use std::net::IpAddr;
+use std::sync::Arc;
+
+/// Label operation shown in `display mpls lsp protocol bgp`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LabelOp {
+    PopGo,
+    Pop,
+}
+
+impl LabelOp {
+    pub fn name(self) -> &'static str {
+        match self {
+            LabelOp::PopGo => "POPGO",
+            LabelOp::Pop => "POP",
+        }
+    }
+}
+
+/// One row of the BGP LSP table.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LspRow {
+    pub fec: Prefix,
+    pub in_label: u32,
+    /// Output port index (POPGO), or None when the FIB decides (POP).
+    pub out_port: Option<usize>,
+    /// Next hop of the route the label was allocated for.
+    pub next_hop: Option<IpAddr>,
+    pub op: LabelOp,
+}
+
+/// Rows per chunk of an [`LspTable`]: a one-route commit copies one chunk (~70 KiB).
+const LSP_CHUNK: usize = 1024;
+
+/// The BGP LSP table in network order, stored as `Arc`-shared chunks so that a commit
+/// copies only the chunks it changes (the table is read by `display`, never by workers).
+///
+/// A row stays in the chunk it was pushed to (removals shift rows within their chunk
+/// only and an emptied chunk is kept), so [`BuildIndex`](super::BuildIndex) can record each FEC's chunk
+/// and a commit finds a row by scanning one chunk.
+#[derive(Clone, Debug, Default)]
+pub struct LspTable {
+    chunks: Vec<Arc<Vec<LspRow>>>,
+    len: usize,
+}
+
+/// Iterator over the rows of an [`LspTable`].
+pub struct LspIter<'a> {
+    chunks: std::slice::Iter<'a, Arc<Vec<LspRow>>>,
+    cur: std::slice::Iter<'a, LspRow>,
+}
+
+impl<'a> Iterator for LspIter<'a> {
+    type Item = &'a LspRow;
+    fn next(&mut self) -> Option<&'a LspRow> {
+        loop {
+            if let Some(r) = self.cur.next() {
+                return Some(r);
+            }
+            self.cur = self.chunks.next()?.iter();
+        }
+    }
+}
+
+impl<'a> IntoIterator for &'a LspTable {
+    type Item = &'a LspRow;
+    type IntoIter = LspIter<'a>;
+    fn into_iter(self) -> LspIter<'a> {
+        self.iter()
+    }
+}
+
+impl std::ops::Index<usize> for LspTable {
+    type Output = LspRow;
+    fn index(&self, i: usize) -> &LspRow {
+        self.get(i).expect("LspTable index out of range")
+    }
+}
+
+impl LspTable {
+    pub fn new() -> LspTable {
+        LspTable::default()
+    }
+
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    pub fn iter(&self) -> LspIter<'_> {
+        LspIter { chunks: self.chunks.iter(), cur: [].iter() }
+    }
+
+    /// Row `i` in network order (walks the chunk list: reports only).
+    pub fn get(&self, mut i: usize) -> Option<&LspRow> {
+        for c in &self.chunks {
+            if i < c.len() {
+                return c.get(i);
+            }
+            i -= c.len();
+        }
+        None
+    }
+
+    /// Appends a row; returns the chunk it went to.
+    pub(super) fn push(&mut self, r: LspRow) -> u32 {
+        match self.chunks.last_mut() {
+            Some(c) if c.len() < LSP_CHUNK => Arc::make_mut(c).push(r),
+            _ => {
+                let mut c = Vec::with_capacity(LSP_CHUNK);
+                c.push(r);
+                self.chunks.push(Arc::new(c));
+            }
+        }
+        self.len += 1;
+        (self.chunks.len() - 1) as u32
+    }
+
+    /// (chunk, index) of the first row whose FEC is `fec` (linear scan: tests).
+    #[cfg(test)]
+    fn position(&self, fec: Prefix) -> Option<(usize, usize)> {
+        self.chunks.iter().enumerate().find_map(|(ci, c)| c.iter().position(|r| r.fec == fec).map(|i| (ci, i)))
+    }
+
+    /// (chunk, index) of the row of `fec`, which is in chunk `chunk`.
+    pub(super) fn position_in(&self, chunk: u32, fec: Prefix) -> Option<(usize, usize)> {
+        let c = chunk as usize;
+        self.chunks.get(c)?.iter().position(|r| r.fec == fec).map(|i| (c, i))
+    }
+
+    /// Removals left many chunks sparse: a full build packs them again.
+    pub(super) fn fragmented(&self) -> bool {
+        self.chunks.len() > 2 * self.len.div_ceil(LSP_CHUNK) + 16
+    }
+
+    pub(super) fn row_mut(&mut self, (c, i): (usize, usize)) -> &mut LspRow {
+        &mut Arc::make_mut(&mut self.chunks[c])[i]
+    }
+
+    pub(super) fn remove(&mut self, (c, i): (usize, usize)) -> LspRow {
+        let r = Arc::make_mut(&mut self.chunks[c]).remove(i);
+        self.len -= 1;
+        r
+    }
+
+    pub(super) fn for_each_mut(&mut self, mut f: impl FnMut(&mut LspRow)) {
+        for c in &mut self.chunks {
+            Arc::make_mut(c).iter_mut().for_each(&mut f);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lsp_table_chunks() {
+        let mut t = LspTable::new();
+        let row = |i: u32| LspRow {
+            fec: Prefix::new(IpAddr::from(i.to_be_bytes()), 32).unwrap(),
+            in_label: i,
+            out_port: None,
+            next_hop: None,
+            op: LabelOp::Pop,
+        };
+        for i in 0..3000 {
+            t.push(row(i));
+        }
+        assert_eq!(t.len(), 3000);
+        assert_eq!(t[2500].in_label, 2500);
+        let before = t.clone();
+        let at = t.position(row(1500).fec).unwrap();
+        assert_eq!(t.remove(at).in_label, 1500);
+        assert_eq!(t.len(), 2999);
+        assert_eq!(t[1500].in_label, 1501);
+        assert_eq!(before[1500].in_label, 1500, "the copy is untouched");
+        assert!(Arc::ptr_eq(&before.chunks[0], &t.chunks[0]), "untouched chunks are shared");
+        assert_eq!(t.iter().count(), 2999);
+    }
+}

@@ -1,0 +1,247 @@
+//! `popgo gen synth` traffic: a built-in [`Profile`] (one label stack of fixed depth
+//! over uniform, single or Zipf labels, optionally some IPv6, every packet from one
+//! source), and the config that forwards its labels. Used by the benches too.
+//!
+//! The profile draws only what it uses ([`Draws::Used`]: the label rank, then the IPv6
+//! coin when there is IPv6 traffic) and sends from one source ([`Sources::Fixed`]). That
+//! keeps the bytes of `gen synth` captures, which the benches and the comparison scripts
+//! rely on, what they have always been (`synth_bytes_are_pinned`). Its config comes from
+//! [`synth_config`], which lists the networks in another order than [`Profile::config`].
+
+use super::dist::LabelDist;
+use super::profile::{Draws, Profile, SizeMix, Sources, Summary};
+use std::net::{Ipv4Addr, Ipv6Addr};
+
+/// Frames per second of synth captures: packet i is stamped i microseconds after
+/// [`EPOCH_NS`](super::frames::EPOCH_NS).
+pub const SYNTH_RATE_PPS: f64 = 1e6;
+
+/// Synthetic benchmark traffic: the arguments of `popgo gen synth`, turned into a
+/// profile by [`Synth::profile`].
+#[derive(Clone, Debug)]
+pub struct Synth {
+    pub count: u64,
+    /// Labels are `first_label .. first_label + labels`.
+    pub labels: u32,
+    pub first_label: u32,
+    pub dist: LabelDist,
+    /// Frame size in bytes (Ethernet header through payload, no FCS).
+    pub size: usize,
+    /// Share of IPv6 payloads, 0.0..=1.0.
+    pub v6_share: f64,
+    /// Label stack depth: the BGP label plus `depth - 1` labels below it.
+    pub depth: usize,
+    pub seed: u64,
+}
+
+impl Default for Synth {
+    fn default() -> Self {
+        Synth {
+            count: 100_000,
+            labels: 100_000,
+            first_label: 16,
+            dist: LabelDist::Uniform,
+            size: 64,
+            v6_share: 0.0,
+            depth: 1,
+            seed: 1,
+        }
+    }
+}
+
+/// Destination IPv4 address that synthetic label `l` carries: 10.x.y.z from the label.
+pub fn synth_v4_dst(l: u32) -> Ipv4Addr {
+    Ipv4Addr::from(0x0a00_0000 | (l & 0x00ff_ffff))
+}
+
+/// Destination IPv6 address that synthetic (6PE) label `l` carries: `2001:db8::<label>`.
+pub fn synth_v6_dst(l: u32) -> Ipv6Addr {
+    Ipv6Addr::from(0x2001_0db8_0000_0000_0000_0000_0000_0000u128 | l as u128)
+}
+
+impl Synth {
+    /// Checks the parameters.
+    pub fn check(&self) -> Result<(), String> {
+        let min = 14 + 4 * self.depth.max(1) + if self.v6_share > 0.0 { 48 } else { 28 };
+        if self.size < min || self.size > 9000 {
+            return Err(format!("size {} must be in {min}..=9000 for this stack depth and IP mix", self.size));
+        }
+        let blocks = if self.v6_share > 0.0 { 2 } else { 1 };
+        if self.labels == 0
+            || self.first_label < 16
+            || self.first_label as u64 + blocks * self.labels as u64 > (1 << 20)
+        {
+            return Err("labels must be in 16..=1048575".into());
+        }
+        if !(0.0..=1.0).contains(&self.v6_share) {
+            return Err("v6 share must be in 0..=1".into());
+        }
+        if !(1..=8).contains(&self.depth) {
+            return Err("depth must be in 1..=8".into());
+        }
+        Ok(())
+    }
+
+    /// The profile these parameters describe (checked first).
+    pub fn profile(&self) -> Result<Profile, String> {
+        self.check()?;
+        Ok(Profile {
+            name: "synth".into(),
+            seed: self.seed,
+            packets: self.count,
+            rate_pps: SYNTH_RATE_PPS,
+            size: SizeMix::Fixed(self.size),
+            ipv6_share: self.v6_share,
+            flows: self.labels as u64,
+            malformed_share: 0.0,
+            label_count: self.labels,
+            first_label: self.first_label,
+            dist: self.dist,
+            depth: self.depth,
+            explicit_null_share: 0.0,
+            entropy_share: 0.0,
+            vlan_share: 0.0,
+            vlan_tags: 1,
+            draws: Draws::Used,
+            sources: Sources::Fixed,
+        })
+    }
+
+    /// Generates the frames with the profile generator, calling `out(timestamp_ns, frame)`
+    /// for each.
+    pub fn generate(&self, out: impl FnMut(u64, &[u8])) -> Result<Summary, String> {
+        Ok(self.profile()?.generate(out))
+    }
+}
+
+/// A popgo config that forwards labels `first .. first + labels` with POPGO, one /32
+/// network per label, spread over `neighbors` next hops on `ports` ports. With `v6`, the
+/// IPv6 block `first + labels .. first + 2 * labels` gets one /128 network each as well.
+pub fn synth_config(first: u32, labels: u32, ports: usize, neighbors: usize, v6: bool) -> String {
+    use std::fmt::Write;
+    let mut s = String::from("[device]\nname = \"bench\"\n");
+    for p in 0..ports {
+        let _ = writeln!(s, "\n[[port]]\nname = \"p{p}\"\nmac = \"02:00:00:00:00:{:02x}\"", 0xf0 + p);
+    }
+    for n in 0..neighbors {
+        let _ = writeln!(
+            s,
+            "\n[[neighbor]]\nip = \"192.168.{n}.1\"\nmac = \"02:00:00:00:{n:02x}:01\"\nport = \"p{}\"",
+            n % ports
+        );
+        if v6 {
+            let _ = writeln!(
+                s,
+                "\n[[neighbor]]\nip = \"fd00::{n:x}:1\"\nmac = \"02:00:00:01:{n:02x}:01\"\nport = \"p{}\"",
+                n % ports
+            );
+        }
+    }
+    for l in first..first + labels {
+        let n = l as usize % neighbors;
+        let _ = writeln!(s, "\n[[static_route]]\nprefix = \"{}/32\"\nnext_hop = \"192.168.{n}.1\"", synth_v4_dst(l));
+    }
+    if v6 {
+        for l in first + labels..first + 2 * labels {
+            let n = l as usize % neighbors;
+            let _ =
+                writeln!(s, "\n[[static_route]]\nprefix = \"{}/128\"\nnext_hop = \"fd00::{n:x}:1\"", synth_v6_dst(l));
+        }
+    }
+    let _ = writeln!(s, "\n[bgp]\nas = 100\nlabel_mode = \"per-route\"\npop_go = true\nlabel_base = 16");
+    for l in first..first + labels {
+        let _ = writeln!(s, "\n[[bgp.network]]\nprefix = \"{}/32\"\nlabel = {l}", synth_v4_dst(l));
+    }
+    if v6 {
+        for l in first + labels..first + 2 * labels {
+            let _ = writeln!(s, "\n[[bgp.network]]\nprefix = \"{}/128\"\nlabel = {l}", synth_v6_dst(l));
+        }
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::mpls::LabelStack;
+
+    #[test]
+    fn synth_frames_have_the_requested_shape() {
+        let s = Synth {
+            count: 500,
+            labels: 10,
+            dist: LabelDist::Zipf(1.2),
+            size: 128,
+            v6_share: 0.5,
+            depth: 2,
+            ..Synth::default()
+        };
+        let mut v6 = 0;
+        let mut first = 0;
+        s.generate(|_, f| {
+            assert_eq!(f.len(), 128);
+            let st = LabelStack::new_checked(&f[14..]).unwrap();
+            assert_eq!(st.depth(), 2);
+            let l = st.entries().next().unwrap().label();
+            assert!((16..36).contains(&l), "v4 labels 16..26, v6 labels 26..36");
+            first += (l == 16 || l == 26) as u32;
+            match etherparse::SlicedPacket::from_ip(st.payload()).unwrap().net {
+                Some(etherparse::NetSlice::Ipv6(_)) => v6 += 1,
+                Some(etherparse::NetSlice::Ipv4(_)) => {}
+                other => panic!("{other:?}"),
+            }
+        })
+        .unwrap();
+        assert!((150..350).contains(&v6), "v6 share {v6}/500");
+        assert!(first > 100, "zipf rank 1 is most frequent: {first}");
+        assert!(Synth { size: 20, ..Synth::default() }.check().is_err());
+    }
+
+    #[test]
+    fn synth_config_loads_and_forwards_both_families() {
+        let c = crate::config::Config::parse(&synth_config(16, 50, 4, 16, false)).unwrap();
+        assert_eq!(c.bgp.unwrap().networks.len(), 50);
+        let c = crate::config::Config::parse(&synth_config(16, 50, 4, 16, true)).unwrap();
+        let snap = crate::ilm::build(&c, 0).unwrap();
+        assert_eq!(snap.lsps.len(), 100);
+        let s = Synth { count: 400, labels: 50, v6_share: 0.5, size: 96, ..Synth::default() };
+        let mut plan = Default::default();
+        s.generate(|_, f| {
+            let v = crate::dataplane::burst::classify_frame(&snap, f, &mut plan);
+            assert!(v.is_ok(), "{v:?}");
+        })
+        .unwrap();
+    }
+
+    /// `gen synth` captures made by earlier builds, the benches and the comparison
+    /// scripts rely on these exact bytes.
+    #[test]
+    fn synth_bytes_are_pinned() {
+        let d = Synth { count: 3000, ..Synth::default() };
+        for (s, want) in [
+            (d.clone(), 0xf5f3_797a_d921_b1d3),
+            (Synth { dist: LabelDist::Zipf(1.1), ..d.clone() }, 0x9d50_d8cf_9867_4337),
+            (Synth { v6_share: 0.3, size: 128, ..d.clone() }, 0x66e2_b22c_0dfd_981f),
+            (Synth { depth: 2, ..d.clone() }, 0xa598_c35a_f553_d6ed),
+            (
+                Synth {
+                    dist: LabelDist::Zipf(0.9),
+                    v6_share: 0.5,
+                    depth: 3,
+                    size: 128,
+                    labels: 1000,
+                    first_label: 100,
+                    seed: 7,
+                    ..d.clone()
+                },
+                0xcaa9_5052_6970_e1aa,
+            ),
+            (Synth { dist: LabelDist::Single, v6_share: 1.0, size: 100, ..d.clone() }, 0x57ff_d7e0_9004_47cc),
+        ] {
+            let got = crate::traffic::profile::tests::fingerprint(|out| {
+                s.generate(out).unwrap();
+            });
+            assert_eq!(got, want, "{s:?}");
+        }
+    }
+}
