@@ -11,8 +11,8 @@
 //!   qsbr               RCU-style publication of read-mostly tables to poll-mode workers
 //!   ilm                Snapshot = ILM (2^20 slots) + adjacencies + FIB, built from a Config
 //!   io                 PacketMut and the burst RX/TX traits; backends: memory, capture, AF_XDP
-//!   dataplane          process_burst (classify + act) and the one worker loop over any backend
 //!   traffic            frame builders, the seed scenario's frames, synthetic traffic profiles
+//!   dataplane          process_burst (classify + act) and the one worker loop over any backend
 //! ```
 //!
 //! Nothing here parses a command line, draws a plot or serves a socket: the commands

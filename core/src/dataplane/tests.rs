@@ -381,3 +381,46 @@ mod props {
         }
     }
 }
+
+/// Generated traffic through the data path: the traffic module builds frames and
+/// configs, the data path must forward them.
+mod generated {
+    #[test]
+    fn generated_config_forwards_everything_but_the_malformed() {
+        let p = crate::traffic::profile::Profile::parse(crate::traffic::profile::tests::FULL).unwrap();
+        let (bytes, sum) = p.to_pcap();
+        let cap = crate::io::pcap::Capture::from_bytes(bytes).unwrap();
+        assert_eq!(cap.len() as u64, sum.packets);
+        let cfg = crate::config::Config::parse(&p.config()).unwrap();
+        let snap = crate::ilm::build(&cfg, 0).unwrap();
+        let (stats, _) = crate::dataplane::worker::trace(&snap, &cap, crate::io::BURST, false);
+        use crate::stats::DropReason as D;
+        assert_eq!(stats.tx_pkts, sum.packets - sum.malformed());
+        assert_eq!(stats.drop_count(D::TooShort), sum.runt);
+        assert_eq!(stats.drop_count(D::TruncatedLabelStack), sum.truncated_stack);
+        assert_eq!(stats.drop_count(D::PayloadMismatch), sum.bad_payload);
+        assert_eq!(stats.dropped_pkts(), sum.malformed());
+    }
+
+    #[test]
+    fn synth_config_loads_and_forwards_both_families() {
+        let c = crate::config::Config::parse(&crate::traffic::synth::synth_config(16, 50, 4, 16, false)).unwrap();
+        assert_eq!(c.bgp.unwrap().networks.len(), 50);
+        let c = crate::config::Config::parse(&crate::traffic::synth::synth_config(16, 50, 4, 16, true)).unwrap();
+        let snap = crate::ilm::build(&c, 0).unwrap();
+        assert_eq!(snap.lsps.len(), 100);
+        let s = crate::traffic::synth::Synth {
+            count: 400,
+            labels: 50,
+            v6_share: 0.5,
+            size: 96,
+            ..crate::traffic::synth::Synth::default()
+        };
+        let mut plan = Default::default();
+        s.generate(|_, f| {
+            let v = crate::dataplane::burst::classify_frame(&snap, f, &mut plan);
+            assert!(v.is_ok(), "{v:?}");
+        })
+        .unwrap();
+    }
+}

@@ -197,22 +197,6 @@ mod tests {
         assert!(Synth { size: 20, ..Synth::default() }.check().is_err());
     }
 
-    #[test]
-    fn synth_config_loads_and_forwards_both_families() {
-        let c = crate::config::Config::parse(&synth_config(16, 50, 4, 16, false)).unwrap();
-        assert_eq!(c.bgp.unwrap().networks.len(), 50);
-        let c = crate::config::Config::parse(&synth_config(16, 50, 4, 16, true)).unwrap();
-        let snap = crate::ilm::build(&c, 0).unwrap();
-        assert_eq!(snap.lsps.len(), 100);
-        let s = Synth { count: 400, labels: 50, v6_share: 0.5, size: 96, ..Synth::default() };
-        let mut plan = Default::default();
-        s.generate(|_, f| {
-            let v = crate::dataplane::burst::classify_frame(&snap, f, &mut plan);
-            assert!(v.is_ok(), "{v:?}");
-        })
-        .unwrap();
-    }
-
     /// `gen synth` captures made by earlier builds, the benches and the comparison
     /// scripts rely on these exact bytes.
     #[test]
