@@ -66,6 +66,13 @@ pub struct Plan {
     pub duration: Option<Duration>,
     /// SIGINT/SIGTERM stop the run, SIGHUP reloads (with live tables and a file).
     pub signals: bool,
+    /// Serve Prometheus metrics at this address while the workers run.
+    pub metrics: Option<String>,
+    /// Port names and device (for reports and metrics).
+    pub ports: Vec<String>,
+    pub device: String,
+    /// `replay` or `run` (a metrics label).
+    pub mode: &'static str,
 }
 
 /// One worker's share of the result.
@@ -140,6 +147,7 @@ pub fn forward<M: MakeQueue>(
     let workers = plan.workers.max(1);
     match tables {
         Tables::Fixed(snap) => {
+            let _metrics = metrics_endpoint(plan, &board, None)?;
             let sources = vec![snap; workers];
             let r = supervise(plan, sources, mk, &board, on_ready, ticker)?;
             Ok(r)
@@ -154,6 +162,7 @@ pub fn forward<M: MakeQueue>(
             if let (Some(path), true) = (live.reload_from, plan.signals) {
                 plane.reload_on(path, crate::sys::signal::take_reload);
             }
+            let _metrics = metrics_endpoint(plan, &board, Some(plane.metrics()))?;
             let stop_ctl = Arc::new(AtomicBool::new(false));
             let handle = crate::control::server::serve(live.socket.as_deref(), plane, Arc::clone(&stop_ctl))
                 .map_err(|e| usage(anyhow!("control socket: {e}")))?;
@@ -168,6 +177,25 @@ pub fn forward<M: MakeQueue>(
             Ok(r)
         }
     }
+}
+
+/// Starts the metrics endpoint when the plan asks for one (stopped when dropped).
+fn metrics_endpoint(
+    plan: &Plan,
+    board: &Arc<StatsBoard>,
+    control: Option<Arc<crate::control::ControlMetrics>>,
+) -> Result<Option<crate::metrics::Endpoint>, Failure> {
+    let Some(addr) = &plan.metrics else { return Ok(None) };
+    let src = crate::metrics::Sources {
+        board: Arc::clone(board),
+        ports: plan.ports.clone(),
+        control,
+        mode: plan.mode,
+        device: plan.device.clone(),
+    };
+    let e = crate::metrics::serve(addr, src).map_err(|e| usage(anyhow!(e)))?;
+    eprintln!("popgo: metrics at http://{}/metrics", e.addr);
+    Ok(Some(e))
 }
 
 fn supervise<M: MakeQueue, S: SnapshotSource + Send>(

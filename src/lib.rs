@@ -23,5 +23,7 @@ pub mod diff;
 pub mod display;
 pub mod engine;
 pub mod gen;
+pub mod live;
+pub mod metrics;
 pub mod replay;
 pub mod run;

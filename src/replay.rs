@@ -12,6 +12,7 @@ use crate::config::Config;
 use crate::engine::{self, MakeQueue, Plan, Report, Tables};
 use crate::io::capture::{CaptureQueue, Count, Keep, Pace, Share, Sink};
 use crate::io::pcap::{Capture, Writer};
+use crate::live::Interval;
 use crate::stats::board::StatsBoard;
 use crate::stats::report;
 use clap::Args;
@@ -36,6 +37,11 @@ pub struct ReplayOpts {
     pub in_port: Option<usize>,
     /// SIGINT/SIGTERM stop the replay early (and SIGHUP reloads live tables).
     pub signals: bool,
+    /// Serve Prometheus metrics at this address while replaying.
+    pub metrics: Option<String>,
+    /// Port names and device, for interval lines and metrics.
+    pub ports: Vec<String>,
+    pub device: String,
 }
 
 impl Default for ReplayOpts {
@@ -49,6 +55,9 @@ impl Default for ReplayOpts {
             pace: None,
             in_port: None,
             signals: false,
+            metrics: None,
+            ports: Vec::new(),
+            device: String::new(),
         }
     }
 }
@@ -117,20 +126,35 @@ pub fn plan(opts: &ReplayOpts) -> Plan {
         finite: opts.loops > 0,
         duration: None,
         signals: opts.signals,
+        metrics: opts.metrics.clone(),
+        ports: opts.ports.clone(),
+        device: opts.device.clone(),
+        mode: "replay",
     }
 }
 
-/// Replays `cap` with `tables` (fixed, or live behind a control plane).
-pub fn replay(tables: Tables<'_>, cap: &Capture, opts: &ReplayOpts) -> Result<ReplayResult, Failure> {
+/// Replays `cap` with `tables` (fixed, or live behind a control plane). `interval`
+/// prints live stats lines while it runs.
+pub fn replay(
+    tables: Tables<'_>,
+    cap: &Capture,
+    opts: &ReplayOpts,
+    mut interval: Option<Interval>,
+) -> Result<ReplayResult, Failure> {
     let board = Arc::new(StatsBoard::new(opts.workers.max(1)));
     let plan = plan(opts);
+    let ticker = |t: engine::Tick<'_>| {
+        if let Some(line) = interval.as_mut().and_then(|i| i.tick(t.elapsed, t.board, &[])) {
+            println!("{line}");
+        }
+    };
     let report = if opts.capture_output {
         let mk = CaptureQueues { cap, opts, sink: Keep::default };
-        let r = engine::forward(&plan, tables, &mk, board, || {}, |_| {})?;
+        let r = engine::forward(&plan, tables, &mk, board, || {}, ticker)?;
         map_output(r, Some)
     } else {
         let mk = CaptureQueues { cap, opts, sink: || Count };
-        let r = engine::forward(&plan, tables, &mk, board, || {}, |_| {})?;
+        let r = engine::forward(&plan, tables, &mk, board, || {}, ticker)?;
         map_output(r, |_| None)
     };
     let mut outputs = Vec::new();
@@ -185,9 +209,17 @@ pub struct ReplayArgs {
     /// file. Without a value: the default socket path.
     #[arg(long, num_args = 0..=1, default_missing_value = crate::control::DEFAULT_SOCKET)]
     pub control: Option<PathBuf>,
-    /// One JSON object on stdout instead of the table.
+    /// One JSON object on stdout instead of the table (and JSON interval lines).
     #[arg(long)]
     pub json: bool,
+    /// Print live stats every SECS seconds while replaying: packet and bit rates,
+    /// per port, drops by reason (as tcpreplay's and iperf3's interval lines).
+    #[arg(long, value_name = "SECS")]
+    pub stats: Option<f64>,
+    /// Serve Prometheus metrics at ADDR:PORT (a bare PORT binds 127.0.0.1) while
+    /// replaying: `GET /metrics`.
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub metrics: Option<String>,
     #[command(flatten)]
     pub pace: PaceArgs,
     pub input: PathBuf,
@@ -203,6 +235,17 @@ pub fn main(a: ReplayArgs) -> Result<(), Failure> {
     };
     let cap = load_capture(&a.input)?;
     let pace = a.pace.resolve(&cap)?;
+    let interval = match a.stats {
+        Some(s) if s.is_finite() && s > 0.0 && s <= crate::run::MAX_SECS => Some(Interval::new(
+            cfg.ports.iter().map(|p| p.name.clone()).collect(),
+            std::time::Duration::from_secs_f64(s),
+            a.json,
+        )),
+        Some(_) => {
+            return Err(usage(anyhow::anyhow!("--stats must be a number of seconds in (0, {}]", crate::run::MAX_SECS)))
+        }
+        None => None,
+    };
     let opts = ReplayOpts {
         loops: a.loops,
         workers: a.w.workers,
@@ -212,6 +255,9 @@ pub fn main(a: ReplayArgs) -> Result<(), Failure> {
         pace,
         in_port,
         signals: true,
+        metrics: a.metrics.clone(),
+        ports: cfg.ports.iter().map(|p| p.name.clone()).collect(),
+        device: cfg.device.clone(),
     };
     if let Some(dir) = &a.out_dir {
         refuse_to_overwrite(dir, &cfg)?;
@@ -228,7 +274,7 @@ pub fn main(a: ReplayArgs) -> Result<(), Failure> {
             reload_from: Some(a.config.clone()),
         }),
     };
-    let res = replay(tables, &cap, &opts)?;
+    let res = replay(tables, &cap, &opts, interval)?;
     let cfg: Config = res.report.cfg.clone().unwrap_or(cfg);
     let stats = &res.report.stats;
     let names: Vec<String> = cfg.ports.iter().map(|p| p.name.clone()).collect();
@@ -255,6 +301,7 @@ pub fn main(a: ReplayArgs) -> Result<(), Failure> {
             "balanced": stats.balanced(),
             "elapsed_ns": res.report.elapsed_ns,
             "mpps": res.report.mpps(),
+            "gbps": report::gbps(stats.rx_bytes, res.report.elapsed_ns),
             "latency_ns": lat,
             "per_worker": res.report.workers.iter().map(|w| json!({
                 "core": w.core, "pinned": w.pinned, "rx_packets": w.stats.rx_pkts, "tx_packets": w.stats.tx_pkts,

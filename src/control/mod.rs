@@ -163,6 +163,38 @@ pub struct CommitStats {
     pub max_total_ns: u64,
 }
 
+/// The control plane's figures as the metrics endpoint shows them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ControlFigures {
+    pub generation: u64,
+    pub incremental: u64,
+    pub full: u64,
+    pub failed: u64,
+    pub last_build_ns: u64,
+    pub last_publish_ns: u64,
+    pub last_grace_ns: u64,
+    pub last_reclaim_ns: u64,
+    pub last_total_ns: u64,
+    pub max_total_ns: u64,
+    /// Replaced snapshots still waiting for their grace period.
+    pub retired: usize,
+}
+
+/// [`ControlFigures`] shared with the metrics endpoint: the control thread stores them
+/// between commands; a scrape reads them. Never touched by a worker.
+#[derive(Debug, Default)]
+pub struct ControlMetrics(std::sync::Mutex<ControlFigures>);
+
+impl ControlMetrics {
+    pub fn read(&self) -> ControlFigures {
+        *self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn store(&self, f: ControlFigures) {
+        *self.0.lock().unwrap_or_else(|p| p.into_inner()) = f;
+    }
+}
+
 /// One uncommitted line of a session.
 #[derive(Clone, Debug)]
 struct Pending {
@@ -214,6 +246,7 @@ pub struct ControlPlane {
     stats: CommitStats,
     next_session: AtomicU64,
     reload_from: Option<(PathBuf, ReloadCheck)>,
+    metrics: Arc<ControlMetrics>,
 }
 
 /// Polled by the control thread: true when the config file should be re-read.
@@ -237,6 +270,7 @@ impl ControlPlane {
             stats: CommitStats::default(),
             next_session: AtomicU64::new(1),
             reload_from: None,
+            metrics: Arc::default(),
         };
         if let Err(e) = plane.install_full(cfg) {
             eprintln!("popgo: control: initial build failed: {e}");
@@ -297,6 +331,7 @@ impl ControlPlane {
         if self.publisher.pending_retired() > 0 {
             self.publisher.try_reclaim();
         }
+        self.sync_metrics();
         let due = self.reload_from.as_mut().is_some_and(|(_, due)| due());
         if due {
             let path = self.reload_from.as_ref().map(|(p, _)| p.clone()).unwrap_or_default();
@@ -544,6 +579,42 @@ impl ControlPlane {
         }
         let build_ns = t0.elapsed().as_nanos() as u64;
         Ok(self.publish(snap, kind, edits.len(), t0, build_ns))
+    }
+
+    /// The figures the metrics endpoint reads (updated by [`Self::tick`]).
+    pub fn metrics(&self) -> Arc<ControlMetrics> {
+        self.sync_metrics();
+        Arc::clone(&self.metrics)
+    }
+
+    fn sync_metrics(&self) {
+        let st = &self.stats;
+        let last = st.last.unwrap_or(CommitReport {
+            generation: self.generation,
+            kind: BuildKind::Full,
+            changes: 0,
+            routes: 0,
+            build_ns: 0,
+            publish_ns: 0,
+            grace_ns: 0,
+            reclaim_ns: 0,
+            total_ns: 0,
+            grace_complete: true,
+            pending_retired: 0,
+        });
+        self.metrics.store(ControlFigures {
+            generation: self.generation,
+            incremental: st.incremental,
+            full: st.full,
+            failed: st.failed,
+            last_build_ns: last.build_ns,
+            last_publish_ns: last.publish_ns,
+            last_grace_ns: last.grace_ns,
+            last_reclaim_ns: last.reclaim_ns,
+            last_total_ns: last.total_ns,
+            max_total_ns: st.max_total_ns,
+            retired: self.publisher.pending_retired(),
+        });
     }
 
     /// Replaced snapshots wait for every worker to pass a quiescent state before they

@@ -20,8 +20,9 @@ use crate::io::afxdp::queue::{QueueSetup, SocketInfo, XskQueue};
 use crate::io::afxdp::tx::TX_DRAIN;
 use crate::io::afxdp::{self as xsk, BindMode, KickPolicy, PortConfig};
 use crate::io::xdp::{MplsRedirect, XdpMode};
+use crate::live::Interval;
 use crate::stats::board::StatsBoard;
-use crate::stats::{report, DropReason, WorkerStats, MAX_PORTS};
+use crate::stats::{report, MAX_PORTS};
 use anyhow::anyhow;
 use clap::Args;
 use serde_json::json;
@@ -92,6 +93,10 @@ pub struct RunArgs {
     /// value: /run/popgo/control.sock.
     #[arg(long, num_args = 0..=1, default_missing_value = crate::control::DEFAULT_SOCKET)]
     pub control: Option<PathBuf>,
+    /// Serve Prometheus metrics at ADDR:PORT (a bare PORT binds 127.0.0.1):
+    /// `GET /metrics`.
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub metrics: Option<String>,
 }
 
 /// Checked options of a run (everything but the config).
@@ -345,15 +350,18 @@ pub fn main(a: RunArgs) -> Result<(), Failure> {
         finite: false,
         duration: a.duration.map(Duration::from_secs_f64),
         signals: true,
+        metrics: a.metrics.clone(),
+        ports: names.clone(),
+        device: device.clone(),
+        mode: "run",
     };
     let tables =
         Tables::Live(Live { cfg: cfg.clone(), socket: a.control.clone(), reload_from: Some(a.config.clone()) });
     let board = Arc::new(StatsBoard::new(opts.workers));
-    let interval = (a.stats_interval > 0.0).then(|| Duration::from_secs_f64(a.stats_interval));
+    let mut interval = (a.stats_interval > 0.0)
+        .then(|| Interval::new(names.clone(), Duration::from_secs_f64(a.stats_interval), a.json_stats));
     let mut sockets: Vec<SocketInfo> = Vec::new();
     let mut kernel = Vec::new();
-    let mut next_stats = interval;
-    let mut prev = (Duration::ZERO, WorkerStats::default());
     let on_ready = || {
         let mut s = mk.sockets.lock().unwrap_or_else(|p| p.into_inner()).clone();
         s.sort_by_key(|s| (s.port, s.queue));
@@ -365,13 +373,17 @@ pub fn main(a: RunArgs) -> Result<(), Failure> {
         }
         // Read while the sockets are open: the final report uses the last reading.
         kernel = kernel_stats(&sockets);
-        if let (Some(i), Some(at)) = (interval, next_stats) {
-            if t.elapsed >= at {
-                let cur = t.board.total();
-                println!("{}", stats_line(&names, &prev, (t.elapsed, &cur), &kernel, a.json_stats));
-                prev = (t.elapsed, cur);
-                next_stats = Some(at + i);
-            }
+        let Some(iv) = interval.as_mut() else { return };
+        let (ring_full, fill_empty, kdropped) = kernel_sum(&kernel);
+        let cur = t.board.total();
+        let events = [
+            ("fill_ring_starved", cur.fill_ring_starved),
+            ("kernel_rx_ring_full", ring_full),
+            ("kernel_rx_fill_ring_empty", fill_empty),
+            ("kernel_rx_dropped", kdropped),
+        ];
+        if let Some(line) = iv.tick(t.elapsed, t.board, &events) {
+            println!("{line}");
         }
     };
     let rep = engine::forward(&plan, tables, &mk, board, on_ready, ticker);
@@ -416,66 +428,6 @@ fn print_start(sockets: &[SocketInfo], cfg: &Config, modes: &[(String, XdpMode)]
 /// Sum of kernel counters over sockets.
 fn kernel_sum(k: &[(SocketInfo, xsk::XdpStatistics)]) -> (u64, u64, u64) {
     k.iter().fold((0, 0, 0), |(a, b, c), (_, s)| (a + s.rx_ring_full, b + s.rx_fill_ring_empty_descs, c + s.rx_dropped))
-}
-
-fn stats_line(
-    names: &[String],
-    prev: &(Duration, WorkerStats),
-    cur: (Duration, &WorkerStats),
-    kernel: &[(SocketInfo, xsk::XdpStatistics)],
-    as_json: bool,
-) -> String {
-    let t = cur.0;
-    let dt = cur.0.saturating_sub(prev.0).as_secs_f64().max(1e-9);
-    let (p, c) = (&prev.1, cur.1);
-    let rate = |a: u64, b: u64| a.saturating_sub(b) as f64 / dt / 1e6;
-    let drops: Vec<(DropReason, u64)> = DropReason::ALL
-        .iter()
-        .map(|r| (*r, c.drop_count(*r).saturating_sub(p.drop_count(*r))))
-        .filter(|(_, n)| *n > 0)
-        .collect();
-    let (ring_full, fill_empty, kdropped) = kernel_sum(kernel);
-    if as_json {
-        let ports: serde_json::Map<String, serde_json::Value> = names
-            .iter()
-            .enumerate()
-            .map(|(i, n)| {
-                (
-                    n.clone(),
-                    json!({"rx_mpps": rate(c.port_rx_pkts[i], p.port_rx_pkts[i]),
-                           "tx_mpps": rate(c.port_tx_pkts[i], p.port_tx_pkts[i])}),
-                )
-            })
-            .collect();
-        let d: serde_json::Map<String, serde_json::Value> =
-            drops.iter().map(|(r, n)| (r.name().to_string(), json!(n))).collect();
-        return json!({
-            "schema": "popgo.run.stats/1", "t_s": t.as_secs_f64(), "interval_s": dt,
-            "rx_packets": c.rx_pkts, "tx_packets": c.tx_pkts, "dropped": c.dropped_pkts(),
-            "ports": ports, "drops": d, "fill_ring_starved": c.fill_ring_starved,
-            "kernel": {"rx_ring_full": ring_full, "rx_fill_ring_empty": fill_empty, "rx_dropped": kdropped},
-        })
-        .to_string();
-    }
-    use std::fmt::Write;
-    let mut s = format!("t={:.1}s", t.as_secs_f64());
-    for (i, n) in names.iter().enumerate() {
-        let _ = write!(
-            s,
-            " | {n} rx {:.3} tx {:.3} Mpps",
-            rate(c.port_rx_pkts[i], p.port_rx_pkts[i]),
-            rate(c.port_tx_pkts[i], p.port_tx_pkts[i])
-        );
-    }
-    s.push_str(" | drops");
-    if drops.is_empty() {
-        s.push_str(" 0");
-    }
-    for (r, n) in &drops {
-        let _ = write!(s, " {r}={n}");
-    }
-    let _ = write!(s, " | fill_starved {} rx_ring_full {ring_full} fill_empty {fill_empty}", c.fill_ring_starved);
-    s
 }
 
 fn print_final(

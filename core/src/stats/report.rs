@@ -9,6 +9,15 @@ pub fn tx_by_port(stats: &WorkerStats, ports: &[String]) -> Map<String, Value> {
     ports.iter().enumerate().map(|(i, p)| (p.clone(), json!(stats.port_tx_pkts[i]))).collect()
 }
 
+/// Gigabits per second of `bytes` over `elapsed_ns`.
+pub fn gbps(bytes: u64, elapsed_ns: u64) -> f64 {
+    if elapsed_ns == 0 {
+        0.0
+    } else {
+        bytes as f64 * 8.0 / elapsed_ns as f64
+    }
+}
+
 /// Packets received per port name.
 pub fn rx_by_port(stats: &WorkerStats, ports: &[String]) -> Map<String, Value> {
     ports.iter().enumerate().map(|(i, p)| (p.clone(), json!(stats.port_rx_pkts[i]))).collect()
@@ -65,6 +74,7 @@ pub fn text_table(stats: &WorkerStats, ports: &[String], elapsed_ns: u64, lat: &
     let _ = writeln!(s, "{:<24} {:>14}", "rx = tx + drops", balance);
     let _ = writeln!(s, "{:<24} {:>14.3} ms", "elapsed", elapsed_ns as f64 / 1e6);
     let _ = writeln!(s, "{:<24} {:>14.3}", "Mpps", mpps);
+    let _ = writeln!(s, "{:<24} {:>14.3}", "Gbit/s", gbps(stats.rx_bytes, elapsed_ns));
     let _ = writeln!(
         s,
         "{:<24} p50 {} ns, p99 {} ns, p99.9 {} ns, max {} ns",

@@ -1,0 +1,168 @@
+//! The Prometheus endpoint (`--metrics ADDR:PORT`): `GET /metrics` in the Prometheus
+//! text exposition format, built on each scrape from the stats board (per port, per
+//! drop reason, per worker) and from the control plane's commit figures.
+//!
+//! The server runs on its own thread (tiny_http) and reads only what the workers
+//! already publish: scraping never touches the data path. The text is encoded with
+//! the `prometheus` crate, so names, labels and escaping follow the format.
+
+use crate::control::ControlMetrics;
+use crate::stats::board::StatsBoard;
+use crate::stats::DropReason;
+use prometheus::{Encoder, GaugeVec, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+/// What the endpoint reports on.
+pub struct Sources {
+    pub board: Arc<StatsBoard>,
+    pub ports: Vec<String>,
+    /// The control plane's figures (live tables only).
+    pub control: Option<Arc<ControlMetrics>>,
+    /// `replay` or `run`.
+    pub mode: &'static str,
+    pub device: String,
+}
+
+/// A running endpoint; dropping it stops the thread.
+pub struct Endpoint {
+    pub addr: String,
+    stop: Arc<AtomicBool>,
+    handle: Option<JoinHandle<()>>,
+}
+
+impl Drop for Endpoint {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Release);
+        if let Some(h) = self.handle.take() {
+            let _ = h.join();
+        }
+    }
+}
+
+/// Binds `addr` (e.g. `127.0.0.1:9464`; a bare port binds loopback) and serves
+/// `/metrics` until the returned endpoint is dropped.
+pub fn serve(addr: &str, src: Sources) -> Result<Endpoint, String> {
+    let addr = if addr.parse::<u16>().is_ok() { format!("127.0.0.1:{addr}") } else { addr.to_string() };
+    let server = tiny_http::Server::http(&addr).map_err(|e| format!("--metrics {addr}: {e}"))?;
+    let bound = server.server_addr().to_ip().map_or(addr.clone(), |a| a.to_string());
+    let stop = Arc::new(AtomicBool::new(false));
+    let handle = {
+        let stop = Arc::clone(&stop);
+        std::thread::Builder::new()
+            .name("popgo-metrics".into())
+            .spawn(move || {
+                while !stop.load(Ordering::Acquire) {
+                    let Ok(Some(req)) = server.recv_timeout(Duration::from_millis(100)) else { continue };
+                    let resp = if req.url() == "/metrics" || req.url().starts_with("/metrics?") {
+                        let header = tiny_http::Header::from_bytes("Content-Type", TextEncoder::new().format_type())
+                            .expect("a valid header");
+                        tiny_http::Response::from_data(render(&src)).with_header(header)
+                    } else {
+                        tiny_http::Response::from_data(b"popgo: see /metrics\n".to_vec()).with_status_code(404)
+                    };
+                    // The scraper may be gone already; nothing to do then.
+                    let _ = req.respond(resp);
+                }
+            })
+            .map_err(|e| format!("spawning the metrics thread: {e}"))?
+    };
+    Ok(Endpoint { addr: bound, stop, handle: Some(handle) })
+}
+
+fn counter(reg: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
+    let c = IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric");
+    reg.register(Box::new(c.clone())).expect("unique metric");
+    c
+}
+
+fn gauge(reg: &Registry, name: &str, help: &str, labels: &[&str]) -> IntGaugeVec {
+    let g = IntGaugeVec::new(Opts::new(name, help), labels).expect("valid metric");
+    reg.register(Box::new(g.clone())).expect("unique metric");
+    g
+}
+
+/// The exposition text of one scrape.
+pub fn render(src: &Sources) -> Vec<u8> {
+    let reg = Registry::new();
+    let total = src.board.total();
+    let info = gauge(&reg, "popgo_info", "popgo build and mode (value 1)", &["version", "mode", "device"]);
+    info.with_label_values(&[env!("CARGO_PKG_VERSION"), src.mode, &src.device]).set(1);
+
+    let rx = counter(&reg, "popgo_port_rx_packets_total", "Packets received per port", &["port"]);
+    let tx = counter(&reg, "popgo_port_tx_packets_total", "Packets transmitted per port", &["port"]);
+    let txb = counter(&reg, "popgo_port_tx_bytes_total", "Bytes transmitted per port", &["port"]);
+    for (i, p) in src.ports.iter().enumerate() {
+        rx.with_label_values(&[p]).inc_by(total.port_rx_pkts[i]);
+        tx.with_label_values(&[p]).inc_by(total.port_tx_pkts[i]);
+        txb.with_label_values(&[p]).inc_by(total.port_tx_bytes[i]);
+    }
+    let all = counter(&reg, "popgo_packets_total", "Packets by direction over all ports", &["direction"]);
+    all.with_label_values(&["rx"]).inc_by(total.rx_pkts);
+    all.with_label_values(&["tx"]).inc_by(total.tx_pkts);
+    let bytes = counter(&reg, "popgo_bytes_total", "Bytes by direction over all ports", &["direction"]);
+    bytes.with_label_values(&["rx"]).inc_by(total.rx_bytes);
+    bytes.with_label_values(&["tx"]).inc_by(total.tx_bytes);
+    let drops = counter(&reg, "popgo_drops_total", "Packets dropped, by reason", &["reason"]);
+    for r in DropReason::ALL {
+        drops.with_label_values(&[r.name()]).inc_by(total.drop_count(*r));
+    }
+
+    let w_rx = counter(&reg, "popgo_worker_rx_packets_total", "Packets received per worker", &["worker"]);
+    let w_tx = counter(&reg, "popgo_worker_tx_packets_total", "Packets transmitted per worker", &["worker"]);
+    let w_drop = counter(&reg, "popgo_worker_dropped_packets_total", "Packets dropped per worker", &["worker"]);
+    let w_bursts = counter(&reg, "popgo_worker_bursts_total", "Bursts processed per worker", &["worker"]);
+    let w_empty = counter(&reg, "popgo_worker_empty_polls_total", "Polls that found nothing, per worker", &["worker"]);
+    let w_swaps = counter(&reg, "popgo_worker_table_swaps_total", "Table generations a worker moved to", &["worker"]);
+    for w in 0..src.board.workers() {
+        let s = src.board.read(w);
+        let l = [w.to_string()];
+        let l: Vec<&str> = l.iter().map(String::as_str).collect();
+        w_rx.with_label_values(&l).inc_by(s.rx_pkts);
+        w_tx.with_label_values(&l).inc_by(s.tx_pkts);
+        w_drop.with_label_values(&l).inc_by(s.dropped_pkts());
+        w_bursts.with_label_values(&l).inc_by(s.bursts);
+        w_empty.with_label_values(&l).inc_by(s.empty_polls);
+        w_swaps.with_label_values(&l).inc_by(s.ilm_swaps_seen);
+    }
+
+    let generation = gauge(&reg, "popgo_table_generation", "Generation of the published forwarding tables", &[]);
+    if let Some(c) = &src.control {
+        let f = c.read();
+        generation.with_label_values(&[] as &[&str]).set(f.generation as i64);
+        let commits = counter(&reg, "popgo_commits_total", "Commits published, by build kind", &["kind"]);
+        commits.with_label_values(&["incremental"]).inc_by(f.incremental);
+        commits.with_label_values(&["full"]).inc_by(f.full);
+        counter(&reg, "popgo_commit_failures_total", "Commits refused or failed", &[])
+            .with_label_values(&[] as &[&str])
+            .inc_by(f.failed);
+        let phase =
+            GaugeVec::new(Opts::new("popgo_last_commit_seconds", "Duration of the last commit, by phase"), &["phase"])
+                .expect("valid metric");
+        for (p, ns) in [
+            ("build", f.last_build_ns),
+            ("publish", f.last_publish_ns),
+            ("grace", f.last_grace_ns),
+            ("reclaim", f.last_reclaim_ns),
+            ("total", f.last_total_ns),
+        ] {
+            phase.with_label_values(&[p]).set(ns as f64 / 1e9);
+        }
+        reg.register(Box::new(phase.clone())).expect("unique metric");
+        let max =
+            GaugeVec::new(Opts::new("popgo_max_commit_seconds", "Longest commit so far"), &[]).expect("valid metric");
+        max.with_label_values(&[] as &[&str]).set(f.max_total_ns as f64 / 1e9);
+        reg.register(Box::new(max.clone())).expect("unique metric");
+        gauge(&reg, "popgo_retired_tables", "Replaced tables waiting for their grace period", &[])
+            .with_label_values(&[] as &[&str])
+            .set(f.retired as i64);
+    } else {
+        generation.with_label_values(&[] as &[&str]).set(0);
+    }
+    let mut out = Vec::new();
+    // Encoding into a Vec cannot fail for well-formed families.
+    let _ = TextEncoder::new().encode(&reg.gather(), &mut out);
+    out
+}
