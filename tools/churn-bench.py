@@ -4,12 +4,13 @@
 Starts `popgo replay --control` on a synthetic 100,000-route capture (one worker pinned
 to the last core), then alternates steady and churn phases. In churn phases a client on
 the control socket flips one route between two next hops (two out ports) and commits,
-RATE times per second. Throughput per phase comes from `display popgo statistics`
-(rx_pkts sampled at the phase edges). Prints per-phase Mpps, medians and the ratio.
+RATE times per second. Throughput per phase comes from the Prometheus endpoint
+(`--metrics`: popgo_packets_total{direction="rx"} sampled at the phase edges). Prints
+per-phase Mpps, medians and the ratio.
 
   tools/churn-bench.py [--rate 100] [--phases 5] [--phase-secs 2] [--popgo BIN] [--dir DIR]
 """
-import argparse, os, socket, statistics, subprocess, sys, tempfile, time
+import argparse, os, re, socket, statistics, subprocess, sys, tempfile, time, urllib.request
 
 def main():
     ap = argparse.ArgumentParser()
@@ -19,6 +20,7 @@ def main():
     ap.add_argument("--popgo", default=os.path.join(os.environ.get("CARGO_TARGET_DIR", "target"), "release", "popgo"))
     ap.add_argument("--dir", default=tempfile.mkdtemp(prefix="popgo-churn-"))
     ap.add_argument("--core", default=str(os.cpu_count() - 1))
+    ap.add_argument("--metrics-port", type=int, default=19464)
     a = ap.parse_args()
     pcap, cfg = os.path.join(a.dir, "c.pcap"), os.path.join(a.dir, "c.toml")
     if not os.path.exists(pcap):
@@ -26,7 +28,7 @@ def main():
                         "--config-out", cfg], check=True, stdout=subprocess.DEVNULL)
     sock = os.path.join(a.dir, "ctl.sock")
     p = subprocess.Popen([a.popgo, "replay", "--config", cfg, "--control", sock, "--loops", "0",
-                          "--cores", a.core, "--json", pcap], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+                          "--cores", a.core, "--metrics", f"127.0.0.1:{a.metrics_port}", "--json", pcap], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
     try:
         deadline = time.time() + 60
         while not os.path.exists(sock):
@@ -57,12 +59,14 @@ def main():
                 if l.startswith(".ok") or l.startswith(".error"):
                     return
 
+        url = f"http://127.0.0.1:{a.metrics_port}/metrics"
+
         def rx():
-            for l in cmd("display popgo statistics"):
-                parts = l.split()
-                if len(parts) == 2 and parts[0] == "rx_pkts":
-                    return int(parts[1])
-            sys.exit("no rx_pkts in display popgo statistics")
+            text = urllib.request.urlopen(url, timeout=5).read().decode()
+            m = re.search(r'^popgo_packets_total\{direction="rx"\} (\S+)$', text, re.M)
+            if not m:
+                sys.exit(f"no popgo_packets_total{{direction=\"rx\"}} at {url}")
+            return int(float(m.group(1)))
 
         read_greeting()
         cmd("system-view")
