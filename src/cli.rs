@@ -2,7 +2,7 @@
 //! modules. Nothing imports this module; it lives in the binary target, so the
 //! compiler sees to that.
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 use popgo::cmd::Failure;
 use std::process::ExitCode;
 
@@ -35,6 +35,14 @@ enum Cmd {
         #[command(subcommand)]
         what: popgo::gen::GenCmd,
     },
+    /// Print a shell completion script (e.g. `popgo completions bash >
+    /// /etc/bash_completion.d/popgo`).
+    Completions {
+        /// The shell: bash, zsh, fish, elvish or powershell.
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff; e.g. `popgo man > popgo.1 && man ./popgo.1`).
+    Man,
 }
 
 fn dispatch(cli: Cli) -> Result<(), Failure> {
@@ -47,6 +55,18 @@ fn dispatch(cli: Cli) -> Result<(), Failure> {
         Cmd::Check(a) => popgo::display::check_main(a),
         Cmd::Bench(a) => popgo::bench::main(a),
         Cmd::Gen { what } => popgo::gen::main(what),
+        Cmd::Completions { shell } => {
+            clap_complete::generate(shell, &mut Cli::command(), "popgo", &mut std::io::stdout());
+            Ok(())
+        }
+        Cmd::Man => {
+            let mut out = Vec::new();
+            clap_mangen::Man::new(Cli::command())
+                .render(&mut out)
+                .map_err(|e| popgo::cmd::runtime(anyhow::anyhow!("rendering the man page: {e}")))?;
+            std::io::Write::write_all(&mut std::io::stdout(), &out)
+                .map_err(|e| popgo::cmd::runtime(anyhow::anyhow!("stdout: {e}")))
+        }
     }
 }
 
@@ -58,5 +78,37 @@ pub fn main() -> ExitCode {
             eprintln!("popgo: error: {:#}", f.err);
             ExitCode::from(f.code)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every argument of every subcommand has help text.
+    #[test]
+    fn every_argument_has_help() {
+        fn walk(cmd: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            for a in cmd.get_arguments() {
+                let builtin = matches!(a.get_id().as_str(), "help" | "version");
+                if !builtin && a.get_help().is_none() && a.get_long_help().is_none() {
+                    missing.push(format!("{path} {}", a.get_id()));
+                }
+            }
+            for sub in cmd.get_subcommands() {
+                if sub.get_about().is_none() {
+                    missing.push(format!("{path} {} (no about)", sub.get_name()));
+                }
+                walk(sub, &format!("{path} {}", sub.get_name()), missing);
+            }
+        }
+        let mut missing = Vec::new();
+        walk(&Cli::command(), "popgo", &mut missing);
+        assert!(missing.is_empty(), "arguments without help:\n{}", missing.join("\n"));
+    }
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        Cli::command().debug_assert();
     }
 }

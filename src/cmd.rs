@@ -49,6 +49,7 @@ pub fn build(cfg: &Config) -> Result<crate::ilm::Snapshot, Failure> {
 /// Worker placement and burst size, shared by `replay` and `bench`.
 #[derive(Args, Debug, Clone)]
 pub struct WorkerArgs {
+    /// Worker threads, each pinned to a core (1..=256).
     #[arg(long, default_value_t = 1)]
     pub workers: usize,
     /// Cores to pin workers to, e.g. `0,1` or `0-1` (default: highest-numbered first).

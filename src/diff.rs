@@ -146,10 +146,13 @@ pub fn text(r: &DiffReport) -> String {
 /// `popgo diff` arguments.
 #[derive(Args, Debug)]
 pub struct DiffArgs {
+    /// The device configuration (TOML); its `pop_go` setting is ignored: both are run.
     #[arg(long)]
     pub config: PathBuf,
+    /// The report as one JSON object.
     #[arg(long)]
     pub json: bool,
+    /// The capture to compare on (pcap or pcapng).
     pub input: PathBuf,
 }
 

@@ -104,6 +104,7 @@ pub fn current_configuration(cfg: &Config) -> String {
 /// `popgo display` arguments.
 #[derive(Args, Debug)]
 pub struct DisplayArgs {
+    /// The device configuration (TOML).
     #[arg(long)]
     pub config: PathBuf,
     /// The display command words, e.g. `mpls lsp protocol bgp`.
@@ -132,6 +133,7 @@ pub fn main(a: DisplayArgs) -> Result<(), Failure> {
 /// `popgo check` arguments.
 #[derive(Args, Debug)]
 pub struct CheckArgs {
+    /// The device configuration (TOML) to load and build tables from.
     #[arg(long)]
     pub config: PathBuf,
 }

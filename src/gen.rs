@@ -13,6 +13,7 @@ use std::path::PathBuf;
 pub enum GenCmd {
     /// The seed capture (pcaps/seed.pcap): traffic to 10.1.1.1/.2/.3/.5 plus bad frames.
     Seed {
+        /// The pcap file to write.
         #[arg(long)]
         out: PathBuf,
         /// Also print what each frame is.
@@ -21,13 +22,16 @@ pub enum GenCmd {
     },
     /// Synthetic MPLS traffic, and optionally the config that forwards it.
     Synth {
+        /// The pcap file to write.
         #[arg(long)]
         out: PathBuf,
+        /// Frames to write.
         #[arg(long, default_value_t = 1_000_000)]
         count: u64,
         /// Distinct labels, starting at --first-label.
         #[arg(long, default_value_t = 100_000)]
         labels: u32,
+        /// The first label of the block (labels run from here, --labels of them).
         #[arg(long, default_value_t = 16)]
         first_label: u32,
         /// uniform | single | zipf:EXPONENT
@@ -36,11 +40,13 @@ pub enum GenCmd {
         /// Frame size in bytes (no FCS).
         #[arg(long, default_value_t = 64)]
         size: usize,
+        /// Share of IPv6 (6PE) frames, 0.0..=1.0; they get their own label block.
         #[arg(long, default_value_t = 0.0)]
         v6_share: f64,
         /// Label stack depth.
         #[arg(long, default_value_t = 1)]
         depth: usize,
+        /// Random seed: the same arguments always give the same bytes.
         #[arg(long, default_value_t = 1)]
         seed: u64,
         /// Also write a config that forwards these labels with POPGO.

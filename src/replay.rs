@@ -191,6 +191,7 @@ fn map_output<A, B>(r: Report<A>, f: impl Fn(A) -> B) -> Report<B> {
 /// `popgo replay` arguments.
 #[derive(Args, Debug)]
 pub struct ReplayArgs {
+    /// The device configuration (TOML): ports, neighbors, routes, BGP networks.
     #[arg(long)]
     pub config: PathBuf,
     /// Port the capture arrives on: counted as that port's rx in the report.
@@ -222,6 +223,7 @@ pub struct ReplayArgs {
     pub metrics: Option<String>,
     #[command(flatten)]
     pub pace: PaceArgs,
+    /// The capture to replay: pcap or pcapng, Ethernet link type.
     pub input: PathBuf,
 }
 

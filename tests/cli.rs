@@ -365,3 +365,25 @@ impl WaitRef for std::process::Child {
         out
     }
 }
+
+/// Shell integration: completions, the man page, versions.
+#[test]
+fn completions_man_page_and_versions() {
+    let o = popgo(&["completions", "bash"]);
+    assert!(o.status.success());
+    let bash = String::from_utf8_lossy(&o.stdout);
+    assert!(bash.contains("_popgo()") && bash.contains("complete -F _popgo"), "{bash}");
+    assert!(bash.contains("--control") && bash.contains("--metrics"), "subcommand options are completed");
+    let o = popgo(&["completions", "nosuchshell"]);
+    assert_eq!(o.status.code(), Some(2));
+    let o = popgo(&["man"]);
+    assert!(o.status.success());
+    let man = String::from_utf8_lossy(&o.stdout);
+    assert!(man.starts_with(".ie") || man.starts_with(".TH"), "roff: {}", &man[..man.len().min(80)]);
+    assert!(man.contains(".TH popgo 1"), "{man}");
+    for bin in [env!("CARGO_BIN_EXE_popgo"), env!("CARGO_BIN_EXE_popgo-lab")] {
+        let o = Command::new(bin).arg("--version").output().unwrap();
+        assert!(o.status.success(), "{bin} --version");
+        assert!(String::from_utf8_lossy(&o.stdout).contains(env!("CARGO_PKG_VERSION")));
+    }
+}

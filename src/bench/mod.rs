@@ -111,9 +111,10 @@ pub struct BenchArgs {
 /// `popgo gen profile` arguments.
 #[derive(Args, Debug)]
 pub struct GenProfileArgs {
-    /// Traffic profile (TOML; see the README).
+    /// Traffic profile (TOML; see docs/bench.md).
     #[arg(long)]
     pub profile: PathBuf,
+    /// The pcap file to write.
     #[arg(long)]
     pub out: PathBuf,
     /// Also write a config that forwards the profile's labels with POPGO.

@@ -9,7 +9,7 @@ use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 #[derive(Parser)]
-#[command(name = "popgo-lab", about = "AF_XDP lab traffic tools for popgo (root)")]
+#[command(name = "popgo-lab", version, about = "AF_XDP lab traffic tools for popgo (root)")]
 struct Cli {
     #[command(subcommand)]
     cmd: Cmd,

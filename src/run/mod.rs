@@ -40,6 +40,7 @@ pub const DEFAULT_RING_SIZE: u32 = 2048;
 /// `popgo run` arguments.
 #[derive(Args, Debug, Clone)]
 pub struct RunArgs {
+    /// The device configuration (TOML); every port with `iface = ...` is attached.
     #[arg(long)]
     pub config: PathBuf,
     /// Worker threads (each owns queues `w, w+N, ...` of every port).
