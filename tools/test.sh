@@ -18,7 +18,11 @@ if [ -z "${POPGO_SKIP_LOOM:-}" ]; then
 fi
 cargo bench --no-run --quiet
 OUT=$(mktemp -d) bash tools/demo.sh >/dev/null
-echo "test.sh: all checks passed (fmt, clippy, tests, loom, benches build, demo)"
+# The Debian package with the systemd unit (systemd-analyze verify inside).
+DEB_OUT=$(mktemp -d)
+bash tools/deb.sh "$DEB_OUT" >/dev/null
+rm -rf "$DEB_OUT"
+echo "test.sh: all checks passed (fmt, clippy, layers, tests, loom, benches build, demo, deb)"
 # One closing line over every test binary run above.
 awk '/^test result:/ { p += $4; f += $6; s += $8 } END { printf "tests: %d passed, %d failed, %d skipped\n", p, f, s }' "$LOG"
 rm -f "$LOG"

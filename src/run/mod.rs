@@ -204,19 +204,35 @@ fn xsk_max_queues() -> u32 {
     crate::io::xdp::XSKMAP_ENTRIES
 }
 
+/// What `popgo run` needs when it is not root (libbpf 0.3's AF_XDP setup looks the
+/// attached program up by id, which takes CAP_SYS_ADMIN).
+pub const CAPABILITIES: &str = "CAP_NET_ADMIN + CAP_NET_RAW + CAP_BPF + CAP_IPC_LOCK + CAP_SYS_ADMIN";
+
+/// The error of a failed setup step: `what` says the step, `errno` its cause (already
+/// in `what` when `cause_in_what`). Missing privileges and missing devices are usage
+/// errors (exit 2); anything else is a runtime failure.
+fn setup_failure(what: String, errno: Option<i32>, cause_in_what: bool) -> Failure {
+    let msg = match (errno, cause_in_what) {
+        (Some(n), false) => format!("{what}: {}", std::io::Error::from_raw_os_error(n)),
+        _ => what,
+    };
+    match errno {
+        Some(libc::EPERM) | Some(libc::EACCES) => {
+            bad(format!("{msg}: missing privileges (popgo run needs root, or {CAPABILITIES})"))
+        }
+        Some(libc::ENODEV) | Some(libc::ENXIO) | Some(libc::EEXIST) => bad(msg),
+        _ => runtime(anyhow!(msg)),
+    }
+}
+
 fn failure_for(e: &std::io::Error, what: String) -> Failure {
-    if e.kind() == std::io::ErrorKind::PermissionDenied {
-        return bad(format!(
-            "{what}: {e}: missing privileges (popgo run needs root, or CAP_NET_ADMIN + CAP_BPF + CAP_IPC_LOCK)"
-        ));
+    if e.kind() == std::io::ErrorKind::AlreadyExists {
+        return bad(format!("{what}: {e}"));
     }
     match e.raw_os_error() {
-        Some(libc::EPERM) | Some(libc::EACCES) => bad(format!(
-            "{what}: {e}: missing privileges (popgo run needs root, or CAP_NET_ADMIN + CAP_BPF + CAP_IPC_LOCK)"
-        )),
-        Some(libc::ENODEV) | Some(libc::ENXIO) => bad(format!("{what}: {e}")),
-        _ if e.kind() == std::io::ErrorKind::AlreadyExists => bad(format!("{what}: {e}")),
-        _ => runtime(anyhow!("{what}: {e}")),
+        Some(n) => setup_failure(what, Some(n), false),
+        None if e.kind() == std::io::ErrorKind::PermissionDenied => setup_failure(what, Some(libc::EPERM), false),
+        None => runtime(anyhow!("{what}: {e}")),
     }
 }
 
@@ -277,13 +293,8 @@ impl MakeQueue for XskQueues {
                 self.sockets.lock().unwrap_or_else(|p| p.into_inner()).extend(infos);
                 Ok(q)
             }
-            Err(e) => {
-                let what = e.to_string();
-                Err(match e.errno() {
-                    Some(n) => failure_for(&std::io::Error::from_raw_os_error(n), what),
-                    None => runtime(anyhow!(what)),
-                })
-            }
+            // The socket layer's message already states the cause.
+            Err(e) => Err(setup_failure(e.to_string(), e.errno(), true)),
         }
     }
 
