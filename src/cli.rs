@@ -9,6 +9,12 @@ use std::process::ExitCode;
 #[derive(Parser, Debug)]
 #[command(name = "popgo", version, about = "Poll-mode MPLS forwarder: the POPGO function of a BGP LSP egress")]
 struct Cli {
+    /// More log detail on stderr: -v debug, -vv trace (RUST_LOG, when set, wins).
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    verbose: u8,
+    /// Less log detail on stderr: -q warnings and errors only, -qq errors only.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true, conflicts_with = "verbose")]
+    quiet: u8,
     #[command(subcommand)]
     cmd: Cmd,
 }
@@ -70,9 +76,32 @@ fn dispatch(cli: Cli) -> Result<(), Failure> {
     }
 }
 
+/// Logs go to stderr, at the level of -v/-q, or as `RUST_LOG` says when it is set.
+/// Nothing logs on the per-packet path; workers count instead.
+fn init_logging(verbose: u8, quiet: u8) {
+    let level = match (verbose, quiet) {
+        (0, 0) => "info",
+        (1, _) => "debug",
+        (v, _) if v >= 2 => "trace",
+        (_, 1) => "warn",
+        _ => "error",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("popgo={level},popgo_core={level}")));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .without_time()
+        .with_ansi(false)
+        .try_init();
+}
+
 /// Parses the command line, runs the command and maps its error to the exit code.
 pub fn main() -> ExitCode {
-    match dispatch(Cli::parse()) {
+    let cli = Cli::parse();
+    init_logging(cli.verbose, cli.quiet);
+    match dispatch(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(f) => {
             eprintln!("popgo: error: {:#}", f.err);

@@ -167,7 +167,7 @@ pub fn forward<M: MakeQueue>(
             let handle = crate::control::server::serve(live.socket.as_deref(), plane, Arc::clone(&stop_ctl))
                 .map_err(|e| usage(anyhow!("control socket: {e}")))?;
             if let Some(p) = &live.socket {
-                eprintln!("popgo: control socket {} (popgo ctl --socket {})", p.display(), p.display());
+                tracing::info!("control socket {} (popgo ctl --socket {})", p.display(), p.display());
             }
             let r = supervise(plan, readers, mk, &board, on_ready, ticker);
             stop_ctl.store(true, Ordering::Release);
@@ -194,7 +194,7 @@ fn metrics_endpoint(
         device: plan.device.clone(),
     };
     let e = crate::metrics::serve(addr, src).map_err(|e| usage(anyhow!(e)))?;
-    eprintln!("popgo: metrics at http://{}/metrics", e.addr);
+    tracing::info!("metrics at http://{}/metrics", e.addr);
     Ok(Some(e))
 }
 
@@ -273,7 +273,7 @@ fn supervise<M: MakeQueue, S: SnapshotSource + Send>(
                 let any_done = handles.iter().any(|h| h.as_ref().is_ok_and(|h| h.is_finished()));
                 if all_done || (!plan.finite && any_done) {
                     if !plan.finite {
-                        eprintln!("popgo: a worker stopped unexpectedly; shutting down");
+                        tracing::error!("a worker stopped unexpectedly; shutting down");
                     }
                     break;
                 }

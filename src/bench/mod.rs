@@ -512,7 +512,7 @@ pub fn main(a: BenchArgs) -> Result<(), Failure> {
     if a.json {
         println!("{}", serde_json::to_string_pretty(&doc).map_err(runtime)?);
         for n in &notes {
-            eprintln!("popgo bench: note: {n}");
+            tracing::warn!("bench: {n}");
         }
     } else {
         print!("{}", text_report(&doc, a.baseline.as_deref(), &notes));

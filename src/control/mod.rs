@@ -273,7 +273,7 @@ impl ControlPlane {
             metrics: Arc::default(),
         };
         if let Err(e) = plane.install_full(cfg) {
-            eprintln!("popgo: control: initial build failed: {e}");
+            tracing::error!("control: initial build failed: {e}");
         }
         plane
     }
@@ -336,8 +336,8 @@ impl ControlPlane {
         if due {
             let path = self.reload_from.as_ref().map(|(p, _)| p.clone()).unwrap_or_default();
             match Config::load(&path).map_err(|e| e.to_string()).and_then(|c| self.reload(c)) {
-                Ok(r) => eprintln!("popgo: control: reloaded {}: {}", path.display(), r.line()),
-                Err(e) => eprintln!("popgo: control: reload of {} failed, running config kept: {e}", path.display()),
+                Ok(r) => tracing::info!("control: reloaded {}: {}", path.display(), r.line()),
+                Err(e) => tracing::warn!("control: reload of {} failed, running config kept: {e}", path.display()),
             }
         }
     }

@@ -198,7 +198,7 @@ fn control_loop(
                 Err(e) if e.kind() == ErrorKind::WouldBlock => break,
                 Err(e) if e.kind() == ErrorKind::Interrupted => continue,
                 Err(e) => {
-                    eprintln!("popgo: control: accept on {}: {e}", path.display());
+                    tracing::warn!("control: accept on {}: {e}", path.display());
                     break;
                 }
             }

@@ -412,8 +412,8 @@ pub fn main(a: RunArgs) -> Result<(), Failure> {
 }
 
 fn print_start(sockets: &[SocketInfo], cfg: &Config, modes: &[(String, XdpMode)], opts: &RunOpts, device: &str) {
-    eprintln!(
-        "popgo run: {device}: {} worker(s) on core(s) {:?}, {} queue(s) per port, batch {}, ring {}",
+    tracing::info!(
+        "run: {device}: {} worker(s) on core(s) {:?}, {} queue(s) per port, batch {}, ring {}",
         opts.workers,
         &opts.cores[..opts.workers.min(opts.cores.len())],
         opts.queues,
@@ -425,8 +425,8 @@ fn print_start(sockets: &[SocketInfo], cfg: &Config, modes: &[(String, XdpMode)]
             XdpMode::Native => "native",
             XdpMode::Generic => "generic",
         });
-        eprintln!(
-            "popgo run:   port {:?} {} q{} (worker {}): XDP {xdp}, AF_XDP {} mode",
+        tracing::info!(
+            "run:   port {:?} {} q{} (worker {}): XDP {xdp}, AF_XDP {} mode",
             cfg.ports[s.port].name,
             s.iface,
             s.queue,
@@ -434,7 +434,7 @@ fn print_start(sockets: &[SocketInfo], cfg: &Config, modes: &[(String, XdpMode)]
             if s.zero_copy { "zero-copy" } else { "copy" }
         );
     }
-    eprintln!("popgo run: forwarding; SIGINT/SIGTERM to stop, SIGHUP to reload the config");
+    tracing::info!("run: forwarding; SIGINT/SIGTERM to stop, SIGHUP to reload the config");
 }
 
 /// Sum of kernel counters over sockets.

@@ -576,7 +576,7 @@ impl XdpAttachment {
             };
             if other_attached {
                 let other = if mode == XdpMode::Native { XdpMode::Generic } else { XdpMode::Native };
-                eprintln!("xdp: {ifname}: removing stale program attached in {other:?} mode");
+                tracing::info!("xdp: {ifname}: removing stale program attached in {other:?} mode");
                 detach_any(ifindex, other)?;
             }
             // SAFETY: prog is a valid XDP program fd owned by us; plain integers.
@@ -587,7 +587,7 @@ impl XdpAttachment {
                     return Ok(XdpAttachment { ifname: ifname.to_string(), ifindex, mode, prog_id, prog });
                 }
                 Err(e) => {
-                    eprintln!("xdp: {ifname}: {mode:?} attach failed: {e}");
+                    tracing::warn!("xdp: {ifname}: {mode:?} attach failed: {e}");
                     last_err = Some(e);
                 }
             }
@@ -639,9 +639,9 @@ impl XdpAttachment {
 impl Drop for XdpAttachment {
     fn drop(&mut self) {
         match self.detach() {
-            Ok(()) => eprintln!("xdp: {}: detached ({:?})", self.ifname, self.mode),
+            Ok(()) => tracing::info!("xdp: {}: detached ({:?})", self.ifname, self.mode),
             // EEXIST: someone else's program is attached now; leave it alone.
-            Err(e) => eprintln!("xdp: {}: detach: {e}", self.ifname),
+            Err(e) => tracing::warn!("xdp: {}: detach: {e}", self.ifname),
         }
     }
 }
