@@ -387,3 +387,59 @@ fn completions_man_page_and_versions() {
         assert!(String::from_utf8_lossy(&o.stdout).contains(env!("CARGO_PKG_VERSION")));
     }
 }
+
+/// A capture truncated while it is replayed: one up to the copy threshold was copied
+/// and the replay goes on; a mapped one ends the process with one clear line and exit
+/// code 1, not a SIGBUS crash.
+#[test]
+fn a_capture_truncated_while_replayed() {
+    let dir = tempfile::tempdir().unwrap();
+    let (pcap, cfg) = (dir.path().join("t.pcap"), dir.path().join("t.toml"));
+    let o = popgo(&[
+        "gen",
+        "synth",
+        "--out",
+        pcap.to_str().unwrap(),
+        "--count",
+        "3000",
+        "--labels",
+        "100",
+        "--config-out",
+        cfg.to_str().unwrap(),
+    ]);
+    assert!(o.status.success());
+    for mapped in [false, true] {
+        let input = dir.path().join(format!("in-{mapped}.pcap"));
+        std::fs::copy(&pcap, &input).unwrap();
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_popgo"));
+        cmd.args([
+            "replay",
+            "--config",
+            cfg.to_str().unwrap(),
+            "--control",
+            dir.path().join(format!("s{mapped}")).to_str().unwrap(),
+        ])
+        .args(["--loops", "0", "--pps", "200000", input.to_str().unwrap()])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped());
+        if mapped {
+            cmd.env("POPGO_COPY_THRESHOLD", "0");
+        }
+        let mut child = cmd.spawn().unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(400));
+        std::fs::OpenOptions::new().write(true).open(&input).unwrap().set_len(24).unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(400));
+        if !mapped {
+            assert!(child.try_wait().unwrap().is_none(), "a copied capture is not affected");
+            Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
+        }
+        let out = child.wait_with_output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        if mapped {
+            assert_eq!(out.status.code(), Some(1), "exit 1, not killed by SIGBUS: {:?} {err}", out.status);
+            assert!(err.contains("truncated while in use (SIGBUS)"), "{err}");
+        } else {
+            assert_eq!(out.status.code(), Some(0), "{err}");
+        }
+    }
+}

@@ -24,6 +24,20 @@ extern "C" fn on_hup(_sig: libc::c_int) {
     HUP.store(true, Ordering::Relaxed);
 }
 
+/// What SIGBUS means in popgo: a memory-mapped input shrank under it.
+const SIGBUS_MESSAGE: &[u8] = b"popgo: error: a memory-mapped input file was truncated while in use (SIGBUS); \
+captures larger than the copy threshold are mapped, not copied: do not modify them while popgo runs\n";
+
+extern "C" fn on_sigbus(_sig: libc::c_int) {
+    // SAFETY: write(2) and _exit(2) are async-signal-safe; the message is a static
+    // byte string, valid for its length.
+    unsafe {
+        libc::write(2, SIGBUS_MESSAGE.as_ptr().cast(), SIGBUS_MESSAGE.len());
+    }
+    // SAFETY: _exit is async-signal-safe and never returns.
+    unsafe { libc::_exit(1) }
+}
+
 fn install(sig: libc::c_int, handler: extern "C" fn(libc::c_int)) -> io::Result<()> {
     // SAFETY: an all-zero `sigaction` is a valid value (empty mask, no flags,
     // handler set below); the struct is plain data.
@@ -38,6 +52,12 @@ fn install(sig: libc::c_int, handler: extern "C" fn(libc::c_int)) -> io::Result<
         return Err(io::Error::last_os_error());
     }
     Ok(())
+}
+
+/// Installs the SIGBUS report: a mapped file that shrinks ends the process with one
+/// clear line and exit code 1 instead of a crash (see `io::pcap`).
+pub fn install_sigbus_report() -> io::Result<()> {
+    install(libc::SIGBUS, on_sigbus)
 }
 
 /// Installs the SIGINT/SIGTERM (stop) and SIGHUP (reload) handlers.

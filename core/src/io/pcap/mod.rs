@@ -234,6 +234,14 @@ impl std::fmt::Debug for Capture {
     }
 }
 
+/// Captures up to this many bytes are read into memory rather than mapped.
+pub const COPY_THRESHOLD: u64 = 512 << 20;
+
+/// [`COPY_THRESHOLD`], or `POPGO_COPY_THRESHOLD` (bytes) when set: a test knob.
+fn copy_threshold() -> u64 {
+    std::env::var("POPGO_COPY_THRESHOLD").ok().and_then(|v| v.parse().ok()).unwrap_or(COPY_THRESHOLD)
+}
+
 impl Capture {
     /// Maps `path` read-only and indexes all its records.
     ///
@@ -248,6 +256,16 @@ impl Capture {
             // Linux refuses to map 0 bytes; an empty file is not a capture.
             return Err(truncated(0, 0, "empty file"));
         }
+        // A copy cannot change under us; a mapping of a file that shrinks raises
+        // SIGBUS on access. Captures up to the threshold are copied (a fraction of a
+        // second, before timing starts); larger ones are mapped, and SIGBUS then ends
+        // the process with a clear message instead of a crash.
+        if len <= copy_threshold() {
+            let mut bytes = Vec::with_capacity(len as usize);
+            std::io::Read::read_to_end(&mut &file, &mut bytes).map_err(io_err)?;
+            return Capture::from_bytes(bytes);
+        }
+        crate::sys::signal::install_sigbus_report().map_err(io_err)?;
         // SAFETY: the mapping is read-only (PROT_READ), owned by this
         // `Capture`, and only ever exposed as shared `&[u8]` borrowed from
         // it, so it cannot outlive the mapping. Soundness additionally
