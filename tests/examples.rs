@@ -542,14 +542,15 @@ fn sighup_reloads_the_config_file() {
 
     std::fs::write(&cfg, seed.replace("\npop_go = true", "\npop_go = false")).unwrap();
     p.signal("HUP");
-    wait_until("the reload line", || log().contains("popgo: control: reloaded"));
-    let want = format!("popgo: control: reloaded {}: generation 2: 1 change(s), incremental build", cfg.display());
+    wait_until("the reload line", || log().contains("control: reloaded"));
+    let want = format!(" INFO control: reloaded {}: generation 2: 1 change(s), incremental build", cfg.display());
     assert!(log().contains(&want), "{}", log());
     assert_eq!(label_operation(&ctl_ok(&sock, "display mpls lsp protocol bgp")), "POP");
 
     std::fs::write(&cfg, seed.replace("\"vethD\"", "\"eth9\"")).unwrap();
     p.signal("HUP");
-    wait_until("the refused reload", || log().contains("failed, running config kept"));
+    wait_until("the refused reload", || log().contains(" WARN control: reload of"));
+    assert!(log().contains("failed, running config kept"), "{}", log());
     assert!(log().contains("the ports or their interfaces changed: restart popgo"), "{}", log());
     assert_eq!(label_operation(&ctl_ok(&sock, "display mpls lsp protocol bgp")), "POP");
     let (code, _) = p.stop();
