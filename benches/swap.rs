@@ -1,4 +1,4 @@
-//! Swap cost and throughput under churn, with the 100,000-route table.
+//! Swap cost and throughput under churn, with a 100,000-route table.
 //!
 //! 1. Full build (`ilm::build_indexed`) of 100k routes; full build + publish through the
 //!    control plane (the start-up commit).
@@ -6,7 +6,7 @@
 //!    socket): a label's route flipped between two next hops on different ports,
 //!    a network added then removed, pop-go toggled (rewrites all 100k entries).
 //! 3. Throughput: workers loop over 64-byte frames of the 100k labels (copy into a
-//!    frame ring like replay's RX, `process_burst` through a `swap::Reader`) while
+//!    frame ring like replay's RX, `process_burst` through a `qsbr::Reader`) while
 //!    the control thread is idle (steady) or commits a route flip every 10 ms
 //!    (100 commits/s). Phases alternate in the same run; medians and their ratio.
 //!

@@ -1,6 +1,6 @@
 //! The live control plane end to end: the seed's procedure over a real Unix
 //! socket, bad input and vanishing peers, socket ownership rules, and churn: thousands
-//! of commits while reader threads forward frames through `swap::Reader`s.
+//! of commits while reader threads forward frames through `qsbr::Reader`s.
 
 use popgo::config::Config;
 use popgo::control::client::{Client, WireReply};
@@ -231,7 +231,7 @@ fn exec_all(p: &mut ControlPlane, s: &mut popgo::control::Session, lines: &[&str
     }
 }
 
-/// Readers forward FRAMES through `swap::Reader`s while the control thread commits
+/// Readers forward FRAMES through `qsbr::Reader`s while the control thread commits
 /// COMMITS times: route flips between two ports, a network added and removed, pop-go
 /// toggled. Every burst's verdicts must match the state of the generation it read;
 /// a burst that starts after a commit returned must read that generation or a newer

@@ -3,7 +3,7 @@
 //!
 //! A run: load (or generate from a traffic profile) the capture and config, calibrate
 //! the loops per repetition for `--duration`, run `--warmup` unmeasured repetitions,
-//! then `--repeat` measured ones through `replay::replay_with`. Each repetition gives
+//! then `--repeat` measured ones through the engine (`engine::forward`, the loop every mode uses). Each repetition gives
 //! Mpps, Gbit/s and ns/packet; the report gives their median, min and max, latency
 //! percentiles (per burst from the replay's hdrhistogram, per packet amortised), and
 //! where it ran. `--baseline` compares with a saved result (see `verdict`).

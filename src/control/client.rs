@@ -113,7 +113,9 @@ pub fn ctl_main(a: CtlArgs) -> Result<(), Failure> {
     for l in lines {
         let r = c.send(l).map_err(io)?;
         if !r.ok {
-            return Err(runtime(anyhow::anyhow!("{}", r.text.trim_end())));
+            // The exit message already says "error": do not say it twice.
+            let text = r.text.trim_end();
+            return Err(runtime(anyhow::anyhow!("{}", text.strip_prefix("Error: ").unwrap_or(text))));
         }
         print!("{}", r.text);
         if r.close {

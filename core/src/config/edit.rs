@@ -7,6 +7,7 @@
 //! same rules.
 
 use super::{Bgp, Config, LabelMode, Network, Prefix, StaticRoute, DEFAULT_LABEL_BASE};
+use std::collections::HashSet;
 use std::net::IpAddr;
 
 /// A change to the candidate configuration.
@@ -235,12 +236,16 @@ pub fn edits_between(old: &Config, new: &Config) -> Option<Vec<Edit>> {
         old.bgp.as_ref().map_or(no_networks, |b| &b.networks[..]),
         new.bgp.as_ref().map_or(no_networks, |b| &b.networks[..]),
     );
-    let same_net = |a: &Network, b: &Network| a.prefix == b.prefix && a.label == b.label;
-    for n in old_nets.iter().filter(|n| !new_nets.iter().any(|m| same_net(n, m))) {
+    // Hash sets keep this linear in the table size (a full-table reload compares
+    // hundreds of thousands of entries).
+    let nets = |ns: &[Network]| ns.iter().map(|n| (n.prefix, n.label)).collect::<HashSet<_>>();
+    let (old_set, new_set) = (nets(old_nets), nets(new_nets));
+    for n in old_nets.iter().filter(|n| !new_set.contains(&(n.prefix, n.label))) {
         edits.push(Edit::DelNetwork(n.prefix));
     }
-    let same_route = |a: &StaticRoute, b: &StaticRoute| a.prefix == b.prefix && a.next_hop == b.next_hop;
-    for r in old.static_routes.iter().filter(|r| !new.static_routes.iter().any(|q| same_route(r, q))) {
+    let routes = |c: &Config| c.static_routes.iter().map(|r| (r.prefix, r.next_hop)).collect::<HashSet<_>>();
+    let (old_routes, new_routes) = (routes(old), routes(new));
+    for r in old.static_routes.iter().filter(|r| !new_routes.contains(&(r.prefix, r.next_hop))) {
         edits.push(Edit::DelRoute(r.prefix, r.next_hop));
     }
     match (&old.bgp, &new.bgp) {
@@ -254,10 +259,10 @@ pub fn edits_between(old: &Config, new: &Config) -> Option<Vec<Edit>> {
         (Some(a), Some(b)) if a.label_mode != b.label_mode => edits.push(Edit::LabelMode(b.label_mode)),
         _ => {}
     }
-    for r in new.static_routes.iter().filter(|r| !old.static_routes.iter().any(|q| same_route(r, q))) {
+    for r in new.static_routes.iter().filter(|r| !old_routes.contains(&(r.prefix, r.next_hop))) {
         edits.push(Edit::AddRoute(r.clone()));
     }
-    for n in new_nets.iter().filter(|n| !old_nets.iter().any(|m| same_net(n, m))) {
+    for n in new_nets.iter().filter(|n| !old_set.contains(&(n.prefix, n.label))) {
         edits.push(Edit::AddNetwork(n.clone()));
     }
     let pop_go = |c: &Config| c.bgp.as_ref().is_some_and(|b| b.pop_go);

@@ -243,12 +243,18 @@ fn copy_threshold() -> u64 {
 }
 
 impl Capture {
-    /// Maps `path` read-only and indexes all its records.
-    ///
-    /// The file must not be modified or truncated while the returned
-    /// `Capture` lives (see the module documentation).
-    #[allow(unsafe_code)] // the mapping below, the only `unsafe` of this module
+    /// Reads `path` (up to [`COPY_THRESHOLD`] bytes, or `POPGO_COPY_THRESHOLD`) or
+    /// maps it read-only (larger files), and indexes all its records.
     pub fn open(path: &Path) -> Result<Capture, Error> {
+        Capture::open_copying_up_to(path, copy_threshold())
+    }
+
+    /// [`Capture::open`] with an explicit copy threshold: files up to `threshold`
+    /// bytes are read into memory, larger ones are mapped. A mapped file must not be
+    /// truncated while the `Capture` lives: SIGBUS then ends the process with a
+    /// clear message (see the module documentation).
+    #[allow(unsafe_code)] // the mapping below, the only `unsafe` of this module
+    pub fn open_copying_up_to(path: &Path, threshold: u64) -> Result<Capture, Error> {
         let io_err = |source| Error::Io { path: path.display().to_string(), source };
         let file = File::open(path).map_err(io_err)?;
         let len = file.metadata().map_err(io_err)?.len();
@@ -260,7 +266,7 @@ impl Capture {
         // SIGBUS on access. Captures up to the threshold are copied (a fraction of a
         // second, before timing starts); larger ones are mapped, and SIGBUS then ends
         // the process with a clear message instead of a crash.
-        if len <= copy_threshold() {
+        if len <= threshold {
             let mut bytes = Vec::with_capacity(len as usize);
             std::io::Read::read_to_end(&mut &file, &mut bytes).map_err(io_err)?;
             return Capture::from_bytes(bytes);

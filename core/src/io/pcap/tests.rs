@@ -589,8 +589,11 @@ fn roundtrip_writer_capture_via_file_and_mmap() {
     let path = dir.path().join("rt.pcap");
     let pkts = sample_packets();
     write_file(&path, pkts.iter().map(|(t, f)| (*t, f))).unwrap();
-    let cap = Capture::open(&path).unwrap();
-    assert!(matches!(cap.bytes, Bytes::Mapped(_)));
+    let copied = Capture::open(&path).unwrap();
+    assert!(matches!(copied.bytes, Bytes::Owned(_)), "a small file is copied");
+    let cap = Capture::open_copying_up_to(&path, 0).unwrap();
+    assert!(matches!(cap.bytes, Bytes::Mapped(_)), "above the threshold it is mapped");
+    assert_eq!(copied.records(), cap.records());
     assert_eq!(cap.format(), Format::PcapNano);
     assert_eq!(cap.len(), pkts.len());
     let mut off = 24u64;
