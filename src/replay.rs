@@ -71,23 +71,44 @@ pub struct ReplayResult {
 }
 
 impl ReplayResult {
-    /// Writes `dir/<port>.pcap` for every port that transmitted, with input timestamps.
-    pub fn write_outputs(&self, dir: &Path, port_names: &[String], cap: &Capture) -> Result<Vec<String>, String> {
+    /// Writes `dir/<port>.pcap` for every port that transmitted, with input timestamps:
+    /// each to a temporary file in `dir`, renamed into place once complete. Ports that
+    /// sent nothing get no file; with `remove_stale` an older file of theirs is
+    /// removed, so the directory shows this run only.
+    pub fn write_outputs(
+        &self,
+        dir: &Path,
+        port_names: &[String],
+        cap: &Capture,
+        remove_stale: bool,
+    ) -> Result<Vec<String>, String> {
         std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
         let recs = cap.records();
         let mut written = Vec::new();
         for (p, name) in port_names.iter().enumerate() {
+            let path = dir.join(format!("{name}.pcap"));
             if self.report.stats.port_tx_pkts.get(p).copied().unwrap_or(0) == 0 {
+                if remove_stale && path.exists() {
+                    std::fs::remove_file(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+                }
                 continue;
             }
-            let path = dir.join(format!("{name}.pcap"));
-            let file = std::fs::File::create(&path).map_err(|e| format!("{}: {e}", path.display()))?;
-            let mut w = Writer::new(std::io::BufWriter::new(file)).map_err(|e| format!("{}: {e}", path.display()))?;
-            for (seq, _, bytes) in self.outputs.iter().filter(|o| o.1 as usize == p) {
-                let ts = recs[(*seq % recs.len() as u64) as usize].ts_ns;
-                w.write_packet(ts, bytes).map_err(|e| format!("{}: {e}", path.display()))?;
+            let tmp = dir.join(format!(".{name}.pcap.tmp-{}", std::process::id()));
+            let result = (|| {
+                let file = std::fs::File::create(&tmp)?;
+                let mut w = Writer::new(std::io::BufWriter::new(file)).map_err(std::io::Error::other)?;
+                for (seq, _, bytes) in self.outputs.iter().filter(|o| o.1 as usize == p) {
+                    let ts = recs[(*seq % recs.len() as u64) as usize].ts_ns;
+                    w.write_packet(ts, bytes).map_err(std::io::Error::other)?;
+                }
+                let f = w.into_inner().map_err(std::io::Error::other)?.into_inner().map_err(|e| e.into_error())?;
+                f.sync_all()?;
+                std::fs::rename(&tmp, &path)
+            })();
+            if let Err(e) = result {
+                let _ = std::fs::remove_file(&tmp);
+                return Err(format!("{}: {e}", path.display()));
             }
-            w.into_inner().map_err(|e| format!("{}: {e}", path.display()))?;
             written.push(path.display().to_string());
         }
         Ok(written)
@@ -197,9 +218,15 @@ pub struct ReplayArgs {
     /// Port the capture arrives on: counted as that port's rx in the report.
     #[arg(long)]
     pub in_port: Option<String>,
-    /// Write DIR/<port>.pcap for every port that transmitted.
+    /// Write DIR/<port>.pcap for every port that transmitted (atomically: a
+    /// temporary file renamed into place). Existing files are refused unless
+    /// --overwrite.
     #[arg(long)]
     pub out_dir: Option<PathBuf>,
+    /// With --out-dir: replace the pcap files of a previous run, and remove those of
+    /// ports that send nothing this time (never the input capture).
+    #[arg(long, requires = "out_dir")]
+    pub overwrite: bool,
     /// Passes over the input (0 = until SIGINT/SIGTERM).
     #[arg(long, default_value_t = 1)]
     pub loops: u64,
@@ -262,7 +289,8 @@ pub fn main(a: ReplayArgs) -> Result<(), Failure> {
         device: cfg.device.clone(),
     };
     if let Some(dir) = &a.out_dir {
-        refuse_to_overwrite(dir, &cfg)?;
+        check_out_dir(dir, &cfg, &a.input, a.overwrite)?;
+        check_out_memory(&cap, a.loops)?;
     }
     let snap;
     let tables = match &a.control {
@@ -281,7 +309,7 @@ pub fn main(a: ReplayArgs) -> Result<(), Failure> {
     let stats = &res.report.stats;
     let names: Vec<String> = cfg.ports.iter().map(|p| p.name.clone()).collect();
     let written = match &a.out_dir {
-        Some(dir) => res.write_outputs(dir, &names, &cap).map_err(|e| runtime(anyhow::anyhow!(e)))?,
+        Some(dir) => res.write_outputs(dir, &names, &cap, a.overwrite).map_err(|e| runtime(anyhow::anyhow!(e)))?,
         None => Vec::new(),
     };
     let lat = res.report.latency.percentiles();
@@ -335,28 +363,75 @@ pub fn main(a: ReplayArgs) -> Result<(), Failure> {
     Ok(())
 }
 
-/// Output files are per port; a file of that name that popgo did not write is refused
-/// rather than overwritten. popgo's own outputs (pcap files) may be replaced.
-fn refuse_to_overwrite(dir: &Path, cfg: &Config) -> Result<(), Failure> {
+/// Checks the output files before anything runs: a `DIR/<port>.pcap` that exists is
+/// refused unless `overwrite` (and then only if it is a pcap file, never the input
+/// capture itself, whatever the flags say).
+fn check_out_dir(dir: &Path, cfg: &Config, input: &Path, overwrite: bool) -> Result<(), Failure> {
+    use std::os::unix::fs::MetadataExt;
+    let id = |m: &std::fs::Metadata| (m.dev(), m.ino());
+    let input_id = std::fs::metadata(input).ok().map(|m| id(&m));
+    let mut existing = None;
     for p in &cfg.ports {
         let path = dir.join(format!("{}.pcap", p.name));
-        if let Ok(mut f) = std::fs::File::open(&path) {
-            let mut magic = [0u8; 4];
-            let pcap = std::io::Read::read_exact(&mut f, &mut magic).is_ok()
-                && matches!(
-                    magic,
-                    [0xd4, 0xc3, 0xb2, 0xa1]
-                        | [0xa1, 0xb2, 0xc3, 0xd4]
-                        | [0x4d, 0x3c, 0xb2, 0xa1]
-                        | [0xa1, 0xb2, 0x3c, 0x4d]
-                );
-            if !pcap {
-                return Err(usage(anyhow::anyhow!(
-                    "--out-dir: {} exists and is not a pcap file; refusing to overwrite it",
-                    path.display()
-                )));
-            }
+        let Ok(meta) = std::fs::metadata(&path) else { continue };
+        if Some(id(&meta)) == input_id {
+            return Err(usage(anyhow::anyhow!(
+                "--out-dir: {} is the input capture; refusing to overwrite it",
+                path.display()
+            )));
         }
+        let mut magic = [0u8; 4];
+        let pcap = std::fs::File::open(&path).and_then(|mut f| std::io::Read::read_exact(&mut f, &mut magic)).is_ok()
+            && matches!(
+                magic,
+                [0xd4, 0xc3, 0xb2, 0xa1]
+                    | [0xa1, 0xb2, 0xc3, 0xd4]
+                    | [0x4d, 0x3c, 0xb2, 0xa1]
+                    | [0xa1, 0xb2, 0x3c, 0x4d]
+            );
+        if !pcap {
+            return Err(usage(anyhow::anyhow!(
+                "--out-dir: {} exists and is not a pcap file; refusing to overwrite it",
+                path.display()
+            )));
+        }
+        existing.get_or_insert(path);
+    }
+    match existing {
+        Some(path) if !overwrite => Err(usage(anyhow::anyhow!(
+            "--out-dir: {} exists; --overwrite replaces the output files of a previous run",
+            path.display()
+        ))),
+        _ => Ok(()),
+    }
+}
+
+/// `--out-dir` keeps every forwarded frame in memory until the replay ends (outputs
+/// are merged in input order across workers): refuse a replay whose outputs could not
+/// fit, rather than fail half-way.
+fn check_out_memory(cap: &Capture, loops: u64) -> Result<(), Failure> {
+    if loops == 0 {
+        return Err(usage(anyhow::anyhow!(
+            "--out-dir needs a finite --loops: outputs are kept in memory until the end"
+        )));
+    }
+    let per_loop: u64 = cap.records().iter().map(|r| r.caplen as u64).sum();
+    let need = per_loop.saturating_mul(loops);
+    let avail = mem_available().unwrap_or(4 << 30) / 2;
+    if need > avail {
+        return Err(usage(anyhow::anyhow!(
+            "--out-dir: up to {} MiB of output frames would be kept in memory, more than half the available \
+             memory ({} MiB); lower --loops",
+            need >> 20,
+            avail >> 20
+        )));
     }
     Ok(())
+}
+
+/// `MemAvailable` of /proc/meminfo, in bytes.
+fn mem_available() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = text.lines().find(|l| l.starts_with("MemAvailable:"))?;
+    Some(line.split_whitespace().nth(1)?.parse::<u64>().ok()? * 1024)
 }

@@ -443,3 +443,66 @@ fn a_capture_truncated_while_replayed() {
         }
     }
 }
+
+/// `--out-dir` never overwrites unasked: an existing output is refused without
+/// --overwrite, the input capture is refused even with it, a port that sent nothing
+/// this time loses its stale file with --overwrite, no temporary file is left, and
+/// endless replays (outputs kept in memory) are refused.
+#[test]
+fn out_dir_overwrites_only_when_asked_and_never_the_input() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let nopop = seed_without_popgo(dir.path());
+    // Without POPGO both to-A and to-B get frames.
+    let o = popgo(&["replay", "--config", &nopop, "--out-dir", out.to_str().unwrap(), &seed_pcap()]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(out.join("to-A.pcap").exists() && out.join("to-B.pcap").exists());
+    let before = std::fs::read(out.join("to-B.pcap")).unwrap();
+    // Again with POPGO: refused (to-A.pcap exists), nothing changes.
+    let o = popgo(&["replay", "--config", &seed_toml(), "--out-dir", out.to_str().unwrap(), &seed_pcap()]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("--overwrite"));
+    assert_eq!(std::fs::read(out.join("to-B.pcap")).unwrap(), before);
+    // With --overwrite: to-A replaced, to-B (nothing sent now) removed.
+    let o =
+        popgo(&["replay", "--config", &seed_toml(), "--out-dir", out.to_str().unwrap(), "--overwrite", &seed_pcap()]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(frames_of(&out.join("to-A.pcap")).len(), 8);
+    assert!(!out.join("to-B.pcap").exists(), "stale output removed");
+    let names: Vec<String> =
+        std::fs::read_dir(&out).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+    assert_eq!(names, ["to-A.pcap"], "no temporary file left");
+    // The input capture itself, as an output name: refused even with --overwrite.
+    let input = out.join("to-A.pcap");
+    let o = popgo(&[
+        "replay",
+        "--config",
+        &seed_toml(),
+        "--out-dir",
+        out.to_str().unwrap(),
+        "--overwrite",
+        input.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("is the input capture"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert_eq!(frames_of(&input).len(), 8, "the input is intact");
+    // Endless: refused before anything runs.
+    let o = popgo(&[
+        "replay",
+        "--config",
+        &seed_toml(),
+        "--out-dir",
+        dir.path().join("x").to_str().unwrap(),
+        "--loops",
+        "0",
+        "--control",
+        dir.path().join("s").to_str().unwrap(),
+        &seed_pcap(),
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("finite --loops"));
+}

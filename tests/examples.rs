@@ -264,9 +264,12 @@ fn out_dir_is_identical_across_workers_and_refuses_foreign_files() {
         )
     );
     assert_eq!(std::fs::read_to_string(&notes).unwrap(), "not a capture\n", "left alone");
-    // An existing pcap file is overwritten.
+    // An existing pcap file is refused too, unless --overwrite.
     std::fs::remove_file(&notes).unwrap();
-    ok(&["replay", "--config", "pcaps/seed.toml", "--out-dir", path_str(&one), "pcaps/seed.pcap"]);
+    let o = popgo(&["replay", "--config", "pcaps/seed.toml", "--out-dir", path_str(&one), "pcaps/seed.pcap"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("exists; --overwrite replaces"), "{}", stderr(&o));
+    ok(&["replay", "--config", "pcaps/seed.toml", "--out-dir", path_str(&one), "--overwrite", "pcaps/seed.pcap"]);
 }
 
 fn classic_pcap(linktype: u32, records: &[&[u8]]) -> Vec<u8> {
@@ -471,7 +474,7 @@ fn seed_procedure_against_replay_control() {
     assert_eq!(code, Some(1));
     assert!(
         err.contains(
-            "Error: line 3 (\"network 10.1.1.0 30 label 1048576\"): label 1048576 is outside 16..=1048575 \
+            "popgo: error: line 3 (\"network 10.1.1.0 30 label 1048576\"): label 1048576 is outside 16..=1048575 \
              (0-15 are reserved, labels are 20 bits)"
         ),
         "{err}"
