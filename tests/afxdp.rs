@@ -37,10 +37,7 @@ fn privileged(test: &str) -> bool {
     if popgo::sys::rlimit::euid() == 0 {
         return true;
     }
-    if std::env::var("CI").is_ok_and(|v| v == "true") {
-        panic!("{test}: CI=true but not root: the AF_XDP tests must run in CI");
-    }
-    eprintln!("note: {test} skipped: needs root (AF_XDP, XDP programs, network namespaces)");
+    popgo::testkit::skip(test, "needs root (AF_XDP, XDP programs, network namespaces)");
     false
 }
 
@@ -386,13 +383,11 @@ fn non_mpls_reaches_the_kernel_while_forwarding() {
     let (td, _) = lab.capture(&lab.c, "c-to-d", &lab.path("c.pcap"), "udp port 9");
     let send = sh(&["ip", "netns", "exec", &lab.d, "bash", "-c", "echo hello > /dev/udp/198.18.0.2/9"]);
     assert!(send.status.success(), "{}", String::from_utf8_lossy(&send.stderr));
-    if Command::new("ping").arg("-V").output().is_ok() {
+    if popgo::testkit::have_tool("non_mpls_reaches_the_kernel_while_forwarding (ping part)", "ping", "-V") {
         for (ns, addr) in [(&lab.d, "198.18.0.2"), (&lab.a, "198.18.0.5"), (&lab.b, "198.18.0.9")] {
             let o = sh(&["ip", "netns", "exec", ns, "ping", "-c", "2", "-i", "0.2", "-W", "2", addr]);
             assert!(o.status.success(), "ping {addr} from {ns}: {}", String::from_utf8_lossy(&o.stdout));
         }
-    } else {
-        eprintln!("note: ping not installed (iputils-ping); checked ARP + UDP only");
     }
     lab.send_seed();
     std::thread::sleep(Duration::from_millis(800));
@@ -470,7 +465,7 @@ fn setup_errors_exit_2_without_panic() {
     let lo = write("lo.toml", lo);
     let _ = sh(&["chmod", "755", dir.path().to_str().unwrap()]);
     let _ = sh(&["chmod", "644", &lo]);
-    if Command::new("setpriv").arg("--version").output().is_ok() {
+    if popgo::testkit::have_tool("setup_errors_exit_2_without_panic (privileges part)", "setpriv", "--version") {
         check(
             &[
                 "setpriv",
@@ -485,8 +480,6 @@ fn setup_errors_exit_2_without_panic() {
             ],
             "missing privileges",
         );
-    } else {
-        eprintln!("note: setpriv not installed; privileges case not checked");
     }
 }
 

@@ -234,10 +234,7 @@ fn bad_input_gets_a_clear_error_and_exit_2() {
 
 #[test]
 fn pcapng_input_replays_like_pcap() {
-    if Command::new("editcap").arg("-h").output().is_err() {
-        eprintln!(
-            "note: editcap (wireshark-common) not installed; pcapng conversion checked by io::pcap unit tests only"
-        );
+    if !popgo::testkit::have_tool("pcapng_input_replays_like_pcap", "editcap", "-h") {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -252,8 +249,7 @@ fn pcapng_input_replays_like_pcap() {
 
 #[test]
 fn tshark_agrees_labels_are_gone_and_checksums_valid() {
-    if Command::new("tshark").arg("-v").output().is_err() {
-        eprintln!("note: tshark not installed; output frames checked with etherparse only");
+    if !popgo::testkit::have_tool("tshark_agrees_labels_are_gone_and_checksums_valid", "tshark", "-v") {
         return;
     }
     let dir = tempfile::tempdir().unwrap();

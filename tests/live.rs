@@ -10,15 +10,6 @@ fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// True when `tool` runs; under CI=true a missing tool fails the test.
-fn have(tool: &str, arg: &str) -> bool {
-    let ok = Command::new(tool).arg(arg).output().is_ok();
-    if !ok && std::env::var("CI").is_ok_and(|v| v == "true") {
-        panic!("CI=true: {tool} is missing (tools/setup.sh installs it)");
-    }
-    ok
-}
-
 fn wait_for(file: &std::path::Path, pat: &str) -> String {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
@@ -48,8 +39,10 @@ fn value(text: &str, series: &str) -> f64 {
 
 #[test]
 fn metrics_and_interval_lines_during_a_replay() {
-    if !(have("curl", "--version") && have("promtool", "--version")) {
-        eprintln!("note: curl or promtool (Debian prometheus) missing; skipped");
+    let test = "metrics_and_interval_lines_during_a_replay";
+    if !(popgo::testkit::have_tool(test, "curl", "--version")
+        && popgo::testkit::have_tool(test, "promtool", "--version"))
+    {
         return;
     }
     let dir = tempfile::tempdir().unwrap();

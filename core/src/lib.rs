@@ -29,5 +29,7 @@ pub mod io;
 pub mod qsbr;
 pub mod stats;
 pub mod sys;
+#[doc(hidden)]
+pub mod testkit;
 pub mod traffic;
 pub mod wire;

@@ -632,8 +632,7 @@ fn open_errors() {
 
 #[test]
 fn tshark_reads_writer_output() {
-    if std::process::Command::new("tshark").arg("-v").output().is_err() {
-        eprintln!("note: tshark not installed, skipping tshark_reads_writer_output");
+    if !crate::testkit::have_tool("io::pcap::tshark_reads_writer_output", "tshark", "-v") {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -655,8 +654,7 @@ fn tshark_reads_writer_output() {
 /// present), so the builders above are validated by an independent reader.
 #[test]
 fn tshark_agrees_with_test_builders() {
-    if std::process::Command::new("tshark").arg("-v").output().is_err() {
-        eprintln!("note: tshark not installed, skipping tshark_agrees_with_test_builders");
+    if !crate::testkit::have_tool("io::pcap::tshark_agrees_with_test_builders", "tshark", "-v") {
         return;
     }
     let dir = tempfile::tempdir().unwrap();

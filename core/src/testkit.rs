@@ -1,0 +1,31 @@
+//! Test support shared by the unit and integration tests: a test that cannot run its
+//! check is never a silent pass.
+
+/// Records that `test` could not run (part of) its check because `why`.
+///
+/// Under `CI=true` this fails the test: CI installs every tool and runs as root, so a
+/// skip there is a broken setup. Elsewhere it prints a note and appends one line to the
+/// file named by `POPGO_SKIP_LOG`, which `tools/test.sh` counts as skipped in its
+/// closing line.
+pub fn skip(test: &str, why: &str) {
+    if std::env::var("CI").is_ok_and(|v| v == "true") {
+        panic!("{test}: {why} (CI=true: every test must run)");
+    }
+    eprintln!("note: {test} skipped: {why}");
+    if let Ok(path) = std::env::var("POPGO_SKIP_LOG") {
+        use std::io::Write;
+        if let Ok(mut f) = std::fs::OpenOptions::new().create(true).append(true).open(path) {
+            // One write of one line: appends from parallel tests do not interleave.
+            let _ = f.write_all(format!("{test}: {why}\n").as_bytes());
+        }
+    }
+}
+
+/// True when `tool` can be run (`tool arg` starts); otherwise records a skip of `test`.
+pub fn have_tool(test: &str, tool: &str, arg: &str) -> bool {
+    let ok = std::process::Command::new(tool).arg(arg).output().is_ok();
+    if !ok {
+        skip(test, &format!("{tool} is not installed"));
+    }
+    ok
+}
