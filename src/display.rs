@@ -2,7 +2,7 @@
 //! the seed's verification commands, rendered from the built tables and the config.
 
 use crate::cmd::{build, load_config, usage, Failure};
-use crate::config::{Config, LabelMode, TtlMode};
+use crate::config::{Config, Family, LabelMode, TtlMode};
 use crate::ilm::Snapshot;
 use crate::wire::ethernet::format_mac;
 use clap::Args;
@@ -69,6 +69,15 @@ pub fn current_configuration(cfg: &Config) -> String {
     }
     if let Some(b) = &cfg.bgp {
         let _ = writeln!(s, "#\nbgp {}", b.asn);
+        if let Some(id) = b.router_id {
+            let _ = writeln!(s, " router-id {id}");
+        }
+        for p in &b.peers {
+            let _ = writeln!(s, " peer {} as-number {}", p.address, p.asn);
+            if let Some(src) = p.source {
+                let _ = writeln!(s, " # peer {} source {src} (config file only)", p.address);
+            }
+        }
         match (b.label_mode, b.pop_go) {
             (LabelMode::PerRoute, true) => {
                 let _ = writeln!(s, " apply-label per-route pop-go");
@@ -88,6 +97,24 @@ pub fn current_configuration(cfg: &Config) -> String {
                 }
                 None => {
                     let _ = writeln!(s, " network {} {}", n.prefix.addr, n.prefix.len);
+                }
+            }
+        }
+        // Peers with explicit families; the others run the defaults (IPv4 labeled
+        // unicast, plus 6PE when there are IPv6 networks).
+        for (view, fam) in
+            [("ipv4-family unicast", Family::Ipv4LabeledUnicast), ("ipv6-family unicast", Family::Ipv6LabeledUnicast)]
+        {
+            let explicit: Vec<_> = b.peers.iter().filter_map(|p| Some((p.address, p.families?))).collect();
+            if explicit.is_empty() {
+                continue;
+            }
+            let _ = writeln!(s, " #\n {view}");
+            for (a, f) in explicit {
+                if f.contains(fam) {
+                    let _ = writeln!(s, "  peer {a} enable\n  peer {a} label-route-capability");
+                } else if fam == Family::Ipv4LabeledUnicast {
+                    let _ = writeln!(s, "  undo peer {a} enable");
                 }
             }
         }

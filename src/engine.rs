@@ -38,6 +38,8 @@ pub const TICK: Duration = Duration::from_millis(20);
 const SETUP_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// Where the workers' tables come from.
+// Built once per run and moved once: the size of the live variant costs nothing.
+#[allow(clippy::large_enum_variant)]
 pub enum Tables<'a> {
     /// One snapshot for the whole run.
     Fixed(&'a Snapshot),
@@ -162,7 +164,12 @@ pub fn forward<M: MakeQueue>(
             if let (Some(path), true) = (live.reload_from, plan.signals) {
                 plane.reload_on(path, crate::sys::signal::take_reload);
             }
-            let _metrics = metrics_endpoint(plan, &board, Some(plane.metrics()))?;
+            // The BGP speaker: fed by the control thread after every commit.
+            match crate::bgp::Speaker::start(crate::bgp::Options::default()) {
+                Ok(sp) => plane.attach_speaker(sp),
+                Err(e) => tracing::warn!("bgp: cannot start the speaker: {e}"),
+            }
+            let _metrics = metrics_endpoint(plan, &board, Some((plane.metrics(), plane.bgp_status())))?;
             let stop_ctl = Arc::new(AtomicBool::new(false));
             let handle = crate::control::server::serve(live.socket.as_deref(), plane, Arc::clone(&stop_ctl))
                 .map_err(|e| usage(anyhow!("control socket: {e}")))?;
@@ -183,13 +190,18 @@ pub fn forward<M: MakeQueue>(
 fn metrics_endpoint(
     plan: &Plan,
     board: &Arc<StatsBoard>,
-    control: Option<Arc<crate::control::ControlMetrics>>,
+    control: Option<(Arc<crate::control::ControlMetrics>, Option<Arc<crate::bgp::Status>>)>,
 ) -> Result<Option<crate::metrics::Endpoint>, Failure> {
     let Some(addr) = &plan.metrics else { return Ok(None) };
+    let (control, bgp) = match control {
+        Some((c, b)) => (Some(c), b),
+        None => (None, None),
+    };
     let src = crate::metrics::Sources {
         board: Arc::clone(board),
         ports: plan.ports.clone(),
         control,
+        bgp,
         mode: plan.mode,
         device: plan.device.clone(),
     };

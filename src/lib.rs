@@ -17,6 +17,7 @@
 pub use popgo_core::{config, dataplane, ilm, io, qsbr, stats, sys, testkit, traffic, wire};
 
 pub mod bench;
+pub mod bgp;
 pub mod cmd;
 pub mod control;
 pub mod diff;

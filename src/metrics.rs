@@ -21,6 +21,8 @@ pub struct Sources {
     pub ports: Vec<String>,
     /// The control plane's figures (live tables only).
     pub control: Option<Arc<ControlMetrics>>,
+    /// The BGP speaker's sessions (live tables only).
+    pub bgp: Option<Arc<crate::bgp::Status>>,
     /// `replay` or `run`.
     pub mode: &'static str,
     pub device: String,
@@ -161,8 +163,50 @@ pub fn render(src: &Sources) -> Vec<u8> {
     } else {
         generation.with_label_values(&[] as &[&str]).set(0);
     }
+    if let Some(b) = &src.bgp {
+        bgp_metrics(&reg, b);
+    }
     let mut out = Vec::new();
     // Encoding into a Vec cannot fail for well-formed families.
     let _ = TextEncoder::new().encode(&reg.gather(), &mut out);
     out
+}
+
+/// Per peer: the session state (as the BGP4-MIB numbers it, and one 0/1 series per
+/// state), messages, UPDATEs and NOTIFICATIONs by direction, malformed messages
+/// received, prefixes by direction.
+fn bgp_metrics(reg: &Registry, status: &crate::bgp::Status) {
+    use crate::bgp::State;
+    let state =
+        gauge(reg, "popgo_bgp_session_state", "BGP session state (1 Idle .. 6 Established, RFC 4273)", &["peer"]);
+    let in_state =
+        gauge(reg, "popgo_bgp_session_in_state", "1 for the state each BGP session is in", &["peer", "state"]);
+    let updates = counter(reg, "popgo_bgp_updates_total", "BGP UPDATE messages by direction", &["peer", "direction"]);
+    let msgs = counter(reg, "popgo_bgp_messages_total", "BGP messages by direction", &["peer", "direction"]);
+    let notifs =
+        counter(reg, "popgo_bgp_notifications_total", "BGP NOTIFICATION messages by direction", &["peer", "direction"]);
+    let errors = counter(reg, "popgo_bgp_errors_total", "Malformed BGP messages received", &["peer"]);
+    let established =
+        counter(reg, "popgo_bgp_established_total", "Times the BGP session reached Established", &["peer"]);
+    let prefixes =
+        gauge(reg, "popgo_bgp_prefixes", "Routes advertised (sent) and accepted (received)", &["peer", "direction"]);
+    for p in status.peers() {
+        let a = p.address.to_string();
+        state.with_label_values(&[&a]).set(p.state as i64);
+        for s in State::ALL {
+            in_state.with_label_values(&[&a, s.name()]).set(i64::from(p.state == s));
+        }
+        for (dir, u, m, n) in [
+            ("in", p.updates_in, p.msgs_in, p.notifications_in),
+            ("out", p.updates_out, p.msgs_out, p.notifications_out),
+        ] {
+            updates.with_label_values(&[&a, dir]).inc_by(u);
+            msgs.with_label_values(&[&a, dir]).inc_by(m);
+            notifs.with_label_values(&[&a, dir]).inc_by(n);
+        }
+        errors.with_label_values(&[&a]).inc_by(p.errors);
+        established.with_label_values(&[&a]).inc_by(p.established);
+        prefixes.with_label_values(&[&a, "sent"]).set(p.prefixes_sent as i64);
+        prefixes.with_label_values(&[&a, "received"]).set(p.received.len() as i64);
+    }
 }

@@ -247,6 +247,10 @@ pub struct ControlPlane {
     next_session: AtomicU64,
     reload_from: Option<(PathBuf, ReloadCheck)>,
     metrics: Arc<ControlMetrics>,
+    /// The BGP speaker the commits feed (live modes), and whether the last
+    /// advertisement had peers (so removing the last one still reaches it).
+    speaker: Option<crate::bgp::Speaker>,
+    advertised_peers: bool,
 }
 
 /// Polled by the control thread: true when the config file should be re-read.
@@ -271,6 +275,8 @@ impl ControlPlane {
             next_session: AtomicU64::new(1),
             reload_from: None,
             metrics: Arc::default(),
+            speaker: None,
+            advertised_peers: false,
         };
         if let Err(e) = plane.install_full(cfg) {
             tracing::error!("control: initial build failed: {e}");
@@ -283,6 +289,34 @@ impl ControlPlane {
     /// for SIGHUP).
     pub fn reload_on(&mut self, path: PathBuf, due: impl FnMut() -> bool + Send + 'static) {
         self.reload_from = Some((path, Box::new(due)));
+    }
+
+    /// Hands the BGP speaker to the plane: it advertises the running config now and
+    /// after every commit.
+    pub fn attach_speaker(&mut self, sp: crate::bgp::Speaker) {
+        self.speaker = Some(sp);
+        self.advertised_peers = true;
+        self.advertise();
+    }
+
+    /// The speaker's session status (for the metrics endpoint), if one runs.
+    pub fn bgp_status(&self) -> Option<Arc<crate::bgp::Status>> {
+        self.speaker.as_ref().map(crate::bgp::Speaker::status)
+    }
+
+    /// Tells the speaker what the running config and the published tables advertise:
+    /// each network's prefix with the label its ILM entry has. Costs O(networks), so
+    /// it is skipped while no peer is (or was) configured.
+    fn advertise(&mut self) {
+        let Some(sp) = &self.speaker else { return };
+        let head = self.running.head();
+        let peers = head.bgp.as_ref().is_some_and(|b| !b.peers.is_empty());
+        if !peers && !self.advertised_peers {
+            return;
+        }
+        self.advertised_peers = peers;
+        let routes: crate::bgp::Routes = self.publisher.current().lsps.iter().map(|r| (r.fec, r.in_label)).collect();
+        sp.update(crate::bgp::Adverts::of(head, routes));
     }
 
     /// A new session in the user view.
@@ -382,7 +416,15 @@ impl ControlPlane {
                 s.view = View::System;
                 Reply::ok("Enter system view, return user view with return command.")
             }
+            Cmd::Family(v) => {
+                s.view = v;
+                Reply::ok("")
+            }
             Cmd::Quit => match s.view {
+                View::BgpIpv4 | View::BgpIpv6 => {
+                    s.view = View::Bgp;
+                    Reply::ok("")
+                }
                 View::Bgp => {
                     s.view = View::System;
                     Reply::ok("")
@@ -414,6 +456,7 @@ impl ControlPlane {
                 match &mut e {
                     Edit::AddNetwork(x) => x.line = n as usize,
                     Edit::AddRoute(x) => x.line = n as usize,
+                    Edit::PeerAs { line, .. } => *line = n as usize,
                     _ => {}
                 }
                 match self.edit(s, n, line, e) {
@@ -663,6 +706,7 @@ impl ControlPlane {
         }
         self.stats.max_total_ns = self.stats.max_total_ns.max(r.total_ns);
         self.stats.last = Some(r);
+        self.advertise();
         r
     }
 
@@ -685,6 +729,14 @@ impl ControlPlane {
                 Err(e) => Reply::err(format!("Error: line {}: {e}", s.lines)),
             },
             Display::Statistics => Reply::ok(self.statistics()),
+            Display::BgpPeer => match &self.speaker {
+                Some(sp) => Reply::ok(sp.status().display_peer()),
+                None => Reply::err("Error: no BGP speaker runs in this mode"),
+            },
+            Display::BgpRoutingTableLabel(f) => match &self.speaker {
+                Some(sp) => Reply::ok(sp.status().display_routing_table(f)),
+                None => Reply::err("Error: no BGP speaker runs in this mode"),
+            },
         }
     }
 
@@ -743,6 +795,9 @@ impl ControlPlane {
         };
         row("last commit", st.last);
         row("last full-table build", st.last_full);
+        if let Some(sp) = &self.speaker {
+            s.push_str(&sp.status().statistics());
+        }
         s
     }
 }

@@ -12,11 +12,11 @@
 //! in that order, which is the order of the equivalent `Config`'s lists (a removed and
 //! re-added route goes to the end, as with `Vec::remove` + `push`).
 
-use crate::config::edit::{BgpHead, ConfigEdit};
-use crate::config::{Bgp, Config, LabelMode, Network, Prefix, StaticRoute, TtlMode};
+use crate::config::edit::{set_peer_in, BgpHead, ConfigEdit};
+use crate::config::{Bgp, Config, LabelMode, Network, Peer, Prefix, StaticRoute, TtlMode};
 use crate::ilm::PatchSource;
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr};
 
 /// The running configuration, indexed.
 #[derive(Debug)]
@@ -31,6 +31,8 @@ pub(crate) struct Store {
     net_seq: HashMap<Prefix, u64>,
     /// Static label -> network.
     labels: HashMap<u32, Prefix>,
+    /// IPv6 networks (a peer's default families depend on whether there are any).
+    v6_networks: usize,
     next: u64,
 }
 
@@ -38,6 +40,7 @@ pub(crate) struct Store {
 #[derive(Debug, Default)]
 pub(crate) struct Undo {
     head: Option<Option<BgpHead>>,
+    peers: Option<Vec<Peer>>,
     routes_removed: Vec<(u64, StaticRoute)>,
     routes_added: Vec<u64>,
     nets_removed: Vec<(u64, Network)>,
@@ -54,6 +57,7 @@ impl Store {
             networks: BTreeMap::new(),
             net_seq: HashMap::new(),
             labels: HashMap::new(),
+            v6_networks: 0,
             next: 0,
         };
         for r in &cfg.static_routes {
@@ -75,6 +79,11 @@ impl Store {
             b.networks = self.networks.values().cloned().collect();
         }
         c
+    }
+
+    /// Everything but the routes and networks (cheap: the BGP speaker's settings).
+    pub fn head(&self) -> &Config {
+        &self.head
     }
 
     pub fn device(&self) -> &str {
@@ -139,6 +148,7 @@ impl Store {
             self.next - 1
         });
         self.net_seq.insert(n.prefix, seq);
+        self.v6_networks += usize::from(!n.prefix.is_v4());
         if let Some(l) = n.label {
             self.labels.insert(l, n.prefix);
         }
@@ -149,6 +159,7 @@ impl Store {
     fn remove_network(&mut self, p: Prefix) -> Option<(u64, Network)> {
         let seq = self.net_seq.remove(&p)?;
         let n = self.networks.remove(&seq)?;
+        self.v6_networks -= usize::from(!n.prefix.is_v4());
         if let Some(l) = n.label {
             self.labels.remove(&l);
         }
@@ -161,6 +172,9 @@ impl Store {
         if let Some(h) = ov.head {
             u.head = Some(self.bgp());
             self.set_bgp(Some(h));
+        }
+        if let (Some(peers), Some(b)) = (&ov.peers, self.head.bgp.as_mut()) {
+            u.peers = Some(std::mem::replace(&mut b.peers, peers.clone()));
         }
         for &(p, nh) in &ov.routes_del {
             u.routes_removed.extend(self.remove_route(p, nh));
@@ -195,9 +209,16 @@ impl Store {
         for (seq, r) in u.routes_removed {
             self.insert_route(Some(seq), r);
         }
+        if let (Some(peers), Some(b)) = (u.peers, self.head.bgp.as_mut()) {
+            b.peers = peers;
+        }
         if let Some(h) = u.head {
             self.set_bgp(h);
         }
+    }
+
+    fn peers(&self) -> &[Peer] {
+        self.head.bgp.as_ref().map_or(&[], |b| &b.peers)
     }
 }
 
@@ -225,6 +246,8 @@ pub(crate) struct Overlay {
     routes_add: Vec<StaticRoute>,
     nets_del: HashSet<Prefix>,
     nets_add: Vec<Network>,
+    /// The whole peer list after the changes, if they touch it (peers are few).
+    peers: Option<Vec<Peer>>,
 }
 
 /// The candidate configuration of a session: the running store seen through its
@@ -308,6 +331,24 @@ impl ConfigEdit for Cand<'_> {
             self.ov.routes_del.insert((p, nh));
         }
     }
+    fn peer(&self, a: Ipv4Addr) -> Option<Peer> {
+        self.ov.peers.as_deref().unwrap_or(self.run.peers()).iter().find(|p| p.address == a).cloned()
+    }
+    fn set_peer(&mut self, p: Peer) {
+        let run = self.run.peers();
+        set_peer_in(self.ov.peers.get_or_insert_with(|| run.to_vec()), p);
+    }
+    fn remove_peer(&mut self, a: Ipv4Addr) -> bool {
+        let run = self.run.peers();
+        let peers = self.ov.peers.get_or_insert_with(|| run.to_vec());
+        let n = peers.len();
+        peers.retain(|p| p.address != a);
+        peers.len() != n
+    }
+    fn has_v6_network(&self) -> bool {
+        let deleted = self.ov.nets_del.iter().filter(|p| !p.is_v4()).count();
+        self.run.v6_networks > deleted || self.ov.nets_add.iter().any(|n| !n.prefix.is_v4())
+    }
 }
 
 /// `Config::clone` without copying the route and network lists.
@@ -323,7 +364,9 @@ fn head_of(c: &Config) -> Config {
             label_mode: b.label_mode,
             pop_go: b.pop_go,
             label_base: b.label_base,
+            router_id: b.router_id,
             networks: Vec::new(),
+            peers: b.peers.clone(),
         }),
     }
 }
@@ -350,6 +393,16 @@ mod tests {
             Edit::DelRoute(p("10.2.0.0/16"), nh1), // imported, last route: refused
             Edit::AddNetwork(Network { prefix: p("10.1.1.0/30"), label: Some(5000), line: 9 }), // label taken
             Edit::LabelMode(LabelMode::PerNexthop), // a static label exists: refused
+            Edit::PeerAs { address: "198.18.0.1".parse().unwrap(), asn: 200, line: 10 },
+            Edit::PeerFamily {
+                address: "198.18.0.1".parse().unwrap(),
+                family: crate::config::Family::Ipv6LabeledUnicast,
+                on: true,
+            },
+            Edit::RouterId(Some("192.0.2.3".parse().unwrap())),
+            Edit::PeerAs { address: "198.18.0.5".parse().unwrap(), asn: 300, line: 11 },
+            Edit::DelPeer("198.18.0.5".parse().unwrap()),
+            Edit::DelPeer("198.18.0.5".parse().unwrap()), // gone already: refused
         ];
         let mut want = cfg.clone();
         let store = Store::from_config(&cfg);

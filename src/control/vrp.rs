@@ -3,16 +3,19 @@
 //! `config::edit::apply`.
 
 use crate::config::edit::Edit;
-use crate::config::{LabelMode, Network, Prefix, StaticRoute};
-use std::net::IpAddr;
+use crate::config::{Family, LabelMode, Network, Prefix, StaticRoute};
+use std::net::{IpAddr, Ipv4Addr};
 
 /// The command view a session is in (VRP: user view `<Dev>`, system view `[Dev]`,
-/// BGP view `[Dev-bgp]`).
+/// BGP view `[Dev-bgp]`, and inside it the address family views `ipv4-family unicast`
+/// `[Dev-bgp-af-ipv4]` and `ipv6-family unicast` `[Dev-bgp-af-ipv6]`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum View {
     User,
     System,
     Bgp,
+    BgpIpv4,
+    BgpIpv6,
 }
 
 impl View {
@@ -21,6 +24,8 @@ impl View {
             View::User => "user",
             View::System => "system",
             View::Bgp => "bgp",
+            View::BgpIpv4 => "bgp-af-ipv4",
+            View::BgpIpv6 => "bgp-af-ipv6",
         }
     }
 
@@ -30,7 +35,14 @@ impl View {
             View::User => format!("<{dev}>"),
             View::System => format!("[{dev}]"),
             View::Bgp => format!("[{dev}-bgp]"),
+            View::BgpIpv4 => format!("[{dev}-bgp-af-ipv4]"),
+            View::BgpIpv6 => format!("[{dev}-bgp-af-ipv6]"),
         }
+    }
+
+    /// The BGP view or one of its family views.
+    pub fn in_bgp(self) -> bool {
+        matches!(self, View::Bgp | View::BgpIpv4 | View::BgpIpv6)
     }
 }
 
@@ -45,6 +57,10 @@ pub enum Display {
     /// uncommitted lines.
     CandidateConfiguration,
     Statistics,
+    /// `display bgp peer`.
+    BgpPeer,
+    /// `display bgp [ipv6] routing-table label`.
+    BgpRoutingTableLabel(Family),
 }
 
 /// One parsed line.
@@ -60,6 +76,8 @@ pub enum Cmd {
     ClearCandidate,
     /// `bgp <as>`: enter the BGP view (creating the instance if needed).
     Bgp(u32),
+    /// `ipv4-family unicast` / `ipv6-family unicast` in the BGP view.
+    Family(View),
     Edit(Edit),
     /// `undo ip route-static <prefix> <len>`: every route to the prefix.
     UndoRoutes(Prefix),
@@ -105,16 +123,41 @@ pub fn parse(view: View, line: &str) -> Result<Cmd, String> {
         (_, ["quit"]) => Ok(Cmd::Quit),
         (_, ["return"]) => Ok(Cmd::Return),
         (View::User, ["system-view"]) => Ok(Cmd::SystemView),
-        (View::System | View::Bgp, ["commit"]) => Ok(Cmd::Commit),
-        (View::System | View::Bgp, ["clear", "configuration", "candidate"]) => Ok(Cmd::ClearCandidate),
-        (View::System, ["bgp", rest @ ..]) => match rest {
-            [asn] => {
-                let v: u64 = asn.parse().map_err(|_| format!("{asn:?} is not an AS number"))?;
-                match u32::try_from(v) {
-                    Ok(a) if a > 0 => Ok(Cmd::Bgp(a)),
-                    _ => Err(format!("AS number {v} is outside 1..=4294967295")),
-                }
+        (v, ["commit"]) if v != View::User => Ok(Cmd::Commit),
+        (v, ["clear", "configuration", "candidate"]) if v != View::User => Ok(Cmd::ClearCandidate),
+        (View::Bgp | View::BgpIpv4 | View::BgpIpv6, ["ipv4-family", rest @ ..]) => match rest {
+            ["unicast"] => Ok(Cmd::Family(View::BgpIpv4)),
+            _ => Err(wrong_args("ipv4-family unicast")),
+        },
+        (View::Bgp | View::BgpIpv4 | View::BgpIpv6, ["ipv6-family", rest @ ..]) => match rest {
+            ["unicast"] => Ok(Cmd::Family(View::BgpIpv6)),
+            _ => Err(wrong_args("ipv6-family unicast")),
+        },
+        (View::Bgp, ["router-id", rest @ ..]) => match rest {
+            [a] => Ok(Cmd::Edit(Edit::RouterId(Some(crate::config::check_router_id(a)?)))),
+            _ => Err(wrong_args("router-id <A.B.C.D>")),
+        },
+        (View::Bgp, ["undo", "router-id"]) => Ok(Cmd::Edit(Edit::RouterId(None))),
+        (View::Bgp, ["peer", a, "as-number", n]) => {
+            Ok(Cmd::Edit(Edit::PeerAs { address: peer_address(a)?, asn: as_number(n)?, line: 0 }))
+        }
+        (View::Bgp, ["undo", "peer", a] | ["undo", "peer", a, "as-number"] | ["undo", "peer", a, "as-number", _]) => {
+            Ok(Cmd::Edit(Edit::DelPeer(peer_address(a)?)))
+        }
+        (View::Bgp | View::BgpIpv4 | View::BgpIpv6, ["peer" | "undo", ..]) if is_family_cmd(&l) => {
+            let on = l[0] == "peer";
+            let w = if on { &l[1..] } else { &l[2..] };
+            let family = match view {
+                View::BgpIpv6 => Family::Ipv6LabeledUnicast,
+                _ => Family::Ipv4LabeledUnicast,
+            };
+            if view == View::Bgp && w[1] == "enable" {
+                return Err("peer enable is a command of the ipv4-family unicast and ipv6-family unicast views".into());
             }
+            Ok(Cmd::Edit(Edit::PeerFamily { address: peer_address(w[0])?, family, on }))
+        }
+        (View::System, ["bgp", rest @ ..]) => match rest {
+            [asn] => Ok(Cmd::Bgp(as_number(asn)?)),
             _ => Err(wrong_args("bgp <as-number>")),
         },
         (View::System, ["ip" | "ipv6", "route-static", rest @ ..]) => {
@@ -141,25 +184,28 @@ pub fn parse(view: View, line: &str) -> Result<Cmd, String> {
                 _ => Err(wrong_args("undo ip route-static <prefix> <mask-length> [<next-hop>]")),
             }
         }
-        (View::Bgp, ["apply-label", rest @ ..]) => match rest {
+        (View::Bgp | View::BgpIpv4, ["apply-label", rest @ ..]) => match rest {
             ["per-route", "pop-go"] => Ok(Cmd::Edit(Edit::PopGo(true))),
             ["per-route"] => Ok(Cmd::Edit(Edit::LabelMode(LabelMode::PerRoute))),
             ["per-nexthop"] => Ok(Cmd::Edit(Edit::LabelMode(LabelMode::PerNexthop))),
             ["per-instance"] => Ok(Cmd::Edit(Edit::LabelMode(LabelMode::PerInstance))),
             _ => Err(wrong_args("apply-label per-route [pop-go] | per-nexthop | per-instance")),
         },
-        (View::Bgp, ["undo", "apply-label", rest @ ..]) => match rest {
+        (View::Bgp | View::BgpIpv4, ["undo", "apply-label", rest @ ..]) => match rest {
             ["per-route", "pop-go"] => Ok(Cmd::Edit(Edit::PopGo(false))),
             ["per-nexthop" | "per-instance"] => Ok(Cmd::Edit(Edit::LabelMode(LabelMode::PerRoute))),
             _ => Err(wrong_args("undo apply-label per-route pop-go | per-nexthop | per-instance")),
         },
-        (View::Bgp, ["network", rest @ ..]) => {
+        (View::Bgp | View::BgpIpv4 | View::BgpIpv6, ["network", rest @ ..]) => {
             let (p, m, label) = match rest {
                 [p, m] => (p, m, None),
                 [p, m, "label", n] => (p, m, Some(n)),
                 _ => return Err(wrong_args("network <prefix> <mask-length> [label <16..1048575>]")),
             };
-            let prefix = parse_prefix(p, m, false)?;
+            let prefix = parse_prefix(p, m, view == View::BgpIpv6)?;
+            if view == View::BgpIpv4 && !prefix.is_v4() {
+                return Err(format!("{prefix} is not an IPv4 prefix (IPv6 networks go in ipv6-family unicast)"));
+            }
             let label = match label {
                 None => None,
                 Some(n) => {
@@ -169,7 +215,7 @@ pub fn parse(view: View, line: &str) -> Result<Cmd, String> {
             };
             Ok(Cmd::Edit(Edit::AddNetwork(Network { prefix, label, line: 0 })))
         }
-        (View::Bgp, ["undo", "network", rest @ ..]) => match rest {
+        (View::Bgp | View::BgpIpv4 | View::BgpIpv6, ["undo", "network", rest @ ..]) => match rest {
             [p, m] => Ok(Cmd::Edit(Edit::DelNetwork(parse_prefix(p, m, false)?))),
             _ => Err(wrong_args("undo network <prefix> <mask-length>")),
         },
@@ -177,8 +223,31 @@ pub fn parse(view: View, line: &str) -> Result<Cmd, String> {
     }
 }
 
+/// `peer X enable` / `peer X label-route-capability` and their `undo`.
+fn is_family_cmd(l: &[&str]) -> bool {
+    matches!(
+        l,
+        ["peer", _, "enable" | "label-route-capability"] | ["undo", "peer", _, "enable" | "label-route-capability"]
+    )
+}
+
+fn peer_address(a: &str) -> Result<Ipv4Addr, String> {
+    crate::config::parse_v4(a, "peer address")
+}
+
+fn as_number(n: &str) -> Result<u32, String> {
+    let v: u64 = n.parse().map_err(|_| format!("{n:?} is not an AS number"))?;
+    match u32::try_from(v) {
+        Ok(a) if a > 0 => Ok(a),
+        _ => Err(format!("AS number {v} is outside 1..=4294967295")),
+    }
+}
+
 fn parse_display(w: &[&str]) -> Result<Display, String> {
     match w {
+        ["bgp", "peer"] => Ok(Display::BgpPeer),
+        ["bgp", "routing-table", "label"] => Ok(Display::BgpRoutingTableLabel(Family::Ipv4LabeledUnicast)),
+        ["bgp", "ipv6", "routing-table", "label"] => Ok(Display::BgpRoutingTableLabel(Family::Ipv6LabeledUnicast)),
         ["mpls", "lsp", "protocol", "bgp"] => Ok(Display::MplsLspBgp { verbose: false }),
         ["mpls", "lsp", "protocol", "bgp", "verbose"] => Ok(Display::MplsLspBgp { verbose: true }),
         ["current-configuration"] => Ok(Display::CurrentConfiguration),
@@ -186,7 +255,7 @@ fn parse_display(w: &[&str]) -> Result<Display, String> {
         ["popgo", "statistics"] => Ok(Display::Statistics),
         _ => Err(format!(
             "unrecognized display command {:?}; known: mpls lsp protocol bgp [verbose], current-configuration, \
-             configuration candidate, popgo statistics",
+             configuration candidate, popgo statistics, bgp peer, bgp [ipv6] routing-table label",
             w.join(" ")
         )),
     }
@@ -243,5 +312,44 @@ mod tests {
         assert!(parse(View::Bgp, "apply-label per-vrf").unwrap_err().contains("usage"));
         assert!(parse(View::User, "display foo").unwrap_err().contains("unrecognized display"));
         assert_eq!(parse(View::User, "# comment"), Ok(Cmd::Nothing));
+    }
+
+    #[test]
+    fn peers_and_family_views() {
+        let a: Ipv4Addr = "198.18.0.1".parse().unwrap();
+        assert_eq!(parse(View::Bgp, "ipv6-family unicast"), Ok(Cmd::Family(View::BgpIpv6)));
+        assert_eq!(parse(View::BgpIpv6, "ipv4-family unicast"), Ok(Cmd::Family(View::BgpIpv4)));
+        assert_eq!(
+            parse(View::Bgp, "peer 198.18.0.1 as-number 4200000000"),
+            Ok(Cmd::Edit(Edit::PeerAs { address: a, asn: 4_200_000_000, line: 0 }))
+        );
+        assert_eq!(parse(View::Bgp, "undo peer 198.18.0.1 as-number 200"), Ok(Cmd::Edit(Edit::DelPeer(a))));
+        assert_eq!(parse(View::Bgp, "undo peer 198.18.0.1"), Ok(Cmd::Edit(Edit::DelPeer(a))));
+        let fam = |family, on| Ok(Cmd::Edit(Edit::PeerFamily { address: a, family, on }));
+        assert_eq!(parse(View::Bgp, "peer 198.18.0.1 label-route-capability"), fam(Family::Ipv4LabeledUnicast, true));
+        assert_eq!(parse(View::BgpIpv4, "peer 198.18.0.1 enable"), fam(Family::Ipv4LabeledUnicast, true));
+        assert_eq!(parse(View::BgpIpv6, "peer 198.18.0.1 enable"), fam(Family::Ipv6LabeledUnicast, true));
+        assert_eq!(
+            parse(View::BgpIpv6, "undo peer 198.18.0.1 label-route-capability"),
+            fam(Family::Ipv6LabeledUnicast, false)
+        );
+        assert!(parse(View::Bgp, "peer 198.18.0.1 enable").unwrap_err().contains("family"));
+        assert!(parse(View::Bgp, "peer 2001:db8::1 as-number 200").unwrap_err().contains("IPv4"));
+        assert!(parse(View::Bgp, "peer 198.18.0.1 as-number 0").unwrap_err().contains("outside"));
+        assert!(parse(View::BgpIpv6, "peer 198.18.0.1 as-number 200").unwrap_err().contains("bgp-af-ipv6"));
+        assert!(parse(View::System, "peer 198.18.0.1 as-number 200").is_err());
+        assert!(parse(View::Bgp, "router-id 0.0.0.0").unwrap_err().contains("0.0.0.0"));
+        assert_eq!(
+            parse(View::Bgp, "router-id 192.0.2.3"),
+            Ok(Cmd::Edit(Edit::RouterId(Some("192.0.2.3".parse().unwrap()))))
+        );
+        assert!(parse(View::BgpIpv4, "network 2001:db8:: 32").unwrap_err().contains("ipv6-family"));
+        assert!(parse(View::BgpIpv6, "network 10.0.0.0 8").unwrap_err().contains("IPv6"));
+        assert_eq!(parse(View::BgpIpv6, "commit"), Ok(Cmd::Commit));
+        assert_eq!(parse(View::User, "display bgp peer"), Ok(Cmd::Display(Display::BgpPeer)));
+        assert_eq!(
+            parse(View::User, "display bgp ipv6 routing-table label"),
+            Ok(Cmd::Display(Display::BgpRoutingTableLabel(Family::Ipv6LabeledUnicast)))
+        );
     }
 }

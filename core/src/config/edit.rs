@@ -6,9 +6,9 @@
 //! [`Config`] here and by the control plane's indexed candidate, so both follow the
 //! same rules.
 
-use super::{Bgp, Config, LabelMode, Network, Prefix, StaticRoute, DEFAULT_LABEL_BASE};
+use super::{Bgp, Config, Families, Family, LabelMode, Network, Peer, Prefix, StaticRoute, DEFAULT_LABEL_BASE};
 use std::collections::HashSet;
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr};
 
 /// A change to the candidate configuration.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -27,6 +27,17 @@ pub enum Edit {
     AddRoute(StaticRoute),
     /// `undo ip route-static <prefix> <len> <next-hop>`.
     DelRoute(Prefix, IpAddr),
+    /// `router-id A.B.C.D` / `undo router-id`.
+    RouterId(Option<Ipv4Addr>),
+    /// `peer X as-number N`: creates the peer (default families) or changes its AS.
+    PeerAs { address: Ipv4Addr, asn: u32, line: usize },
+    /// `peer X enable` / `peer X label-route-capability` in a family view (on), and
+    /// their `undo` (off). A peer on default families starts from its defaults.
+    PeerFamily { address: Ipv4Addr, family: Family, on: bool },
+    /// `undo peer X as-number N` (or `undo peer X`).
+    DelPeer(Ipv4Addr),
+    /// A whole peer as the config file has it (config reload).
+    SetPeer(Peer),
 }
 
 /// The header of a BGP instance (everything but its networks).
@@ -36,11 +47,18 @@ pub struct BgpHead {
     pub label_mode: LabelMode,
     pub pop_go: bool,
     pub label_base: u32,
+    pub router_id: Option<Ipv4Addr>,
 }
 
 impl BgpHead {
     pub fn of(b: &Bgp) -> BgpHead {
-        BgpHead { asn: b.asn, label_mode: b.label_mode, pop_go: b.pop_go, label_base: b.label_base }
+        BgpHead {
+            asn: b.asn,
+            label_mode: b.label_mode,
+            pop_go: b.pop_go,
+            label_base: b.label_base,
+            router_id: b.router_id,
+        }
     }
 }
 
@@ -68,6 +86,13 @@ pub trait ConfigEdit {
     fn push_route(&mut self, r: StaticRoute);
     /// Removes the (present) route `p` via `nh`.
     fn remove_route(&mut self, p: Prefix, nh: IpAddr);
+    fn peer(&self, a: Ipv4Addr) -> Option<Peer>;
+    /// Replaces the peer with `p.address`, or appends `p`.
+    fn set_peer(&mut self, p: Peer);
+    /// Removes peer `a`; false if there is none.
+    fn remove_peer(&mut self, a: Ipv4Addr) -> bool;
+    /// Whether any network is IPv6 (a peer's default families depend on it).
+    fn has_v6_network(&self) -> bool;
 }
 
 impl ConfigEdit for Config {
@@ -80,9 +105,12 @@ impl ConfigEdit for Config {
             label_mode: h.label_mode,
             pop_go: h.pop_go,
             label_base: h.label_base,
+            router_id: h.router_id,
             networks: Vec::new(),
+            peers: Vec::new(),
         });
-        (b.asn, b.label_mode, b.pop_go, b.label_base) = (h.asn, h.label_mode, h.pop_go, h.label_base);
+        (b.asn, b.label_mode, b.pop_go, b.label_base, b.router_id) =
+            (h.asn, h.label_mode, h.pop_go, h.label_base, h.router_id);
     }
     fn labelled_network(&self) -> Option<Prefix> {
         self.bgp.as_ref()?.networks.iter().find(|n| n.label.is_some()).map(|n| n.prefix)
@@ -125,6 +153,36 @@ impl ConfigEdit for Config {
             self.static_routes.remove(at);
         }
     }
+    fn peer(&self, a: Ipv4Addr) -> Option<Peer> {
+        self.bgp.as_ref()?.peers.iter().find(|p| p.address == a).cloned()
+    }
+    fn set_peer(&mut self, p: Peer) {
+        if let Some(b) = self.bgp.as_mut() {
+            set_peer_in(&mut b.peers, p);
+        }
+    }
+    fn remove_peer(&mut self, a: Ipv4Addr) -> bool {
+        let Some(b) = self.bgp.as_mut() else { return false };
+        let n = b.peers.len();
+        b.peers.retain(|p| p.address != a);
+        b.peers.len() != n
+    }
+    fn has_v6_network(&self) -> bool {
+        self.bgp.as_ref().is_some_and(Bgp::has_v6_networks)
+    }
+}
+
+/// Replaces the peer with `p.address` in `peers`, or appends `p`.
+pub fn set_peer_in(peers: &mut Vec<Peer>, p: Peer) {
+    match peers.iter_mut().find(|q| q.address == p.address) {
+        Some(q) => *q = p,
+        None => peers.push(p),
+    }
+}
+
+/// Two peers are the same configuration (line numbers aside).
+pub fn same_peer(a: &Peer, b: &Peer) -> bool {
+    (a.address, a.asn, a.source, a.families) == (b.address, b.asn, b.source, b.families)
 }
 
 /// Applies `e` to `cfg`, or leaves `cfg` untouched and says why not. `Ok(false)` means
@@ -140,6 +198,7 @@ pub fn apply<C: ConfigEdit + ?Sized>(cfg: &mut C, e: &Edit) -> Result<bool, Stri
                     label_mode: LabelMode::PerRoute,
                     pop_go: false,
                     label_base: DEFAULT_LABEL_BASE,
+                    router_id: None,
                 });
                 Ok(true)
             }
@@ -215,7 +274,75 @@ pub fn apply<C: ConfigEdit + ?Sized>(cfg: &mut C, e: &Edit) -> Result<bool, Stri
             cfg.remove_route(*p, *nh);
             Ok(true)
         }
+        Edit::RouterId(id) => {
+            let mut b = cfg.bgp_head().ok_or("no BGP instance")?;
+            if id.is_some_and(|a| a.is_unspecified()) {
+                return Err("router ID 0.0.0.0 is not valid (RFC 4271: a non-zero BGP identifier)".into());
+            }
+            let changed = b.router_id != *id;
+            b.router_id = *id;
+            cfg.set_bgp_head(b);
+            Ok(changed)
+        }
+        Edit::PeerAs { address, asn, line } => {
+            cfg.bgp_head().ok_or("no BGP instance")?;
+            check_peer_address(*address)?;
+            if *asn == 0 {
+                return Err("AS number 0 is outside 1..=4294967295".into());
+            }
+            match cfg.peer(*address) {
+                Some(p) if p.asn == *asn => Ok(false),
+                Some(mut p) => {
+                    p.asn = *asn;
+                    cfg.set_peer(p);
+                    Ok(true)
+                }
+                None => {
+                    cfg.set_peer(Peer { address: *address, asn: *asn, source: None, families: None, line: *line });
+                    Ok(true)
+                }
+            }
+        }
+        Edit::PeerFamily { address, family, on } => {
+            cfg.bgp_head().ok_or("no BGP instance")?;
+            let mut p = cfg.peer(*address).ok_or_else(|| {
+                format!(
+                    "peer {address} does not exist (create it with `peer {address} as-number <as>` in the bgp view)"
+                )
+            })?;
+            let now: Families = p.effective_families(cfg.has_v6_network()).with(*family, *on);
+            if p.families == Some(now) {
+                return Ok(false);
+            }
+            p.families = Some(now);
+            cfg.set_peer(p);
+            Ok(true)
+        }
+        Edit::DelPeer(a) => {
+            cfg.bgp_head().ok_or("no BGP instance")?;
+            if !cfg.remove_peer(*a) {
+                return Err(format!("peer {a} does not exist"));
+            }
+            Ok(true)
+        }
+        Edit::SetPeer(p) => {
+            cfg.bgp_head().ok_or("no BGP instance")?;
+            check_peer_address(p.address)?;
+            if cfg.peer(p.address).is_some_and(|q| same_peer(&q, p)) {
+                return Ok(false);
+            }
+            cfg.set_peer(p.clone());
+            Ok(true)
+        }
     }
+}
+
+/// A peer needs a unicast address.
+fn check_peer_address(a: Ipv4Addr) -> Result<(), String> {
+    if a.is_unspecified() || a.is_broadcast() || a.is_multicast() {
+        return Err(format!("{a} is not a unicast peer address"));
+    }
+    Ok(())
 }
 
 /// The edits that turn `old` into `new`, in an order [`apply`] accepts (removals first,
@@ -248,6 +375,12 @@ pub fn edits_between(old: &Config, new: &Config) -> Option<Vec<Edit>> {
     for r in old.static_routes.iter().filter(|r| !new_routes.contains(&(r.prefix, r.next_hop))) {
         edits.push(Edit::DelRoute(r.prefix, r.next_hop));
     }
+    let no_peers: &[Peer] = &[];
+    let (old_peers, new_peers) =
+        (old.bgp.as_ref().map_or(no_peers, |b| &b.peers[..]), new.bgp.as_ref().map_or(no_peers, |b| &b.peers[..]));
+    for p in old_peers.iter().filter(|p| !new_peers.iter().any(|q| q.address == p.address)) {
+        edits.push(Edit::DelPeer(p.address));
+    }
     match (&old.bgp, &new.bgp) {
         (_, None) if old.bgp.is_some() => return None,
         (Some(a), Some(b)) if a.asn != b.asn || a.label_base != b.label_base => return None,
@@ -264,6 +397,13 @@ pub fn edits_between(old: &Config, new: &Config) -> Option<Vec<Edit>> {
     }
     for n in new_nets.iter().filter(|n| !old_set.contains(&(n.prefix, n.label))) {
         edits.push(Edit::AddNetwork(n.clone()));
+    }
+    let router_id = |c: &Config| c.bgp.as_ref().and_then(|b| b.router_id);
+    if router_id(old) != router_id(new) {
+        edits.push(Edit::RouterId(router_id(new)));
+    }
+    for p in new_peers.iter().filter(|p| !old_peers.iter().any(|q| same_peer(p, q))) {
+        edits.push(Edit::SetPeer(p.clone()));
     }
     let pop_go = |c: &Config| c.bgp.as_ref().is_some_and(|b| b.pop_go);
     if pop_go(old) != pop_go(new) {
@@ -346,5 +486,43 @@ mod tests {
         let mut other = old.clone();
         other.device = "DeviceX".into();
         assert_eq!(edits_between(&old, &other), None);
+    }
+
+    /// Peers and the router ID travel as edits too: added, changed, removed.
+    #[test]
+    fn edits_between_carry_peers() {
+        let old = seed();
+        let mut new = old.clone();
+        let a: Ipv4Addr = "198.18.0.1".parse().unwrap();
+        let b = new.bgp.as_mut().unwrap();
+        b.router_id = Some("192.0.2.3".parse().unwrap());
+        b.peers.push(Peer { address: a, asn: 200, source: None, families: None, line: 0 });
+        let strip = |c: &Config| {
+            let mut c = c.clone();
+            if let Some(b) = c.bgp.as_mut() {
+                b.peers.iter_mut().for_each(|p| p.line = 0);
+            }
+            c
+        };
+        let mut c = old.clone();
+        for e in edits_between(&old, &new).unwrap() {
+            apply(&mut c, &e).unwrap();
+        }
+        assert_eq!(strip(&c), strip(&new));
+        // VRP: 6PE on for the peer starts from its defaults (IPv4 labeled unicast).
+        apply(&mut c, &Edit::PeerFamily { address: a, family: Family::Ipv6LabeledUnicast, on: true }).unwrap();
+        let fams = c.bgp.as_ref().unwrap().peers[0].families.unwrap();
+        assert!(fams.contains(Family::Ipv4LabeledUnicast) && fams.contains(Family::Ipv6LabeledUnicast));
+        assert_eq!(apply(&mut c, &Edit::PeerAs { address: a, asn: 200, line: 9 }), Ok(false));
+        assert_eq!(apply(&mut c, &Edit::PeerAs { address: a, asn: 300, line: 9 }), Ok(true));
+        let back = edits_between(&c, &old).unwrap();
+        assert!(back.contains(&Edit::DelPeer(a)) && back.contains(&Edit::RouterId(None)), "{back:?}");
+        for e in &back {
+            apply(&mut c, e).unwrap();
+        }
+        assert_eq!(strip(&c), strip(&old));
+        assert!(apply(&mut c, &Edit::DelPeer(a)).unwrap_err().contains("does not exist"));
+        let e = apply(&mut c, &Edit::PeerFamily { address: a, family: Family::Ipv4LabeledUnicast, on: true });
+        assert!(e.unwrap_err().contains("as-number"));
     }
 }

@@ -8,7 +8,7 @@ pub mod edit;
 use crate::wire::ethernet::{format_mac, parse_mac, Mac};
 use serde::Deserialize;
 use std::fmt;
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr};
 use std::path::Path;
 use toml::Spanned;
 
@@ -137,6 +137,95 @@ pub struct Network {
     pub line: usize,
 }
 
+/// An address family the BGP speaker exchanges routes in: only the labeled ones
+/// (RFC 8277 IPv4 labeled unicast, AFI 1 / SAFI 4; RFC 4798 6PE, AFI 2 / SAFI 4 over
+/// an IPv4 session).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Family {
+    Ipv4LabeledUnicast,
+    Ipv6LabeledUnicast,
+}
+
+impl Family {
+    pub const ALL: [Family; 2] = [Family::Ipv4LabeledUnicast, Family::Ipv6LabeledUnicast];
+
+    /// The name in the config file.
+    pub fn name(self) -> &'static str {
+        match self {
+            Family::Ipv4LabeledUnicast => "ipv4-labeled-unicast",
+            Family::Ipv6LabeledUnicast => "ipv6-labeled-unicast",
+        }
+    }
+
+    /// The family of a prefix.
+    pub fn of(p: &Prefix) -> Family {
+        if p.is_v4() {
+            Family::Ipv4LabeledUnicast
+        } else {
+            Family::Ipv6LabeledUnicast
+        }
+    }
+
+    fn bit(self) -> u8 {
+        1 << self as u8
+    }
+}
+
+/// A set of [`Family`]s.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Families(u8);
+
+impl Families {
+    pub const NONE: Families = Families(0);
+
+    pub fn contains(self, f: Family) -> bool {
+        self.0 & f.bit() != 0
+    }
+
+    pub fn with(self, f: Family, on: bool) -> Families {
+        if on {
+            Families(self.0 | f.bit())
+        } else {
+            Families(self.0 & !f.bit())
+        }
+    }
+
+    pub fn iter(self) -> impl Iterator<Item = Family> {
+        Family::ALL.into_iter().filter(move |f| self.contains(*f))
+    }
+
+    pub fn is_empty(self) -> bool {
+        self.0 == 0
+    }
+
+    /// The default of a peer without `families`: IPv4 labeled unicast, plus 6PE when
+    /// the instance has IPv6 networks.
+    pub fn default_for(has_v6_networks: bool) -> Families {
+        Families::NONE.with(Family::Ipv4LabeledUnicast, true).with(Family::Ipv6LabeledUnicast, has_v6_networks)
+    }
+}
+
+/// A BGP peer (`[[bgp.peer]]`; VRP `peer X as-number N`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Peer {
+    /// The peer's address; sessions run over IPv4 (6PE carries IPv6 over them).
+    pub address: Ipv4Addr,
+    pub asn: u32,
+    /// Local address to connect from (and the next hop advertised); default: the
+    /// address the kernel picks for the route to the peer.
+    pub source: Option<Ipv4Addr>,
+    /// `None`: [`Families::default_for`] the instance's networks.
+    pub families: Option<Families>,
+    pub line: usize,
+}
+
+impl Peer {
+    /// The families negotiated with this peer, given whether IPv6 networks exist.
+    pub fn effective_families(&self, has_v6_networks: bool) -> Families {
+        self.families.unwrap_or_else(|| Families::default_for(has_v6_networks))
+    }
+}
+
 /// The BGP instance.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Bgp {
@@ -144,7 +233,17 @@ pub struct Bgp {
     pub label_mode: LabelMode,
     pub pop_go: bool,
     pub label_base: u32,
+    /// BGP identifier (`router-id`); default: the local address of each session.
+    pub router_id: Option<Ipv4Addr>,
     pub networks: Vec<Network>,
+    /// Peers the speaker advertises the networks to, in config order.
+    pub peers: Vec<Peer>,
+}
+
+impl Bgp {
+    pub fn has_v6_networks(&self) -> bool {
+        self.networks.iter().any(|n| !n.prefix.is_v4())
+    }
 }
 
 /// Default first label of the dynamic range.
@@ -212,8 +311,21 @@ struct RawBgp {
     label_mode: Option<Spanned<String>>,
     pop_go: Option<bool>,
     label_base: Option<Spanned<i64>>,
+    router_id: Option<Spanned<String>>,
     #[serde(default)]
     network: Vec<Spanned<RawNetwork>>,
+    #[serde(default)]
+    peer: Vec<Spanned<RawPeer>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPeer {
+    address: Spanned<String>,
+    #[serde(rename = "as")]
+    asn: Spanned<i64>,
+    source: Option<Spanned<String>>,
+    families: Option<Spanned<Vec<String>>>,
 }
 
 #[derive(Deserialize)]
@@ -416,7 +528,61 @@ impl Config {
                 }
                 networks.push(Network { prefix, label, line });
             }
-            cfg.bgp = Some(Bgp { asn, label_mode, pop_go: b.pop_go.unwrap_or(false), label_base, networks });
+            let router_id = match &b.router_id {
+                None => None,
+                Some(s) => Some(check_router_id(s.get_ref()).map_err(|m| invalid(lines.of(s), "bgp.router_id", m))?),
+            };
+            let mut peers: Vec<Peer> = Vec::with_capacity(b.peer.len());
+            for p in &b.peer {
+                let line = lines.of(p);
+                let p = p.get_ref();
+                let address = parse_v4(p.address.get_ref(), "peer address")
+                    .map_err(|m| invalid(lines.of(&p.address), "bgp.peer.address", m))?;
+                if peers.iter().any(|q| q.address == address) {
+                    return Err(invalid(lines.of(&p.address), "bgp.peer.address", format!("duplicate peer {address}")));
+                }
+                let asn = u32::try_from(*p.asn.get_ref()).ok().filter(|a| *a > 0).ok_or_else(|| {
+                    invalid(
+                        lines.of(&p.asn),
+                        "bgp.peer.as",
+                        format!("{} is not an AS number (1..=4294967295)", p.asn.get_ref()),
+                    )
+                })?;
+                let source = match &p.source {
+                    None => None,
+                    Some(s) => Some(
+                        parse_v4(s.get_ref(), "source address")
+                            .map_err(|m| invalid(lines.of(s), "bgp.peer.source", m))?,
+                    ),
+                };
+                let families = match &p.families {
+                    None => None,
+                    Some(fs) => {
+                        let mut set = Families::NONE;
+                        for f in fs.get_ref() {
+                            let fam = Family::ALL.into_iter().find(|x| x.name() == f).ok_or_else(|| {
+                                invalid(
+                                    lines.of(fs),
+                                    "bgp.peer.families",
+                                    format!("{f:?} is not \"ipv4-labeled-unicast\" or \"ipv6-labeled-unicast\""),
+                                )
+                            })?;
+                            set = set.with(fam, true);
+                        }
+                        Some(set)
+                    }
+                };
+                peers.push(Peer { address, asn, source, families, line });
+            }
+            cfg.bgp = Some(Bgp {
+                asn,
+                label_mode,
+                pop_go: b.pop_go.unwrap_or(false),
+                label_base,
+                router_id,
+                networks,
+                peers,
+            });
         }
         Ok(cfg)
     }
@@ -480,15 +646,49 @@ impl Config {
                 b.pop_go,
                 b.label_base
             );
+            if let Some(id) = b.router_id {
+                let _ = writeln!(s, "router_id = \"{id}\"");
+            }
             for n in &b.networks {
                 let _ = writeln!(s, "\n[[bgp.network]]\nprefix = \"{}\"", n.prefix);
                 if let Some(l) = n.label {
                     let _ = writeln!(s, "label = {l}");
                 }
             }
+            for p in &b.peers {
+                let _ = writeln!(s, "\n[[bgp.peer]]\naddress = \"{}\"\nas = {}", p.address, p.asn);
+                if let Some(src) = p.source {
+                    let _ = writeln!(s, "source = \"{src}\"");
+                }
+                if let Some(f) = p.families {
+                    let names: Vec<String> = f.iter().map(|f| format!("{:?}", f.name())).collect();
+                    let _ = writeln!(s, "families = [{}]", names.join(", "));
+                }
+            }
         }
         s
     }
+}
+
+/// Parses an IPv4 address (`what` names it in the message).
+pub fn parse_v4(s: &str, what: &str) -> Result<Ipv4Addr, String> {
+    match s.parse::<IpAddr>() {
+        Ok(IpAddr::V4(a)) => Ok(a),
+        Ok(IpAddr::V6(_)) => {
+            Err(format!("{what} {s} is IPv6: BGP sessions run over IPv4 (6PE carries IPv6 over them)"))
+        }
+        Err(_) => Err(format!("{s:?} is not an IPv4 address")),
+    }
+}
+
+/// Checks a BGP identifier: a non-zero IPv4 address (RFC 4271 section 4.2; RFC 6286
+/// lets it be any non-zero 32-bit value).
+pub fn check_router_id(s: &str) -> Result<Ipv4Addr, String> {
+    let a = parse_v4(s, "router ID")?;
+    if a.is_unspecified() {
+        return Err("router ID 0.0.0.0 is not valid (RFC 4271: a non-zero BGP identifier)".into());
+    }
+    Ok(a)
 }
 
 /// Checks a label value for use as a local label: 16..=2^20-1.
@@ -583,6 +783,65 @@ mod tests {
         assert!(Prefix::parse("10.0.0.0").is_err());
         assert!(Prefix::parse("10.0.0.0/x").is_err());
         assert_eq!(Prefix::parse("0.0.0.0/0").unwrap().len, 0);
+    }
+
+    const PEERS: &str = "router_id = \"192.0.2.3\"\n\n[[bgp.peer]]\naddress = \"198.18.0.1\"\nas = 200\n\n\
+                         [[bgp.peer]]\naddress = \"198.18.0.5\"\nas = 4200000000\nsource = \"198.18.0.6\"\n\
+                         families = [\"ipv6-labeled-unicast\"]\n";
+
+    fn with_peers(extra: &str) -> String {
+        // The [bgp] table's keys come before its [[bgp.network]] tables.
+        SEED.replacen(
+            "label_base = 48000              # first label of the dynamic range (>= 16)\n",
+            &format!("label_base = 48000\n{extra}"),
+            1,
+        )
+    }
+
+    #[test]
+    fn peers_parse_check_and_round_trip() {
+        let c = Config::parse(&with_peers(PEERS)).unwrap();
+        let b = c.bgp.as_ref().unwrap();
+        assert_eq!(b.router_id, Some("192.0.2.3".parse().unwrap()));
+        assert_eq!(b.peers.len(), 2);
+        assert_eq!((b.peers[0].asn, b.peers[0].families), (200, None));
+        assert_eq!(b.peers[0].effective_families(false).iter().collect::<Vec<_>>(), vec![Family::Ipv4LabeledUnicast]);
+        assert_eq!(b.peers[0].effective_families(true), Families::default_for(true));
+        assert_eq!(b.peers[1].source, Some("198.18.0.6".parse().unwrap()));
+        assert_eq!(b.peers[1].families.unwrap().iter().collect::<Vec<_>>(), vec![Family::Ipv6LabeledUnicast]);
+        let again = Config::parse(&c.to_toml()).unwrap();
+        assert_eq!(
+            again
+                .bgp
+                .as_ref()
+                .unwrap()
+                .peers
+                .iter()
+                .map(|p| (p.address, p.asn, p.source, p.families))
+                .collect::<Vec<_>>(),
+            b.peers.iter().map(|p| (p.address, p.asn, p.source, p.families)).collect::<Vec<_>>()
+        );
+        assert_eq!(again.bgp.unwrap().router_id, b.router_id);
+
+        let cases = [
+            ("address = \"198.18.0.1\"", "address = \"2001:db8::1\"", "bgp.peer.address"),
+            ("address = \"198.18.0.5\"", "address = \"198.18.0.1\"", "bgp.peer.address"),
+            ("as = 200", "as = 0", "bgp.peer.as"),
+            ("source = \"198.18.0.6\"", "source = \"x\"", "bgp.peer.source"),
+            ("[\"ipv6-labeled-unicast\"]", "[\"ipv4-unicast\"]", "bgp.peer.families"),
+            ("router_id = \"192.0.2.3\"", "router_id = \"0.0.0.0\"", "bgp.router_id"),
+        ];
+        for (from, to, key) in cases {
+            let text = with_peers(&PEERS.replacen(from, to, 1));
+            let e = err_of(&text);
+            let at = if from.starts_with("address = \"198.18.0.5") {
+                "address = \"198.18.0.1\"\nas = 4200000000"
+            } else {
+                to
+            };
+            let want = format!("line {}: {key}", line_of(&text, at));
+            assert!(e.starts_with(&want), "{to}: got {e:?}, want {want:?}");
+        }
     }
 
     #[test]

@@ -44,6 +44,12 @@ impl Delta {
                 Edit::DelNetwork(p) => d.networks_removed.push(*p),
                 Edit::AddRoute(r) => d.routes.push(r.prefix),
                 Edit::DelRoute(p, _) => d.routes.push(*p),
+                // The BGP speaker's settings: nothing in the forwarding tables.
+                Edit::RouterId(_)
+                | Edit::PeerAs { .. }
+                | Edit::PeerFamily { .. }
+                | Edit::DelPeer(_)
+                | Edit::SetPeer(_) => {}
             }
         }
         d

@@ -1,0 +1,264 @@
+//! The BGP speaker: advertises every `network` with its local label to the configured
+//! peers (RFC 8277 IPv4 labeled unicast, RFC 4798 6PE over IPv4 sessions, RFC 4760
+//! multiprotocol, RFC 6793 4-octet AS), next hop self. Routes received are accepted,
+//! counted and shown, never installed.
+//!
+//! Threads: a manager thread (`popgo-bgp`) owns the sessions and the listener; one
+//! thread per peer runs its session (`session`). The control thread feeds the manager
+//! after each commit with [`Adverts`] (peers, local AS and router ID, the routes with
+//! the labels the committed snapshot holds); each session sends the difference to its
+//! peer. Nothing here touches the data path: sessions run over the host's TCP stack
+//! (in `popgo run`, the XDP program passes non-MPLS frames to the kernel).
+//!
+//! Message encoding and decoding: [`msg`] (netgauze-bgp-pkt).
+
+pub mod msg;
+mod session;
+pub mod status;
+
+use crate::config::{Config, Families, Prefix};
+use session::{Session, SessionCfg, ToSession};
+pub use status::{PeerStatus, State, Status};
+use std::collections::{BTreeMap, HashMap};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener};
+use std::sync::mpsc::{self, RecvTimeoutError};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+/// The routes advertised: each network's prefix and local label.
+pub type Routes = BTreeMap<Prefix, u32>;
+
+/// RFC 4271: the BGP port.
+pub const BGP_PORT: u16 = 179;
+/// How often the manager looks for incoming connections when no command arrives.
+const ACCEPT_POLL: Duration = Duration::from_millis(50);
+
+/// Speaker settings that are not in the config file.
+#[derive(Clone, Copy, Debug)]
+pub struct Options {
+    /// Port connected to on each peer.
+    pub connect_port: u16,
+    /// Port listened on (all local addresses) for peers that connect; `None`: connect
+    /// only. Binding 179 needs root or CAP_NET_BIND_SERVICE; a failure is logged and
+    /// the speaker connects only.
+    pub listen_port: Option<u16>,
+    /// Hold time proposed in OPEN (s): RFC 4271 section 10 suggests 90.
+    pub hold_time_s: u16,
+    /// First connect retry delay; doubles after each failure up to `retry_max`.
+    pub retry_initial: Duration,
+    pub retry_max: Duration,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            connect_port: BGP_PORT,
+            listen_port: Some(BGP_PORT),
+            hold_time_s: 90,
+            retry_initial: Duration::from_secs(1),
+            retry_max: Duration::from_secs(30),
+        }
+    }
+}
+
+/// A peer as a session runs it: the configured families resolved.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PeerCfg {
+    pub address: Ipv4Addr,
+    pub asn: u32,
+    pub source: Option<Ipv4Addr>,
+    pub families: Families,
+}
+
+/// What the speaker should advertise, and to whom: sent by the control thread after
+/// every commit.
+#[derive(Clone, Debug, Default)]
+pub struct Adverts {
+    pub asn: u32,
+    pub router_id: Option<Ipv4Addr>,
+    pub peers: Vec<PeerCfg>,
+    pub routes: Arc<Routes>,
+}
+
+impl Adverts {
+    /// The peers and settings of `cfg` with `routes` (prefix -> label, from the
+    /// committed tables).
+    pub fn of(cfg: &Config, routes: Routes) -> Adverts {
+        let Some(b) = &cfg.bgp else { return Adverts::default() };
+        let v6 = routes.keys().any(|p| !p.is_v4());
+        Adverts {
+            asn: b.asn,
+            router_id: b.router_id,
+            peers: b
+                .peers
+                .iter()
+                .map(|p| PeerCfg {
+                    address: p.address,
+                    asn: p.asn,
+                    source: p.source,
+                    families: p.effective_families(v6),
+                })
+                .collect(),
+            routes: Arc::new(routes),
+        }
+    }
+}
+
+enum ToManager {
+    Adverts(Adverts),
+    Stop,
+}
+
+struct Running {
+    cfg: SessionCfg,
+    tx: mpsc::Sender<ToSession>,
+    handle: JoinHandle<()>,
+}
+
+/// The running speaker; dropping it closes every session (Cease, administrative
+/// shutdown) and joins the threads.
+pub struct Speaker {
+    tx: mpsc::Sender<ToManager>,
+    status: Arc<Status>,
+    handle: Option<JoinHandle<()>>,
+}
+
+impl Speaker {
+    pub fn start(opts: Options) -> std::io::Result<Speaker> {
+        let (tx, rx) = mpsc::channel();
+        let status = Arc::new(Status::default());
+        let st = Arc::clone(&status);
+        let handle = std::thread::Builder::new().name("popgo-bgp".into()).spawn(move || manager(opts, &rx, &st))?;
+        Ok(Speaker { tx, status, handle: Some(handle) })
+    }
+
+    /// Advertise `a` from now on (sessions send only what changed).
+    pub fn update(&self, a: Adverts) {
+        // The manager only ends when this handle is dropped.
+        let _ = self.tx.send(ToManager::Adverts(a));
+    }
+
+    pub fn status(&self) -> Arc<Status> {
+        Arc::clone(&self.status)
+    }
+}
+
+impl Drop for Speaker {
+    fn drop(&mut self) {
+        let _ = self.tx.send(ToManager::Stop);
+        if let Some(h) = self.handle.take() {
+            let _ = h.join();
+        }
+    }
+}
+
+fn listen(port: u16) -> std::io::Result<TcpListener> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let sock = Socket::new(Domain::IPV4, Type::STREAM, Some(Protocol::TCP))?;
+    sock.set_reuse_address(true)?;
+    sock.bind(&SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), port).into())?;
+    sock.listen(16)?;
+    let l: TcpListener = sock.into();
+    l.set_nonblocking(true)?;
+    Ok(l)
+}
+
+fn manager(opts: Options, rx: &mpsc::Receiver<ToManager>, status: &Arc<Status>) {
+    let mut sessions: HashMap<Ipv4Addr, Running> = HashMap::new();
+    let mut listener: Option<TcpListener> = None;
+    let mut listen_failed = false;
+    let stop = |r: Running, sub: u8| {
+        let _ = r.tx.send(ToSession::Stop(sub));
+        let _ = r.handle.join();
+    };
+    loop {
+        match rx.recv_timeout(ACCEPT_POLL) {
+            Ok(ToManager::Adverts(a)) => {
+                let routes = Arc::clone(&a.routes);
+                status.set_local(a.asn, a.router_id, Arc::clone(&a.routes));
+                // Peers removed: Cease, peer de-configured (RFC 4486 subcode 3).
+                let gone: Vec<Ipv4Addr> =
+                    sessions.keys().filter(|k| !a.peers.iter().any(|p| p.address == **k)).copied().collect();
+                for k in gone {
+                    if let Some(r) = sessions.remove(&k) {
+                        stop(r, 3);
+                    }
+                    status.remove(k);
+                }
+                for p in &a.peers {
+                    let cfg = SessionCfg { peer: p.clone(), local_as: a.asn, router_id: a.router_id };
+                    match sessions.get(&p.address) {
+                        Some(r) if r.cfg == cfg => {
+                            let _ = r.tx.send(ToSession::Routes(Arc::clone(&routes)));
+                            continue;
+                        }
+                        // Changed settings: Cease, other configuration change (6).
+                        Some(_) => {
+                            if let Some(r) = sessions.remove(&p.address) {
+                                stop(r, 6);
+                            }
+                        }
+                        None => {}
+                    }
+                    status.insert(PeerStatus::new(p.address, p.asn, p.families));
+                    let (tx, srx) = mpsc::channel();
+                    let s = Session::new(cfg.clone(), opts, srx, Arc::clone(&routes), Arc::clone(status));
+                    match std::thread::Builder::new().name(format!("popgo-bgp-{}", p.address)).spawn(move || s.run()) {
+                        Ok(handle) => {
+                            sessions.insert(p.address, Running { cfg, tx, handle });
+                        }
+                        Err(e) => tracing::error!("bgp: peer {}: cannot start its session thread: {e}", p.address),
+                    }
+                }
+                if listener.is_none() && !listen_failed && !sessions.is_empty() {
+                    if let Some(port) = opts.listen_port {
+                        match listen(port) {
+                            Ok(l) => listener = Some(l),
+                            Err(e) => {
+                                listen_failed = true;
+                                tracing::warn!("bgp: cannot listen on port {port} ({e}); connecting to peers only");
+                            }
+                        }
+                    }
+                }
+            }
+            Ok(ToManager::Stop) | Err(RecvTimeoutError::Disconnected) => break,
+            Err(RecvTimeoutError::Timeout) => {}
+        }
+        while let Some(l) = &listener {
+            match l.accept() {
+                Ok((stream, from)) => {
+                    let IpAddr::V4(a) = from.ip() else { continue };
+                    match sessions.get(&a) {
+                        Some(r) => {
+                            let _ = stream.set_nonblocking(false);
+                            let _ = r.tx.send(ToSession::Incoming(stream));
+                        }
+                        // RFC 4271 section 8.2.1.1: connections from unconfigured
+                        // addresses are refused.
+                        None => tracing::debug!("bgp: connection from {from} refused: not a configured peer"),
+                    }
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    tracing::warn!("bgp: accept: {e}");
+                    break;
+                }
+            }
+        }
+    }
+    // Administrative shutdown (RFC 4486 subcode 2): tell every session first, then
+    // wait for them, so that connecting sessions time out together.
+    let all: Vec<Running> = sessions.into_values().collect();
+    for r in &all {
+        let _ = r.tx.send(ToSession::Stop(2));
+    }
+    for r in all {
+        let _ = r.handle.join();
+    }
+}
+
+#[cfg(test)]
+mod tests;
