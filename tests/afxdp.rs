@@ -120,6 +120,11 @@ const MAC_D: &str = "02:00:00:00:00:0d";
 
 impl Lab {
     fn new() -> Lab {
+        Lab::with_queues(1)
+    }
+
+    /// A lab whose veth pairs have `queues` RX and TX queues each.
+    fn with_queues(queues: u32) -> Lab {
         let id = format!("{}-{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed));
         let dir = tempfile::tempdir().expect("tempdir");
         let lab = Lab {
@@ -133,10 +138,34 @@ impl Lab {
             ok(&["ip", "netns", "add", ns]);
             ok(&["ip", "-n", ns, "link", "set", "lo", "up"]);
         }
+        let q = queues.to_string();
         let link = |ns: &str, dev: &str, mac: &str, peer_ns: &str, peer: &str, peer_mac: &str| {
             ok(&[
-                "ip", "-n", ns, "link", "add", dev, "address", mac, "type", "veth", "peer", "name", peer, "netns",
-                peer_ns, "address", peer_mac,
+                "ip",
+                "-n",
+                ns,
+                "link",
+                "add",
+                dev,
+                "address",
+                mac,
+                "numtxqueues",
+                &q,
+                "numrxqueues",
+                &q,
+                "type",
+                "veth",
+                "peer",
+                "name",
+                peer,
+                "netns",
+                peer_ns,
+                "address",
+                peer_mac,
+                "numtxqueues",
+                &q,
+                "numrxqueues",
+                &q,
             ]);
         };
         link(&lab.d, "d0", MAC_D, &lab.c, "c-to-d", MAC_CD);
@@ -502,10 +531,24 @@ fn sighup_reload_publishes_new_tables() {
     let err = std::fs::read_to_string(&err_file).unwrap();
     assert!(err.contains("1 change(s), incremental"), "SIGHUP goes through the incremental commit path: {err}");
     lab.send_seed();
+    // Reloads that fail keep the running tables: a port change and a broken file.
+    let good = std::fs::read_to_string(&cfg).unwrap();
+    for (bad, why) in [
+        (good.replace("\"c-to-b\"", "\"c-to-x\""), "the ports or their interfaces changed"),
+        (good.replace("[[port]]", "[[port"), "line "),
+    ] {
+        std::fs::write(&cfg, bad).unwrap();
+        p.signal("-HUP");
+        wait_for(&err_file, why, 10);
+    }
+    let err = std::fs::read_to_string(&err_file).unwrap();
+    assert_eq!(err.matches("failed, running config kept").count(), 2, "{err}");
+    // Traffic still follows the last good config (pop_go = false).
+    lab.send_seed();
     std::thread::sleep(Duration::from_millis(800));
     let (v, _, _) = stop_popgo(p);
-    assert_eq!(v["tx_packets"]["to-A"], 8 + 2, "{v}");
-    assert_eq!(v["tx_packets"]["to-B"], 6, "{v}");
+    assert_eq!(v["tx_packets"]["to-A"], 8 + 2 + 2, "{v}");
+    assert_eq!(v["tx_packets"]["to-B"], 6 + 6, "{v}");
     assert_eq!(v["events"]["ilm_swaps_seen"], 1, "{v}");
     assert_eq!(v["balanced"], true);
 }
@@ -662,4 +705,43 @@ fn foreign_xdp_program_is_replaced_only_with_force() {
     std::thread::sleep(Duration::from_millis(800));
     let (v, _, _) = stop_popgo(p);
     assert_eq!(v["tx_packets"]["to-A"], 8, "{v}");
+}
+
+/// Two workers on two queues per port, with the control socket: the seed procedure is
+/// committed while one worker idles, both move to the new tables, traffic follows.
+#[test]
+fn two_workers_two_queues_follow_a_commit() {
+    let _g = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    if !privileged("two_workers_two_queues_follow_a_commit") {
+        return;
+    }
+    let lab = Lab::with_queues(2);
+    let cfg = lab.config(false);
+    let sock = lab.path("ctl.sock");
+    let (p, _) = lab.popgo(
+        &cfg,
+        &[
+            "--workers",
+            "2",
+            "--queues",
+            "2",
+            "--control",
+            sock.to_str().unwrap(),
+            "--json-stats",
+            "--stats-interval",
+            "0",
+        ],
+    );
+    lab.send_seed();
+    let out = ctl(&lab, &sock, "system-view; bgp 100; apply-label per-route pop-go; commit");
+    assert!(out.contains("commit ok"), "{out}");
+    lab.send_seed();
+    std::thread::sleep(Duration::from_millis(800));
+    let (v, _, _) = stop_popgo(p);
+    assert_eq!(v["workers"], 2, "{v}");
+    assert_eq!(v["per_worker"].as_array().unwrap().len(), 2, "{v}");
+    // First pass without POPGO: 2 to A, 6 to B; second with it: 8 to A.
+    assert_eq!(v["tx_packets"]["to-A"], 10, "{v}");
+    assert_eq!(v["tx_packets"]["to-B"], 6, "{v}");
+    assert_eq!(v["balanced"], true, "{v}");
 }

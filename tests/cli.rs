@@ -284,6 +284,16 @@ fn tshark_agrees_labels_are_gone_and_checksums_valid() {
 /// traffic after the commit follows the new mapping; SIGTERM ends the run with a report.
 #[test]
 fn seed_procedure_verbatim_against_a_running_replay() {
+    seed_procedure_against_replay(1);
+}
+
+/// The same with two workers: both move to the new tables and traffic follows.
+#[test]
+fn seed_procedure_with_two_workers() {
+    seed_procedure_against_replay(2);
+}
+
+fn seed_procedure_against_replay(workers: usize) {
     let dir = tempfile::tempdir().unwrap();
     let cfg = seed_without_popgo(dir.path());
     let sock = dir.path().join("ctl.sock");
@@ -298,6 +308,10 @@ fn seed_procedure_verbatim_against_a_running_replay() {
             "0",
             "--pps",
             "20000",
+            "--workers",
+            &workers.to_string(),
+            "--burst",
+            "4",
             "--json",
             &seed_pcap(),
         ])
@@ -333,6 +347,11 @@ fn seed_procedure_verbatim_against_a_running_replay() {
     let stats_at_commit = ctl("display popgo statistics");
     // Longer than everything before the commit took, so A must end up ahead of B.
     std::thread::sleep(std::time::Duration::from_millis(1500));
+    let stats = ctl("display popgo statistics");
+    for w in 0..workers {
+        let line = stats.lines().find(|l| l.trim_start().starts_with(&format!("worker.{w}:"))).expect(&stats);
+        assert!(line.ends_with("ilm_swaps_seen 1"), "worker {w} moved to the committed tables once: {line}");
+    }
     let pid = child.0.id() as i32;
     assert!(Command::new("kill").args(["-TERM", &pid.to_string()]).status().unwrap().success());
     let out = child.0.wait_with_output_ref();
