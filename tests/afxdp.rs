@@ -745,3 +745,26 @@ fn two_workers_two_queues_follow_a_commit() {
     assert_eq!(v["tx_packets"]["to-B"], 6, "{v}");
     assert_eq!(v["balanced"], true, "{v}");
 }
+
+/// A port without an interface is not attached: frames routed to it are counted as
+/// `bad_out_port` drops, and the accounting still balances.
+#[test]
+fn frames_to_an_unattached_port_are_counted() {
+    let _g = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    if !privileged("frames_to_an_unattached_port_are_counted") {
+        return;
+    }
+    let lab = Lab::new();
+    let text = std::fs::read_to_string(lab.config(false)).unwrap().replace("iface = \"c-to-b\"", "");
+    let cfg = lab.path("no-b.toml");
+    std::fs::write(&cfg, text).unwrap();
+    let (p, _) = lab.popgo(&cfg, &["--json-stats", "--stats-interval", "0"]);
+    assert_eq!(lab.xdp_programs(&lab.c), 2, "to-B is not attached");
+    lab.send_seed();
+    std::thread::sleep(Duration::from_millis(800));
+    let (v, _, _) = stop_popgo(p);
+    assert_eq!(v["tx_packets"]["to-A"], 2, "{v}");
+    assert_eq!(v["tx_packets"]["to-B"], 0, "{v}");
+    assert_eq!(v["drops"]["bad_out_port"], 6, "the 6 frames for DeviceB: {v}");
+    assert_eq!(v["balanced"], true, "{v}");
+}

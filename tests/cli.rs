@@ -521,3 +521,25 @@ fn out_dir_overwrites_only_when_asked_and_never_the_input() {
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("finite --loops"));
 }
+
+/// A frame larger than a packet buffer is received and counted as an `oversize` drop
+/// (it never reaches the data path); the others are forwarded as usual.
+#[test]
+fn oversize_frames_are_counted() {
+    let dir = tempfile::tempdir().unwrap();
+    let pcap = dir.path().join("big.pcap");
+    let seed = popgo::io::pcap::Capture::open(std::path::Path::new(&seed_pcap())).unwrap();
+    let mut w = popgo::io::pcap::Writer::new(std::fs::File::create(&pcap).unwrap()).unwrap();
+    let good = seed.packet(0).to_vec();
+    let mut big = good.clone();
+    big.resize(popgo::io::mem::FRAME_DATA_BYTES + 1, 0);
+    for (i, f) in [&good, &big, &good].iter().enumerate() {
+        w.write_packet(i as u64, f).unwrap();
+    }
+    w.into_inner().unwrap();
+    let v = json(&popgo(&["replay", "--config", &seed_toml(), "--json", pcap.to_str().unwrap()]));
+    assert_eq!(v["rx_packets"], 3, "{v}");
+    assert_eq!(v["drops"]["oversize"], 1, "{v}");
+    assert_eq!(v["tx_packets"]["to-A"], 2, "{v}");
+    assert_eq!(v["balanced"], true);
+}
