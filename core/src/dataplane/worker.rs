@@ -138,7 +138,7 @@ impl WorkerLoop<'_> {
                 Rx::Burst(n) => {
                     let n = n.min(burst);
                     process_burst(snap, &mut q.burst()[..n], &mut verdicts[..n], ctx, stats);
-                    q.tx_burst(&verdicts[..n], stats);
+                    q.tx_burst(&verdicts[..n], ctx.forwarded(), stats);
                     q.poll(false, t0, stats);
                     last = Instant::now();
                     r.latency.record(last.duration_since(t0).as_nanos() as u64);

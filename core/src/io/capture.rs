@@ -14,7 +14,7 @@
 use super::mem::{FrameRing, MemFrame};
 use super::pcap::{Capture, Record};
 use super::{PacketMut, Rx, RxQueue, TxQueue, Verdict};
-use crate::stats::{DropReason, WorkerStats};
+use crate::stats::{DropReason, TxTally, WorkerStats};
 use std::time::Instant;
 
 /// Frames in each worker's ring: reused like a real RX ring (about 1.1 MiB).
@@ -31,11 +31,13 @@ pub enum Pace {
     Speed(f64),
 }
 
-/// Where forwarded frames go: the "wire" of the capture backend.
+/// Where forwarded frames go: the "wire" of the capture backend. It takes every
+/// forwarded frame (it never drops).
 pub trait Sink {
-    /// Takes a processed burst: one verdict per frame. Counts what it transmits
-    /// (`WorkerStats::count_tx`); drops are already counted.
-    fn sink(&mut self, frames: &[MemFrame], verdicts: &[Verdict], stats: &mut WorkerStats);
+    /// Takes a processed burst: one verdict per frame, and the forwarded packets and
+    /// bytes per port. Counts what it transmits (all that was forwarded:
+    /// `WorkerStats::count_tx_tally`); drops are already counted.
+    fn sink(&mut self, frames: &[MemFrame], verdicts: &[Verdict], forwarded: &TxTally, stats: &mut WorkerStats);
 }
 
 /// Counts forwarded frames per port and lets them go.
@@ -44,12 +46,8 @@ pub struct Count;
 
 impl Sink for Count {
     #[inline(always)]
-    fn sink(&mut self, frames: &[MemFrame], verdicts: &[Verdict], stats: &mut WorkerStats) {
-        for (f, v) in frames.iter().zip(verdicts) {
-            if let Verdict::Forward(port) = *v {
-                stats.count_tx(port as usize, f.len());
-            }
-        }
+    fn sink(&mut self, _frames: &[MemFrame], _verdicts: &[Verdict], forwarded: &TxTally, stats: &mut WorkerStats) {
+        stats.count_tx_tally(forwarded);
     }
 }
 
@@ -80,11 +78,11 @@ impl Keep {
 
 impl Sink for Keep {
     #[inline(always)]
-    fn sink(&mut self, frames: &[MemFrame], verdicts: &[Verdict], stats: &mut WorkerStats) {
+    fn sink(&mut self, frames: &[MemFrame], verdicts: &[Verdict], forwarded: &TxTally, stats: &mut WorkerStats) {
+        stats.count_tx_tally(forwarded);
         for (f, v) in frames.iter().zip(verdicts) {
             if let Verdict::Forward(port) = *v {
                 let d = f.data();
-                stats.count_tx(port as usize, d.len());
                 self.recs.push(OutRec { seq: f.seq, port, at: self.bytes.len(), len: d.len() as u32 });
                 self.bytes.extend_from_slice(d);
             }
@@ -103,11 +101,11 @@ pub struct Trace {
 }
 
 impl Sink for Trace {
-    fn sink(&mut self, frames: &[MemFrame], verdicts: &[Verdict], stats: &mut WorkerStats) {
+    fn sink(&mut self, frames: &[MemFrame], verdicts: &[Verdict], forwarded: &TxTally, stats: &mut WorkerStats) {
+        stats.count_tx_tally(forwarded);
         for (f, v) in frames.iter().zip(verdicts) {
             let mut out = Vec::new();
-            if let Verdict::Forward(port) = *v {
-                stats.count_tx(port as usize, f.len());
+            if let Verdict::Forward(_) = *v {
                 if self.with_bytes {
                     out = f.data().to_vec();
                 }
@@ -317,9 +315,9 @@ impl<K: Sink> RxQueue for CaptureQueue<'_, K> {
 
 impl<K: Sink> TxQueue for CaptureQueue<'_, K> {
     #[inline(always)]
-    fn tx_burst(&mut self, verdicts: &[Verdict], stats: &mut WorkerStats) {
+    fn tx_burst(&mut self, verdicts: &[Verdict], forwarded: &TxTally, stats: &mut WorkerStats) {
         let frames = &self.ring.frames_mut()[self.pos..self.pos + self.n];
-        self.sink.sink(frames, verdicts, stats);
+        self.sink.sink(frames, verdicts, forwarded, stats);
     }
 }
 
