@@ -204,6 +204,12 @@ fn general<P: PacketMut>(snap: &Snapshot, pkt: &mut P, l2: usize, lse: LabelEntr
 /// Parses the L2 header (0-2 tags) and reads the top label stack entry.
 #[inline(always)]
 fn top_of_stack(d: &[u8]) -> Result<(u8, LabelEntry), DropReason> {
+    // Untagged MPLS with a whole top entry, the common case, is decided first.
+    if let Some(h) = d.first_chunk::<{ ETH_HDR_BYTES + LSE_BYTES }>() {
+        if u16::from_be_bytes([h[12], h[13]]) == ETHERTYPE_MPLS {
+            return Ok((ETH_HDR_BYTES as u8, LabelEntry(u32::from_be_bytes([h[14], h[15], h[16], h[17]]))));
+        }
+    }
     let frame = Frame::new_checked(d)?;
     match frame.ethertype() {
         ETHERTYPE_MPLS => {}

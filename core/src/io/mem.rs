@@ -109,7 +109,8 @@ impl PacketMut for MemFrame {
     #[inline(always)]
     fn pull_front(&mut self, n: usize) {
         debug_assert!(n <= self.len as usize);
-        let n = n.min(self.len as usize) as u16;
+        // (Clamped so that `off + len` never grows, whatever the caller passes.)
+        let n = (n.min(u16::MAX as usize) as u16).min(self.len);
         self.off += n;
         self.len -= n;
     }
