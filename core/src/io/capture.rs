@@ -289,14 +289,23 @@ impl<K: Sink> RxQueue for CaptureQueue<'_, K> {
             stats.port_rx_pkts[p] += chunk.len() as u64;
         }
         let frames = &mut self.ring.frames_mut()[self.pos..self.pos + chunk.len()];
-        let mut k = 0;
-        for (i, rec) in chunk.iter().enumerate() {
-            if frames[k].load_from(base_seq + i as u64, data, rec.offset as usize, rec.caplen as usize) {
-                k += 1;
-            } else {
-                stats.rx_pkts += 1;
-                stats.rx_bytes += rec.caplen as u64;
-                stats.count_drop(DropReason::Oversize);
+        // Record i into frame i, until a record does not fit a frame.
+        let mut k = chunk
+            .iter()
+            .zip(frames.iter_mut())
+            .enumerate()
+            .position(|(i, (rec, f))| !f.load_from(base_seq + i as u64, data, rec.offset as usize, rec.caplen as usize))
+            .unwrap_or(chunk.len());
+        if k < chunk.len() {
+            // (Rare.) From there on, one by one, leaving out the records that do not fit.
+            for (i, rec) in chunk.iter().enumerate().skip(k) {
+                if frames[k].load_from(base_seq + i as u64, data, rec.offset as usize, rec.caplen as usize) {
+                    k += 1;
+                } else {
+                    stats.rx_pkts += 1;
+                    stats.rx_bytes += rec.caplen as u64;
+                    stats.count_drop(DropReason::Oversize);
+                }
             }
         }
         self.n = k;
@@ -359,6 +368,36 @@ mod tests {
         seen.sort();
         let want: Vec<(u64, u8)> = (0..20).map(|s| (s, (s % 10) as u8)).collect();
         assert_eq!(seen, want);
+    }
+
+    /// Records larger than a frame are counted as received and dropped wherever they
+    /// sit in a burst; the others keep their order and sequence numbers.
+    #[test]
+    fn oversize_records_are_left_out_of_their_burst() {
+        let big = crate::io::mem::FRAME_DATA_BYTES + 1;
+        let lens = [60, big, 70, 2000, big, big, 64, 65, big];
+        let mut w = crate::io::pcap::Writer::new(Vec::new()).unwrap();
+        for (i, n) in lens.iter().enumerate() {
+            w.write_packet(0, &vec![i as u8; *n]).unwrap();
+        }
+        let cap = Capture::from_bytes(w.into_inner().unwrap()).unwrap();
+        for burst in [1, 2, 4, 9] {
+            let mut q = CaptureQueue::new(&cap, Share { w: 0, workers: 1, burst, loops: 1 }, Count);
+            let mut stats = WorkerStats::default();
+            let mut seen = Vec::new();
+            loop {
+                match q.rx_burst(burst, &mut stats) {
+                    Rx::Burst(_) => seen.extend(q.burst().iter().map(|f: &MemFrame| (f.seq, f.len(), f.data()[0]))),
+                    Rx::Empty => {}
+                    Rx::End => break,
+                }
+            }
+            let want: Vec<(u64, usize, u8)> =
+                (0..lens.len()).filter(|&i| lens[i] < big).map(|i| (i as u64, lens[i], i as u8)).collect();
+            assert_eq!(seen, want, "burst {burst}");
+            assert_eq!(stats.drop_count(DropReason::Oversize), 4, "burst {burst}");
+            assert_eq!((stats.rx_pkts, stats.rx_bytes), (4, 4 * big as u64), "burst {burst}");
+        }
     }
 
     #[test]
