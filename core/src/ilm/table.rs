@@ -114,7 +114,10 @@ const fn pipe_bit(pipe: bool) -> u32 {
 }
 
 /// Where a packet goes: output port and the 12 MAC bytes (dst, src) of its new header.
+/// 16 bytes, aligned: indexing the table is a shift, and an entry never straddles
+/// cache lines.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(C, align(16))]
 pub struct Adjacency {
     pub macs: [u8; 12],
     pub port: u16,
