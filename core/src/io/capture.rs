@@ -19,8 +19,24 @@ use std::time::Instant;
 
 /// Frames in each worker's ring: reused like a real RX ring (about 1.1 MiB).
 pub const RING_FRAMES: usize = 512;
-/// How far ahead of the current burst the mapped capture is prefetched.
-const SRC_PREFETCH_BYTES: usize = 8 << 10;
+/// How far past the current burst the mapped capture and the record index are
+/// prefetched.
+const PREFETCH_AHEAD: usize = 8 << 10;
+const CACHE_LINE: usize = 64;
+
+/// Prefetches the lines of `base[..len]` from `from` (or from `*done`, where the last
+/// call stopped, if that is further) up to `want`, and moves `*done` past them. Only
+/// addresses are computed: a prefetch never dereferences (`sys::prefetch`).
+#[inline(always)]
+fn prefetch_lines(base: *const u8, len: usize, done: &mut usize, from: usize, want: usize) {
+    let want = want.min(len);
+    let mut at = (*done).max(from & !(CACHE_LINE - 1));
+    while at < want {
+        crate::sys::prefetch::prefetch(base.wrapping_add(at));
+        at += CACHE_LINE;
+    }
+    *done = at;
+}
 
 /// How fast to replay.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -176,6 +192,9 @@ pub struct CaptureQueue<'a, K> {
     n: usize,
     /// Counted as the receiving port's rx.
     in_port: Option<usize>,
+    /// Bytes of the capture and of the record index prefetched so far this loop.
+    data_prefetched: usize,
+    recs_prefetched: usize,
     schedule: Option<Schedule>,
     /// When pacing started: the first `pace` call.
     start: Option<Instant>,
@@ -199,6 +218,8 @@ impl<'a, K: Sink> CaptureQueue<'a, K> {
             pos: 0,
             n: 0,
             in_port: None,
+            data_prefetched: 0,
+            recs_prefetched: 0,
             schedule: None,
             start: None,
             sink,
@@ -228,6 +249,7 @@ impl<'a, K: Sink> CaptureQueue<'a, K> {
         }
         self.lp += 1;
         self.b = self.share.w;
+        (self.data_prefetched, self.recs_prefetched) = (0, 0);
         self.share.loops == 0 || self.lp < self.share.loops
     }
 
@@ -269,21 +291,23 @@ impl<K: Sink> RxQueue for CaptureQueue<'_, K> {
         }
         let chunk = self.chunk();
         let base_seq = self.base_seq();
+        let first_rec = self.b * self.share.burst;
         self.b += self.share.workers;
         if self.pos + self.n + chunk.len() > self.ring.len() {
             self.pos = 0;
         } else {
             self.pos += self.n;
         }
-        // Hardware prefetchers stop at 4 KiB page boundaries of the mapping: ask for
-        // the source a few pages ahead of this burst ourselves.
+        // Hardware prefetchers stop at 4 KiB page boundaries: ask for every line of the
+        // source, and of the record index, up to PREFETCH_AHEAD bytes past this burst.
         let data = self.data;
-        if let Some(last) = chunk.last() {
-            let ahead = last.offset as usize + SRC_PREFETCH_BYTES;
-            if ahead < data.len() {
-                crate::sys::prefetch::prefetch(data[ahead..].as_ptr());
-                crate::sys::prefetch::prefetch(data[ahead.saturating_sub(4096).max(last.offset as usize)..].as_ptr());
-            }
+        if let (Some(first), Some(last)) = (chunk.first(), chunk.last()) {
+            let want = last.offset as usize + PREFETCH_AHEAD;
+            prefetch_lines(data.as_ptr(), data.len(), &mut self.data_prefetched, first.offset as usize, want);
+            let (recs, n) = (self.recs.as_ptr().cast::<u8>(), std::mem::size_of_val(self.recs));
+            let i = first_rec * std::mem::size_of::<Record>();
+            let want = i + std::mem::size_of_val(chunk) + PREFETCH_AHEAD;
+            prefetch_lines(recs, n, &mut self.recs_prefetched, i, want);
         }
         if let Some(p) = self.in_port {
             stats.port_rx_pkts[p] += chunk.len() as u64;
