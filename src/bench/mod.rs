@@ -25,7 +25,7 @@ use crate::io::pcap::Capture;
 use crate::io::{PacketMut, Rx, RxQueue, TxQueue, Verdict};
 use crate::replay::{CaptureQueues, ReplayOpts};
 use crate::stats::board::StatsBoard;
-use crate::stats::WorkerStats;
+use crate::stats::{TxTally, WorkerStats};
 use crate::traffic::profile::Profile;
 use anyhow::{anyhow, Context};
 use clap::Args;
@@ -198,8 +198,8 @@ impl<Q: RxQueue> RxQueue for ExtraPass<Q> {
 }
 
 impl<Q: TxQueue> TxQueue for ExtraPass<Q> {
-    fn tx_burst(&mut self, verdicts: &[Verdict], stats: &mut WorkerStats) {
-        self.q.tx_burst(verdicts, stats);
+    fn tx_burst(&mut self, verdicts: &[Verdict], forwarded: &TxTally, stats: &mut WorkerStats) {
+        self.q.tx_burst(verdicts, forwarded, stats);
     }
 }
 

@@ -1,9 +1,12 @@
 //! `process_burst`: label disposition for a burst, in two passes.
 //!
-//! 1. **Classify**: parse L2 and the label stack, look the label up in the ILM (the
-//!    slots of the whole burst are prefetched first so the lookups overlap), decide
-//!    the out port and record a [`Plan`] of the rewrite. The frame is not touched.
-//! 2. **Act**: apply each plan (TTL, pop, new Ethernet header) and count drops.
+//! 0. **Parse**: read L2 and the top label of every frame and prefetch its ILM slot,
+//!    so the lookups of the whole burst overlap.
+//! 1. **Decide and act**: the common case (uniform POPGO of IPv4 at the bottom of the
+//!    stack) is checked and rewritten in one go (`fast_popgo_v4` + `pop_go_v4`);
+//!    everything else is classified into a [`Plan`] (`classify`, the general
+//!    label-stack walk), which is then applied. Drops are counted, forwarded packets
+//!    tallied per port for the TX side.
 //!
 //! Label processing follows RFC 3032 (stack encoding, explicit null 0/2), RFC 3443
 //! (uniform/pipe TTL), RFC 4182 (explicit null anywhere in the stack), RFC 6790
@@ -11,17 +14,19 @@
 //! (special-purpose labels 0-15).
 //!
 //! Per packet: no allocation, no locks, no syscalls, no panics (every read is
-//! bounds-checked by the wire views; malformed input becomes a counted drop).
+//! bounds-checked by the wire views or within a fixed-size window of the frame;
+//! malformed input becomes a counted drop).
 
-use crate::ilm::{Af, IlmOp, Snapshot};
+use crate::ilm::{Adjacency, Af, IlmOp, Snapshot};
 use crate::io::PacketMut;
 use crate::io::{Verdict, MAX_BURST};
-use crate::stats::{DropReason, WorkerStats};
+use crate::stats::{DropReason, TxTally, WorkerStats, MAX_PORTS};
 use crate::sys::prefetch::prefetch;
 use crate::wire::ethernet::{
     emit_header_unchecked, Frame, ETHERTYPE_IPV4, ETHERTYPE_IPV6, ETHERTYPE_MPLS, ETHERTYPE_MPLS_MC, ETH_HDR_BYTES,
+    VLAN_TAG_BYTES,
 };
-use crate::wire::ip::{self, IPV4_TTL_OFFSET, IPV6_HOP_LIMIT_OFFSET};
+use crate::wire::ip::{self, IPV4_MIN_HDR_BYTES, IPV4_TTL_OFFSET, IPV6_HOP_LIMIT_OFFSET};
 use crate::wire::mpls::{
     LabelEntry, FIRST_UNRESERVED, LABEL_ELI, LABEL_IPV4_EXPLICIT_NULL, LABEL_IPV6_EXPLICIT_NULL, LSE_BYTES,
     LSE_TTL_OFFSET,
@@ -55,18 +60,46 @@ enum TtlKind {
     Byte,
 }
 
-/// Top of a frame's label stack, parsed in pass 0: (L2 header bytes, top entry).
-type Top = Result<(u8, LabelEntry), DropReason>;
+/// Top of a frame's label stack, parsed in pass 0 and packed in one word: the top
+/// entry in bits 0-31 and the L2 header length (14, 18 or 22) in bits 32-39; for a
+/// frame that is already a drop, 0 there and the reason in bits 40-47.
+#[derive(Clone, Copy, Debug)]
+struct Top(u64);
+
+impl Top {
+    #[inline(always)]
+    fn parse(d: &[u8]) -> Top {
+        match top_of_stack(d) {
+            Ok((l2, lse)) => Top(u64::from(lse.0) | u64::from(l2) << 32),
+            Err(r) => Top((r as u64) << 40),
+        }
+    }
+
+    /// The top label (0 for a drop: its ILM slot may be prefetched all the same).
+    #[inline(always)]
+    fn label(self) -> u32 {
+        LabelEntry(self.0 as u32).label()
+    }
+
+    #[inline(always)]
+    fn get(self) -> Result<(usize, LabelEntry), DropReason> {
+        match (self.0 >> 32) as u8 {
+            0 => Err(DropReason::ALL.get((self.0 >> 40) as u8 as usize).copied().unwrap_or(DropReason::TooShort)),
+            l2 => Ok((l2 as usize, LabelEntry(self.0 as u32))),
+        }
+    }
+}
 
 /// Per-worker scratch for one burst (allocated once; no per-burst allocation).
 pub struct BurstCtx {
     tops: [Top; MAX_BURST],
-    plans: [Plan; MAX_BURST],
+    /// Per-port packets and bytes forwarded by the last `process_burst`.
+    tx: TxTally,
 }
 
 impl Default for BurstCtx {
     fn default() -> Self {
-        BurstCtx { tops: [Err(DropReason::TooShort); MAX_BURST], plans: [Plan::default(); MAX_BURST] }
+        BurstCtx { tops: [Top(0); MAX_BURST], tx: TxTally::default() }
     }
 }
 
@@ -74,11 +107,20 @@ impl BurstCtx {
     pub fn new() -> Box<BurstCtx> {
         Box::default()
     }
+
+    /// Per-port packets and bytes that the last [`process_burst`] forwarded: what a TX
+    /// path that sends every forwarded packet adds to its counters
+    /// ([`WorkerStats::count_tx_tally`]).
+    #[inline(always)]
+    pub fn forwarded(&self) -> &TxTally {
+        &self.tx
+    }
 }
 
 /// Classifies and rewrites `pkts` in place, writing one verdict per packet into
-/// `verdicts[..pkts.len()]`. Counts rx and drops; TX counting is the caller's (a
-/// forwarded packet can still be dropped by a full TX ring).
+/// `verdicts[..pkts.len()]`. Counts rx and drops, and tallies the forwarded packets per
+/// port in `ctx` ([`BurstCtx::forwarded`]); TX counting is the caller's (a forwarded
+/// packet can still be dropped by a full TX ring).
 pub fn process_burst<P: PacketMut>(
     snap: &Snapshot,
     pkts: &mut [P],
@@ -87,21 +129,25 @@ pub fn process_burst<P: PacketMut>(
     stats: &mut WorkerStats,
 ) {
     assert!(verdicts.len() >= pkts.len(), "verdict array shorter than the burst");
+    let ports = snap.ports.min(MAX_PORTS);
+    ctx.tx.reset(ports);
     for (pkts, verdicts) in pkts.chunks_mut(MAX_BURST).zip(verdicts.chunks_mut(MAX_BURST)) {
-        process_chunk(snap, pkts, verdicts, ctx, stats);
+        process_chunk(snap, ports, pkts, verdicts, ctx, stats);
     }
 }
 
 #[inline(always)]
 fn process_chunk<P: PacketMut>(
     snap: &Snapshot,
+    ports: usize,
     pkts: &mut [P],
     verdicts: &mut [Verdict],
     ctx: &mut BurstCtx,
     stats: &mut WorkerStats,
 ) {
     let n = pkts.len();
-    let (tops, plans) = (&mut ctx.tops[..n], &mut ctx.plans[..n]);
+    let BurstCtx { tops, tx } = ctx;
+    let tops = &mut tops[..n];
     let verdicts = &mut verdicts[..n];
     stats.bursts += 1;
     stats.rx_pkts += n as u64;
@@ -111,41 +157,59 @@ fn process_chunk<P: PacketMut>(
     for (p, top) in pkts.iter().zip(tops.iter_mut()) {
         let d = p.data();
         rx_bytes += d.len() as u64;
-        *top = top_of_stack(d);
-        if let Ok((_, lse)) = top {
-            prefetch(snap.ilm.slot_ptr(lse.label()));
-        }
+        *top = Top::parse(d);
+        prefetch(snap.ilm.slot_ptr(top.label()));
     }
     stats.rx_bytes += rx_bytes;
-    // Pass 1: classify (lookup + decide) into verdicts and plans.
-    for i in 0..n {
-        verdicts[i] = match tops[i] {
+    // Pass 1: decide and act. The common case is decided and rewritten in one go; the
+    // rest is classified into a plan that is then applied.
+    for ((pkt, top), v) in pkts.iter_mut().zip(tops.iter()).zip(verdicts.iter_mut()) {
+        *v = match top.get() {
             Ok((l2, lse)) => {
-                let d = pkts[i].data();
                 let e = snap.ilm.lookup(lse.label());
-                match fast_popgo_v4(snap, d, l2 as usize, lse, e, &mut plans[i]) {
-                    Some(port) => Verdict::Forward(port),
-                    None => match classify(snap, d, l2 as usize, lse, &mut plans[i]) {
-                        Ok(port) => Verdict::Forward(port),
-                        Err(r) => Verdict::Drop(r),
-                    },
+                let d = pkt.data_mut();
+                match fast_popgo_v4(snap, d, l2, lse, e, ports) {
+                    Some(a) => {
+                        let strip = pop_go_v4(d, l2, lse.ttl() - 1, &a.macs);
+                        let out = d.len() - strip;
+                        pkt.pull_front(strip);
+                        tx.add(a.port as usize, out);
+                        Verdict::Forward(a.port)
+                    }
+                    None => general(snap, pkt, l2, lse, tx),
                 }
             }
             Err(r) => Verdict::Drop(r),
         };
-    }
-    // Pass 2: act.
-    for i in 0..n {
-        match verdicts[i] {
-            Verdict::Forward(_) => apply(&mut pkts[i], &plans[i]),
-            Verdict::Drop(r) => stats.count_drop(r),
+        if let Verdict::Drop(r) = *v {
+            stats.count_drop(r);
         }
+    }
+}
+
+/// Everything but the fast case: the label-stack walk into a plan, then the rewrite.
+#[inline(never)]
+fn general<P: PacketMut>(snap: &Snapshot, pkt: &mut P, l2: usize, lse: LabelEntry, tx: &mut TxTally) -> Verdict {
+    let mut plan = Plan::default();
+    match classify(snap, pkt.data(), l2, lse, &mut plan) {
+        Ok(port) => {
+            apply(pkt, &plan);
+            tx.add(port as usize, pkt.data().len());
+            Verdict::Forward(port)
+        }
+        Err(r) => Verdict::Drop(r),
     }
 }
 
 /// Parses the L2 header (0-2 tags) and reads the top label stack entry.
 #[inline(always)]
-fn top_of_stack(d: &[u8]) -> Top {
+fn top_of_stack(d: &[u8]) -> Result<(u8, LabelEntry), DropReason> {
+    // Untagged MPLS with a whole top entry, the common case, is decided first.
+    if let Some(h) = d.first_chunk::<{ ETH_HDR_BYTES + LSE_BYTES }>() {
+        if u16::from_be_bytes([h[12], h[13]]) == ETHERTYPE_MPLS {
+            return Ok((ETH_HDR_BYTES as u8, LabelEntry(u32::from_be_bytes([h[14], h[15], h[16], h[17]]))));
+        }
+    }
     let frame = Frame::new_checked(d)?;
     match frame.ethertype() {
         ETHERTYPE_MPLS => {}
@@ -156,44 +220,60 @@ fn top_of_stack(d: &[u8]) -> Top {
     Ok((l2 as u8, LabelEntry::read(d, l2)?))
 }
 
+/// Largest L2 header the data path parses: Ethernet with two VLAN tags.
+const MAX_L2_BYTES: usize = ETH_HDR_BYTES + 2 * VLAN_TAG_BYTES;
+/// The bytes the fast path reads and writes: the largest L2 header, one label and a
+/// 20-byte IPv4 header. It works on this fixed-size window of the frame, so its reads
+/// and writes need no bounds checks of their own; shorter frames take the general path.
+const FAST_WINDOW: usize = MAX_L2_BYTES + LSE_BYTES + IPV4_MIN_HDR_BYTES;
+
 /// The common case in one go: a uniform-mode POPGO entry for IPv4, the label at the
 /// bottom of the stack, a plain 20-byte IPv4 header that fits the frame, a live TTL and
-/// a valid adjacency. Returns None for anything else, which `classify` then decides (with
-/// the same result for the frames this accepts: see the `fast_path_agrees` test). It
-/// exists because the general label-stack walk costs more instructions per packet than
-/// the whole common case (measured with callgrind on the replay benchmark).
+/// a valid adjacency. Returns the adjacency, or None for anything else, which
+/// `classify` then decides (with the same result for the frames this accepts: see the
+/// `fast_path_agrees` test). It exists because the general label-stack walk costs more
+/// instructions per packet than the whole common case (measured with callgrind on the
+/// replay benchmark). Reads `d` only.
 #[inline(always)]
-fn fast_popgo_v4(
-    snap: &Snapshot,
+fn fast_popgo_v4<'s>(
+    snap: &'s Snapshot,
     d: &[u8],
     l2: usize,
     lse: LabelEntry,
     e: crate::ilm::IlmEntry,
-    plan: &mut Plan,
-) -> Option<u16> {
-    if e.op() != Some(IlmOp::PopGo) || e.af() != Af::V4 || e.pipe() || !lse.bos() || lse.ttl() <= 1 {
+    ports: usize,
+) -> Option<&'s Adjacency> {
+    if !e.is_uniform_pop_go_v4() || !lse.bos() || lse.ttl() <= 1 {
         return None;
     }
-    let off = l2 + LSE_BYTES;
-    let ip = d.get(off..)?;
-    let h = ip.first_chunk::<20>()?;
+    let w = d.first_chunk::<FAST_WINDOW>()?;
+    // (l2 is 14, 18 or 22; the clamp lets the compiler see the window reads in bounds.)
+    let off = l2.clamp(ETH_HDR_BYTES, MAX_L2_BYTES) + LSE_BYTES;
+    let h = &w[off..off + IPV4_MIN_HDR_BYTES];
     let total = u16::from_be_bytes([h[2], h[3]]) as usize;
-    if h[0] != 0x45 || total < 20 || total > ip.len() {
+    if h[0] != 0x45 || total < IPV4_MIN_HDR_BYTES || total > d.len() - off {
         return None;
     }
     let a = snap.adjacencies.get(e.adjacency() as usize)?;
-    if a.port as usize >= snap.ports {
+    if a.port as usize >= ports {
         return None;
     }
-    *plan = Plan {
-        macs: a.macs,
-        strip: (off - ETH_HDR_BYTES) as u16,
-        ethertype: ETHERTYPE_IPV4,
-        ttl_at: (off + IPV4_TTL_OFFSET) as u16,
-        ttl: lse.ttl() - 1,
-        ttl_kind: TtlKind::Ipv4,
-    };
-    Some(a.port)
+    Some(a)
+}
+
+/// The fast path's rewrite of a frame it accepted (`d` is at least `FAST_WINDOW` long,
+/// top label at `l2`): IPv4 TTL := `ttl` with the checksum update, then the new
+/// Ethernet header just before the IPv4 header. Returns the bytes in front of the new
+/// header, which the caller pulls from the frame.
+#[inline(always)]
+fn pop_go_v4(d: &mut [u8], l2: usize, ttl: u8, macs: &[u8; 12]) -> usize {
+    let l2 = l2.clamp(ETH_HDR_BYTES, MAX_L2_BYTES);
+    let off = l2 + LSE_BYTES;
+    if let Some(w) = d.first_chunk_mut::<FAST_WINDOW>() {
+        ip::ipv4_set_ttl(&mut w[off..], ttl);
+        emit_header_unchecked(&mut w[off - ETH_HDR_BYTES..], macs, ETHERTYPE_IPV4);
+    }
+    off - ETH_HDR_BYTES
 }
 
 /// Decides what happens to one frame (whole frame `d`, top entry `lse` at `l2`): returns
@@ -257,11 +337,33 @@ pub fn classify(snap: &Snapshot, d: &[u8], l2: usize, mut lse: LabelEntry, plan:
     }
 }
 
-/// The fast path on a whole frame (tests compare it with `classify_frame`).
+/// The fast path on a whole frame, as the plan `classify` would make for it (tests
+/// compare the two), with the rewritten frame.
 #[cfg(test)]
-pub(crate) fn fast_path_frame(snap: &Snapshot, d: &[u8], plan: &mut Plan) -> Option<u16> {
+pub(crate) fn fast_path_frame(snap: &Snapshot, d: &[u8], plan: &mut Plan) -> Option<(u16, Vec<u8>)> {
     let (l2, lse) = top_of_stack(d).ok()?;
-    fast_popgo_v4(snap, d, l2 as usize, lse, snap.ilm.lookup(lse.label()), plan)
+    let l2 = l2 as usize;
+    let a = fast_popgo_v4(snap, d, l2, lse, snap.ilm.lookup(lse.label()), snap.ports.min(MAX_PORTS))?;
+    let off = l2 + LSE_BYTES;
+    *plan = Plan {
+        macs: a.macs,
+        strip: (off - ETH_HDR_BYTES) as u16,
+        ethertype: ETHERTYPE_IPV4,
+        ttl_at: (off + IPV4_TTL_OFFSET) as u16,
+        ttl: lse.ttl() - 1,
+        ttl_kind: TtlKind::Ipv4,
+    };
+    let mut out = d.to_vec();
+    let strip = pop_go_v4(&mut out, l2, lse.ttl() - 1, &a.macs);
+    Some((a.port, out.split_off(strip)))
+}
+
+/// Applies `plan` to a copy of `d` (tests compare it with the fast path's rewrite).
+#[cfg(test)]
+pub(crate) fn apply_to(d: &[u8], plan: &Plan) -> Vec<u8> {
+    let mut f = crate::io::mem::MemFrame::boxed_from(d);
+    apply(&mut *f, plan);
+    f.data().to_vec()
 }
 
 /// Classifies one whole frame (tools and tests; the burst path splits the parse).
@@ -377,7 +479,7 @@ fn mpls_plan(
 #[inline(always)]
 fn adjacency(snap: &Snapshot, adj: u16) -> Result<(u16, [u8; 12]), DropReason> {
     match snap.adjacencies.get(adj as usize) {
-        Some(a) if (a.port as usize) < snap.ports => Ok((a.port, a.macs)),
+        Some(a) if (a.port as usize) < snap.ports.min(MAX_PORTS) => Ok((a.port, a.macs)),
         _ => Err(DropReason::BadOutPort),
     }
 }

@@ -296,20 +296,22 @@ fn seed_pcap_fixture_counts() {
 fn fast_path_takes_the_common_case_only() {
     use crate::dataplane::burst::{fast_path_frame, Plan};
     let mut p = Plan::default();
-    assert_eq!(fast_path_frame(snap(true), &seed_mpls(&[(SEED_LABEL, 64)], &v4(1, 64)), &mut p), Some(0));
-    assert_eq!(fast_path_frame(snap(false), &seed_mpls(&[(SEED_LABEL, 64)], &v4(1, 64)), &mut p), None, "POP");
-    assert_eq!(fast_path_frame(snap(true), &seed_mpls(&[(48200, 64)], &v6(64)), &mut p), None, "IPv6");
+    let port = |r: Option<(u16, Vec<u8>)>| r.map(|r| r.0);
+    assert_eq!(port(fast_path_frame(snap(true), &seed_mpls(&[(SEED_LABEL, 64)], &v4(1, 64)), &mut p)), Some(0));
+    assert_eq!(port(fast_path_frame(snap(false), &seed_mpls(&[(SEED_LABEL, 64)], &v4(1, 64)), &mut p)), None, "POP");
+    assert_eq!(port(fast_path_frame(snap(true), &seed_mpls(&[(48200, 64)], &v6(64)), &mut p)), None, "IPv6");
     let pipe = build(&config(true, TtlMode::Pipe), 0).unwrap();
-    assert_eq!(fast_path_frame(&pipe, &seed_mpls(&[(SEED_LABEL, 64)], &v4(1, 64)), &mut p), None, "pipe");
+    assert_eq!(port(fast_path_frame(&pipe, &seed_mpls(&[(SEED_LABEL, 64)], &v4(1, 64)), &mut p)), None, "pipe");
 }
 
 mod props {
     use super::*;
-    use crate::dataplane::burst::{classify_frame, fast_path_frame, Plan};
+    use crate::dataplane::burst::{apply_to, classify_frame, fast_path_frame, Plan};
     use proptest::prelude::*;
 
     proptest! {
-        /// Whatever the fast path accepts, the general path decides the same way.
+        /// Whatever the fast path accepts, the general path decides the same way and
+        /// rewrites the frame to the same bytes.
         #[test]
         fn fast_path_agrees(
             label in prop_oneof![Just(SEED_LABEL), Just(48200u32), 0u32..16, 48120u32..48125],
@@ -326,9 +328,10 @@ mod props {
             for pop_go in [true, false] {
                 let s = snap(pop_go);
                 let (mut fast, mut slow) = (Plan::default(), Plan::default());
-                if let Some(port) = fast_path_frame(s, &f, &mut fast) {
+                if let Some((port, out)) = fast_path_frame(s, &f, &mut fast) {
                     prop_assert_eq!(classify_frame(s, &f, &mut slow), Ok(port));
                     prop_assert_eq!(fast, slow);
+                    prop_assert_eq!(out, apply_to(&f, &slow));
                 }
             }
         }

@@ -120,7 +120,8 @@ impl WorkerLoop<'_> {
         let mut empty_run: u32 = 0;
         let mut iters: u64 = 0;
         let mut last = Instant::now();
-        let mut published = last;
+        // (A deadline rather than an age: one comparison per iteration.)
+        let mut publish_by = last + PUBLISH_MAX_AGE;
         while !self.stop.load(Ordering::Relaxed) {
             if q.pace() {
                 last = Instant::now();
@@ -138,7 +139,7 @@ impl WorkerLoop<'_> {
                 Rx::Burst(n) => {
                     let n = n.min(burst);
                     process_burst(snap, &mut q.burst()[..n], &mut verdicts[..n], ctx, stats);
-                    q.tx_burst(&verdicts[..n], stats);
+                    q.tx_burst(&verdicts[..n], ctx.forwarded(), stats);
                     q.poll(false, t0, stats);
                     last = Instant::now();
                     r.latency.record(last.duration_since(t0).as_nanos() as u64);
@@ -160,10 +161,10 @@ impl WorkerLoop<'_> {
             iters += 1;
             if let Some(board) = self.board {
                 // (STATS_PUBLISH_EVERY is a power of two.)
-                if iters & (STATS_PUBLISH_EVERY - 1) == 0 || last.duration_since(published) >= PUBLISH_MAX_AGE {
+                if iters & (STATS_PUBLISH_EVERY - 1) == 0 || last >= publish_by {
                     q.export(stats);
                     board.publish(self.id, stats);
-                    published = last;
+                    publish_by = last + PUBLISH_MAX_AGE;
                 }
             }
         }

@@ -14,13 +14,29 @@
 use super::mem::{FrameRing, MemFrame};
 use super::pcap::{Capture, Record};
 use super::{PacketMut, Rx, RxQueue, TxQueue, Verdict};
-use crate::stats::{DropReason, WorkerStats};
+use crate::stats::{DropReason, TxTally, WorkerStats};
 use std::time::Instant;
 
 /// Frames in each worker's ring: reused like a real RX ring (about 1.1 MiB).
 pub const RING_FRAMES: usize = 512;
-/// How far ahead of the current burst the mapped capture is prefetched.
-const SRC_PREFETCH_BYTES: usize = 8 << 10;
+/// How far past the current burst the mapped capture and the record index are
+/// prefetched.
+const PREFETCH_AHEAD: usize = 8 << 10;
+const CACHE_LINE: usize = 64;
+
+/// Prefetches the lines of `base[..len]` from `from` (or from `*done`, where the last
+/// call stopped, if that is further) up to `want`, and moves `*done` past them. Only
+/// addresses are computed: a prefetch never dereferences (`sys::prefetch`).
+#[inline(always)]
+fn prefetch_lines(base: *const u8, len: usize, done: &mut usize, from: usize, want: usize) {
+    let want = want.min(len);
+    let mut at = (*done).max(from & !(CACHE_LINE - 1));
+    while at < want {
+        crate::sys::prefetch::prefetch(base.wrapping_add(at));
+        at += CACHE_LINE;
+    }
+    *done = at;
+}
 
 /// How fast to replay.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -31,11 +47,13 @@ pub enum Pace {
     Speed(f64),
 }
 
-/// Where forwarded frames go: the "wire" of the capture backend.
+/// Where forwarded frames go: the "wire" of the capture backend. It takes every
+/// forwarded frame (it never drops).
 pub trait Sink {
-    /// Takes a processed burst: one verdict per frame. Counts what it transmits
-    /// (`WorkerStats::count_tx`); drops are already counted.
-    fn sink(&mut self, frames: &[MemFrame], verdicts: &[Verdict], stats: &mut WorkerStats);
+    /// Takes a processed burst: one verdict per frame, and the forwarded packets and
+    /// bytes per port. Counts what it transmits (all that was forwarded:
+    /// `WorkerStats::count_tx_tally`); drops are already counted.
+    fn sink(&mut self, frames: &[MemFrame], verdicts: &[Verdict], forwarded: &TxTally, stats: &mut WorkerStats);
 }
 
 /// Counts forwarded frames per port and lets them go.
@@ -44,12 +62,8 @@ pub struct Count;
 
 impl Sink for Count {
     #[inline(always)]
-    fn sink(&mut self, frames: &[MemFrame], verdicts: &[Verdict], stats: &mut WorkerStats) {
-        for (f, v) in frames.iter().zip(verdicts) {
-            if let Verdict::Forward(port) = *v {
-                stats.count_tx(port as usize, f.len());
-            }
-        }
+    fn sink(&mut self, _frames: &[MemFrame], _verdicts: &[Verdict], forwarded: &TxTally, stats: &mut WorkerStats) {
+        stats.count_tx_tally(forwarded);
     }
 }
 
@@ -80,11 +94,11 @@ impl Keep {
 
 impl Sink for Keep {
     #[inline(always)]
-    fn sink(&mut self, frames: &[MemFrame], verdicts: &[Verdict], stats: &mut WorkerStats) {
+    fn sink(&mut self, frames: &[MemFrame], verdicts: &[Verdict], forwarded: &TxTally, stats: &mut WorkerStats) {
+        stats.count_tx_tally(forwarded);
         for (f, v) in frames.iter().zip(verdicts) {
             if let Verdict::Forward(port) = *v {
                 let d = f.data();
-                stats.count_tx(port as usize, d.len());
                 self.recs.push(OutRec { seq: f.seq, port, at: self.bytes.len(), len: d.len() as u32 });
                 self.bytes.extend_from_slice(d);
             }
@@ -103,11 +117,11 @@ pub struct Trace {
 }
 
 impl Sink for Trace {
-    fn sink(&mut self, frames: &[MemFrame], verdicts: &[Verdict], stats: &mut WorkerStats) {
+    fn sink(&mut self, frames: &[MemFrame], verdicts: &[Verdict], forwarded: &TxTally, stats: &mut WorkerStats) {
+        stats.count_tx_tally(forwarded);
         for (f, v) in frames.iter().zip(verdicts) {
             let mut out = Vec::new();
-            if let Verdict::Forward(port) = *v {
-                stats.count_tx(port as usize, f.len());
+            if let Verdict::Forward(_) = *v {
                 if self.with_bytes {
                     out = f.data().to_vec();
                 }
@@ -178,6 +192,9 @@ pub struct CaptureQueue<'a, K> {
     n: usize,
     /// Counted as the receiving port's rx.
     in_port: Option<usize>,
+    /// Bytes of the capture and of the record index prefetched so far this loop.
+    data_prefetched: usize,
+    recs_prefetched: usize,
     schedule: Option<Schedule>,
     /// When pacing started: the first `pace` call.
     start: Option<Instant>,
@@ -201,6 +218,8 @@ impl<'a, K: Sink> CaptureQueue<'a, K> {
             pos: 0,
             n: 0,
             in_port: None,
+            data_prefetched: 0,
+            recs_prefetched: 0,
             schedule: None,
             start: None,
             sink,
@@ -230,6 +249,7 @@ impl<'a, K: Sink> CaptureQueue<'a, K> {
         }
         self.lp += 1;
         self.b = self.share.w;
+        (self.data_prefetched, self.recs_prefetched) = (0, 0);
         self.share.loops == 0 || self.lp < self.share.loops
     }
 
@@ -271,34 +291,45 @@ impl<K: Sink> RxQueue for CaptureQueue<'_, K> {
         }
         let chunk = self.chunk();
         let base_seq = self.base_seq();
+        let first_rec = self.b * self.share.burst;
         self.b += self.share.workers;
         if self.pos + self.n + chunk.len() > self.ring.len() {
             self.pos = 0;
         } else {
             self.pos += self.n;
         }
-        // Hardware prefetchers stop at 4 KiB page boundaries of the mapping: ask for
-        // the source a few pages ahead of this burst ourselves.
+        // Hardware prefetchers stop at 4 KiB page boundaries: ask for every line of the
+        // source, and of the record index, up to PREFETCH_AHEAD bytes past this burst.
         let data = self.data;
-        if let Some(last) = chunk.last() {
-            let ahead = last.offset as usize + SRC_PREFETCH_BYTES;
-            if ahead < data.len() {
-                crate::sys::prefetch::prefetch(data[ahead..].as_ptr());
-                crate::sys::prefetch::prefetch(data[ahead.saturating_sub(4096).max(last.offset as usize)..].as_ptr());
-            }
+        if let (Some(first), Some(last)) = (chunk.first(), chunk.last()) {
+            let want = last.offset as usize + PREFETCH_AHEAD;
+            prefetch_lines(data.as_ptr(), data.len(), &mut self.data_prefetched, first.offset as usize, want);
+            let (recs, n) = (self.recs.as_ptr().cast::<u8>(), std::mem::size_of_val(self.recs));
+            let i = first_rec * std::mem::size_of::<Record>();
+            let want = i + std::mem::size_of_val(chunk) + PREFETCH_AHEAD;
+            prefetch_lines(recs, n, &mut self.recs_prefetched, i, want);
         }
         if let Some(p) = self.in_port {
             stats.port_rx_pkts[p] += chunk.len() as u64;
         }
         let frames = &mut self.ring.frames_mut()[self.pos..self.pos + chunk.len()];
-        let mut k = 0;
-        for (i, rec) in chunk.iter().enumerate() {
-            if frames[k].load_from(base_seq + i as u64, data, rec.offset as usize, rec.caplen as usize) {
-                k += 1;
-            } else {
-                stats.rx_pkts += 1;
-                stats.rx_bytes += rec.caplen as u64;
-                stats.count_drop(DropReason::Oversize);
+        // Record i into frame i, until a record does not fit a frame.
+        let mut k = chunk
+            .iter()
+            .zip(frames.iter_mut())
+            .enumerate()
+            .position(|(i, (rec, f))| !f.load_from(base_seq + i as u64, data, rec.offset as usize, rec.caplen as usize))
+            .unwrap_or(chunk.len());
+        if k < chunk.len() {
+            // (Rare.) From there on, one by one, leaving out the records that do not fit.
+            for (i, rec) in chunk.iter().enumerate().skip(k) {
+                if frames[k].load_from(base_seq + i as u64, data, rec.offset as usize, rec.caplen as usize) {
+                    k += 1;
+                } else {
+                    stats.rx_pkts += 1;
+                    stats.rx_bytes += rec.caplen as u64;
+                    stats.count_drop(DropReason::Oversize);
+                }
             }
         }
         self.n = k;
@@ -317,9 +348,9 @@ impl<K: Sink> RxQueue for CaptureQueue<'_, K> {
 
 impl<K: Sink> TxQueue for CaptureQueue<'_, K> {
     #[inline(always)]
-    fn tx_burst(&mut self, verdicts: &[Verdict], stats: &mut WorkerStats) {
+    fn tx_burst(&mut self, verdicts: &[Verdict], forwarded: &TxTally, stats: &mut WorkerStats) {
         let frames = &self.ring.frames_mut()[self.pos..self.pos + self.n];
-        self.sink.sink(frames, verdicts, stats);
+        self.sink.sink(frames, verdicts, forwarded, stats);
     }
 }
 
@@ -361,6 +392,36 @@ mod tests {
         seen.sort();
         let want: Vec<(u64, u8)> = (0..20).map(|s| (s, (s % 10) as u8)).collect();
         assert_eq!(seen, want);
+    }
+
+    /// Records larger than a frame are counted as received and dropped wherever they
+    /// sit in a burst; the others keep their order and sequence numbers.
+    #[test]
+    fn oversize_records_are_left_out_of_their_burst() {
+        let big = crate::io::mem::FRAME_DATA_BYTES + 1;
+        let lens = [60, big, 70, 2000, big, big, 64, 65, big];
+        let mut w = crate::io::pcap::Writer::new(Vec::new()).unwrap();
+        for (i, n) in lens.iter().enumerate() {
+            w.write_packet(0, &vec![i as u8; *n]).unwrap();
+        }
+        let cap = Capture::from_bytes(w.into_inner().unwrap()).unwrap();
+        for burst in [1, 2, 4, 9] {
+            let mut q = CaptureQueue::new(&cap, Share { w: 0, workers: 1, burst, loops: 1 }, Count);
+            let mut stats = WorkerStats::default();
+            let mut seen = Vec::new();
+            loop {
+                match q.rx_burst(burst, &mut stats) {
+                    Rx::Burst(_) => seen.extend(q.burst().iter().map(|f: &MemFrame| (f.seq, f.len(), f.data()[0]))),
+                    Rx::Empty => {}
+                    Rx::End => break,
+                }
+            }
+            let want: Vec<(u64, usize, u8)> =
+                (0..lens.len()).filter(|&i| lens[i] < big).map(|i| (i as u64, lens[i], i as u8)).collect();
+            assert_eq!(seen, want, "burst {burst}");
+            assert_eq!(stats.drop_count(DropReason::Oversize), 4, "burst {burst}");
+            assert_eq!((stats.rx_pkts, stats.rx_bytes), (4, 4 * big as u64), "burst {burst}");
+        }
     }
 
     #[test]

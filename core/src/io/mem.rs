@@ -49,6 +49,27 @@ impl MemFrame {
     /// the frame's unused tail and are never read as packet data.
     #[inline(always)]
     pub fn load_from(&mut self, seq: u64, data: &[u8], at: usize, len: usize) -> bool {
+        const SMALL: usize = 64;
+        if len <= SMALL {
+            // Minimum-size frames (the common benchmark case): one fixed 64-byte move,
+            // checked once.
+            if let Some(src) = data.get(at..).and_then(|s| s.first_chunk::<SMALL>()) {
+                self.seq = seq;
+                self.off = HEADROOM_BYTES as u16;
+                self.len = len as u16;
+                if let Some(d) = self.buf[HEADROOM_BYTES..].first_chunk_mut::<SMALL>() {
+                    *d = *src;
+                }
+                return true;
+            }
+        }
+        self.load_chunked(seq, data, at, len)
+    }
+
+    /// `load_from` for frames longer than 64 bytes (and the last record of the file):
+    /// out of line, so that the inlined copy of a minimum-size frame stays one fixed move.
+    #[inline(never)]
+    fn load_chunked(&mut self, seq: u64, data: &[u8], at: usize, len: usize) -> bool {
         const CHUNK: usize = 32;
         if len > FRAME_DATA_BYTES {
             return false;
@@ -60,13 +81,6 @@ impl MemFrame {
                 self.off = HEADROOM_BYTES as u16;
                 self.len = len as u16;
                 let dst = &mut self.buf[HEADROOM_BYTES..];
-                if let (Some(d), Some(s)) = (dst.first_chunk_mut::<64>(), src.first_chunk::<64>()) {
-                    // Minimum-size frames (the common benchmark case): one fixed 64-byte move.
-                    *d = *s;
-                    if padded == 64 {
-                        return true;
-                    }
-                }
                 let (src, _) = src.as_chunks::<CHUNK>();
                 let (dst, _) = dst.as_chunks_mut::<CHUNK>();
                 for (d, s) in dst.iter_mut().zip(src) {
@@ -109,7 +123,8 @@ impl PacketMut for MemFrame {
     #[inline(always)]
     fn pull_front(&mut self, n: usize) {
         debug_assert!(n <= self.len as usize);
-        let n = n.min(self.len as usize) as u16;
+        // (Clamped so that `off + len` never grows, whatever the caller passes.)
+        let n = (n.min(u16::MAX as usize) as u16).min(self.len);
         self.off += n;
         self.len -= n;
     }
@@ -158,7 +173,9 @@ mod tests {
         assert_eq!(f.seq, 2);
         // Chunked copy: exact bytes whether or not the source has room past the record.
         let src: Vec<u8> = (0..200u8).collect();
-        for (at, len) in [(0, 0), (0, 1), (3, 64), (100, 100), (150, 50), (199, 1), (0, 200)] {
+        for (at, len) in
+            [(0, 0), (0, 1), (3, 64), (100, 100), (150, 50), (199, 1), (0, 200), (136, 64), (137, 63), (0, 65)]
+        {
             assert!(f.load_from(9, &src, at, len));
             assert_eq!(f.data(), &src[at..at + len], "at {at} len {len}");
         }

@@ -22,7 +22,7 @@ pub mod xdp;
 
 pub use verdict::Verdict;
 
-use crate::stats::WorkerStats;
+use crate::stats::{TxTally, WorkerStats};
 use std::time::Instant;
 
 /// Default packets per burst: a DPDK-style batch that amortises per-burst work.
@@ -82,7 +82,10 @@ pub trait TxQueue: RxQueue {
     /// Transmits the packets of the last burst whose verdict is `Forward`, and
     /// releases the others (already counted as drops by the data path). Counts
     /// transmitted packets, and drops it causes itself (e.g. a full TX ring).
-    fn tx_burst(&mut self, verdicts: &[Verdict], stats: &mut WorkerStats);
+    /// `forwarded` holds the burst's forwarded packets and bytes per port: a backend
+    /// that sends every one of them counts them all at once with
+    /// `WorkerStats::count_tx_tally`.
+    fn tx_burst(&mut self, verdicts: &[Verdict], forwarded: &TxTally, stats: &mut WorkerStats);
 
     /// Housekeeping after every poll: flush due TX batches, reclaim completions,
     /// kick the kernel. `idle`: the poll found nothing.

@@ -66,6 +66,49 @@ impl std::fmt::Display for DropReason {
 /// counter block has a fixed size and no allocation.
 pub const MAX_PORTS: usize = 32;
 
+/// Per-port packets and bytes that one burst forwards, added up while the burst is
+/// processed and folded into [`WorkerStats`] once per burst ([`WorkerStats::count_tx_tally`])
+/// by a TX path that sends every forwarded packet: one add per packet into an array
+/// that stays in L1, instead of four counter updates per packet.
+#[derive(Clone, Debug)]
+pub struct TxTally {
+    /// Ports counted: `pkts[..ports]` and `bytes[..ports]` are this burst's.
+    ports: usize,
+    pkts: [u64; MAX_PORTS],
+    bytes: [u64; MAX_PORTS],
+}
+
+impl Default for TxTally {
+    fn default() -> Self {
+        TxTally { ports: 0, pkts: [0; MAX_PORTS], bytes: [0; MAX_PORTS] }
+    }
+}
+
+impl TxTally {
+    /// Starts a burst over ports `0..ports` (at most `MAX_PORTS`).
+    #[inline(always)]
+    pub fn reset(&mut self, ports: usize) {
+        let ports = ports.min(MAX_PORTS);
+        self.pkts[..ports].fill(0);
+        self.bytes[..ports].fill(0);
+        self.ports = ports;
+    }
+
+    /// One forwarded packet of `bytes` bytes out of `port` (`port < ports`, checked by
+    /// the caller; the index is reduced modulo `MAX_PORTS` so it never panics).
+    #[inline(always)]
+    pub fn add(&mut self, port: usize, bytes: usize) {
+        self.pkts[port % MAX_PORTS] += 1;
+        self.bytes[port % MAX_PORTS] += bytes as u64;
+    }
+
+    /// (port, packets, bytes) of every port counted in this burst.
+    pub fn iter(&self) -> impl Iterator<Item = (usize, u64, u64)> + '_ {
+        let n = self.ports.min(MAX_PORTS);
+        self.pkts[..n].iter().zip(&self.bytes[..n]).enumerate().map(|(p, (k, b))| (p, *k, *b))
+    }
+}
+
 /// One worker's counters. The worker is the only writer; a report merges snapshots.
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[repr(C, align(64))]
@@ -124,6 +167,22 @@ impl WorkerStats {
         self.port_tx_bytes[port] += bytes as u64;
     }
 
+    /// Counts a whole burst's forwarded packets as transmitted (what `count_tx` per
+    /// packet would give).
+    #[inline(always)]
+    pub fn count_tx_tally(&mut self, t: &TxTally) {
+        let n = t.ports.min(MAX_PORTS);
+        let (mut pkts, mut bytes) = (0, 0);
+        for p in 0..n {
+            self.port_tx_pkts[p] += t.pkts[p];
+            self.port_tx_bytes[p] += t.bytes[p];
+            pkts += t.pkts[p];
+            bytes += t.bytes[p];
+        }
+        self.tx_pkts += pkts;
+        self.tx_bytes += bytes;
+    }
+
     /// Sum of all drop counters.
     pub fn dropped_pkts(&self) -> u64 {
         self.drops.iter().sum()
@@ -177,6 +236,26 @@ mod tests {
             assert_eq!(DropReason::from_name(r.name()), Some(*r));
         }
         assert_eq!(DropReason::from_name("nope"), None);
+    }
+
+    #[test]
+    fn tally_counts_like_count_tx() {
+        let mut t = TxTally::default();
+        let (mut a, mut b) = (WorkerStats::default(), WorkerStats::default());
+        for burst in [&[(0, 60), (3, 70), (0, 1500)][..], &[], &[(2, 64)]] {
+            t.reset(4);
+            for &(port, bytes) in burst {
+                t.add(port, bytes);
+                a.count_tx(port, bytes);
+            }
+            b.count_tx_tally(&t);
+        }
+        assert_eq!(a, b);
+        assert_eq!(t.iter().collect::<Vec<_>>(), [(0, 0, 0), (1, 0, 0), (2, 1, 64), (3, 0, 0)]);
+        t.reset(MAX_PORTS + 5);
+        t.add(MAX_PORTS - 1, 9);
+        b.count_tx_tally(&t);
+        assert_eq!(b.port_tx_bytes[MAX_PORTS - 1], 9);
     }
 
     #[test]

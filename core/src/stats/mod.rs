@@ -9,5 +9,5 @@ pub mod counters;
 pub mod latency;
 pub mod report;
 
-pub use counters::{DropReason, WorkerStats, MAX_PORTS};
+pub use counters::{DropReason, TxTally, WorkerStats, MAX_PORTS};
 pub use latency::Latency;

@@ -53,21 +53,23 @@ pub fn ipv6_dst(p: &[u8]) -> u128 {
 }
 
 /// Sets the IPv4 TTL and updates the header checksum incrementally (RFC 1624 eqn. 3:
-/// HC' = ~(~HC + ~m + m')). The TTL shares a 16-bit word with the protocol byte.
-/// Caller has run `check_ipv4` on `hdr`.
+/// HC' = ~(~HC + ~m + m')), where m is the 16-bit word holding the TTL and the
+/// protocol. The protocol byte is the same in m and m' and cancels out, so only the
+/// TTL enters the sum. A one's-complement sum does not depend on byte order (RFC 1071
+/// section 2(B)), so the words are summed as they sit in memory, little-endian, with no
+/// byte swaps. Caller has run `check_ipv4` on `hdr`.
 #[inline(always)]
 pub fn ipv4_set_ttl(hdr: &mut [u8], ttl: u8) {
     let Some(h) = hdr.first_chunk_mut::<12>() else {
         debug_assert!(false, "ipv4_set_ttl on a short header");
         return;
     };
-    let old = u16::from_be_bytes([h[8], h[9]]) as u32;
-    let new = ((ttl as u32) << 8) | (h[9] as u32);
-    let hc = u16::from_be_bytes([h[10], h[11]]) as u32;
-    let mut sum = (!hc & 0xffff) + (!old & 0xffff) + new;
+    // Little-endian, the TTL is the low byte of m: ~m + m' = 0xffff - ttl + ttl'.
+    let hc = u16::from_le_bytes([h[10], h[11]]) as u32;
+    let mut sum = (!hc & 0xffff) + 0xffff - h[IPV4_TTL_OFFSET] as u32 + ttl as u32;
     sum = (sum & 0xffff) + (sum >> 16);
     sum = (sum & 0xffff) + (sum >> 16);
-    let [c0, c1] = (!(sum as u16)).to_be_bytes();
+    let [c0, c1] = (!(sum as u16)).to_le_bytes();
     h[IPV4_TTL_OFFSET] = ttl;
     h[10] = c0;
     h[11] = c1;
@@ -110,6 +112,40 @@ mod tests {
                 // etherparse agrees the header is valid.
                 let (parsed, _) = etherparse::Ipv4Header::from_slice(&h).unwrap();
                 assert_eq!(parsed.header_checksum, parsed.calc_header_checksum());
+            }
+        }
+    }
+
+    /// RFC 1624 eqn. 3 word by word, big-endian, as written in the RFC.
+    fn textbook_set_ttl(h: &mut [u8], ttl: u8) {
+        let old = u16::from_be_bytes([h[8], h[9]]) as u32;
+        let new = ((ttl as u32) << 8) | (h[9] as u32);
+        let hc = u16::from_be_bytes([h[10], h[11]]) as u32;
+        let mut sum = (!hc & 0xffff) + (!old & 0xffff) + new;
+        sum = (sum & 0xffff) + (sum >> 16);
+        sum = (sum & 0xffff) + (sum >> 16);
+        h[8] = ttl;
+        h[10..12].copy_from_slice(&(!(sum as u16)).to_be_bytes());
+    }
+
+    #[test]
+    fn set_ttl_matches_the_textbook_update_bit_for_bit() {
+        // Every checksum (valid or not) and every old/new TTL pair, for a few protocols:
+        // the same bytes, including which of the two one's-complement zeros comes out.
+        let mut h = v4_header(0, 0, 0);
+        for proto in [0u8, 6, 17, 255] {
+            h[9] = proto;
+            for hc in (0..=u16::MAX).step_by(97).chain([0, 1, 0xfeff, 0xff00, 0xfffe, 0xffff]) {
+                for old in [0u8, 1, 2, 63, 64, 128, 254, 255] {
+                    for new in [0u8, 1, 62, 63, 127, 253, 254, 255] {
+                        h[8] = old;
+                        h[10..12].copy_from_slice(&hc.to_be_bytes());
+                        let mut want = h.clone();
+                        textbook_set_ttl(&mut want, new);
+                        ipv4_set_ttl(&mut h, new);
+                        assert_eq!(h, want, "proto {proto} hc {hc:#06x} ttl {old} -> {new}");
+                    }
+                }
             }
         }
     }

@@ -16,7 +16,7 @@
 use super::tx::TxStage;
 use super::{new_pending, BindMode, Error, Frame, Pending, Port, PortConfig, SharedArea, XdpFrame};
 use crate::io::{Rx, RxQueue, TxQueue, Verdict, MAX_BURST};
-use crate::stats::{DropReason, WorkerStats};
+use crate::stats::{DropReason, TxTally, WorkerStats};
 use std::time::{Duration, Instant};
 
 /// UMEM chunk size in bytes (aligned mode allows 2048 or 4096; 2048 holds an MTU
@@ -179,7 +179,7 @@ impl RxQueue for XskQueue {
 
 impl TxQueue for XskQueue {
     #[inline(always)]
-    fn tx_burst(&mut self, verdicts: &[Verdict], stats: &mut WorkerStats) {
+    fn tx_burst(&mut self, verdicts: &[Verdict], _forwarded: &TxTally, stats: &mut WorkerStats) {
         for (f, v) in self.burst.drain(..).zip(verdicts.iter()) {
             let f: Frame = f.0;
             let back = match *v {
