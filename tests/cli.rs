@@ -543,3 +543,69 @@ fn oversize_frames_are_counted() {
     assert_eq!(v["tx_packets"]["to-A"], 2, "{v}");
     assert_eq!(v["balanced"], true);
 }
+
+/// Pacing is per packet, as tcpreplay's: the 16-frame seed capture at 100 packets/s
+/// takes about 150 ms whatever the burst size (the 16th packet is due at 150 ms), and
+/// so does `--speed 0.1` (its records are 1 ms apart) and the `--mbps` equivalent.
+#[test]
+fn pacing_is_per_packet() {
+    let bytes: u64 = {
+        let cap = popgo::io::pcap::Capture::open(std::path::Path::new(&seed_pcap())).unwrap();
+        cap.records().iter().map(|r| r.caplen as u64).sum()
+    };
+    let mbps = format!("{}", bytes as f64 / 16.0 * 8.0 * 100.0 / 1e6);
+    for args in [["--pps", "100"], ["--speed", "0.1"], ["--mbps", mbps.as_str()]] {
+        let v = json(&popgo(&[
+            "replay",
+            "--config",
+            &seed_toml(),
+            "--burst",
+            "32",
+            args[0],
+            args[1],
+            "--json",
+            &seed_pcap(),
+        ]));
+        let ms = v["elapsed_ns"].as_f64().unwrap() / 1e6;
+        assert!((140.0..400.0).contains(&ms), "{args:?}: {ms} ms, want about 150");
+        assert_eq!(v["rx_packets"], 16);
+    }
+}
+
+/// A paced replay waiting for its next packet still stops at once on SIGINT, and a
+/// commit meanwhile does not wait for the waiting worker (it is parked for QSBR).
+#[test]
+fn a_waiting_paced_replay_stops_and_commits_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let sock = dir.path().join("ctl.sock");
+    let cfg = seed_without_popgo(dir.path());
+    let mut child = Command::new(env!("CARGO_BIN_EXE_popgo"))
+        .args(["replay", "--config", &cfg, "--control", sock.to_str().unwrap(), "--loops", "0", "--pps", "0.0000001"])
+        .arg(seed_pcap())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !sock.exists() {
+        assert!(std::time::Instant::now() < deadline, "control socket never appeared");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let o = popgo(&[
+        "ctl",
+        "--socket",
+        sock.to_str().unwrap(),
+        "system-view; bgp 100; apply-label per-route pop-go; commit",
+    ]);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success() && out.contains("commit ok"), "{out}");
+    assert!(!out.contains("retired pending"), "the grace period did not wait for the paced worker: {out}");
+    let grace_us: f64 = out.split("grace ").nth(1).and_then(|s| s.split(" us").next()).unwrap().parse().unwrap();
+    assert!(grace_us < 20_000.0, "grace {grace_us} us: {out}");
+    let t = std::time::Instant::now();
+    Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
+    let status = child.wait().unwrap();
+    assert!(status.success(), "{status:?}");
+    assert!(t.elapsed() < std::time::Duration::from_secs(2), "stopped in {:?}", t.elapsed());
+}

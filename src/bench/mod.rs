@@ -192,7 +192,7 @@ impl<Q: RxQueue> RxQueue for ExtraPass<Q> {
         self.q.burst()
     }
 
-    fn pace(&mut self) -> bool {
+    fn pace(&mut self) -> Option<std::time::Duration> {
         self.q.pace()
     }
 }

@@ -323,6 +323,11 @@ pub fn classify(snap: &Snapshot, d: &[u8], l2: usize, mut lse: LabelEntry, plan:
             if next.label() != LABEL_ELI {
                 break;
             }
+            // Each pair is one more pop: the depth limit holds for them too.
+            pops += 1;
+            if pops > MAX_POPS {
+                return Err(DropReason::LabelStackTooDeep);
+            }
             (off, bos) = skip_entropy(d, off, next)?;
         }
         match (op, bos) {

@@ -266,6 +266,25 @@ fn pop_with_more_labels_looks_up_the_next_label() {
     assert_eq!(u16::from_be_bytes([out[12], out[13]]), ETHERTYPE_IPV6);
 }
 
+/// Entropy-label pairs below a popped label count against the pop depth limit: up to
+/// `MAX_POPS` pops in all the frame is forwarded, one more and it is a counted drop.
+#[test]
+fn entropy_pairs_below_a_popped_label_count_as_pops() {
+    use crate::dataplane::burst::MAX_POPS;
+    let s = snap(true);
+    let with_pairs = |pairs: usize| {
+        let mut labels = vec![(SEED_LABEL, 64)];
+        for i in 0..pairs {
+            labels.push((LABEL_ELI, 64));
+            labels.push((0x12345 + i as u32, 64));
+        }
+        seed_mpls(&labels, &v4(1, 64))
+    };
+    assert_eq!(one(s, with_pairs(MAX_POPS - 1)).0, Verdict::Forward(0), "{} pops", MAX_POPS);
+    assert_eq!(one(s, with_pairs(MAX_POPS)).0, Verdict::Drop(DropReason::LabelStackTooDeep));
+    assert_eq!(one(s, with_pairs(20)).0, Verdict::Drop(DropReason::LabelStackTooDeep));
+}
+
 #[test]
 fn long_bursts_are_split_and_all_counted() {
     let s = snap(true);

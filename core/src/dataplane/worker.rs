@@ -38,6 +38,14 @@ pub const IDLE_SPINS: u32 = 1 << 14;
 /// idle period (a live backend keeps queueing meanwhile).
 pub const IDLE_NAP: Duration = Duration::from_micros(50);
 
+/// A paced worker that waits at least this long for its next packet parks (goes
+/// offline for QSBR) meanwhile.
+const PARK_AFTER: Duration = Duration::from_micros(200);
+/// Longest single sleep of a paced wait: bounds how late the stop flag is seen.
+const SLEEP_SLICE: Duration = Duration::from_millis(1);
+/// The end of a paced wait is spun rather than slept (sleeps overshoot).
+const SPIN_TAIL: Duration = Duration::from_micros(60);
+
 /// Where a worker reads its tables from, once per burst.
 pub trait SnapshotSource {
     /// Called once per iteration, after the RX burst. The snapshot stays valid until
@@ -90,6 +98,30 @@ pub struct WorkerLoop<'a> {
 }
 
 impl WorkerLoop<'_> {
+    /// Waits `wait` for a paced source's next packet, watching the stop flag; a long
+    /// wait parks the worker (offline for QSBR, so a commit never waits for it).
+    /// Returns false when the worker was stopped meanwhile.
+    fn wait<S: SnapshotSource>(&self, wait: Duration, src: &mut S) -> bool {
+        let until = Instant::now() + wait;
+        if wait >= PARK_AFTER {
+            src.park();
+        }
+        loop {
+            if self.stop.load(Ordering::Relaxed) {
+                return false;
+            }
+            let now = Instant::now();
+            let Some(left) = until.checked_duration_since(now).filter(|d| !d.is_zero()) else { return true };
+            if left > SLEEP_SLICE + SPIN_TAIL {
+                std::thread::sleep(SLEEP_SLICE);
+            } else if left > SPIN_TAIL {
+                std::thread::sleep(left - SPIN_TAIL);
+            } else {
+                std::hint::spin_loop();
+            }
+        }
+    }
+
     /// Polls `q` until it reports the end of its input or `stop` is set, then drains
     /// it. Returns the worker's counters and latency histogram.
     pub fn run<Q: TxQueue, S: SnapshotSource>(&self, q: &mut Q, src: &mut S) -> WorkerResult {
@@ -123,7 +155,10 @@ impl WorkerLoop<'_> {
         // (A deadline rather than an age: one comparison per iteration.)
         let mut publish_by = last + PUBLISH_MAX_AGE;
         while !self.stop.load(Ordering::Relaxed) {
-            if q.pace() {
+            if let Some(wait) = q.pace() {
+                if !wait.is_zero() && !self.wait(wait, src) {
+                    break;
+                }
                 last = Instant::now();
             }
             let t0 = last;

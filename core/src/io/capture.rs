@@ -186,6 +186,8 @@ pub struct CaptureQueue<'a, K> {
     /// Next burst index and loop.
     b: usize,
     lp: u64,
+    /// Records of burst `b` already taken (paced replays take the due ones only).
+    off: usize,
     ring: FrameRing,
     /// Frames of the current burst: `ring[pos..pos + n]`.
     pos: usize,
@@ -214,6 +216,7 @@ impl<'a, K: Sink> CaptureQueue<'a, K> {
             bursts: cap.len().div_ceil(burst),
             b: share.w,
             lp: 0,
+            off: 0,
             ring: FrameRing::new(RING_FRAMES.max(burst)),
             pos: 0,
             n: 0,
@@ -268,18 +271,15 @@ impl<'a, K: Sink> CaptureQueue<'a, K> {
 impl<K: Sink> RxQueue for CaptureQueue<'_, K> {
     type Pkt = MemFrame;
 
-    fn pace(&mut self) -> bool {
-        let Some(s) = self.schedule else { return false };
+    fn pace(&mut self) -> Option<std::time::Duration> {
+        let s = self.schedule?;
         if self.share.loops != 0 && self.lp >= self.share.loops || !self.next_burst() {
-            return false;
+            return None;
         }
-        let due = s.due_ns(self.base_seq(), self.lp, self.chunk()[0].ts_ns);
+        let rec = self.chunk()[self.off];
+        let due = s.due_ns(self.base_seq() + self.off as u64, self.lp, rec.ts_ns);
         let start = *self.start.get_or_insert_with(Instant::now);
-        // Spin (no syscall) until the burst's first packet is due.
-        while (start.elapsed().as_nanos() as u64) < due {
-            std::hint::spin_loop();
-        }
-        true
+        Some(std::time::Duration::from_nanos(due.saturating_sub(start.elapsed().as_nanos() as u64)))
     }
 
     /// Copies the next burst of records into frames. Oversize records are counted as
@@ -289,10 +289,36 @@ impl<K: Sink> RxQueue for CaptureQueue<'_, K> {
         if self.share.loops != 0 && self.lp >= self.share.loops || !self.next_burst() {
             return Rx::End;
         }
-        let chunk = self.chunk();
-        let base_seq = self.base_seq();
-        let first_rec = self.b * self.share.burst;
-        self.b += self.share.workers;
+        let (chunk, base_seq, first_rec) = match self.schedule {
+            None => {
+                let r = (self.chunk(), self.base_seq(), self.b * self.share.burst);
+                self.b += self.share.workers;
+                r
+            }
+            Some(s) => {
+                // Paced: only the records of this burst that are due by now (tcpreplay
+                // paces every packet); the rest wait for the next call.
+                let whole = self.chunk();
+                let rest = &whole[self.off..];
+                let base = self.base_seq() + self.off as u64;
+                let now = self.start.get_or_insert_with(Instant::now).elapsed().as_nanos() as u64;
+                let due = rest
+                    .iter()
+                    .enumerate()
+                    .take_while(|(i, r)| s.due_ns(base + *i as u64, self.lp, r.ts_ns) <= now)
+                    .count();
+                if due == 0 {
+                    return Rx::Empty;
+                }
+                let first = self.b * self.share.burst + self.off;
+                self.off += due;
+                if self.off == whole.len() {
+                    self.off = 0;
+                    self.b += self.share.workers;
+                }
+                (&rest[..due], base, first)
+            }
+        };
         if self.pos + self.n + chunk.len() > self.ring.len() {
             self.pos = 0;
         } else {

@@ -66,12 +66,13 @@ pub trait RxQueue {
     /// The `n` packets of the last `Rx::Burst(n)`.
     fn burst(&mut self) -> &mut [Self::Pkt];
 
-    /// A paced source waits here until its next burst is due, before the worker
-    /// starts the burst's latency clock, and returns true when it waited.
-    /// Free-running sources return false at once.
+    /// For a paced source: how long until its next packet is due (zero when one is
+    /// due now). The worker waits that long before the next `rx_burst`, parked for QSBR
+    /// and still watching its stop flag, and a paced `rx_burst` then returns only the
+    /// packets already due. Free-running sources return `None`.
     #[inline(always)]
-    fn pace(&mut self) -> bool {
-        false
+    fn pace(&mut self) -> Option<std::time::Duration> {
+        None
     }
 }
 
