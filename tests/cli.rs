@@ -609,3 +609,17 @@ fn a_waiting_paced_replay_stops_and_commits_at_once() {
     assert!(status.success(), "{status:?}");
     assert!(t.elapsed() < std::time::Duration::from_secs(2), "stopped in {:?}", t.elapsed());
 }
+
+/// A panic inside a worker (afxdp's `try_send` panics on an unexpected errno) must be
+/// contained so that popgo still drains, reports and detaches its XDP programs: no
+/// profile users build may abort on panic.
+#[test]
+fn no_build_profile_aborts_on_panic() {
+    let text = std::fs::read_to_string(root().join("Cargo.toml")).unwrap();
+    let manifest: toml::Value = toml::from_str(&text).unwrap();
+    let profiles = manifest.get("profile").and_then(|p| p.as_table()).expect("profiles in Cargo.toml");
+    assert!(profiles.contains_key("release"), "the release profile is the published one");
+    for (name, p) in profiles {
+        assert_ne!(p.get("panic").and_then(|v| v.as_str()), Some("abort"), "profile {name} aborts on panic");
+    }
+}
