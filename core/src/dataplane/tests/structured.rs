@@ -145,7 +145,7 @@ fn service(v4_only: bool) -> impl Strategy<Value = Vec<Lse>> {
 fn v4_payload(fast: bool) -> impl Strategy<Value = Payload> {
     let words = if fast { Just(0u8).boxed() } else { prop_oneof![3 => Just(0u8), 2 => 1u8..=10].boxed() };
     let dst = prop_oneof![
-        8 => any::<u8>().prop_map(|h| [10, 1, 1, h]),
+        16 => any::<u8>().prop_map(|h| [10, 1, 1, h]),
         1 => Just([192, 0, 2, 1]),
         1 => any::<[u8; 4]>(),
     ];
@@ -154,7 +154,7 @@ fn v4_payload(fast: bool) -> impl Strategy<Value = Payload> {
 
 fn v6_payload() -> impl Strategy<Value = Payload> {
     let net = 0x2001_0db8_0001_u128 << 80;
-    let dst = prop_oneof![8 => any::<u64>().prop_map(move |h| net | h as u128), 1 => any::<u128>()];
+    let dst = prop_oneof![16 => any::<u64>().prop_map(move |h| net | h as u128), 1 => any::<u128>()];
     (ttl(), dst, 8u8..40).prop_map(|(hop, dst, body)| Payload::V6 { hop, dst, body })
 }
 
@@ -171,7 +171,10 @@ fn spec(shape: Shape) -> BoxedStrategy<Spec> {
     // explicit null at the bottom; the payload is of the family of the bottom label.
     let stack = (
         prop::collection::vec(filler(), 0..=2),
-        prop::collection::vec(service(v4_only), 1..=3),
+        prop_oneof![
+            3 => prop::collection::vec(service(v4_only), 1..=1),
+            1 => prop::collection::vec(service(v4_only), 2..=3),
+        ],
         prop_oneof![
             3 => Just(None),
             1 => lse(if v4_only { Just(0u32).boxed() } else { prop_oneof![Just(0u32), Just(2u32)].boxed() }).prop_map(Some),
