@@ -623,3 +623,46 @@ fn no_build_profile_aborts_on_panic() {
         assert_ne!(p.get("panic").and_then(|v| v.as_str()), Some("abort"), "profile {name} aborts on panic");
     }
 }
+
+/// `balanced` is checked against counts that do not come from the same counters: the
+/// frames found in the output files plus the drops each seed frame must cause (the
+/// seed capture's own description), per port and per reason.
+#[test]
+fn accounting_matches_the_output_files_and_the_expected_drops() {
+    let dir = tempfile::tempdir().unwrap();
+    for (cfg, to_a, to_b) in [(seed_toml(), 8usize, 0usize), (seed_without_popgo(dir.path()), 2, 6)] {
+        let out = dir.path().join(format!("out-{to_a}"));
+        let v = json(&popgo(&["replay", "--config", &cfg, "--out-dir", out.to_str().unwrap(), "--json", &seed_pcap()]));
+        let count = |p: &str| {
+            let f = out.join(p);
+            if f.exists() {
+                frames_of(&f).len()
+            } else {
+                0
+            }
+        };
+        assert_eq!((count("to-A.pcap"), count("to-B.pcap")), (to_a, to_b), "frames in the files");
+        // The 8 bad frames of the seed capture, one of each reason (`popgo gen seed --describe`).
+        let expected_drops = [
+            "no_ilm_entry",
+            "ttl_expired",
+            "reserved_label",
+            "payload_mismatch",
+            "truncated_label_stack",
+            "too_short",
+            "mpls_multicast",
+            "not_mpls",
+        ];
+        for r in expected_drops {
+            assert_eq!(v["drops"][r], 1, "{r}: {v}");
+        }
+        let dropped: u64 = v["drops"].as_object().unwrap().values().map(|x| x.as_u64().unwrap()).sum();
+        assert_eq!(dropped, expected_drops.len() as u64, "{v}");
+        let seed_frames = popgo::traffic::frames::seed_frames().len();
+        assert_eq!(seed_frames, 16);
+        assert_eq!(to_a + to_b + expected_drops.len(), seed_frames, "every input frame is an output or a drop");
+        assert_eq!(v["rx_packets"], seed_frames as u64);
+        assert_eq!(v["tx_packets"]["to-A"], to_a as u64);
+        assert_eq!(v["tx_packets"]["to-B"], to_b as u64);
+    }
+}
