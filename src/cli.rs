@@ -7,7 +7,7 @@ use popgo::cmd::Failure;
 use std::process::ExitCode;
 
 #[derive(Parser, Debug)]
-#[command(name = "popgo", version, about = "Poll-mode MPLS forwarder: the POPGO function of a BGP LSP egress")]
+#[command(name = "popgo", version = popgo::bench::machine::VERSION_LINE, about = "Poll-mode MPLS forwarder: the POPGO function of a BGP LSP egress")]
 struct Cli {
     /// More log detail on stderr: -v debug, -vv trace (RUST_LOG, when set, wins).
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
