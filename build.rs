@@ -51,7 +51,7 @@ fn main() {
     println!("cargo:rerun-if-env-changed=POPGO_BUILD_COMMIT");
     println!("cargo:rerun-if-changed=build.rs");
     // The dirty flag must follow edits to the sources, not only commits.
-    for p in ["src", "core", "Cargo.toml", "Cargo.lock", "benches", "tests"] {
+    for p in ["src", "core", "Cargo.toml", "Cargo.lock"] {
         println!("cargo:rerun-if-changed={p}");
     }
     let (commit, dirty) = match git(&dir, &["rev-parse", "--short=12", "HEAD"]) {

@@ -35,7 +35,7 @@ enum Cmd {
     /// Check a config file and print a summary.
     Check(popgo::display::CheckArgs),
     /// Benchmark replay: repetitions, noise, latency, baselines and a regression gate.
-    Bench(popgo::bench::BenchArgs),
+    Bench(Box<popgo::bench::BenchArgs>),
     /// Generate captures: the seed scenario's, synthetic or profile-driven traffic.
     Gen {
         #[command(subcommand)]
@@ -59,7 +59,7 @@ fn dispatch(cli: Cli) -> Result<(), Failure> {
         Cmd::Display(a) => popgo::display::main(a),
         Cmd::Diff(a) => popgo::diff::main(a),
         Cmd::Check(a) => popgo::display::check_main(a),
-        Cmd::Bench(a) => popgo::bench::main(a),
+        Cmd::Bench(a) => popgo::bench::main(*a),
         Cmd::Gen { what } => popgo::gen::main(what),
         Cmd::Completions { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "popgo", &mut std::io::stdout());

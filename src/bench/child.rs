@@ -90,10 +90,8 @@ pub fn bench_args(w: &ChildWorkload, loops: u64, extra: &[OsString]) -> Vec<OsSt
 
 /// Runs `program args...`, expects exit 0 and one JSON document on stdout.
 pub fn run_json(program: &Path, args: &[OsString], what: &str) -> anyhow::Result<Value> {
-    let out = Command::new(program)
-        .args(args)
-        .output()
-        .with_context(|| format!("{what}: starting {}", program.display()))?;
+    let out =
+        Command::new(program).args(args).output().with_context(|| format!("{what}: starting {}", program.display()))?;
     if !out.status.success() {
         let err = String::from_utf8_lossy(&out.stderr);
         let tail: Vec<&str> = err.lines().rev().take(5).collect();

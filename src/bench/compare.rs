@@ -93,7 +93,8 @@ pub fn run(
             (one(base, &[], "baseline")?, c)
         };
         if base_build.is_none() {
-            base_build = Some(serde_json::from_value::<Build>(b["popgo"].clone()).context("the baseline's build record")?);
+            base_build =
+                Some(serde_json::from_value::<Build>(b["popgo"].clone()).context("the baseline's build record")?);
         }
         if i < warmup {
             continue;

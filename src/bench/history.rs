@@ -101,7 +101,11 @@ pub fn csv(rows: &[Row]) -> String {
     let mut s =
         String::from("command,mpps_median,mpps_min,mpps_max,ns_per_packet_median,instructions_per_packet,relative\n");
     for r in rows {
-        let cmd = if r.command.contains([',', '"']) { format!("\"{}\"", r.command.replace('"', "\"\"")) } else { r.command.clone() };
+        let cmd = if r.command.contains([',', '"']) {
+            format!("\"{}\"", r.command.replace('"', "\"\""))
+        } else {
+            r.command.clone()
+        };
         let instr = r.instructions_per_packet.map_or(String::new(), |x| format!("{x:.4}"));
         s += &format!(
             "{cmd},{:.6},{:.6},{:.6},{:.4},{instr},{:.6}\n",
@@ -143,7 +147,10 @@ mod tests {
         let m = markdown(&rows());
         let lines: Vec<&str> = m.lines().collect();
         assert_eq!(lines.len(), 4, "{m}");
-        assert!(lines[2].starts_with("| `baseline /tmp/popgo` | 20.000 | 19.000 | 21.000 | 50.00 | 320.50 | 1.00 |"), "{m}");
+        assert!(
+            lines[2].starts_with("| `baseline /tmp/popgo` | 20.000 | 19.000 | 21.000 | 50.00 | 320.50 | 1.00 |"),
+            "{m}"
+        );
         assert!(lines[3].ends_with("| - | 0.500 |"), "{m}");
         let c = csv(&rows());
         let lines: Vec<&str> = c.lines().collect();

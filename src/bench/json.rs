@@ -67,10 +67,10 @@ pub struct Workload {
     /// Extra passes over each burst's bytes (the `slow-hot-path` demonstration; 0
     /// for real measurements).
     pub extra_pass: u32,
-    /// Extra pass over the first N bytes of each packet (the small deliberate slowdown
-    /// of the `slow-hot-path-3pct` demonstration; 0 for real measurements).
+    /// Extra work steps per packet (the small deliberate slowdown of the
+    /// `slow-hot-path-3pct` demonstration; 0 for real measurements).
     #[serde(default)]
-    pub extra_bytes: u32,
+    pub extra_work: u32,
 }
 
 /// How the run was organised.

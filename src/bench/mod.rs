@@ -66,17 +66,19 @@ pub const DEFAULT_EXTRA_PASS: u32 = 0;
 #[cfg(feature = "slow-hot-path")]
 pub const DEFAULT_EXTRA_PASS: u32 = 1;
 
-/// Bytes of each packet read once more per burst in the default build: 0. The
-/// `slow-hot-path-3pct` feature makes it `SLOW_3PCT_BYTES`, a slowdown of about 3% in
-/// instructions per packet on the gate profile (64-byte frames), to show that the
-/// instructions gate catches a small regression.
+/// Steps of extra work per packet in the default build: 0. The `slow-hot-path-3pct`
+/// feature makes it `SLOW_3PCT_WORK`, a slowdown of about 3% in instructions per packet
+/// on the gate profile (64-byte frames), to show that the instructions gate catches a
+/// small regression. A step is one link of a serial rotate-xor chain, run per burst
+/// (`steps x packets` links), so it costs a few instructions per packet and no
+/// per-packet loop.
 #[cfg(not(feature = "slow-hot-path-3pct"))]
-pub const DEFAULT_EXTRA_BYTES: u32 = 0;
+pub const DEFAULT_EXTRA_WORK: u32 = 0;
 #[cfg(feature = "slow-hot-path-3pct")]
-pub const DEFAULT_EXTRA_BYTES: u32 = SLOW_3PCT_BYTES;
-/// See `DEFAULT_EXTRA_BYTES`. Measured on the gate profile (release build, callgrind):
+pub const DEFAULT_EXTRA_WORK: u32 = SLOW_3PCT_WORK;
+/// See `DEFAULT_EXTRA_WORK`. Measured on the gate profile (release build, callgrind):
 /// see docs/bench.md.
-pub const SLOW_3PCT_BYTES: u32 = 3;
+pub const SLOW_3PCT_WORK: u32 = 4;
 
 /// Allowed growth of instructions per packet (percent) by default. Callgrind's count
 /// repeats to within a few parts per million (docs/bench.md), so 1% is far above the
@@ -190,10 +192,10 @@ pub struct BenchArgs {
     /// timed loop (a deliberate slowdown; see the `slow-hot-path` feature).
     #[arg(long, hide = true, default_value_t = DEFAULT_EXTRA_PASS)]
     pub extra_pass: u32,
-    /// Test hook: one extra pass over the first N bytes of every packet per burst (a
-    /// small deliberate slowdown; see the `slow-hot-path-3pct` feature).
-    #[arg(long, hide = true, default_value_t = DEFAULT_EXTRA_BYTES)]
-    pub extra_bytes: u32,
+    /// Test hook: N steps of a serial chain per packet, once per burst (a small
+    /// deliberate slowdown; see the `slow-hot-path-3pct` feature).
+    #[arg(long, hide = true, default_value_t = DEFAULT_EXTRA_WORK)]
+    pub extra_work: u32,
     /// The capture to replay (pcap or pcapng).
     #[arg(required_unless_present = "profile")]
     pub input: Option<PathBuf>,
@@ -252,14 +254,14 @@ pub fn gen_profile(a: GenProfileArgs) -> Result<(), Failure> {
 }
 
 /// The deliberate slowdown of the gate demonstration: after each RX burst, before
-/// `process_burst`, it reads every byte of the burst's packets `passes` times, then the
-/// first `bytes` bytes of each packet once more (a serial dependency chain, so it
-/// cannot be vectorised away). A queue wrapped around the capture queue, so the worker
-/// loop itself is the one every mode uses.
+/// `process_burst`, it reads every byte of the burst's packets `passes` times, then
+/// runs `work` links of the same serial chain per packet of the burst (a dependency
+/// chain, so it cannot be vectorised away). A queue wrapped around the capture queue,
+/// so the worker loop itself is the one every mode uses.
 struct ExtraPass<Q> {
     q: Q,
     passes: u32,
-    bytes: u32,
+    work: u32,
 }
 
 impl<Q: RxQueue> RxQueue for ExtraPass<Q> {
@@ -276,13 +278,9 @@ impl<Q: RxQueue> RxQueue for ExtraPass<Q> {
                     }
                 }
             }
-            if self.bytes > 0 {
-                for p in self.q.burst().iter() {
-                    let d = p.data();
-                    for &b in &d[..d.len().min(self.bytes as usize)] {
-                        acc = acc.rotate_left(5) ^ b as u64;
-                    }
-                }
+            let links = std::hint::black_box(self.work as u64 * self.q.burst().len() as u64);
+            for i in 0..links {
+                acc = acc.rotate_left(5) ^ i;
             }
             std::hint::black_box(acc);
         }
@@ -308,7 +306,7 @@ impl<Q: TxQueue> TxQueue for ExtraPass<Q> {
 struct SlowQueues<'a> {
     inner: CaptureQueues<'a, Count>,
     passes: u32,
-    bytes: u32,
+    work: u32,
 }
 
 impl<'a> MakeQueue for SlowQueues<'a> {
@@ -316,7 +314,7 @@ impl<'a> MakeQueue for SlowQueues<'a> {
     type Output = Count;
 
     fn make(&self, w: usize) -> Result<Self::Queue, Failure> {
-        Ok(ExtraPass { q: self.inner.make(w)?, passes: self.passes, bytes: self.bytes })
+        Ok(ExtraPass { q: self.inner.make(w)?, passes: self.passes, work: self.work })
     }
 
     fn finish(&self, q: Self::Queue) -> Count {
@@ -330,7 +328,7 @@ struct Bench<'a> {
     cap: &'a Capture,
     opts: ReplayOpts,
     extra_pass: u32,
-    extra_bytes: u32,
+    extra_work: u32,
     board: &'a Arc<StatsBoard>,
 }
 
@@ -343,10 +341,10 @@ impl Bench<'_> {
         let plan = crate::replay::plan(&opts);
         let inner = CaptureQueues { cap: self.cap, opts: &opts, sink: || Count };
         let (tables, board) = (Tables::Fixed(self.snap), Arc::clone(self.board));
-        if self.extra_pass == 0 && self.extra_bytes == 0 {
+        if self.extra_pass == 0 && self.extra_work == 0 {
             engine::forward(&plan, tables, &inner, board, || {}, |_| {})
         } else {
-            let slow = SlowQueues { inner, passes: self.extra_pass, bytes: self.extra_bytes };
+            let slow = SlowQueues { inner, passes: self.extra_pass, work: self.extra_work };
             engine::forward(&plan, tables, &slow, board, || {}, |_| {})
         }
     }
@@ -406,7 +404,8 @@ fn check_args(a: &BenchArgs) -> Result<(), Failure> {
             return bad("--duration must be in (0, 3600] seconds".into());
         }
     }
-    for (name, v) in [("--max-regression", a.max_regression), ("--max-instr-regression", Some(a.max_instr_regression))] {
+    for (name, v) in [("--max-regression", a.max_regression), ("--max-instr-regression", Some(a.max_instr_regression))]
+    {
         if let Some(v) = v {
             if !(v.is_finite() && (0.0..100.0).contains(&v)) {
                 return bad(format!("{name} must be a percentage in [0, 100)"));
@@ -597,12 +596,7 @@ fn measure_here(a: &BenchArgs, bench: &Bench<'_>, n: u64) -> Result<Measured, Fa
 /// Arguments that make a child measure what this process would (the hidden slowdown
 /// hooks are this build's behaviour, so only the candidate gets them).
 fn candidate_extra(a: &BenchArgs) -> Vec<OsString> {
-    vec![
-        "--extra-pass".into(),
-        a.extra_pass.to_string().into(),
-        "--extra-bytes".into(),
-        a.extra_bytes.to_string().into(),
-    ]
+    vec!["--extra-pass".into(), a.extra_pass.to_string().into(), "--extra-work".into(), a.extra_work.to_string().into()]
 }
 
 /// The `--compare` measurement: interleaved child runs of OTHER and of this binary.
@@ -671,7 +665,7 @@ pub fn main(a: BenchArgs) -> Result<(), Failure> {
     };
     let board = Arc::new(StatsBoard::new(a.w.workers));
     let bench =
-        Bench { snap: &snap, cap: &l.cap, opts, extra_pass: a.extra_pass, extra_bytes: a.extra_bytes, board: &board };
+        Bench { snap: &snap, cap: &l.cap, opts, extra_pass: a.extra_pass, extra_work: a.extra_work, board: &board };
     let n = l.cap.len() as u64;
     let wall_pct = a.max_regression.unwrap_or(if a.compare.is_some() {
         DEFAULT_COMPARE_REGRESSION_PCT
@@ -727,10 +721,9 @@ pub fn main(a: BenchArgs) -> Result<(), Failure> {
         mpps_noise_pct: Spread::of(&mpps).noise_pct(),
     };
     let used: Vec<usize> = (0..a.w.workers).map(|w| cores[w % cores.len()]).collect();
-    let latency_ns = m.child_latency.unwrap_or(LatencyDoc {
-        per_burst: Percentiles::of(&burst_hist),
-        per_packet: Percentiles::of(&packet_hist),
-    });
+    let latency_ns = m
+        .child_latency
+        .unwrap_or(LatencyDoc { per_burst: Percentiles::of(&burst_hist), per_packet: Percentiles::of(&packet_hist) });
     let mut doc = BenchDoc {
         schema: SCHEMA.into(),
         popgo: build,
@@ -752,7 +745,7 @@ pub fn main(a: BenchArgs) -> Result<(), Failure> {
                 Some(Pace::Speed(x)) => format!("speed:{x}"),
             },
             extra_pass: a.extra_pass,
-            extra_bytes: a.extra_bytes,
+            extra_work: a.extra_work,
         },
         run: RunInfo {
             repeat: a.repeat,
@@ -958,8 +951,8 @@ fn text_report(d: &BenchDoc, baseline: Option<&Path>, notes: &[String], metric: 
         if w.pinned { " (pinned)" } else { " (not pinned)" },
         w.burst,
         w.pace,
-        if w.extra_pass > 0 || w.extra_bytes > 0 {
-            format!("; EXTRA PASS x{} + {} bytes (deliberately slowed)", w.extra_pass, w.extra_bytes)
+        if w.extra_pass > 0 || w.extra_work > 0 {
+            format!("; EXTRA PASS x{} + {} work steps (deliberately slowed)", w.extra_pass, w.extra_work)
         } else {
             String::new()
         }
@@ -994,7 +987,8 @@ fn text_report(d: &BenchDoc, baseline: Option<&Path>, notes: &[String], metric: 
                 c.pairs.len(),
                 c.loops
             );
-            let _ = writeln!(s, "{:>5} {:>6} {:>14} {:>14} {:>8}", "pair", "first", "baseline Mpps", "this Mpps", "ratio");
+            let _ =
+                writeln!(s, "{:>5} {:>6} {:>14} {:>14} {:>8}", "pair", "first", "baseline Mpps", "this Mpps", "ratio");
             for (i, p) in c.pairs.iter().enumerate() {
                 let first = if p.first == "baseline" { "base" } else { "this" };
                 let _ = writeln!(

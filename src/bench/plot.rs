@@ -105,7 +105,11 @@ fn draw(
         let instr: Vec<(usize, f64)> =
             t.points.iter().enumerate().filter_map(|(i, p)| p.instructions_per_packet.map(|x| (i, x))).collect();
         if instr.is_empty() {
-            r.draw(&Text::new("no instructions per packet recorded (--metric instructions)", (30, 200), ("sans-serif", 14)))?;
+            r.draw(&Text::new(
+                "no instructions per packet recorded (--metric instructions)",
+                (30, 200),
+                ("sans-serif", 14),
+            ))?;
         } else {
             let vals: Vec<f64> = instr.iter().map(|p| p.1).collect();
             let sub: Vec<super::history::Point> = instr.iter().map(|(i, _)| t.points[*i].clone()).collect();
@@ -189,8 +193,11 @@ fn draw_trend(
     higher_better: bool,
 ) -> Result<(), Box<dyn std::error::Error>> {
     let n = values.len().max(1);
-    let hi = bars.map_or(0.0, |b| b.iter().map(|x| x.1).fold(0.0, f64::max)).max(values.iter().copied().fold(0.0, f64::max));
-    let lo = bars.map_or(f64::INFINITY, |b| b.iter().map(|x| x.0).fold(f64::INFINITY, f64::min)).min(values.iter().copied().fold(f64::INFINITY, f64::min));
+    let hi =
+        bars.map_or(0.0, |b| b.iter().map(|x| x.1).fold(0.0, f64::max)).max(values.iter().copied().fold(0.0, f64::max));
+    let lo = bars
+        .map_or(f64::INFINITY, |b| b.iter().map(|x| x.0).fold(f64::INFINITY, f64::min))
+        .min(values.iter().copied().fold(f64::INFINITY, f64::min));
     let (lo, hi) = if lo.is_finite() && hi > 0.0 { (lo, hi) } else { (0.0, 1.0) };
     let pad = ((hi - lo) * 0.15).max(hi * 0.01).max(1e-6);
     let labels: Vec<String> = t.points.iter().map(|p| p.commit.chars().take(7).collect()).collect();
@@ -214,7 +221,9 @@ fn draw_trend(
         .draw()?;
     if let Some(b) = bars {
         c.draw_series(
-            b.iter().enumerate().map(|(i, (l, h))| PathElement::new(vec![(i as f64, *l), (i as f64, *h)], BLUE.mix(0.4))),
+            b.iter()
+                .enumerate()
+                .map(|(i, (l, h))| PathElement::new(vec![(i as f64, *l), (i as f64, *h)], BLUE.mix(0.4))),
         )?;
     }
     let tr = trend_of(values);

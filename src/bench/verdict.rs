@@ -229,15 +229,15 @@ impl PairVerdict {
 /// Compares paired throughputs (higher is better): `baseline[i]` and `candidate[i]`
 /// were measured back to back. Needs at least two pairs for an interval.
 pub fn compare_pairs(baseline: &[f64], candidate: &[f64], pct: f64) -> PairVerdict {
-    let logs: Vec<f64> = baseline
-        .iter()
-        .zip(candidate)
-        .filter(|(b, c)| **b > 0.0 && **c > 0.0)
-        .map(|(b, c)| (c / b).ln())
-        .collect();
+    let logs: Vec<f64> =
+        baseline.iter().zip(candidate).filter(|(b, c)| **b > 0.0 && **c > 0.0).map(|(b, c)| (c / b).ln()).collect();
     let n = logs.len();
     let mean = if n == 0 { 0.0 } else { logs.iter().sum::<f64>() / n as f64 };
-    let sd = if n < 2 { f64::INFINITY } else { (logs.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1) as f64).sqrt() };
+    let sd = if n < 2 {
+        f64::INFINITY
+    } else {
+        (logs.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1) as f64).sqrt()
+    };
     let half = if n < 2 { f64::INFINITY } else { t975(n - 1) * sd / (n as f64).sqrt() };
     let pctof = |x: f64| (x.exp() - 1.0) * 100.0;
     let (change_pct, lo, hi) = (pctof(mean), pctof(mean - half), pctof(mean + half));
