@@ -410,7 +410,9 @@ fn corrupted_baselines_are_refused_and_older_ones_load() {
     old["popgo"] = serde_json::json!({"version": "0.1.0", "git_commit": "560edefc5527"});
     let p = write("old.json", &old.to_string());
     let o = seed_bench(&["--repeat", "2", "--loops", "50", "--baseline", &p]);
-    assert_eq!(code(&o), 0, "{}", text(&o.stderr));
+    // Loaded and compared: a verdict either way (two 800-packet repetitions on a busy
+    // machine can differ by 90%), never a usage error.
+    assert!([0, 3].contains(&code(&o)), "{}", text(&o.stderr));
     assert!(text(&o.stdout).contains("verdict vs"), "{}", text(&o.stdout));
     // ... but not for instructions, which they never measured.
     let o = seed_bench(&["--repeat", "1", "--loops", "1", "--metric", "instructions", "--baseline", &p]);
@@ -546,9 +548,11 @@ fn compare_interleaves_and_gates() {
     let csv = std::fs::read_to_string(&csv).unwrap();
     assert_eq!(csv.lines().count(), 3, "{csv}");
     assert!(csv.lines().nth(1).unwrap().starts_with(BIN), "{csv}");
-    // The candidate slowed 8 passes over every byte (several times slower): caught, exit
-    // 3. Six pairs of 32000 packets, so that a busy machine cannot hide it.
-    let o = seed_bench(&["--compare", BIN, "--repeat", "6", "--loops", "2000", "--extra-pass", "8"]);
+    // The candidate slowed 8 passes over every byte (about 7x slower in a debug build):
+    // caught, exit 3. Eight pairs of 32000 packets on core 0, away from the other tests'
+    // workers (they take the default, the highest core), so that a stalled baseline run
+    // cannot hide it (three short pairs on the shared core missed it once).
+    let o = seed_bench(&["--compare", BIN, "--repeat", "8", "--loops", "2000", "--cores", "0", "--extra-pass", "8"]);
     assert_eq!(code(&o), 3, "{}\n{}", text(&o.stdout), text(&o.stderr));
     assert!(text(&o.stdout).contains("REGRESSION: slower by more than 3% with 95% confidence"), "{}", text(&o.stdout));
     assert!(text(&o.stderr).contains("wall clock vs"), "{}", text(&o.stderr));
