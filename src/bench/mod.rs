@@ -88,8 +88,9 @@ pub const DEFAULT_INSTR_REGRESSION_PCT: f64 = 1.0;
 pub const DEFAULT_WALL_REGRESSION_PCT: f64 = 10.0;
 /// Allowed Mpps drop (percent) of the `--compare` gate by default: the whole 95%
 /// interval of the interleaved pairs' ratio must lie below it. Chosen from the
-/// measured noise of unchanged comparisons (docs/bench.md).
-pub const DEFAULT_COMPARE_REGRESSION_PCT: f64 = 3.0;
+/// measured noise of unchanged comparisons (docs/bench.md: in 15 runs on the shared
+/// 2-core VM the interval's upper end came down to +1.70%, 6.7 points from -5%).
+pub const DEFAULT_COMPARE_REGRESSION_PCT: f64 = 5.0;
 /// Exit code of a regression found by any gate.
 pub const EXIT_REGRESSION: u8 = crate::cmd::EXIT_REGRESSION;
 
@@ -163,7 +164,7 @@ pub struct BenchArgs {
     /// pair (--repeat pairs); exit 3 if this one is slower beyond the noise.
     #[arg(long, value_name = "OTHER_POPGO_BINARY")]
     pub compare: Option<PathBuf>,
-    /// Allowed Mpps drop in percent (default 10 with --baseline, 3 with --compare).
+    /// Allowed Mpps drop in percent (default 10 with --baseline, 5 with --compare).
     #[arg(long)]
     pub max_regression: Option<f64>,
     /// Allowed growth of instructions per packet, in percent.

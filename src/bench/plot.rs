@@ -200,7 +200,19 @@ fn draw_trend(
         .min(values.iter().copied().fold(f64::INFINITY, f64::min));
     let (lo, hi) = if lo.is_finite() && hi > 0.0 { (lo, hi) } else { (0.0, 1.0) };
     let pad = ((hi - lo) * 0.15).max(hi * 0.01).max(1e-6);
-    let labels: Vec<String> = t.points.iter().map(|p| p.commit.chars().take(7).collect()).collect();
+    // Seven hex digits, and "+" for a build from a dirty tree.
+    let labels: Vec<String> = t
+        .points
+        .iter()
+        .map(|p| {
+            let short: String = p.commit.chars().take(7).collect();
+            if p.commit.ends_with("-dirty") {
+                short + "+"
+            } else {
+                short
+            }
+        })
+        .collect();
     let mut c = ChartBuilder::on(area)
         .caption(caption, ("sans-serif", 15))
         .margin(12)
