@@ -503,8 +503,10 @@ fn instructions_gate_is_repeatable_and_catches_a_slowdown() {
 }
 
 /// `--compare OTHER`: interleaved pairs of two binaries. The same binary against
-/// itself is unchanged; this binary slowed by the hidden hook (only the candidate gets
-/// it) is a regression, exit 3. The JSON carries the pairs and the interval.
+/// itself is unchanged, in wall clock and in instructions per packet (each binary's
+/// callgrind output counted once); this binary slowed by the hidden hook (only the
+/// candidate gets it) is a regression, exit 3. The JSON carries the pairs and the
+/// interval.
 #[test]
 fn compare_interleaves_and_gates() {
     let dir = tempfile::tempdir().unwrap();
@@ -518,6 +520,10 @@ fn compare_interleaves_and_gates() {
         "300",
         "--max-regression",
         "50",
+        "--metric",
+        "both",
+        "--instr-packets",
+        "20000",
         "--json",
         "--export-markdown",
         md.to_str().unwrap(),
@@ -540,6 +546,10 @@ fn compare_interleaves_and_gates() {
     assert!(v["ci_low_pct"].as_f64().unwrap() <= v["change_pct"].as_f64().unwrap());
     assert!(v["change_pct"].as_f64().unwrap() <= v["ci_high_pct"].as_f64().unwrap());
     assert_eq!(c["baseline_popgo"]["git_commit"], doc["popgo"]["git_commit"]);
+    // Both binaries' instructions per packet, each counted once: the same figure.
+    let iv = &doc["instructions_verdict"];
+    assert_eq!(iv["outcome"], "unchanged", "{iv}");
+    assert!(iv["change_pct"].as_f64().unwrap().abs() < 0.5, "{iv}");
     assert_eq!(doc["repetitions"].as_array().unwrap().len(), 3);
     assert_eq!(doc["repetitions"][0]["packets"], 16 * 300);
     let md = std::fs::read_to_string(&md).unwrap();
