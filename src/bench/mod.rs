@@ -88,8 +88,8 @@ pub const DEFAULT_INSTR_REGRESSION_PCT: f64 = 1.0;
 pub const DEFAULT_WALL_REGRESSION_PCT: f64 = 10.0;
 /// Allowed Mpps drop (percent) of the `--compare` gate by default: the whole 95%
 /// interval of the interleaved pairs' ratio must lie below it. Chosen from the
-/// measured noise of unchanged comparisons (docs/bench.md: in 15 runs on the shared
-/// 2-core VM the interval's upper end came down to +1.70%, 6.7 points from -5%).
+/// measured noise of unchanged comparisons (docs/bench.md: in 20 runs on the shared
+/// 2-core VM the interval's upper end came down to +1.52%, 6.5 points from -5%).
 pub const DEFAULT_COMPARE_REGRESSION_PCT: f64 = 5.0;
 /// Exit code of a regression found by any gate.
 pub const EXIT_REGRESSION: u8 = crate::cmd::EXIT_REGRESSION;
