@@ -67,8 +67,8 @@ pub struct Workload {
     /// Extra passes over each burst's bytes (the `slow-hot-path` demonstration; 0
     /// for real measurements).
     pub extra_pass: u32,
-    /// Extra work steps per packet (the small deliberate slowdown of the
-    /// `slow-hot-path-3pct` demonstration; 0 for real measurements).
+    /// Extra work: links of a serial chain per burst (the small deliberate slowdown of
+    /// the `slow-hot-path-3pct` demonstration; 0 for real measurements).
     #[serde(default)]
     pub extra_work: u32,
 }
