@@ -7,7 +7,7 @@ use popgo::cmd::Failure;
 use std::process::ExitCode;
 
 #[derive(Parser, Debug)]
-#[command(name = "popgo", version, about = "Poll-mode MPLS forwarder: the POPGO function of a BGP LSP egress")]
+#[command(name = "popgo", version = popgo::bench::machine::VERSION_LINE, about = "Poll-mode MPLS forwarder: the POPGO function of a BGP LSP egress")]
 struct Cli {
     /// More log detail on stderr: -v debug, -vv trace (RUST_LOG, when set, wins).
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
@@ -35,7 +35,7 @@ enum Cmd {
     /// Check a config file and print a summary.
     Check(popgo::display::CheckArgs),
     /// Benchmark replay: repetitions, noise, latency, baselines and a regression gate.
-    Bench(popgo::bench::BenchArgs),
+    Bench(Box<popgo::bench::BenchArgs>),
     /// Generate captures: the seed scenario's, synthetic or profile-driven traffic.
     Gen {
         #[command(subcommand)]
@@ -59,7 +59,7 @@ fn dispatch(cli: Cli) -> Result<(), Failure> {
         Cmd::Display(a) => popgo::display::main(a),
         Cmd::Diff(a) => popgo::diff::main(a),
         Cmd::Check(a) => popgo::display::check_main(a),
-        Cmd::Bench(a) => popgo::bench::main(a),
+        Cmd::Bench(a) => popgo::bench::main(*a),
         Cmd::Gen { what } => popgo::gen::main(what),
         Cmd::Completions { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "popgo", &mut std::io::stdout());

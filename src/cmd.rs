@@ -1,7 +1,8 @@
 //! What every command shares: errors that carry their exit code, and loading the
 //! inputs (config, capture, tables) with messages that name the file.
 //!
-//! Usage, config and input errors exit 2; runtime failures exit 1.
+//! Usage, config and input errors exit 2; runtime failures exit 1; a regression found
+//! by `popgo bench`'s gate exits 3, so that CI can tell "slower" from "broken".
 
 use crate::config::Config;
 use crate::io::pcap::Capture;
@@ -23,6 +24,14 @@ pub fn usage(err: impl Into<anyhow::Error>) -> Failure {
 /// A runtime failure: exit code 1.
 pub fn runtime(err: impl Into<anyhow::Error>) -> Failure {
     Failure { code: 1, err: err.into() }
+}
+
+/// Exit code of a performance regression found by a gate.
+pub const EXIT_REGRESSION: u8 = 3;
+
+/// A regression found by `popgo bench`'s gate: exit code 3.
+pub fn regression(err: impl Into<anyhow::Error>) -> Failure {
+    Failure { code: EXIT_REGRESSION, err: err.into() }
 }
 
 /// Loads and checks a config file. The message names the file once and the cause once.

@@ -1,6 +1,9 @@
 //! `popgo bench` and `popgo gen profile` end to end: a smoke run whose JSON is
-//! validated against docs/bench-schema.json, the gate's exit codes, bad baselines and
-//! profiles, and pacing accuracy. No test gates on absolute throughput.
+//! validated against docs/bench-schema.json, the gates' exit codes (3 for a
+//! regression, 2 for usage, 0 otherwise) on wall clock, on instructions per packet
+//! (callgrind, tiny workloads) and on interleaved `--compare` runs, corrupted and
+//! foreign baselines, history and exports, build provenance, bad profiles, and pacing
+//! accuracy. No test gates on absolute throughput.
 
 use serde_json::Value;
 use std::path::{Path, PathBuf};
@@ -195,9 +198,9 @@ fn gate_fails_a_slowed_build_and_passes_the_reverse() {
     assert_eq!(code(&o), 0, "{}", text(&o.stderr));
     let o = seed_bench(&["--repeat", "3", "--loops", "400", "--save-baseline", &p(&fast)]);
     assert_eq!(code(&o), 0, "{}", text(&o.stderr));
-    // Slowed against the fast baseline: exit 1 with the verdict and its numbers.
+    // Slowed against the fast baseline: exit 3 (regression) with the verdict and its numbers.
     let o = seed_bench(&["--repeat", "3", "--loops", "400", "--extra-pass", "8", "--baseline", &p(&fast)]);
-    assert_eq!(code(&o), 1, "{}\n{}", text(&o.stdout), text(&o.stderr));
+    assert_eq!(code(&o), 3, "{}\n{}", text(&o.stdout), text(&o.stderr));
     assert!(text(&o.stdout).contains("REGRESSION"), "{}", text(&o.stdout));
     assert!(text(&o.stderr).contains("Mpps"), "{}", text(&o.stderr));
     // Fast against the slowed baseline: an improvement, exit 0, verdict in the JSON.
@@ -223,6 +226,10 @@ fn bad_baselines_are_usage_errors() {
         (write("v2.json", r#"{"schema": "popgo.bench/2"}"#), "expected popgo.bench/1"),
         (write("noschema.json", r#"{"mpps": 3}"#), "schema is missing"),
         (write("shape.json", r#"{"schema": "popgo.bench/1", "repetitions": []}"#), "not a popgo.bench/1 document"),
+        // Foreign: hyperfine's JSON export, and a JSON array.
+        (write("hyperfine.json", r#"{"results": [{"command": "popgo", "mean": 1.2}]}"#), "schema is missing"),
+        (write("array.json", "[1, 2, 3]"), "schema is missing"),
+        (write("empty.json", ""), "not JSON"),
     ];
     for (path, want) in cases {
         let o = seed_bench(&["--repeat", "1", "--loops", "1", "--baseline", &path]);
@@ -234,10 +241,15 @@ fn bad_baselines_are_usage_errors() {
         (vec!["--repeat", "0"], "--repeat"),
         (vec!["--burst", "0"], "--burst"),
         (vec!["--max-regression=-3"], "--max-regression"),
+        (vec!["--max-instr-regression", "100"], "--max-instr-regression"),
+        (vec!["--compare", "/nonexistent/popgo"], "not a file"),
+        (vec!["--compare", BIN, "--repeat", "1"], "--repeat 2 or more"),
+        (vec!["--metric", "instructions", "--pps", "1000"], "top speed"),
+        (vec!["--metric", "cycles"], "invalid value 'cycles'"),
         (vec!["--duration", "0"], "--duration"),
     ] {
         let o = seed_bench(&args);
-        assert_eq!(code(&o), 2, "{args:?}");
+        assert_eq!(code(&o), 2, "{args:?}: {}", text(&o.stderr));
         assert!(text(&o.stderr).contains(want), "{}", text(&o.stderr));
     }
     let o = popgo(&["bench", "pcaps/seed.pcap"]);
@@ -348,4 +360,265 @@ fn pacing_reaches_the_requested_rate() {
     assert!(secs > 4.9, "a 5-second run: {secs} s");
     assert!((pps - PPS).abs() / PPS < 0.02, "{pps:.0} pps over {secs:.2} s, want {PPS} +- 2%");
     assert_eq!(doc["workload"]["pace"], "pps:200000");
+}
+
+/// A real saved baseline, corrupted in the ways a file on a CI cache gets corrupted:
+/// cut short, a field of the wrong type, an impossible instructions figure. Each is
+/// refused before anything is measured (exit 2); a baseline from before the newer
+/// fields (no instructions, no build details) still loads.
+#[test]
+fn corrupted_baselines_are_refused_and_older_ones_load() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = dir.path().join("base.json");
+    let o = seed_bench(&["--repeat", "2", "--loops", "50", "--save-baseline", base.to_str().unwrap()]);
+    assert_eq!(code(&o), 0, "{}", text(&o.stderr));
+    let good = std::fs::read_to_string(&base).unwrap();
+    let doc: Value = serde_json::from_str(&good).unwrap();
+    let write = |name: &str, body: &str| {
+        let p = dir.path().join(name);
+        std::fs::write(&p, body).unwrap();
+        p.to_str().unwrap().to_string()
+    };
+    let mut wrong_type = doc.clone();
+    wrong_type["repetitions"][0]["mpps"] = "fast".into();
+    let mut zero = doc.clone();
+    zero["repetitions"][0]["mpps"] = 0.0.into();
+    let mut bad_instr = doc.clone();
+    bad_instr["instructions"] = serde_json::json!({
+        "tool": "callgrind", "valgrind": "valgrind-3.24.0", "per_packet": -5.0,
+        "loops": [1, 2], "packets": [16, 32], "worker_instructions": [10, 5]
+    });
+    let cases = [
+        (write("cut.json", &good[..good.len() / 2]), "not JSON"),
+        (write("type.json", &wrong_type.to_string()), "not a popgo.bench/1 document"),
+        (write("zero.json", &zero.to_string()), "no repetitions with a positive Mpps"),
+        (write("instr.json", &bad_instr.to_string()), "instructions per packet is -5"),
+    ];
+    for (path, want) in cases {
+        let o = seed_bench(&["--repeat", "1", "--loops", "1", "--baseline", &path]);
+        assert_eq!(code(&o), 2, "{path}: {}", text(&o.stderr));
+        assert!(text(&o.stderr).contains(want), "{path}: want {want:?} in {}", text(&o.stderr));
+        assert!(o.stdout.is_empty(), "nothing measured before the baseline is checked");
+    }
+    // Older popgo.bench/1 files lack the fields added since: they still gate.
+    let mut old = doc.clone();
+    for k in ["instructions", "instructions_verdict", "compare"] {
+        old.as_object_mut().unwrap().remove(k);
+    }
+    old["workload"].as_object_mut().unwrap().remove("extra_work");
+    old["run"].as_object_mut().unwrap().remove("metric");
+    old["popgo"] = serde_json::json!({"version": "0.1.0", "git_commit": "560edefc5527"});
+    let p = write("old.json", &old.to_string());
+    let o = seed_bench(&["--repeat", "2", "--loops", "50", "--baseline", &p]);
+    // Loaded and compared: a verdict either way (two 800-packet repetitions on a busy
+    // machine can differ by 90%), never a usage error.
+    assert!([0, 3].contains(&code(&o)), "{}", text(&o.stderr));
+    assert!(text(&o.stdout).contains("verdict vs"), "{}", text(&o.stdout));
+    // ... but not for instructions, which they never measured.
+    let o = seed_bench(&["--repeat", "1", "--loops", "1", "--metric", "instructions", "--baseline", &p]);
+    assert_eq!(code(&o), 2, "{}", text(&o.stderr));
+    assert!(text(&o.stderr).contains("has no instructions per packet"), "{}", text(&o.stderr));
+}
+
+fn have_valgrind() -> bool {
+    Command::new("valgrind").arg("--version").output().is_ok_and(|o| o.status.success())
+}
+
+/// Without valgrind, `--metric instructions` is a usage error naming the package,
+/// before anything is measured.
+#[test]
+fn instructions_without_valgrind_is_a_usage_error() {
+    let empty = tempfile::tempdir().unwrap();
+    let o = Command::new(BIN)
+        .current_dir(root())
+        .env("PATH", empty.path())
+        .args(["bench", "--config", "pcaps/seed.toml", "pcaps/seed.pcap", "--metric", "instructions"])
+        .output()
+        .unwrap();
+    assert_eq!(code(&o), 2, "{}", text(&o.stderr));
+    assert!(text(&o.stderr).contains("needs valgrind"), "{}", text(&o.stderr));
+    assert!(text(&o.stderr).contains("`valgrind`"), "names the Debian package: {}", text(&o.stderr));
+    assert!(o.stdout.is_empty());
+}
+
+/// The instructions gate on a tiny workload (16 records, 20000 extra packets under
+/// callgrind): the figure repeats to within half the default 1% between runs, an
+/// unchanged run passes, and a slowed run exits 3. Needs valgrind (tools/setup.sh
+/// and .ci/run install it).
+#[test]
+fn instructions_gate_is_repeatable_and_catches_a_slowdown() {
+    assert!(have_valgrind(), "valgrind is missing: run tools/setup.sh (Debian package valgrind)");
+    let dir = tempfile::tempdir().unwrap();
+    let base = dir.path().join("base.json");
+    let b = base.to_str().unwrap();
+    let args = ["--repeat", "1", "--loops", "20", "--metric", "instructions", "--instr-packets", "20000"];
+    let run = |extra: &[&str]| {
+        let mut v: Vec<&str> = args.to_vec();
+        v.extend_from_slice(extra);
+        v.push("--json");
+        let o = seed_bench(&v);
+        let doc: Value = serde_json::from_slice(&o.stdout).unwrap_or(Value::Null);
+        (o, doc)
+    };
+    let (o, doc) = run(&["--save-baseline", b]);
+    assert_eq!(code(&o), 0, "{}", text(&o.stderr));
+    assert_eq!(schema_errors(&doc), Vec::<String>::new());
+    let i = &doc["instructions"];
+    assert_eq!(i["tool"], "callgrind");
+    assert_eq!(i["loops"], serde_json::json!([1, 1251]), "1 + ceil(20000 / 16) loops");
+    assert_eq!(i["packets"], serde_json::json!([16, 20016]));
+    let per_packet = i["per_packet"].as_f64().unwrap();
+    assert!(per_packet > 50.0, "{i}");
+    assert_eq!(doc["run"]["metric"], "instructions");
+    // Unchanged: passes, and the figure repeats.
+    let (o, doc) = run(&["--baseline", b]);
+    assert_eq!(code(&o), 0, "{}", text(&o.stderr));
+    assert_eq!(schema_errors(&doc), Vec::<String>::new());
+    let v = &doc["instructions_verdict"];
+    assert_eq!(v["outcome"], "unchanged", "{v}");
+    let drift = v["change_pct"].as_f64().unwrap();
+    // Timer-driven paths (TX drain deadline, histogram buckets) add a few thousand
+    // instructions now and then: 0.65% of 2000 packets of a debug build was seen, so
+    // 20000 packets and half the allowance.
+    assert!(drift.abs() < 0.5, "{v}");
+    // One extra pass over every byte: far more instructions, exit 3, named on stderr.
+    let (o, doc) = run(&["--baseline", b, "--extra-pass", "1"]);
+    assert_eq!(code(&o), 3, "{}", text(&o.stderr));
+    assert_eq!(doc["instructions_verdict"]["outcome"], "regression");
+    assert!(text(&o.stderr).contains("instructions: REGRESSION"), "{}", text(&o.stderr));
+    // A slowdown of a few percent (20 links of a serial chain per burst; about 4% in a
+    // debug build) is caught too, at the default 1%.
+    let (o, doc) = run(&["--baseline", b, "--extra-work", "20"]);
+    let change = doc["instructions_verdict"]["change_pct"].as_f64().unwrap();
+    assert_eq!(code(&o), 3, "{change}% {}", text(&o.stderr));
+    assert!(change > 1.0 && change < 50.0, "{change}");
+    // --metric instructions gates instructions only: the wall-clock verdict of these
+    // one-repetition runs (noise, either way) is shown but marked, and never exits 3.
+    let mut v: Vec<&str> = args.to_vec();
+    v.extend_from_slice(&["--baseline", b]);
+    let o = seed_bench(&v);
+    assert_eq!(code(&o), 0, "{}", text(&o.stderr));
+    let out = text(&o.stdout);
+    assert!(out.contains("[not gated: --metric]") && out.contains("instructions verdict vs"), "{out}");
+}
+
+/// `--compare OTHER`: interleaved pairs of two binaries. The same binary against
+/// itself is unchanged, in wall clock and in instructions per packet (each binary's
+/// callgrind output counted once); this binary slowed by the hidden hook (only the
+/// candidate gets it) is a regression, exit 3. The JSON carries the pairs and the
+/// interval.
+#[test]
+fn compare_interleaves_and_gates() {
+    let dir = tempfile::tempdir().unwrap();
+    let (md, csv) = (dir.path().join("s.md"), dir.path().join("s.csv"));
+    let o = seed_bench(&[
+        "--compare",
+        BIN,
+        "--repeat",
+        "3",
+        "--loops",
+        "300",
+        "--max-regression",
+        "50",
+        "--metric",
+        "both",
+        "--instr-packets",
+        "20000",
+        "--json",
+        "--export-markdown",
+        md.to_str().unwrap(),
+        "--export-csv",
+        csv.to_str().unwrap(),
+    ]);
+    assert_eq!(code(&o), 0, "{}", text(&o.stderr));
+    let doc: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(schema_errors(&doc), Vec::<String>::new());
+    let c = &doc["compare"];
+    assert_eq!(c["pairs"].as_array().unwrap().len(), 3);
+    // One warm-up pair (seed_bench's --warmup 1) ran first, baseline first: the measured
+    // pairs start with the candidate.
+    assert_eq!(c["warmup_pairs"], 1);
+    assert_eq!(c["pairs"][0]["first"], "candidate");
+    assert_eq!(c["pairs"][1]["first"], "baseline");
+    assert_eq!(c["loops"], 300);
+    assert_eq!(c["verdict"]["outcome"], "unchanged", "{}", c["verdict"]);
+    let v = &c["verdict"];
+    assert!(v["ci_low_pct"].as_f64().unwrap() <= v["change_pct"].as_f64().unwrap());
+    assert!(v["change_pct"].as_f64().unwrap() <= v["ci_high_pct"].as_f64().unwrap());
+    assert_eq!(c["baseline_popgo"]["git_commit"], doc["popgo"]["git_commit"]);
+    // Both binaries' instructions per packet, each counted once: the same figure.
+    let iv = &doc["instructions_verdict"];
+    assert_eq!(iv["outcome"], "unchanged", "{iv}");
+    assert!(iv["change_pct"].as_f64().unwrap().abs() < 0.5, "{iv}");
+    assert_eq!(doc["repetitions"].as_array().unwrap().len(), 3);
+    assert_eq!(doc["repetitions"][0]["packets"], 16 * 300);
+    let md = std::fs::read_to_string(&md).unwrap();
+    assert_eq!(md.lines().count(), 4, "header, rule, baseline, candidate:\n{md}");
+    assert!(md.starts_with("| Command | Mpps median"), "{md}");
+    let csv = std::fs::read_to_string(&csv).unwrap();
+    assert_eq!(csv.lines().count(), 3, "{csv}");
+    assert!(csv.lines().nth(1).unwrap().starts_with(BIN), "{csv}");
+    // The candidate slowed 8 passes over every byte (about 7x slower in a debug build):
+    // caught, exit 3. Eight pairs of 32000 packets on core 0, away from the other tests'
+    // workers (they take the default, the highest core), so that a stalled baseline run
+    // cannot hide it (three short pairs on the shared core missed it once).
+    let o = seed_bench(&["--compare", BIN, "--repeat", "8", "--loops", "2000", "--cores", "0", "--extra-pass", "8"]);
+    assert_eq!(code(&o), 3, "{}\n{}", text(&o.stdout), text(&o.stderr));
+    assert!(text(&o.stdout).contains("REGRESSION: slower by more than 5% with 95% confidence"), "{}", text(&o.stdout));
+    assert!(text(&o.stderr).contains("wall clock vs"), "{}", text(&o.stderr));
+}
+
+/// `--history` appends one schema-valid JSON line per run; `--plot` with it draws the
+/// trend labelled by commit.
+#[test]
+fn history_appends_lines_and_plots_the_trend() {
+    let dir = tempfile::tempdir().unwrap();
+    let (hist, svg) = (dir.path().join("h.jsonl"), dir.path().join("t.svg"));
+    std::fs::write(&hist, "this line is not JSON and is skipped\n").unwrap();
+    for _ in 0..2 {
+        let o = seed_bench(&[
+            "--repeat",
+            "2",
+            "--loops",
+            "50",
+            "--history",
+            hist.to_str().unwrap(),
+            "--plot",
+            svg.to_str().unwrap(),
+        ]);
+        assert_eq!(code(&o), 0, "{}", text(&o.stderr));
+        assert!(text(&o.stderr).contains("1 line(s) skipped"), "{}", text(&o.stderr));
+    }
+    let lines: Vec<String> = std::fs::read_to_string(&hist).unwrap().lines().map(String::from).collect();
+    assert_eq!(lines.len(), 3);
+    for l in &lines[1..] {
+        let doc: Value = serde_json::from_str(l).unwrap();
+        assert_eq!(schema_errors(&doc), Vec::<String>::new());
+    }
+    let commit: Value = serde_json::from_str(&lines[2]).unwrap();
+    let short: String = commit["popgo"]["git_commit"].as_str().unwrap().chars().take(7).collect();
+    let svg = std::fs::read_to_string(&svg).unwrap();
+    assert!(svg.contains("Mpps (median, min-max) per run") && svg.contains(&short), "trend panel with commit {short}");
+}
+
+/// `popgo --version` names the commit the binary was built from (build.rs), and a
+/// debug build warns that its numbers say little.
+#[test]
+fn version_names_the_build_and_debug_builds_warn() {
+    let o = popgo(&["--version"]);
+    assert_eq!(code(&o), 0);
+    let v = text(&o.stdout);
+    assert!(v.starts_with("popgo 0.1.0 (git "), "{v}");
+    let head = Command::new("git").current_dir(root()).args(["rev-parse", "--short=12", "HEAD"]).output();
+    if let Some(h) = head.ok().filter(|h| h.status.success()) {
+        let h = text(&h.stdout);
+        assert!(v.contains(h.trim()), "{v} should name {h}");
+    }
+    let o = seed_bench(&["--repeat", "1", "--loops", "1", "--json"]);
+    assert_eq!(code(&o), 0);
+    let doc: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let warned = text(&o.stderr).contains("warning: this popgo is a debug build");
+    assert_eq!(warned, cfg!(debug_assertions), "{}", text(&o.stderr));
+    assert_eq!(doc["popgo"]["debug_assertions"], cfg!(debug_assertions));
+    assert!(doc["popgo"]["rustc"].as_str().unwrap().starts_with("rustc "));
 }

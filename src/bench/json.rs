@@ -6,8 +6,10 @@
 //! fields); renaming, removing or changing the meaning of a field bumps the number.
 //! A baseline is accepted only with the same major schema (`popgo.bench/1`).
 
+use super::compare::CompareDoc;
+use super::instr::InstrDoc;
 use super::machine::{Build, Machine};
-use super::verdict::{Spread, Verdict};
+use super::verdict::{InstrVerdict, Spread, Verdict};
 use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 use std::path::Path;
@@ -26,8 +28,17 @@ pub struct BenchDoc {
     pub repetitions: Vec<Repetition>,
     pub summary: Summary,
     pub latency_ns: LatencyDoc,
-    /// The comparison with `--baseline`, if one was given.
+    /// The comparison with `--baseline`, if one was given (wall clock, Mpps).
     pub verdict: Option<Verdict>,
+    /// Instructions per packet under callgrind (`--metric instructions` or `both`).
+    #[serde(default)]
+    pub instructions: Option<InstrDoc>,
+    /// The instructions comparison with `--baseline` (when instructions were measured).
+    #[serde(default)]
+    pub instructions_verdict: Option<InstrVerdict>,
+    /// The interleaved comparison with another binary (`--compare`).
+    #[serde(default)]
+    pub compare: Option<CompareDoc>,
 }
 
 /// What was replayed, and how.
@@ -56,6 +67,10 @@ pub struct Workload {
     /// Extra passes over each burst's bytes (the `slow-hot-path` demonstration; 0
     /// for real measurements).
     pub extra_pass: u32,
+    /// Extra work: links of a serial chain per burst (the small deliberate slowdown of
+    /// the `slow-hot-path-3pct` demonstration; 0 for real measurements).
+    #[serde(default)]
+    pub extra_work: u32,
 }
 
 /// How the run was organised.
@@ -69,6 +84,13 @@ pub struct RunInfo {
     pub duration_s: Option<f64>,
     /// Seconds since the Unix epoch when measuring started.
     pub started_unix_s: u64,
+    /// What the gate compares: "wall", "instructions" or "both" (`--metric`).
+    #[serde(default = "wall")]
+    pub metric: String,
+}
+
+fn wall() -> String {
+    "wall".into()
 }
 
 /// One measured repetition.
@@ -150,6 +172,8 @@ pub enum BaselineError {
     Shape { path: String, source: serde_json::Error },
     #[error("baseline {path}: no repetitions with a positive Mpps")]
     Empty { path: String },
+    #[error("baseline {path}: instructions per packet is {found}, not a positive number")]
+    BadInstructions { path: String, found: f64 },
 }
 
 /// Reads a baseline saved with `--save-baseline` (or `--json`).
@@ -170,6 +194,11 @@ pub fn load_baseline(path: &Path) -> Result<BenchDoc, BaselineError> {
         serde_json::from_value(value).map_err(|source| BaselineError::Shape { path: p.clone(), source })?;
     if doc.repetitions.is_empty() || doc.repetitions.iter().any(|r| !(r.mpps.is_finite() && r.mpps > 0.0)) {
         return Err(BaselineError::Empty { path: p });
+    }
+    if let Some(i) = &doc.instructions {
+        if !(i.per_packet.is_finite() && i.per_packet > 0.0) {
+            return Err(BaselineError::BadInstructions { path: p, found: i.per_packet });
+        }
     }
     Ok(doc)
 }

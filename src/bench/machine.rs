@@ -1,9 +1,8 @@
 //! Where a measurement was taken: CPU model, kernel, frequency governor, and which
-//! popgo (version and git commit). Read once per `popgo bench` run, never timed.
+//! popgo build (version, commit, profile, compiler, features, target; recorded by
+//! build.rs). Read once per `popgo bench` run, never timed.
 
 use serde::{Deserialize, Serialize};
-use std::path::Path;
-use std::process::Command;
 
 /// The machine a bench ran on.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -20,13 +19,55 @@ pub struct Machine {
     pub os: String,
 }
 
-/// The popgo build that measured.
+/// `popgo --version`: the version, the commit of the sources it was built from and the
+/// cargo profile, all recorded at build time (build.rs).
+pub const VERSION_LINE: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (git ",
+    env!("POPGO_GIT_DESCRIBED"),
+    ", ",
+    env!("POPGO_BUILD_PROFILE"),
+    " build, ",
+    env!("POPGO_RUSTC"),
+    ")"
+);
+
+/// The popgo build that measured, as recorded by build.rs when it was compiled (not
+/// asked of the source tree at run time: a copied or older binary reports its own).
+/// Fields added after the first `popgo.bench/1` files default when a baseline lacks them.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Build {
     pub version: String,
-    /// `git rev-parse --short=12 HEAD` of the source tree, with `-dirty` when tracked
-    /// files differ from it; "unknown" outside a git checkout (e.g. a tarball).
+    /// `git rev-parse --short=12 HEAD` of the sources at build time, with `-dirty` when
+    /// tracked files differed from it; "unknown" outside a git checkout (e.g. a tarball).
     pub git_commit: String,
+    /// Whether tracked files differed from the commit at build time.
+    #[serde(default)]
+    pub git_dirty: bool,
+    /// Cargo profile directory: "release", "debug", or a custom profile's name.
+    #[serde(default)]
+    pub profile: String,
+    /// Optimisation level (0-3, s, z).
+    #[serde(default)]
+    pub opt_level: String,
+    /// Whether debug assertions were compiled in (true for debug builds).
+    #[serde(default)]
+    pub debug_assertions: bool,
+    /// `rustc --version` of the compiler that built it.
+    #[serde(default)]
+    pub rustc: String,
+    /// Enabled cargo features of the popgo crate (e.g. `slow-hot-path`).
+    #[serde(default)]
+    pub features: Vec<String>,
+    /// Target triple.
+    #[serde(default)]
+    pub target: String,
+    /// `-C target-cpu` (or "default": rustc's baseline CPU for the target).
+    #[serde(default)]
+    pub target_cpu: String,
+    /// Enabled target features (`cfg(target_feature)`), comma-separated.
+    #[serde(default)]
+    pub target_features: String,
 }
 
 fn read_trim(path: &str) -> Option<String> {
@@ -58,23 +99,29 @@ impl Machine {
     }
 }
 
-fn git(dir: &Path, args: &[&str]) -> Option<String> {
-    let out = Command::new("git").arg("-C").arg(dir).args(args).output().ok()?;
-    out.status.success().then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
-}
-
 impl Build {
-    /// This binary's version and the commit of its source tree, asked of `git` at run
-    /// time (the source directory recorded at build time, then the current directory).
-    /// Never fails: without git or outside a checkout the commit is "unknown".
+    /// This binary's build record (build.rs). Never fails: without git the commit is
+    /// "unknown".
     pub fn detect() -> Build {
-        let dirs = [Path::new(env!("CARGO_MANIFEST_DIR")), Path::new(".")];
-        let commit = dirs.iter().filter(|d| d.is_dir()).find_map(|d| {
-            let head = git(d, &["rev-parse", "--short=12", "HEAD"])?;
-            let dirty = git(d, &["status", "--porcelain", "--untracked-files=no"]).is_some_and(|s| !s.is_empty());
-            Some(if dirty { format!("{head}-dirty") } else { head })
-        });
-        Build { version: env!("CARGO_PKG_VERSION").into(), git_commit: commit.unwrap_or_else(|| "unknown".into()) }
+        let features = env!("POPGO_FEATURES");
+        Build {
+            version: env!("CARGO_PKG_VERSION").into(),
+            git_commit: env!("POPGO_GIT_DESCRIBED").into(),
+            git_dirty: env!("POPGO_GIT_DIRTY") == "1",
+            profile: env!("POPGO_BUILD_PROFILE").into(),
+            opt_level: env!("POPGO_OPT_LEVEL").into(),
+            debug_assertions: cfg!(debug_assertions),
+            rustc: env!("POPGO_RUSTC").into(),
+            features: features.split(',').filter(|f| !f.is_empty()).map(String::from).collect(),
+            target: env!("POPGO_TARGET").into(),
+            target_cpu: env!("POPGO_TARGET_CPU").into(),
+            target_features: env!("POPGO_TARGET_FEATURES").into(),
+        }
+    }
+
+    /// Whether numbers from this build mean little (no optimisation or debug assertions).
+    pub fn is_debug(&self) -> bool {
+        self.debug_assertions || self.opt_level == "0"
     }
 }
 
@@ -90,6 +137,9 @@ mod tests {
         assert_eq!(cpu_model_from("processor : 0\n"), None);
         let m = Machine::detect();
         assert!(m.logical_cpus >= 1);
-        assert!(!Build::detect().git_commit.is_empty());
+        let b = Build::detect();
+        assert!(!b.git_commit.is_empty() && !b.profile.is_empty() && b.rustc.starts_with("rustc "), "{b:?}");
+        assert_eq!(b.is_debug(), cfg!(debug_assertions), "{b:?}");
+        assert!(VERSION_LINE.contains(&b.git_commit));
     }
 }

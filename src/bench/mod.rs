@@ -8,16 +8,25 @@
 //! percentiles (per burst from the replay's hdrhistogram, per packet amortised), and
 //! where it ran. `--baseline` compares with a saved result (see `verdict`).
 //!
+//! Two gates that hold on a noisy machine: `--metric instructions` adds instructions
+//! per packet counted by callgrind (`instr`), and `--compare OTHER` measures another
+//! popgo binary and this one interleaved (`compare`). A regression exits with
+//! `EXIT_REGRESSION` (3); runtime failures 1, usage errors 2.
+//!
 //! Setup and reporting allocate freely; the timed part is the replay itself (plus, only
 //! for the regression-gate demonstration, `ExtraPass`).
 
+pub mod child;
+pub mod compare;
 pub mod hgrm;
+pub mod history;
+pub mod instr;
 pub mod json;
 pub mod machine;
 pub mod plot;
 pub mod verdict;
 
-use crate::cmd::{runtime, usage, Failure, PaceArgs};
+use crate::cmd::{regression, runtime, usage, Failure, PaceArgs};
 use crate::engine::{self, MakeQueue, Report, Tables};
 use crate::ilm::Snapshot;
 use crate::io::capture::{CaptureQueue, Count, Pace};
@@ -31,6 +40,7 @@ use anyhow::{anyhow, Context};
 use clap::Args;
 use hdrhistogram::Histogram;
 use json::{BenchDoc, LatencyDoc, Percentiles, Repetition, RunInfo, Summary, Workload, SCHEMA};
+use std::ffi::OsString;
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -55,6 +65,62 @@ const HIST_MAX_NS: u64 = 10_000_000_000;
 pub const DEFAULT_EXTRA_PASS: u32 = 0;
 #[cfg(feature = "slow-hot-path")]
 pub const DEFAULT_EXTRA_PASS: u32 = 1;
+
+/// Links of extra work per burst in the default build: 0. The `slow-hot-path-3pct`
+/// feature makes it `SLOW_3PCT_WORK`, a slowdown of about 3% in instructions per packet
+/// on the gate profile (64-byte frames), to show that the instructions gate catches a
+/// small regression. A link is one step of a serial rotate-xor chain (about 3.5
+/// instructions), run once per burst, so the cost per packet can be set finely.
+#[cfg(not(feature = "slow-hot-path-3pct"))]
+pub const DEFAULT_EXTRA_WORK: u32 = 0;
+#[cfg(feature = "slow-hot-path-3pct")]
+pub const DEFAULT_EXTRA_WORK: u32 = SLOW_3PCT_WORK;
+/// See `DEFAULT_EXTRA_WORK`. Measured on the gate profile (release build, callgrind):
+/// see docs/bench.md.
+pub const SLOW_3PCT_WORK: u32 = 45;
+
+/// Allowed growth of instructions per packet (percent) by default. Callgrind's count
+/// repeats to within a few parts per million (docs/bench.md), so 1% is far above the
+/// noise and well below a 3% regression.
+pub const DEFAULT_INSTR_REGRESSION_PCT: f64 = 1.0;
+/// Allowed Mpps drop (percent) of the `--baseline` gate by default.
+pub const DEFAULT_WALL_REGRESSION_PCT: f64 = 10.0;
+/// Allowed Mpps drop (percent) of the `--compare` gate by default: the whole 95%
+/// interval of the interleaved pairs' ratio must lie below it. Chosen from the
+/// measured noise of unchanged comparisons (docs/bench.md: in 20 runs on the shared
+/// 2-core VM the interval's upper end came down to +1.52%, 6.5 points from -5%).
+pub const DEFAULT_COMPARE_REGRESSION_PCT: f64 = 5.0;
+/// Exit code of a regression found by any gate.
+pub const EXIT_REGRESSION: u8 = crate::cmd::EXIT_REGRESSION;
+
+/// What the gate compares.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Metric {
+    /// Wall-clock throughput (Mpps): `--baseline` and `--compare` verdicts.
+    Wall,
+    /// Instructions per packet under callgrind (also measured: wall clock, not gated).
+    Instructions,
+    /// Both; either regressing fails.
+    Both,
+}
+
+impl Metric {
+    pub fn wall(self) -> bool {
+        self != Metric::Instructions
+    }
+
+    pub fn instructions(self) -> bool {
+        self != Metric::Wall
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Metric::Wall => "wall",
+            Metric::Instructions => "instructions",
+            Metric::Both => "both",
+        }
+    }
+}
 
 /// `popgo bench` arguments.
 #[derive(Args, Debug)]
@@ -87,22 +153,49 @@ pub struct BenchArgs {
     /// Write the result (JSON, popgo.bench/1) to FILE for later --baseline runs.
     #[arg(long)]
     pub save_baseline: Option<PathBuf>,
-    /// Compare with a saved result; exit 1 on a regression beyond the noise.
+    /// Compare with a saved result; exit 3 on a regression beyond the noise.
     #[arg(long)]
     pub baseline: Option<PathBuf>,
-    /// Allowed drop of the median Mpps, in percent (with --baseline).
-    #[arg(long, default_value_t = 10.0)]
-    pub max_regression: f64,
-    /// Write the per-burst latency histogram as HdrHistogram percentile text (µs).
+    /// What the gate compares: wall (Mpps), instructions (per packet, callgrind) or both.
+    #[arg(long, value_enum, default_value_t = Metric::Wall)]
+    pub metric: Metric,
+    /// Measure the popgo binary OTHER (the baseline) and this one interleaved, pair by
+    /// pair (--repeat pairs); exit 3 if this one is slower beyond the noise.
+    #[arg(long, value_name = "OTHER_POPGO_BINARY")]
+    pub compare: Option<PathBuf>,
+    /// Allowed Mpps drop in percent (default 10 with --baseline, 5 with --compare).
     #[arg(long)]
+    pub max_regression: Option<f64>,
+    /// Allowed growth of instructions per packet, in percent.
+    #[arg(long, default_value_t = DEFAULT_INSTR_REGRESSION_PCT)]
+    pub max_instr_regression: f64,
+    /// Packets the second callgrind run replays beyond the first (rounded up to loops).
+    #[arg(long, default_value_t = instr::DEFAULT_INSTR_PACKETS)]
+    pub instr_packets: u64,
+    /// Append the result as one JSON line to FILE (with --plot: draw the trend too).
+    #[arg(long)]
+    pub history: Option<PathBuf>,
+    /// Write a Markdown summary table (hyperfine style) to FILE.
+    #[arg(long)]
+    pub export_markdown: Option<PathBuf>,
+    /// Write a CSV summary (hyperfine style) to FILE.
+    #[arg(long)]
+    pub export_csv: Option<PathBuf>,
+    /// Write the per-burst latency histogram as HdrHistogram percentile text (µs).
+    #[arg(long, conflicts_with = "compare")]
     pub hgrm: Option<PathBuf>,
-    /// Draw latency percentiles and per-repetition throughput to an SVG file.
+    /// Draw latency percentiles and per-repetition throughput to an SVG file (with
+    /// --history, also the trend over the recorded runs).
     #[arg(long)]
     pub plot: Option<PathBuf>,
     /// Test hook: N extra passes over every packet's bytes per burst, inside the
     /// timed loop (a deliberate slowdown; see the `slow-hot-path` feature).
     #[arg(long, hide = true, default_value_t = DEFAULT_EXTRA_PASS)]
     pub extra_pass: u32,
+    /// Test hook: N links of a serial chain per burst (a small deliberate slowdown;
+    /// see the `slow-hot-path-3pct` feature).
+    #[arg(long, hide = true, default_value_t = DEFAULT_EXTRA_WORK)]
+    pub extra_work: u32,
     /// The capture to replay (pcap or pcapng).
     #[arg(required_unless_present = "profile")]
     pub input: Option<PathBuf>,
@@ -161,12 +254,14 @@ pub fn gen_profile(a: GenProfileArgs) -> Result<(), Failure> {
 }
 
 /// The deliberate slowdown of the gate demonstration: after each RX burst, before
-/// `process_burst`, it reads every byte of the burst's packets `passes` times (a serial
-/// dependency chain, so it cannot be vectorised away). A queue wrapped around the
-/// capture queue, so the worker loop itself is the one every mode uses.
+/// `process_burst`, it reads every byte of the burst's packets `passes` times, then
+/// runs `work` links of the same serial chain once per burst (a dependency
+/// chain, so it cannot be vectorised away). A queue wrapped around the capture queue,
+/// so the worker loop itself is the one every mode uses.
 struct ExtraPass<Q> {
     q: Q,
     passes: u32,
+    work: u32,
 }
 
 impl<Q: RxQueue> RxQueue for ExtraPass<Q> {
@@ -182,6 +277,10 @@ impl<Q: RxQueue> RxQueue for ExtraPass<Q> {
                         acc = acc.rotate_left(5) ^ b as u64;
                     }
                 }
+            }
+            let links = std::hint::black_box(self.work as u64);
+            for i in 0..links {
+                acc = acc.rotate_left(5) ^ i;
             }
             std::hint::black_box(acc);
         }
@@ -207,6 +306,7 @@ impl<Q: TxQueue> TxQueue for ExtraPass<Q> {
 struct SlowQueues<'a> {
     inner: CaptureQueues<'a, Count>,
     passes: u32,
+    work: u32,
 }
 
 impl<'a> MakeQueue for SlowQueues<'a> {
@@ -214,7 +314,7 @@ impl<'a> MakeQueue for SlowQueues<'a> {
     type Output = Count;
 
     fn make(&self, w: usize) -> Result<Self::Queue, Failure> {
-        Ok(ExtraPass { q: self.inner.make(w)?, passes: self.passes })
+        Ok(ExtraPass { q: self.inner.make(w)?, passes: self.passes, work: self.work })
     }
 
     fn finish(&self, q: Self::Queue) -> Count {
@@ -228,6 +328,7 @@ struct Bench<'a> {
     cap: &'a Capture,
     opts: ReplayOpts,
     extra_pass: u32,
+    extra_work: u32,
     board: &'a Arc<StatsBoard>,
 }
 
@@ -240,10 +341,11 @@ impl Bench<'_> {
         let plan = crate::replay::plan(&opts);
         let inner = CaptureQueues { cap: self.cap, opts: &opts, sink: || Count };
         let (tables, board) = (Tables::Fixed(self.snap), Arc::clone(self.board));
-        if self.extra_pass == 0 {
+        if self.extra_pass == 0 && self.extra_work == 0 {
             engine::forward(&plan, tables, &inner, board, || {}, |_| {})
         } else {
-            engine::forward(&plan, tables, &SlowQueues { inner, passes: self.extra_pass }, board, || {}, |_| {})
+            let slow = SlowQueues { inner, passes: self.extra_pass, work: self.extra_work };
+            engine::forward(&plan, tables, &slow, board, || {}, |_| {})
         }
     }
 }
@@ -302,71 +404,122 @@ fn check_args(a: &BenchArgs) -> Result<(), Failure> {
             return bad("--duration must be in (0, 3600] seconds".into());
         }
     }
-    if !(a.max_regression.is_finite() && (0.0..100.0).contains(&a.max_regression)) {
-        return bad("--max-regression must be a percentage in [0, 100)".into());
+    for (name, v) in [("--max-regression", a.max_regression), ("--max-instr-regression", Some(a.max_instr_regression))]
+    {
+        if let Some(v) = v {
+            if !(v.is_finite() && (0.0..100.0).contains(&v)) {
+                return bad(format!("{name} must be a percentage in [0, 100)"));
+            }
+        }
     }
     if a.input.is_some() && a.config.is_none() {
         return bad("--config is required with a capture (it is generated only for --profile)".into());
     }
+    let paced = a.pace.pps.is_some() || a.pace.mbps.is_some() || a.pace.speed.is_some();
+    if paced && (a.compare.is_some() || a.metric.instructions()) {
+        return bad("--compare and --metric instructions measure top speed: drop --pps/--mbps/--speed".into());
+    }
+    if a.instr_packets == 0 {
+        return bad("--instr-packets must be at least 1".into());
+    }
+    if let Some(c) = &a.compare {
+        if a.repeat < 2 {
+            return bad("--compare needs --repeat 2 or more (pairs; the interval needs two)".into());
+        }
+        if !c.is_file() {
+            return bad(format!("--compare {}: not a file (give the baseline popgo binary)", c.display()));
+        }
+    }
     Ok(())
 }
 
-/// Entry point of `popgo bench`.
-pub fn main(a: BenchArgs) -> Result<(), Failure> {
-    check_args(&a)?;
-    // A bad baseline is a usage error, found before anything is measured.
-    let baseline = match &a.baseline {
-        Some(p) => Some(json::load_baseline(p).map_err(usage)?),
-        None => None,
-    };
-    let cores = a.w.check()?;
-    let (cap, cfg, kind, source, config_name) = match (&a.profile, &a.input) {
+/// The inputs of a run, loaded and checked.
+struct Loaded {
+    cap: Capture,
+    cfg: crate::config::Config,
+    kind: &'static str,
+    source: String,
+    config_name: String,
+    /// For child processes: the capture (path, or the generated bytes) and the config
+    /// (path, or the generated text).
+    child_cap: Result<PathBuf, Vec<u8>>,
+    child_cfg: Result<PathBuf, String>,
+}
+
+fn load(a: &BenchArgs) -> Result<Loaded, Failure> {
+    let need_child = a.compare.is_some() || a.metric.instructions();
+    let l = match (&a.profile, &a.input) {
         (Some(pp), _) => {
             let p = load_profile(pp)?;
             let (bytes, _) = p.to_pcap();
+            let child_cap = Err(if need_child { bytes.clone() } else { Vec::new() });
             let cap = Capture::from_bytes(bytes).context("generated capture").map_err(runtime)?;
-            let (cfg, name) = match &a.config {
-                Some(c) => (crate::cmd::load_config(c)?, c.display().to_string()),
-                None => (
-                    crate::config::Config::parse(&p.config())
+            let (cfg, name, child_cfg) = match &a.config {
+                Some(c) => (crate::cmd::load_config(c)?, c.display().to_string(), Ok(c.clone())),
+                None => {
+                    let text = p.config();
+                    let cfg = crate::config::Config::parse(&text)
                         .context("the config generated from the profile")
-                        .map_err(runtime)?,
-                    "generated".to_string(),
-                ),
+                        .map_err(runtime)?;
+                    (cfg, "generated".to_string(), Err(text))
+                }
             };
-            (cap, cfg, "profile", pp.display().to_string(), name)
+            Loaded {
+                cap,
+                cfg,
+                kind: "profile",
+                source: pp.display().to_string(),
+                config_name: name,
+                child_cap,
+                child_cfg,
+            }
         }
         (None, Some(input)) => {
             let c = a.config.as_ref().expect("checked in check_args");
             let cfg = crate::cmd::load_config(c)?;
-            (crate::cmd::load_capture(input)?, cfg, "pcap", input.display().to_string(), c.display().to_string())
+            Loaded {
+                cap: crate::cmd::load_capture(input)?,
+                cfg,
+                kind: "pcap",
+                source: input.display().to_string(),
+                config_name: c.display().to_string(),
+                child_cap: Ok(input.clone()),
+                child_cfg: Ok(c.clone()),
+            }
         }
         (None, None) => return Err(usage(anyhow!("give INPUT or --profile"))),
     };
-    if cap.is_empty() {
-        return Err(usage(anyhow!("{source}: no packets")));
+    if l.cap.is_empty() {
+        return Err(usage(anyhow!("{}: no packets", l.source)));
     }
-    let snap = crate::cmd::build(&cfg)?;
-    let pace = a.pace.resolve(&cap)?;
-    let opts = ReplayOpts {
-        loops: 1,
-        workers: a.w.workers,
-        cores: cores.clone(),
-        burst: a.w.burst,
-        capture_output: false,
-        pace,
-        ..ReplayOpts::default()
-    };
-    let board = Arc::new(StatsBoard::new(a.w.workers));
-    let bench = Bench { snap: &snap, cap: &cap, opts, extra_pass: a.extra_pass, board: &board };
+    Ok(l)
+}
+
+/// What the measurement produced, in-process or from child processes.
+struct Measured {
+    loops: u64,
+    reps: Vec<Repetition>,
+    started_unix_s: u64,
+    /// Merged per-burst histogram (empty for `--compare`: the children keep theirs).
+    burst_hist: Histogram<u64>,
+    /// Latency percentiles when they come from a child (`--compare`).
+    child_latency: Option<LatencyDoc>,
+    pinned: bool,
+    compare: Option<compare::CompareDoc>,
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
+/// The in-process measurement: calibration, warm-up, repetitions.
+fn measure_here(a: &BenchArgs, bench: &Bench<'_>, n: u64) -> Result<Measured, Failure> {
     let progress = Progress::default();
     let start = Instant::now();
     let show_progress = std::io::stderr().is_terminal();
-
-    let n = cap.len() as u64;
     let (loops, results, started_unix_s) = std::thread::scope(|s| {
         if show_progress {
-            s.spawn(|| progress_loop(&progress, &board, start));
+            s.spawn(|| progress_loop(&progress, bench.board, start));
         }
         let finish = |r| {
             progress.finished.store(true, Ordering::Relaxed);
@@ -404,7 +557,7 @@ pub fn main(a: BenchArgs) -> Result<(), Failure> {
                 return finish(Err(f));
             }
         }
-        let started = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        let started = unix_now();
         let mut results = Vec::with_capacity(a.repeat);
         for _ in 0..a.repeat {
             let r = match run(loops) {
@@ -419,15 +572,11 @@ pub fn main(a: BenchArgs) -> Result<(), Failure> {
         finish(Ok((loops, results, started)))
     })?;
 
-    // Per-repetition numbers and the merged latency histograms.
     let mut burst_hist = new_hist();
     let mut reps = Vec::with_capacity(results.len());
-    let (mut pkts, mut bursts) = (0u64, 0u64);
     for r in &results {
         let _ = burst_hist.add(r.latency.histogram());
         let st = &r.stats;
-        pkts += st.rx_pkts;
-        bursts += st.bursts;
         let el = r.elapsed_ns.max(1) as f64;
         reps.push(Repetition {
             packets: st.rx_pkts,
@@ -439,6 +588,123 @@ pub fn main(a: BenchArgs) -> Result<(), Failure> {
             gbps: st.rx_bytes as f64 * 8.0 / el,
             ns_per_packet: el / st.rx_pkts.max(1) as f64,
         });
+    }
+    let pinned = results.first().is_some_and(|r| r.workers.iter().all(|w| w.pinned));
+    Ok(Measured { loops, reps, started_unix_s, burst_hist, child_latency: None, pinned, compare: None })
+}
+
+/// Arguments that make a child measure what this process would (the hidden slowdown
+/// hooks are this build's behaviour, so only the candidate gets them).
+fn candidate_extra(a: &BenchArgs) -> Vec<OsString> {
+    vec!["--extra-pass".into(), a.extra_pass.to_string().into(), "--extra-work".into(), a.extra_work.to_string().into()]
+}
+
+/// The `--compare` measurement: interleaved child runs of OTHER and of this binary.
+fn measure_compare(a: &BenchArgs, other: &Path, w: &child::ChildWorkload, pct: f64) -> Result<Measured, Failure> {
+    let me = std::env::current_exe().context("locating this popgo binary").map_err(runtime)?;
+    let extra = candidate_extra(a);
+    let loops = match a.loops {
+        Some(l) => l,
+        None => compare::calibrate(&me, w, a.duration.unwrap_or(DEFAULT_DURATION_S), &extra).map_err(runtime)?,
+    };
+    let started_unix_s = unix_now();
+    let c = compare::run(&me, other, w, loops, a.warmup, a.repeat, &extra, pct).map_err(runtime)?;
+    let rep_of = |d: &serde_json::Value| -> Result<Repetition, Failure> {
+        serde_json::from_value(d["repetitions"][0].clone()).context("a candidate run's repetition").map_err(runtime)
+    };
+    let reps = c.candidate_docs.iter().map(rep_of).collect::<Result<Vec<_>, _>>()?;
+    // Latency: the candidate run with the median Mpps (histograms stay in the children).
+    let mut order: Vec<usize> = (0..reps.len()).collect();
+    order.sort_by(|x, y| reps[*x].mpps.total_cmp(&reps[*y].mpps));
+    let mid = &c.candidate_docs[order[order.len() / 2]];
+    let child_latency = serde_json::from_value(mid["latency_ns"].clone()).ok();
+    let pinned = mid["workload"]["pinned"].as_bool().unwrap_or(false);
+    Ok(Measured { loops, reps, started_unix_s, burst_hist: new_hist(), child_latency, pinned, compare: Some(c.doc) })
+}
+
+/// Entry point of `popgo bench`.
+pub fn main(a: BenchArgs) -> Result<(), Failure> {
+    check_args(&a)?;
+    // A bad baseline is a usage error, found before anything is measured.
+    let baseline = match &a.baseline {
+        Some(p) => Some(json::load_baseline(p).map_err(usage)?),
+        None => None,
+    };
+    if let (Some(b), Some(p), true, None) = (&baseline, &a.baseline, a.metric.instructions(), &a.compare) {
+        if b.instructions.is_none() {
+            return Err(usage(anyhow!(
+                "baseline {} has no instructions per packet: save it with --metric instructions (or both)",
+                p.display()
+            )));
+        }
+    }
+    if a.metric.instructions() {
+        instr::valgrind_version().map_err(usage)?;
+    }
+    let build = machine::Build::detect();
+    if build.is_debug() {
+        eprintln!(
+            "popgo bench: warning: this popgo is a {} build (opt-level {}, debug assertions {}): its numbers say little about a release build; use cargo build --release",
+            build.profile,
+            build.opt_level,
+            if build.debug_assertions { "on" } else { "off" }
+        );
+    }
+    let cores = a.w.check()?;
+    let l = load(&a)?;
+    let snap = crate::cmd::build(&l.cfg)?;
+    let pace = a.pace.resolve(&l.cap)?;
+    let opts = ReplayOpts {
+        loops: 1,
+        workers: a.w.workers,
+        cores: cores.clone(),
+        burst: a.w.burst,
+        capture_output: false,
+        pace,
+        ..ReplayOpts::default()
+    };
+    let board = Arc::new(StatsBoard::new(a.w.workers));
+    let bench =
+        Bench { snap: &snap, cap: &l.cap, opts, extra_pass: a.extra_pass, extra_work: a.extra_work, board: &board };
+    let n = l.cap.len() as u64;
+    let wall_pct = a.max_regression.unwrap_or(if a.compare.is_some() {
+        DEFAULT_COMPARE_REGRESSION_PCT
+    } else {
+        DEFAULT_WALL_REGRESSION_PCT
+    });
+
+    let child_w = if a.compare.is_some() || a.metric.instructions() {
+        let cap = l.child_cap.as_ref().map(|p| p.as_path()).map_err(|b| b.as_slice());
+        let cfg = l.child_cfg.as_ref().map(|p| p.as_path()).map_err(|t| t.as_str());
+        Some(child::ChildWorkload::new("bench", cap, cfg, &a.w).map_err(runtime)?)
+    } else {
+        None
+    };
+    let m = match (&a.compare, &child_w) {
+        (Some(other), Some(w)) => measure_compare(&a, other, w, wall_pct)?,
+        _ => measure_here(&a, &bench, n)?,
+    };
+    // Instructions per packet: this build, and with --compare the other one too.
+    let (instructions, other_instructions) = match &child_w {
+        Some(w) if a.metric.instructions() => {
+            let me = std::env::current_exe().context("locating this popgo binary").map_err(runtime)?;
+            let mine = instr::measure(&me, w, n, a.instr_packets, &candidate_extra(&a)).map_err(runtime)?;
+            let other = match &a.compare {
+                Some(o) => Some(instr::measure(o, w, n, a.instr_packets, &[]).map_err(runtime)?),
+                None => None,
+            };
+            (Some(mine), other)
+        }
+        _ => (None, None),
+    };
+    drop(child_w);
+
+    let reps = m.reps;
+    let burst_hist = m.burst_hist;
+    let (mut pkts, mut bursts) = (0u64, 0u64);
+    for r in &reps {
+        pkts += r.packets;
+        bursts += r.bursts;
     }
     let mean_burst = if bursts == 0 { a.w.burst as f64 } else { pkts as f64 / bursts as f64 };
     let mut packet_hist = new_hist();
@@ -454,22 +720,24 @@ pub fn main(a: BenchArgs) -> Result<(), Failure> {
         ns_per_packet: Spread::of(&series(|r| r.ns_per_packet)),
         mpps_noise_pct: Spread::of(&mpps).noise_pct(),
     };
-    let pinned = results.first().is_some_and(|r| r.workers.iter().all(|w| w.pinned));
     let used: Vec<usize> = (0..a.w.workers).map(|w| cores[w % cores.len()]).collect();
+    let latency_ns = m
+        .child_latency
+        .unwrap_or(LatencyDoc { per_burst: Percentiles::of(&burst_hist), per_packet: Percentiles::of(&packet_hist) });
     let mut doc = BenchDoc {
         schema: SCHEMA.into(),
-        popgo: machine::Build::detect(),
+        popgo: build,
         machine: machine::Machine::detect(),
         workload: Workload {
-            kind: kind.into(),
-            source,
-            config: config_name,
+            kind: l.kind.into(),
+            source: l.source.clone(),
+            config: l.config_name.clone(),
             records: n,
-            bytes_per_loop: cap.records().iter().map(|r| r.caplen as u64).sum(),
-            loops,
+            bytes_per_loop: l.cap.records().iter().map(|r| r.caplen as u64).sum(),
+            loops: m.loops,
             workers: a.w.workers,
             cores: used,
-            pinned,
+            pinned: m.pinned,
             burst: a.w.burst,
             pace: match pace {
                 None => "topspeed".into(),
@@ -477,37 +745,80 @@ pub fn main(a: BenchArgs) -> Result<(), Failure> {
                 Some(Pace::Speed(x)) => format!("speed:{x}"),
             },
             extra_pass: a.extra_pass,
+            extra_work: a.extra_work,
         },
         run: RunInfo {
             repeat: a.repeat,
             warmup: a.warmup,
             duration_s: a.loops.is_none().then(|| a.duration.unwrap_or(DEFAULT_DURATION_S)),
-            started_unix_s,
+            started_unix_s: m.started_unix_s,
+            metric: a.metric.name().into(),
         },
-        repetitions: reps,
+        repetitions: reps.clone(),
         summary,
-        latency_ns: LatencyDoc { per_burst: Percentiles::of(&burst_hist), per_packet: Percentiles::of(&packet_hist) },
+        latency_ns,
         verdict: None,
+        instructions,
+        instructions_verdict: None,
+        compare: m.compare,
     };
     let notes = baseline.as_ref().map(|b| differences(b, &doc)).unwrap_or_default();
     if let Some(b) = &baseline {
         let base: Vec<f64> = b.repetitions.iter().map(|r| r.mpps).collect();
-        doc.verdict = Some(verdict::compare(&base, &mpps, a.max_regression));
+        doc.verdict = Some(verdict::compare(&base, &mpps, wall_pct));
+    }
+    if let Some(cur) = &doc.instructions {
+        let base = match (&other_instructions, &baseline) {
+            (Some(o), _) => Some(o.per_packet),
+            (None, Some(b)) => b.instructions.as_ref().map(|i| i.per_packet),
+            _ => None,
+        };
+        doc.instructions_verdict =
+            base.map(|b| verdict::compare_instructions(b, cur.per_packet, a.max_instr_regression));
     }
 
     if let Some(p) = &a.save_baseline {
         let text = serde_json::to_string_pretty(&doc).map_err(runtime)?;
         std::fs::write(p, text + "\n").with_context(|| p.display().to_string()).map_err(runtime)?;
     }
+    if let Some(p) = &a.history {
+        history::append(p, &doc).with_context(|| format!("history {}", p.display())).map_err(runtime)?;
+    }
     if let Some(p) = &a.hgrm {
         std::fs::write(p, hgrm::percentile_distribution(&burst_hist, 1e3))
             .with_context(|| p.display().to_string())
             .map_err(runtime)?;
     }
+    let mut warnings = Vec::new();
     if let Some(p) = &a.plot {
         let title = format!("popgo bench: {} ({} worker(s), burst {})", doc.workload.source, a.w.workers, a.w.burst);
-        let svg = plot::svg(&title, &burst_hist, &packet_hist, &mpps).map_err(|e| runtime(anyhow!(e)))?;
+        let points = match &a.history {
+            Some(h) => {
+                let (docs, skipped) =
+                    history::load(h).with_context(|| format!("history {}", h.display())).map_err(runtime)?;
+                if skipped > 0 {
+                    warnings.push(format!("history {}: {skipped} line(s) skipped (not popgo.bench/1)", h.display()));
+                }
+                Some(history::points(&docs))
+            }
+            None => None,
+        };
+        let trend = points.as_ref().map(|p| plot::Trend {
+            points: p,
+            wall_pct: DEFAULT_WALL_REGRESSION_PCT,
+            instr_pct: a.max_instr_regression,
+        });
+        let svg =
+            plot::svg(&title, &burst_hist, &packet_hist, &mpps, trend.as_ref()).map_err(|e| runtime(anyhow!(e)))?;
         std::fs::write(p, svg).with_context(|| p.display().to_string()).map_err(runtime)?;
+    }
+    if a.export_markdown.is_some() || a.export_csv.is_some() {
+        let rows = export_rows(&doc, baseline.as_ref(), a.baseline.as_deref(), other_instructions.as_ref());
+        for (p, text) in [(&a.export_markdown, history::markdown(&rows)), (&a.export_csv, history::csv(&rows))] {
+            if let Some(p) = p {
+                std::fs::write(p, text).with_context(|| p.display().to_string()).map_err(runtime)?;
+            }
+        }
     }
     if a.json {
         println!("{}", serde_json::to_string_pretty(&doc).map_err(runtime)?);
@@ -515,17 +826,89 @@ pub fn main(a: BenchArgs) -> Result<(), Failure> {
             tracing::warn!("bench: {n}");
         }
     } else {
-        print!("{}", text_report(&doc, a.baseline.as_deref(), &notes));
-        for (flag, p) in [("baseline", &a.save_baseline), ("hgrm", &a.hgrm), ("plot", &a.plot)] {
+        print!("{}", text_report(&doc, a.baseline.as_deref(), &notes, a.metric));
+        for (flag, p) in [
+            ("baseline", &a.save_baseline),
+            ("history", &a.history),
+            ("hgrm", &a.hgrm),
+            ("plot", &a.plot),
+            ("markdown", &a.export_markdown),
+            ("csv", &a.export_csv),
+        ] {
             if let Some(p) = p {
                 println!("wrote {} ({flag})", p.display());
             }
         }
     }
-    match &doc.verdict {
-        Some(v) if v.is_regression() => Err(runtime(anyhow!("{}", v.reason))),
-        _ => Ok(()),
+    for w in &warnings {
+        eprintln!("popgo bench: warning: {w}");
     }
+    let mut failed = Vec::new();
+    if a.metric.wall() {
+        if let Some(v) = doc.verdict.as_ref().filter(|v| v.is_regression()) {
+            failed.push(format!("wall clock vs baseline: {}", v.reason));
+        }
+        if let Some(c) = doc.compare.as_ref().filter(|c| c.verdict.is_regression()) {
+            failed.push(format!("wall clock vs {}: {}", c.baseline_binary, c.verdict.reason));
+        }
+    }
+    if a.metric.instructions() {
+        if let Some(v) = doc.instructions_verdict.as_ref().filter(|v| v.is_regression()) {
+            failed.push(format!("instructions: {}", v.reason));
+        }
+    }
+    if failed.is_empty() {
+        Ok(())
+    } else {
+        Err(regression(anyhow!("{}", failed.join("; "))))
+    }
+}
+
+/// The rows of `--export-markdown` / `--export-csv`: what was compared, then this run.
+fn export_rows(
+    d: &BenchDoc,
+    baseline: Option<&BenchDoc>,
+    baseline_path: Option<&Path>,
+    other_instr: Option<&instr::InstrDoc>,
+) -> Vec<history::Row> {
+    let me = format!("popgo {} ({})", d.popgo.git_commit, d.popgo.profile);
+    let here = |relative: f64| history::Row {
+        command: me.clone(),
+        mpps_median: d.summary.mpps.median,
+        mpps_min: d.summary.mpps.min,
+        mpps_max: d.summary.mpps.max,
+        ns_per_packet_median: d.summary.ns_per_packet.median,
+        instructions_per_packet: d.instructions.as_ref().map(|i| i.per_packet),
+        relative,
+    };
+    if let Some(c) = &d.compare {
+        let b: Vec<f64> = c.pairs.iter().map(|p| p.baseline_mpps).collect();
+        let s = Spread::of(&b);
+        let base = history::Row {
+            command: format!("{} ({})", c.baseline_binary, c.baseline_popgo.git_commit),
+            mpps_median: s.median,
+            mpps_min: s.min,
+            mpps_max: s.max,
+            ns_per_packet_median: if s.median > 0.0 { 1e3 / s.median } else { 0.0 },
+            instructions_per_packet: other_instr.map(|i| i.per_packet),
+            relative: 1.0,
+        };
+        return vec![base, here(1.0 + c.verdict.change_pct / 100.0)];
+    }
+    if let (Some(b), Some(p)) = (baseline, baseline_path) {
+        let base = history::Row {
+            command: format!("baseline {} ({})", p.display(), b.popgo.git_commit),
+            mpps_median: b.summary.mpps.median,
+            mpps_min: b.summary.mpps.min,
+            mpps_max: b.summary.mpps.max,
+            ns_per_packet_median: b.summary.ns_per_packet.median,
+            instructions_per_packet: b.instructions.as_ref().map(|i| i.per_packet),
+            relative: 1.0,
+        };
+        let rel = if b.summary.mpps.median > 0.0 { d.summary.mpps.median / b.summary.mpps.median } else { 0.0 };
+        return vec![base, here(rel)];
+    }
+    vec![here(1.0)]
 }
 
 /// Ways a baseline was measured differently (printed as notes; they do not fail).
@@ -549,7 +932,7 @@ fn differences(b: &BenchDoc, c: &BenchDoc) -> Vec<String> {
     v
 }
 
-fn text_report(d: &BenchDoc, baseline: Option<&Path>, notes: &[String]) -> String {
+fn text_report(d: &BenchDoc, baseline: Option<&Path>, notes: &[String], metric: Metric) -> String {
     use std::fmt::Write as _;
     let mut s = String::new();
     let w = &d.workload;
@@ -568,7 +951,11 @@ fn text_report(d: &BenchDoc, baseline: Option<&Path>, notes: &[String]) -> Strin
         if w.pinned { " (pinned)" } else { " (not pinned)" },
         w.burst,
         w.pace,
-        if w.extra_pass > 0 { format!("; EXTRA PASS x{} (deliberately slowed)", w.extra_pass) } else { String::new() }
+        if w.extra_pass > 0 || w.extra_work > 0 {
+            format!("; EXTRA PASS x{} + {} work links/burst (deliberately slowed)", w.extra_pass, w.extra_work)
+        } else {
+            String::new()
+        }
     );
     let m = &d.machine;
     let _ = writeln!(
@@ -576,8 +963,50 @@ fn text_report(d: &BenchDoc, baseline: Option<&Path>, notes: &[String]) -> Strin
         "  machine: {}, {} logical CPUs, {} {} kernel {}, governor {}",
         m.cpu_model, m.logical_cpus, m.os, m.arch, m.kernel, m.governor
     );
-    let _ = writeln!(s, "  popgo {} (git {})", d.popgo.version, d.popgo.git_commit);
-    let _ = writeln!(s, "  {} warm-up + {} measured repetition(s)\n", d.run.warmup, d.run.repeat);
+    let b = &d.popgo;
+    let _ = writeln!(
+        s,
+        "  popgo {} (git {}; {} build, opt-level {}; {}; target {} cpu {}; features [{}])",
+        b.version,
+        b.git_commit,
+        b.profile,
+        b.opt_level,
+        b.rustc,
+        b.target,
+        b.target_cpu,
+        b.features.join(",")
+    );
+    match &d.compare {
+        Some(c) => {
+            let _ = writeln!(
+                s,
+                "  interleaved with baseline binary {} (git {}): {} warm-up + {} measured pair(s), {} loops each\n",
+                c.baseline_binary,
+                c.baseline_popgo.git_commit,
+                c.warmup_pairs,
+                c.pairs.len(),
+                c.loops
+            );
+            let _ =
+                writeln!(s, "{:>5} {:>6} {:>14} {:>14} {:>8}", "pair", "first", "baseline Mpps", "this Mpps", "ratio");
+            for (i, p) in c.pairs.iter().enumerate() {
+                let first = if p.first == "baseline" { "base" } else { "this" };
+                let _ = writeln!(
+                    s,
+                    "{:>5} {:>6} {:>14.3} {:>14.3} {:>8.4}",
+                    i + 1,
+                    first,
+                    p.baseline_mpps,
+                    p.candidate_mpps,
+                    p.ratio
+                );
+            }
+            let _ = writeln!(s, "\nthis binary, per pair:");
+        }
+        None => {
+            let _ = writeln!(s, "  {} warm-up + {} measured repetition(s)\n", d.run.warmup, d.run.repeat);
+        }
+    }
     let _ = writeln!(s, "{:>5} {:>10} {:>10} {:>10} {:>12}", "rep", "Mpps", "Gbit/s", "ns/pkt", "elapsed ms");
     for (i, r) in d.repetitions.iter().enumerate() {
         let _ = writeln!(
@@ -609,17 +1038,56 @@ fn text_report(d: &BenchDoc, baseline: Option<&Path>, notes: &[String]) -> Strin
             name, p.p50, p.p90, p.p99, p.p999, p.p9999, p.max, p.samples
         );
     }
+    if let Some(i) = &d.instructions {
+        let _ = writeln!(
+            s,
+            "\ninstructions/packet {:.2} (callgrind, worker threads: {} - {} instructions over {} - {} packets; loops {} and {})",
+            i.per_packet,
+            i.worker_instructions[1],
+            i.worker_instructions[0],
+            i.packets[1],
+            i.packets[0],
+            i.loops[0],
+            i.loops[1]
+        );
+    }
     for n in notes {
         let _ = writeln!(s, "note: {n}");
     }
+    let gated = |yes: bool| if yes { "" } else { " [not gated: --metric]" };
     if let (Some(v), Some(b)) = (&d.verdict, baseline) {
         let _ = writeln!(
             s,
-            "\nverdict vs {} (max regression {}%; noise: baseline {:.1}%, now {:.1}%):\n  {}",
+            "\nverdict vs {} (max regression {}%; noise: baseline {:.1}%, now {:.1}%){}:\n  {}",
             b.display(),
             v.max_regression_pct,
             v.baseline_noise_pct,
             v.current_noise_pct,
+            gated(metric.wall()),
+            v.reason
+        );
+    }
+    if let Some(c) = &d.compare {
+        let _ = writeln!(
+            s,
+            "\nverdict vs {} (max regression {}%; pair-to-pair noise {:.2}% sd){}:\n  {}",
+            c.baseline_binary,
+            c.verdict.max_regression_pct,
+            c.verdict.log_ratio_sd * 100.0,
+            gated(metric.wall()),
+            c.verdict.reason
+        );
+    }
+    if let Some(v) = &d.instructions_verdict {
+        let against = match &d.compare {
+            Some(c) => c.baseline_binary.clone(),
+            None => baseline.map_or(String::new(), |b| b.display().to_string()),
+        };
+        let _ = writeln!(
+            s,
+            "\ninstructions verdict vs {against} (max regression {}%){}:\n  {}",
+            v.max_regression_pct,
+            gated(metric.instructions()),
             v.reason
         );
     }

@@ -16,6 +16,18 @@
 //! - **unchanged** otherwise: within the allowance, or within the noise.
 //!
 //! Only a regression fails the gate. Pure functions, unit-tested on synthetic series.
+//!
+//! Two more comparisons share the outcome words:
+//!
+//! - `compare_instructions`: instructions per packet under callgrind (lower is better).
+//!   The figure repeats to within a few parts per million, so it is one number per run
+//!   and the rule is a plain threshold: regression iff it grew by more than PCT.
+//! - `compare_pairs`: interleaved runs of a baseline binary and the candidate
+//!   (`--compare`). Each pair gives a ratio candidate/baseline; the log-ratios'
+//!   mean and Student-t 95% confidence interval give the change and its uncertainty.
+//!   Drift of the machine between pairs cancels in each ratio. Regression iff the
+//!   whole interval lies below -PCT (slower by more than PCT with 95% confidence);
+//!   improvement iff it lies above +PCT.
 
 use serde::{Deserialize, Serialize};
 
@@ -108,11 +120,7 @@ pub fn compare(baseline: &[f64], current: &[f64], max_regression_pct: f64) -> Ve
     } else {
         (Outcome::Unchanged, format!("within the {pct}% allowance"))
     };
-    let word = match outcome {
-        Outcome::Regression => "REGRESSION",
-        Outcome::Unchanged => "unchanged",
-        Outcome::Improvement => "improvement",
-    };
+    let word = word(outcome);
     Verdict {
         outcome,
         max_regression_pct: pct,
@@ -123,6 +131,137 @@ pub fn compare(baseline: &[f64], current: &[f64], max_regression_pct: f64) -> Ve
         current_noise_pct: c.noise_pct(),
         ranges_overlap: !below && !above,
         reason: format!("{word}: {why}: {nums}"),
+    }
+}
+
+/// Instructions per packet of a baseline and of this run.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct InstrVerdict {
+    pub outcome: Outcome,
+    /// The allowance PCT (`--max-instr-regression`).
+    pub max_regression_pct: f64,
+    pub baseline_per_packet: f64,
+    pub current_per_packet: f64,
+    /// (current - baseline) / baseline, in percent (positive = more instructions).
+    pub change_pct: f64,
+    pub reason: String,
+}
+
+impl InstrVerdict {
+    pub fn is_regression(&self) -> bool {
+        self.outcome == Outcome::Regression
+    }
+}
+
+fn word(o: Outcome) -> &'static str {
+    match o {
+        Outcome::Regression => "REGRESSION",
+        Outcome::Unchanged => "unchanged",
+        Outcome::Improvement => "improvement",
+    }
+}
+
+/// Compares instructions per packet (lower is better) with an allowance of `pct` percent.
+pub fn compare_instructions(baseline: f64, current: f64, pct: f64) -> InstrVerdict {
+    let change_pct = if baseline > 0.0 { (current - baseline) / baseline * 100.0 } else { 0.0 };
+    let (outcome, why) = if change_pct > pct {
+        (Outcome::Regression, format!("more than {pct}% more instructions per packet"))
+    } else if change_pct < -pct {
+        (Outcome::Improvement, format!("more than {pct}% fewer instructions per packet"))
+    } else {
+        (Outcome::Unchanged, format!("within the {pct}% allowance"))
+    };
+    InstrVerdict {
+        outcome,
+        max_regression_pct: pct,
+        baseline_per_packet: baseline,
+        current_per_packet: current,
+        change_pct,
+        reason: format!(
+            "{}: {why}: {current:.2} vs baseline {baseline:.2} instructions/packet ({change_pct:+.2}%)",
+            word(outcome)
+        ),
+    }
+}
+
+/// Confidence level of the `--compare` interval.
+pub const CONFIDENCE: f64 = 0.95;
+
+/// Two-sided 95% Student-t quantile (t_{0.975}) for `df` degrees of freedom.
+pub fn t975(df: usize) -> f64 {
+    const T: [f64; 30] = [
+        12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145, 2.131,
+        2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042,
+    ];
+    match df {
+        0 => f64::INFINITY,
+        1..=30 => T[df - 1],
+        31..=60 => 2.000,
+        61..=120 => 1.980,
+        _ => 1.960,
+    }
+}
+
+/// The comparison of interleaved pairs (candidate / baseline throughput).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PairVerdict {
+    pub outcome: Outcome,
+    /// The allowance PCT (`--max-regression`).
+    pub max_regression_pct: f64,
+    pub pairs: usize,
+    /// Geometric mean of the ratios candidate/baseline, minus 1, in percent
+    /// (negative = the candidate is slower).
+    pub change_pct: f64,
+    /// The 95% confidence interval of `change_pct` (Student t over the log-ratios).
+    pub ci_low_pct: f64,
+    pub ci_high_pct: f64,
+    /// Standard deviation of the log-ratios (the pair-to-pair noise, ~ relative).
+    pub log_ratio_sd: f64,
+    pub reason: String,
+}
+
+impl PairVerdict {
+    pub fn is_regression(&self) -> bool {
+        self.outcome == Outcome::Regression
+    }
+}
+
+/// Compares paired throughputs (higher is better): `baseline[i]` and `candidate[i]`
+/// were measured back to back. Needs at least two pairs for an interval.
+pub fn compare_pairs(baseline: &[f64], candidate: &[f64], pct: f64) -> PairVerdict {
+    let logs: Vec<f64> =
+        baseline.iter().zip(candidate).filter(|(b, c)| **b > 0.0 && **c > 0.0).map(|(b, c)| (c / b).ln()).collect();
+    let n = logs.len();
+    let mean = if n == 0 { 0.0 } else { logs.iter().sum::<f64>() / n as f64 };
+    let sd = if n < 2 {
+        f64::INFINITY
+    } else {
+        (logs.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1) as f64).sqrt()
+    };
+    let half = if n < 2 { f64::INFINITY } else { t975(n - 1) * sd / (n as f64).sqrt() };
+    let pctof = |x: f64| (x.exp() - 1.0) * 100.0;
+    let (change_pct, lo, hi) = (pctof(mean), pctof(mean - half), pctof(mean + half));
+    let (outcome, why) = if hi < -pct {
+        (Outcome::Regression, format!("slower by more than {pct}% with 95% confidence"))
+    } else if lo > pct {
+        (Outcome::Improvement, format!("faster by more than {pct}% with 95% confidence"))
+    } else if n < 2 {
+        (Outcome::Unchanged, "one pair gives no interval".to_string())
+    } else {
+        (Outcome::Unchanged, format!("the 95% interval reaches within the {pct}% allowance"))
+    };
+    PairVerdict {
+        outcome,
+        max_regression_pct: pct,
+        pairs: n,
+        change_pct,
+        ci_low_pct: lo,
+        ci_high_pct: hi,
+        log_ratio_sd: if sd.is_finite() { sd } else { 0.0 },
+        reason: format!(
+            "{}: {why}: candidate/baseline {change_pct:+.2}% (95% CI {lo:+.2}% .. {hi:+.2}%) over {n} interleaved pairs",
+            word(outcome)
+        ),
     }
 }
 
@@ -181,5 +320,57 @@ mod tests {
         assert_eq!(v.outcome, Outcome::Improvement, "{}", v.reason);
         assert!(!v.is_regression());
         assert!(v.change_pct > 39.0);
+    }
+
+    #[test]
+    fn instructions_threshold() {
+        let v = compare_instructions(300.0, 309.3, 1.0);
+        assert!(v.is_regression(), "{}", v.reason);
+        assert!((v.change_pct - 3.1).abs() < 1e-9);
+        assert!(v.reason.starts_with("REGRESSION"), "{}", v.reason);
+        // A few parts per million of run-to-run noise is far inside 1%.
+        assert_eq!(compare_instructions(300.0, 300.001, 1.0).outcome, Outcome::Unchanged);
+        assert_eq!(compare_instructions(300.0, 303.1, 1.0).outcome, Outcome::Regression);
+        assert_eq!(compare_instructions(300.0, 302.9, 1.0).outcome, Outcome::Unchanged);
+        assert_eq!(compare_instructions(300.0, 290.0, 1.0).outcome, Outcome::Improvement);
+    }
+
+    #[test]
+    fn t_quantiles() {
+        assert_eq!(t975(4), 2.776);
+        assert_eq!(t975(30), 2.042);
+        assert!(t975(0).is_infinite());
+        assert_eq!(t975(1000), 1.96);
+    }
+
+    #[test]
+    fn pairs_cancel_drift() {
+        // The machine slows down 40% over the run; each pair sees the same speed, the
+        // candidate is 1% slower (+-0.5% noise): no regression at 3%, and the interval
+        // holds -1%.
+        let base: Vec<f64> = (0..8).map(|i| 20.0 * (1.0 - 0.05 * i as f64)).collect();
+        let jit = [0.005, -0.005, 0.003, -0.002, 0.0, 0.004, -0.004, 0.001];
+        let cand: Vec<f64> = base.iter().zip(jit).map(|(b, j)| b * 0.99 * (1.0 + j)).collect();
+        let v = compare_pairs(&base, &cand, 3.0);
+        assert_eq!(v.outcome, Outcome::Unchanged, "{}", v.reason);
+        assert!(v.ci_low_pct < -1.0 && v.ci_high_pct > -1.0, "{}", v.reason);
+        assert_eq!(v.pairs, 8);
+        // Unpaired, the same series' ranges overlap widely; paired, a 10% slowdown is clear.
+        let slow: Vec<f64> = base.iter().zip(jit).map(|(b, j)| b * 0.90 * (1.0 + j)).collect();
+        let v = compare_pairs(&base, &slow, 3.0);
+        assert!(v.is_regression(), "{}", v.reason);
+        assert!(v.ci_high_pct < -3.0 && (v.change_pct + 10.0).abs() < 0.5, "{}", v.reason);
+        assert_eq!(compare(&base, &slow, 3.0).outcome, Outcome::Unchanged);
+        // Faster: an improvement, not a regression.
+        let fast: Vec<f64> = base.iter().zip(jit).map(|(b, j)| b * 1.2 * (1.0 + j)).collect();
+        assert_eq!(compare_pairs(&base, &fast, 3.0).outcome, Outcome::Improvement);
+        // One pair: no interval, never a verdict either way.
+        let v = compare_pairs(&[10.0], &[5.0], 3.0);
+        assert_eq!(v.outcome, Outcome::Unchanged, "{}", v.reason);
+        // Noisy pairs widen the interval: a 5% mean drop with +-10% noise is not proven.
+        let noisy = [0.85, 1.05, 0.9, 1.0, 0.95];
+        let cand: Vec<f64> = base.iter().zip(noisy).map(|(b, k)| b * k).collect();
+        let v = compare_pairs(&base[..5], &cand, 3.0);
+        assert_eq!(v.outcome, Outcome::Unchanged, "{}", v.reason);
     }
 }
