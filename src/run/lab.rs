@@ -26,8 +26,9 @@ fn stop() -> bool {
 }
 
 /// Transmits the records of `pcap` `repeat` times out of `iface`, `gap` apart (zero:
-/// as fast as possible). Records shorter than an Ethernet header are skipped (the
-/// kernel's AF_XDP TX path rejects them). Returns the number of frames sent.
+/// as fast as possible), for at most 30 s or until SIGINT/SIGTERM. Records shorter
+/// than an Ethernet header are skipped (the kernel's AF_XDP TX path rejects them).
+/// Returns the number of frames sent (handed to the kernel and completed).
 pub fn send(iface: &str, pcap: &std::path::Path, repeat: u64, gap: Duration) -> Result<u64> {
     let cap = crate::io::pcap::Capture::open(pcap).with_context(|| pcap.display().to_string())?;
     // Our program first, so that libbpf does not attach its own (io::xdp docs).
@@ -40,6 +41,9 @@ pub fn send(iface: &str, pcap: &std::path::Path, repeat: u64, gap: Duration) -> 
     let deadline = Instant::now() + Duration::from_secs(30);
     'outer: for _ in 0..repeat {
         for i in 0..cap.len() {
+            if stop() || Instant::now() > deadline {
+                break 'outer;
+            }
             let pkt = cap.packet(i);
             if pkt.len() < 14 {
                 skipped += 1;
@@ -75,11 +79,15 @@ pub fn send(iface: &str, pcap: &std::path::Path, repeat: u64, gap: Duration) -> 
             }
         }
     }
-    while (!pending.is_empty() || port.tx_in_flight > 0) && Instant::now() < deadline {
+    // Drain what is queued, with time of its own (the sending may have stopped at the
+    // deadline); what still did not leave is not counted as sent.
+    let drain = Instant::now() + Duration::from_secs(5);
+    while (!pending.is_empty() || port.tx_in_flight > 0) && Instant::now() < drain {
         port.reclaim(&mut area.free);
         port.tx_burst(&mut pending, BURST);
         port.kick_tx_if_needed();
     }
+    sent -= (pending.len() + port.tx_in_flight) as u64;
     eprintln!("popgo-lab send: {iface}: {sent} frames sent, {skipped} skipped (shorter than 14 B)");
     drop(pending);
     drop(port);

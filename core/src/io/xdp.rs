@@ -974,6 +974,23 @@ impl MplsRedirect {
         Ok(MplsRedirect { attachment, xsks_map })
     }
 
+    /// Like [`MplsRedirect::attach`], with the offload program of `io::offload` for the
+    /// port with index `in_port`: it forwards the common POPGO case itself through the
+    /// maps of `maps` and redirects the rest of the MPLS frames like `attach`'s.
+    pub fn attach_offload(
+        ifname: &str,
+        try_native: bool,
+        force: bool,
+        in_port: usize,
+        maps: &crate::io::offload::OffloadMaps,
+    ) -> io::Result<Self> {
+        let xsks_map = create_map(sys::BPF_MAP_TYPE_XSKMAP, "xsks_map", 4, 4, XSKMAP_ENTRIES)?;
+        let insns = crate::io::offload::offload_program(&maps.program_maps(xsks_map.as_raw_fd()), in_port, XDP_PASS);
+        let prog = load_xdp_program("popgo_offload", &insns)?;
+        let attachment = XdpAttachment::attach(ifname, prog, try_native, force)?;
+        Ok(MplsRedirect { attachment, xsks_map })
+    }
+
     /// Insert an AF_XDP socket fd at `queue` ourselves. Not needed with afxdp
     /// 0.4 (libbpf does it during `Socket::new`, see module docs), kept for a
     /// future socket layer that inhibits libbpf's program step.
