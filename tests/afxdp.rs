@@ -591,7 +591,6 @@ fn offload_churn_every_packet_follows_one_table() {
         seen_states.insert(state);
     }
     let churn = t0.elapsed();
-    drop(send);
     eprintln!("churn: {COMMITS} commits ({reloads} reloads) in {churn:?}, {retries} commit retries");
     drop(c);
     sender.signal("-INT");
@@ -713,6 +712,39 @@ fn restart_after_sigkill_then_sigterm_cleans_up() {
     assert_eq!(lab.xdp_programs(&lab.c), 0, "no XDP program left after SIGTERM");
     let links = ok(&["ip", "-n", &lab.c, "-o", "link", "show"]);
     assert!(!links.contains("xdp"), "{links}");
+}
+
+/// The offload's lifecycle: a SIGKILLed `--offload xdp` run leaves its programs; a
+/// generic-mode offload run replaces them and forwards; after its SIGKILL a run
+/// without offload replaces those and forwards with the workers alone; SIGTERM leaves
+/// nothing behind.
+#[test]
+fn offload_restart_after_sigkill_native_generic_and_back() {
+    let _g = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    if !privileged("offload_restart_after_sigkill_native_generic_and_back") {
+        return;
+    }
+    let lab = Lab::new();
+    let cfg = lab.config(true);
+    let (p, _) = lab.popgo(&cfg, &["--offload", "xdp", "--stats-interval", "0"]);
+    assert_eq!(lab.xdp_programs(&lab.c), 3);
+    p.signal("-KILL");
+    assert_eq!(p.wait(10).0, None);
+    assert_eq!(lab.xdp_programs(&lab.c), 3, "SIGKILL leaves the offload programs attached");
+    let (p, _) = lab.popgo(&cfg, &["--offload", "xdp", "--xdp-generic", "--json-stats", "--stats-interval", "0"]);
+    let links = ok(&["ip", "-n", &lab.c, "-o", "link", "show"]);
+    assert_eq!(links.matches("xdpgeneric").count(), 3, "generic mode replaced the native programs: {links}");
+    lab.send_seed();
+    std::thread::sleep(Duration::from_millis(800));
+    p.signal("-KILL");
+    assert_eq!(p.wait(10).0, None);
+    let (p, _) = lab.popgo(&cfg, &["--json-stats", "--stats-interval", "0"]);
+    lab.send_seed();
+    std::thread::sleep(Duration::from_millis(800));
+    let (v, _, _) = stop_popgo(p);
+    assert_eq!(v["tx_packets"]["to-A"], 8, "{v}");
+    assert!(v["offload"].is_null(), "{v}");
+    assert_eq!(lab.xdp_programs(&lab.c), 0, "no XDP program left after SIGTERM");
 }
 
 /// Bad interface, bad ring size and missing privileges: one clear line, exit 2.
