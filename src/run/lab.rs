@@ -3,7 +3,9 @@
 //!
 //! - [`send`]: transmit the records of a pcap (once or repeated) out of one interface;
 //! - [`gen`]: a fast generator of 64-byte MPLS frames (the throughput source);
-//! - [`sink`]: attach the count-and-drop XDP program and report frames per second.
+//! - [`sink`]: attach the count-and-drop XDP program and report frames per second;
+//! - [`redirect`]: the in-kernel reference forwarder (XDP: rewrite both MACs, redirect
+//!   through a devmap), what `--offload xdp` is measured against.
 //!
 //! Frames carry 198.18.0.0/15 addresses (RFC 2544) only; they stay on the lab veths.
 
@@ -215,6 +217,21 @@ pub fn gen(o: &GenOpts) -> Result<u64> {
     drop(port);
     drop(area);
     Ok(completed)
+}
+
+/// Forwards every frame arriving on `iface` out of `to` inside the kernel (XDP: both
+/// MACs rewritten, `bpf_redirect_map` through a devmap) for `secs` seconds or until
+/// SIGINT/SIGTERM; the program is detached at the end.
+pub fn redirect(iface: &str, to: &str, dst: [u8; 6], src: [u8; 6], secs: u64) -> Result<()> {
+    let (att, _devmap) = crate::io::offload::attach_redirect_reference(iface, to, dst, src)
+        .with_context(|| format!("attaching the reference forwarder to {iface}"))?;
+    println!("redirect: {iface} -> {to} in {:?} mode for {secs}s", att.mode);
+    let end = Instant::now() + Duration::from_secs(secs);
+    while Instant::now() < end && !stop() {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    drop(att);
+    Ok(())
 }
 
 /// Counts frames arriving on `iface` with the count-and-drop XDP program for `secs`

@@ -447,6 +447,20 @@ pub fn redirect_rewrite_program(devmap: RawFd, dst: [u8; 6], src: [u8; 6]) -> Ve
     a.finish()
 }
 
+/// [`redirect_rewrite_program`] attached to `iface`, redirecting to interface `to`
+/// (lab only). Dropping the attachment detaches it; the devmap fd is returned with it.
+pub fn attach_redirect_reference(
+    iface: &str,
+    to: &str,
+    dst: [u8; 6],
+    src: [u8; 6],
+) -> io::Result<(xdp::XdpAttachment, OwnedFd)> {
+    let devmap = xdp::create_map(sys::BPF_MAP_TYPE_DEVMAP, "lab_redirect", 4, 4, 1)?;
+    xdp::map_update(&devmap, &0u32.to_ne_bytes(), &xdp::ifindex(to)?.to_ne_bytes())?;
+    let prog = xdp::load_xdp_program("popgo_labredir", &redirect_rewrite_program(devmap.as_raw_fd(), dst, src))?;
+    Ok((xdp::XdpAttachment::attach(iface, prog, true, false)?, devmap))
+}
+
 /// The label value of entry `e` of `snap` (0: not offloaded), with its adjacency in
 /// half `half`; `attached` has bit P set for every port P with an interface.
 pub fn label_value(label: u32, e: IlmEntry, snap: &Snapshot, half: u32, attached: u64) -> u32 {
