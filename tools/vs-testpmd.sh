@@ -4,8 +4,11 @@
 #
 #   [pgvs-S] s0 ==veth== fa [pgvs-F: forwarder] fb ==veth== k0 [pgvs-K: sink]
 #
-# Generator: `popgo-lab gen` (AF_XDP TX, 60 B frames = 64 B on the wire, MPLS label 48122
-# bottom of stack over IPv4/UDP 198.18.1.1 -> 198.19.1.x) on CPU $GEN_CPU.
+# Generator: `popgo-lab gen` (60 B frames = 64 B on the wire, MPLS label 48122 bottom of
+# stack over IPv4/UDP 198.18.1.1 -> 198.19.1.x) on CPU $GEN_CPU. GEN_MODE=live (default):
+# the kernel's XDP live-frames mode (BPF_PROG_TEST_RUN of an XDP_TX program, several
+# Mpps); GEN_MODE=afxdp: a copy-mode AF_XDP socket (about 1-2 Mpps here, which caps the
+# in-kernel phases at the generator).
 # Forwarders, on CPU $FWD_CPU (one forwarding core each):
 #   popgo   : popgo run --config (seed.toml with to-D = fa, to-A = fb, to-B unattached);
 #             label 48122 is POPGO to to-A, so every frame is popped and sent out of fb.
@@ -26,7 +29,7 @@
 #
 # Usage (root): tools/vs-testpmd.sh [PHASES...]
 # Env: POPGO, POPGO_LAB (binaries, default target/release/...), GEN_SECS (8), GEN_CPU (0),
-#      FWD_CPU (1), POPGO_EXTRA (extra `popgo run` flags), GEN_EXTRA, ROUNDS (3),
+#      FWD_CPU (1), POPGO_EXTRA (extra `popgo run` flags), GEN_EXTRA, GEN_MODE (live), ROUNDS (3),
 #      MAX_SECS (600).
 # Needs: dpdk-testpmd (apt-get install --no-install-recommends dpdk dpdk-dev
 #        librte-net-af-xdp23 librte-mempool-ring23); without it the testpmd phases are skipped.
@@ -50,6 +53,8 @@ GEN_CPU=${GEN_CPU:-0}
 FWD_CPU=${FWD_CPU:-1}
 read -r -a POPGO_ARGS <<<"${POPGO_EXTRA:-}"
 read -r -a GEN_ARGS <<<"${GEN_EXTRA:-}"
+GEN_MODE=${GEN_MODE:-live}
+[[ "$GEN_MODE" == live ]] && GEN_ARGS+=(--live)
 
 ID=$$
 NS_S=pgvs-S-$ID NS_F=pgvs-F-$ID NS_K=pgvs-K-$ID
@@ -136,11 +141,11 @@ phase_popgo() {
     run_bg "popgo_$N" "$NS_F" $((GEN_SECS + 30)) "$POPGO" run --config "$LOG/vs.toml" --cores "$FWD_CPU" \
         --stats-interval 1 ${POPGO_ARGS[@]+"${POPGO_ARGS[@]}"}
     wait_for "$LOG/popgo_$N.log" "forwarding" 15
-    grep "popgo run:   port" "$LOG/popgo_$N.log" | sed 's/^/  /'
+    grep "run:   port" "$LOG/popgo_$N.log" | sed 's/^/  /' || true
     gen_and_measure "popgo_$N" "$NS_K" k0
     kill -INT "$(eval echo \$PID_popgo_$N)" 2>/dev/null || true
     wait "$(eval echo \$PID_popgo_$N)" || true
-    grep -E "^(rx_packets|tx_packets|dropped|rx = tx|  tx fb|  tx_ring_full|kernel)|  tx to-A" "$LOG/popgo_$N.log" | sed 's/^/  popgo: /'
+    grep -E "^(rx_packets|tx_packets|dropped|rx = tx|  tx fb|  tx_ring_full|kernel)|  tx to-A" "$LOG/popgo_$N.log" | sed 's/^/  popgo: /' || true
     echo "  XDP programs left on fa/fb: $(ip -n "$NS_F" -o link show | grep -c 'prog/xdp' || true)"
 }
 
@@ -153,7 +158,7 @@ phase_offload() {
     gen_and_measure "offload_$N" "$NS_K" k0
     kill -INT "$(eval echo \$PID_offload_$N)" 2>/dev/null || true
     wait "$(eval echo \$PID_offload_$N)" || true
-    grep -E "^(rx_packets|tx_packets|dropped|rx = tx|xdp offload)|  tx to-A" "$LOG/offload_$N.log" | sed 's/^/  offload: /'
+    grep -E "^(rx_packets|tx_packets|dropped|rx = tx|xdp offload)|  tx to-A" "$LOG/offload_$N.log" | sed 's/^/  offload: /' || true
     echo "  XDP programs left on fa/fb: $(ip -n "$NS_F" -o link show | grep -c 'prog/xdp' || true)"
 }
 
@@ -187,7 +192,7 @@ phase_testpmd() {
 }
 
 log "load: $(cat /proc/loadavg) (2 vCPUs shared with other work: compare phases of one run only)"
-log "kernel $(uname -r); CPU: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
+log "kernel $(uname -r); CPU: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs); generator $GEN_MODE"
 for p in $PHASES; do "phase_$p"; done
 
 echo

@@ -47,6 +47,10 @@ enum Cmd {
         core: Option<usize>,
         #[arg(long)]
         tx_budget: Option<u32>,
+        /// Send from the kernel (XDP live frames: an XDP_TX program run by
+        /// BPF_PROG_TEST_RUN), not from an AF_XDP socket: several times faster.
+        #[arg(long)]
+        live: bool,
     },
     /// Count and drop frames arriving on an interface (XDP), one line per second.
     Sink {
@@ -103,7 +107,7 @@ fn main() -> ExitCode {
         Cmd::Send { iface, repeat, gap_us, pcap } => {
             popgo::run::lab::send(&iface, &pcap, repeat, Duration::from_micros(gap_us)).map(|_| ())
         }
-        Cmd::Gen { iface, dst, label, flows, secs, count, core, tx_budget } => popgo::run::lab::parse_mac(&dst)
+        Cmd::Gen { iface, dst, label, flows, secs, count, core, tx_budget, live } => popgo::run::lab::parse_mac(&dst)
             .and_then(|dst| {
                 popgo::run::lab::gen(&popgo::run::lab::GenOpts {
                     iface,
@@ -114,6 +118,7 @@ fn main() -> ExitCode {
                     count,
                     core,
                     tx_budget,
+                    live,
                 })
             })
             .map(|_| ()),

@@ -1057,6 +1057,85 @@ impl CountSink {
     }
 }
 
+/// `union bpf_attr` as `BPF_PROG_TEST_RUN` reads it (uapi, stable), with the fields
+/// libbpf-sys 0.3 predates (`flags`, `cpu`, `batch_size`).
+#[repr(C)]
+#[derive(Default)]
+struct TestRunAttr {
+    prog_fd: u32,
+    retval: u32,
+    data_size_in: u32,
+    data_size_out: u32,
+    data_in: u64,
+    data_out: u64,
+    repeat: u32,
+    duration: u32,
+    ctx_size_in: u32,
+    ctx_size_out: u32,
+    ctx_in: u64,
+    ctx_out: u64,
+    flags: u32,
+    cpu: u32,
+    batch_size: u32,
+    _pad: u32,
+}
+
+/// `struct xdp_md` as a test-run context.
+#[repr(C)]
+#[derive(Default)]
+struct XdpMd {
+    data: u32,
+    data_end: u32,
+    data_meta: u32,
+    ingress_ifindex: u32,
+    rx_queue_index: u32,
+    egress_ifindex: u32,
+}
+
+/// A 2-instruction program returning `XDP_TX`: with [`xdp_live_frames`] it transmits
+/// every frame out of the given interface.
+pub fn xdp_tx_program() -> Vec<Insn> {
+    let mut a = Asm::default();
+    a.mov64_imm(Reg::R0, XDP_TX).exit();
+    a.finish()
+}
+
+/// Runs `prog_fd` `repeat` times over `frame` in the kernel's live-frames mode
+/// (`BPF_F_TEST_XDP_LIVE_FRAMES`, kernel >= 5.18): each run gets a fresh frame from a
+/// page pool, and what the program returns is carried out, so an `XDP_TX` program
+/// sends `repeat` frames out of `ifindex` (to a veth's peer) without a socket or an
+/// skb. Lab generator only; runs on the calling thread's CPU.
+pub fn xdp_live_frames(prog_fd: RawFd, frame: &[u8], ifindex: u32, repeat: u32, batch: u32) -> io::Result<()> {
+    const BPF_PROG_TEST_RUN: libc::c_long = 10;
+    const BPF_F_TEST_XDP_LIVE_FRAMES: u32 = 1 << 1;
+    let ctx = XdpMd { data_end: frame.len() as u32, ingress_ifindex: ifindex, ..Default::default() };
+    let attr = TestRunAttr {
+        prog_fd: prog_fd as u32,
+        data_size_in: frame.len() as u32,
+        data_in: frame.as_ptr() as u64,
+        repeat,
+        ctx_size_in: std::mem::size_of::<XdpMd>() as u32,
+        ctx_in: (&ctx as *const XdpMd) as u64,
+        flags: BPF_F_TEST_XDP_LIVE_FRAMES,
+        batch_size: batch,
+        ..Default::default()
+    };
+    // SAFETY: attr is a fully initialized bpf_attr prefix of the size passed; the
+    // frame and ctx buffers it points at outlive the call and are only read.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_bpf,
+            BPF_PROG_TEST_RUN,
+            &attr as *const TestRunAttr,
+            std::mem::size_of::<TestRunAttr>() as libc::c_long,
+        )
+    };
+    if ret < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
 /// Run a loaded program once over `frame` with `BPF_PROG_TEST_RUN`; returns
 /// the XDP action. Used by the unit tests (needs root / CAP_BPF).
 pub fn test_run(prog_fd: RawFd, frame: &[u8]) -> io::Result<u32> {

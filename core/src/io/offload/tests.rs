@@ -328,3 +328,22 @@ fn program_agrees_with_process_burst() {
     let got = counters_to_stats(&counters.read().expect("counters"));
     assert_eq!(got, want, "the program's counters");
 }
+
+/// The lab's reference forwarder rewrites both MACs and redirects (and loads).
+#[test]
+fn redirect_reference_rewrites_and_redirects() {
+    let devmap = match xdp::create_map(sys::BPF_MAP_TYPE_DEVMAP, "t_redir", 4, 4, 1) {
+        Ok(m) => m,
+        Err(e) => {
+            crate::testkit::skip("io::offload::redirect_reference_rewrites_and_redirects", &format!("no map ({e})"));
+            return;
+        }
+    };
+    xdp::map_update(&devmap, &0u32.to_ne_bytes(), &xdp::ifindex("lo").unwrap().to_ne_bytes()).unwrap();
+    let (dst, src) = ([2, 0, 0, 0, 0, 0x0a], [2, 0, 0, 0, 0x0c, 0x0a]);
+    let prog = xdp::load_xdp_program("t_redir", &redirect_rewrite_program(devmap.as_raw_fd(), dst, src)).unwrap();
+    let f = frame([9; 6], [8; 6], &[], ETHERTYPE_MPLS, &[(100, 64)], &[0x45; 30]);
+    let (act, out) = xdp::test_run_out(prog.as_raw_fd(), &f).unwrap();
+    assert_eq!(act as i32, XDP_REDIRECT);
+    assert_eq!((&out[..6], &out[6..12], &out[12..]), (&dst[..], &src[..], &f[12..]));
+}
