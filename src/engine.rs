@@ -53,6 +53,9 @@ pub struct Live {
     pub cfg: Config,
     pub socket: Option<PathBuf>,
     pub reload_from: Option<PathBuf>,
+    /// A copy of the tables outside user space (the XDP offload), kept in step by the
+    /// control plane.
+    pub mirror: Option<Box<dyn crate::ilm::TableMirror>>,
 }
 
 /// How the workers run and when they stop.
@@ -160,7 +163,7 @@ pub fn forward<M: MakeQueue>(
                 crate::ilm::build(&live.cfg, generation).context("building tables from the config").map_err(usage)?;
             let publisher = Publisher::new(Box::new(snap), workers + 1);
             let readers: Vec<Reader<Snapshot>> = (0..workers).map(|_| publisher.register_reader()).collect();
-            let mut plane = ControlPlane::new(live.cfg, publisher, Arc::clone(&board));
+            let mut plane = ControlPlane::with_mirror(live.cfg, publisher, Arc::clone(&board), live.mirror);
             if let (Some(path), true) = (live.reload_from, plan.signals) {
                 plane.reload_on(path, crate::sys::signal::take_reload);
             }

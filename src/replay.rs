@@ -299,6 +299,7 @@ pub fn main(a: ReplayArgs) -> Result<(), Failure> {
             Tables::Fixed(&snap)
         }
         Some(path) => Tables::Live(engine::Live {
+            mirror: None,
             cfg: cfg.clone(),
             socket: Some(path.clone()),
             reload_from: Some(a.config.clone()),

@@ -183,6 +183,11 @@ impl Lab {
             ok(&["ip", "netns", "exec", ns, "sysctl", "-qw", &format!("net.ipv6.conf.{dev}.disable_ipv6=1")]);
             ok(&["ip", "-n", ns, "link", "set", dev, "up"]);
         }
+        // A frame the kernel redirects into c-to-a (XDP offload) reaches a0 only if a0
+        // runs NAPI: an XDP program or GRO (veth_xdp_xmit refuses it otherwise).
+        for (ns, dev) in [(&lab.a, "a0"), (&lab.b, "b0")] {
+            ok(&["ip", "netns", "exec", ns, "ethtool", "-K", dev, "gro", "on"]);
+        }
         lab
     }
 
@@ -218,9 +223,15 @@ impl Lab {
     /// Starts popgo run on C (bounded by --duration) and waits until it forwards.
     /// stderr goes to a file so that the readiness line can be waited for.
     fn popgo(&self, cfg: &Path, extra: &[&str]) -> (Proc, PathBuf) {
+        self.popgo_for(cfg, 25, extra)
+    }
+
+    /// [`Lab::popgo`] stopping by itself after `secs`.
+    fn popgo_for(&self, cfg: &Path, secs: u32, extra: &[&str]) -> (Proc, PathBuf) {
         let err = self.path(&format!("popgo-{}.err", NEXT.fetch_add(1, Ordering::Relaxed)));
         let child = Command::new("ip")
-            .args(["netns", "exec", &self.c, POPGO, "run", "--config", cfg.to_str().unwrap(), "--duration", "25"])
+            .args(["netns", "exec", &self.c, POPGO, "run", "--config", cfg.to_str().unwrap()])
+            .args(["--duration", &secs.to_string()])
             .args(extra)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -335,14 +346,16 @@ fn golden(lab: &Lab, cfg: &Path) -> (Vec<Vec<u8>>, Vec<Vec<u8>>) {
     (read("to-A.pcap"), read("to-B.pcap"))
 }
 
-fn check_forwarding(pop_go: bool) {
+fn check_forwarding(pop_go: bool, extra: &[&str]) -> Value {
     let lab = Lab::new();
     let cfg = lab.config(pop_go);
     let (want_a, want_b) = golden(&lab, &cfg);
     let filter = "ip and net 10.1.1.0/24";
     let (ta, _) = lab.capture(&lab.a, "a0", &lab.path("a.pcap"), filter);
     let (tb, _) = lab.capture(&lab.b, "b0", &lab.path("b.pcap"), filter);
-    let (p, _) = lab.popgo(&cfg, &["--json-stats", "--stats-interval", "0.5"]);
+    let mut args = vec!["--json-stats", "--stats-interval", "0.5"];
+    args.extend_from_slice(extra);
+    let (p, _) = lab.popgo(&cfg, &args);
     assert_eq!(lab.xdp_programs(&lab.c), 3, "one XDP program per port while running");
     lab.send_seed();
     std::thread::sleep(Duration::from_millis(1200));
@@ -376,6 +389,7 @@ fn check_forwarding(pop_go: bool) {
     assert_eq!(frames(&lab.path("a.pcap")), want_a, "frames at DeviceA");
     assert_eq!(frames(&lab.path("b.pcap")), want_b, "frames at DeviceB");
     assert_eq!(lab.xdp_programs(&lab.c), 0, "XDP programs detached after SIGTERM");
+    v
 }
 
 /// With POPGO every seed 10.1.1.x frame goes to DeviceA (8 frames).
@@ -383,7 +397,8 @@ fn check_forwarding(pop_go: bool) {
 fn seed_popgo_byte_exact_at_sinks() {
     let _g = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
     if privileged("seed_popgo_byte_exact_at_sinks") {
-        check_forwarding(true);
+        let v = check_forwarding(true, &[]);
+        assert!(v["offload"].is_null(), "no offload unless asked: {v}");
     }
 }
 
@@ -392,8 +407,277 @@ fn seed_popgo_byte_exact_at_sinks() {
 fn seed_without_popgo_byte_exact_at_sinks() {
     let _g = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
     if privileged("seed_without_popgo_byte_exact_at_sinks") {
-        check_forwarding(false);
+        check_forwarding(false, &[]);
     }
+}
+
+/// The seed through `--offload xdp`, native then generic XDP: the same bytes at the
+/// sinks as `popgo replay --out-dir`; the plain and tagged POPGO frames and the TTL
+/// expiry are handled in the kernel, the explicit-null, entropy and malformed ones by
+/// the workers, and the counters of both add up.
+#[test]
+fn seed_offload_byte_exact_at_sinks() {
+    let _g = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    if !privileged("seed_offload_byte_exact_at_sinks") {
+        return;
+    }
+    for extra in [&["--offload", "xdp"][..], &["--offload", "xdp", "--xdp-generic"]] {
+        let v = check_forwarding(true, extra);
+        let o = &v["offload"];
+        assert_eq!(o["mode"], "xdp", "{v}");
+        let kernel_tx = o["tx_packets"]["to-A"].as_u64().unwrap();
+        assert!(kernel_tx >= 4, "plain and tagged POPGO frames forwarded in the kernel ({extra:?}): {o}");
+        assert!(kernel_tx < 8, "explicit null and entropy label frames went to the workers: {o}");
+        assert_eq!(o["drops"]["ttl_expired"], 1, "the TTL expiry is dropped in the kernel: {o}");
+        assert_eq!(o["rx_packets"].as_u64().unwrap(), kernel_tx + 1, "{o}");
+        let workers: u64 = v["per_worker"].as_array().unwrap().iter().map(|w| w["rx_packets"].as_u64().unwrap()).sum();
+        assert_eq!(workers + kernel_tx + 1, 13, "every frame counted once, in the kernel or a worker: {v}");
+    }
+}
+
+/// One frame per flow of the churn test: label 48122 (bottom of stack) over IPv4/UDP
+/// from D, to 10.1.1.5 (only the /24 matches) and 10.1.1.1 (the /30 too).
+fn churn_flows_pcap(path: &Path) {
+    let mut w = popgo::io::pcap::Writer::new(std::fs::File::create(path).unwrap()).unwrap();
+    for (i, host) in [5u8, 1].into_iter().enumerate() {
+        let mut ip = Vec::new();
+        etherparse::PacketBuilder::ipv4([192, 0, 2, 1], [10, 1, 1, host], 64)
+            .udp(40000, 9)
+            .write(&mut ip, &[0x5a; 18])
+            .unwrap();
+        let mut f = Vec::new();
+        f.extend_from_slice(&[2, 0, 0, 0, 0x0c, 0x0d, 2, 0, 0, 0, 0, 0x0d, 0x88, 0x47]);
+        f.extend_from_slice(&((48122u32 << 12) | (1 << 8) | 64).to_be_bytes());
+        f.extend_from_slice(&ip);
+        w.write_packet(i as u64 * 1000, &f).unwrap();
+    }
+    w.into_inner().unwrap();
+}
+
+/// The churn test's table states: pop-go on or off, 10.1.1.0/24 via DeviceA or
+/// DeviceB, and DeviceA's neighbor MAC (changed only by a reload: a full build).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+struct ChurnState {
+    pop_go: bool,
+    via_b: bool,
+    mac_a2: bool,
+}
+
+const MAC_A2: &str = "02:00:00:00:00:1a";
+
+impl ChurnState {
+    fn config(self, lab: &Lab) -> String {
+        let mut t = std::fs::read_to_string(lab.config(self.pop_go)).unwrap();
+        if self.via_b {
+            t = t.replace(
+                "prefix = \"10.1.1.0/24\"\nnext_hop = \"192.168.10.1\"",
+                "prefix = \"10.1.1.0/24\"\nnext_hop = \"192.168.20.1\"",
+            );
+        }
+        if self.mac_a2 {
+            t = t.replace("mac = \"02:00:00:00:00:0a\"", &format!("mac = \"{MAC_A2}\""));
+        }
+        t
+    }
+}
+
+/// 3000 commits while traffic flows with `--offload xdp`: the label moves between the
+/// kernel (POPGO) and the workers (POP), between DeviceA and DeviceB, and (by reloads,
+/// i.e. full builds with a new adjacency table) between two MACs of DeviceA. Every
+/// frame at a sink is byte for byte what one of the table states gives it (`popgo
+/// replay` of that state): never a mix of two (port of one, MACs of another); and
+/// every frame sent is counted once and none is lost.
+#[test]
+fn offload_churn_every_packet_follows_one_table() {
+    let _g = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    if !privileged("offload_churn_every_packet_follows_one_table") {
+        return;
+    }
+    const COMMITS: usize = 3000;
+    const RELOAD_EVERY: usize = 250;
+    let lab = Lab::new();
+    let flows = lab.path("flows.pcap");
+    churn_flows_pcap(&flows);
+    // What each state does to each flow: (sink, bytes).
+    let mut allowed: std::collections::HashMap<(char, Vec<u8>), ChurnState> = Default::default();
+    for pop_go in [false, true] {
+        for via_b in [false, true] {
+            for mac_a2 in [false, true] {
+                let st = ChurnState { pop_go, via_b, mac_a2 };
+                let cfg = lab.path(&format!("state-{pop_go}-{via_b}-{mac_a2}.toml"));
+                std::fs::write(&cfg, st.config(&lab)).unwrap();
+                let dir = lab.path(&format!("golden-{pop_go}-{via_b}-{mac_a2}"));
+                ok(&[
+                    POPGO,
+                    "replay",
+                    "--config",
+                    cfg.to_str().unwrap(),
+                    "--out-dir",
+                    dir.to_str().unwrap(),
+                    flows.to_str().unwrap(),
+                ]);
+                for (sink, file) in [('A', "to-A.pcap"), ('B', "to-B.pcap")] {
+                    if dir.join(file).exists() {
+                        for f in frames(&dir.join(file)) {
+                            allowed.insert((sink, f), st);
+                        }
+                    }
+                }
+            }
+        }
+    }
+    assert_eq!(allowed.len(), 6, "two flows, three outputs each");
+
+    let cfg = lab.path("churn.toml");
+    let mut state = ChurnState { pop_go: true, via_b: false, mac_a2: false };
+    std::fs::write(&cfg, state.config(&lab)).unwrap();
+    let sock = lab.path("ctl.sock");
+    let filter = "ip and net 10.1.1.0/24";
+    let big_buffer = |ns: &str, dev: &str, file: &str| {
+        let file = lab.path(file);
+        let log = PathBuf::from(format!("{}.log", file.display()));
+        let child = Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                ns,
+                "tcpdump",
+                "-U",
+                "-B",
+                "16384",
+                "-n",
+                "-i",
+                dev,
+                "-w",
+                file.to_str().unwrap(),
+                filter,
+            ])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .expect("tcpdump");
+        wait_for(&log, "listening", 10);
+        (Proc { child, name: "tcpdump" }, log)
+    };
+    let (ta, la) = big_buffer(&lab.a, "a0", "a.pcap");
+    let (tb, lb) = big_buffer(&lab.b, "b0", "b.pcap");
+    let (p, err_file) = lab.popgo_for(
+        &cfg,
+        120,
+        &["--offload", "xdp", "--control", sock.to_str().unwrap(), "--json-stats", "--stats-interval", "0"],
+    );
+    let sender = lab.spawn(
+        &lab.d,
+        "popgo-lab send",
+        &[POPGO_LAB, "send", "--iface", "d0", "--gap-us", "40", "--repeat", "1000000", flows.to_str().unwrap()],
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    let t0 = Instant::now();
+    let (mut c, _) = popgo::control::client::Client::connect(&sock).expect("control socket");
+    let mut retries = 0;
+    let mut send = |line: &str| loop {
+        let r = c.send(line).expect("control socket");
+        // Back-pressure of the control plane when the worker has not yet passed a
+        // quiescent state for the last commits (2 vCPUs): the commit is kept; retry.
+        if line == "commit" && !r.ok && r.text.contains("try again later") {
+            retries += 1;
+            std::thread::sleep(Duration::from_millis(1));
+            continue;
+        }
+        assert!(r.ok, "{line}: {}", r.text);
+        break;
+    };
+    send("system-view");
+    let mut reloads = 0;
+    let mut seen_states = std::collections::HashSet::new();
+    for k in 0..COMMITS {
+        if k % RELOAD_EVERY == RELOAD_EVERY - 1 {
+            // A full build: the neighbor MAC of DeviceA changes (new adjacency table).
+            state.mac_a2 = !state.mac_a2;
+            std::fs::write(&cfg, state.config(&lab)).unwrap();
+            reloads += 1;
+            p.signal("-HUP");
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while std::fs::read_to_string(&err_file).unwrap().matches("reloaded").count() < reloads {
+                assert!(Instant::now() < deadline, "reload {reloads} not seen");
+                std::thread::sleep(Duration::from_millis(2));
+            }
+        } else if k % 3 == 2 {
+            state.pop_go = !state.pop_go;
+            send("bgp 100");
+            send(if state.pop_go { "apply-label per-route pop-go" } else { "undo apply-label per-route pop-go" });
+            send("commit");
+            send("quit");
+        } else {
+            let (from, to) =
+                if state.via_b { ("192.168.20.1", "192.168.10.1") } else { ("192.168.10.1", "192.168.20.1") };
+            state.via_b = !state.via_b;
+            send(&format!("ip route-static 10.1.1.0 24 {to}"));
+            send(&format!("undo ip route-static 10.1.1.0 24 {from}"));
+            send("commit");
+        }
+        seen_states.insert(state);
+    }
+    let churn = t0.elapsed();
+    eprintln!("churn: {COMMITS} commits ({reloads} reloads) in {churn:?}, {retries} commit retries");
+    drop(c);
+    sender.signal("-INT");
+    let (code, _, send_err) = sender.wait(30);
+    assert_eq!(code, Some(0), "popgo-lab send: {send_err}");
+    let sent: u64 = send_err
+        .split_whitespace()
+        .zip(send_err.split_whitespace().skip(1))
+        .find(|(_, w)| *w == "frames")
+        .and_then(|(n, _)| n.parse().ok())
+        .unwrap_or_else(|| panic!("no count in {send_err:?}"));
+    std::thread::sleep(Duration::from_millis(500));
+    let stats = ctl(&lab, &sock, "display popgo statistics");
+    let (v, _, _) = stop_popgo(p);
+    std::thread::sleep(Duration::from_millis(300));
+    ta.signal("-INT");
+    tb.signal("-INT");
+    ta.wait(10);
+    tb.wait(10);
+    for l in [&la, &lb] {
+        let log = std::fs::read_to_string(l).unwrap();
+        assert!(log.lines().any(|l| l.trim() == "0 packets dropped by kernel"), "tcpdump lost frames: {log}");
+    }
+    let (at_a, at_b) = (frames(&lab.path("a.pcap")), frames(&lab.path("b.pcap")));
+    eprintln!(
+        "churn: {COMMITS} commits ({reloads} reloads) in {churn:?}, {} states; sent {sent}, at A {}, at B {}; {}",
+        seen_states.len(),
+        at_a.len(),
+        at_b.len(),
+        v["offload"]
+    );
+    assert!(churn < Duration::from_secs(45), "commits took {churn:?}");
+    assert!(sent > 20_000, "traffic flowed during the churn: {sent}");
+    // Several states give a flow the same bytes (POP and POPGO via DeviceA, say): count
+    // per distinct output.
+    let mut by_output: std::collections::HashMap<(char, Vec<u8>), u64> = Default::default();
+    for (sink, fs) in [('A', &at_a), ('B', &at_b)] {
+        for f in fs {
+            assert!(
+                allowed.contains_key(&(sink, f.clone())),
+                "a frame at Device{sink} that no single table gives: {f:02x?}"
+            );
+            *by_output.entry((sink, f.clone())).or_default() += 1;
+        }
+    }
+    let counts: Vec<u64> = by_output.values().copied().collect();
+    eprintln!("frames per distinct output: {counts:?} of {} possible", allowed.len());
+    assert_eq!(by_output.len(), allowed.len(), "traffic took every output the states give");
+    // None lost, none uncounted: the sender's count reached popgo and left it again.
+    assert_eq!(v["rx_packets"], sent, "{v}");
+    assert_eq!(v["tx_packets"]["to-A"], at_a.len() as u64, "{v}");
+    assert_eq!(v["tx_packets"]["to-B"], at_b.len() as u64, "{v}");
+    assert_eq!(at_a.len() as u64 + at_b.len() as u64, sent, "{v}");
+    assert_eq!(v["balanced"], true, "{v}");
+    let kernel_tx: u64 = v["offload"]["tx_packets"].as_object().unwrap().values().map(|x| x.as_u64().unwrap()).sum();
+    assert!(kernel_tx > sent / 10 && kernel_tx < sent, "both paths forwarded: kernel {kernel_tx} of {sent}");
+    assert!(stats.contains("xdp offload: rx_pkts"), "{stats}");
+    assert!(stats.contains(&format!("XDP offload mirror: {} update(s)", COMMITS + 1)), "{stats}");
 }
 
 /// Non-MPLS traffic (ARP, ICMP, UDP) still reaches the kernel on popgo's ports while
@@ -457,6 +741,39 @@ fn restart_after_sigkill_then_sigterm_cleans_up() {
     assert_eq!(lab.xdp_programs(&lab.c), 0, "no XDP program left after SIGTERM");
     let links = ok(&["ip", "-n", &lab.c, "-o", "link", "show"]);
     assert!(!links.contains("xdp"), "{links}");
+}
+
+/// The offload's lifecycle: a SIGKILLed `--offload xdp` run leaves its programs; a
+/// generic-mode offload run replaces them and forwards; after its SIGKILL a run
+/// without offload replaces those and forwards with the workers alone; SIGTERM leaves
+/// nothing behind.
+#[test]
+fn offload_restart_after_sigkill_native_generic_and_back() {
+    let _g = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    if !privileged("offload_restart_after_sigkill_native_generic_and_back") {
+        return;
+    }
+    let lab = Lab::new();
+    let cfg = lab.config(true);
+    let (p, _) = lab.popgo(&cfg, &["--offload", "xdp", "--stats-interval", "0"]);
+    assert_eq!(lab.xdp_programs(&lab.c), 3);
+    p.signal("-KILL");
+    assert_eq!(p.wait(10).0, None);
+    assert_eq!(lab.xdp_programs(&lab.c), 3, "SIGKILL leaves the offload programs attached");
+    let (p, _) = lab.popgo(&cfg, &["--offload", "xdp", "--xdp-generic", "--json-stats", "--stats-interval", "0"]);
+    let links = ok(&["ip", "-n", &lab.c, "-o", "link", "show"]);
+    assert_eq!(links.matches("xdpgeneric").count(), 3, "generic mode replaced the native programs: {links}");
+    lab.send_seed();
+    std::thread::sleep(Duration::from_millis(800));
+    p.signal("-KILL");
+    assert_eq!(p.wait(10).0, None);
+    let (p, _) = lab.popgo(&cfg, &["--json-stats", "--stats-interval", "0"]);
+    lab.send_seed();
+    std::thread::sleep(Duration::from_millis(800));
+    let (v, _, _) = stop_popgo(p);
+    assert_eq!(v["tx_packets"]["to-A"], 8, "{v}");
+    assert!(v["offload"].is_null(), "{v}");
+    assert_eq!(lab.xdp_programs(&lab.c), 0, "no XDP program left after SIGTERM");
 }
 
 /// Bad interface, bad ring size and missing privileges: one clear line, exit 2.

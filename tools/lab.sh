@@ -59,6 +59,12 @@ lab_up() {
         ip netns exec "$1" sysctl -qw "net.ipv6.conf.$2.disable_ipv6=1"
         ip -n "$1" link set "$2" up
     done
+    # Frames popgo run --offload xdp redirects into c-to-a/c-to-b reach a0/b0 only when
+    # those run NAPI (XDP or GRO): veth_xdp_xmit refuses them otherwise.
+    if command -v ethtool >/dev/null; then
+        ip netns exec "$NS_A" ethtool -K a0 gro on
+        ip netns exec "$NS_B" ethtool -K b0 gro on
+    fi
     log "namespaces $NS_D $NS_C $NS_A $NS_B are up"
 }
 

@@ -2,7 +2,7 @@
 # Installs the Debian packages popgo's build, tests and lab need. Idempotent; quiet when
 # everything is already there. Needs root (or sudo) only when something is missing.
 set -euo pipefail
-PKGS=(libelf-dev zlib1g-dev pkg-config tshark tcpdump iproute2 bpftool iputils-ping util-linux curl prometheus gobgpd frr valgrind)
+PKGS=(libelf-dev zlib1g-dev pkg-config tshark tcpdump iproute2 ethtool bpftool iputils-ping util-linux curl prometheus gobgpd frr valgrind)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -1,28 +1,41 @@
 #!/usr/bin/env bash
-# popgo run vs DPDK testpmd on the veth lab, same generator, same core placement.
+# popgo run (AF_XDP, and with --offload xdp) vs DPDK testpmd and vs the kernel's own XDP
+# forwarding, on the veth lab, same generator, same core placement.
 #
 #   [pgvs-S] s0 ==veth== fa [pgvs-F: forwarder] fb ==veth== k0 [pgvs-K: sink]
 #
-# Generator: `popgo-lab gen` (AF_XDP TX, 60 B frames = 64 B on the wire, MPLS label 48122
-# bottom of stack over IPv4/UDP 198.18.1.1 -> 198.19.1.x) on CPU $GEN_CPU.
+# Generator: `popgo-lab gen` (60 B frames = 64 B on the wire, MPLS label 48122 bottom of
+# stack over IPv4/UDP 198.18.1.1 -> 198.19.1.x) on CPU $GEN_CPU. GEN_MODE=live (default):
+# the kernel's XDP live-frames mode (BPF_PROG_TEST_RUN of an XDP_TX program, several
+# Mpps); GEN_MODE=afxdp: a copy-mode AF_XDP socket (about 1-2 Mpps here, which caps the
+# in-kernel phases at the generator).
 # Forwarders, on CPU $FWD_CPU (one forwarding core each):
 #   popgo   : popgo run --config (seed.toml with to-D = fa, to-A = fb, to-B unattached);
 #             label 48122 is POPGO to to-A, so every frame is popped and sent out of fb.
+#   offload : the same with --offload xdp: the XDP program on fa pops, rewrites and
+#             redirects into fb itself (the workers get only what it does not take).
+#   kernel  : `popgo-lab redirect`: an XDP program on fa that rewrites both MACs and
+#             redirects every frame into fb through a devmap: in-kernel forwarding with
+#             no lookup, the reference for the offload.
 #   testpmd : dpdk-testpmd, two net_af_xdp vdevs (fa, fb), --forward-mode=io, 1 core
 #             (main lcore on $GEN_CPU, sleeping; forwarding lcore on $FWD_CPU).
+# On veth, the XDP program of fa runs in the softirq of the CPU that sent into s0, i.e.
+# on the generator's CPU: offload and kernel use no forwarder CPU at all.
 # Sink: `popgo-lab sink` (XDP count-and-drop) on k0; the number is the median of the
 # active 1-second intervals at the sink. Ceiling: generator straight into a sink on fa.
-# Phases are interleaved (ceiling popgo testpmd popgo testpmd ceiling by default)
-# because the 2 vCPUs are shared with other work and absolute rates drift.
+# Phases are interleaved (ceiling, then ROUNDS x "testpmd offload kernel popgo", then
+# ceiling, by default) because the 2 vCPUs are shared with other work and absolute rates
+# drift.
 #
 # Usage (root): tools/vs-testpmd.sh [PHASES...]
 # Env: POPGO, POPGO_LAB (binaries, default target/release/...), GEN_SECS (8), GEN_CPU (0),
-#      FWD_CPU (1), POPGO_EXTRA (extra `popgo run` flags), GEN_EXTRA, MAX_SECS (300).
+#      FWD_CPU (1), POPGO_EXTRA (extra `popgo run` flags), GEN_EXTRA, GEN_MODE (live), ROUNDS (3),
+#      MAX_SECS (600).
 # Needs: dpdk-testpmd (apt-get install --no-install-recommends dpdk dpdk-dev
 #        librte-net-af-xdp23 librte-mempool-ring23); without it the testpmd phases are skipped.
 set -euo pipefail
 
-MAX_SECS=${MAX_SECS:-300}
+MAX_SECS=${MAX_SECS:-600}
 if [[ -z "${LAB_UNDER_TIMEOUT:-}" ]]; then
     exec timeout -k 10 "$MAX_SECS" env LAB_UNDER_TIMEOUT=1 "$0" "$@"
 fi
@@ -31,12 +44,17 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
 POPGO=${POPGO:-$TARGET/release/popgo}
 POPGO_LAB=${POPGO_LAB:-$TARGET/release/popgo-lab}
-PHASES=${*:-ceiling popgo testpmd popgo testpmd ceiling}
+ROUNDS=${ROUNDS:-3}
+DEFAULT_PHASES="ceiling"
+for ((r = 0; r < ROUNDS; r++)); do DEFAULT_PHASES+=" testpmd offload kernel popgo"; done
+PHASES=${*:-$DEFAULT_PHASES ceiling}
 GEN_SECS=${GEN_SECS:-8}
 GEN_CPU=${GEN_CPU:-0}
 FWD_CPU=${FWD_CPU:-1}
 read -r -a POPGO_ARGS <<<"${POPGO_EXTRA:-}"
 read -r -a GEN_ARGS <<<"${GEN_EXTRA:-}"
+GEN_MODE=${GEN_MODE:-live}
+[[ "$GEN_MODE" == live ]] && GEN_ARGS+=(--live)
 
 ID=$$
 NS_S=pgvs-S-$ID NS_F=pgvs-F-$ID NS_K=pgvs-K-$ID
@@ -123,12 +141,36 @@ phase_popgo() {
     run_bg "popgo_$N" "$NS_F" $((GEN_SECS + 30)) "$POPGO" run --config "$LOG/vs.toml" --cores "$FWD_CPU" \
         --stats-interval 1 ${POPGO_ARGS[@]+"${POPGO_ARGS[@]}"}
     wait_for "$LOG/popgo_$N.log" "forwarding" 15
-    grep "popgo run:   port" "$LOG/popgo_$N.log" | sed 's/^/  /'
+    grep "run:   port" "$LOG/popgo_$N.log" | sed 's/^/  /' || true
     gen_and_measure "popgo_$N" "$NS_K" k0
     kill -INT "$(eval echo \$PID_popgo_$N)" 2>/dev/null || true
     wait "$(eval echo \$PID_popgo_$N)" || true
-    grep -E "^(rx_packets|tx_packets|dropped|rx = tx|  tx fb|  tx_ring_full|kernel)|  tx to-A" "$LOG/popgo_$N.log" | sed 's/^/  popgo: /'
+    grep -E "^(rx_packets|tx_packets|dropped|rx = tx|  tx fb|  tx_ring_full|kernel)|  tx to-A" "$LOG/popgo_$N.log" | sed 's/^/  popgo: /' || true
     echo "  XDP programs left on fa/fb: $(ip -n "$NS_F" -o link show | grep -c 'prog/xdp' || true)"
+}
+
+phase_offload() {
+    N=$((N + 1))
+    log "phase offload: generator -> popgo run --offload xdp (fa -> fb in the kernel) -> sink k0"
+    run_bg "offload_$N" "$NS_F" $((GEN_SECS + 30)) "$POPGO" run --config "$LOG/vs.toml" --cores "$FWD_CPU" \
+        --stats-interval 1 --offload xdp ${POPGO_ARGS[@]+"${POPGO_ARGS[@]}"}
+    wait_for "$LOG/offload_$N.log" "forwarding" 15
+    gen_and_measure "offload_$N" "$NS_K" k0
+    kill -INT "$(eval echo \$PID_offload_$N)" 2>/dev/null || true
+    wait "$(eval echo \$PID_offload_$N)" || true
+    grep -E "^(rx_packets|tx_packets|dropped|rx = tx|xdp offload)|  tx to-A" "$LOG/offload_$N.log" | sed 's/^/  offload: /' || true
+    echo "  XDP programs left on fa/fb: $(ip -n "$NS_F" -o link show | grep -c 'prog/xdp' || true)"
+}
+
+phase_kernel() {
+    N=$((N + 1))
+    log "phase kernel: generator -> XDP redirect with MAC rewrite (fa -> fb, popgo-lab redirect) -> sink k0"
+    run_bg "kernel_$N" "$NS_F" $((GEN_SECS + 30)) "$POPGO_LAB" redirect --iface fa --to fb --dst $MAC_K0 \
+        --secs $((GEN_SECS + 20))
+    wait_for "$LOG/kernel_$N.log" "redirect:" 15
+    gen_and_measure "kernel_$N" "$NS_K" k0
+    kill -INT "$(eval echo \$PID_kernel_$N)" 2>/dev/null || true
+    wait "$(eval echo \$PID_kernel_$N)" || true
 }
 
 phase_testpmd() {
@@ -150,18 +192,21 @@ phase_testpmd() {
 }
 
 log "load: $(cat /proc/loadavg) (2 vCPUs shared with other work: compare phases of one run only)"
-log "kernel $(uname -r); CPU: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
+log "kernel $(uname -r); CPU: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs); generator $GEN_MODE"
 for p in $PHASES; do "phase_$p"; done
 
 echo
 echo "==== summary (Mpps at the sink, 64 B MPLS frames) ===="
 median() { sort -g | awk '{a[NR]=$1} END {if (NR==0) print 0; else if (NR%2) print a[(NR+1)/2]; else print (a[NR/2]+a[NR/2+1])/2}'; }
-for kind in ceiling popgo testpmd; do
+for kind in ceiling popgo offload kernel testpmd; do
     vals=$(printf '%s\n' "${RESULTS[@]}" | awk -v k=$kind '$1==k {print $2}')
     med=$(echo "$vals" | awk 'NF' | median)
     printf '%-8s runs: %-30s median %s\n' "$kind" "$(echo $vals)" "$med"
     eval "MED_$kind=$med"
 done
-awk -v p="$MED_popgo" -v t="$MED_testpmd" -v c="$MED_ceiling" 'BEGIN {
+awk -v p="$MED_popgo" -v t="$MED_testpmd" -v c="$MED_ceiling" -v o="$MED_offload" -v k="$MED_kernel" 'BEGIN {
     if (t > 0) printf "popgo / testpmd = %.2f\n", p / t;
-    if (c > 0) printf "popgo share of the generator ceiling = %.0f%%   (testpmd %.0f%%)\n", 100 * p / c, 100 * t / c }'
+    if (t > 0) printf "popgo --offload xdp / testpmd = %.2f\n", o / t;
+    if (k > 0) printf "popgo --offload xdp / in-kernel XDP redirect = %.2f\n", o / k;
+    if (c > 0) printf "share of the generator ceiling: popgo %.0f%%, offload %.0f%%, kernel %.0f%%, testpmd %.0f%%\n",
+        100 * p / c, 100 * o / c, 100 * k / c, 100 * t / c }'

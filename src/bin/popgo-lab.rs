@@ -47,6 +47,10 @@ enum Cmd {
         core: Option<usize>,
         #[arg(long)]
         tx_budget: Option<u32>,
+        /// Send from the kernel (XDP live frames: an XDP_TX program run by
+        /// BPF_PROG_TEST_RUN), not from an AF_XDP socket: several times faster.
+        #[arg(long)]
+        live: bool,
     },
     /// Count and drop frames arriving on an interface (XDP), one line per second.
     Sink {
@@ -59,8 +63,27 @@ enum Cmd {
         #[arg(long, default_value = "popgo_sink")]
         prog_name: String,
     },
-    /// Print the MPLS redirect program listing.
-    DumpProg,
+    /// Forward every frame from --iface out of --to in the kernel (XDP, MACs
+    /// rewritten, devmap redirect): the reference for `popgo run --offload xdp`.
+    Redirect {
+        #[arg(long)]
+        iface: String,
+        #[arg(long)]
+        to: String,
+        /// Destination MAC written into every frame.
+        #[arg(long)]
+        dst: String,
+        /// Source MAC written into every frame (default: --to's own).
+        #[arg(long)]
+        src: Option<String>,
+        #[arg(long, default_value_t = 10)]
+        secs: u64,
+    },
+    /// Print the MPLS redirect program listing (`--offload`: the offload program's).
+    DumpProg {
+        #[arg(long)]
+        offload: bool,
+    },
 }
 
 fn main() -> ExitCode {
@@ -84,7 +107,7 @@ fn main() -> ExitCode {
         Cmd::Send { iface, repeat, gap_us, pcap } => {
             popgo::run::lab::send(&iface, &pcap, repeat, Duration::from_micros(gap_us)).map(|_| ())
         }
-        Cmd::Gen { iface, dst, label, flows, secs, count, core, tx_budget } => popgo::run::lab::parse_mac(&dst)
+        Cmd::Gen { iface, dst, label, flows, secs, count, core, tx_budget, live } => popgo::run::lab::parse_mac(&dst)
             .and_then(|dst| {
                 popgo::run::lab::gen(&popgo::run::lab::GenOpts {
                     iface,
@@ -95,14 +118,28 @@ fn main() -> ExitCode {
                     count,
                     core,
                     tx_budget,
+                    live,
                 })
             })
             .map(|_| ()),
         Cmd::Sink { iface, secs, prog_name } => {
             popgo::run::lab::sink(&iface, secs, &prog_name, &AtomicBool::new(false)).map(|_| ())
         }
-        Cmd::DumpProg => {
-            let p = popgo::io::xdp::mpls_redirect_program(-1, popgo::io::xdp::XDP_PASS);
+        Cmd::Redirect { iface, to, dst, src, secs } => (|| {
+            let dst = popgo::run::lab::parse_mac(&dst)?;
+            let src = match src {
+                Some(s) => popgo::run::lab::parse_mac(&s)?,
+                None => popgo::run::lab::iface_mac(&to)?,
+            };
+            popgo::run::lab::redirect(&iface, &to, dst, src, secs)
+        })(),
+        Cmd::DumpProg { offload } => {
+            let p = if offload {
+                let m = popgo::io::offload::ProgramMaps { labels: -1, adjs: -1, ports: -1, counters: -1, xsks: -1 };
+                popgo::io::offload::offload_program(&m, 0, popgo::io::xdp::XDP_PASS)
+            } else {
+                popgo::io::xdp::mpls_redirect_program(-1, popgo::io::xdp::XDP_PASS)
+            };
             print!("{}", popgo::io::xdp::listing(&p));
             Ok(())
         }

@@ -41,7 +41,7 @@ pub use server::{serve, serve_with, ControlError, Limits};
 pub use vrp::{Cmd, Display, View};
 
 use crate::config::Config;
-use crate::ilm::{build_indexed, patch, BuildIndex, Snapshot};
+use crate::ilm::{build_indexed, patch, BuildIndex, Snapshot, TableMirror};
 use crate::qsbr::{PublishReport, Publisher};
 use crate::stats::board::StatsBoard;
 use crate::stats::report::flat_counters;
@@ -114,6 +114,8 @@ pub struct CommitReport {
     pub routes: usize,
     /// Building the snapshot (patch or full build).
     pub build_ns: u64,
+    /// Bringing the XDP offload's tables to the snapshot (0 without offload).
+    pub mirror_ns: u64,
     /// Pointer swap + epoch bump + fence.
     pub publish_ns: u64,
     /// Waiting for the grace period of the replaced snapshot.
@@ -129,12 +131,13 @@ pub struct CommitReport {
 impl CommitReport {
     fn line(&self) -> String {
         format!(
-            "generation {}: {} change(s), {} build {:.1} us, publish {:.1} us, grace {:.1} us, reclaim {:.1} us, \
+            "generation {}: {} change(s), {} build {:.1} us,{} publish {:.1} us, grace {:.1} us, reclaim {:.1} us, \
              total {:.1} us{}",
             self.generation,
             self.changes,
             self.kind.name(),
             us(self.build_ns),
+            if self.mirror_ns > 0 { format!(" offload tables {:.1} us,", us(self.mirror_ns)) } else { String::new() },
             us(self.publish_ns),
             us(self.grace_ns),
             us(self.reclaim_ns),
@@ -251,6 +254,8 @@ pub struct ControlPlane {
     /// advertisement had peers (so removing the last one still reaches it).
     speaker: Option<crate::bgp::Speaker>,
     advertised_peers: bool,
+    /// The XDP offload's copy of the tables, updated before every publication.
+    mirror: Option<Box<dyn TableMirror>>,
 }
 
 /// Polled by the control thread: true when the config file should be re-read.
@@ -262,6 +267,17 @@ impl ControlPlane {
     /// if `cfg` does not build, the published snapshot is left alone and the first
     /// commit fails until the config is fixed.
     pub fn new(cfg: Config, publisher: Publisher<Snapshot>, board: Arc<StatsBoard>) -> ControlPlane {
+        Self::with_mirror(cfg, publisher, board, None)
+    }
+
+    /// [`Self::new`] with a mirror of the tables (the XDP offload) that every commit,
+    /// the first one included, updates before the workers see the new snapshot.
+    pub fn with_mirror(
+        cfg: Config,
+        publisher: Publisher<Snapshot>,
+        board: Arc<StatsBoard>,
+        mirror: Option<Box<dyn TableMirror>>,
+    ) -> ControlPlane {
         let generation = publisher.current().generation;
         let mut plane = ControlPlane {
             port_names: cfg.ports.iter().map(|p| p.name.clone()).collect(),
@@ -277,6 +293,7 @@ impl ControlPlane {
             metrics: Arc::default(),
             speaker: None,
             advertised_peers: false,
+            mirror,
         };
         if let Err(e) = plane.install_full(cfg) {
             tracing::error!("control: initial build failed: {e}");
@@ -638,6 +655,7 @@ impl ControlPlane {
             changes: 0,
             routes: 0,
             build_ns: 0,
+            mirror_ns: 0,
             publish_ns: 0,
             grace_ns: 0,
             reclaim_ns: 0,
@@ -681,6 +699,14 @@ impl ControlPlane {
     /// Publishes `snap` (generation + 1), waits out the grace period, frees the old
     /// snapshot and accounts for the commit.
     fn publish(&mut self, snap: Snapshot, kind: BuildKind, changes: usize, t0: Instant, build_ns: u64) -> CommitReport {
+        // The offload's tables first (io::offload, "Update order"): a packet the kernel
+        // forwards follows the old or the new label value; one that reaches a worker
+        // follows the snapshot the worker holds, old or new.
+        let tm = Instant::now();
+        if let Some(m) = self.mirror.as_mut() {
+            m.update(&snap);
+        }
+        let mirror_ns = if self.mirror.is_some() { tm.elapsed().as_nanos() as u64 } else { 0 };
         let pr: PublishReport = self.publisher.publish(Box::new(snap));
         self.generation += 1;
         let r = CommitReport {
@@ -689,6 +715,7 @@ impl ControlPlane {
             changes,
             routes: self.running.size(),
             build_ns,
+            mirror_ns,
             publish_ns: pr.publish_ns,
             grace_ns: pr.grace_ns,
             reclaim_ns: pr.reclaim_ns,
@@ -752,6 +779,10 @@ impl ControlPlane {
         }
         let in_flight = total.rx_pkts as i128 - total.tx_pkts as i128 - total.dropped_pkts() as i128;
         let _ = writeln!(s, "  {:<32} {:>16}", "rx - tx - drops", in_flight);
+        if let Some(o) = self.board.offload() {
+            let _ =
+                writeln!(s, "  xdp offload: rx_pkts {} tx_pkts {} dropped {}", o.rx_pkts, o.tx_pkts, o.dropped_pkts());
+        }
         for w in 0..self.board.workers() {
             let ws = self.board.read(w);
             let _ = writeln!(
@@ -777,6 +808,9 @@ impl ControlPlane {
             us(st.max_total_ns)
         );
         let _ = writeln!(s, "  retired snapshots pending {}", self.publisher.pending_retired());
+        if let Some(m) = &self.mirror {
+            let _ = writeln!(s, "  {}", m.summary());
+        }
         let mut row = |what: &str, r: Option<CommitReport>| {
             let Some(r) = r else {
                 let _ = writeln!(s, "  {what}: none");
@@ -785,6 +819,7 @@ impl ControlPlane {
             let _ = writeln!(s, "  {what}: {} ({} routes+networks)", r.line(), r.routes);
             for (k, v) in [
                 ("build_ns", r.build_ns),
+                ("mirror_ns", r.mirror_ns),
                 ("publish_ns", r.publish_ns),
                 ("grace_ns", r.grace_ns),
                 ("reclaim_ns", r.reclaim_ns),

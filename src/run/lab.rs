@@ -3,7 +3,9 @@
 //!
 //! - [`send`]: transmit the records of a pcap (once or repeated) out of one interface;
 //! - [`gen`]: a fast generator of 64-byte MPLS frames (the throughput source);
-//! - [`sink`]: attach the count-and-drop XDP program and report frames per second.
+//! - [`sink`]: attach the count-and-drop XDP program and report frames per second;
+//! - [`redirect`]: the in-kernel reference forwarder (XDP: rewrite both MACs, redirect
+//!   through a devmap), what `--offload xdp` is measured against.
 //!
 //! Frames carry 198.18.0.0/15 addresses (RFC 2544) only; they stay on the lab veths.
 
@@ -26,8 +28,9 @@ fn stop() -> bool {
 }
 
 /// Transmits the records of `pcap` `repeat` times out of `iface`, `gap` apart (zero:
-/// as fast as possible). Records shorter than an Ethernet header are skipped (the
-/// kernel's AF_XDP TX path rejects them). Returns the number of frames sent.
+/// as fast as possible), for at most 30 s or until SIGINT/SIGTERM. Records shorter
+/// than an Ethernet header are skipped (the kernel's AF_XDP TX path rejects them).
+/// Returns the number of frames sent (handed to the kernel and completed).
 pub fn send(iface: &str, pcap: &std::path::Path, repeat: u64, gap: Duration) -> Result<u64> {
     let cap = crate::io::pcap::Capture::open(pcap).with_context(|| pcap.display().to_string())?;
     // Our program first, so that libbpf does not attach its own (io::xdp docs).
@@ -40,6 +43,9 @@ pub fn send(iface: &str, pcap: &std::path::Path, repeat: u64, gap: Duration) -> 
     let deadline = Instant::now() + Duration::from_secs(30);
     'outer: for _ in 0..repeat {
         for i in 0..cap.len() {
+            if stop() || Instant::now() > deadline {
+                break 'outer;
+            }
             let pkt = cap.packet(i);
             if pkt.len() < 14 {
                 skipped += 1;
@@ -75,11 +81,15 @@ pub fn send(iface: &str, pcap: &std::path::Path, repeat: u64, gap: Duration) -> 
             }
         }
     }
-    while (!pending.is_empty() || port.tx_in_flight > 0) && Instant::now() < deadline {
+    // Drain what is queued, with time of its own (the sending may have stopped at the
+    // deadline); what still did not leave is not counted as sent.
+    let drain = Instant::now() + Duration::from_secs(5);
+    while (!pending.is_empty() || port.tx_in_flight > 0) && Instant::now() < drain {
         port.reclaim(&mut area.free);
         port.tx_burst(&mut pending, BURST);
         port.kick_tx_if_needed();
     }
+    sent -= (pending.len() + port.tx_in_flight) as u64;
     eprintln!("popgo-lab send: {iface}: {sent} frames sent, {skipped} skipped (shorter than 14 B)");
     drop(pending);
     drop(port);
@@ -145,11 +155,58 @@ pub struct GenOpts {
     pub count: u64,
     pub core: Option<usize>,
     pub tx_budget: Option<u32>,
+    /// Send with the kernel's XDP live-frames mode instead of an AF_XDP socket.
+    pub live: bool,
+}
+
+/// Frames per live-frames syscall: about 0.1 s at the rates seen here, so the stop
+/// flag and the deadline are looked at often enough.
+const LIVE_REPEAT: u32 = 1 << 18;
+
+/// [`gen`] through `BPF_PROG_TEST_RUN` live frames (`io::xdp::xdp_live_frames`): one
+/// frame (flow 0) sent over and over from the kernel on this CPU, far faster than a
+/// copy-mode AF_XDP socket (no skb, no copy into a socket). Every frame is counted as
+/// sent: a full ring at the peer drops some, which the sink shows.
+fn gen_live(o: &GenOpts) -> Result<u64> {
+    use crate::io::xdp;
+    let src = iface_mac(&o.iface)?;
+    let ifindex = xdp::ifindex(&o.iface)?;
+    let prog = xdp::load_xdp_program("popgo_livegen", &xdp::xdp_tx_program())?;
+    let f = gen_frame(&o.dst, &src, o.label, 0);
+    if let Some(c) = o.core {
+        crate::sys::affinity::pin_current(c);
+    }
+    eprintln!("popgo-lab gen: {} -> {:02x?}, label {}, live frames", o.iface, o.dst, o.label);
+    let start = Instant::now();
+    let deadline = start + Duration::from_secs_f64(o.secs);
+    let (mut sent, mut last_sent, mut last) = (0u64, 0u64, start);
+    while sent < o.count && Instant::now() < deadline && !stop() {
+        let n = LIVE_REPEAT.min((o.count - sent).min(u32::MAX as u64) as u32);
+        xdp::xdp_live_frames(std::os::fd::AsRawFd::as_raw_fd(&prog), &f, ifindex, n, 64)
+            .context("BPF_PROG_TEST_RUN live frames (kernel >= 5.18)")?;
+        sent += n as u64;
+        let now = Instant::now();
+        if now - last >= Duration::from_secs(1) {
+            println!(
+                "gen t={:.1}s tx={:.3}Mpps",
+                (now - start).as_secs_f64(),
+                (sent - last_sent) as f64 / (now - last).as_secs_f64() / 1e6
+            );
+            last_sent = sent;
+            last = now;
+        }
+    }
+    let el = start.elapsed().as_secs_f64();
+    println!("gen total: sent={sent} avg={:.3}Mpps over {el:.1}s", sent as f64 / el / 1e6);
+    Ok(sent)
 }
 
 /// Blasts 64-byte MPLS frames out of `iface`; prints per-second rates. Returns frames
 /// completed.
 pub fn gen(o: &GenOpts) -> Result<u64> {
+    if o.live {
+        return gen_live(o);
+    }
     let src = iface_mac(&o.iface)?;
     let _prog = MplsRedirect::attach(&o.iface, true, false).with_context(|| format!("attaching XDP to {}", o.iface))?;
     let mut area = SharedArea::new(2 * RING as usize, crate::io::afxdp::queue::FRAME_SIZE)?;
@@ -207,6 +264,21 @@ pub fn gen(o: &GenOpts) -> Result<u64> {
     drop(port);
     drop(area);
     Ok(completed)
+}
+
+/// Forwards every frame arriving on `iface` out of `to` inside the kernel (XDP: both
+/// MACs rewritten, `bpf_redirect_map` through a devmap) for `secs` seconds or until
+/// SIGINT/SIGTERM; the program is detached at the end.
+pub fn redirect(iface: &str, to: &str, dst: [u8; 6], src: [u8; 6], secs: u64) -> Result<()> {
+    let (att, _devmap) = crate::io::offload::attach_redirect_reference(iface, to, dst, src)
+        .with_context(|| format!("attaching the reference forwarder to {iface}"))?;
+    println!("redirect: {iface} -> {to} in {:?} mode for {secs}s", att.mode);
+    let end = Instant::now() + Duration::from_secs(secs);
+    while Instant::now() < end && !stop() {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    drop(att);
+    Ok(())
 }
 
 /// Counts frames arriving on `iface` with the count-and-drop XDP program for `secs`

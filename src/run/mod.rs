@@ -19,7 +19,8 @@ use crate::engine::{self, Live, MakeQueue, Plan, Report, Tables, Tick};
 use crate::io::afxdp::queue::{QueueSetup, SocketInfo, XskQueue};
 use crate::io::afxdp::tx::TX_DRAIN;
 use crate::io::afxdp::{self as xsk, BindMode, KickPolicy, PortConfig};
-use crate::io::xdp::{MplsRedirect, XdpMode};
+use crate::io::offload::{counters_to_stats, OffloadMaps};
+use crate::io::xdp::{MplsRedirect, PerCpuCounters, XdpMode};
 use crate::live::Interval;
 use crate::stats::board::StatsBoard;
 use crate::stats::{report, MAX_PORTS};
@@ -36,6 +37,15 @@ pub const MAX_SECS: f64 = 10.0 * 365.0 * 86400.0;
 
 /// Default ring size (fill, completion, RX and TX; entries).
 pub const DEFAULT_RING_SIZE: u32 = 2048;
+
+/// What `--offload` moves into the kernel.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Offload {
+    /// The XDP program forwards bottom-of-stack POPGO IPv4/IPv6 frames itself (label
+    /// pop, TTL, checksum, new Ethernet header, devmap redirect) and sends the rest to
+    /// the AF_XDP workers.
+    Xdp,
+}
 
 /// `popgo run` arguments.
 #[derive(Args, Debug, Clone)]
@@ -67,6 +77,10 @@ pub struct RunArgs {
     /// Attach the XDP program in generic (SKB) mode instead of native.
     #[arg(long)]
     pub xdp_generic: bool,
+    /// Forward the common case in the kernel: `xdp` (POPGO, bottom of stack, IPv4 or
+    /// IPv6, live TTL); everything else still goes to the AF_XDP workers.
+    #[arg(long, value_enum)]
+    pub offload: Option<Offload>,
     /// Replace an XDP program that another application attached to a port's
     /// interface (without it, popgo replaces only its own programs and refuses).
     #[arg(long)]
@@ -110,6 +124,7 @@ pub struct RunOpts {
     pub ring_size: u32,
     pub mode: BindMode,
     pub xdp_native: bool,
+    pub offload: Option<Offload>,
     pub tx_drain: Duration,
     pub tx_budget: Option<u32>,
     pub kick: KickPolicy,
@@ -125,6 +140,7 @@ impl Default for RunOpts {
             ring_size: DEFAULT_RING_SIZE,
             mode: BindMode::Auto,
             xdp_native: true,
+            offload: None,
             tx_drain: TX_DRAIN,
             tx_budget: None,
             kick: KickPolicy::Always,
@@ -192,6 +208,7 @@ impl RunOpts {
                 BindMode::Auto
             },
             xdp_native: !a.xdp_generic,
+            offload: a.offload,
             tx_drain: Duration::from_micros(a.tx_drain_us),
             tx_budget: a.tx_budget,
             kick,
@@ -325,13 +342,30 @@ pub fn main(a: RunArgs) -> Result<(), Failure> {
     // XDP programs first: afxdp's libbpf would otherwise install its own
     // redirect-everything program (io::xdp module docs). Dropping `xdp` detaches them,
     // after the engine has returned and every socket is closed.
+    let maps = match opts.offload {
+        Some(Offload::Xdp) => {
+            Some(OffloadMaps::create(&attached).map_err(|e| failure_for(&e, "creating the XDP offload maps".into()))?)
+        }
+        None => None,
+    };
     let mut xdp = Vec::new();
     for (i, iface) in &attached {
-        let r = MplsRedirect::attach(iface, opts.xdp_native, a.force).map_err(|e| {
-            failure_for(&e, format!("port {:?}: attaching the XDP program to {iface}", cfg.ports[*i].name))
-        })?;
+        let r = match &maps {
+            Some(m) => MplsRedirect::attach_offload(iface, opts.xdp_native, a.force, *i, m),
+            None => MplsRedirect::attach(iface, opts.xdp_native, a.force),
+        }
+        .map_err(|e| failure_for(&e, format!("port {:?}: attaching the XDP program to {iface}", cfg.ports[*i].name)))?;
         xdp.push(r);
     }
+    // The mirror goes to the control plane, which fills it before the first publication;
+    // until then every label value is 0 and every MPLS frame goes to the workers.
+    let (mirror, counters): (Option<Box<dyn crate::ilm::TableMirror>>, Option<PerCpuCounters>) = match maps {
+        Some(m) => {
+            let (mirror, counters) = m.into_parts();
+            (Some(Box::new(mirror)), Some(counters))
+        }
+        None => (None, None),
+    };
     let modes: Vec<(String, XdpMode)> = xdp.iter().map(|x| (x.attachment.ifname.clone(), x.attachment.mode)).collect();
 
     let port_cfg = PortConfig {
@@ -368,7 +402,7 @@ pub fn main(a: RunArgs) -> Result<(), Failure> {
         mode: "run",
     };
     let tables =
-        Tables::Live(Live { cfg: cfg.clone(), socket: a.control.clone(), reload_from: Some(a.config.clone()) });
+        Tables::Live(Live { cfg: cfg.clone(), socket: a.control.clone(), reload_from: Some(a.config.clone()), mirror });
     let board = Arc::new(StatsBoard::new(opts.workers));
     let mut interval = (a.stats_interval > 0.0)
         .then(|| Interval::new(names.clone(), Duration::from_secs_f64(a.stats_interval), a.json_stats));
@@ -385,6 +419,11 @@ pub fn main(a: RunArgs) -> Result<(), Failure> {
         }
         // Read while the sockets are open: the final report uses the last reading.
         kernel = kernel_stats(&sockets);
+        if let Some(c) = &counters {
+            if let Ok(w) = c.read() {
+                t.board.publish_offload(&counters_to_stats(&w));
+            }
+        }
         let Some(iv) = interval.as_mut() else { return };
         let (ring_full, fill_empty, kdropped) = kernel_sum(&kernel);
         let cur = t.board.total();
@@ -398,10 +437,27 @@ pub fn main(a: RunArgs) -> Result<(), Failure> {
             println!("{line}");
         }
     };
-    let rep = engine::forward(&plan, tables, &mk, board, on_ready, ticker);
+    let rep = engine::forward(&plan, tables, &mk, Arc::clone(&board), on_ready, ticker);
     drop(xdp);
-    let rep = rep?;
-    print_final(&rep, &names, &device, &opts, &kernel, a.json_stats);
+    let mut rep = rep?;
+    // The offload's last counters: read once the programs are detached and every run
+    // that started before has returned, so none is still counting.
+    let offload = match &counters {
+        Some(c) => {
+            if !crate::io::xdp::wait_for_running_programs() {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let s = c
+                .read()
+                .map(|w| counters_to_stats(&w))
+                .map_err(|e| runtime(anyhow!("reading the XDP offload counters: {e}")))?;
+            board.publish_offload(&s);
+            rep.stats.merge(&s);
+            Some(s)
+        }
+        None => None,
+    };
+    print_final(&rep, &names, &device, &opts, &kernel, offload.as_ref(), a.json_stats);
     if rep.panicked > 0 {
         return Err(runtime(anyhow!("{} worker(s) panicked; their counters are missing", rep.panicked)));
     }
@@ -421,9 +477,11 @@ fn print_start(sockets: &[SocketInfo], cfg: &Config, modes: &[(String, XdpMode)]
         opts.ring_size
     );
     for s in sockets {
-        let xdp = modes.iter().find(|(i, _)| *i == s.iface).map_or("?", |(_, m)| match m {
-            XdpMode::Native => "native",
-            XdpMode::Generic => "generic",
+        let xdp = modes.iter().find(|(i, _)| *i == s.iface).map_or("?", |(_, m)| match (m, opts.offload) {
+            (XdpMode::Native, None) => "native",
+            (XdpMode::Generic, None) => "generic",
+            (XdpMode::Native, Some(_)) => "native with offload",
+            (XdpMode::Generic, Some(_)) => "generic with offload",
         });
         tracing::info!(
             "run:   port {:?} {} q{} (worker {}): XDP {xdp}, AF_XDP {} mode",
@@ -442,12 +500,14 @@ fn kernel_sum(k: &[(SocketInfo, xsk::XdpStatistics)]) -> (u64, u64, u64) {
     k.iter().fold((0, 0, 0), |(a, b, c), (_, s)| (a + s.rx_ring_full, b + s.rx_fill_ring_empty_descs, c + s.rx_dropped))
 }
 
+#[allow(clippy::too_many_arguments)] // one call site; each is a separate part of the report
 fn print_final(
     rep: &Report<()>,
     names: &[String],
     device: &str,
     opts: &RunOpts,
     kernel: &[(SocketInfo, xsk::XdpStatistics)],
+    offload: Option<&crate::stats::WorkerStats>,
     as_json: bool,
 ) {
     let lat = rep.latency.percentiles();
@@ -481,6 +541,11 @@ fn print_final(
                 "core": w.core, "pinned": w.pinned, "rx_packets": w.stats.rx_pkts, "tx_packets": w.stats.tx_pkts,
                 "dropped": w.stats.dropped_pkts(),
             })).collect::<Vec<_>>(),
+            "offload": offload.map(|o| json!({
+                "mode": "xdp", "rx_packets": o.rx_pkts, "rx_bytes": o.rx_bytes,
+                "tx_packets": report::tx_by_port(o, names), "tx_bytes": o.tx_bytes,
+                "drops": report::drops_by_reason(o),
+            })),
         });
         println!("{v}");
     } else {
@@ -490,5 +555,14 @@ fn print_final(
             "{:<24} rx_ring_full {ring_full}, fill_ring_empty {fill_empty}, fill_starved {}",
             "kernel/ring events", rep.stats.fill_ring_starved
         );
+        if let Some(o) = offload {
+            println!(
+                "{:<24} rx {} tx {} dropped {} (included above)",
+                "xdp offload",
+                o.rx_pkts,
+                o.tx_pkts,
+                o.dropped_pkts()
+            );
+        }
     }
 }

@@ -17,7 +17,7 @@ pub use build::{build, build_indexed, BuildError, BuildIndex};
 pub use fib::Fib;
 pub use lsp::{LabelOp, LspRow, LspTable};
 pub use patch::{patch, Delta, PatchSource};
-pub use table::{Adjacency, Af, Ilm, IlmEntry, IlmOp};
+pub use table::{Adjacency, Af, Ilm, IlmEntry, IlmOp, CHUNKS, CHUNK_SLOTS};
 
 use std::sync::Arc;
 
@@ -38,4 +38,15 @@ pub struct Snapshot {
     pub pipe: bool,
     /// Counts publications; 0 for a table built at start.
     pub generation: u64,
+}
+
+/// A copy of the published tables outside user space (the XDP offload's maps, see
+/// `io::offload`). The control plane calls [`TableMirror::update`] with every new
+/// snapshot before publishing it to the workers.
+pub trait TableMirror: Send {
+    /// Brings the mirror to `next`, in an order that keeps every packet's verdict
+    /// consistent with the previous snapshot or `next`.
+    fn update(&mut self, next: &Snapshot);
+    /// One line for `display popgo statistics`.
+    fn summary(&self) -> String;
 }

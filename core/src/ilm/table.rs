@@ -211,6 +211,17 @@ impl Ilm {
         self.clone()
     }
 
+    /// Whether chunk `i` (labels `i * CHUNK_SLOTS ..`) is the shared all-empty chunk.
+    pub fn chunk_is_empty(&self, i: usize) -> bool {
+        Arc::ptr_eq(&self.chunks[i], &empty_chunk())
+    }
+
+    /// The chunks that are not shared with `other`: only their entries can differ
+    /// (control plane: what a commit changed).
+    pub fn differing_chunks<'a>(&'a self, other: &'a Ilm) -> impl Iterator<Item = usize> + 'a {
+        (0..CHUNKS).filter(move |&i| !Arc::ptr_eq(&self.chunks[i], &other.chunks[i]))
+    }
+
     /// Number of chunks this table shares with `other` (tests, reports).
     pub fn shared_chunks(&self, other: &Ilm) -> usize {
         self.chunks.iter().zip(other.chunks.iter()).filter(|(a, b)| Arc::ptr_eq(a, b)).count()

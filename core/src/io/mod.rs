@@ -16,6 +16,7 @@
 pub mod afxdp;
 pub mod capture;
 pub mod mem;
+pub mod offload;
 pub mod pcap;
 mod verdict;
 pub mod xdp;

@@ -64,21 +64,34 @@ const BPF_LD: u8 = 0x00;
 const BPF_LDX: u8 = 0x01;
 const BPF_ST: u8 = 0x02;
 const BPF_STX: u8 = 0x03;
+const BPF_ALU: u8 = 0x04;
 const BPF_JMP: u8 = 0x05;
 const BPF_ALU64: u8 = 0x07;
 const BPF_W: u8 = 0x00;
 const BPF_H: u8 = 0x08;
+const BPF_B: u8 = 0x10;
 const BPF_DW: u8 = 0x18;
 const BPF_IMM: u8 = 0x00;
 const BPF_MEM: u8 = 0x60;
 const BPF_K: u8 = 0x00;
 const BPF_X: u8 = 0x08;
 const BPF_ADD: u8 = 0x00;
+const BPF_OR: u8 = 0x40;
+const BPF_AND: u8 = 0x50;
+const BPF_LSH: u8 = 0x60;
+const BPF_RSH: u8 = 0x70;
+const BPF_XOR: u8 = 0xa0;
 const BPF_MOV: u8 = 0xb0;
+const BPF_END: u8 = 0xd0;
+/// `BPF_END` source bit: convert to big-endian (a byte swap on this little-endian host).
+const BPF_TO_BE: u8 = 0x08;
 const BPF_JA: u8 = 0x00;
 const BPF_JEQ: u8 = 0x10;
 const BPF_JGT: u8 = 0x20;
+const BPF_JGE: u8 = 0x30;
 const BPF_JNE: u8 = 0x50;
+const BPF_JLT: u8 = 0xa0;
+const BPF_JLE: u8 = 0xb0;
 const BPF_CALL: u8 = 0x80;
 const BPF_EXIT: u8 = 0x90;
 /// `src_reg` value of a 64-bit immediate load meaning "imm is a map fd".
@@ -103,24 +116,31 @@ pub enum Reg {
 }
 
 /// XDP actions (enum xdp_action).
+pub const XDP_ABORTED: i32 = 0;
 pub const XDP_DROP: i32 = 1;
 pub const XDP_PASS: i32 = 2;
+pub const XDP_TX: i32 = 3;
+pub const XDP_REDIRECT: i32 = 4;
 
 /// `struct xdp_md` field offsets (uapi, stable ABI).
-const XDP_MD_DATA: i16 = 0;
-const XDP_MD_DATA_END: i16 = 4;
-const XDP_MD_RX_QUEUE_INDEX: i16 = 16;
+pub(crate) const XDP_MD_DATA: i16 = 0;
+pub(crate) const XDP_MD_DATA_END: i16 = 4;
+pub(crate) const XDP_MD_RX_QUEUE_INDEX: i16 = 16;
+
+/// Helper ids (`enum bpf_func_id`, uapi, stable) that libbpf-sys 0.3 predates.
+pub(crate) const BPF_FUNC_XDP_GET_BUFF_LEN: u32 = 188;
 
 /// Ethertypes as they appear when the two wire bytes are loaded with a
 /// little-endian 16-bit load (`ldxh`): network order 0x8847 reads as 0x4788.
-const fn wire_u16(ethertype: u16) -> i32 {
+pub(crate) const fn wire_u16(ethertype: u16) -> i32 {
     ethertype.swap_bytes() as i32
 }
-const ETH_P_MPLS_UC: i32 = wire_u16(0x8847);
-const ETH_P_8021Q: i32 = wire_u16(0x8100);
-const ETH_P_8021AD: i32 = wire_u16(0x88a8);
+pub(crate) const ETH_P_MPLS_UC: i32 = wire_u16(0x8847);
+pub(crate) const ETH_P_8021Q: i32 = wire_u16(0x8100);
+pub(crate) const ETH_P_8021AD: i32 = wire_u16(0x88a8);
 const ETH_P_ARP: i32 = wire_u16(0x0806);
-const ETH_P_IPV6: i32 = wire_u16(0x86dd);
+pub(crate) const ETH_P_IPV6: i32 = wire_u16(0x86dd);
+pub(crate) const ETH_P_IP: i32 = wire_u16(0x0800);
 
 /// Label-based assembler: jumps name a label; offsets are resolved by
 /// [`Asm::finish`]. Small on purpose: only the forms the two programs use.
@@ -148,6 +168,55 @@ impl Asm {
     /// `dst += imm`
     pub fn add64_imm(&mut self, dst: Reg, imm: i32) -> &mut Self {
         self.raw(BPF_ALU64 | BPF_ADD | BPF_K, dst, Reg::R0, 0, imm)
+    }
+    /// `dst += src`
+    pub fn add64_reg(&mut self, dst: Reg, src: Reg) -> &mut Self {
+        self.raw(BPF_ALU64 | BPF_ADD | BPF_X, dst, src, 0, 0)
+    }
+    /// `dst &= imm`
+    pub fn and64_imm(&mut self, dst: Reg, imm: i32) -> &mut Self {
+        self.raw(BPF_ALU64 | BPF_AND | BPF_K, dst, Reg::R0, 0, imm)
+    }
+    /// `dst |= src`
+    pub fn or64_reg(&mut self, dst: Reg, src: Reg) -> &mut Self {
+        self.raw(BPF_ALU64 | BPF_OR | BPF_X, dst, src, 0, 0)
+    }
+    /// `dst ^= imm`
+    pub fn xor64_imm(&mut self, dst: Reg, imm: i32) -> &mut Self {
+        self.raw(BPF_ALU64 | BPF_XOR | BPF_K, dst, Reg::R0, 0, imm)
+    }
+    /// `dst <<= imm`
+    pub fn lsh64_imm(&mut self, dst: Reg, imm: i32) -> &mut Self {
+        self.raw(BPF_ALU64 | BPF_LSH | BPF_K, dst, Reg::R0, 0, imm)
+    }
+    /// `dst >>= imm` (logical)
+    pub fn rsh64_imm(&mut self, dst: Reg, imm: i32) -> &mut Self {
+        self.raw(BPF_ALU64 | BPF_RSH | BPF_K, dst, Reg::R0, 0, imm)
+    }
+    /// `dst = be16(dst)` / `be32(dst)`: network to host order of the low `bits` bits
+    /// (a byte swap here), the upper bits cleared.
+    pub fn be(&mut self, dst: Reg, bits: i32) -> &mut Self {
+        self.raw(BPF_ALU | BPF_END | BPF_TO_BE, dst, Reg::R0, 0, bits)
+    }
+    /// `dst = *(u8 *)(src + off)`
+    pub fn ldx_b(&mut self, dst: Reg, src: Reg, off: i16) -> &mut Self {
+        self.raw(BPF_LDX | BPF_MEM | BPF_B, dst, src, off, 0)
+    }
+    /// `*(u8 *)(dst + off) = src`
+    pub fn stx_b(&mut self, dst: Reg, off: i16, src: Reg) -> &mut Self {
+        self.raw(BPF_STX | BPF_MEM | BPF_B, dst, src, off, 0)
+    }
+    /// `*(u16 *)(dst + off) = src`
+    pub fn stx_h(&mut self, dst: Reg, off: i16, src: Reg) -> &mut Self {
+        self.raw(BPF_STX | BPF_MEM | BPF_H, dst, src, off, 0)
+    }
+    /// `*(u32 *)(dst + off) = src`
+    pub fn stx_w(&mut self, dst: Reg, off: i16, src: Reg) -> &mut Self {
+        self.raw(BPF_STX | BPF_MEM | BPF_W, dst, src, off, 0)
+    }
+    /// `*(u16 *)(dst + off) = imm`
+    pub fn st_h(&mut self, dst: Reg, off: i16, imm: i32) -> &mut Self {
+        self.raw(BPF_ST | BPF_MEM | BPF_H, dst, Reg::R0, off, imm)
     }
     /// `dst = *(u32 *)(src + off)`
     pub fn ldx_w(&mut self, dst: Reg, src: Reg, off: i16) -> &mut Self {
@@ -191,6 +260,22 @@ impl Asm {
     /// `if dst != imm goto label`
     pub fn jne_imm(&mut self, dst: Reg, imm: i32, label: &'static str) -> &mut Self {
         self.jmp(BPF_JMP | BPF_JNE | BPF_K, dst, Reg::R0, imm, label)
+    }
+    /// `if dst > imm goto label` (unsigned)
+    pub fn jgt_imm(&mut self, dst: Reg, imm: i32, label: &'static str) -> &mut Self {
+        self.jmp(BPF_JMP | BPF_JGT | BPF_K, dst, Reg::R0, imm, label)
+    }
+    /// `if dst >= imm goto label` (unsigned)
+    pub fn jge_imm(&mut self, dst: Reg, imm: i32, label: &'static str) -> &mut Self {
+        self.jmp(BPF_JMP | BPF_JGE | BPF_K, dst, Reg::R0, imm, label)
+    }
+    /// `if dst < imm goto label` (unsigned)
+    pub fn jlt_imm(&mut self, dst: Reg, imm: i32, label: &'static str) -> &mut Self {
+        self.jmp(BPF_JMP | BPF_JLT | BPF_K, dst, Reg::R0, imm, label)
+    }
+    /// `if dst <= imm goto label` (unsigned)
+    pub fn jle_imm(&mut self, dst: Reg, imm: i32, label: &'static str) -> &mut Self {
+        self.jmp(BPF_JMP | BPF_JLE | BPF_K, dst, Reg::R0, imm, label)
     }
     /// `goto label`
     pub fn ja(&mut self, label: &'static str) -> &mut Self {
@@ -440,6 +525,226 @@ pub fn load_xdp_program(name: &str, insns: &[Insn]) -> io::Result<OwnedFd> {
     check_fd(ret, "bpf_load_program_xattr")
 }
 
+/// Like [`create_map`], with `map_flags` (e.g. `BPF_F_MMAPABLE`).
+pub fn create_map_flags(
+    map_type: sys::bpf_map_type,
+    name: &str,
+    key_size: u32,
+    value_size: u32,
+    max_entries: u32,
+    map_flags: u32,
+) -> io::Result<OwnedFd> {
+    let cname = CString::new(name).expect("map name has no NUL");
+    let attr = sys::bpf_create_map_attr {
+        name: cname.as_ptr(),
+        map_type,
+        map_flags,
+        key_size,
+        value_size,
+        max_entries,
+        ..Default::default()
+    };
+    // SAFETY: attr is fully initialized and points at cname, which outlives the call.
+    let ret = unsafe { sys::bpf_create_map_xattr(&attr) };
+    check_fd(ret, "bpf_create_map_xattr")
+}
+
+/// Writes one element of a map (`BPF_ANY`). `key` and `value` must be the map's key
+/// and value sizes.
+pub fn map_update(map: &OwnedFd, key: &[u8], value: &[u8]) -> io::Result<()> {
+    // SAFETY: both buffers are valid for the sizes the map was created with (the
+    // caller's contract above; the kernel reads exactly key_size and value_size bytes)
+    // and outlive the call.
+    let ret = unsafe { sys::bpf_map_update_elem(map.as_raw_fd(), key.as_ptr().cast(), value.as_ptr().cast(), 0) };
+    if ret < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Number of possible CPUs (the number of slots a per-CPU map value has).
+pub fn possible_cpus() -> io::Result<usize> {
+    // SAFETY: no arguments; reads /sys/devices/system/cpu/possible.
+    let n = unsafe { sys::libbpf_num_possible_cpus() };
+    if n <= 0 {
+        return Err(io::Error::other("libbpf_num_possible_cpus failed"));
+    }
+    Ok(n as usize)
+}
+
+/// Waits until every XDP program run that had started when this was called has
+/// returned: an RCU grace period. XDP programs run inside RCU read-side sections, and
+/// `membarrier(MEMBARRIER_CMD_GLOBAL)` is documented to wait for one (`man 2
+/// membarrier`: "all running threads ... pass through a state where ... [it] calls
+/// synchronize_rcu()" in the kernel). Returns false if the kernel refused (nohz_full);
+/// the caller then falls back to a generous sleep.
+pub fn wait_for_running_programs() -> bool {
+    const MEMBARRIER_CMD_GLOBAL: libc::c_long = 1;
+    // SAFETY: membarrier takes plain integers and touches no memory of ours.
+    let ret =
+        unsafe { libc::syscall(libc::SYS_membarrier, MEMBARRIER_CMD_GLOBAL, 0 as libc::c_long, 0 as libc::c_long) };
+    ret == 0
+}
+
+/// A BPF array map created with `BPF_F_MMAPABLE` and mapped into this process, so
+/// that user space can update 32-bit words with single atomic stores that an XDP
+/// program's 32-bit load sees whole (a `bpf_map_update_elem` copies the value with
+/// `memcpy`, which may tear).
+///
+/// The kernel stores element `i` at byte `i * round_up(value_size, 8)` (the stride of
+/// its inlined array lookup), so a 4-byte value takes 8 bytes of the mapping.
+///
+/// Invariants: the mapping (`len` bytes, page-aligned, shared with the kernel) is
+/// created in [`MmapArray::create`] and unmapped in `Drop` before `fd` closes; only
+/// this struct has its address. The kernel keeps the map alive while a program uses
+/// it, so the memory stays valid for as long as this struct exists.
+pub struct MmapArray {
+    ptr: std::ptr::NonNull<u8>,
+    len: usize,
+    value_size: usize,
+    /// Bytes between two elements.
+    stride: usize,
+    entries: usize,
+    fd: OwnedFd,
+}
+
+// SAFETY: the mapping is owned by this struct alone (no other Rust value holds its
+// address) and is plain shared memory, valid on any thread; moving the owner between
+// threads moves the only handle. Not Sync: `write_value` relies on one writer.
+unsafe impl Send for MmapArray {}
+
+impl MmapArray {
+    /// Creates an array of `entries` values of `value_size` bytes (a multiple of 4)
+    /// and maps it read-write. Every value starts zeroed.
+    pub fn create(name: &str, value_size: u32, entries: u32) -> io::Result<MmapArray> {
+        assert!(value_size.is_multiple_of(4) && value_size > 0, "value size {value_size} is not a multiple of 4");
+        let fd = create_map_flags(sys::BPF_MAP_TYPE_ARRAY, name, 4, value_size, entries, sys::BPF_F_MMAPABLE)?;
+        // SAFETY: no arguments.
+        let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) }.max(4096) as usize;
+        let stride = (value_size as usize).next_multiple_of(8);
+        let bytes = stride * entries as usize;
+        let len = bytes.div_ceil(page) * page;
+        // SAFETY: a fresh shared mapping of the map's data at offset 0 (what the kernel
+        // offers for BPF_F_MMAPABLE arrays); fd is valid; no existing memory is touched.
+        let p = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED,
+                fd.as_raw_fd(),
+                0,
+            )
+        };
+        if p == libc::MAP_FAILED {
+            let e = io::Error::last_os_error();
+            return Err(io::Error::new(e.kind(), format!("mmap of BPF map {name}: {e}")));
+        }
+        let ptr = std::ptr::NonNull::new(p.cast::<u8>()).ok_or_else(|| io::Error::other("mmap returned null"))?;
+        Ok(MmapArray { ptr, len, value_size: value_size as usize, stride, entries: entries as usize, fd })
+    }
+
+    pub fn fd(&self) -> &OwnedFd {
+        &self.fd
+    }
+
+    pub fn entries(&self) -> usize {
+        self.entries
+    }
+
+    fn word(&self, index: usize) -> &std::sync::atomic::AtomicU32 {
+        assert!(index < self.stride * self.entries / 4, "word {index} outside the map");
+        // SAFETY: index < len / 4 (checked above), so the offset stays inside the mapping.
+        let p = unsafe { self.ptr.as_ptr().add(index * 4) };
+        // SAFETY: p is inside the mapping, which is page-aligned, so 4-byte aligned; it
+        // lives as long as &self. The kernel side only reads or writes it with aligned
+        // 32-bit accesses.
+        unsafe { std::sync::atomic::AtomicU32::from_ptr(p.cast()) }
+    }
+
+    /// Atomically stores the first 32-bit word of element `slot` (Release: everything
+    /// written before, e.g. the adjacency a label entry points at, is visible first).
+    pub fn store_u32(&self, slot: usize, v: u32) {
+        assert!(slot < self.entries, "element {slot} outside the map");
+        self.word(slot * self.stride / 4).store(v, std::sync::atomic::Ordering::Release);
+    }
+
+    /// Loads the first 32-bit word of element `slot`.
+    pub fn load_u32(&self, slot: usize) -> u32 {
+        assert!(slot < self.entries, "element {slot} outside the map");
+        self.word(slot * self.stride / 4).load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// Writes value `slot` with 32-bit stores. A reader running at the same time could
+    /// see a mix of old and new words: callers write only slots no program can reach
+    /// (see `io::offload`, the update order).
+    pub fn write_value(&mut self, slot: usize, value: &[u8]) {
+        assert!(slot < self.entries && value.len() == self.value_size, "slot {slot} or value size");
+        for (i, w) in value.chunks_exact(4).enumerate() {
+            let v = u32::from_ne_bytes([w[0], w[1], w[2], w[3]]);
+            self.word(slot * self.stride / 4 + i).store(v, std::sync::atomic::Ordering::Relaxed);
+        }
+        std::sync::atomic::fence(std::sync::atomic::Ordering::Release);
+    }
+
+    /// Reads value `slot`.
+    pub fn read_value(&self, slot: usize, out: &mut [u8]) {
+        assert!(slot < self.entries && out.len() == self.value_size, "slot {slot} or value size");
+        for (i, w) in out.chunks_exact_mut(4).enumerate() {
+            let v = self.word(slot * self.stride / 4 + i).load(std::sync::atomic::Ordering::Acquire);
+            w.copy_from_slice(&v.to_ne_bytes());
+        }
+    }
+}
+
+impl Drop for MmapArray {
+    fn drop(&mut self) {
+        // SAFETY: ptr/len are exactly the mapping made in `create`, unmapped once here;
+        // no reference into it outlives &self.
+        unsafe { libc::munmap(self.ptr.as_ptr().cast(), self.len) };
+    }
+}
+
+/// A per-CPU array map of `u64` counters, read summed over the CPUs.
+pub struct PerCpuCounters {
+    fd: OwnedFd,
+    words: usize,
+    ncpus: usize,
+}
+
+impl PerCpuCounters {
+    /// One element (key 0) of `words` u64 counters per CPU, zeroed.
+    pub fn create(name: &str, words: usize) -> io::Result<PerCpuCounters> {
+        let fd = create_map(sys::BPF_MAP_TYPE_PERCPU_ARRAY, name, 4, (words * 8) as u32, 1)?;
+        Ok(PerCpuCounters { fd, words, ncpus: possible_cpus()? })
+    }
+
+    pub fn fd(&self) -> &OwnedFd {
+        &self.fd
+    }
+
+    /// The counters summed over every CPU.
+    pub fn read(&self) -> io::Result<Vec<u64>> {
+        let key = 0u32;
+        let mut vals = vec![0u64; self.words * self.ncpus];
+        // SAFETY: vals holds ncpus * words * 8 bytes, what the kernel writes for a
+        // per-CPU map whose value size (a multiple of 8) is words * 8; key outlives it.
+        let ret = unsafe {
+            sys::bpf_map_lookup_elem(self.fd.as_raw_fd(), (&key as *const u32).cast(), vals.as_mut_ptr().cast())
+        };
+        if ret < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let mut sum = vec![0u64; self.words];
+        for cpu in vals.chunks_exact(self.words) {
+            for (s, v) in sum.iter_mut().zip(cpu) {
+                *s += v;
+            }
+        }
+        Ok(sum)
+    }
+}
+
 pub fn ifindex(ifname: &str) -> io::Result<u32> {
     let c = CString::new(ifname).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
     // SAFETY: c is a valid NUL-terminated string for the duration of the call.
@@ -669,6 +974,23 @@ impl MplsRedirect {
         Ok(MplsRedirect { attachment, xsks_map })
     }
 
+    /// Like [`MplsRedirect::attach`], with the offload program of `io::offload` for the
+    /// port with index `in_port`: it forwards the common POPGO case itself through the
+    /// maps of `maps` and redirects the rest of the MPLS frames like `attach`'s.
+    pub fn attach_offload(
+        ifname: &str,
+        try_native: bool,
+        force: bool,
+        in_port: usize,
+        maps: &crate::io::offload::OffloadMaps,
+    ) -> io::Result<Self> {
+        let xsks_map = create_map(sys::BPF_MAP_TYPE_XSKMAP, "xsks_map", 4, 4, XSKMAP_ENTRIES)?;
+        let insns = crate::io::offload::offload_program(&maps.program_maps(xsks_map.as_raw_fd()), in_port, XDP_PASS);
+        let prog = load_xdp_program("popgo_offload", &insns)?;
+        let attachment = XdpAttachment::attach(ifname, prog, try_native, force)?;
+        Ok(MplsRedirect { attachment, xsks_map })
+    }
+
     /// Insert an AF_XDP socket fd at `queue` ourselves. Not needed with afxdp
     /// 0.4 (libbpf does it during `Socket::new`, see module docs), kept for a
     /// future socket layer that inhibits libbpf's program step.
@@ -735,9 +1057,93 @@ impl CountSink {
     }
 }
 
+/// `union bpf_attr` as `BPF_PROG_TEST_RUN` reads it (uapi, stable), with the fields
+/// libbpf-sys 0.3 predates (`flags`, `cpu`, `batch_size`).
+#[repr(C)]
+#[derive(Default)]
+struct TestRunAttr {
+    prog_fd: u32,
+    retval: u32,
+    data_size_in: u32,
+    data_size_out: u32,
+    data_in: u64,
+    data_out: u64,
+    repeat: u32,
+    duration: u32,
+    ctx_size_in: u32,
+    ctx_size_out: u32,
+    ctx_in: u64,
+    ctx_out: u64,
+    flags: u32,
+    cpu: u32,
+    batch_size: u32,
+    _pad: u32,
+}
+
+/// `struct xdp_md` as a test-run context.
+#[repr(C)]
+#[derive(Default)]
+struct XdpMd {
+    data: u32,
+    data_end: u32,
+    data_meta: u32,
+    ingress_ifindex: u32,
+    rx_queue_index: u32,
+    egress_ifindex: u32,
+}
+
+/// A 2-instruction program returning `XDP_TX`: with [`xdp_live_frames`] it transmits
+/// every frame out of the given interface.
+pub fn xdp_tx_program() -> Vec<Insn> {
+    let mut a = Asm::default();
+    a.mov64_imm(Reg::R0, XDP_TX).exit();
+    a.finish()
+}
+
+/// Runs `prog_fd` `repeat` times over `frame` in the kernel's live-frames mode
+/// (`BPF_F_TEST_XDP_LIVE_FRAMES`, kernel >= 5.18): each run gets a fresh frame from a
+/// page pool, and what the program returns is carried out, so an `XDP_TX` program
+/// sends `repeat` frames out of `ifindex` (to a veth's peer) without a socket or an
+/// skb. Lab generator only; runs on the calling thread's CPU.
+pub fn xdp_live_frames(prog_fd: RawFd, frame: &[u8], ifindex: u32, repeat: u32, batch: u32) -> io::Result<()> {
+    const BPF_PROG_TEST_RUN: libc::c_long = 10;
+    const BPF_F_TEST_XDP_LIVE_FRAMES: u32 = 1 << 1;
+    let ctx = XdpMd { data_end: frame.len() as u32, ingress_ifindex: ifindex, ..Default::default() };
+    let attr = TestRunAttr {
+        prog_fd: prog_fd as u32,
+        data_size_in: frame.len() as u32,
+        data_in: frame.as_ptr() as u64,
+        repeat,
+        ctx_size_in: std::mem::size_of::<XdpMd>() as u32,
+        ctx_in: (&ctx as *const XdpMd) as u64,
+        flags: BPF_F_TEST_XDP_LIVE_FRAMES,
+        batch_size: batch,
+        ..Default::default()
+    };
+    // SAFETY: attr is a fully initialized bpf_attr prefix of the size passed; the
+    // frame and ctx buffers it points at outlive the call and are only read.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_bpf,
+            BPF_PROG_TEST_RUN,
+            &attr as *const TestRunAttr,
+            std::mem::size_of::<TestRunAttr>() as libc::c_long,
+        )
+    };
+    if ret < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
 /// Run a loaded program once over `frame` with `BPF_PROG_TEST_RUN`; returns
 /// the XDP action. Used by the unit tests (needs root / CAP_BPF).
 pub fn test_run(prog_fd: RawFd, frame: &[u8]) -> io::Result<u32> {
+    test_run_out(prog_fd, frame).map(|(action, _)| action)
+}
+
+/// Like [`test_run`], also returning the frame as the program left it.
+pub fn test_run_out(prog_fd: RawFd, frame: &[u8]) -> io::Result<(u32, Vec<u8>)> {
     let mut out = vec![0u8; frame.len() + 256];
     let mut attr = sys::bpf_prog_test_run_attr {
         prog_fd,
@@ -754,7 +1160,9 @@ pub fn test_run(prog_fd: RawFd, frame: &[u8]) -> io::Result<u32> {
         // libbpf 0.3 returns -1/errno here (bpf(2) style)
         return Err(io::Error::last_os_error());
     }
-    Ok(attr.retval)
+    let n = (attr.data_size_out as usize).min(out.len());
+    out.truncate(n);
+    Ok((attr.retval, out))
 }
 
 #[cfg(test)]

@@ -61,9 +61,12 @@ impl WorkerStats {
     }
 }
 
-/// One row per worker.
+/// One row per worker, and one for the counters of the XDP offload (packets the
+/// kernel forwarded or dropped itself), which `total` includes.
 pub struct StatsBoard {
     rows: Vec<CachePadded<[AtomicU64; WORDS]>>,
+    offload: CachePadded<[AtomicU64; WORDS]>,
+    has_offload: std::sync::atomic::AtomicBool,
 }
 
 impl StatsBoard {
@@ -71,7 +74,31 @@ impl StatsBoard {
     pub fn new(workers: usize) -> StatsBoard {
         StatsBoard {
             rows: (0..workers).map(|_| CachePadded::new(std::array::from_fn(|_| AtomicU64::new(0)))).collect(),
+            offload: CachePadded::new(std::array::from_fn(|_| AtomicU64::new(0))),
+            has_offload: std::sync::atomic::AtomicBool::new(false),
         }
+    }
+
+    /// Publishes the XDP offload's counters (whoever reads them from the kernel).
+    pub fn publish_offload(&self, s: &WorkerStats) {
+        let mut words = [0u64; WORDS];
+        s.to_words(&mut words);
+        for (a, v) in self.offload.iter().zip(words) {
+            a.store(v, Ordering::Relaxed);
+        }
+        self.has_offload.store(true, Ordering::Relaxed);
+    }
+
+    /// The XDP offload's last published counters, if an offload publishes any.
+    pub fn offload(&self) -> Option<WorkerStats> {
+        if !self.has_offload.load(Ordering::Relaxed) {
+            return None;
+        }
+        let mut words = [0u64; WORDS];
+        for (v, a) in words.iter_mut().zip(self.offload.iter()) {
+            *v = a.load(Ordering::Relaxed);
+        }
+        Some(WorkerStats::from_words(&words))
     }
 
     pub fn workers(&self) -> usize {
@@ -100,11 +127,14 @@ impl StatsBoard {
         WorkerStats::from_words(&words)
     }
 
-    /// Sum over all workers.
+    /// Sum over all workers and the offload.
     pub fn total(&self) -> WorkerStats {
         let mut t = WorkerStats::default();
         for w in 0..self.rows.len() {
             t.merge(&self.read(w));
+        }
+        if let Some(o) = self.offload() {
+            t.merge(&o);
         }
         t
     }
@@ -132,5 +162,14 @@ mod tests {
         assert_eq!(t.port_tx_pkts[MAX_PORTS - 1], 2);
         assert_eq!(t.drop_count(DropReason::TxRingFull), 2);
         assert_eq!(b.read(1), s);
+        assert_eq!(b.offload(), None);
+        let mut k = WorkerStats { rx_pkts: 5, rx_bytes: 300, ..Default::default() };
+        k.port_rx_pkts[2] = 5;
+        k.count_tx(0, 60);
+        k.count_drop(DropReason::TtlExpired);
+        b.publish_offload(&k);
+        assert_eq!(b.offload(), Some(k));
+        let t = b.total();
+        assert_eq!((t.rx_pkts, t.port_tx_pkts[0], t.drop_count(DropReason::TtlExpired)), (25, 1, 1));
     }
 }
