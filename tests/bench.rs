@@ -549,7 +549,10 @@ fn compare_interleaves_and_gates() {
     // Both binaries' instructions per packet, each counted once: the same figure.
     let iv = &doc["instructions_verdict"];
     assert_eq!(iv["outcome"], "unchanged", "{iv}");
-    assert!(iv["change_pct"].as_f64().unwrap().abs() < 0.5, "{iv}");
+    assert!(
+        iv["change_pct"].as_f64().unwrap().abs() < 1.0,
+        "same binary: within the default 1% gate even on a loaded machine: {iv}"
+    );
     assert_eq!(doc["repetitions"].as_array().unwrap().len(), 3);
     assert_eq!(doc["repetitions"][0]["packets"], 16 * 300);
     let md = std::fs::read_to_string(&md).unwrap();
