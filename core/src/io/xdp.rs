@@ -1092,11 +1092,24 @@ struct XdpMd {
     egress_ifindex: u32,
 }
 
-/// A 2-instruction program returning `XDP_TX`: with [`xdp_live_frames`] it transmits
-/// every frame out of the given interface.
-pub fn xdp_tx_program() -> Vec<Insn> {
+/// A program that writes `frame` (a multiple of 4 bytes) over the packet and returns
+/// `XDP_TX`: with [`xdp_live_frames`] it transmits it out of the given interface. The
+/// write is needed because live frames are recycled without resetting their bytes:
+/// a receiver that rewrites a frame in place (a label pop, say) would otherwise get
+/// its own output back as the next frame.
+pub fn xdp_tx_program(frame: &[u8]) -> Vec<Insn> {
+    assert!(frame.len().is_multiple_of(4) && frame.len() <= 256, "frame of {} bytes", frame.len());
+    use Reg::*;
     let mut a = Asm::default();
-    a.mov64_imm(Reg::R0, XDP_TX).exit();
+    a.ldx_w(R2, R1, XDP_MD_DATA)
+        .ldx_w(R3, R1, XDP_MD_DATA_END)
+        .mov64_reg(R4, R2)
+        .add64_imm(R4, frame.len() as i32)
+        .jgt_reg(R4, R3, "tx");
+    for (i, w) in frame.chunks_exact(4).enumerate() {
+        a.st_w(R2, (4 * i) as i16, i32::from_le_bytes([w[0], w[1], w[2], w[3]]));
+    }
+    a.label("tx").mov64_imm(R0, XDP_TX).exit();
     a.finish()
 }
 
