@@ -32,6 +32,10 @@
 //!   `XdpAttachment` (detaches the program), then the map/program fds.
 //! - One program + one XSKMAP per interface: the key is `rx_queue_index`, which
 //!   is 0 on every veth, so a map shared by two interfaces would collide.
+//! - [`MmapArray`] (the XDP offload's tables) maps a `BPF_F_MMAPABLE` array into this
+//!   process: the mapping is unmapped in `Drop` before the map fd closes, and no
+//!   reference into it outlives the struct. The kernel side of the mapping stays valid
+//!   while any loaded program still holds the map.
 #![allow(unsafe_code)]
 
 use std::ffi::CString;
