@@ -80,6 +80,7 @@ const BPF_MEM: u8 = 0x60;
 const BPF_K: u8 = 0x00;
 const BPF_X: u8 = 0x08;
 const BPF_ADD: u8 = 0x00;
+const BPF_SUB: u8 = 0x10;
 const BPF_OR: u8 = 0x40;
 const BPF_AND: u8 = 0x50;
 const BPF_LSH: u8 = 0x60;
@@ -176,6 +177,10 @@ impl Asm {
     /// `dst += src`
     pub fn add64_reg(&mut self, dst: Reg, src: Reg) -> &mut Self {
         self.raw(BPF_ALU64 | BPF_ADD | BPF_X, dst, src, 0, 0)
+    }
+    /// `dst -= src`
+    pub fn sub64_reg(&mut self, dst: Reg, src: Reg) -> &mut Self {
+        self.raw(BPF_ALU64 | BPF_SUB | BPF_X, dst, src, 0, 0)
     }
     /// `dst &= imm`
     pub fn and64_imm(&mut self, dst: Reg, imm: i32) -> &mut Self {
@@ -988,9 +993,16 @@ impl MplsRedirect {
         in_port: usize,
         maps: &crate::io::offload::OffloadMaps,
     ) -> io::Result<Self> {
+        use crate::io::offload::{offload_program, FrameLen};
         let xsks_map = create_map(sys::BPF_MAP_TYPE_XSKMAP, "xsks_map", 4, 4, XSKMAP_ENTRIES)?;
-        let insns = crate::io::offload::offload_program(&maps.program_maps(xsks_map.as_raw_fd()), in_port, XDP_PASS);
-        let prog = load_xdp_program("popgo_offload", &insns)?;
+        let m = maps.program_maps(xsks_map.as_raw_fd());
+        // The variant without a helper call needs CAP_PERFMON or CAP_SYS_ADMIN (pointer
+        // subtraction); a loader without them gets the helper variant.
+        let prog = match load_xdp_program("popgo_offload", &offload_program(&m, in_port, XDP_PASS, FrameLen::Subtract))
+        {
+            Ok(p) => p,
+            Err(_) => load_xdp_program("popgo_offload", &offload_program(&m, in_port, XDP_PASS, FrameLen::Helper))?,
+        };
         let attachment = XdpAttachment::attach(ifname, prog, try_native, force)?;
         Ok(MplsRedirect { attachment, xsks_map })
     }
