@@ -77,7 +77,7 @@ pub const DEFAULT_EXTRA_WORK: u32 = 0;
 pub const DEFAULT_EXTRA_WORK: u32 = SLOW_3PCT_WORK;
 /// See `DEFAULT_EXTRA_WORK`. Measured on the gate profile (release build, callgrind):
 /// see docs/bench.md.
-pub const SLOW_3PCT_WORK: u32 = 45;
+pub const SLOW_3PCT_WORK: u32 = 52;
 
 /// Allowed growth of instructions per packet (percent) by default. Callgrind's count
 /// repeats to within tens of parts per million (docs/bench.md), so 1% is far above the
