@@ -87,7 +87,7 @@ pub const DEFAULT_INSTR_REGRESSION_PCT: f64 = 1.0;
 pub const DEFAULT_WALL_REGRESSION_PCT: f64 = 10.0;
 /// Allowed Mpps drop (percent) of the `--compare` gate by default: the whole 95%
 /// interval of the interleaved pairs' ratio must lie below it. Chosen from the
-/// measured noise of unchanged comparisons (docs/bench.md: in 35 runs on the shared
+/// measured noise of unchanged comparisons (docs/bench.md: in 50 runs on the shared
 /// 2-core VM the interval's upper end came down to +1.34%, 6.3 points from -5%).
 pub const DEFAULT_COMPARE_REGRESSION_PCT: f64 = 5.0;
 /// Exit code of a regression found by any gate.
