@@ -254,3 +254,160 @@ impl TxQueue for XskQueue {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::io::afxdp::{frame, KickPolicy};
+    use crate::io::xdp::MplsRedirect;
+    use std::process::Command;
+
+    /// Ring size of the test socket: the smallest `popgo run --ring-size` accepts.
+    const RING: usize = 64;
+    /// A frame the peer's stack ignores (local experimental ethertype 0x88b5).
+    const FRAME: [u8; 60] = {
+        let mut f = [0u8; 60];
+        f[0] = 0x02;
+        f[5] = 0x01;
+        f[6] = 0x02;
+        f[11] = 0x02;
+        f[12] = 0x88;
+        f[13] = 0xb5;
+        f
+    };
+
+    /// Runs `f` on a thread of its own in a fresh network namespace that holds the veth
+    /// pair `xq0`/`xq1` (both up, IPv6 off, so the kernel sends nothing of its own).
+    /// The namespace, the pair and anything bound in it go away when the thread ends,
+    /// whatever `f` did. Returns false (after recording the skip) when this process may
+    /// not create a network namespace.
+    fn in_private_netns(test: &str, f: impl FnOnce() + Send + 'static) -> bool {
+        if crate::sys::rlimit::euid() != 0 {
+            crate::testkit::skip(test, "needs root (network namespaces, XDP, AF_XDP)");
+            return false;
+        }
+        if !crate::testkit::have_tool(test, "ip", "-V") {
+            return false;
+        }
+        let t = std::thread::spawn(move || {
+            // SAFETY: plain flag argument; CLONE_NEWNET moves only this thread (the
+            // namespace is per thread), which is ours and ends with the test.
+            if unsafe { libc::unshare(libc::CLONE_NEWNET) } != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            for p in ["all", "default"] {
+                let _ = std::fs::write(format!("/proc/sys/net/ipv6/conf/{p}/disable_ipv6"), "1");
+            }
+            // Children start in the spawning thread's namespace.
+            for args in [
+                &["link", "add", "xq0", "type", "veth", "peer", "name", "xq1"][..],
+                &["link", "set", "xq0", "up"],
+                &["link", "set", "xq1", "up"],
+            ] {
+                let o = Command::new("ip").args(args).output().expect("running ip");
+                assert!(o.status.success(), "ip {args:?}: {}", String::from_utf8_lossy(&o.stderr));
+            }
+            f();
+            Ok(())
+        });
+        match t.join() {
+            Ok(Ok(())) => true,
+            Ok(Err(e)) => {
+                crate::testkit::skip(test, &format!("cannot create a network namespace ({e})"));
+                false
+            }
+            Err(panic) => std::panic::resume_unwind(panic),
+        }
+    }
+
+    /// (packets, bytes) `dev` received, from `ip -s` in the calling thread's namespace.
+    fn rx_counters(dev: &str) -> (u64, u64) {
+        let o = Command::new("ip").args(["-j", "-s", "link", "show", "dev", dev]).output().expect("running ip");
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("ip -j output");
+        let rx = &v[0]["stats64"]["rx"];
+        (rx["packets"].as_u64().expect("rx packets"), rx["bytes"].as_u64().expect("rx bytes"))
+    }
+
+    /// Hands `n` frames to `tx_burst` as one received burst, with `verdicts`, and counts
+    /// them as received (what `process_burst` does for a burst the queue received).
+    fn burst(q: &mut XskQueue, verdicts: &[Verdict], stats: &mut WorkerStats) {
+        q.burst.clear();
+        for _ in verdicts {
+            let mut f = q.area.free.pop().expect("a free frame");
+            assert!(frame::write(&mut f, &FRAME));
+            q.burst.push(XdpFrame(f));
+        }
+        stats.rx_pkts += verdicts.len() as u64;
+        q.tx_burst(verdicts, &TxTally::default(), stats);
+    }
+
+    /// A TX ring whose frames have not completed yet takes no more; staging then holds
+    /// one ring's worth, and every frame beyond that is a `tx_ring_full` drop whose buffer
+    /// goes back to the free list. Frames for a port this worker did not attach are
+    /// `bad_out_port` drops. At shutdown the staged frames leave, and rx = tx + drops.
+    #[test]
+    fn a_full_tx_ring_counts_tx_ring_full_and_balances() {
+        let test = "io::afxdp::queue::a_full_tx_ring_counts_tx_ring_full_and_balances";
+        in_private_netns(test, || {
+            let _xdp = MplsRedirect::attach("xq0", true, false).expect("attaching the XDP program to xq0");
+            let setup = QueueSetup {
+                worker: 0,
+                queues: vec![0],
+                ports: vec![(0, "xq0".into())],
+                nports: 2,
+                port_cfg: PortConfig {
+                    ring_size: RING as u32,
+                    burst: RING,
+                    tx_budget: None,
+                    kick: KickPolicy::Always,
+                    mode: BindMode::Auto,
+                },
+                batch: MAX_BURST,
+                drain: Duration::from_secs(3600),
+            };
+            let (mut q, _) = XskQueue::new(&setup).expect("binding an AF_XDP socket to xq0");
+            let frames = q.area.frames;
+            let mut stats = WorkerStats::default();
+            let to_xq0 = [Verdict::Forward(0); RING];
+
+            // One ring's worth is staged, then submitted: the TX ring is full until its
+            // completions are reclaimed, which only poll() and drain() do.
+            burst(&mut q, &to_xq0, &mut stats);
+            assert_eq!(q.stages[0].len(), RING);
+            q.flush_staged(&mut stats, Instant::now());
+            assert_eq!(stats.tx_pkts, RING as u64, "a ring's worth submitted");
+            assert_eq!(q.sockets[0].tx_room(), 0, "the TX ring is full");
+            // The next ring's worth waits in staging (cap = ring size).
+            burst(&mut q, &to_xq0, &mut stats);
+            q.flush_staged(&mut stats, Instant::now());
+            assert_eq!(stats.tx_pkts, RING as u64, "nothing more fits in the TX ring");
+            assert_eq!(q.stages[0].len(), RING);
+            assert_eq!(stats.dropped_pkts(), 0);
+            // Staging is full: 10 more frames for xq0 are dropped, and 3 for port 1,
+            // which this worker has no socket for.
+            let free_before = q.area.free.len();
+            let mut mixed = [Verdict::Forward(0); 13];
+            mixed[10..].fill(Verdict::Forward(1));
+            burst(&mut q, &mixed, &mut stats);
+            assert_eq!(stats.drop_count(DropReason::TxRingFull), 10, "{stats:?}");
+            assert_eq!(stats.drop_count(DropReason::BadOutPort), 3, "{stats:?}");
+            assert_eq!(stats.dropped_pkts(), 13, "{stats:?}");
+            assert_eq!(q.area.free.len(), free_before, "dropped frames went back to the free list");
+            assert_eq!(q.stages[0].len(), RING, "staging unchanged");
+
+            // Shutdown: the completions come back, the staged ring's worth leaves too.
+            q.drain(&mut stats);
+            assert_eq!(stats.tx_pkts, 2 * RING as u64, "{stats:?}");
+            assert_eq!(stats.port_tx_pkts[0], 2 * RING as u64);
+            assert_eq!(stats.drop_count(DropReason::TxRingFull), 10, "nothing was left to discard: {stats:?}");
+            assert_eq!(stats.rx_pkts, 2 * RING as u64 + 13);
+            assert!(stats.balanced(), "rx = tx + drops: {stats:?}");
+            assert_eq!(q.sockets[0].tx_in_flight, 0);
+            // Every buffer is back: free, or in the fill ring (one ring's worth).
+            assert_eq!(q.area.free.len(), frames - RING, "no buffer lost");
+            // The peer received exactly the transmitted frames, byte counts included.
+            assert_eq!(rx_counters("xq1"), (2 * RING as u64, 2 * RING as u64 * FRAME.len() as u64));
+        });
+    }
+}
