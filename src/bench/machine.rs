@@ -138,8 +138,40 @@ mod tests {
         let m = Machine::detect();
         assert!(m.logical_cpus >= 1);
         let b = Build::detect();
-        assert!(!b.git_commit.is_empty() && !b.profile.is_empty() && b.rustc.starts_with("rustc "), "{b:?}");
+        assert!(!b.profile.is_empty() && b.rustc.starts_with("rustc "), "{b:?}");
         assert_eq!(b.is_debug(), cfg!(debug_assertions), "{b:?}");
-        assert!(VERSION_LINE.contains(&b.git_commit));
+        assert!(VERSION_LINE.contains(&format!("(git {}, ", b.git_commit)), "{VERSION_LINE}");
+    }
+
+    /// The recorded commit is the checkout's HEAD (build.rs reruns when HEAD moves, so
+    /// a test binary is never older than the commit it runs at), with `-dirty` exactly
+    /// when the dirty flag is set; "unknown" (or the packager's `POPGO_BUILD_COMMIT`)
+    /// only when the sources are not a git checkout or git is missing.
+    #[test]
+    fn commit_is_the_checkouts_head() {
+        let b = Build::detect();
+        let commit = env!("POPGO_GIT_COMMIT");
+        let suffix = if b.git_dirty { "-dirty" } else { "" };
+        assert_eq!(b.git_commit, format!("{commit}{suffix}"), "{b:?}");
+        let head = std::process::Command::new("git")
+            .arg("-C")
+            .arg(env!("CARGO_MANIFEST_DIR"))
+            .args(["rev-parse", "HEAD"])
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string());
+        match head {
+            Some(head) => {
+                assert_eq!(commit.len(), 12, "a 12-digit abbreviation: {commit:?}");
+                assert!(head.starts_with(commit), "built from {commit:?}, HEAD is {head}");
+            }
+            None => {
+                let packaged = std::env::var("POPGO_BUILD_COMMIT").unwrap_or_default();
+                let want = if packaged.trim().is_empty() { "unknown" } else { packaged.trim() };
+                assert_eq!(commit, want, "no git checkout here");
+                assert!(!b.git_dirty);
+            }
+        }
     }
 }
