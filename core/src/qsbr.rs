@@ -14,15 +14,39 @@
 //!   [`OFFLINE`] (`0`) while the worker is idle/parked or the slot is free.
 //!   Because real epochs start at 1, `0` can never be confused with one.
 //!
-//! A worker owns a [`Reader`] (from [`Publisher::register_reader`]) and runs
+//! A worker owns a [`Reader`] (from [`Publisher::register_reader`]) and runs a loop
+//! like the one below (here it stops once it has seen table 2; a forwarding worker
+//! also goes `offline()` before it parks, and its next `quiescent()` goes online):
 //!
-//! ```ignore
-//! loop {
-//!     reader.quiescent();          // "I hold no snapshot reference now"
-//!     let ilm = reader.current();  // one Acquire load, valid until the next
-//!     forward_burst(ilm);          //   quiescent()/offline() (borrowck)
-//!     if idle { reader.offline(); park(); }  // next quiescent() goes online
-//! }
+//! ```
+//! use popgo_core::qsbr::Publisher;
+//!
+//! let mut publisher = Publisher::new(Box::new(1u32), 1);
+//! let mut reader = publisher.register_reader();
+//! let worker = std::thread::spawn(move || {
+//!     let mut seen = Vec::new();
+//!     loop {
+//!         reader.quiescent(); // "I hold no snapshot reference now"
+//!         // One Acquire load; the reference lives until the next quiescent() or
+//!         // offline() (borrowck), the worker's burst uses it meanwhile.
+//!         let table = reader.current();
+//!         if seen.last() != Some(table) {
+//!             seen.push(*table);
+//!         }
+//!         if *table == 2 {
+//!             break;
+//!         }
+//!     }
+//!     reader.offline();
+//!     seen
+//! });
+//! publisher.publish(Box::new(2)); // waits (bounded) for the worker's grace period
+//! let seen = worker.join().unwrap();
+//! assert_eq!(seen.last(), Some(&2));
+//! assert!(seen.iter().all(|t| *t == 1 || *t == 2));
+//! publisher.try_reclaim(); // the worker is offline: table 1 is freed now at the latest
+//! assert_eq!(publisher.pending_retired(), 0);
+//! assert_eq!(*publisher.current(), 2);
 //! ```
 //!
 //! The control thread calls [`Publisher::publish`] (or a variant), which
