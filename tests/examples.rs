@@ -516,7 +516,7 @@ fn seed_procedure_against_replay_control() {
 }
 
 /// docs/control.md, "SIGHUP": pop-go toggled in the file is an incremental commit;
-/// a port change is refused and the running config kept.
+/// a port change and a file that does not parse are refused, the running config kept.
 #[test]
 fn sighup_reloads_the_config_file() {
     let dir = tempfile::tempdir().unwrap();
@@ -556,8 +556,17 @@ fn sighup_reloads_the_config_file() {
     assert!(log().contains("failed, running config kept"), "{}", log());
     assert!(log().contains("the ports or their interfaces changed: restart popgo"), "{}", log());
     assert_eq!(label_operation(&ctl_ok(&sock, "display mpls lsp protocol bgp")), "POP");
-    let (code, _) = p.stop();
-    assert_eq!(code, Some(0));
+
+    // A file that does not parse: refused with its line, the running config kept.
+    std::fs::write(&cfg, seed.replace("[[port]]", "[[port")).unwrap();
+    p.signal("HUP");
+    wait_until("the second refused reload", || log().matches("failed, running config kept").count() == 2);
+    let last = log().lines().rfind(|l| l.contains(" WARN control: reload of")).unwrap().to_string();
+    assert!(last.contains("line "), "the parse error names its line: {last}");
+    assert_eq!(label_operation(&ctl_ok(&sock, "display mpls lsp protocol bgp")), "POP");
+    assert!(ctl_ok(&sock, "display popgo statistics").contains("generation 2"), "no reload was installed");
+    let (code, report) = p.stop();
+    assert_eq!(code, Some(0), "{report}");
 }
 
 /// The TOML between `<<'TOML'` and `TOML` in tools/bench-gate.sh, without comments.
