@@ -1062,6 +1062,8 @@ fn two_workers_two_queues_follow_a_commit() {
     assert_eq!(v["tx_packets"]["to-A"], 10, "{v}");
     assert_eq!(v["tx_packets"]["to-B"], 6, "{v}");
     assert_eq!(v["balanced"], true, "{v}");
+    // The idle worker moved to the committed tables as well (one swap each).
+    assert_eq!(v["events"]["ilm_swaps_seen"], 2, "{v}");
 }
 
 /// A port without an interface is not attached: frames routed to it are counted as
