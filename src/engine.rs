@@ -159,11 +159,16 @@ pub fn forward<M: MakeQueue>(
         }
         Tables::Live(live) => {
             let generation = 0;
-            let snap =
-                crate::ilm::build(&live.cfg, generation).context("building tables from the config").map_err(usage)?;
+            let t0 = std::time::Instant::now();
+            let (snap, index) = crate::ilm::build_indexed(&live.cfg, generation)
+                .context("building tables from the config")
+                .map_err(usage)?;
+            let build_ns = t0.elapsed().as_nanos() as u64;
             let publisher = Publisher::new(Box::new(snap), workers + 1);
             let readers: Vec<Reader<Snapshot>> = (0..workers).map(|_| publisher.register_reader()).collect();
-            let mut plane = ControlPlane::with_mirror(live.cfg, publisher, Arc::clone(&board), live.mirror);
+            // The control plane publishes this table as its start-up commit, shared,
+            // and keeps the config only as its indexed store.
+            let mut plane = ControlPlane::adopt(live.cfg, publisher, index, build_ns, Arc::clone(&board), live.mirror);
             if let (Some(path), true) = (live.reload_from, plan.signals) {
                 plane.reload_on(path, crate::sys::signal::take_reload);
             }
@@ -183,7 +188,8 @@ pub fn forward<M: MakeQueue>(
             stop_ctl.store(true, Ordering::Release);
             let plane = handle.join().map_err(|_| runtime(anyhow!("the control thread panicked")))?;
             let mut r = r?;
-            r.cfg = Some(plane.running().clone());
+            // Ports and names for the report (the routes are not needed there).
+            r.cfg = Some(plane.running_head());
             Ok(r)
         }
     }

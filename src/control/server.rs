@@ -160,7 +160,8 @@ fn peer_allowed(stream: &UnixStream) -> Result<(), String> {
 /// Tells a refused peer why and closes (best effort; it gets no session).
 fn refuse(mut stream: UnixStream, why: &str) {
     let _ = stream.set_write_timeout(Some(CONN_READ_TIMEOUT));
-    let _ = write_reply(&mut stream, &Reply { ok: false, text: format!("Error: {why}"), close: true }, "");
+    let _ =
+        write_reply(&mut stream, &Reply { ok: false, text: format!("Error: {why}"), close: true, stream: None }, "");
 }
 
 fn control_loop(
@@ -207,7 +208,9 @@ fn control_loop(
             Ok(Msg::Line { id, line, reply }) => {
                 let Some(s) = sessions.get_mut(&id) else { continue };
                 let r = match line {
-                    Ok(l) => plane.exec(s, &l),
+                    // A big display comes back as a stream: this connection's thread
+                    // renders and writes it, the control thread moves on.
+                    Ok(l) => plane.exec_stream(s, &l),
                     Err(why) => {
                         s.lines += 1;
                         Reply::err(format!("Error: line {}: {why}", s.lines))
@@ -238,8 +241,22 @@ fn control_loop(
     plane
 }
 
-/// Writes one reply in the wire format (body with dot-stuffing, then the end line).
+/// Writes one reply in the wire format (body with dot-stuffing, then the end line). A
+/// streamed body is written line by line as it is rendered (through a 64 KiB buffer),
+/// so a million-row display never exists as one string and the peer sees the first
+/// rows at once.
 pub fn write_reply(w: &mut impl Write, r: &Reply, prompt: &str) -> std::io::Result<()> {
+    if let Some(st) = &r.stream {
+        let mut bw = std::io::BufWriter::with_capacity(1 << 16, &mut *w);
+        st.run(&mut |l: &str| {
+            if l.starts_with('.') {
+                bw.write_all(b".")?;
+            }
+            bw.write_all(l.as_bytes())?;
+            bw.write_all(b"\n")
+        })?;
+        bw.flush()?;
+    }
     let mut out = String::with_capacity(r.text.len() + 32);
     for l in r.text.lines() {
         if l.starts_with('.') {
@@ -292,7 +309,7 @@ fn serve_connection(
         }
         if last_line.elapsed() >= idle {
             let text = format!("Info: no command for {} s; closing the connection", idle.as_secs());
-            return write_reply(&mut w, &Reply { ok: true, text, close: true }, "");
+            return write_reply(&mut w, &Reply { ok: true, text, close: true, stream: None }, "");
         }
         // Read up to and including '\n', keeping at most MAX_LINE_BYTES + 1 bytes.
         let (done, used) = match r.fill_buf() {
