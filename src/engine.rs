@@ -169,6 +169,7 @@ pub fn forward<M: MakeQueue>(
             // The control plane publishes this table as its start-up commit, shared,
             // and keeps the config only as its indexed store.
             let mut plane = ControlPlane::adopt(live.cfg, publisher, index, build_ns, Arc::clone(&board), live.mirror);
+            plane.pin_control_to(crate::sys::affinity::control_core(&plan.cores[..plan.cores.len().min(workers)]));
             if let (Some(path), true) = (live.reload_from, plan.signals) {
                 plane.reload_on(path, crate::sys::signal::take_reload);
             }

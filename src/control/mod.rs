@@ -305,6 +305,8 @@ pub struct ControlPlane {
     /// Total times of incremental commits, in microseconds (percentiles in `display
     /// popgo statistics`).
     commit_us: hdrhistogram::Histogram<u64>,
+    /// The core the control thread pins itself to (see `sys::affinity::control_core`).
+    pub(crate) control_core: Option<usize>,
 }
 
 fn new_commit_histogram() -> hdrhistogram::Histogram<u64> {
@@ -387,7 +389,14 @@ impl ControlPlane {
             advertised_peers: false,
             mirror,
             commit_us: new_commit_histogram(),
+            control_core: None,
         }
+    }
+
+    /// Runs the control thread (and the connection threads it starts, which inherit its
+    /// placement) on `core`, away from the workers' cores.
+    pub fn pin_control_to(&mut self, core: Option<usize>) {
+        self.control_core = core;
     }
 
     /// Re-reads `path` and commits it as one unit whenever `due()` returns true (the

@@ -227,7 +227,7 @@ pub fn build_indexed(cfg: &Config, generation: u64) -> Result<(Snapshot, BuildIn
         next_hops: Arc::new(next_hops),
         fib: Arc::new(fib),
         ports: cfg.ports.len(),
-        lsps,
+        lsps: Arc::new(lsps),
         pipe,
         generation,
     };

@@ -43,18 +43,28 @@ type IntMap<K> = HashMap<K, u16, BuildHasherDefault<IntHasher>>;
 /// Shards per prefix length at least: a route change copies one shard, not the whole
 /// table of its length.
 const MIN_SHARDS: usize = 64;
-/// Routes per shard above which a prefix length's table doubles its shard count: a
-/// one-route commit copies one shard (at most about 2048 routes, some 20 KiB of
-/// buckets) and the shard pointer array (8 bytes per shard), so both stay small at
-/// a million routes (512 shards of about 2000 /32s).
-const SHARD_ROUTES: usize = 2048;
+/// Shards per group: the second level of the shard tree.
+const GROUP: usize = 64;
+/// Routes per shard above which a prefix length's table doubles its shard count. A
+/// one-route commit copies one group of 64 shard pointers and one shard (at most about
+/// 1024 routes, some 18 KiB of buckets), and a clone of the table copies one pointer
+/// per group (8 bytes per 32k routes): all small at a million routes (2048 shards of
+/// about 500 /32s, in 32 groups).
+const SHARD_ROUTES: usize = 512;
+
+/// One level of the shard tree: 64 shards behind one `Arc`.
+type Group<K> = Arc<Vec<Arc<IntMap<K>>>>;
 
 /// The routes of one prefix length, split into copy-on-write shards by the low bits
 /// of the prefix (the last bits above the mask: sequential prefixes spread evenly).
-/// The shard count is a power of two, at least [`MIN_SHARDS`], grown as the table grows.
+/// The shard count is a power of two, at least [`MIN_SHARDS`], grown as the table grows;
+/// shards are grouped by 64 (a two-level tree), so that cloning a big table copies few
+/// pointers.
 #[derive(Clone)]
 struct Shards<K> {
-    shards: Box<[Arc<IntMap<K>>]>,
+    groups: Box<[Group<K>]>,
+    /// Shard count - 1 (a power of two minus one).
+    mask: usize,
     len: usize,
 }
 
@@ -63,53 +73,66 @@ impl<K: Key> Shards<K> {
     fn new(routes: usize) -> Self {
         let n = routes.div_ceil(SHARD_ROUTES).next_power_of_two().max(MIN_SHARDS);
         let per = routes.div_ceil(n);
-        Shards {
-            shards: (0..n).map(|_| Arc::new(IntMap::with_capacity_and_hasher(per, Default::default()))).collect(),
-            len: 0,
-        }
+        let group = || {
+            Arc::new((0..GROUP).map(|_| Arc::new(IntMap::with_capacity_and_hasher(per, Default::default()))).collect())
+        };
+        Shards { groups: (0..n / GROUP).map(|_| group()).collect(), mask: n - 1, len: 0 }
     }
 
     /// Shard of a masked key (for `len == 0` the key is 0: shard 0).
     #[inline(always)]
     fn of(&self, masked: K, len: u8) -> usize {
-        masked.low_bits_above(K::BITS - len) & (self.shards.len() - 1)
+        masked.low_bits_above(K::BITS - len) & self.mask
+    }
+
+    #[inline(always)]
+    fn shard(&self, i: usize) -> &IntMap<K> {
+        &self.groups[i / GROUP][i % GROUP]
+    }
+
+    /// The shard for writing: copies its group's pointer array and the shard itself if
+    /// they are shared.
+    fn shard_mut(&mut self, i: usize) -> &mut IntMap<K> {
+        Arc::make_mut(&mut Arc::make_mut(&mut self.groups[i / GROUP])[i % GROUP])
+    }
+
+    fn shards(&self) -> impl Iterator<Item = &Arc<IntMap<K>>> + '_ {
+        self.groups.iter().flat_map(|g| g.iter())
     }
 
     #[inline(always)]
     fn get(&self, masked: K, len: u8) -> Option<u16> {
-        self.shards[self.of(masked, len)].get(&masked).copied()
+        self.shard(self.of(masked, len)).get(&masked).copied()
     }
 
     fn insert(&mut self, k: K, len: u8, adj: u16) {
         let i = self.of(k, len);
-        let shard = &mut self.shards[i];
-        match shard.get(&k) {
+        match self.shard(i).get(&k) {
             Some(a) if *a == adj => return,
             Some(_) => {}
             None => self.len += 1,
         }
-        Arc::make_mut(shard).insert(k, adj);
-        if self.len > self.shards.len() * SHARD_ROUTES * 2 {
+        self.shard_mut(i).insert(k, adj);
+        if self.len > (self.mask + 1) * SHARD_ROUTES * 2 {
             self.regrow(len);
         }
     }
 
     fn remove(&mut self, k: K, len: u8) -> Option<u16> {
         let i = self.of(k, len);
-        let shard = &mut self.shards[i];
-        shard.get(&k)?;
+        self.shard(i).get(&k)?;
         self.len -= 1;
-        Arc::make_mut(shard).remove(&k)
+        self.shard_mut(i).remove(&k)
     }
 
     /// Re-splits into enough shards for the current size (O(routes of this length);
     /// happens each time the table doubles past the sizing of its last split).
     fn regrow(&mut self, len: u8) {
         let mut next = Shards::new(self.len);
-        for s in self.shards.iter() {
+        for s in self.shards() {
             for (k, a) in s.iter() {
                 let i = next.of(*k, len);
-                Arc::make_mut(&mut next.shards[i]).insert(*k, *a);
+                next.shard_mut(i).insert(*k, *a);
             }
         }
         next.len = self.len;
@@ -220,10 +243,10 @@ impl<K: Key> Lpm<K> {
 
 /// IPv4 and IPv6 routes to adjacency indices.
 ///
-/// Copy-on-write: `Clone` copies the shard pointers only (64 per prefix length
-/// present, more for big tables: one per 2048 to 4096 routes), and a change copies the
-/// one shard it touches (about 20 KiB): a commit that changes routes patches a clone
-/// (see `ilm::patch`).
+/// Copy-on-write: `Clone` copies the group pointers only (one per 64 shards: one per
+/// prefix length present for small tables, one per 32k routes for big ones), and a
+/// change copies the group and the shard it touches (a few KiB): a commit that changes
+/// routes patches a clone (see `ilm::patch`).
 #[derive(Default, Clone)]
 pub struct Fib {
     v4: Lpm<u32>,
@@ -268,13 +291,12 @@ impl Fib {
 
     /// Bytes of heap this FIB holds (buckets and shard arrays, shared ones included).
     pub fn heap_bytes(&self) -> usize {
-        fn lpm<K>(l: &Lpm<K>) -> usize {
+        fn lpm<K: Key>(l: &Lpm<K>) -> usize {
             l.by_len
                 .iter()
                 .map(|(_, s)| {
-                    s.shards.len() * 8
-                        + s.shards
-                            .iter()
+                    (s.mask + 1) * 8
+                        + s.shards()
                             .map(|m| crate::config::table_buckets(m.capacity()) * (std::mem::size_of::<(K, u16)>() + 1))
                             .sum::<usize>()
                 })
@@ -350,13 +372,7 @@ mod tests {
         let mut g = f.clone();
         g.insert_v4(v4([10, 0, 0, 5]), 32, 100);
         let shared = |a: &Fib, b: &Fib| {
-            a.v4.by_len[0]
-                .1
-                .shards
-                .iter()
-                .zip(b.v4.by_len[0].1.shards.iter())
-                .filter(|(x, y)| Arc::ptr_eq(x, y))
-                .count()
+            a.v4.by_len[0].1.shards().zip(b.v4.by_len[0].1.shards()).filter(|(x, y)| Arc::ptr_eq(x, y)).count()
         };
         assert_eq!(shared(&f, &g), MIN_SHARDS - 1);
         assert_eq!(f.lookup_v4(v4([10, 0, 0, 5])), Some(5));
@@ -366,7 +382,7 @@ mod tests {
         assert_eq!(g.remove_v4(v4([10, 0, 0, 9]), 32), Some(2));
         assert_eq!(g.remove_v4(v4([10, 0, 0, 9]), 32), None);
         assert_eq!((f.len(), g.len()), (10_000, 9_999));
-        let counts: Vec<usize> = f.v4.by_len[0].1.shards.iter().map(|s| s.len()).collect();
+        let counts: Vec<usize> = f.v4.by_len[0].1.shards().map(|s| s.len()).collect();
         assert!(counts.iter().all(|&c| c > 100), "sequential prefixes spread over the shards: {counts:?}");
         assert_eq!(f.get_v4(v4([10, 0, 0, 9]), 32), Some(2));
         assert_eq!(f.get_v4(v4([10, 0, 0, 9]), 31), None, "exact match only");
@@ -381,7 +397,7 @@ mod tests {
         for i in 0..n {
             f.insert_v4(v4([10, 0, 0, 0]) + i, 32, (i % 11) as u16);
         }
-        let shards = f.v4.by_len[0].1.shards.len();
+        let shards = f.v4.by_len[0].1.mask + 1;
         assert!(shards >= n as usize / (2 * SHARD_ROUTES) && shards.is_power_of_two(), "{shards}");
         let mut g = Fib::new();
         g.reserve_v4(32, n as usize);
@@ -394,7 +410,7 @@ mod tests {
             assert_eq!(g.lookup_v4(a), Some((i % 11) as u16));
         }
         assert_eq!((f.len(), g.len()), (n as usize, n as usize));
-        let max = g.v4.by_len[0].1.shards.iter().map(|s| s.len()).max().unwrap();
+        let max = g.v4.by_len[0].1.shards().map(|s| s.len()).max().unwrap();
         assert!(max <= 2 * SHARD_ROUTES, "a one-route commit copies at most {max} routes");
     }
 

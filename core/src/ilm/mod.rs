@@ -37,7 +37,7 @@ pub struct Snapshot {
     /// The BGP LSP table (FEC and label per network), for `display mpls lsp protocol
     /// bgp` (control plane only; chunks are shared between snapshots). The rest of a
     /// row is read from the ILM and the FIB: [`Snapshot::lsp_rows`].
-    pub lsps: LspTable,
+    pub lsps: Arc<LspTable>,
     /// Device-wide RFC 3443 pipe mode (explicit-null labels have no entry to carry it).
     pub pipe: bool,
     /// Counts publications; 0 for a table built at start.
@@ -66,7 +66,7 @@ impl Snapshot {
             next_hops: Arc::clone(&self.next_hops),
             fib: Arc::clone(&self.fib),
             ports: self.ports,
-            lsps: self.lsps.clone(),
+            lsps: Arc::clone(&self.lsps),
             pipe: self.pipe,
             generation,
         }

@@ -116,7 +116,8 @@ pub fn patch<C: PatchSource + ?Sized>(
     // changes.
     let mut ilm: Option<Ilm> = None;
     let mut fib: Option<Fib> = None;
-    let mut lsps = old.lsps.clone();
+    // Shared until a network is added or removed (a route change leaves it alone).
+    let mut lsps = Arc::clone(&old.lsps);
     macro_rules! ilm {
         () => {
             ilm.get_or_insert_with(|| old.ilm.clone_table())
@@ -157,7 +158,7 @@ pub fn patch<C: PatchSource + ?Sized>(
         }
         idx.used.remove(label);
         ilm!().set(label, IlmEntry::EMPTY);
-        lsps.remove(at);
+        Arc::make_mut(&mut lsps).remove(at);
     }
 
     // 3. Routes: the installed route of a prefix is the first of the config's routes
@@ -208,7 +209,7 @@ pub fn patch<C: PatchSource + ?Sized>(
         };
         idx.used.insert(label);
         ilm!().set(label, entry_for(mode, pop_go, af_of(n.prefix), adj, pipe));
-        idx.lsp_chunk.insert(n.prefix, lsps.push(Lsp { fec: n.prefix, in_label: label }));
+        idx.lsp_chunk.insert(n.prefix, Arc::make_mut(&mut lsps).push(Lsp { fec: n.prefix, in_label: label }));
     }
 
     Some(Snapshot {

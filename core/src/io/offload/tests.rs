@@ -73,7 +73,7 @@ fn snapshot(ilm: Ilm, adjs: Arc<Vec<Adjacency>>, generation: u64) -> Snapshot {
         adjacencies: adjs,
         fib: Arc::new(Fib::new()),
         ports: 3,
-        lsps: LspTable::new(),
+        lsps: Arc::new(LspTable::new()),
         pipe: false,
         generation,
     }
