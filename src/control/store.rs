@@ -692,4 +692,28 @@ mod tests {
         store.undo(u);
         assert_eq!(store.to_config(), cfg);
     }
+
+    /// A long run of commits that each move a route leaves dead slots behind; the
+    /// store compacts them and keeps the order of the equivalent `Config`.
+    #[test]
+    fn dead_slots_are_compacted_and_order_is_kept() {
+        let mut want = Config::parse(include_str!("../../pcaps/seed.toml")).unwrap();
+        let mut store = Store::from_config(&want);
+        let p = Prefix::parse("10.1.1.0/30").unwrap();
+        let hops: [IpAddr; 2] = ["192.168.20.1".parse().unwrap(), "192.168.10.1".parse().unwrap()];
+        let mut most = 0;
+        for i in 0..30_000usize {
+            let (from, to) = (hops[i % 2], hops[(i + 1) % 2]);
+            let mut ov = Overlay::default();
+            let edits = [Edit::AddRoute(StaticRoute { prefix: p, next_hop: to, line: i }), Edit::DelRoute(p, from)];
+            for e in &edits {
+                apply(&mut Cand { run: &store, ov: &mut ov }, e).unwrap();
+                apply(&mut want, e).unwrap();
+            }
+            store.commit(&ov);
+            most = most.max(store.routes.slots);
+        }
+        assert_eq!(store.to_config(), want);
+        assert!(most < 3 * SLAB_CHUNK, "slots stay bounded: {most}");
+    }
 }
