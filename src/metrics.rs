@@ -130,6 +130,18 @@ pub fn render(src: &Sources) -> Vec<u8> {
         w_swaps.with_label_values(&l).inc_by(s.ilm_swaps_seen);
     }
 
+    if let Some(o) = src.board.offload() {
+        let k = counter(
+            &reg,
+            "popgo_xdp_offload_packets_total",
+            "Packets the XDP offload handled in the kernel (included in the totals above), by outcome",
+            &["outcome"],
+        );
+        k.with_label_values(&["rx"]).inc_by(o.rx_pkts);
+        k.with_label_values(&["tx"]).inc_by(o.tx_pkts);
+        k.with_label_values(&["dropped"]).inc_by(o.dropped_pkts());
+    }
+
     let generation = gauge(&reg, "popgo_table_generation", "Generation of the published forwarding tables", &[]);
     if let Some(c) = &src.control {
         let f = c.read();

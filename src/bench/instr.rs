@@ -19,7 +19,7 @@
 //!
 //! Measured repeatability on the gate profile (200,000 64-byte frames): the worker
 //! thread's total over one loop moved by under 300 instructions in 65 million between
-//! runs, and instructions per packet by 21 parts per million over 10 runs
+//! runs, and instructions per packet by 60 parts per million over 10 runs
 //! (docs/bench.md). What varies is time-driven: the worker also publishes its counters
 //! when the last publication is older than a fixed age, and callgrind slows time.
 

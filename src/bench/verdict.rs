@@ -20,7 +20,7 @@
 //! Two more comparisons share the outcome words:
 //!
 //! - `compare_instructions`: instructions per packet under callgrind (lower is better).
-//!   The figure repeats to within a few parts per million, so it is one number per run
+//!   The figure repeats to within tens of parts per million, so it is one number per run
 //!   and the rule is a plain threshold: regression iff it grew by more than PCT.
 //! - `compare_pairs`: interleaved runs of a baseline binary and the candidate
 //!   (`--compare`). Each pair gives a ratio candidate/baseline; the log-ratios'
@@ -328,7 +328,7 @@ mod tests {
         assert!(v.is_regression(), "{}", v.reason);
         assert!((v.change_pct - 3.1).abs() < 1e-9);
         assert!(v.reason.starts_with("REGRESSION"), "{}", v.reason);
-        // A few parts per million of run-to-run noise is far inside 1%.
+        // Tens of parts per million of run-to-run noise is far inside 1%.
         assert_eq!(compare_instructions(300.0, 300.001, 1.0).outcome, Outcome::Unchanged);
         assert_eq!(compare_instructions(300.0, 303.1, 1.0).outcome, Outcome::Regression);
         assert_eq!(compare_instructions(300.0, 302.9, 1.0).outcome, Outcome::Unchanged);

@@ -171,8 +171,8 @@ fn gen_live(o: &GenOpts) -> Result<u64> {
     use crate::io::xdp;
     let src = iface_mac(&o.iface)?;
     let ifindex = xdp::ifindex(&o.iface)?;
-    let prog = xdp::load_xdp_program("popgo_livegen", &xdp::xdp_tx_program())?;
     let f = gen_frame(&o.dst, &src, o.label, 0);
+    let prog = xdp::load_xdp_program("popgo_livegen", &xdp::xdp_tx_program(&f))?;
     if let Some(c) = o.core {
         crate::sys::affinity::pin_current(c);
     }

@@ -9,6 +9,8 @@ pub mod burst;
 pub mod worker;
 
 #[cfg(test)]
+mod offload_tests;
+#[cfg(test)]
 mod tests;
 
 pub use crate::io::{Verdict, BURST, MAX_BURST};

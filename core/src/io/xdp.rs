@@ -32,6 +32,10 @@
 //!   `XdpAttachment` (detaches the program), then the map/program fds.
 //! - One program + one XSKMAP per interface: the key is `rx_queue_index`, which
 //!   is 0 on every veth, so a map shared by two interfaces would collide.
+//! - [`MmapArray`] (the XDP offload's tables) maps a `BPF_F_MMAPABLE` array into this
+//!   process: the mapping is unmapped in `Drop` before the map fd closes, and no
+//!   reference into it outlives the struct. The kernel side of the mapping stays valid
+//!   while any loaded program still holds the map.
 #![allow(unsafe_code)]
 
 use std::ffi::CString;
@@ -76,6 +80,7 @@ const BPF_MEM: u8 = 0x60;
 const BPF_K: u8 = 0x00;
 const BPF_X: u8 = 0x08;
 const BPF_ADD: u8 = 0x00;
+const BPF_SUB: u8 = 0x10;
 const BPF_OR: u8 = 0x40;
 const BPF_AND: u8 = 0x50;
 const BPF_LSH: u8 = 0x60;
@@ -172,6 +177,10 @@ impl Asm {
     /// `dst += src`
     pub fn add64_reg(&mut self, dst: Reg, src: Reg) -> &mut Self {
         self.raw(BPF_ALU64 | BPF_ADD | BPF_X, dst, src, 0, 0)
+    }
+    /// `dst -= src`
+    pub fn sub64_reg(&mut self, dst: Reg, src: Reg) -> &mut Self {
+        self.raw(BPF_ALU64 | BPF_SUB | BPF_X, dst, src, 0, 0)
     }
     /// `dst &= imm`
     pub fn and64_imm(&mut self, dst: Reg, imm: i32) -> &mut Self {
@@ -984,9 +993,16 @@ impl MplsRedirect {
         in_port: usize,
         maps: &crate::io::offload::OffloadMaps,
     ) -> io::Result<Self> {
+        use crate::io::offload::{offload_program, FrameLen};
         let xsks_map = create_map(sys::BPF_MAP_TYPE_XSKMAP, "xsks_map", 4, 4, XSKMAP_ENTRIES)?;
-        let insns = crate::io::offload::offload_program(&maps.program_maps(xsks_map.as_raw_fd()), in_port, XDP_PASS);
-        let prog = load_xdp_program("popgo_offload", &insns)?;
+        let m = maps.program_maps(xsks_map.as_raw_fd());
+        // The variant without a helper call needs CAP_PERFMON or CAP_SYS_ADMIN (pointer
+        // subtraction); a loader without them gets the helper variant.
+        let prog = match load_xdp_program("popgo_offload", &offload_program(&m, in_port, XDP_PASS, FrameLen::Subtract))
+        {
+            Ok(p) => p,
+            Err(_) => load_xdp_program("popgo_offload", &offload_program(&m, in_port, XDP_PASS, FrameLen::Helper))?,
+        };
         let attachment = XdpAttachment::attach(ifname, prog, try_native, force)?;
         Ok(MplsRedirect { attachment, xsks_map })
     }
@@ -1092,11 +1108,24 @@ struct XdpMd {
     egress_ifindex: u32,
 }
 
-/// A 2-instruction program returning `XDP_TX`: with [`xdp_live_frames`] it transmits
-/// every frame out of the given interface.
-pub fn xdp_tx_program() -> Vec<Insn> {
+/// A program that writes `frame` (a multiple of 4 bytes) over the packet and returns
+/// `XDP_TX`: with [`xdp_live_frames`] it transmits it out of the given interface. The
+/// write is needed because live frames are recycled without resetting their bytes:
+/// a receiver that rewrites a frame in place (a label pop, say) would otherwise get
+/// its own output back as the next frame.
+pub fn xdp_tx_program(frame: &[u8]) -> Vec<Insn> {
+    assert!(frame.len().is_multiple_of(4) && frame.len() <= 256, "frame of {} bytes", frame.len());
+    use Reg::*;
     let mut a = Asm::default();
-    a.mov64_imm(Reg::R0, XDP_TX).exit();
+    a.ldx_w(R2, R1, XDP_MD_DATA)
+        .ldx_w(R3, R1, XDP_MD_DATA_END)
+        .mov64_reg(R4, R2)
+        .add64_imm(R4, frame.len() as i32)
+        .jgt_reg(R4, R3, "tx");
+    for (i, w) in frame.chunks_exact(4).enumerate() {
+        a.st_w(R2, (4 * i) as i16, i32::from_le_bytes([w[0], w[1], w[2], w[3]]));
+    }
+    a.label("tx").mov64_imm(R0, XDP_TX).exit();
     a.finish()
 }
 
