@@ -1,37 +1,198 @@
 //! `display mpls lsp protocol bgp [verbose]` and `display current-configuration`:
-//! the seed's verification commands, rendered from the built tables and the config.
+//! the seed's verification commands, rendered from the built tables and the config;
+//! the VRP output filters (`| include REGEX`, `| count`).
+//!
+//! Displays write through [`fmt::Write`] into a [`Lines`] sink, which splits the text
+//! into lines, filters them and hands each to a consumer: a million-row table is
+//! streamed, never built as one string (see `control::server` for the socket side).
 
 use crate::cmd::{build, load_config, usage, Failure};
-use crate::config::{Config, Family, LabelMode, TtlMode};
+use crate::config::{Config, Family, LabelMode, Network, StaticRoute, TtlMode};
 use crate::ilm::Snapshot;
 use crate::wire::ethernet::format_mac;
 use clap::Args;
-use std::fmt::Write;
+use std::fmt::{self, Write};
 use std::path::PathBuf;
 
 const RULE: &str = "-------------------------------------------------------------------------------";
 
+/// VRP output filters after a display command: `| include REGEX` (lines matching the
+/// regular expression), then optionally `| count` (the number of lines instead of the
+/// lines: `Total lines: N.`). The regex runs to the end of the line, except for a
+/// trailing `| count`.
+#[derive(Clone, Debug, Default)]
+pub struct Filter {
+    pub include: Option<regex::Regex>,
+    pub count: bool,
+}
+
+impl PartialEq for Filter {
+    fn eq(&self, o: &Filter) -> bool {
+        self.count == o.count && self.include.as_ref().map(|r| r.as_str()) == o.include.as_ref().map(|r| r.as_str())
+    }
+}
+
+impl Eq for Filter {}
+
+impl Filter {
+    /// Parses what follows the first `|` of a display line: `include REGEX`,
+    /// `include REGEX | count` or `count` (keywords case-insensitive).
+    pub fn parse(s: &str) -> Result<Filter, String> {
+        let s = s.trim();
+        let (rest, count) = match s.rsplit_once('|') {
+            Some((head, tail)) if tail.trim().eq_ignore_ascii_case("count") => (head.trim(), true),
+            _ if s.eq_ignore_ascii_case("count") => ("", true),
+            _ => (s, false),
+        };
+        if rest.is_empty() {
+            return if count { Ok(Filter { include: None, count }) } else { Err(Self::usage()) };
+        }
+        let (kw, re) = rest.split_once(char::is_whitespace).unwrap_or((rest, ""));
+        if !kw.eq_ignore_ascii_case("include") {
+            return Err(Self::usage());
+        }
+        let re = re.trim();
+        if re.is_empty() {
+            return Err("`| include` needs a regular expression".into());
+        }
+        let include = regex::Regex::new(re).map_err(|e| format!("bad regular expression {re:?}: {e}"))?;
+        Ok(Filter { include: Some(include), count })
+    }
+
+    fn usage() -> String {
+        "unknown output filter; known: | include REGEX, | count, | include REGEX | count".into()
+    }
+
+    /// Splits a display line at its first `|`: the command, and its filter if any.
+    pub fn split(line: &str) -> Result<(&str, Filter), String> {
+        match line.split_once('|') {
+            Some((cmd, f)) => Ok((cmd, Filter::parse(f)?)),
+            None => Ok((line, Filter::default())),
+        }
+    }
+}
+
+/// A line sink: text written into it (through [`fmt::Write`]) is split into lines,
+/// filtered, and each kept line is passed to `out` without its newline. The first error
+/// `out` returns stops the output and is kept for [`Lines::finish`].
+pub struct Lines<'a, E> {
+    out: &'a mut dyn FnMut(&str) -> Result<(), E>,
+    filter: &'a Filter,
+    buf: String,
+    counted: u64,
+    err: Option<E>,
+}
+
+impl<'a, E> Lines<'a, E> {
+    pub fn new(filter: &'a Filter, out: &'a mut dyn FnMut(&str) -> Result<(), E>) -> Lines<'a, E> {
+        Lines { out, filter, buf: String::new(), counted: 0, err: None }
+    }
+
+    fn line(&mut self, l: &str) {
+        if self.err.is_some() || self.filter.include.as_ref().is_some_and(|r| !r.is_match(l)) {
+            return;
+        }
+        if self.filter.count {
+            self.counted += 1;
+        } else if let Err(e) = (self.out)(l) {
+            self.err = Some(e);
+        }
+    }
+
+    /// Ends the output: a last unterminated line, the count line of `| count`.
+    pub fn finish(mut self) -> Result<(), E> {
+        if !self.buf.is_empty() {
+            let last = std::mem::take(&mut self.buf);
+            self.line(&last);
+        }
+        if self.filter.count && self.err.is_none() {
+            let n = self.counted;
+            if let Err(e) = (self.out)(&format!("Total lines: {n}.")) {
+                self.err = Some(e);
+            }
+        }
+        self.err.map_or(Ok(()), Err)
+    }
+
+    /// True once the consumer failed (the rest of the output is dropped): producers of
+    /// long outputs may stop early.
+    pub fn failed(&self) -> bool {
+        self.err.is_some()
+    }
+}
+
+impl<E> fmt::Write for Lines<'_, E> {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        let mut rest = s;
+        while let Some(i) = rest.find('\n') {
+            if self.buf.is_empty() {
+                self.line(&rest[..i]);
+            } else {
+                self.buf.push_str(&rest[..i]);
+                let l = std::mem::take(&mut self.buf);
+                self.line(&l);
+            }
+            rest = &rest[i + 1..];
+        }
+        self.buf.push_str(rest);
+        Ok(())
+    }
+}
+
+/// Runs `render` into a string through `filter` (displays that are not streamed, and
+/// callers that want the text).
+pub fn to_string(filter: &Filter, render: impl FnOnce(&mut Lines<'_, std::convert::Infallible>)) -> String {
+    let mut text = String::new();
+    let mut out = |l: &str| -> Result<(), std::convert::Infallible> {
+        text.push_str(l);
+        text.push('\n');
+        Ok(())
+    };
+    let mut lines = Lines::new(filter, &mut out);
+    render(&mut lines);
+    let _ = lines.finish();
+    text
+}
+
 /// The BGP LSP table. Label Operation is POPGO or POP.
 pub fn mpls_lsp_bgp(cfg: &Config, snap: &Snapshot, verbose: bool) -> String {
-    let mut s = String::new();
+    let names: Vec<&str> = cfg.ports.iter().map(|p| p.name.as_str()).collect();
+    to_string(&Filter::default(), |out| write_mpls_lsp_bgp(out, &names, snap, verbose))
+}
+
+/// Writes the BGP LSP table row by row into `s` (stops early once a [`Lines`] consumer
+/// failed).
+pub fn write_mpls_lsp_bgp<E>(s: &mut Lines<'_, E>, ports: &[&str], snap: &Snapshot, verbose: bool) {
     let _ = writeln!(s, "{RULE}\n                 LSP Information: BGP  LSP\n{RULE}");
-    let port = |p: Option<usize>| p.and_then(|i| cfg.ports.get(i)).map_or("-".to_string(), |p| p.name.clone());
+    let port = |p: Option<usize>| p.and_then(|i| ports.get(i)).map_or("-", |p| p);
     if !verbose {
         let _ =
             writeln!(s, "{:<20} {:<16} {:<16} {:<16} Label Operation", "FEC", "In/Out Label", "In/Out IF", "Next Hop");
-        for r in &snap.lsps {
-            let _ = writeln!(
-                s,
-                "{:<20} {:<16} {:<16} {:<16} {}",
-                r.fec.to_string(),
-                format!("{}/NULL", r.in_label),
-                format!("-/{}", port(r.out_port)),
-                r.next_hop.map_or("-".into(), |n| n.to_string()),
-                r.op.name()
-            );
+        // Columns padded by hand from reused buffers: a million rows format in well
+        // under a second.
+        let (mut fec, mut label, mut nh) = (String::new(), String::new(), String::new());
+        for r in snap.lsp_rows() {
+            if s.failed() {
+                return;
+            }
+            fec.clear();
+            label.clear();
+            nh.clear();
+            let _ = write!(fec, "{}", r.fec);
+            let _ = write!(label, "{}/NULL", r.in_label);
+            match r.next_hop {
+                Some(n) => {
+                    let _ = write!(nh, "{n}");
+                }
+                None => nh.push('-'),
+            }
+            let _ = writeln!(s, "{fec:<20} {label:<16} -/{:<14} {nh:<16} {}", port(r.out_port), r.op.name());
         }
     } else {
-        for (i, r) in snap.lsps.iter().enumerate() {
+        for (i, r) in snap.lsp_rows().enumerate() {
+            if s.failed() {
+                return;
+            }
             let _ = writeln!(s, " No                  :  {}", i + 1);
             let _ = writeln!(s, " VrfIndex            :  ");
             let _ = writeln!(s, " Fec                 :  {}", r.fec);
@@ -46,12 +207,29 @@ pub fn mpls_lsp_bgp(cfg: &Config, snap: &Snapshot, verbose: bool) -> String {
         }
     }
     let _ = writeln!(s, "{RULE}\nTotal: {} LSP(s)", snap.lsps.len());
-    s
 }
 
 /// The configuration in VRP syntax (what `display current-configuration` prints).
 pub fn current_configuration(cfg: &Config) -> String {
-    let mut s = String::new();
+    to_string(&Filter::default(), |out| {
+        write_current_configuration(
+            out,
+            cfg,
+            cfg.bgp.iter().flat_map(|b| b.networks.iter().cloned()),
+            cfg.static_routes.iter().cloned(),
+        )
+    })
+}
+
+/// Writes `display current-configuration` for `head` (device, ports, neighbors, BGP
+/// header and peers) with the given networks and routes (the control plane passes its
+/// indexed store's, so a big table is never copied into a `Config`).
+pub fn write_current_configuration(
+    s: &mut impl fmt::Write,
+    cfg: &Config,
+    networks: impl Iterator<Item = Network>,
+    routes: impl Iterator<Item = StaticRoute>,
+) {
     let _ = writeln!(s, "#\n sysname {}", cfg.device);
     if cfg.ttl_mode == TtlMode::Pipe {
         let _ = writeln!(s, "#\n mpls\n  undo ttl propagate");
@@ -90,7 +268,7 @@ pub fn current_configuration(cfg: &Config) -> String {
                 let _ = writeln!(s, " apply-label {}", m.name());
             }
         }
-        for n in &b.networks {
+        for n in networks {
             match n.label {
                 Some(l) => {
                     let _ = writeln!(s, " network {} {} label {l}", n.prefix.addr, n.prefix.len);
@@ -120,12 +298,11 @@ pub fn current_configuration(cfg: &Config) -> String {
         }
     }
     let _ = writeln!(s, "#");
-    for r in &cfg.static_routes {
+    for r in routes {
         let kw = if r.prefix.is_v4() { "ip route-static" } else { "ipv6 route-static" };
         let _ = writeln!(s, "{kw} {} {} {}", r.prefix.addr, r.prefix.len, r.next_hop);
     }
     let _ = writeln!(s, "#\nreturn");
-    s
 }
 
 /// `popgo display` arguments.
@@ -134,27 +311,60 @@ pub struct DisplayArgs {
     /// The device configuration (TOML).
     #[arg(long)]
     pub config: PathBuf,
-    /// The display command words, e.g. `mpls lsp protocol bgp`.
+    /// The display command words, e.g. `mpls lsp protocol bgp`, optionally followed by
+    /// an output filter: `| include REGEX`, `| count` (quote the `|` for the shell).
     #[arg(required = true, num_args = 1..)]
     pub words: Vec<String>,
 }
 
-/// Entry point of `popgo display`.
+/// Entry point of `popgo display`: the output is streamed to stdout line by line.
 pub fn main(a: DisplayArgs) -> Result<(), Failure> {
-    let cfg = load_config(&a.config)?;
-    let w: Vec<&str> = a.words.iter().map(String::as_str).collect();
-    match w.as_slice() {
-        ["mpls", "lsp", "protocol", "bgp"] => print!("{}", mpls_lsp_bgp(&cfg, &build(&cfg)?, false)),
-        ["mpls", "lsp", "protocol", "bgp", "verbose"] => print!("{}", mpls_lsp_bgp(&cfg, &build(&cfg)?, true)),
-        ["current-configuration"] => print!("{}", current_configuration(&cfg)),
+    let joined = a.words.join(" ");
+    let (cmd, filter) = Filter::split(&joined).map_err(|e| usage(anyhow::anyhow!("{e}")))?;
+    let w: Vec<&str> = cmd.split_whitespace().collect();
+    let verbose = match w.as_slice() {
+        ["mpls", "lsp", "protocol", "bgp"] => Some(false),
+        ["mpls", "lsp", "protocol", "bgp", "verbose"] => Some(true),
+        ["current-configuration"] => None,
         _ => {
             return Err(usage(anyhow::anyhow!(
-                "unknown display command {:?}; known: `mpls lsp protocol bgp [verbose]`, `current-configuration`",
-                a.words.join(" ")
+                "unknown display command {:?}; known: `mpls lsp protocol bgp [verbose]`, `current-configuration` \
+                 (each with `| include REGEX`, `| count`)",
+                cmd.trim()
             )))
         }
+    };
+    let cfg = load_config(&a.config)?;
+    let snap = match verbose {
+        Some(_) => Some(build(&cfg)?),
+        None => None,
+    };
+    let stdout = std::io::stdout();
+    let mut w = std::io::BufWriter::with_capacity(1 << 16, stdout.lock());
+    let mut out = |l: &str| -> std::io::Result<()> {
+        use std::io::Write as _;
+        w.write_all(l.as_bytes())?;
+        w.write_all(b"\n")
+    };
+    let mut lines = Lines::new(&filter, &mut out);
+    match (verbose, &snap) {
+        (Some(v), Some(snap)) => {
+            let names: Vec<&str> = cfg.ports.iter().map(|p| p.name.as_str()).collect();
+            write_mpls_lsp_bgp(&mut lines, &names, snap, v)
+        }
+        _ => write_current_configuration(
+            &mut lines,
+            &cfg,
+            cfg.bgp.iter().flat_map(|b| b.networks.iter().cloned()),
+            cfg.static_routes.iter().cloned(),
+        ),
     }
-    Ok(())
+    let done = lines.finish().and_then(|_| std::io::Write::flush(&mut w));
+    match done {
+        // `popgo display ... | head` closes the pipe early: not a failure.
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        r => r.map_err(|e| crate::cmd::runtime(anyhow::anyhow!("writing the display: {e}"))),
+    }
 }
 
 /// `popgo check` arguments.
@@ -169,6 +379,10 @@ pub struct CheckArgs {
 pub fn check_main(a: CheckArgs) -> Result<(), Failure> {
     let cfg = load_config(&a.config)?;
     let snap = build(&cfg)?;
+    if std::env::var_os("POPGO_MEMORY").is_some() {
+        let (ilm, fib, lsp) = snap.heap_bytes();
+        eprintln!("memory: ilm {ilm} fib {fib} lsp {lsp} bytes");
+    }
     println!(
         "{}: ok: {} ports, {} neighbors, {} static routes, {} BGP LSPs, {} ILM entries",
         a.config.display(),
@@ -199,5 +413,28 @@ mod tests {
         let c = current_configuration(&cfg);
         assert!(c.contains("bgp 100\n network 10.1.1.0 24 label 48122\n"), "{c}");
         assert!(c.contains("ip route-static 10.1.1.0 30 192.168.20.1"));
+    }
+
+    #[test]
+    fn filters_include_and_count() {
+        let cfg = Config::parse(include_str!("../pcaps/seed.toml")).unwrap();
+        let snap = crate::ilm::build(&cfg, 0).unwrap();
+        let render = |f: &str| {
+            let (_, filter) = Filter::split(&format!("display mpls lsp protocol bgp{f}")).unwrap();
+            to_string(&filter, |out| write_mpls_lsp_bgp(out, &["to-A", "to-B", "to-D"], &snap, false))
+        };
+        assert_eq!(render(""), mpls_lsp_bgp(&cfg, &snap, false));
+        assert_eq!(
+            render(" | include POPGO$"),
+            "10.1.1.0/24          48122/NULL       -/to-A           192.168.10.1     POPGO\n"
+        );
+        assert_eq!(render(" | count"), format!("Total lines: {}.\n", render("").lines().count()));
+        assert_eq!(render(" | INCLUDE ^(FEC|Total) | count"), "Total lines: 2.\n");
+        assert_eq!(render(" | include nothing-matches"), "");
+        for bad in [" | grep x", " | include", " | include (", " |"] {
+            assert!(Filter::split(&format!("display x{bad}")).is_err(), "{bad}");
+        }
+        let (cmd, f) = Filter::split("display current-configuration | include a|b").unwrap();
+        assert_eq!((cmd, f.include.unwrap().as_str(), f.count), ("display current-configuration ", "a|b", false));
     }
 }

@@ -154,16 +154,25 @@ pub fn forward<M: MakeQueue>(
         Tables::Fixed(snap) => {
             let _metrics = metrics_endpoint(plan, &board, None)?;
             let sources = vec![snap; workers];
-            let r = supervise(plan, sources, mk, &board, on_ready, ticker)?;
+            let r = supervise(plan, sources, Some(snap.generation), mk, &board, on_ready, ticker)?;
             Ok(r)
         }
         Tables::Live(live) => {
             let generation = 0;
-            let snap =
-                crate::ilm::build(&live.cfg, generation).context("building tables from the config").map_err(usage)?;
+            let t0 = std::time::Instant::now();
+            let (snap, index) = crate::ilm::build_indexed(&live.cfg, generation)
+                .context("building tables from the config")
+                .map_err(usage)?;
+            let build_ns = t0.elapsed().as_nanos() as u64;
             let publisher = Publisher::new(Box::new(snap), workers + 1);
             let readers: Vec<Reader<Snapshot>> = (0..workers).map(|_| publisher.register_reader()).collect();
-            let mut plane = ControlPlane::with_mirror(live.cfg, publisher, Arc::clone(&board), live.mirror);
+            // The control plane publishes this table as its start-up commit, shared,
+            // and keeps the config only as its indexed store.
+            let mut plane = ControlPlane::adopt(live.cfg, publisher, index, build_ns, Arc::clone(&board), live.mirror);
+            // The workers' baseline: the control socket opens before they run, so a
+            // commit may land before a worker's first burst; it is still a swap.
+            let start_generation = plane.current().generation;
+            plane.pin_control_to(crate::sys::affinity::control_core(&plan.cores[..plan.cores.len().min(workers)]));
             if let (Some(path), true) = (live.reload_from, plan.signals) {
                 plane.reload_on(path, crate::sys::signal::take_reload);
             }
@@ -179,11 +188,12 @@ pub fn forward<M: MakeQueue>(
             if let Some(p) = &live.socket {
                 tracing::info!("control socket {} (popgo ctl --socket {})", p.display(), p.display());
             }
-            let r = supervise(plan, readers, mk, &board, on_ready, ticker);
+            let r = supervise(plan, readers, Some(start_generation), mk, &board, on_ready, ticker);
             stop_ctl.store(true, Ordering::Release);
             let plane = handle.join().map_err(|_| runtime(anyhow!("the control thread panicked")))?;
             let mut r = r?;
-            r.cfg = Some(plane.running().clone());
+            // Ports and names for the report (the routes are not needed there).
+            r.cfg = Some(plane.running_head());
             Ok(r)
         }
     }
@@ -213,9 +223,13 @@ fn metrics_endpoint(
     Ok(Some(e))
 }
 
+/// Runs one worker per source over `mk`'s queues until they end or are stopped;
+/// `start_generation` is the generation of the tables the sources hold at start-up
+/// (see [`WorkerLoop::start_generation`]).
 fn supervise<M: MakeQueue, S: SnapshotSource + Send>(
     plan: &Plan,
     sources: Vec<S>,
+    start_generation: Option<u64>,
     mk: &M,
     board: &StatsBoard,
     on_ready: impl FnOnce(),
@@ -247,7 +261,7 @@ fn supervise<M: MakeQueue, S: SnapshotSource + Send>(
                         std::thread::yield_now();
                     }
                     let mut q = q.ok()?;
-                    let lp = WorkerLoop { id: w, burst: plan.burst, stop, board: Some(board) };
+                    let lp = WorkerLoop { id: w, burst: plan.burst, stop, board: Some(board), start_generation };
                     let r = lp.run(&mut q, &mut source);
                     let end = Instant::now();
                     Some((WorkerReport { stats: r.stats, latency: r.latency, core, pinned, output: mk.finish(q) }, end))

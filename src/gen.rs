@@ -4,7 +4,7 @@
 use crate::cmd::{runtime, usage, Failure};
 use crate::traffic::dist::LabelDist;
 use crate::traffic::frames::{seed_frames, EPOCH_NS};
-use crate::traffic::synth::{synth_config, Synth};
+use crate::traffic::synth::{synth_config, synth_table_config, write_synth_table, Synth};
 use anyhow::Context;
 use clap::Subcommand;
 use std::path::PathBuf;
@@ -52,6 +52,11 @@ pub enum GenCmd {
         /// Also write a config that forwards these labels with POPGO.
         #[arg(long)]
         config_out: Option<PathBuf>,
+        /// With --config-out: put the routes and networks in this route table file
+        /// (one `PREFIX NEXT-HOP LABEL` line each), which the config names as
+        /// `[bgp] table`; for big tables (a million routes load in about a second).
+        #[arg(long, requires = "config_out")]
+        table_out: Option<PathBuf>,
     },
     /// Traffic described by a profile (TOML), and optionally the config that forwards it.
     Profile(crate::bench::GenProfileArgs),
@@ -73,7 +78,7 @@ pub fn main(what: GenCmd) -> Result<(), Failure> {
             }
             Ok(())
         }
-        GenCmd::Synth { out, count, labels, first_label, dist, size, v6_share, depth, seed, config_out } => {
+        GenCmd::Synth { out, count, labels, first_label, dist, size, v6_share, depth, seed, config_out, table_out } => {
             let dist = match dist.as_str() {
                 "uniform" => LabelDist::Uniform,
                 "single" => LabelDist::Single,
@@ -99,12 +104,41 @@ pub fn main(what: GenCmd) -> Result<(), Failure> {
             }
             w.into_inner().map_err(runtime)?;
             println!("wrote {}: {count} frames of {size} B, {labels} labels from {first_label}", out.display());
-            if let Some(c) = config_out {
-                let text = synth_config(first_label, labels, 4, 16, v6_share > 0.0);
-                std::fs::write(&c, text).with_context(|| c.display().to_string()).map_err(runtime)?;
-                println!("wrote {}", c.display());
+            let v6 = v6_share > 0.0;
+            match (config_out, table_out) {
+                (Some(c), Some(t)) => {
+                    let file = std::fs::File::create(&t).with_context(|| t.display().to_string()).map_err(runtime)?;
+                    let mut w = std::io::BufWriter::with_capacity(1 << 16, file);
+                    write_synth_table(&mut w, first_label, labels, 16, v6)
+                        .and_then(|_| std::io::Write::flush(&mut w))
+                        .with_context(|| t.display().to_string())
+                        .map_err(runtime)?;
+                    let text = synth_table_config(4, 16, v6, &table_ref(&c, &t));
+                    std::fs::write(&c, text).with_context(|| c.display().to_string()).map_err(runtime)?;
+                    println!("wrote {} and {}", c.display(), t.display());
+                }
+                (Some(c), None) => {
+                    let text = synth_config(first_label, labels, 4, 16, v6);
+                    std::fs::write(&c, text).with_context(|| c.display().to_string()).map_err(runtime)?;
+                    println!("wrote {}", c.display());
+                }
+                _ => {}
             }
             Ok(())
         }
+    }
+}
+
+/// How the config at `config` names the table file at `table`: its file name when both
+/// are in the same directory (the pair can be moved together), else an absolute path.
+fn table_ref(config: &std::path::Path, table: &std::path::Path) -> String {
+    let dir = |p: &std::path::Path| {
+        let d = p.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(std::path::Path::new("."));
+        std::fs::canonicalize(d).ok()
+    };
+    match (dir(config), dir(table), table.file_name()) {
+        (Some(a), Some(b), Some(name)) if a == b => name.to_string_lossy().into_owned(),
+        (_, Some(b), Some(name)) => b.join(name).display().to_string(),
+        _ => table.display().to_string(),
     }
 }

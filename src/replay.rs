@@ -257,7 +257,7 @@ pub struct ReplayArgs {
 /// Entry point of `popgo replay`.
 pub fn main(a: ReplayArgs) -> Result<(), Failure> {
     let cores = a.w.check()?;
-    let cfg = load_config(&a.config)?;
+    let mut cfg = load_config(&a.config)?;
     let in_port = match &a.in_port {
         Some(p) => Some(cfg.port_index(p).ok_or_else(|| usage(anyhow::anyhow!("--in-port: unknown port {p:?}")))?),
         None => None,
@@ -298,9 +298,13 @@ pub fn main(a: ReplayArgs) -> Result<(), Failure> {
             snap = build(&cfg)?;
             Tables::Fixed(&snap)
         }
+        // The control plane takes the config over: a big table is not held twice.
         Some(path) => Tables::Live(engine::Live {
             mirror: None,
-            cfg: cfg.clone(),
+            cfg: {
+                let head = cfg.head();
+                std::mem::replace(&mut cfg, head)
+            },
             socket: Some(path.clone()),
             reload_from: Some(a.config.clone()),
         }),

@@ -670,3 +670,72 @@ fn accounting_matches_the_output_files_and_the_expected_drops() {
         assert_eq!(v["tx_packets"]["to-B"], to_b as u64);
     }
 }
+
+/// `gen synth --table-out` writes a config and its route table file; `check` loads them,
+/// `display` filters the LSP table, and the replay forwards like the TOML config's; an
+/// error in the table names the file and the line (exit 2).
+#[test]
+fn route_table_files_from_gen_synth() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = |f: &str| dir.path().join(f).display().to_string();
+    let gen = popgo(&[
+        "gen",
+        "synth",
+        "--out",
+        &p("s.pcap"),
+        "--count",
+        "3000",
+        "--labels",
+        "2000",
+        "--config-out",
+        &p("c.toml"),
+        "--table-out",
+        &p("r.txt"),
+    ]);
+    assert!(gen.status.success(), "{}", String::from_utf8_lossy(&gen.stderr));
+    assert!(std::fs::read_to_string(p("c.toml")).unwrap().contains("table = \"r.txt\""));
+    let check = popgo(&["check", "--config", &p("c.toml")]);
+    let out = String::from_utf8_lossy(&check.stdout);
+    assert!(check.status.success() && out.contains("2000 static routes, 2000 BGP LSPs, 2000 ILM entries"), "{out}");
+    let count = popgo(&[
+        "display",
+        "--config",
+        &p("c.toml"),
+        "mpls",
+        "lsp",
+        "protocol",
+        "bgp",
+        "|",
+        "include",
+        "POPGO$",
+        "|",
+        "count",
+    ]);
+    assert_eq!(String::from_utf8_lossy(&count.stdout), "Total lines: 2000.\n");
+    let toml = popgo(&[
+        "gen",
+        "synth",
+        "--out",
+        &p("t.pcap"),
+        "--count",
+        "3000",
+        "--labels",
+        "2000",
+        "--config-out",
+        &p("t.toml"),
+    ]);
+    assert!(toml.status.success());
+    let a = json(&popgo(&["replay", "--json", "--config", &p("c.toml"), &p("s.pcap")]));
+    let b = json(&popgo(&["replay", "--json", "--config", &p("t.toml"), &p("s.pcap")]));
+    assert_eq!(a["tx_packets"], b["tx_packets"]);
+    assert_eq!(a["drops"], b["drops"]);
+
+    let mut table = std::fs::read_to_string(p("r.txt")).unwrap();
+    table.push_str("10.200.0.0/16 192.168.99.1\n");
+    std::fs::write(p("r.txt"), &table).unwrap();
+    let bad = popgo(&["check", "--config", &p("c.toml")]);
+    let e = String::from_utf8_lossy(&bad.stderr);
+    let line = table.lines().count();
+    assert_eq!(bad.status.code(), Some(2), "{e}");
+    assert!(e.contains(&format!("r.txt: line {line}: next hop 192.168.99.1 is not a known neighbor")), "{e}");
+}

@@ -57,19 +57,46 @@ impl Client {
         self.read_reply()
     }
 
+    /// Sends one line and hands each body line of its reply to `body` as it arrives
+    /// (the returned reply's `text` is empty): a million-row display is not held.
+    pub fn send_with(
+        &mut self,
+        line: &str,
+        body: &mut dyn FnMut(&str) -> std::io::Result<()>,
+    ) -> std::io::Result<WireReply> {
+        if line.contains('\n') {
+            return Err(std::io::Error::new(std::io::ErrorKind::InvalidInput, "one line at a time"));
+        }
+        self.w.write_all(format!("{line}\n").as_bytes())?;
+        self.read_reply_with(body)
+    }
+
     /// Reads body lines up to the end line.
     pub fn read_reply(&mut self) -> std::io::Result<WireReply> {
         let mut text = String::new();
+        let mut r = self.read_reply_with(&mut |l| {
+            text.push_str(l);
+            text.push('\n');
+            Ok(())
+        })?;
+        r.text = text;
+        Ok(r)
+    }
+
+    /// Reads a reply, passing each body line (without its newline, dot-stuffing undone)
+    /// to `body`.
+    pub fn read_reply_with(&mut self, body: &mut dyn FnMut(&str) -> std::io::Result<()>) -> std::io::Result<WireReply> {
+        let text = String::new();
+        let mut l = String::new();
         loop {
-            let mut l = String::new();
+            l.clear();
             if self.r.read_line(&mut l)? == 0 {
                 return Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "connection closed mid-reply"));
             }
             let l = l.strip_suffix('\n').unwrap_or(&l);
             if let Some(rest) = l.strip_prefix('.') {
                 if rest.starts_with('.') {
-                    text.push_str(rest);
-                    text.push('\n');
+                    body(rest)?;
                     continue;
                 }
                 let (status, prompt) = rest.split_once(' ').unwrap_or((rest, ""));
@@ -86,8 +113,7 @@ impl Client {
                 };
                 return Ok(WireReply { ok, text, close, prompt: prompt.to_string() });
             }
-            text.push_str(l);
-            text.push('\n');
+            body(l)?;
         }
     }
 }
@@ -110,14 +136,43 @@ pub fn ctl_main(a: CtlArgs) -> Result<(), Failure> {
     if lines.is_empty() {
         return Err(usage(anyhow::anyhow!("empty command")));
     }
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::with_capacity(1 << 16, stdout.lock());
     for l in lines {
-        let r = c.send(l).map_err(io)?;
+        // A reply is held until it is known to be no error, up to STREAM_AFTER bytes;
+        // past that (a big display) its lines go to stdout as they arrive.
+        const STREAM_AFTER: usize = 1 << 20;
+        let mut held = String::new();
+        let mut streaming = false;
+        let r = c.send_with(l, &mut |line| {
+            if streaming {
+                out.write_all(line.as_bytes())?;
+                return out.write_all(b"\n");
+            }
+            held.push_str(line);
+            held.push('\n');
+            if held.len() > STREAM_AFTER {
+                streaming = true;
+                out.write_all(held.as_bytes())?;
+                held.clear();
+            }
+            Ok(())
+        });
+        let r = match r {
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => return Ok(()), // `| head`
+            r => r.map_err(io)?,
+        };
         if !r.ok {
+            let _ = out.flush();
             // The exit message already says "error": do not say it twice.
-            let text = r.text.trim_end();
+            let text = held.trim_end();
             return Err(runtime(anyhow::anyhow!("{}", text.strip_prefix("Error: ").unwrap_or(text))));
         }
-        print!("{}", r.text);
+        let done = out.write_all(held.as_bytes()).and_then(|_| out.flush());
+        match done {
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => return Ok(()),
+            d => d.map_err(io)?,
+        }
         if r.close {
             break;
         }
@@ -139,8 +194,7 @@ fn interactive(c: &mut Client, greeting: WireReply) -> std::io::Result<()> {
             writeln!(out)?;
             return Ok(());
         }
-        let r = c.send(line.trim_end_matches(['\n', '\r']))?;
-        write!(out, "{}", r.text)?;
+        let r = c.send_with(line.trim_end_matches(['\n', '\r']), &mut |l| writeln!(out, "{l}"))?;
         if r.close {
             return Ok(());
         }

@@ -72,15 +72,61 @@ pub struct Reply {
     pub text: String,
     /// The session ended (`quit` in the user view): the server closes the connection.
     pub close: bool,
+    /// Body lines produced after the reply left the control thread (before `text`):
+    /// a big display streamed by the connection thread (see [`ControlPlane::exec_stream`]).
+    pub stream: Option<Stream>,
 }
+
+/// A body streamed line by line into a consumer: a display rendered from a shared
+/// snapshot, so the control thread neither builds the text nor waits for the peer.
+#[derive(Clone)]
+pub struct Stream(Arc<StreamFn>);
+
+type StreamFn = dyn Fn(&mut dyn FnMut(&str) -> std::io::Result<()>) -> std::io::Result<()> + Send + Sync;
+
+impl Stream {
+    /// Writes the body: each line (without its newline) to `out`.
+    pub fn run(&self, out: &mut dyn FnMut(&str) -> std::io::Result<()>) -> std::io::Result<()> {
+        (self.0)(out)
+    }
+}
+
+impl std::fmt::Debug for Stream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Stream")
+    }
+}
+
+impl PartialEq for Stream {
+    fn eq(&self, o: &Stream) -> bool {
+        Arc::ptr_eq(&self.0, &o.0)
+    }
+}
+
+impl Eq for Stream {}
 
 impl Reply {
     fn ok(text: impl Into<String>) -> Reply {
-        Reply { ok: true, text: text.into(), close: false }
+        Reply { ok: true, text: text.into(), close: false, stream: None }
     }
 
     fn err(text: impl Into<String>) -> Reply {
-        Reply { ok: false, text: text.into(), close: false }
+        Reply { ok: false, text: text.into(), close: false, stream: None }
+    }
+
+    /// The reply with its stream (if any) rendered into `text`.
+    pub fn materialize(mut self) -> Reply {
+        if let Some(st) = self.stream.take() {
+            let mut body = String::new();
+            let _ = st.run(&mut |l| {
+                body.push_str(l);
+                body.push('\n');
+                Ok(())
+            });
+            body.push_str(&self.text);
+            self.text = body;
+        }
+        self
     }
 }
 
@@ -256,6 +302,16 @@ pub struct ControlPlane {
     advertised_peers: bool,
     /// The XDP offload's copy of the tables, updated before every publication.
     mirror: Option<Box<dyn TableMirror>>,
+    /// Total times of incremental commits, in microseconds (percentiles in `display
+    /// popgo statistics`).
+    commit_us: hdrhistogram::Histogram<u64>,
+    /// The core the control thread pins itself to (see `sys::affinity::control_core`).
+    pub(crate) control_core: Option<usize>,
+}
+
+fn new_commit_histogram() -> hdrhistogram::Histogram<u64> {
+    // 1 us .. 1000 s, 3 significant digits.
+    hdrhistogram::Histogram::new_with_bounds(1, 1_000_000_000, 3).expect("valid histogram bounds")
 }
 
 /// Polled by the control thread: true when the config file should be re-read.
@@ -278,10 +334,48 @@ impl ControlPlane {
         board: Arc<StatsBoard>,
         mirror: Option<Box<dyn TableMirror>>,
     ) -> ControlPlane {
+        let mut plane = ControlPlane::empty(&cfg, publisher, board, mirror);
+        if let Err(e) = plane.install_full(cfg) {
+            tracing::error!("control: initial build failed: {e}");
+        }
+        plane
+    }
+
+    /// Takes over `publisher`, whose current snapshot and `index` were built from `cfg`
+    /// by the caller (in `build_ns`): publishes that table again as the start-up commit,
+    /// sharing all of it, instead of building it a second time. The start-up of a big
+    /// table then holds one table, not two (see docs/datapath.md, memory). `mirror` as
+    /// in [`Self::with_mirror`].
+    pub fn adopt(
+        cfg: Config,
+        publisher: Publisher<Snapshot>,
+        index: BuildIndex,
+        build_ns: u64,
+        board: Arc<StatsBoard>,
+        mirror: Option<Box<dyn TableMirror>>,
+    ) -> ControlPlane {
+        let mut plane = ControlPlane::empty(&cfg, publisher, board, mirror);
+        let t0 = Instant::now();
+        plane.running = Store::from_config(&cfg);
+        drop(cfg);
+        plane.index = index;
+        let snap = plane.publisher.current().share(plane.generation + 1);
+        let t0 = t0.checked_sub(std::time::Duration::from_nanos(build_ns)).unwrap_or(t0);
+        plane.publish(snap, BuildKind::Full, 0, t0, build_ns);
+        plane
+    }
+
+    /// A plane whose running config is `cfg` without routes and networks.
+    fn empty(
+        cfg: &Config,
+        publisher: Publisher<Snapshot>,
+        board: Arc<StatsBoard>,
+        mirror: Option<Box<dyn TableMirror>>,
+    ) -> ControlPlane {
         let generation = publisher.current().generation;
-        let mut plane = ControlPlane {
+        ControlPlane {
             port_names: cfg.ports.iter().map(|p| p.name.clone()).collect(),
-            running: Store::from_config(&cfg),
+            running: Store::head_only(cfg),
             running_cfg: OnceCell::new(),
             publisher,
             board,
@@ -294,11 +388,15 @@ impl ControlPlane {
             speaker: None,
             advertised_peers: false,
             mirror,
-        };
-        if let Err(e) = plane.install_full(cfg) {
-            tracing::error!("control: initial build failed: {e}");
+            commit_us: new_commit_histogram(),
+            control_core: None,
         }
-        plane
+    }
+
+    /// Runs the control thread (and the connection threads it starts, which inherit its
+    /// placement) on `core`, away from the workers' cores.
+    pub fn pin_control_to(&mut self, core: Option<usize>) {
+        self.control_core = core;
     }
 
     /// Re-reads `path` and commits it as one unit whenever `due()` returns true (the
@@ -346,6 +444,12 @@ impl ControlPlane {
     /// commit: O(routes)).
     pub fn running(&self) -> &Config {
         self.running_cfg.get_or_init(|| self.running.to_config())
+    }
+
+    /// The running configuration without its routes and networks (device, ports,
+    /// neighbors, BGP header and peers): cheap at any table size.
+    pub fn running_head(&self) -> Config {
+        self.running.head().clone()
     }
 
     /// The published snapshot.
@@ -418,12 +522,29 @@ impl ControlPlane {
         }
     }
 
-    /// Runs one line of session `s`.
+    /// Runs one line of session `s`; the reply carries all of its text.
     pub fn exec(&mut self, s: &mut Session, line: &str) -> Reply {
+        self.exec_stream(s, line).materialize()
+    }
+
+    /// Runs one line of session `s`. A long display comes back as a [`Stream`] that the
+    /// caller runs after this returns (on another thread if it likes): it reads a
+    /// snapshot shared at this point, so later commits do not change it.
+    pub fn exec_stream(&mut self, s: &mut Session, line: &str) -> Reply {
         s.lines += 1;
         let n = s.lines;
         let fail = |msg: &str| Reply::err(format!("Error: line {n} ({:?}): {msg}", line.trim()));
-        let cmd = match vrp::parse(s.view, line) {
+        // `display ... | include REGEX | count`: the filter goes with the display.
+        let (line_cmd, filter) = match line.trim_start().get(..7) {
+            Some(w) if w.eq_ignore_ascii_case("display") && line.contains('|') => {
+                match crate::display::Filter::split(line) {
+                    Ok(x) => x,
+                    Err(e) => return fail(&e),
+                }
+            }
+            _ => (line, crate::display::Filter::default()),
+        };
+        let cmd = match vrp::parse(s.view, line_cmd) {
             Ok(c) => c,
             Err(e) => return fail(&e),
         };
@@ -450,7 +571,7 @@ impl ControlPlane {
                     s.view = View::User;
                     Reply::ok(self.uncommitted_note(s))
                 }
-                View::User => Reply { ok: true, text: self.uncommitted_note(s), close: true },
+                View::User => Reply { ok: true, text: self.uncommitted_note(s), close: true, stream: None },
             },
             Cmd::Return => {
                 s.view = View::User;
@@ -513,7 +634,7 @@ impl ControlPlane {
                 Ok(None) => Reply::ok("Info: no uncommitted configuration."),
                 Err(e) => Reply::err(e),
             },
-            Cmd::Display(d) => self.display(s, d),
+            Cmd::Display(d) => self.display(s, d, filter),
         }
     }
 
@@ -597,8 +718,11 @@ impl ControlPlane {
         let (snap, idx) = build_indexed(&cfg, next_gen).map_err(|e| e.to_string())?;
         self.index = idx;
         let build_ns = t0.elapsed().as_nanos() as u64;
+        // The config is not kept: the store is the running config, and a big table is
+        // held once (a `Config` is materialized again only when asked for).
         self.running = Store::from_config(&cfg);
-        self.running_cfg = OnceCell::from(cfg);
+        drop(cfg);
+        self.running_cfg = OnceCell::new();
         Ok(self.publish(snap, BuildKind::Full, 0, t0, build_ns))
     }
 
@@ -619,7 +743,6 @@ impl ControlPlane {
                 match build_indexed(&cfg, next_gen) {
                     Ok((snap, idx)) => {
                         self.index = idx;
-                        self.running_cfg = OnceCell::from(cfg);
                         (snap, BuildKind::Full)
                     }
                     Err(e) => {
@@ -634,9 +757,7 @@ impl ControlPlane {
                 }
             }
         };
-        if kind == BuildKind::Incremental {
-            self.running_cfg = OnceCell::new();
-        }
+        self.running_cfg = OnceCell::new();
         let build_ns = t0.elapsed().as_nanos() as u64;
         Ok(self.publish(snap, kind, edits.len(), t0, build_ns))
     }
@@ -725,7 +846,10 @@ impl ControlPlane {
         };
         self.stats.commits += 1;
         match kind {
-            BuildKind::Incremental => self.stats.incremental += 1,
+            BuildKind::Incremental => {
+                self.stats.incremental += 1;
+                let _ = self.commit_us.record((r.total_ns / 1000).max(1));
+            }
             BuildKind::Full => {
                 self.stats.full += 1;
                 self.stats.last_full = Some(r);
@@ -737,31 +861,68 @@ impl ControlPlane {
         r
     }
 
-    fn display(&mut self, s: &mut Session, d: Display) -> Reply {
+    fn display(&mut self, s: &mut Session, d: Display, filter: crate::display::Filter) -> Reply {
+        let text = |render: &dyn Fn(&mut crate::display::Lines<'_, std::convert::Infallible>)| {
+            Reply::ok(crate::display::to_string(&filter, render))
+        };
         match d {
             Display::MplsLspBgp { verbose } => {
-                Reply::ok(crate::display::mpls_lsp_bgp(self.running(), self.publisher.current(), verbose))
+                // Streamed from a snapshot shared now (reference counts, no copy).
+                let snap = self.publisher.current().share(self.generation);
+                let ports = self.port_names.clone();
+                let stream = move |out: &mut dyn FnMut(&str) -> std::io::Result<()>| {
+                    let names: Vec<&str> = ports.iter().map(String::as_str).collect();
+                    let mut lines = crate::display::Lines::new(&filter, out);
+                    crate::display::write_mpls_lsp_bgp(&mut lines, &names, &snap, verbose);
+                    lines.finish()
+                };
+                Reply { stream: Some(Stream(Arc::new(stream))), ..Reply::ok("") }
             }
-            Display::CurrentConfiguration => Reply::ok(crate::display::current_configuration(self.running())),
+            Display::CurrentConfiguration => {
+                let run = &self.running;
+                text(&|out| crate::display::write_current_configuration(out, run.head(), run.networks(), run.routes()))
+            }
             Display::CandidateConfiguration => match self.candidate(s) {
                 Ok(_) => {
                     // The running config with the pending lines applied (they were
                     // just checked to apply).
-                    let mut c = self.running().clone();
+                    let mut c = self.running.to_config();
                     for p in &s.pending {
                         let _ = rules::apply(&mut c, &p.edit);
                     }
-                    Reply::ok(crate::display::current_configuration(&c))
+                    text(&|out| {
+                        crate::display::write_current_configuration(
+                            out,
+                            &c,
+                            c.bgp.iter().flat_map(|b| b.networks.iter().cloned()),
+                            c.static_routes.iter().cloned(),
+                        )
+                    })
                 }
                 Err(e) => Reply::err(format!("Error: line {}: {e}", s.lines)),
             },
-            Display::Statistics => Reply::ok(self.statistics()),
+            Display::Statistics => {
+                let st = self.statistics();
+                text(&|out| {
+                    let _ = out.write_str(&st);
+                })
+            }
             Display::BgpPeer => match &self.speaker {
-                Some(sp) => Reply::ok(sp.status().display_peer()),
+                Some(sp) => {
+                    let t = sp.status().display_peer();
+                    text(&|out| {
+                        let _ = out.write_str(&t);
+                    })
+                }
                 None => Reply::err("Error: no BGP speaker runs in this mode"),
             },
             Display::BgpRoutingTableLabel(f) => match &self.speaker {
-                Some(sp) => Reply::ok(sp.status().display_routing_table(f)),
+                Some(sp) => {
+                    let t = sp.status().display_routing_table(f);
+                    text(&|out| {
+                        let _ = out.write_str(&t);
+                    })
+                }
                 None => Reply::err("Error: no BGP speaker runs in this mode"),
             },
         }
@@ -830,6 +991,34 @@ impl ControlPlane {
         };
         row("last commit", st.last);
         row("last full-table build", st.last_full);
+        let h = &self.commit_us;
+        if h.is_empty() {
+            let _ = writeln!(s, "  incremental commit total: none");
+        } else {
+            let _ = writeln!(
+                s,
+                "  incremental commit total: p50 {} us, p99 {} us, max {} us ({} commits)",
+                h.value_at_quantile(0.5),
+                h.value_at_quantile(0.99),
+                h.max(),
+                h.len()
+            );
+        }
+        let snap = self.publisher.current();
+        let (ilm, fib, lsp) = snap.heap_bytes();
+        let (store, index) = (self.running.heap_bytes(), self.index.heap_bytes());
+        let routes = self.running.size().max(1) / 2;
+        let _ = writeln!(
+            s,
+            "  memory: config store {} KiB, build index {} KiB, ILM {} KiB, FIB {} KiB, LSP table {} KiB \
+             ({} bytes per labelled route)",
+            store / 1024,
+            index / 1024,
+            ilm / 1024,
+            fib / 1024,
+            lsp / 1024,
+            (store + index + ilm + fib + lsp) / routes.max(1)
+        );
         if let Some(sp) = &self.speaker {
             s.push_str(&sp.status().statistics());
         }

@@ -1,39 +1,178 @@
-//! The control plane's indexed configuration: the running config kept as ordered maps
-//! with hash indexes, and a session's uncommitted changes as a small [`Overlay`] on it.
+//! The control plane's indexed configuration: the running config kept as compact
+//! record slabs with hash indexes, and a session's uncommitted changes as a small
+//! [`Overlay`] on it.
 //!
 //! A [`Config`] keeps routes and networks in `Vec`s: finding, checking or removing one
 //! scans (and shifts) the whole list, and a private candidate per session means cloning
-//! it. With 100,000 routes that is several linear passes over megabytes per commit. Here
-//! a one-route edit is checked, applied and undone in O(log n), a session's candidate
-//! is the running [`Store`] plus its [`Overlay`] (no copy), and a [`Config`] is
-//! materialized only for full builds and `display`.
+//! it. Here a one-route edit is checked, applied and undone in O(1), a session's
+//! candidate is the running [`Store`] plus its [`Overlay`] (no copy), and a [`Config`]
+//! is materialized only for full builds (`display` streams from the store).
 //!
-//! Order is kept: every route and network has a sequence number, and the maps iterate
-//! in that order, which is the order of the equivalent `Config`'s lists (a removed and
-//! re-added route goes to the end, as with `Vec::remove` + `push`).
+//! Memory: a route is a 28-byte record (prefix, next-hop index, line), a network a
+//! 28-byte record (prefix, static label, line), each in a slab of 4096-record chunks (a
+//! growing table never copies itself), plus one 4-byte slot per index bucket:
+//! routes by prefix, networks by prefix, networks by static label (hashbrown's
+//! `HashTable<u32>`, keyed through the records). About 90 bytes per labelled route.
+//!
+//! Order is kept: records stay in their slot, slots are in insertion order, and the
+//! slabs iterate in that order, which is the order of the equivalent `Config`'s lists
+//! (a removed and re-added route goes to the end, as with `Vec::remove` + `push`). A
+//! removal leaves a dead slot (so an undo restores it in place); the slabs are
+//! compacted when dead slots outnumber live ones.
 
 use crate::config::edit::{set_peer_in, BgpHead, ConfigEdit};
-use crate::config::{Bgp, Config, LabelMode, Network, Peer, Prefix, StaticRoute, TtlMode};
+use crate::config::{Config, FastMap, LabelMode, MixHasher, Network, Peer, Prefix, StaticRoute, TtlMode};
 use crate::ilm::PatchSource;
-use std::collections::{BTreeMap, HashMap, HashSet};
+use hashbrown::HashTable;
+use std::collections::{HashMap, HashSet};
+use std::hash::{BuildHasher, BuildHasherDefault};
 use std::net::{IpAddr, Ipv4Addr};
+
+/// Records per slab chunk: a growing slab allocates 4096 records (112 KiB) at a time
+/// and never moves the ones it has.
+const SLAB_CHUNK: usize = 4096;
+
+/// Records in insertion order, each in a fixed slot; removal only marks it dead.
+#[derive(Debug)]
+struct Slab<T> {
+    chunks: Vec<Vec<T>>,
+    live: Vec<u64>,
+    slots: usize,
+    live_count: usize,
+}
+
+impl<T> Slab<T> {
+    fn with_capacity(n: usize) -> Slab<T> {
+        Slab {
+            chunks: Vec::with_capacity(n.div_ceil(SLAB_CHUNK)),
+            live: Vec::with_capacity(n.div_ceil(64)),
+            slots: 0,
+            live_count: 0,
+        }
+    }
+
+    fn push(&mut self, r: T) -> u32 {
+        if self.slots.is_multiple_of(SLAB_CHUNK) {
+            self.chunks.push(Vec::with_capacity(SLAB_CHUNK));
+        }
+        self.chunks.last_mut().expect("a chunk was pushed above").push(r);
+        if self.slots.is_multiple_of(64) {
+            self.live.push(0);
+        }
+        self.live[self.slots / 64] |= 1 << (self.slots % 64);
+        self.slots += 1;
+        self.live_count += 1;
+        (self.slots - 1) as u32
+    }
+
+    #[inline]
+    fn get(&self, slot: u32) -> &T {
+        let s = slot as usize;
+        &self.chunks[s / SLAB_CHUNK][s % SLAB_CHUNK]
+    }
+
+    fn set_live(&mut self, slot: u32, on: bool) {
+        let s = slot as usize;
+        let bit = 1 << (s % 64);
+        if (self.live[s / 64] & bit != 0) != on {
+            self.live[s / 64] ^= bit;
+            if on {
+                self.live_count += 1;
+            } else {
+                self.live_count -= 1;
+            }
+        }
+    }
+
+    /// Marks `slot` dead; the last slot is dropped instead (an undone append).
+    fn kill(&mut self, slot: u32) {
+        self.set_live(slot, false);
+        if slot as usize + 1 == self.slots {
+            self.slots -= 1;
+            let c = self.chunks.last_mut().expect("the slot is in the last chunk");
+            c.pop();
+            if c.is_empty() {
+                self.chunks.pop();
+            }
+            if self.slots.is_multiple_of(64) {
+                self.live.pop();
+            }
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.live_count
+    }
+
+    fn dead(&self) -> usize {
+        self.slots - self.live_count
+    }
+
+    /// Live records with their slots, in slot order.
+    fn iter(&self) -> impl Iterator<Item = (u32, &T)> + '_ {
+        self.chunks
+            .iter()
+            .flat_map(|c| c.iter())
+            .enumerate()
+            .filter(|(i, _)| self.live[i / 64] & (1 << (i % 64)) != 0)
+            .map(|(i, r)| (i as u32, r))
+    }
+
+    fn heap_bytes(&self) -> usize {
+        self.chunks.len() * SLAB_CHUNK * std::mem::size_of::<T>()
+            + self.live.capacity() * 8
+            + self.chunks.capacity() * 24
+    }
+}
+
+/// A static route as the store keeps it.
+#[derive(Clone, Copy, Debug)]
+struct RouteRec {
+    prefix: Prefix,
+    /// Index into `Store::nhs`.
+    nh: u32,
+    line: u32,
+}
+
+/// A network as the store keeps it.
+#[derive(Clone, Copy, Debug)]
+struct NetRec {
+    prefix: Prefix,
+    /// Static label, 0 for none (labels below 16 are reserved).
+    label: u32,
+    line: u32,
+}
+
+impl NetRec {
+    fn network(&self) -> Network {
+        Network { prefix: self.prefix, label: (self.label != 0).then_some(self.label), line: self.line as usize }
+    }
+}
+
+fn hash_of<K: std::hash::Hash>(k: K) -> u64 {
+    BuildHasherDefault::<MixHasher>::default().hash_one(k)
+}
 
 /// The running configuration, indexed.
 #[derive(Debug)]
 pub(crate) struct Store {
     /// Everything but the routes and networks (its lists are empty).
     head: Config,
-    routes: BTreeMap<u64, StaticRoute>,
-    route_seq: HashMap<(Prefix, IpAddr), u64>,
-    /// Sequence numbers of each prefix's routes, ascending.
-    by_prefix: HashMap<Prefix, Vec<u64>>,
-    networks: BTreeMap<u64, Network>,
-    net_seq: HashMap<Prefix, u64>,
-    /// Static label -> network.
-    labels: HashMap<u32, Prefix>,
+    /// Next hops of routes, interned (a route keeps a 4-byte index).
+    nhs: Vec<IpAddr>,
+    nh_ix: HashMap<IpAddr, u32>,
+    routes: Slab<RouteRec>,
+    /// Per prefix, the slot of its first live route.
+    first_route: HashTable<u32>,
+    /// Prefixes with two or more live routes: all their slots, ascending (rare).
+    more_routes: FastMap<Prefix, Vec<u32>>,
+    nets: Slab<NetRec>,
+    /// Per prefix, the slot of its network.
+    net_ix: HashTable<u32>,
+    /// Per static label, the slot of its network.
+    label_ix: HashTable<u32>,
     /// IPv6 networks (a peer's default families depend on whether there are any).
     v6_networks: usize,
-    next: u64,
 }
 
 /// What [`Store::commit`] changed, to take it back with [`Store::undo`].
@@ -41,44 +180,99 @@ pub(crate) struct Store {
 pub(crate) struct Undo {
     head: Option<Option<BgpHead>>,
     peers: Option<Vec<Peer>>,
-    routes_removed: Vec<(u64, StaticRoute)>,
-    routes_added: Vec<u64>,
-    nets_removed: Vec<(u64, Network)>,
-    nets_added: Vec<u64>,
+    routes_removed: Vec<u32>,
+    routes_added: Vec<u32>,
+    nets_removed: Vec<u32>,
+    nets_added: Vec<u32>,
 }
 
 impl Store {
     pub fn from_config(cfg: &Config) -> Store {
-        let mut s = Store {
-            head: head_of(cfg),
-            routes: BTreeMap::new(),
-            route_seq: HashMap::with_capacity(cfg.static_routes.len()),
-            by_prefix: HashMap::with_capacity(cfg.static_routes.len()),
-            networks: BTreeMap::new(),
-            net_seq: HashMap::new(),
-            labels: HashMap::new(),
-            v6_networks: 0,
-            next: 0,
-        };
+        let nets = cfg.bgp.as_ref().map_or(0, |b| b.networks.len());
+        let mut s = Store::empty(head_of(cfg), cfg.static_routes.len(), nets);
         for r in &cfg.static_routes {
-            if !s.route_seq.contains_key(&(r.prefix, r.next_hop)) {
-                s.insert_route(None, r.clone());
+            if !s.has_route(r.prefix, r.next_hop) {
+                s.insert_route(None, r.prefix, r.next_hop, line32(r.line));
             }
         }
         for n in cfg.bgp.iter().flat_map(|b| &b.networks) {
-            s.insert_network(None, n.clone());
+            s.insert_network(None, NetRec { prefix: n.prefix, label: n.label.unwrap_or(0), line: line32(n.line) });
         }
         s
     }
 
-    /// The equivalent `Config` (O(n): full builds and `display`).
+    /// A store with `cfg`'s head and no routes or networks.
+    pub fn head_only(cfg: &Config) -> Store {
+        Store::empty(head_of(cfg), 0, 0)
+    }
+
+    fn empty(head: Config, routes: usize, nets: usize) -> Store {
+        let mut s = Store {
+            nhs: Vec::new(),
+            nh_ix: HashMap::new(),
+            routes: Slab::with_capacity(routes),
+            first_route: HashTable::with_capacity(routes),
+            more_routes: FastMap::default(),
+            nets: Slab::with_capacity(nets),
+            net_ix: HashTable::with_capacity(nets),
+            label_ix: HashTable::new(),
+            v6_networks: 0,
+            head,
+        };
+        // Next hops are interned in neighbor order first (most routes use one).
+        for n in s.head.neighbors.clone() {
+            s.nh_id(n.ip);
+        }
+        s
+    }
+
+    /// Renumbers the slots (dropping dead ones) once they outnumber the live ones, so
+    /// that a long run of commits does not grow the slabs without bound. O(routes).
+    fn compact(&mut self) {
+        if self.routes.dead() + self.nets.dead() <= (self.size() + SLAB_CHUNK).max(2 * SLAB_CHUNK) {
+            return;
+        }
+        let mut s = Store::empty(head_of(&self.head), self.routes.len(), self.nets.len());
+        for (_, r) in self.routes.iter() {
+            s.insert_route(None, r.prefix, self.nhs[r.nh as usize], r.line);
+        }
+        for (_, n) in self.nets.iter() {
+            s.insert_network(None, *n);
+        }
+        *self = s;
+    }
+
+    fn nh_id(&mut self, ip: IpAddr) -> u32 {
+        if let Some(i) = self.nh_ix.get(&ip) {
+            return *i;
+        }
+        self.nhs.push(ip);
+        self.nh_ix.insert(ip, (self.nhs.len() - 1) as u32);
+        (self.nhs.len() - 1) as u32
+    }
+
+    /// The equivalent `Config` (O(n): full builds).
     pub fn to_config(&self) -> Config {
         let mut c = self.head.clone();
-        c.static_routes = self.routes.values().cloned().collect();
+        c.static_routes = self.routes().collect();
         if let Some(b) = &mut c.bgp {
-            b.networks = self.networks.values().cloned().collect();
+            b.networks = self.networks().collect();
         }
         c
+    }
+
+    /// The static routes in config order.
+    pub fn routes(&self) -> impl Iterator<Item = StaticRoute> + '_ {
+        self.routes.iter().map(|(_, r)| StaticRoute {
+            prefix: r.prefix,
+            next_hop: self.nhs[r.nh as usize],
+            line: r.line as usize,
+        })
+    }
+
+    /// The networks in config order.
+    pub fn networks(&self) -> impl Iterator<Item = Network> + '_ {
+        self.nets.iter().map(|(_, n)| n.network())
     }
 
     /// Everything but the routes and networks (cheap: the BGP speaker's settings).
@@ -92,7 +286,18 @@ impl Store {
 
     /// Routes plus networks.
     pub fn size(&self) -> usize {
-        self.routes.len() + self.networks.len()
+        self.routes.len() + self.nets.len()
+    }
+
+    /// Bytes of heap the store holds (records, slabs and indexes).
+    pub fn heap_bytes(&self) -> usize {
+        let table = |n: usize| crate::config::table_buckets(n) * 5;
+        self.routes.heap_bytes()
+            + self.nets.heap_bytes()
+            + table(self.first_route.capacity())
+            + table(self.net_ix.capacity())
+            + table(self.label_ix.capacity())
+            + self.more_routes.capacity() * 48
     }
 
     fn bgp(&self) -> Option<BgpHead> {
@@ -106,68 +311,148 @@ impl Store {
         }
     }
 
-    fn has_route(&self, p: Prefix, nh: IpAddr) -> bool {
-        self.route_seq.contains_key(&(p, nh))
+    fn first_route_slot(&self, p: Prefix) -> Option<u32> {
+        self.first_route.find(hash_of(p), |&s| self.routes.get(s).prefix == p).copied()
     }
 
-    fn route_seqs(&self, p: Prefix) -> &[u64] {
-        self.by_prefix.get(&p).map_or(&[], Vec::as_slice)
+    /// Slots of the live routes for `p`, ascending.
+    fn route_slots(&self, p: Prefix) -> impl Iterator<Item = u32> + '_ {
+        let more = self.more_routes.get(&p);
+        let first = if more.is_some() { None } else { self.first_route_slot(p) };
+        more.into_iter().flatten().copied().chain(first)
+    }
+
+    fn route_slot(&self, p: Prefix, nh: IpAddr) -> Option<u32> {
+        let id = *self.nh_ix.get(&nh)?;
+        self.route_slots(p).find(|s| self.routes.get(*s).nh == id)
+    }
+
+    fn has_route(&self, p: Prefix, nh: IpAddr) -> bool {
+        self.route_slot(p, nh).is_some()
     }
 
     fn next_hops_iter(&self, p: Prefix) -> impl Iterator<Item = IpAddr> + '_ {
-        self.route_seqs(p).iter().map(|s| self.routes[s].next_hop)
+        self.route_slots(p).map(|s| self.nhs[self.routes.get(s).nh as usize])
     }
 
-    fn insert_route(&mut self, seq: Option<u64>, r: StaticRoute) -> u64 {
-        let seq = seq.unwrap_or_else(|| {
-            self.next += 1;
-            self.next - 1
-        });
-        self.route_seq.insert((r.prefix, r.next_hop), seq);
-        let v = self.by_prefix.entry(r.prefix).or_default();
-        let at = v.partition_point(|s| *s < seq);
-        v.insert(at, seq);
-        self.routes.insert(seq, r);
-        seq
-    }
-
-    fn remove_route(&mut self, p: Prefix, nh: IpAddr) -> Option<(u64, StaticRoute)> {
-        let seq = self.route_seq.remove(&(p, nh))?;
-        if let Some(v) = self.by_prefix.get_mut(&p) {
-            v.retain(|s| *s != seq);
-            if v.is_empty() {
-                self.by_prefix.remove(&p);
+    /// Indexes route slot `slot` (live, not indexed yet) under its prefix.
+    fn index_route(&mut self, slot: u32) {
+        let p = self.routes.get(slot).prefix;
+        let h = hash_of(p);
+        let Store { first_route, routes, more_routes, .. } = self;
+        match first_route.find_mut(h, |&s| routes.get(s).prefix == p) {
+            Some(first) => {
+                let v = more_routes.entry(p).or_insert_with(|| vec![*first]);
+                let at = v.partition_point(|s| *s < slot);
+                v.insert(at, slot);
+                *first = v[0];
+            }
+            None => {
+                first_route.insert_unique(h, slot, |&s| hash_of(routes.get(s).prefix));
             }
         }
-        self.routes.remove(&seq).map(|r| (seq, r))
     }
 
-    fn insert_network(&mut self, seq: Option<u64>, n: Network) -> u64 {
-        let seq = seq.unwrap_or_else(|| {
-            self.next += 1;
-            self.next - 1
-        });
-        self.net_seq.insert(n.prefix, seq);
+    /// Removes route slot `slot` (live, indexed) from the index.
+    fn unindex_route(&mut self, slot: u32) {
+        let p = self.routes.get(slot).prefix;
+        let h = hash_of(p);
+        let Store { first_route, routes, more_routes, .. } = self;
+        if let Some(v) = more_routes.get_mut(&p) {
+            v.retain(|s| *s != slot);
+            let first = v[0];
+            if v.len() == 1 {
+                more_routes.remove(&p);
+            }
+            if let Some(f) = first_route.find_mut(h, |&s| routes.get(s).prefix == p) {
+                *f = first;
+            }
+        } else if let Ok(e) = first_route.find_entry(h, |&s| s == slot) {
+            e.remove();
+        }
+    }
+
+    fn insert_route(&mut self, slot: Option<u32>, prefix: Prefix, nh: IpAddr, line: u32) -> u32 {
+        let slot = match slot {
+            Some(s) => {
+                self.routes.set_live(s, true);
+                s
+            }
+            None => {
+                let nh = self.nh_id(nh);
+                self.routes.push(RouteRec { prefix, nh, line })
+            }
+        };
+        self.index_route(slot);
+        slot
+    }
+
+    fn remove_route(&mut self, p: Prefix, nh: IpAddr) -> Option<u32> {
+        let slot = self.route_slot(p, nh)?;
+        self.unindex_route(slot);
+        self.routes.set_live(slot, false);
+        Some(slot)
+    }
+
+    fn net_slot(&self, p: Prefix) -> Option<u32> {
+        self.net_ix.find(hash_of(p), |&s| self.nets.get(s).prefix == p).copied()
+    }
+
+    fn has_network(&self, p: Prefix) -> bool {
+        self.net_slot(p).is_some()
+    }
+
+    fn network_with_label(&self, l: u32) -> Option<Prefix> {
+        self.label_ix.find(hash_of(l), |&s| self.nets.get(s).label == l).map(|&s| self.nets.get(s).prefix)
+    }
+
+    fn index_network(&mut self, slot: u32) {
+        let n = *self.nets.get(slot);
+        let Store { net_ix, label_ix, nets, .. } = self;
+        net_ix.insert_unique(hash_of(n.prefix), slot, |&s| hash_of(nets.get(s).prefix));
+        if n.label != 0 {
+            label_ix.insert_unique(hash_of(n.label), slot, |&s| hash_of(nets.get(s).label));
+        }
         self.v6_networks += usize::from(!n.prefix.is_v4());
-        if let Some(l) = n.label {
-            self.labels.insert(l, n.prefix);
-        }
-        self.networks.insert(seq, n);
-        seq
     }
 
-    fn remove_network(&mut self, p: Prefix) -> Option<(u64, Network)> {
-        let seq = self.net_seq.remove(&p)?;
-        let n = self.networks.remove(&seq)?;
-        self.v6_networks -= usize::from(!n.prefix.is_v4());
-        if let Some(l) = n.label {
-            self.labels.remove(&l);
+    fn insert_network(&mut self, slot: Option<u32>, n: NetRec) -> u32 {
+        let slot = match slot {
+            Some(s) => {
+                self.nets.set_live(s, true);
+                s
+            }
+            None => self.nets.push(n),
+        };
+        self.index_network(slot);
+        slot
+    }
+
+    fn remove_network(&mut self, p: Prefix) -> Option<u32> {
+        let slot = self.net_slot(p)?;
+        let n = *self.nets.get(slot);
+        if let Ok(e) = self.net_ix.find_entry(hash_of(p), |&s| s == slot) {
+            e.remove();
         }
-        Some((seq, n))
+        if n.label != 0 {
+            if let Ok(e) = self.label_ix.find_entry(hash_of(n.label), |&s| s == slot) {
+                e.remove();
+            }
+        }
+        self.v6_networks -= usize::from(!p.is_v4());
+        self.nets.set_live(slot, false);
+        Some(slot)
+    }
+
+    /// The first network in config order that has a static label (a scan: only a
+    /// label-mode change asks).
+    fn labelled_network(&self, skip: impl Fn(&Prefix) -> bool) -> Option<Prefix> {
+        self.nets.iter().find(|(_, n)| n.label != 0 && !skip(&n.prefix)).map(|(_, n)| n.prefix)
     }
 
     /// Makes `ov` part of the running config. `ov` was checked against this store.
     pub fn commit(&mut self, ov: &Overlay) -> Undo {
+        self.compact();
         let mut u = Undo::default();
         if let Some(h) = ov.head {
             u.head = Some(self.bgp());
@@ -180,34 +465,36 @@ impl Store {
             u.routes_removed.extend(self.remove_route(p, nh));
         }
         for r in &ov.routes_add {
-            u.routes_added.push(self.insert_route(None, r.clone()));
+            u.routes_added.push(self.insert_route(None, r.prefix, r.next_hop, line32(r.line)));
         }
         for p in &ov.nets_del {
             u.nets_removed.extend(self.remove_network(*p));
         }
         for n in &ov.nets_add {
-            u.nets_added.push(self.insert_network(None, n.clone()));
+            let rec = NetRec { prefix: n.prefix, label: n.label.unwrap_or(0), line: line32(n.line) };
+            u.nets_added.push(self.insert_network(None, rec));
         }
         u
     }
 
     /// Takes back a [`Store::commit`], restoring the previous order.
     pub fn undo(&mut self, u: Undo) {
-        for seq in u.nets_added.into_iter().rev() {
-            if let Some(p) = self.networks.get(&seq).map(|n| n.prefix) {
-                self.remove_network(p);
-            }
+        for slot in u.nets_added.into_iter().rev() {
+            let p = self.nets.get(slot).prefix;
+            self.remove_network(p);
+            self.nets.kill(slot);
         }
-        for (seq, n) in u.nets_removed {
-            self.insert_network(Some(seq), n);
+        for slot in u.nets_removed {
+            self.insert_network(Some(slot), *self.nets.get(slot));
         }
-        for seq in u.routes_added.into_iter().rev() {
-            if let Some(r) = self.routes.get(&seq).map(|r| (r.prefix, r.next_hop)) {
-                self.remove_route(r.0, r.1);
-            }
+        for slot in u.routes_added.into_iter().rev() {
+            self.unindex_route(slot);
+            self.routes.set_live(slot, false);
+            self.routes.kill(slot);
         }
-        for (seq, r) in u.routes_removed {
-            self.insert_route(Some(seq), r);
+        for slot in u.routes_removed {
+            self.routes.set_live(slot, true);
+            self.index_route(slot);
         }
         if let (Some(peers), Some(b)) = (u.peers, self.head.bgp.as_mut()) {
             b.peers = peers;
@@ -220,6 +507,11 @@ impl Store {
     fn peers(&self) -> &[Peer] {
         self.head.bgp.as_ref().map_or(&[], |b| &b.peers)
     }
+}
+
+/// Line numbers are kept as `u32` (a config of more than 4 billion lines saturates).
+fn line32(l: usize) -> u32 {
+    u32::try_from(l).unwrap_or(u32::MAX)
 }
 
 impl PatchSource for Store {
@@ -267,7 +559,7 @@ impl Cand<'_> {
     }
 
     fn run_has_network(&self, p: Prefix) -> bool {
-        self.run.net_seq.contains_key(&p) && !self.ov.nets_del.contains(&p)
+        self.run.has_network(p) && !self.ov.nets_del.contains(&p)
     }
 }
 
@@ -280,17 +572,13 @@ impl ConfigEdit for Cand<'_> {
     }
     fn labelled_network(&self) -> Option<Prefix> {
         // The first in config order: running networks, then added ones.
-        (self.run.labels.values().filter(|p| !self.ov.nets_del.contains(p)))
-            .min_by_key(|p| self.run.net_seq.get(p))
-            .copied()
+        (self.run.labelled_network(|p| self.ov.nets_del.contains(p)))
             .or_else(|| self.ov.nets_add.iter().find(|n| n.label.is_some()).map(|n| n.prefix))
     }
     fn network_with_label(&self, l: u32) -> Option<Prefix> {
         self.run
-            .labels
-            .get(&l)
+            .network_with_label(l)
             .filter(|p| !self.ov.nets_del.contains(p))
-            .copied()
             .or_else(|| self.ov.nets_add.iter().find(|n| n.label == Some(l)).map(|n| n.prefix))
     }
     fn has_network(&self, p: Prefix) -> bool {
@@ -353,22 +641,7 @@ impl ConfigEdit for Cand<'_> {
 
 /// `Config::clone` without copying the route and network lists.
 fn head_of(c: &Config) -> Config {
-    Config {
-        device: c.device.clone(),
-        ttl_mode: c.ttl_mode,
-        ports: c.ports.clone(),
-        neighbors: c.neighbors.clone(),
-        static_routes: Vec::new(),
-        bgp: c.bgp.as_ref().map(|b| Bgp {
-            asn: b.asn,
-            label_mode: b.label_mode,
-            pop_go: b.pop_go,
-            label_base: b.label_base,
-            router_id: b.router_id,
-            networks: Vec::new(),
-            peers: b.peers.clone(),
-        }),
-    }
+    c.head()
 }
 
 #[cfg(test)]
@@ -418,5 +691,29 @@ mod tests {
         assert_eq!(store.to_config(), want);
         store.undo(u);
         assert_eq!(store.to_config(), cfg);
+    }
+
+    /// A long run of commits that each move a route leaves dead slots behind; the
+    /// store compacts them and keeps the order of the equivalent `Config`.
+    #[test]
+    fn dead_slots_are_compacted_and_order_is_kept() {
+        let mut want = Config::parse(include_str!("../../pcaps/seed.toml")).unwrap();
+        let mut store = Store::from_config(&want);
+        let p = Prefix::parse("10.1.1.0/30").unwrap();
+        let hops: [IpAddr; 2] = ["192.168.20.1".parse().unwrap(), "192.168.10.1".parse().unwrap()];
+        let mut most = 0;
+        for i in 0..30_000usize {
+            let (from, to) = (hops[i % 2], hops[(i + 1) % 2]);
+            let mut ov = Overlay::default();
+            let edits = [Edit::AddRoute(StaticRoute { prefix: p, next_hop: to, line: i }), Edit::DelRoute(p, from)];
+            for e in &edits {
+                apply(&mut Cand { run: &store, ov: &mut ov }, e).unwrap();
+                apply(&mut want, e).unwrap();
+            }
+            store.commit(&ov);
+            most = most.max(store.routes.slots);
+        }
+        assert_eq!(store.to_config(), want);
+        assert!(most < 3 * SLAB_CHUNK, "slots stay bounded: {most}");
     }
 }

@@ -279,3 +279,84 @@ fn a_stalled_worker_bounds_the_retired_snapshots() {
     assert!(c.contains("commit ok"), "{c}");
     assert!(p.publisher().pending_retired() <= 1, "{}", p.publisher().pending_retired());
 }
+
+/// `| include` and `| count` run on every display; the LSP display comes back as a
+/// stream that renders the snapshot of the moment it was asked for, even after a commit.
+#[test]
+fn display_filters_and_streamed_displays() {
+    let mut p = plane(seed_without_popgo());
+    let mut s = p.new_session();
+    let all = ok(&mut p, &mut s, "display mpls lsp protocol bgp");
+    let n = all.lines().count();
+    assert_eq!(ok(&mut p, &mut s, "display mpls lsp protocol bgp | count"), format!("Total lines: {n}.\n"));
+    let row = ok(&mut p, &mut s, "display mpls lsp protocol bgp | include POP$");
+    assert!(row.starts_with("10.1.1.0/24 ") && row.lines().count() == 1, "{row}");
+    let routes = ok(&mut p, &mut s, "display current-configuration | include ^ip route-static | count");
+    assert_eq!(routes, "Total lines: 2.\n");
+    let e = err(&mut p, &mut s, "display current-configuration | grep x");
+    assert!(e.contains("unknown output filter"), "{e}");
+    let e = err(&mut p, &mut s, "display current-configuration | include (");
+    assert!(e.contains("bad regular expression"), "{e}");
+
+    let before = p.exec_stream(&mut s, "display mpls lsp protocol bgp | include ^10\\.1\\.1\\.0/24");
+    assert!(before.ok && before.text.is_empty() && before.stream.is_some());
+    for l in ["system-view", "bgp 100", "apply-label per-route pop-go", "commit", "return"] {
+        ok(&mut p, &mut s, l);
+    }
+    let old = before.materialize().text;
+    assert!(old.trim_end().ends_with(" POP"), "the stream shows its own snapshot: {old}");
+    let now = ok(&mut p, &mut s, "display mpls lsp protocol bgp | include ^10\\.1\\.1\\.0/24");
+    assert!(now.trim_end().ends_with("POPGO"), "{now}");
+}
+
+/// A streamed body goes out line by line with the protocol's dot-stuffing, then the
+/// end line.
+#[test]
+fn streamed_replies_are_dot_stuffed() {
+    let stream = Stream(Arc::new(|out: &mut dyn FnMut(&str) -> std::io::Result<()>| {
+        for l in ["a", ".b", "..c"] {
+            out(l)?;
+        }
+        Ok(())
+    }));
+    let r = Reply { stream: Some(stream), ..Reply::ok("tail") };
+    let mut wire = Vec::new();
+    server::write_reply(&mut wire, &r, "<D>").unwrap();
+    assert_eq!(String::from_utf8(wire).unwrap(), "a\n..b\n...c\ntail\n.ok <D>\n");
+    assert_eq!(r.materialize().text, "a\n.b\n..c\ntail");
+}
+
+/// A 100,000-route table file: the control plane starts on it, a one-route commit is
+/// patched (not rebuilt), moves the label to the new adjacency and gives the tables of
+/// a full build; the memory it reports stays under 300 bytes per labelled route.
+#[test]
+fn a_100k_route_table_file_commits_incrementally() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut t = Vec::new();
+    crate::traffic::synth::write_synth_table(&mut t, 16, 100_000, 16, false).unwrap();
+    std::fs::write(dir.path().join("r.txt"), t).unwrap();
+    std::fs::write(dir.path().join("c.toml"), crate::traffic::synth::synth_table_config(4, 16, false, "r.txt"))
+        .unwrap();
+    let cfg = Config::load(&dir.path().join("c.toml")).unwrap();
+    let mut p = plane(cfg);
+    let mut s = p.new_session();
+    let label = 50_000;
+    let adj = |p: &ControlPlane| p.current().ilm.lookup(label).adjacency();
+    assert_eq!(adj(&p), (label % 16) as u16);
+    let pfx = crate::traffic::synth::synth_v4_dst(label);
+    for l in [
+        "system-view".to_string(),
+        format!("ip route-static {pfx} 32 192.168.3.1"),
+        format!("undo ip route-static {pfx} 32 192.168.{}.1", label % 16),
+    ] {
+        ok(&mut p, &mut s, &l);
+    }
+    let c = ok(&mut p, &mut s, "commit");
+    assert!(c.contains("incremental"), "{c}");
+    assert_eq!(adj(&p), 3);
+    let full = crate::ilm::build(p.running(), 0).unwrap();
+    assert_eq!(crate::ilm::build::first_difference(p.current(), &full, p.running()), None);
+    let st = ok(&mut p, &mut s, "display popgo statistics | include memory:");
+    let per_route: usize = st.split('(').nth(1).and_then(|x| x.split_whitespace().next()).unwrap().parse().unwrap();
+    assert!(per_route < 300, "{st}");
+}

@@ -328,7 +328,7 @@ fn kernel_stats(sockets: &[SocketInfo]) -> Vec<(SocketInfo, xsk::XdpStatistics)>
 /// Entry point of `popgo run`.
 pub fn main(a: RunArgs) -> Result<(), Failure> {
     let opts = RunOpts::from_args(&a)?;
-    let cfg = load_config(&a.config)?;
+    let mut cfg = load_config(&a.config)?;
     let names: Vec<String> = cfg.ports.iter().map(|p| p.name.clone()).collect();
     let device = cfg.device.clone();
     let attached = attached_ports(&cfg, opts.queues)?;
@@ -402,7 +402,17 @@ pub fn main(a: RunArgs) -> Result<(), Failure> {
         mode: "run",
     };
     let tables =
-        Tables::Live(Live { cfg: cfg.clone(), socket: a.control.clone(), reload_from: Some(a.config.clone()), mirror });
+        // The control plane takes the routes over (a big table is held once); the
+        // start-up lines only need the ports.
+        Tables::Live(Live {
+            cfg: {
+                let head = cfg.head();
+                std::mem::replace(&mut cfg, head)
+            },
+            socket: a.control.clone(),
+            reload_from: Some(a.config.clone()),
+            mirror,
+        });
     let board = Arc::new(StatsBoard::new(opts.workers));
     let mut interval = (a.stats_interval > 0.0)
         .then(|| Interval::new(names.clone(), Duration::from_secs_f64(a.stats_interval), a.json_stats));

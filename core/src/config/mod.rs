@@ -2,8 +2,12 @@
 //!
 //! Every semantic error names the key and the line it came from. The checked
 //! `Config` is also what the control plane edits; `ilm::build` turns it into tables.
+//!
+//! Big route tables go in a table file the config names (`[bgp] table = "FILE"`, see
+//! [`table`]): one labelled route per line, read without building a TOML document.
 
 pub mod edit;
+pub mod table;
 
 use crate::wire::ethernet::{format_mac, parse_mac, Mac};
 use serde::Deserialize;
@@ -22,6 +26,9 @@ pub enum ConfigError {
     Syntax { line: usize, msg: String },
     #[error("line {line}: {key}: {msg}")]
     Invalid { line: usize, key: String, msg: String },
+    /// A line of a route table file (`[bgp] table`).
+    #[error("{path}: line {line}: {msg}")]
+    Table { path: String, line: usize, msg: String },
 }
 
 /// RFC 3443 TTL processing model.
@@ -52,10 +59,107 @@ impl LabelMode {
 }
 
 /// An IP prefix with its host bits clear.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Prefix {
     pub addr: IpAddr,
     pub len: u8,
+}
+
+/// Hashes as one `u64` ([`Prefix::fold`]), so that maps keyed by prefix over
+/// [`MixHasher`] hash a million keys in a few milliseconds.
+impl std::hash::Hash for Prefix {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        state.write_u64(self.fold());
+    }
+}
+
+/// The murmur3 64-bit finalizer over keys that hash as one `u64` (prefixes, labels):
+/// every input bit reaches the low bits (bucket index) and the top bits (hashbrown's
+/// control byte). Not for attacker-chosen keys (no seed); the tables keyed by it hold
+/// configuration, not packets.
+#[derive(Default, Clone, Copy)]
+pub struct MixHasher(u64);
+
+impl std::hash::Hasher for MixHasher {
+    fn finish(&self) -> u64 {
+        let mut x = self.0;
+        x ^= x >> 33;
+        x = x.wrapping_mul(0xff51_afd7_ed55_8ccd);
+        x ^= x >> 33;
+        x = x.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+        x ^ (x >> 33)
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = (self.0.rotate_left(8) ^ *b as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        }
+    }
+    fn write_u64(&mut self, x: u64) {
+        self.0 = (self.0 ^ x).wrapping_mul(0x9e37_79b9_7f4a_7c15).rotate_left(23);
+    }
+    fn write_u32(&mut self, x: u32) {
+        self.write_u64(x as u64);
+    }
+}
+
+/// A hash map keyed by [`Prefix`] (or any key hashing as one `u64`) over [`MixHasher`].
+pub type FastMap<K, V> = std::collections::HashMap<K, V, std::hash::BuildHasherDefault<MixHasher>>;
+/// A hash set over [`MixHasher`].
+pub type FastSet<K> = std::collections::HashSet<K, std::hash::BuildHasherDefault<MixHasher>>;
+
+/// Buckets behind a hashbrown table of `capacity` items (it keeps at most 7/8 full):
+/// for memory breakdowns.
+pub fn table_buckets(capacity: usize) -> usize {
+    match capacity {
+        0 => 0,
+        c if c < 8 => (c + 1).next_power_of_two(),
+        c => (c * 8 / 7).next_power_of_two(),
+    }
+}
+
+/// A set of 20-bit labels as a bitmap (128 KiB, whatever the number of labels).
+#[derive(Clone)]
+pub struct LabelSet(Box<[u64]>);
+
+impl Default for LabelSet {
+    fn default() -> Self {
+        LabelSet(vec![0u64; (crate::wire::mpls::LABEL_MAX as usize + 1) / 64].into_boxed_slice())
+    }
+}
+
+impl std::fmt::Debug for LabelSet {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "LabelSet({} labels)", self.0.iter().map(|w| w.count_ones()).sum::<u32>())
+    }
+}
+
+impl LabelSet {
+    #[inline]
+    fn at(l: u32) -> (usize, u64) {
+        let l = (l & crate::wire::mpls::LABEL_MAX) as usize;
+        (l / 64, 1 << (l % 64))
+    }
+
+    pub fn contains(&self, l: u32) -> bool {
+        let (w, b) = Self::at(l);
+        self.0[w] & b != 0
+    }
+
+    /// Adds `l`; false if it was present already.
+    pub fn insert(&mut self, l: u32) -> bool {
+        let (w, b) = Self::at(l);
+        let new = self.0[w] & b == 0;
+        self.0[w] |= b;
+        new
+    }
+
+    /// Removes `l`; false if it was absent.
+    pub fn remove(&mut self, l: u32) -> bool {
+        let (w, b) = Self::at(l);
+        let had = self.0[w] & b != 0;
+        self.0[w] &= !b;
+        had
+    }
 }
 
 impl Prefix {
@@ -95,6 +199,19 @@ impl Prefix {
 
     pub fn is_v4(&self) -> bool {
         self.addr.is_ipv4()
+    }
+
+    /// The prefix folded into one `u64` for hashing: exact for IPv4 (address and
+    /// length), a mix of the 128 bits and the length for IPv6.
+    #[inline]
+    pub fn fold(&self) -> u64 {
+        match self.addr {
+            IpAddr::V4(a) => (1 << 40) | (u32::from(a) as u64) << 8 | self.len as u64,
+            IpAddr::V6(a) => {
+                let x = u128::from(a);
+                ((x as u64) ^ ((x >> 64) as u64).rotate_left(29)).wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ self.len as u64
+            }
+        }
     }
 }
 
@@ -312,6 +429,7 @@ struct RawBgp {
     pop_go: Option<bool>,
     label_base: Option<Spanned<i64>>,
     router_id: Option<Spanned<String>>,
+    table: Option<Spanned<String>>,
     #[serde(default)]
     network: Vec<Spanned<RawNetwork>>,
     #[serde(default)]
@@ -354,15 +472,23 @@ fn invalid(line: usize, key: &str, msg: impl Into<String>) -> ConfigError {
 }
 
 impl Config {
-    /// Reads and checks a config file.
+    /// Reads and checks a config file. A route table file it names (`[bgp] table`) is
+    /// read relative to the config file's directory.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
         let text =
             std::fs::read_to_string(path).map_err(|err| ConfigError::Read { path: path.display().to_string(), err })?;
-        Config::parse(&text)
+        Config::parse_in(&text, path.parent())
     }
 
-    /// Parses and checks config text.
+    /// Parses and checks config text (a table file it names is read relative to the
+    /// current directory).
     pub fn parse(text: &str) -> Result<Config, ConfigError> {
+        Config::parse_in(text, None)
+    }
+
+    /// Parses and checks config text; a relative table file path is taken relative to
+    /// `dir`.
+    pub fn parse_in(text: &str, dir: Option<&Path>) -> Result<Config, ConfigError> {
         let raw: RawConfig = toml::from_str(text).map_err(|e| {
             let line = e.span().map_or(0, |s| text[..s.start.min(text.len())].matches('\n').count() + 1);
             ConfigError::Syntax { line, msg: e.message().to_string() }
@@ -444,8 +570,8 @@ impl Config {
         };
 
         // Bulk checks use hash sets: configs with 100k routes must load in well under a second.
-        let mut route_keys = std::collections::HashSet::new();
-        let mut route_prefixes = std::collections::HashSet::new();
+        let mut route_keys: std::collections::HashSet<(Prefix, IpAddr)> = std::collections::HashSet::new();
+        let mut route_prefixes: FastSet<Prefix> = FastSet::default();
         for r in &raw.static_route {
             let line = lines.of(r);
             let r = r.get_ref();
@@ -487,8 +613,8 @@ impl Config {
                 Some(s) => check_label(*s.get_ref()).map_err(|m| invalid(lines.of(s), "bgp.label_base", m))?,
             };
             let mut networks = Vec::with_capacity(b.network.len());
-            let mut net_prefixes = std::collections::HashSet::new();
-            let mut labels = std::collections::HashMap::new();
+            let mut net_prefixes: FastSet<Prefix> = FastSet::default();
+            let mut labels: FastMap<u32, Prefix> = FastMap::default();
             for n in &b.network {
                 let line = lines.of(n);
                 let n = n.get_ref();
@@ -527,6 +653,23 @@ impl Config {
                     }
                 }
                 networks.push(Network { prefix, label, line });
+            }
+            if let Some(t) = &b.table {
+                let path = match dir {
+                    Some(d) if !d.as_os_str().is_empty() => d.join(t.get_ref()),
+                    _ => std::path::PathBuf::from(t.get_ref()),
+                };
+                let bytes = std::fs::read(&path)
+                    .map_err(|e| invalid(lines.of(t), "bgp.table", format!("{}: {e}", path.display())))?;
+                let checks = table::Checks {
+                    neighbors: &cfg.neighbors,
+                    routes: &route_keys,
+                    label_mode,
+                    net_prefixes: &mut net_prefixes,
+                    labels: &labels,
+                };
+                table::read(&bytes, checks, &mut cfg.static_routes, &mut networks)
+                    .map_err(|(line, msg)| ConfigError::Table { path: path.display().to_string(), line, msg })?;
             }
             let router_id = match &b.router_id {
                 None => None,
@@ -609,6 +752,27 @@ impl Config {
     /// Same rules and words as the control plane's `network` command.
     pub fn add_network(&mut self, n: Network) -> Result<(), String> {
         edit::apply(self, &edit::Edit::AddNetwork(n)).map(|_| ())
+    }
+
+    /// The configuration without its static routes and networks (device, ports,
+    /// neighbors, BGP header and peers): cheap at any table size.
+    pub fn head(&self) -> Config {
+        Config {
+            device: self.device.clone(),
+            ttl_mode: self.ttl_mode,
+            ports: self.ports.clone(),
+            neighbors: self.neighbors.clone(),
+            static_routes: Vec::new(),
+            bgp: self.bgp.as_ref().map(|b| Bgp {
+                asn: b.asn,
+                label_mode: b.label_mode,
+                pop_go: b.pop_go,
+                label_base: b.label_base,
+                router_id: b.router_id,
+                networks: Vec::new(),
+                peers: b.peers.clone(),
+            }),
+        }
     }
 
     /// Index of a port by name.

@@ -41,10 +41,11 @@ fn adj(port: u16, x: u8) -> Adjacency {
 fn snapshot(ilm: Ilm, adjs: Arc<Vec<Adjacency>>, generation: u64) -> Snapshot {
     Snapshot {
         ilm,
+        next_hops: Arc::new(vec![std::net::Ipv4Addr::UNSPECIFIED.into(); adjs.len()]),
         adjacencies: adjs,
         fib: Arc::new(Fib::new()),
         ports: 3,
-        lsps: LspTable::new(),
+        lsps: Arc::new(LspTable::new()),
         pipe: false,
         generation,
     }

@@ -323,6 +323,37 @@ fn fast_path_takes_the_common_case_only() {
     assert_eq!(port(fast_path_frame(&pipe, &seed_mpls(&[(SEED_LABEL, 64)], &v4(1, 64)), &mut p)), None, "pipe");
 }
 
+/// Table swaps a worker counts when its tables come from a QSBR reader: a commit
+/// published after start-up but before the worker's first burst is a swap when the
+/// worker knows the generation it started with, and is not one without it.
+#[test]
+fn a_commit_before_the_first_burst_counts_as_a_swap_from_the_start_generation() {
+    use crate::dataplane::worker::WorkerLoop;
+    use crate::io::capture::{CaptureQueue, Share, Trace};
+    let mut w = crate::io::pcap::Writer::new(Vec::new()).unwrap();
+    for f in seed_frames() {
+        w.write_packet(0, &f.frame).unwrap();
+    }
+    let cap = Capture::from_bytes(w.into_inner().unwrap()).unwrap();
+    let cfg = config(true, TtlMode::Uniform);
+    let mut publisher = crate::qsbr::Publisher::new(Box::new(build(&cfg, 1).unwrap()), 1);
+    let mut reader = publisher.register_reader();
+    // The commit lands before the worker reads any table.
+    assert!(publisher.publish(Box::new(build(&cfg, 2).unwrap())).grace_complete);
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    let mut swaps = |start_generation| {
+        let share = Share { w: 0, workers: 1, burst: MAX_BURST, loops: 1 };
+        let mut q = CaptureQueue::new(&cap, share, Trace::default());
+        let lp = WorkerLoop { id: 0, burst: MAX_BURST, stop: &stop, board: None, start_generation };
+        let r = lp.run(&mut q, &mut reader);
+        assert_eq!(r.stats.rx_pkts, cap.len() as u64);
+        r.stats.ilm_swaps_seen
+    };
+    assert_eq!(swaps(Some(1)), 1, "started on generation 1, forwarded on 2");
+    assert_eq!(swaps(Some(2)), 0, "started on the table it forwarded on");
+    assert_eq!(swaps(None), 0, "no baseline: the first table read is the baseline");
+}
+
 mod structured;
 
 /// Generated traffic through the data path: the traffic module builds frames and

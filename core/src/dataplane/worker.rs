@@ -95,6 +95,12 @@ pub struct WorkerLoop<'a> {
     pub stop: &'a AtomicBool,
     /// Where the counters are published while the worker runs (and when it stops).
     pub board: Option<&'a StatsBoard>,
+    /// The generation of the tables the worker was handed at start-up, when the caller
+    /// knows it. A different generation at the worker's first burst counts as a swap:
+    /// a commit that lands between start-up and the first burst (a slow or descheduled
+    /// worker) is one the worker moved to, like any later one. `None`: the first
+    /// snapshot the worker reads is its baseline.
+    pub start_generation: Option<u64>,
 }
 
 impl WorkerLoop<'_> {
@@ -148,7 +154,7 @@ impl WorkerLoop<'_> {
         let stats = &mut r.stats;
         let burst = self.burst.clamp(1, MAX_BURST);
         let mut verdicts = [Verdict::default(); MAX_BURST];
-        let mut generation = None;
+        let mut generation = self.start_generation;
         let mut empty_run: u32 = 0;
         let mut iters: u64 = 0;
         let mut last = Instant::now();
@@ -221,7 +227,7 @@ pub fn trace(
         share,
         crate::io::capture::Trace { frames: Vec::with_capacity(cap.len()), with_bytes },
     );
-    let lp = WorkerLoop { id: 0, burst, stop: &stop, board: None };
+    let lp = WorkerLoop { id: 0, burst, stop: &stop, board: None, start_generation: Some(snap.generation) };
     let r = lp.run(&mut q, &mut &*snap);
     let mut frames = q.sink.frames;
     frames.sort_by_key(|f| f.0);

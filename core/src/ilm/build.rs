@@ -8,11 +8,11 @@
 //!
 //! Control plane only: allocates freely, never runs on a worker.
 
-use super::lsp::{LabelOp, LspRow, LspTable};
+use super::lsp::{Lsp, LspTable};
 use super::table::{Adjacency, Af, Ilm, IlmEntry};
 use super::{Fib, Snapshot};
-use crate::config::{Config, LabelMode, Prefix, TtlMode};
-use std::collections::{HashMap, HashSet};
+use crate::config::{Config, FastMap, LabelMode, LabelSet, Prefix, TtlMode};
+use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Arc;
 
@@ -32,19 +32,20 @@ pub enum BuildError {
 /// Control-side maps kept next to the published snapshot so that [`patch`](super::patch()) can apply
 /// a small change without a full build. Built by [`build_indexed`]; a declined patch
 /// leaves it stale and the caller rebuilds it.
+///
+/// Per network it keeps one map entry (prefix -> the LSP table chunk holding its row,
+/// 24 bytes); a network's label is in that row, its route in the FIB (an exact-match
+/// lookup), and the label sets are bitmaps. See docs/datapath.md for the bytes per
+/// route.
 #[derive(Clone, Debug, Default)]
 pub struct BuildIndex {
     pub(super) adj_of: HashMap<IpAddr, u16>,
-    /// Prefix -> (adjacency, next hop) of the static route installed in the FIB.
-    pub(super) installed: HashMap<Prefix, (u16, IpAddr)>,
-    /// Network -> its local label.
-    pub(super) label_of: HashMap<Prefix, u32>,
-    /// Network -> the chunk of the LSP table holding its row.
-    pub(super) lsp_chunk: HashMap<Prefix, u32>,
+    /// Network -> the chunk of the LSP table holding its row (and so its label).
+    pub(super) lsp_chunk: FastMap<Prefix, u32>,
     /// Static labels of networks (the allocator skips them).
-    pub(super) static_labels: HashSet<u32>,
+    pub(super) static_labels: LabelSet,
     /// Labels in use (per-route: one per network).
-    pub(super) used: HashSet<u32>,
+    pub(super) used: LabelSet,
     /// Next label the dynamic allocator tries (per-route).
     pub(super) next_dynamic: u32,
     /// BGP label mode, or None without a BGP instance.
@@ -54,17 +55,26 @@ pub struct BuildIndex {
     pub(super) pipe: bool,
 }
 
+impl BuildIndex {
+    /// Bytes of heap the index holds (for the memory breakdown in reports).
+    pub fn heap_bytes(&self) -> usize {
+        let map = crate::config::table_buckets(self.lsp_chunk.capacity()) * (std::mem::size_of::<(Prefix, u32)>() + 1);
+        map + 2 * (crate::wire::mpls::LABEL_MAX as usize + 1) / 8
+    }
+}
+
 /// Builds tables from `cfg`. `generation` is stored in the snapshot.
 pub fn build(cfg: &Config, generation: u64) -> Result<Snapshot, BuildError> {
     build_indexed(cfg, generation).map(|(s, _)| s)
 }
 
-/// The ILM entry and label operation of a network's label.
-pub(super) fn entry_for(mode: LabelMode, pop_go: bool, af: Af, adj: u16, pipe: bool) -> (IlmEntry, LabelOp) {
+/// The ILM entry of a network's label. POP entries keep the route's adjacency too (the
+/// data path ignores it), so a pop-go toggle only flips the operation bits.
+pub(super) fn entry_for(mode: LabelMode, pop_go: bool, af: Af, adj: u16, pipe: bool) -> IlmEntry {
     match mode {
-        LabelMode::PerInstance => (IlmEntry::pop(Af::Any, pipe), LabelOp::Pop),
-        _ if pop_go => (IlmEntry::pop_go(af, adj, pipe), LabelOp::PopGo),
-        _ => (IlmEntry::pop(af, pipe), LabelOp::Pop),
+        LabelMode::PerInstance => IlmEntry::pop(Af::Any, pipe),
+        _ if pop_go => IlmEntry::pop_go(af, adj, pipe),
+        _ => IlmEntry::pop_via(af, adj, pipe),
     }
 }
 
@@ -74,18 +84,6 @@ pub(super) fn af_of(p: Prefix) -> Af {
     } else {
         Af::V6
     }
-}
-
-pub(super) fn row_for(
-    adjacencies: &[Adjacency],
-    fec: Prefix,
-    in_label: u32,
-    adj: u16,
-    nh: IpAddr,
-    op: LabelOp,
-) -> LspRow {
-    let out_port = (op == LabelOp::PopGo).then_some(adjacencies[adj as usize].port as usize);
-    LspRow { fec, in_label, out_port, next_hop: Some(nh), op }
 }
 
 pub(super) fn fib_insert(fib: &mut Fib, p: Prefix, adj: u16) {
@@ -102,10 +100,18 @@ pub(super) fn fib_remove(fib: &mut Fib, p: Prefix) {
     };
 }
 
+/// The adjacency of the route installed for exactly `p`.
+pub(super) fn fib_get(fib: &Fib, p: Prefix) -> Option<u16> {
+    match p.addr {
+        IpAddr::V4(a) => fib.get_v4(u32::from(a), p.len),
+        IpAddr::V6(a) => fib.get_v6(u128::from(a), p.len),
+    }
+}
+
 /// The per-route dynamic allocator: the next label at or after `*next` that is not a
 /// static label.
-pub(super) fn alloc_label(next: &mut u32, static_labels: &HashSet<u32>, base: u32) -> Result<u32, BuildError> {
-    while static_labels.contains(next) {
+pub(super) fn alloc_label(next: &mut u32, static_labels: &LabelSet, base: u32) -> Result<u32, BuildError> {
+    while *next <= crate::wire::mpls::LABEL_MAX && static_labels.contains(*next) {
         *next += 1;
     }
     if *next > crate::wire::mpls::LABEL_MAX {
@@ -122,6 +128,7 @@ pub fn build_indexed(cfg: &Config, generation: u64) -> Result<(Snapshot, BuildIn
     }
     let pipe = cfg.ttl_mode == TtlMode::Pipe;
     let mut adjacencies = Vec::with_capacity(cfg.neighbors.len());
+    let mut next_hops = Vec::with_capacity(cfg.neighbors.len());
     let mut adj_of: HashMap<IpAddr, u16> = HashMap::new();
     for (i, n) in cfg.neighbors.iter().enumerate() {
         // Config checking guarantees the port exists.
@@ -130,35 +137,50 @@ pub fn build_indexed(cfg: &Config, generation: u64) -> Result<(Snapshot, BuildIn
         macs[..6].copy_from_slice(&n.mac);
         macs[6..].copy_from_slice(&cfg.ports[port].mac);
         adjacencies.push(Adjacency { macs, port: port as u16 });
+        next_hops.push(n.ip);
         adj_of.insert(n.ip, i as u16);
     }
 
+    // Size each prefix length's table once (a bulk load then neither rehashes nor
+    // re-splits shards).
     let mut fib = Fib::new();
+    let mut per_len = [[0usize; 129]; 2];
+    for r in &cfg.static_routes {
+        per_len[usize::from(!r.prefix.is_v4())][r.prefix.len.min(128) as usize] += 1;
+    }
+    for (len, n) in per_len[0].iter().enumerate().filter(|(_, n)| **n > 0) {
+        fib.reserve_v4(len as u8, *n);
+    }
+    for (len, n) in per_len[1].iter().enumerate().filter(|(_, n)| **n > 0) {
+        fib.reserve_v6(len as u8, *n);
+    }
     // The first route for a prefix wins (no ECMP); later ones with the same prefix are
     // kept in the config but not installed.
-    let mut installed: HashMap<Prefix, (u16, IpAddr)> = HashMap::with_capacity(cfg.static_routes.len());
     for r in &cfg.static_routes {
         let Some(&adj) = adj_of.get(&r.next_hop) else { continue };
-        if installed.contains_key(&r.prefix) {
-            continue;
+        if fib_get(&fib, r.prefix).is_none() {
+            fib_insert(&mut fib, r.prefix, adj);
         }
-        installed.insert(r.prefix, (adj, r.next_hop));
-        fib_insert(&mut fib, r.prefix, adj);
     }
 
     let mut ilm = Ilm::new();
     let mut lsps = LspTable::new();
     let mut idx = BuildIndex { pipe, ..Default::default() };
     if let Some(bgp) = &cfg.bgp {
-        let static_labels: HashSet<u32> = bgp.networks.iter().filter_map(|n| n.label).collect();
+        let mut static_labels = LabelSet::default();
+        for l in bgp.networks.iter().filter_map(|n| n.label) {
+            static_labels.insert(l);
+        }
         let mut next = bgp.label_base;
-        let mut used: HashSet<u32> = HashSet::with_capacity(bgp.networks.len());
-        let mut label_of: HashMap<Prefix, u32> = HashMap::with_capacity(bgp.networks.len());
-        let mut lsp_chunk: HashMap<Prefix, u32> = HashMap::with_capacity(bgp.networks.len());
+        let mut used = LabelSet::default();
+        let mut lsp_chunk: FastMap<Prefix, u32> = FastMap::default();
+        lsp_chunk.reserve(bgp.networks.len());
         let mut per_nh: HashMap<IpAddr, u32> = HashMap::new();
         let mut instance_label = None;
+        let no_labels = LabelSet::default();
         for n in &bgp.networks {
-            let &(adj, nh) = installed.get(&n.prefix).ok_or(BuildError::NoRoute { prefix: n.prefix, line: n.line })?;
+            let adj = fib_get(&fib, n.prefix).ok_or(BuildError::NoRoute { prefix: n.prefix, line: n.line })?;
+            let nh = next_hops[adj as usize];
             let label = match bgp.label_mode {
                 LabelMode::PerRoute => {
                     let label = match n.label {
@@ -173,7 +195,7 @@ pub fn build_indexed(cfg: &Config, generation: u64) -> Result<(Snapshot, BuildIn
                 LabelMode::PerNexthop => match per_nh.get(&nh) {
                     Some(l) => *l,
                     None => {
-                        let l = alloc_label(&mut next, &HashSet::new(), bgp.label_base)?;
+                        let l = alloc_label(&mut next, &no_labels, bgp.label_base)?;
                         per_nh.insert(nh, l);
                         l
                     }
@@ -181,20 +203,17 @@ pub fn build_indexed(cfg: &Config, generation: u64) -> Result<(Snapshot, BuildIn
                 LabelMode::PerInstance => match instance_label {
                     Some(l) => l,
                     None => {
-                        let l = alloc_label(&mut next, &HashSet::new(), bgp.label_base)?;
+                        let l = alloc_label(&mut next, &no_labels, bgp.label_base)?;
                         instance_label = Some(l);
                         l
                     }
                 },
             };
-            let (entry, op) = entry_for(bgp.label_mode, bgp.pop_go, af_of(n.prefix), adj, pipe);
-            ilm.set(label, entry);
-            label_of.insert(n.prefix, label);
-            lsp_chunk.insert(n.prefix, lsps.push(row_for(&adjacencies, n.prefix, label, adj, nh, op)));
+            ilm.set(label, entry_for(bgp.label_mode, bgp.pop_go, af_of(n.prefix), adj, pipe));
+            lsp_chunk.insert(n.prefix, lsps.push(Lsp { fec: n.prefix, in_label: label }));
         }
         idx.static_labels = static_labels;
         idx.used = used;
-        idx.label_of = label_of;
         idx.lsp_chunk = lsp_chunk;
         idx.next_dynamic = next;
         idx.mode = Some(bgp.label_mode);
@@ -202,13 +221,13 @@ pub fn build_indexed(cfg: &Config, generation: u64) -> Result<(Snapshot, BuildIn
         idx.pop_go = bgp.pop_go;
     }
     idx.adj_of = adj_of;
-    idx.installed = installed;
     let snap = Snapshot {
         ilm,
         adjacencies: Arc::new(adjacencies),
+        next_hops: Arc::new(next_hops),
         fib: Arc::new(fib),
         ports: cfg.ports.len(),
-        lsps,
+        lsps: Arc::new(lsps),
         pipe,
         generation,
     };
@@ -222,7 +241,7 @@ pub fn first_difference(a: &Snapshot, b: &Snapshot, cfg: &Config) -> Option<Stri
     if let Some(l) = (0..=crate::wire::mpls::LABEL_MAX).find(|&l| a.ilm.lookup(l) != b.ilm.lookup(l)) {
         return Some(format!("ILM entry {l}: {:?} vs {:?}", a.ilm.lookup(l), b.ilm.lookup(l)));
     }
-    if a.lsps.iter().ne(b.lsps.iter()) {
+    if a.lsp_rows().ne(b.lsp_rows()) {
         return Some("LSP rows".into());
     }
     if a.fib.len() != b.fib.len() {
@@ -249,7 +268,7 @@ pub fn first_difference(a: &Snapshot, b: &Snapshot, cfg: &Config) -> Option<Stri
 #[cfg(test)]
 pub(super) mod tests {
     use super::*;
-    use crate::ilm::IlmOp;
+    use crate::ilm::{IlmOp, LabelOp};
 
     pub(in crate::ilm) fn seed() -> Config {
         Config::parse(include_str!("../../../pcaps/seed.toml")).unwrap()
@@ -266,8 +285,8 @@ pub(super) mod tests {
         assert_eq!(&adj.macs[..6], &[2, 0, 0, 0, 0, 0x0a]);
         assert_eq!(&adj.macs[6..], &[2, 0, 0, 0, 0x0c, 0x0a]);
         assert_eq!(s.lsps.len(), 1);
-        assert_eq!(s.lsps[0].op, LabelOp::PopGo);
-        assert_eq!(s.lsps[0].out_port, Some(0));
+        assert_eq!(s.lsp_row(0).op, LabelOp::PopGo);
+        assert_eq!(s.lsp_row(0).out_port, Some(0));
         assert_eq!(s.ilm.len(), 1);
         assert_eq!(s.fib.len(), 2);
     }
@@ -278,8 +297,8 @@ pub(super) mod tests {
         c.bgp.as_mut().unwrap().pop_go = false;
         let s = build(&c, 0).unwrap();
         assert_eq!(s.ilm.lookup(48122).op(), Some(IlmOp::Pop));
-        assert_eq!(s.lsps[0].op, LabelOp::Pop);
-        assert_eq!(s.lsps[0].out_port, None);
+        assert_eq!(s.lsp_row(0).op, LabelOp::Pop);
+        assert_eq!(s.lsp_row(0).out_port, None);
     }
 
     #[test]
@@ -322,7 +341,7 @@ pub(super) mod tests {
         let mut inst = nh.clone();
         inst.bgp.as_mut().unwrap().label_mode = LabelMode::PerInstance;
         let s = build(&inst, 0).unwrap();
-        assert!(s.lsps.iter().all(|r| r.in_label == 48121 && r.op == LabelOp::Pop));
+        assert!(s.lsp_rows().all(|r| r.in_label == 48121 && r.op == LabelOp::Pop));
         assert_eq!(s.ilm.lookup(48121).af(), Af::Any);
     }
 

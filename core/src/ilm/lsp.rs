@@ -1,6 +1,9 @@
-//! The BGP LSP table shown by `display mpls lsp protocol bgp`: one row per network,
-//! in network order, stored in `Arc`-shared chunks so that a commit copies only the
-//! chunks it changes.
+//! The BGP LSP table shown by `display mpls lsp protocol bgp`: one [`Lsp`] (FEC and
+//! local label, 24 bytes) per network, in network order, stored in `Arc`-shared chunks
+//! so that a commit copies only the chunks it changes. The other columns of a row
+//! (operation, out interface, next hop) are read from the snapshot's ILM entry and FIB
+//! when it is shown (`Snapshot::lsp_rows`), so a pop-go toggle rewrites ILM entries
+//! only.
 
 use crate::config::Prefix;
 use std::net::IpAddr;
@@ -22,7 +25,14 @@ impl LabelOp {
     }
 }
 
-/// One row of the BGP LSP table.
+/// One BGP LSP as the table stores it: the FEC and its local label.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Lsp {
+    pub fec: Prefix,
+    pub in_label: u32,
+}
+
+/// One row of `display mpls lsp protocol bgp`, as `Snapshot::lsp_rows` reads it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct LspRow {
     pub fec: Prefix,
@@ -34,8 +44,9 @@ pub struct LspRow {
     pub op: LabelOp,
 }
 
-/// Rows per chunk of an [`LspTable`]: a one-route commit copies one chunk (~70 KiB).
-const LSP_CHUNK: usize = 1024;
+/// Rows per chunk of an [`LspTable`]: a one-route commit copies one chunk (48 KiB) and
+/// the chunk pointer array (8 bytes per 2048 networks).
+const LSP_CHUNK: usize = 2048;
 
 /// The BGP LSP table in network order, stored as `Arc`-shared chunks so that a commit
 /// copies only the chunks it changes (the table is read by `display`, never by workers).
@@ -45,19 +56,19 @@ const LSP_CHUNK: usize = 1024;
 /// and a commit finds a row by scanning one chunk.
 #[derive(Clone, Debug, Default)]
 pub struct LspTable {
-    chunks: Vec<Arc<Vec<LspRow>>>,
+    chunks: Vec<Arc<Vec<Lsp>>>,
     len: usize,
 }
 
 /// Iterator over the rows of an [`LspTable`].
 pub struct LspIter<'a> {
-    chunks: std::slice::Iter<'a, Arc<Vec<LspRow>>>,
-    cur: std::slice::Iter<'a, LspRow>,
+    chunks: std::slice::Iter<'a, Arc<Vec<Lsp>>>,
+    cur: std::slice::Iter<'a, Lsp>,
 }
 
 impl<'a> Iterator for LspIter<'a> {
-    type Item = &'a LspRow;
-    fn next(&mut self) -> Option<&'a LspRow> {
+    type Item = &'a Lsp;
+    fn next(&mut self) -> Option<&'a Lsp> {
         loop {
             if let Some(r) = self.cur.next() {
                 return Some(r);
@@ -68,7 +79,7 @@ impl<'a> Iterator for LspIter<'a> {
 }
 
 impl<'a> IntoIterator for &'a LspTable {
-    type Item = &'a LspRow;
+    type Item = &'a Lsp;
     type IntoIter = LspIter<'a>;
     fn into_iter(self) -> LspIter<'a> {
         self.iter()
@@ -76,8 +87,8 @@ impl<'a> IntoIterator for &'a LspTable {
 }
 
 impl std::ops::Index<usize> for LspTable {
-    type Output = LspRow;
-    fn index(&self, i: usize) -> &LspRow {
+    type Output = Lsp;
+    fn index(&self, i: usize) -> &Lsp {
         self.get(i).expect("LspTable index out of range")
     }
 }
@@ -100,7 +111,7 @@ impl LspTable {
     }
 
     /// Row `i` in network order (walks the chunk list: reports only).
-    pub fn get(&self, mut i: usize) -> Option<&LspRow> {
+    pub fn get(&self, mut i: usize) -> Option<&Lsp> {
         for c in &self.chunks {
             if i < c.len() {
                 return c.get(i);
@@ -111,7 +122,7 @@ impl LspTable {
     }
 
     /// Appends a row; returns the chunk it went to.
-    pub(super) fn push(&mut self, r: LspRow) -> u32 {
+    pub(super) fn push(&mut self, r: Lsp) -> u32 {
         match self.chunks.last_mut() {
             Some(c) if c.len() < LSP_CHUNK => Arc::make_mut(c).push(r),
             _ => {
@@ -141,20 +152,21 @@ impl LspTable {
         self.chunks.len() > 2 * self.len.div_ceil(LSP_CHUNK) + 16
     }
 
-    pub(super) fn row_mut(&mut self, (c, i): (usize, usize)) -> &mut LspRow {
-        &mut Arc::make_mut(&mut self.chunks[c])[i]
+    /// The row at a position found by [`LspTable::position_in`].
+    pub(super) fn at(&self, (c, i): (usize, usize)) -> &Lsp {
+        &self.chunks[c][i]
     }
 
-    pub(super) fn remove(&mut self, (c, i): (usize, usize)) -> LspRow {
+    pub(super) fn remove(&mut self, (c, i): (usize, usize)) -> Lsp {
         let r = Arc::make_mut(&mut self.chunks[c]).remove(i);
         self.len -= 1;
         r
     }
 
-    pub(super) fn for_each_mut(&mut self, mut f: impl FnMut(&mut LspRow)) {
-        for c in &mut self.chunks {
-            Arc::make_mut(c).iter_mut().for_each(&mut f);
-        }
+    /// Bytes of heap the table holds (rows and the chunk array, shared ones included).
+    pub fn heap_bytes(&self) -> usize {
+        self.chunks.capacity() * 8
+            + self.chunks.iter().map(|c| c.capacity() * std::mem::size_of::<Lsp>()).sum::<usize>()
     }
 }
 
@@ -165,25 +177,20 @@ mod tests {
     #[test]
     fn lsp_table_chunks() {
         let mut t = LspTable::new();
-        let row = |i: u32| LspRow {
-            fec: Prefix::new(IpAddr::from(i.to_be_bytes()), 32).unwrap(),
-            in_label: i,
-            out_port: None,
-            next_hop: None,
-            op: LabelOp::Pop,
-        };
-        for i in 0..3000 {
+        let row = |i: u32| Lsp { fec: Prefix::new(IpAddr::from(i.to_be_bytes()), 32).unwrap(), in_label: i };
+        for i in 0..5000 {
             t.push(row(i));
         }
-        assert_eq!(t.len(), 3000);
-        assert_eq!(t[2500].in_label, 2500);
+        assert_eq!(t.len(), 5000);
+        assert_eq!(t[4500].in_label, 4500);
         let before = t.clone();
-        let at = t.position(row(1500).fec).unwrap();
-        assert_eq!(t.remove(at).in_label, 1500);
-        assert_eq!(t.len(), 2999);
-        assert_eq!(t[1500].in_label, 1501);
-        assert_eq!(before[1500].in_label, 1500, "the copy is untouched");
+        let at = t.position(row(3500).fec).unwrap();
+        assert_eq!(t.remove(at).in_label, 3500);
+        assert_eq!(t.len(), 4999);
+        assert_eq!(t[3500].in_label, 3501);
+        assert_eq!(before[3500].in_label, 3500, "the copy is untouched");
         assert!(Arc::ptr_eq(&before.chunks[0], &t.chunks[0]), "untouched chunks are shared");
-        assert_eq!(t.iter().count(), 2999);
+        assert_eq!(t.iter().count(), 4999);
+        assert_eq!(std::mem::size_of::<Lsp>(), 24);
     }
 }

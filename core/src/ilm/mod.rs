@@ -15,10 +15,11 @@ pub mod table;
 
 pub use build::{build, build_indexed, BuildError, BuildIndex};
 pub use fib::Fib;
-pub use lsp::{LabelOp, LspRow, LspTable};
+pub use lsp::{LabelOp, Lsp, LspRow, LspTable};
 pub use patch::{patch, Delta, PatchSource};
 pub use table::{Adjacency, Af, Ilm, IlmEntry, IlmOp, CHUNKS, CHUNK_SLOTS};
 
+use std::net::IpAddr;
 use std::sync::Arc;
 
 /// Everything the data path reads, as one immutable unit.
@@ -27,13 +28,16 @@ pub struct Snapshot {
     /// Shared with the previous snapshot when neighbors did not change (always, for
     /// commits from the control socket).
     pub adjacencies: Arc<Vec<Adjacency>>,
+    /// The next hop (neighbor address) of each adjacency, for displays.
+    pub next_hops: Arc<Vec<IpAddr>>,
     /// Shared with the previous snapshot when no static route changed.
     pub fib: Arc<Fib>,
     /// Number of output ports (port indices are `0..ports`).
     pub ports: usize,
-    /// The BGP LSP table, for `display mpls lsp protocol bgp` (control plane only;
-    /// chunks are shared between snapshots).
-    pub lsps: LspTable,
+    /// The BGP LSP table (FEC and label per network), for `display mpls lsp protocol
+    /// bgp` (control plane only; chunks are shared between snapshots). The rest of a
+    /// row is read from the ILM and the FIB: [`Snapshot::lsp_rows`].
+    pub lsps: Arc<LspTable>,
     /// Device-wide RFC 3443 pipe mode (explicit-null labels have no entry to carry it).
     pub pipe: bool,
     /// Counts publications; 0 for a table built at start.
@@ -49,4 +53,59 @@ pub trait TableMirror: Send {
     fn update(&mut self, next: &Snapshot);
     /// One line for `display popgo statistics`.
     fn summary(&self) -> String;
+}
+
+impl Snapshot {
+    /// A snapshot with the same tables, sharing all of them (2 KiB of ILM pointers and
+    /// reference counts): the start-up publication of a table the caller built already,
+    /// and self-contained views for displays that outlive the next commit.
+    pub fn share(&self, generation: u64) -> Snapshot {
+        Snapshot {
+            ilm: self.ilm.clone_table(),
+            adjacencies: Arc::clone(&self.adjacencies),
+            next_hops: Arc::clone(&self.next_hops),
+            fib: Arc::clone(&self.fib),
+            ports: self.ports,
+            lsps: Arc::clone(&self.lsps),
+            pipe: self.pipe,
+            generation,
+        }
+    }
+
+    /// The display row of an LSP: its operation and out interface from the ILM entry of
+    /// its label, its next hop from the route installed for its FEC.
+    pub fn row_of(&self, l: &Lsp) -> LspRow {
+        let e = self.ilm.lookup(l.in_label);
+        let op = if e.op() == Some(IlmOp::PopGo) { LabelOp::PopGo } else { LabelOp::Pop };
+        let out_port = if op == LabelOp::PopGo {
+            self.adjacencies.get(e.adjacency() as usize).map(|a| a.port as usize)
+        } else {
+            None
+        };
+        let adj = build::fib_get(&self.fib, l.fec);
+        LspRow {
+            fec: l.fec,
+            in_label: l.in_label,
+            out_port,
+            next_hop: adj.and_then(|a| self.next_hops.get(a as usize).copied()),
+            op,
+        }
+    }
+
+    /// Row `i` of the LSP table (walks the chunk list: tests and reports).
+    pub fn lsp_row(&self, i: usize) -> LspRow {
+        self.row_of(&self.lsps[i])
+    }
+
+    /// The rows of `display mpls lsp protocol bgp`, in network order.
+    pub fn lsp_rows(&self) -> impl Iterator<Item = LspRow> + '_ {
+        self.lsps.iter().map(|l| self.row_of(l))
+    }
+
+    /// Bytes of heap per part: (ILM, FIB, LSP table), shared parts included (for the
+    /// memory breakdown).
+    pub fn heap_bytes(&self) -> (usize, usize, usize) {
+        let ilm_chunks = if self.ilm.is_empty() { 0 } else { self.ilm.chunk_count() };
+        (2048 + ilm_chunks * table::CHUNK_SLOTS * 4, self.fib.heap_bytes(), self.lsps.heap_bytes())
+    }
 }

@@ -9,8 +9,8 @@
 //!
 //! Control plane only: allocates freely, never runs on a worker.
 
-use super::build::{af_of, alloc_label, entry_for, fib_insert, fib_remove, row_for, BuildIndex};
-use super::lsp::LabelOp;
+use super::build::{af_of, alloc_label, entry_for, fib_get, fib_insert, fib_remove, BuildIndex};
+use super::lsp::Lsp;
 use super::table::{Ilm, IlmEntry};
 use super::{Fib, Snapshot};
 use crate::config::edit::Edit;
@@ -88,6 +88,12 @@ impl PatchSource for Config {
 /// build. Returns None when the delta is outside what it patches exactly; `idx` is then
 /// stale and the caller must use [`build_indexed`](super::build_indexed). On success `idx` describes the new
 /// snapshot.
+///
+/// Cost: a copy of the ILM's, the FIB's and the LSP table's pointer arrays (2 KiB, 8
+/// bytes per FIB shard and per 2048 networks), plus per changed route one ILM chunk
+/// (16 KiB), one FIB shard (at most 4096 routes) and one LSP chunk (48 KiB). A pop-go
+/// toggle rewrites every non-empty ILM chunk (at most 256 x 16 KiB, whatever the number
+/// of routes) and nothing else.
 pub fn patch<C: PatchSource + ?Sized>(
     old: &Snapshot,
     idx: &mut BuildIndex,
@@ -105,40 +111,26 @@ pub fn patch<C: PatchSource + ?Sized>(
     }
     let mode = idx.mode.unwrap_or_default();
     let pipe = idx.pipe;
-    let adjs = &old.adjacencies;
     // Copy-on-write: the ILM, FIB and LSP table are cloned as pointer arrays; an ILM
     // chunk (16 KiB), FIB shard or LSP chunk is copied only when one of its entries
     // changes.
     let mut ilm: Option<Ilm> = None;
     let mut fib: Option<Fib> = None;
-    let mut lsps = old.lsps.clone();
+    // Shared until a network is added or removed (a route change leaves it alone).
+    let mut lsps = Arc::clone(&old.lsps);
     macro_rules! ilm {
         () => {
             ilm.get_or_insert_with(|| old.ilm.clone_table())
         };
     }
 
-    // 1. pop-go toggled: every label's entry changes operation.
+    // 1. pop-go toggled: every label's entry changes operation. POP entries keep their
+    //    route's adjacency, so this flips the operation bits of every entry.
     let pop_go = bgp.is_some_and(|b| b.2);
     if pop_go != idx.pop_go {
         idx.pop_go = pop_go;
         if mode != LabelMode::PerInstance && !lsps.is_empty() {
-            let t = ilm!();
-            let installed = &idx.installed;
-            let mut missing = false;
-            lsps.for_each_mut(|r| {
-                let Some(&(adj, _)) = installed.get(&r.fec) else {
-                    missing = true;
-                    return;
-                };
-                let (e, op) = entry_for(mode, pop_go, af_of(r.fec), adj, pipe);
-                t.set(r.in_label, e);
-                r.op = op;
-                r.out_port = (op == LabelOp::PopGo).then_some(adjs[adj as usize].port as usize);
-            });
-            if missing {
-                return None;
-            }
+            ilm!().map_entries(|e| e.with_pop_go(pop_go));
         }
     }
 
@@ -147,26 +139,26 @@ pub fn patch<C: PatchSource + ?Sized>(
         if mode != LabelMode::PerRoute {
             return None;
         }
-        let label = idx.label_of.remove(p)?;
+        let chunk = idx.lsp_chunk.remove(p)?;
+        let at = lsps.position_in(chunk, *p)?;
+        let label = lsps.at(at).in_label;
         let alloc_range = idx.label_base..idx.next_dynamic;
-        if idx.static_labels.contains(&label) {
+        if idx.static_labels.contains(label) {
             // Freeing a static label the allocator already skipped would move every
             // later dynamic label in a full build.
             if alloc_range.contains(&label) {
                 return None;
             }
-            idx.static_labels.remove(&label);
+            idx.static_labels.remove(label);
         } else if label + 1 == idx.next_dynamic {
             // The last dynamic label: the allocator steps back.
             idx.next_dynamic = label;
         } else {
             return None;
         }
-        idx.used.remove(&label);
+        idx.used.remove(label);
         ilm!().set(label, IlmEntry::EMPTY);
-        let chunk = idx.lsp_chunk.remove(p)?;
-        let at = lsps.position_in(chunk, *p)?;
-        lsps.remove(at);
+        Arc::make_mut(&mut lsps).remove(at);
     }
 
     // 3. Routes: the installed route of a prefix is the first of the config's routes
@@ -175,44 +167,39 @@ pub fn patch<C: PatchSource + ?Sized>(
     touched.sort_unstable();
     touched.dedup();
     for p in touched {
-        let now = cfg.next_hops(p).into_iter().find_map(|nh| idx.adj_of.get(&nh).map(|a| (*a, nh)));
-        if idx.installed.get(&p).copied() == now {
+        let now = cfg.next_hops(p).into_iter().find_map(|nh| idx.adj_of.get(&nh).copied());
+        if fib_get(&old.fib, p) == now {
             continue;
         }
         let f = fib.get_or_insert_with(|| (*old.fib).clone());
         match now {
-            Some((adj, nh)) => {
-                idx.installed.insert(p, (adj, nh));
-                fib_insert(f, p, adj);
-            }
-            None => {
-                idx.installed.remove(&p);
-                fib_remove(f, p);
-            }
+            Some(adj) => fib_insert(f, p, adj),
+            None => fib_remove(f, p),
         }
-        let Some(&label) = idx.label_of.get(&p) else { continue };
+        let Some(&chunk) = idx.lsp_chunk.get(&p) else { continue };
         // A network's route changed next hop.
-        let (adj, nh) = now?;
+        let adj = now?;
         if mode == LabelMode::PerNexthop {
             return None; // its label is the next hop's: labels move
         }
-        let (e, op) = entry_for(mode, pop_go, af_of(p), adj, pipe);
         if mode == LabelMode::PerRoute {
-            ilm!().set(label, e);
+            let label = lsps.at(lsps.position_in(chunk, p)?).in_label;
+            ilm!().set(label, entry_for(mode, pop_go, af_of(p), adj, pipe));
         }
-        let at = lsps.position_in(*idx.lsp_chunk.get(&p)?, p)?;
-        *lsps.row_mut(at) = row_for(adjs, p, label, adj, nh, op);
     }
 
     // 4. Added networks, appended in order.
     for n in &delta.networks_added {
-        if mode != LabelMode::PerRoute || idx.label_of.contains_key(&n.prefix) {
+        if mode != LabelMode::PerRoute || idx.lsp_chunk.contains_key(&n.prefix) {
             return None;
         }
-        let &(adj, nh) = idx.installed.get(&n.prefix)?;
+        let adj = match &fib {
+            Some(f) => fib_get(f, n.prefix),
+            None => fib_get(&old.fib, n.prefix),
+        }?;
         let label = match n.label {
             Some(l) => {
-                if idx.used.contains(&l) || (idx.label_base..idx.next_dynamic).contains(&l) {
+                if idx.used.contains(l) || (idx.label_base..idx.next_dynamic).contains(&l) {
                     return None; // a full build would skip it and move dynamic labels
                 }
                 idx.static_labels.insert(l);
@@ -221,15 +208,14 @@ pub fn patch<C: PatchSource + ?Sized>(
             None => alloc_label(&mut idx.next_dynamic, &idx.static_labels, idx.label_base).ok()?,
         };
         idx.used.insert(label);
-        idx.label_of.insert(n.prefix, label);
-        let (e, op) = entry_for(mode, pop_go, af_of(n.prefix), adj, pipe);
-        ilm!().set(label, e);
-        idx.lsp_chunk.insert(n.prefix, lsps.push(row_for(adjs, n.prefix, label, adj, nh, op)));
+        ilm!().set(label, entry_for(mode, pop_go, af_of(n.prefix), adj, pipe));
+        idx.lsp_chunk.insert(n.prefix, Arc::make_mut(&mut lsps).push(Lsp { fec: n.prefix, in_label: label }));
     }
 
     Some(Snapshot {
         ilm: ilm.unwrap_or_else(|| old.ilm.clone_table()),
         adjacencies: Arc::clone(&old.adjacencies),
+        next_hops: Arc::clone(&old.next_hops),
         fib: fib.map_or_else(|| Arc::clone(&old.fib), Arc::new),
         ports: old.ports,
         lsps,
@@ -276,6 +262,7 @@ mod tests {
         let s2 = patch(&s1, &mut idx, &c2, &d, 2).unwrap();
         assert_same_tables(&s2, &build(&c2, 2).unwrap(), &c2);
         assert_eq!(s2.lsps[1].in_label, 48000);
+        assert_eq!(s2.lsp_row(1).next_hop, Some("192.168.20.1".parse().unwrap()));
 
         // Removing the /24's only route while its network stays is declined (a full
         // build reports the error).

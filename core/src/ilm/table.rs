@@ -54,6 +54,25 @@ impl IlmEntry {
         IlmEntry((OP_POP << OP_SHIFT) | (af_bits(af) << AF_SHIFT) | pipe_bit(pipe))
     }
 
+    /// A POP entry that also records the adjacency of the route its label was allocated
+    /// for. The data path ignores it (POP decides by the FIB); it lets a pop-go toggle
+    /// turn the entry into POPGO by changing the operation bits only
+    /// ([`IlmEntry::with_pop_go`]), and lets displays show the route's next hop.
+    pub const fn pop_via(af: Af, adj: u16, pipe: bool) -> IlmEntry {
+        IlmEntry((OP_POP << OP_SHIFT) | (af_bits(af) << AF_SHIFT) | pipe_bit(pipe) | adj as u32)
+    }
+
+    /// The same entry with operation POPGO (`on`) or POP, keeping the family, the pipe
+    /// bit and the adjacency. The empty slot stays empty.
+    #[inline]
+    pub const fn with_pop_go(self, on: bool) -> IlmEntry {
+        if self.is_empty() {
+            return self;
+        }
+        let op = if on { OP_POPGO } else { OP_POP };
+        IlmEntry((self.0 & !(3 << OP_SHIFT)) | (op << OP_SHIFT))
+    }
+
     #[inline(always)]
     pub const fn is_empty(self) -> bool {
         self.0 == 0
@@ -195,6 +214,23 @@ impl Ilm {
         }
     }
 
+    /// Rewrites every non-empty entry with `f` (a pop-go toggle). Chunks that are all
+    /// empty are skipped; a chunk is copied only if one of its entries changes. Bounded
+    /// by the table size: at most 256 chunks of 4096 entries, whatever the route count.
+    pub fn map_entries(&mut self, mut f: impl FnMut(IlmEntry) -> IlmEntry) {
+        let empty = empty_chunk();
+        for c in self.chunks.iter_mut() {
+            if Arc::ptr_eq(c, &empty) || c.iter().all(|e| e.is_empty() || f(*e) == *e) {
+                continue;
+            }
+            for e in Arc::make_mut(c).iter_mut() {
+                if !e.is_empty() {
+                    *e = f(*e);
+                }
+            }
+        }
+    }
+
     /// Number of non-empty entries (scans the non-empty chunks: reports only).
     pub fn len(&self) -> usize {
         let empty = empty_chunk();
@@ -203,6 +239,12 @@ impl Ilm {
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+
+    /// Number of chunks that are not the shared empty chunk (each 16 KiB).
+    pub fn chunk_count(&self) -> usize {
+        let empty = empty_chunk();
+        self.chunks.iter().filter(|c| !Arc::ptr_eq(c, &empty)).count()
     }
 
     /// A copy of the table sharing all chunks (control plane: a commit starts from the
@@ -256,6 +298,28 @@ mod tests {
         assert!(!p.is_empty());
         assert_eq!(IlmEntry::EMPTY.op(), None);
         assert_eq!(std::mem::size_of::<IlmEntry>(), 4);
+        let v = IlmEntry::pop_via(Af::V4, 7, true);
+        assert_eq!((v.op(), v.adjacency(), v.pipe()), (Some(IlmOp::Pop), 7, true));
+        assert_eq!(v.with_pop_go(true), IlmEntry::pop_go(Af::V4, 7, true));
+        assert_eq!(IlmEntry::pop_go(Af::V6, 9, false).with_pop_go(false), IlmEntry::pop_via(Af::V6, 9, false));
+        assert!(IlmEntry::EMPTY.with_pop_go(true).is_empty());
+    }
+
+    #[test]
+    fn map_entries_rewrites_only_non_empty_chunks() {
+        let mut a = Ilm::new();
+        a.set(100, IlmEntry::pop_via(Af::V4, 1, false));
+        a.set(900_000, IlmEntry::pop_via(Af::V6, 2, false));
+        let mut b = a.clone_table();
+        b.map_entries(|e| e.with_pop_go(true));
+        assert_eq!(b.lookup(100), IlmEntry::pop_go(Af::V4, 1, false));
+        assert_eq!(b.lookup(900_000), IlmEntry::pop_go(Af::V6, 2, false));
+        assert_eq!(b.len(), 2);
+        assert_eq!(a.shared_chunks(&b), CHUNKS - 2, "only the two written chunks are copied");
+        assert_eq!(a.lookup(100).op(), Some(IlmOp::Pop), "the original is untouched");
+        let mut c = b.clone_table();
+        c.map_entries(|e| e.with_pop_go(true));
+        assert_eq!(b.shared_chunks(&c), CHUNKS, "no change, no copy");
     }
 
     #[test]

@@ -127,6 +127,8 @@ pub struct WorkerStats {
     pub rx_wakeups: u64,
     pub tx_wakeups: u64,
     pub fill_ring_starved: u64,
+    /// Table generations the worker moved to, counted at the start of a burst against
+    /// the previous burst's (the first against `WorkerLoop::start_generation`).
     pub ilm_swaps_seen: u64,
 }
 

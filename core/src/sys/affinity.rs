@@ -54,6 +54,18 @@ pub fn pin_current(core: usize) -> bool {
     core_affinity::set_for_current(core_affinity::CoreId { id: core })
 }
 
+/// A core for the control thread: the lowest-numbered core that no worker is pinned to,
+/// or None when the workers take them all (then it floats as before). A control thread
+/// that the scheduler puts on a worker's core time-slices with it: a commit then waits
+/// a scheduler tick (milliseconds) for the descheduled worker's quiescent state.
+pub fn control_core(worker_cores: &[usize]) -> Option<usize> {
+    if worker_cores.is_empty() {
+        return None;
+    }
+    let avail = core_affinity::get_core_ids().map_or(1, |v| v.len()).max(1);
+    (0..avail).find(|c| !worker_cores.contains(c))
+}
+
 /// Default placement for `n` workers: the highest-numbered cores first, so that core 0
 /// (where interrupts and the shell usually run) is used last.
 pub fn default_cores(n: usize) -> Vec<usize> {

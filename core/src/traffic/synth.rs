@@ -119,6 +119,52 @@ impl Synth {
 /// IPv6 block `first + labels .. first + 2 * labels` gets one /128 network each as well.
 pub fn synth_config(first: u32, labels: u32, ports: usize, neighbors: usize, v6: bool) -> String {
     use std::fmt::Write;
+    let mut s = synth_head(ports, neighbors, v6);
+    for (prefix, nh, _) in synth_routes(first, labels, neighbors, v6).take(labels as usize) {
+        let _ = writeln!(s, "\n[[static_route]]\nprefix = \"{prefix}\"\nnext_hop = \"{nh}\"");
+    }
+    if v6 {
+        for (prefix, nh, _) in synth_routes(first, labels, neighbors, v6).skip(labels as usize) {
+            let _ = writeln!(s, "\n[[static_route]]\nprefix = \"{prefix}\"\nnext_hop = \"{nh}\"");
+        }
+    }
+    let _ = writeln!(s, "\n[bgp]\nas = 100\nlabel_mode = \"per-route\"\npop_go = true\nlabel_base = 16");
+    for (prefix, _, l) in synth_routes(first, labels, neighbors, v6) {
+        let _ = writeln!(s, "\n[[bgp.network]]\nprefix = \"{prefix}\"\nlabel = {l}");
+    }
+    s
+}
+
+/// The config of [`synth_config`] with its routes and networks in a route table file
+/// (see `config::table`) named `table`: the same tables, for sizes where a TOML array
+/// of a million tables is slow to read. [`write_synth_table`] writes the file.
+pub fn synth_table_config(ports: usize, neighbors: usize, v6: bool, table: &str) -> String {
+    use std::fmt::Write;
+    let mut s = synth_head(ports, neighbors, v6);
+    let _ =
+        writeln!(s, "\n[bgp]\nas = 100\nlabel_mode = \"per-route\"\npop_go = true\nlabel_base = 16\ntable = {table:?}");
+    s
+}
+
+/// Writes the route table file of [`synth_table_config`]: one line per label, in the
+/// order of [`synth_config`]'s routes and networks.
+pub fn write_synth_table(
+    out: &mut impl std::io::Write,
+    first: u32,
+    labels: u32,
+    neighbors: usize,
+    v6: bool,
+) -> std::io::Result<()> {
+    writeln!(out, "# prefix next-hop label: {labels} labelled routes from label {first}")?;
+    for (prefix, nh, l) in synth_routes(first, labels, neighbors, v6) {
+        writeln!(out, "{prefix} {nh} {l}")?;
+    }
+    Ok(())
+}
+
+/// Device, ports and neighbors of the synth configs.
+fn synth_head(ports: usize, neighbors: usize, v6: bool) -> String {
+    use std::fmt::Write;
     let mut s = String::from("[device]\nname = \"bench\"\n");
     for p in 0..ports {
         let _ = writeln!(s, "\n[[port]]\nname = \"p{p}\"\nmac = \"02:00:00:00:00:{:02x}\"", 0xf0 + p);
@@ -137,33 +183,51 @@ pub fn synth_config(first: u32, labels: u32, ports: usize, neighbors: usize, v6:
             );
         }
     }
-    for l in first..first + labels {
-        let n = l as usize % neighbors;
-        let _ = writeln!(s, "\n[[static_route]]\nprefix = \"{}/32\"\nnext_hop = \"192.168.{n}.1\"", synth_v4_dst(l));
-    }
-    if v6 {
-        for l in first + labels..first + 2 * labels {
-            let n = l as usize % neighbors;
-            let _ =
-                writeln!(s, "\n[[static_route]]\nprefix = \"{}/128\"\nnext_hop = \"fd00::{n:x}:1\"", synth_v6_dst(l));
-        }
-    }
-    let _ = writeln!(s, "\n[bgp]\nas = 100\nlabel_mode = \"per-route\"\npop_go = true\nlabel_base = 16");
-    for l in first..first + labels {
-        let _ = writeln!(s, "\n[[bgp.network]]\nprefix = \"{}/32\"\nlabel = {l}", synth_v4_dst(l));
-    }
-    if v6 {
-        for l in first + labels..first + 2 * labels {
-            let _ = writeln!(s, "\n[[bgp.network]]\nprefix = \"{}/128\"\nlabel = {l}", synth_v6_dst(l));
-        }
-    }
     s
+}
+
+/// (prefix, next hop, label) of every synth network: the IPv4 block, then the IPv6 one.
+fn synth_routes(first: u32, labels: u32, neighbors: usize, v6: bool) -> impl Iterator<Item = (String, String, u32)> {
+    let v4 = (first..first + labels)
+        .map(move |l| (format!("{}/32", synth_v4_dst(l)), format!("192.168.{}.1", l as usize % neighbors), l));
+    let v6 = (first + labels..first + if v6 { 2 * labels } else { labels })
+        .map(move |l| (format!("{}/128", synth_v6_dst(l)), format!("fd00::{:x}:1", l as usize % neighbors), l));
+    v4.chain(v6)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::wire::mpls::LabelStack;
+
+    /// The table-file form of a synth config builds the same tables as the TOML form,
+    /// and the TOML form's bytes stay what tools and tests were made with.
+    #[test]
+    fn synth_table_matches_synth_config() {
+        for v6 in [false, true] {
+            let dir = tempfile::tempdir().unwrap();
+            let mut t = Vec::new();
+            write_synth_table(&mut t, 100, 500, 16, v6).unwrap();
+            std::fs::write(dir.path().join("r.txt"), &t).unwrap();
+            std::fs::write(dir.path().join("c.toml"), synth_table_config(4, 16, v6, "r.txt")).unwrap();
+            let a = crate::config::Config::load(&dir.path().join("c.toml")).unwrap();
+            let b = crate::config::Config::parse(&synth_config(100, 500, 4, 16, v6)).unwrap();
+            let strip = |c: &crate::config::Config| {
+                let mut c = c.clone();
+                c.static_routes.iter_mut().for_each(|r| r.line = 0);
+                c.bgp.iter_mut().flat_map(|b| b.networks.iter_mut()).for_each(|n| n.line = 0);
+                c.neighbors.iter_mut().for_each(|n| n.line = 0);
+                c
+            };
+            assert_eq!(strip(&a), strip(&b));
+        }
+        let h = |s: &str| s.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ b as u64).wrapping_mul(0x100_0000_01b3));
+        assert_eq!(h(&synth_config(16, 3, 4, 16, true)), SYNTH_3_V6);
+    }
+
+    /// FNV-1a of `synth_config(16, 3, 4, 16, true)` (`gen synth --labels 3 --v6-share
+    /// 0.5 --config-out`) as the generator has always written it.
+    const SYNTH_3_V6: u64 = 0x3979_e4a1_867a_3d2e;
 
     #[test]
     fn synth_frames_have_the_requested_shape() {
