@@ -236,6 +236,8 @@ fn supervise<M: MakeQueue, S: SnapshotSource + Send>(
     mut ticker: impl FnMut(Tick<'_>),
 ) -> Result<Report<M::Output>, Failure> {
     let n = sources.len();
+    // The workers' burst clock calibrates once per process (a few ms): before timing.
+    popgo_core::sys::clock::calibrate();
     let stop = AtomicBool::new(false);
     // Released once every worker is set up, so they start together.
     let go = AtomicBool::new(false);

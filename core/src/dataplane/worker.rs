@@ -12,8 +12,8 @@
 //! QSBR [`Reader`] while a control thread publishes new ones. Both are monomorphised,
 //! so the per-packet path has no dynamic dispatch.
 //!
-//! Per packet: no allocation, lock, syscall, log line or panic. Per burst: two clock
-//! reads at most, one relaxed load of the stop flag, and the snapshot load. Counters
+//! Per packet: no allocation, lock, syscall, log line or panic. Per burst: one TSC read
+//! ([`BurstClock`]), one relaxed load of the stop flag, and the snapshot load. Counters
 //! live in the worker's own `WorkerStats` and reach the shared [`StatsBoard`] every
 //! [`STATS_PUBLISH_EVERY`] iterations or [`PUBLISH_MAX_AGE`], whichever comes first.
 //! An idle worker (a live backend with nothing to receive) spins for a while, then
@@ -25,6 +25,7 @@ use crate::io::{Rx, TxQueue, Verdict, MAX_BURST};
 use crate::qsbr::Reader;
 use crate::stats::board::{StatsBoard, STATS_PUBLISH_EVERY};
 use crate::stats::{Latency, WorkerStats};
+use crate::sys::clock::BurstClock;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
@@ -157,7 +158,8 @@ impl WorkerLoop<'_> {
         let mut generation = self.start_generation;
         let mut empty_run: u32 = 0;
         let mut iters: u64 = 0;
-        let mut last = Instant::now();
+        let mut clock = BurstClock::new();
+        let mut last = clock.anchor();
         // (A deadline rather than an age: one comparison per iteration.)
         let mut publish_by = last + PUBLISH_MAX_AGE;
         while !self.stop.load(Ordering::Relaxed) {
@@ -165,7 +167,7 @@ impl WorkerLoop<'_> {
                 if !wait.is_zero() && !self.wait(wait, src) {
                     break;
                 }
-                last = Instant::now();
+                last = clock.anchor();
             }
             let t0 = last;
             let rx = q.rx_burst(burst, stats);
@@ -182,19 +184,19 @@ impl WorkerLoop<'_> {
                     process_burst(snap, &mut q.burst()[..n], &mut verdicts[..n], ctx, stats);
                     q.tx_burst(&verdicts[..n], ctx.forwarded(), stats);
                     q.poll(false, t0, stats);
-                    last = Instant::now();
+                    last = clock.now();
                     r.latency.record(last.duration_since(t0).as_nanos() as u64);
                     empty_run = 0;
                 }
                 Rx::Empty => {
-                    last = Instant::now();
+                    last = clock.now();
                     stats.empty_polls += 1;
                     q.poll(true, last, stats);
                     empty_run = empty_run.saturating_add(1);
                     if empty_run >= IDLE_SPINS && !q.busy() {
                         src.park();
                         std::thread::sleep(IDLE_NAP);
-                        last = Instant::now();
+                        last = clock.anchor();
                     }
                 }
                 Rx::End => break,
@@ -205,6 +207,7 @@ impl WorkerLoop<'_> {
                 if iters & (STATS_PUBLISH_EVERY - 1) == 0 || last >= publish_by {
                     q.export(stats);
                     board.publish(self.id, stats);
+                    last = clock.anchor();
                     publish_by = last + PUBLISH_MAX_AGE;
                 }
             }

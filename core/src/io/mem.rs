@@ -19,12 +19,21 @@ pub struct MemFrame {
     pub seq: u64,
     off: u16,
     len: u16,
+    /// Fills the metadata's cache line, so that the data start (`buf` + headroom) is
+    /// line-aligned: a minimum-size frame is then one line to copy, not two.
+    _pad: [u8; 64 - 12],
     buf: [u8; HEADROOM_BYTES + FRAME_DATA_BYTES],
 }
 
 impl Default for MemFrame {
     fn default() -> Self {
-        MemFrame { seq: 0, off: HEADROOM_BYTES as u16, len: 0, buf: [0; HEADROOM_BYTES + FRAME_DATA_BYTES] }
+        MemFrame {
+            seq: 0,
+            off: HEADROOM_BYTES as u16,
+            len: 0,
+            _pad: [0; 64 - 12],
+            buf: [0; HEADROOM_BYTES + FRAME_DATA_BYTES],
+        }
     }
 }
 

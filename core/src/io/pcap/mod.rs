@@ -220,7 +220,48 @@ impl Bytes {
 pub struct Capture {
     bytes: Bytes,
     records: Vec<Record>,
+    /// The records' places in one word each, for replay (a third of a [`Record`]).
+    spans: Vec<Span>,
     format: Format,
+}
+
+/// Where a record's packet bytes are, packed in one word: the byte offset in bits
+/// 16-63 and the captured length in bits 0-15. The replay path reads only this, so it
+/// streams 8 bytes of index per packet instead of a whole 24-byte [`Record`]. A length
+/// of [`Span::LEN_MAX`] or more is stored as `LEN_MAX` (larger than any frame buffer:
+/// such a record is never copied, and its [`Record`] has the real length).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[repr(transparent)]
+pub struct Span(u64);
+
+impl Span {
+    /// Lengths from here on are stored saturated.
+    pub const LEN_MAX: usize = u16::MAX as usize;
+    /// Largest offset a span holds (256 TiB; `Capture` refuses larger files).
+    pub const OFFSET_MAX: u64 = (1 << 48) - 1;
+
+    fn new(r: &Record) -> Span {
+        debug_assert!(r.offset <= Span::OFFSET_MAX);
+        Span(r.offset << 16 | u64::from(r.caplen.min(u16::MAX as u32)))
+    }
+
+    /// Byte offset of the packet in the file.
+    #[inline(always)]
+    pub fn offset(self) -> usize {
+        (self.0 >> 16) as usize
+    }
+
+    /// Captured length, saturated at [`Span::LEN_MAX`].
+    #[inline(always)]
+    pub fn len(self) -> usize {
+        (self.0 & 0xffff) as usize
+    }
+
+    /// True for a zero-length record.
+    #[inline(always)]
+    pub fn is_empty(self) -> bool {
+        self.len() == 0
+    }
 }
 
 impl std::fmt::Debug for Capture {
@@ -262,6 +303,9 @@ impl Capture {
             // Linux refuses to map 0 bytes; an empty file is not a capture.
             return Err(truncated(0, 0, "empty file"));
         }
+        if len > Span::OFFSET_MAX {
+            return Err(io_err(std::io::Error::other("captures larger than 256 TiB are not supported")));
+        }
         // A copy cannot change under us; a mapping of a file that shrinks raises
         // SIGBUS on access. Captures up to the threshold are copied (a fraction of a
         // second, before timing starts); larger ones are mapped, and SIGBUS then ends
@@ -282,18 +326,28 @@ impl Capture {
         // inputs to popgo, so callers uphold this.
         let map = unsafe { Mmap::map(&file) }.map_err(io_err)?;
         let (records, format) = parse(&map)?;
-        Ok(Capture { bytes: Bytes::Mapped(map), records, format })
+        Ok(Capture::new(Bytes::Mapped(map), records, format))
     }
 
     /// Parses an in-memory capture (same parser as [`Capture::open`]).
     pub fn from_bytes(bytes: Vec<u8>) -> Result<Capture, Error> {
         let (records, format) = parse(&bytes)?;
-        Ok(Capture { bytes: Bytes::Owned(bytes), records, format })
+        Ok(Capture::new(Bytes::Owned(bytes), records, format))
+    }
+
+    fn new(bytes: Bytes, records: Vec<Record>, format: Format) -> Capture {
+        let spans = records.iter().map(Span::new).collect();
+        Capture { bytes, records, spans, format }
     }
 
     /// The record index, in file order.
     pub fn records(&self) -> &[Record] {
         &self.records
+    }
+
+    /// The record index packed for replay: one [`Span`] per record, in file order.
+    pub fn spans(&self) -> &[Span] {
+        &self.spans
     }
 
     /// The whole file.
