@@ -8,7 +8,9 @@
 # older popgo build to the same interleaved runs (1 worker), for before/after ratios.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-RUNS=${1:-5}; COUNT=${COUNT:-2000000}; LABELS=${LABELS:-100000}; LOOPS=${LOOPS:-5}
+# LOOPS: 20 passes (40M packets) make each timed window 0.2-0.5 s; with 5, a 2-worker
+# replay lasts about 60 ms and the workers' start-up skew shows in its rate.
+RUNS=${1:-5}; COUNT=${COUNT:-2000000}; LABELS=${LABELS:-100000}; LOOPS=${LOOPS:-20}
 CORE=${CORE:-$(( $(nproc) - 1 ))}; DIR=${DIR:-/tmp/popgo-vs-limit}
 LIMIT=${LIMIT:-../shared/bench/limit}
 [ -f "$LIMIT/Cargo.toml" ] || { echo "vs-limit: the yardstick is not at $LIMIT (it is not part of this repository; set LIMIT=DIR)" >&2; exit 2; }

@@ -1,8 +1,11 @@
 //! The capture backend: a memory-mapped capture replayed as RX bursts, with a
 //! [`Sink`] as the wire the forwarded frames leave on.
 //!
-//! The capture is cut into bursts of `burst` records; worker `w` of `workers` takes
-//! bursts `w, w + workers, ...` of every loop (like RSS spreading flows over queues).
+//! The capture is cut into bursts of `burst` records, and the bursts into blocks of up
+//! to [`MAX_BLOCK_BURSTS`]; worker `w` of `workers` takes blocks `w, w + workers, ...` of
+//! every loop (like RSS spreading flows over queues). Each worker thus streams through
+//! runs of consecutive records, and its prefetches fetch its own records rather than
+//! every other burst of the file.
 //! Each burst is copied into a ring of 2 KiB [`MemFrame`]s (the "RX" of a NIC ring),
 //! and every frame carries its input sequence number (`loop * records + index`), so
 //! outputs can be merged back into input order whatever the worker count.
@@ -27,6 +30,8 @@ pub const RING_FRAMES: usize = 64;
 /// prefetched.
 const PREFETCH_AHEAD: usize = 8 << 10;
 const CACHE_LINE: usize = 64;
+/// Most bursts in a block (64 bursts of 32 64-byte records: 160 KiB of file).
+pub const MAX_BLOCK_BURSTS: usize = 64;
 
 /// Prefetches the lines of `base[..len]` from `from` (or from `*done`, where the last
 /// call stopped, if that is further) up to `want`, and moves `*done` past them. Only
@@ -171,7 +176,8 @@ impl Schedule {
 /// Which part of the capture a worker replays, and how often.
 #[derive(Clone, Copy, Debug)]
 pub struct Share {
-    /// This worker's index and the number of workers: it takes bursts `w, w + workers, ...`.
+    /// This worker's index and the number of workers: it takes blocks of bursts
+    /// `w, w + workers, ...`.
     pub w: usize,
     pub workers: usize,
     /// Records per burst (`1..=MAX_BURST`).
@@ -189,6 +195,8 @@ pub struct CaptureQueue<'a, K> {
     share: Share,
     /// Bursts in one pass over the capture.
     bursts: usize,
+    /// Consecutive bursts a worker takes before it skips the other workers' blocks.
+    block: usize,
     /// Next burst index and loop.
     b: usize,
     lp: u64,
@@ -215,13 +223,17 @@ impl<'a, K: Sink> CaptureQueue<'a, K> {
     pub fn new(cap: &'a Capture, share: Share, sink: K) -> Self {
         let burst = share.burst.clamp(1, super::MAX_BURST);
         let share = Share { burst, workers: share.workers.max(1), ..share };
+        let bursts = cap.len().div_ceil(burst);
+        // (Small captures get blocks of one burst, so that every worker has some.)
+        let block = (bursts / (share.workers * 4)).clamp(1, MAX_BLOCK_BURSTS);
         CaptureQueue {
             recs: cap.records(),
             spans: cap.spans(),
             data: cap.data(),
             share,
-            bursts: cap.len().div_ceil(burst),
-            b: share.w,
+            bursts,
+            block,
+            b: share.w * block,
             lp: 0,
             off: 0,
             ring: FrameRing::new(RING_FRAMES.max(burst)),
@@ -254,13 +266,23 @@ impl<'a, K: Sink> CaptureQueue<'a, K> {
         if self.b < self.bursts {
             return true;
         }
-        if self.share.w >= self.bursts {
+        if self.share.w * self.block >= self.bursts {
             return false;
         }
         self.lp += 1;
-        self.b = self.share.w;
+        self.b = self.share.w * self.block;
         (self.data_prefetched, self.recs_prefetched) = (0, 0);
         self.share.loops == 0 || self.lp < self.share.loops
+    }
+
+    /// Moves past the current burst: the next one of this block, or the first of this
+    /// worker's next block.
+    #[inline(always)]
+    fn advance(&mut self) {
+        self.b += 1;
+        if self.b % self.block == 0 {
+            self.b += (self.share.workers - 1) * self.block;
+        }
     }
 
     #[inline(always)]
@@ -300,7 +322,7 @@ impl<K: Sink> RxQueue for CaptureQueue<'_, K> {
         let (first, count) = match self.schedule {
             None => {
                 let first = self.b * self.share.burst;
-                self.b += self.share.workers;
+                self.advance();
                 (first, self.share.burst.min(self.recs.len() - first))
             }
             Some(s) => {
@@ -322,7 +344,7 @@ impl<K: Sink> RxQueue for CaptureQueue<'_, K> {
                 self.off += due;
                 if self.off == whole.len() {
                     self.off = 0;
-                    self.b += self.share.workers;
+                    self.advance();
                 }
                 (first, due)
             }
@@ -466,6 +488,29 @@ mod tests {
             assert_eq!(stats.drop_count(DropReason::Oversize), 4, "burst {burst}");
             assert_eq!((stats.rx_pkts, stats.rx_bytes), (4, (3 * big + huge) as u64), "burst {burst}");
         }
+    }
+
+    /// A capture long enough for blocks of several bursts: each worker gets runs of
+    /// consecutive records, and all of them together every record once per loop.
+    #[test]
+    fn workers_take_blocks_of_consecutive_bursts() {
+        let cap = capture(1000);
+        let mut seen = Vec::new();
+        for w in 0..2 {
+            let mut q = CaptureQueue::new(&cap, Share { w, workers: 2, burst: 4, loops: 2 }, Count);
+            assert_eq!(q.block, 31);
+            let mut mine = Vec::new();
+            let mut stats = WorkerStats::default();
+            while let Rx::Burst(_) = q.rx_burst(4, &mut stats) {
+                mine.extend(q.burst().iter().map(|f: &MemFrame| f.seq));
+            }
+            // Runs of 31 bursts (124 records), then the other worker's block is skipped.
+            let first_gap = mine.windows(2).position(|p| p[1] != p[0] + 1).unwrap();
+            assert_eq!((mine[0], first_gap + 1), (w as u64 * 124, 124), "worker {w}");
+            seen.extend(mine);
+        }
+        seen.sort();
+        assert_eq!(seen, (0..2000).collect::<Vec<u64>>());
     }
 
     #[test]
