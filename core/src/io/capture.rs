@@ -280,7 +280,7 @@ impl<'a, K: Sink> CaptureQueue<'a, K> {
     #[inline(always)]
     fn advance(&mut self) {
         self.b += 1;
-        if self.b % self.block == 0 {
+        if self.b.is_multiple_of(self.block) {
             self.b += (self.share.workers - 1) * self.block;
         }
     }
