@@ -29,3 +29,27 @@ pub fn have_tool(test: &str, tool: &str, arg: &str) -> bool {
     }
     ok
 }
+
+/// A tiny deterministic generator (xorshift64) for tests that must be repeatable:
+/// `Rng(seed)` with a non-zero seed.
+pub struct Rng(pub u64);
+
+impl Rng {
+    #[allow(clippy::should_implement_trait)] // not an iterator: it never ends
+    pub fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    /// In `0..n` (n > 0; slightly biased, which tests do not mind).
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+
+    /// One element of `v` (not empty).
+    pub fn pick<T: Copy>(&mut self, v: &[T]) -> T {
+        v[self.below(v.len() as u64) as usize]
+    }
+}

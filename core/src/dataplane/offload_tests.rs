@@ -8,6 +8,7 @@ use crate::io::offload::{counters_to_stats, offload_program, FrameLen, OffloadMa
 use crate::io::xdp::{self, XDP_DROP, XDP_PASS, XDP_REDIRECT};
 use crate::io::{PacketMut, Verdict};
 use crate::stats::{DropReason, WorkerStats};
+use crate::testkit::Rng;
 use crate::traffic::frames::{frame, ipv4_udp, ipv6_udp};
 use crate::wire::ethernet::{ETHERTYPE_IPV4, ETHERTYPE_MPLS, ETHERTYPE_MPLS_MC, ETHERTYPE_QINQ, ETHERTYPE_VLAN};
 use libbpf_sys as sys;
@@ -15,24 +16,6 @@ use std::collections::HashMap;
 use std::net::Ipv4Addr;
 use std::os::fd::AsRawFd;
 use std::sync::Arc;
-
-/// A tiny deterministic generator (the test must be repeatable).
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-    fn pick<T: Copy>(&mut self, v: &[T]) -> T {
-        v[self.below(v.len() as u64) as usize]
-    }
-}
 
 fn adj(port: u16, x: u8) -> Adjacency {
     Adjacency { macs: [2, 0, 0, 0, port as u8, x, 2, 0, 0, 0, 0x0c, port as u8], port }

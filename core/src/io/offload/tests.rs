@@ -4,25 +4,8 @@
 
 use super::*;
 use crate::ilm::{Af, Fib, Ilm, LspTable};
+use crate::testkit::Rng;
 use std::collections::{HashMap, HashSet};
-
-/// A tiny deterministic generator (the tests must be repeatable).
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-    fn pick<T: Copy>(&mut self, v: &[T]) -> T {
-        v[self.below(v.len() as u64) as usize]
-    }
-}
 
 /// Records what the mirror writes and checks, at every adjacency write, that no label
 /// value names the slot now and none did since the last grace period.
