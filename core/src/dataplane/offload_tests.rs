@@ -2,7 +2,7 @@
 //! verifier and `BPF_PROG_TEST_RUN` (root; skipped with a note otherwise).
 
 use crate::dataplane::{process_burst, BurstCtx};
-use crate::ilm::{Adjacency, Af, Fib, Ilm, IlmEntry, LspTable, Snapshot};
+use crate::ilm::{Adjacency, Af, Ilm, IlmEntry, Snapshot};
 use crate::io::mem::MemFrame;
 use crate::io::offload::{counters_to_stats, offload_program, FrameLen, OffloadMaps};
 use crate::io::xdp::{self, XDP_DROP, XDP_PASS, XDP_REDIRECT};
@@ -22,16 +22,7 @@ fn adj(port: u16, x: u8) -> Adjacency {
 }
 
 fn snapshot(ilm: Ilm, adjs: Arc<Vec<Adjacency>>, generation: u64) -> Snapshot {
-    Snapshot {
-        ilm,
-        next_hops: Arc::new(vec![std::net::Ipv4Addr::UNSPECIFIED.into(); adjs.len()]),
-        adjacencies: adjs,
-        fib: Arc::new(Fib::new()),
-        ports: 3,
-        lsps: Arc::new(LspTable::new()),
-        pipe: false,
-        generation,
-    }
+    Snapshot::bare(ilm, adjs, generation)
 }
 
 const IN_PORT: usize = 2;

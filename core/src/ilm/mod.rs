@@ -56,6 +56,22 @@ pub trait TableMirror: Send {
 }
 
 impl Snapshot {
+    /// A snapshot of `ilm` and `adjs` over 3 ports, with no routes and no LSPs (tests of
+    /// the label path).
+    #[cfg(test)]
+    pub(crate) fn bare(ilm: Ilm, adjs: Arc<Vec<Adjacency>>, generation: u64) -> Snapshot {
+        Snapshot {
+            ilm,
+            next_hops: Arc::new(vec![std::net::Ipv4Addr::UNSPECIFIED.into(); adjs.len()]),
+            adjacencies: adjs,
+            fib: Arc::new(Fib::new()),
+            ports: 3,
+            lsps: Arc::new(LspTable::new()),
+            pipe: false,
+            generation,
+        }
+    }
+
     /// A snapshot with the same tables, sharing all of them (2 KiB of ILM pointers and
     /// reference counts): the start-up publication of a table the caller built already,
     /// and self-contained views for displays that outlive the next commit.

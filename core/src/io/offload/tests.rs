@@ -3,7 +3,7 @@
 //! in `dataplane::offload_tests` (this module may not depend on the data path).
 
 use super::*;
-use crate::ilm::{Af, Fib, Ilm, LspTable};
+use crate::ilm::{Af, Ilm};
 use crate::testkit::Rng;
 use std::collections::{HashMap, HashSet};
 
@@ -45,16 +45,7 @@ impl MirrorStore for Recorder {
 }
 
 fn snapshot(ilm: Ilm, adjs: Arc<Vec<Adjacency>>, generation: u64) -> Snapshot {
-    Snapshot {
-        ilm,
-        next_hops: Arc::new(vec![std::net::Ipv4Addr::UNSPECIFIED.into(); adjs.len()]),
-        adjacencies: adjs,
-        fib: Arc::new(Fib::new()),
-        ports: 3,
-        lsps: Arc::new(LspTable::new()),
-        pipe: false,
-        generation,
-    }
+    Snapshot::bare(ilm, adjs, generation)
 }
 
 fn adj(port: u16, x: u8) -> Adjacency {
