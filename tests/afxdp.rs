@@ -1088,3 +1088,137 @@ fn frames_to_an_unattached_port_are_counted() {
     assert_eq!(v["drops"]["bad_out_port"], 6, "the 6 frames for DeviceB: {v}");
     assert_eq!(v["balanced"], true, "{v}");
 }
+
+/// One namespace holding both ends of the lab's three veth pairs (c-to-d/d0,
+/// c-to-a/a0, c-to-b/b0), so that popgo run sees every port's peer. Drop kills what
+/// runs in it and deletes it.
+struct PeersHere {
+    ns: String,
+    dir: tempfile::TempDir,
+}
+
+impl PeersHere {
+    /// The pairs, up, with GRO on at the peers in `gro_on` and off at the others.
+    fn new(gro_on: &[&str]) -> PeersHere {
+        let id = format!("{}-{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed));
+        let lab = PeersHere { ns: format!("pgt-P-{id}"), dir: tempfile::tempdir().expect("tempdir") };
+        ok(&["ip", "netns", "add", &lab.ns]);
+        for (dev, peer) in [("c-to-d", "d0"), ("c-to-a", "a0"), ("c-to-b", "b0")] {
+            ok(&["ip", "-n", &lab.ns, "link", "add", dev, "type", "veth", "peer", "name", peer]);
+            for d in [dev, peer] {
+                ok(&["ip", "-n", &lab.ns, "link", "set", d, "up"]);
+            }
+            let gro = if gro_on.contains(&peer) { "on" } else { "off" };
+            ok(&["ip", "netns", "exec", &lab.ns, "ethtool", "-K", peer, "gro", gro]);
+        }
+        lab
+    }
+
+    /// `popgo run` for one second with the seed config; returns its stderr (exit 0 checked).
+    fn run(&self, extra: &[&str]) -> String {
+        let text = std::fs::read_to_string(root_dir().join("pcaps/seed.toml"))
+            .unwrap()
+            .replace("\"vethA\"", "\"c-to-a\"")
+            .replace("\"vethB\"", "\"c-to-b\"")
+            .replace("\"vethD\"", "\"c-to-d\"");
+        let cfg = self.dir.path().join("seed.toml");
+        std::fs::write(&cfg, text).unwrap();
+        let mut args = vec!["ip", "netns", "exec", &self.ns, POPGO, "run", "--config", cfg.to_str().unwrap()];
+        args.extend(["--duration", "1", "--stats-interval", "0"]);
+        args.extend(extra);
+        let o = sh(&args);
+        let err = String::from_utf8_lossy(&o.stderr).into_owned();
+        assert_eq!(o.status.code(), Some(0), "{args:?}: {err}");
+        err
+    }
+}
+
+impl Drop for PeersHere {
+    fn drop(&mut self) {
+        if let Ok(o) = Command::new("ip").args(["netns", "pids", &self.ns]).output() {
+            for pid in String::from_utf8_lossy(&o.stdout).split_whitespace() {
+                let _ = Command::new("kill").args(["-KILL", pid]).output();
+            }
+        }
+        let _ = Command::new("ip").args(["netns", "del", &self.ns]).output();
+    }
+}
+
+/// The start-up warnings about veth peers (lines of `stderr` that mention a veth).
+fn veth_warnings(stderr: &str) -> Vec<&str> {
+    stderr.lines().filter(|l| l.contains("WARN") && l.contains("veth")).collect()
+}
+
+/// `--offload xdp` in native mode warns about an out port whose veth peer has neither
+/// GRO nor an XDP program (the kernel would drop what the offload redirects there),
+/// naming the port, the interface, the peer and the fix; a peer with only an XDP
+/// program is fine. Without offload, or with generic XDP, nothing is said.
+#[test]
+fn offload_warns_about_a_veth_peer_without_napi() {
+    let _g = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    if !privileged("offload_warns_about_a_veth_peer_without_napi") {
+        return;
+    }
+    let lab = PeersHere::new(&["d0"]);
+    // b0: GRO off but a native XDP program, which gives it NAPI as well.
+    let _sink = Proc {
+        child: Command::new("ip")
+            .args(["netns", "exec", &lab.ns, POPGO_LAB, "sink", "--iface", "b0", "--secs", "30"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawning popgo-lab sink"),
+        name: "popgo-lab sink",
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while xdp_line(&lab.ns, "b0").is_none() {
+        assert!(Instant::now() < deadline, "the sink's program was not attached to b0");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let err = lab.run(&["--offload", "xdp"]);
+    let w = veth_warnings(&err);
+    assert_eq!(w.len(), 1, "one warning, for a0 only: {err}");
+    for part in [
+        "port \"to-A\"",
+        "c-to-a is a veth whose peer a0 has no XDP program and GRO off",
+        "the kernel drops frames the offload redirects to it",
+        "popgo counts them as sent",
+        "`ethtool -K a0 gro on`",
+        "attach an XDP program to a0",
+    ] {
+        assert!(w[0].contains(part), "{part:?} missing: {}", w[0]);
+    }
+    assert!(err.contains("forwarding"), "a warning, not an error: {err}");
+    assert_eq!(veth_warnings(&lab.run(&[])), Vec::<&str>::new(), "nothing without --offload");
+    assert_eq!(veth_warnings(&lab.run(&["--offload", "xdp", "--xdp-generic"])), Vec::<&str>::new(), "generic XDP");
+}
+
+/// With GRO on at every peer there is no warning; peers in other namespaces (the
+/// usual lab) cannot be checked, and each such port gets a note saying what they need.
+#[test]
+fn offload_veth_peer_check_quiet_with_gro_notes_other_namespaces() {
+    let _g = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    if !privileged("offload_veth_peer_check_quiet_with_gro_notes_other_namespaces") {
+        return;
+    }
+    let lab = PeersHere::new(&["d0", "a0", "b0"]);
+    let err = lab.run(&["--offload", "xdp"]);
+    assert_eq!(veth_warnings(&err), Vec::<&str>::new(), "{err}");
+    assert!(err.contains("forwarding"), "{err}");
+    drop(lab);
+
+    let lab = Lab::new();
+    let (p, errf) = lab.popgo(&lab.config(true), &["--offload", "xdp", "--json-stats", "--stats-interval", "0"]);
+    let _ = stop_popgo(p);
+    let err = std::fs::read_to_string(errf).unwrap();
+    let w = veth_warnings(&err);
+    assert_eq!(w.len(), 3, "one per port: {err}");
+    for (port, dev) in [("to-A", "c-to-a"), ("to-B", "c-to-b"), ("to-D", "c-to-d")] {
+        let line =
+            w.iter().find(|l| l.contains(&format!("port \"{port}\""))).unwrap_or_else(|| panic!("{port}: {err}"));
+        assert!(line.contains(&format!("{dev} is a veth whose peer (ifindex ")), "{line}");
+        assert!(line.contains("in another network namespace, which popgo cannot check"), "{line}");
+        assert!(line.contains("`ethtool -K PEER gro on` in its namespace"), "{line}");
+    }
+}

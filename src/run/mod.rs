@@ -20,6 +20,7 @@ use crate::io::afxdp::queue::{QueueSetup, SocketInfo, XskQueue};
 use crate::io::afxdp::tx::TX_DRAIN;
 use crate::io::afxdp::{self as xsk, BindMode, KickPolicy, PortConfig};
 use crate::io::offload::{counters_to_stats, OffloadMaps};
+use crate::io::veth::Target;
 use crate::io::xdp::{MplsRedirect, PerCpuCounters, XdpMode};
 use crate::live::Interval;
 use crate::stats::board::StatsBoard;
@@ -293,6 +294,32 @@ fn rx_queue_count(iface: &str) -> Option<u32> {
     Some(dir.filter_map(Result::ok).filter(|e| e.file_name().to_string_lossy().starts_with("rx-")).count() as u32)
 }
 
+/// The warning for an out port whose device would drop the frames the offload
+/// redirects into it, or cannot be checked. A warning rather than an error: which
+/// ports receive offloaded frames changes with every commit (a port may only ever
+/// receive), the peer's settings may change after the check, and a peer in another
+/// namespace cannot be checked at all.
+fn redirect_warning(port: &str, iface: &str) -> Option<String> {
+    const LOSS: &str =
+        "the kernel drops frames the offload redirects to it (veth_xdp_xmit) and popgo counts them as sent";
+    match crate::io::veth::redirect_target(iface) {
+        Ok(Target::NotVeth) | Ok(Target::Ready { .. }) => None,
+        Ok(Target::NoNapi { peer }) => Some(format!(
+            "run: port {port:?}: {iface} is a veth whose peer {peer} has no XDP program and GRO off: {LOSS}; \
+             fix: `ethtool -K {peer} gro on`, or attach an XDP program to {peer}"
+        )),
+        Ok(Target::PeerElsewhere { peer_ifindex }) => Some(format!(
+            "run: port {port:?}: {iface} is a veth whose peer (ifindex {peer_ifindex}) is in another network \
+             namespace, which popgo cannot check: unless that peer has an XDP program or GRO on \
+             (`ethtool -K PEER gro on` in its namespace), {LOSS}"
+        )),
+        Err(e) => Some(format!(
+            "run: port {port:?}: cannot check whether {iface} takes redirected frames ({e}): if it is a veth, \
+             its peer needs an XDP program or GRO on, or {LOSS}"
+        )),
+    }
+}
+
 /// The AF_XDP queues of a run: worker `w` binds `setups[w]` inside its thread and
 /// reports its sockets here.
 struct XskQueues {
@@ -367,6 +394,15 @@ pub fn main(a: RunArgs) -> Result<(), Failure> {
         None => (None, None),
     };
     let modes: Vec<(String, XdpMode)> = xdp.iter().map(|x| (x.attachment.ifname.clone(), x.attachment.mode)).collect();
+    // Native XDP hands redirected frames to the out device's XDP transmit, which a
+    // veth refuses unless its peer runs NAPI; generic XDP uses the ordinary path.
+    if opts.offload.is_some() && modes.iter().any(|(_, m)| *m == XdpMode::Native) {
+        for (i, iface) in &attached {
+            if let Some(w) = redirect_warning(&cfg.ports[*i].name, iface) {
+                tracing::warn!("{w}");
+            }
+        }
+    }
 
     let port_cfg = PortConfig {
         ring_size: opts.ring_size,

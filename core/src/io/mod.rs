@@ -19,6 +19,7 @@ pub mod mem;
 pub mod offload;
 pub mod pcap;
 mod verdict;
+pub mod veth;
 pub mod xdp;
 
 pub use verdict::Verdict;

@@ -1,10 +1,12 @@
 //! Thin wrappers over the operating system and the CPU: core pinning, a TSC clock,
 //! prefetch hints,
-//! signal flags (SIGINT/SIGTERM stop, SIGHUP reload) and RLIMIT_MEMLOCK.
+//! signal flags (SIGINT/SIGTERM stop, SIGHUP reload), RLIMIT_MEMLOCK and interface facts
+//! (rtnetlink, ethtool).
 
 pub mod affinity;
 pub mod clock;
 pub mod creds;
+pub mod netdev;
 pub mod prefetch;
 pub mod rlimit;
 pub mod signal;
