@@ -4,7 +4,9 @@
 use crate::cmd::{runtime, usage, Failure};
 use crate::traffic::dist::LabelDist;
 use crate::traffic::frames::{seed_frames, EPOCH_NS};
-use crate::traffic::synth::{synth_config, synth_table_config, write_synth_table, Synth};
+use crate::traffic::synth::{
+    synth_config, synth_mrt_config, synth_table_config, write_synth_mrt, write_synth_table, Synth,
+};
 use anyhow::Context;
 use clap::Subcommand;
 use std::path::PathBuf;
@@ -57,6 +59,16 @@ pub enum GenCmd {
         /// `[bgp] table`; for big tables (a million routes load in about a second).
         #[arg(long, requires = "config_out")]
         table_out: Option<PathBuf>,
+        /// With --config-out: put the routes and networks in this MRT TABLE_DUMP_V2 RIB
+        /// dump (gzip if the name ends in .gz, bzip2 if in .bz2), which the config names
+        /// as `[bgp] mrt`: labels from --first-label in dump order, next hops spread
+        /// over the neighbors.
+        #[arg(long, requires = "config_out", conflicts_with = "table_out")]
+        mrt_out: Option<PathBuf>,
+        /// With --mrt-out: collector peers in the dump, each with an entry for every
+        /// prefix (real dumps have 30 to 60).
+        #[arg(long, default_value_t = 1, requires = "mrt_out")]
+        mrt_peers: u16,
     },
     /// Traffic described by a profile (TOML), and optionally the config that forwards it.
     Profile(crate::bench::GenProfileArgs),
@@ -78,7 +90,21 @@ pub fn main(what: GenCmd) -> Result<(), Failure> {
             }
             Ok(())
         }
-        GenCmd::Synth { out, count, labels, first_label, dist, size, v6_share, depth, seed, config_out, table_out } => {
+        GenCmd::Synth {
+            out,
+            count,
+            labels,
+            first_label,
+            dist,
+            size,
+            v6_share,
+            depth,
+            seed,
+            config_out,
+            table_out,
+            mrt_out,
+            mrt_peers,
+        } => {
             let dist = match dist.as_str() {
                 "uniform" => LabelDist::Uniform,
                 "single" => LabelDist::Single,
@@ -105,8 +131,19 @@ pub fn main(what: GenCmd) -> Result<(), Failure> {
             w.into_inner().map_err(runtime)?;
             println!("wrote {}: {count} frames of {size} B, {labels} labels from {first_label}", out.display());
             let v6 = v6_share > 0.0;
-            match (config_out, table_out) {
-                (Some(c), Some(t)) => {
+            match (config_out, table_out, mrt_out) {
+                (Some(c), None, Some(m)) => {
+                    if mrt_peers == 0 {
+                        return Err(usage(anyhow::anyhow!("--mrt-peers: at least 1")));
+                    }
+                    write_synth_mrt(&m, first_label, labels, v6, mrt_peers)
+                        .with_context(|| m.display().to_string())
+                        .map_err(runtime)?;
+                    let text = synth_mrt_config(first_label, 4, 16, v6, &table_ref(&c, &m));
+                    std::fs::write(&c, text).with_context(|| c.display().to_string()).map_err(runtime)?;
+                    println!("wrote {} and {} ({mrt_peers} peers)", c.display(), m.display());
+                }
+                (Some(c), Some(t), _) => {
                     let file = std::fs::File::create(&t).with_context(|| t.display().to_string()).map_err(runtime)?;
                     let mut w = std::io::BufWriter::with_capacity(1 << 16, file);
                     write_synth_table(&mut w, first_label, labels, 16, v6)
@@ -117,7 +154,7 @@ pub fn main(what: GenCmd) -> Result<(), Failure> {
                     std::fs::write(&c, text).with_context(|| c.display().to_string()).map_err(runtime)?;
                     println!("wrote {} and {}", c.display(), t.display());
                 }
-                (Some(c), None) => {
+                (Some(c), None, None) => {
                     let text = synth_config(first_label, labels, 4, 16, v6);
                     std::fs::write(&c, text).with_context(|| c.display().to_string()).map_err(runtime)?;
                     println!("wrote {}", c.display());

@@ -5,8 +5,11 @@
 //!
 //! Big route tables go in a table file the config names (`[bgp] table = "FILE"`, see
 //! [`table`]): one labelled route per line, read without building a TOML document.
+//! Real tables come as MRT RIB dumps (`[bgp] mrt = "FILE"`, see [`mrt`]): each prefix
+//! becomes a labelled route toward one of the config's neighbors.
 
 pub mod edit;
+pub mod mrt;
 pub mod table;
 
 use crate::wire::ethernet::{format_mac, parse_mac, Mac};
@@ -29,6 +32,10 @@ pub enum ConfigError {
     /// A line of a route table file (`[bgp] table`).
     #[error("{path}: line {line}: {msg}")]
     Table { path: String, line: usize, msg: String },
+    /// A record of an MRT RIB dump (`[bgp] mrt`): 1-based, and its byte offset in the
+    /// decompressed data.
+    #[error("{path}: record {record} at byte {offset}: {msg}")]
+    Mrt { path: String, record: u64, offset: u64, msg: String },
 }
 
 /// RFC 3443 TTL processing model.
@@ -430,6 +437,10 @@ struct RawBgp {
     label_base: Option<Spanned<i64>>,
     router_id: Option<Spanned<String>>,
     table: Option<Spanned<String>>,
+    mrt: Option<Spanned<String>>,
+    mrt_peer: Option<Spanned<String>>,
+    mrt_families: Option<Spanned<Vec<String>>>,
+    mrt_neighbors: Option<Spanned<Vec<String>>>,
     #[serde(default)]
     network: Vec<Spanned<RawNetwork>>,
     #[serde(default)]
@@ -671,6 +682,39 @@ impl Config {
                 table::read(&bytes, checks, &mut cfg.static_routes, &mut networks)
                     .map_err(|(line, msg)| ConfigError::Table { path: path.display().to_string(), line, msg })?;
             }
+            let opts = mrt_options(b, &lines, &cfg.neighbors)?;
+            if let Some(m) = &b.mrt {
+                let path = match dir {
+                    Some(d) if !d.as_os_str().is_empty() => d.join(m.get_ref()),
+                    _ => std::path::PathBuf::from(m.get_ref()),
+                };
+                let whole = |msg: String| invalid(lines.of(m), "bgp.mrt", format!("{}: {msg}", path.display()));
+                let file = std::fs::File::open(&path).map_err(|e| whole(e.to_string()))?;
+                let (input, compression) =
+                    mrt::decompress(std::io::BufReader::with_capacity(1 << 18, file)).map_err(&whole)?;
+                let checks = mrt::Checks {
+                    neighbors: &cfg.neighbors,
+                    route_prefixes: &route_prefixes,
+                    net_prefixes: &mut net_prefixes,
+                };
+                let sum =
+                    mrt::read(input, &opts, checks, &mut cfg.static_routes, &mut networks).map_err(|e| match e.at {
+                        Some((record, offset)) => {
+                            ConfigError::Mrt { path: path.display().to_string(), record, offset, msg: e.msg }
+                        }
+                        None => whole(e.msg),
+                    })?;
+                tracing::info!(
+                    "{} ({compression}): {} records, {} unicast prefixes: {} loaded, {} already in the config, {} without an entry of mrt_peer, {} of other families",
+                    path.display(),
+                    sum.records,
+                    sum.prefixes,
+                    sum.loaded,
+                    sum.present,
+                    sum.other_peers,
+                    sum.other_family
+                );
+            }
             let router_id = match &b.router_id {
                 None => None,
                 Some(s) => Some(check_router_id(s.get_ref()).map_err(|m| invalid(lines.of(s), "bgp.router_id", m))?),
@@ -832,6 +876,67 @@ impl Config {
         }
         s
     }
+}
+
+/// The `[bgp] mrt_*` keys; they need `mrt`.
+fn mrt_options(b: &RawBgp, lines: &Lines, neighbors: &[Neighbor]) -> Result<mrt::Options, ConfigError> {
+    let mut o = mrt::Options::default();
+    let only_with_mrt = |line: usize, key: &str| invalid(line, key, "only valid with bgp.mrt (an MRT RIB dump)");
+    if let Some(p) = &b.mrt_peer {
+        if b.mrt.is_none() {
+            return Err(only_with_mrt(lines.of(p), "bgp.mrt_peer"));
+        }
+        o.peer =
+            Some(p.get_ref().parse().map_err(|_| {
+                invalid(lines.of(p), "bgp.mrt_peer", format!("{:?} is not an IP address", p.get_ref()))
+            })?);
+    }
+    if let Some(fs) = &b.mrt_families {
+        if b.mrt.is_none() {
+            return Err(only_with_mrt(lines.of(fs), "bgp.mrt_families"));
+        }
+        let (mut v4, mut v6) = (false, false);
+        for f in fs.get_ref() {
+            match f.as_str() {
+                "ipv4" => v4 = true,
+                "ipv6" => v6 = true,
+                other => {
+                    return Err(invalid(
+                        lines.of(fs),
+                        "bgp.mrt_families",
+                        format!("{other:?} is not \"ipv4\" or \"ipv6\""),
+                    ))
+                }
+            }
+        }
+        o.no_v4 = !v4;
+        o.no_v6 = !v6;
+    }
+    if let Some(ns) = &b.mrt_neighbors {
+        if b.mrt.is_none() {
+            return Err(only_with_mrt(lines.of(ns), "bgp.mrt_neighbors"));
+        }
+        for n in ns.get_ref() {
+            let ip: IpAddr = n
+                .parse()
+                .map_err(|_| invalid(lines.of(ns), "bgp.mrt_neighbors", format!("{n:?} is not an IP address")))?;
+            if !neighbors.iter().any(|x| x.ip == ip) {
+                return Err(invalid(
+                    lines.of(ns),
+                    "bgp.mrt_neighbors",
+                    format!("{ip} is not a known neighbor (add a [[neighbor]] for it)"),
+                ));
+            }
+            if o.neighbors.contains(&ip) {
+                return Err(invalid(lines.of(ns), "bgp.mrt_neighbors", format!("duplicate neighbor {ip}")));
+            }
+            o.neighbors.push(ip);
+        }
+        if o.neighbors.is_empty() {
+            return Err(invalid(lines.of(ns), "bgp.mrt_neighbors", "empty: leave it out to use every neighbor"));
+        }
+    }
+    Ok(o)
 }
 
 /// Parses an IPv4 address (`what` names it in the message).

@@ -162,6 +162,63 @@ pub fn write_synth_table(
     Ok(())
 }
 
+/// The config of [`synth_config`] with its routes and networks in an MRT RIB dump named
+/// `mrt` (see `config::mrt`): the same networks and labels (dynamic, from `first`, in
+/// dump order), their next hops spread over the neighbors by prefix.
+/// [`write_synth_mrt`] writes the dump.
+pub fn synth_mrt_config(first: u32, ports: usize, neighbors: usize, v6: bool, mrt: &str) -> String {
+    use std::fmt::Write;
+    let mut s = synth_head(ports, neighbors, v6);
+    let _ = writeln!(
+        s,
+        "\n[bgp]\nas = 100\nlabel_mode = \"per-route\"\npop_go = true\nlabel_base = {first}\nmrt = {mrt:?}"
+    );
+    s
+}
+
+/// Writes the MRT RIB dump of [`synth_mrt_config`] to `path`: a RIB record per synth
+/// network (in the order of [`synth_config`]'s), each with an entry of each of `peers`
+/// collector peers. A name ending in `.gz` or `.bz2` is compressed accordingly.
+pub fn write_synth_mrt(path: &std::path::Path, first: u32, labels: u32, v6: bool, peers: u16) -> std::io::Result<()> {
+    use crate::config::mrt::{Peer, RibWriter};
+    use crate::config::Prefix;
+    use std::net::IpAddr;
+    let file = std::io::BufWriter::with_capacity(1 << 16, std::fs::File::create(path)?);
+    let name = path.to_string_lossy();
+    let peer_list: Vec<Peer> = (0..peers)
+        .map(|i| Peer { ip: IpAddr::V4(Ipv4Addr::new(10, 255, (i >> 8) as u8, i as u8)), asn: 65_000 + i as u32 })
+        .collect();
+    let entries: Vec<u16> = (0..peers).collect();
+    let write = |out: &mut dyn std::io::Write| -> std::io::Result<()> {
+        let mut w = RibWriter::new(out, Ipv4Addr::new(10, 255, 255, 255), &peer_list)?;
+        let bad = |e: String| std::io::Error::new(std::io::ErrorKind::InvalidInput, e);
+        for l in first..first + labels {
+            w.prefix(Prefix::new(IpAddr::V4(synth_v4_dst(l)), 32).map_err(bad)?, &entries)?;
+        }
+        if v6 {
+            for l in first + labels..first + 2 * labels {
+                w.prefix(Prefix::new(IpAddr::V6(synth_v6_dst(l)), 128).map_err(bad)?, &entries)?;
+            }
+        }
+        Ok(())
+    };
+    // The encoders' trailers are written by finish(), not by a flush.
+    let file = if name.ends_with(".gz") {
+        let mut z = flate2::write::GzEncoder::new(file, flate2::Compression::fast());
+        write(&mut z)?;
+        z.finish()?
+    } else if name.ends_with(".bz2") {
+        let mut z = bzip2::write::BzEncoder::new(file, bzip2::Compression::fast());
+        write(&mut z)?;
+        z.finish()?
+    } else {
+        let mut file = file;
+        write(&mut file)?;
+        file
+    };
+    file.into_inner().map(|_| ()).map_err(|e| e.into_error())
+}
+
 /// Device, ports and neighbors of the synth configs.
 fn synth_head(ports: usize, neighbors: usize, v6: bool) -> String {
     use std::fmt::Write;
