@@ -111,19 +111,103 @@ pub fn spread(prefix: Prefix, n: usize) -> usize {
 }
 
 /// Opens `input` as plain, gzip (1f 8b) or bzip2 ("BZh") data, told by its first bytes.
-/// xz and zstd are recognised and refused by name.
-pub fn decompress<'a, R: BufRead + 'a>(mut input: R) -> Result<(Box<dyn Read + 'a>, &'static str), String> {
+/// xz and zstd are recognised and refused by name. Compressed data is decompressed
+/// on a thread of its own ([`Ahead`]), ahead of the reader.
+pub fn decompress<R: BufRead + Send + 'static>(mut input: R) -> Result<(Box<dyn Read>, &'static str), String> {
     let head = input.fill_buf().map_err(|e| e.to_string())?;
     if head.starts_with(&[0x1f, 0x8b]) {
-        Ok((Box::new(flate2::bufread::MultiGzDecoder::new(input)), "gzip"))
+        Ok((Box::new(Ahead::spawn(flate2::bufread::MultiGzDecoder::new(input))?), "gzip"))
     } else if head.starts_with(b"BZh") {
-        Ok((Box::new(bzip2::bufread::MultiBzDecoder::new(input)), "bzip2"))
+        Ok((Box::new(Ahead::spawn(bzip2::bufread::MultiBzDecoder::new(input))?), "bzip2"))
     } else if head.starts_with(&[0xfd, b'7', b'z', b'X', b'Z', 0]) {
         Err("xz-compressed: decompress it first (unxz), or recompress with gzip or bzip2".into())
     } else if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
         Err("zstd-compressed: decompress it first (unzstd), or recompress with gzip or bzip2".into())
     } else {
         Ok((Box::new(input), "none"))
+    }
+}
+
+/// Bytes of a chunk [`Ahead`] hands over.
+const CHUNK: usize = 1 << 20;
+
+/// A reader fed by a thread that reads (decompresses) its input into chunks, at most
+/// four ahead: decompression and parsing overlap on two cores. An empty chunk marks
+/// the end; a thread that stops without it (it panicked) is an error, not an early end.
+/// When the reader is dropped, the thread stops at its next chunk.
+pub struct Ahead {
+    rx: std::sync::mpsc::Receiver<std::io::Result<Vec<u8>>>,
+    buf: Vec<u8>,
+    at: usize,
+    done: bool,
+}
+
+impl Ahead {
+    fn spawn(mut input: impl Read + Send + 'static) -> Result<Ahead, String> {
+        let (tx, rx) = std::sync::mpsc::sync_channel(4);
+        std::thread::Builder::new()
+            .name("mrt-decompress".into())
+            .spawn(move || loop {
+                let mut chunk = vec![0u8; CHUNK];
+                let mut n = 0;
+                let mut err = None;
+                while n < CHUNK {
+                    match input.read(&mut chunk[n..]) {
+                        Ok(0) => break,
+                        Ok(k) => n += k,
+                        Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                        Err(e) => {
+                            err = Some(e);
+                            break;
+                        }
+                    }
+                }
+                chunk.truncate(n);
+                let end = n == 0;
+                // The bytes before an error go first, so that the error names the record
+                // it is in. An empty chunk is the end marker.
+                if (n > 0 || err.is_none()) && tx.send(Ok(chunk)).is_err() {
+                    break;
+                }
+                if let Some(e) = err {
+                    let _ = tx.send(Err(e));
+                    break;
+                }
+                if end {
+                    break;
+                }
+            })
+            .map_err(|e| format!("starting the decompression thread: {e}"))?;
+        Ok(Ahead { rx, buf: Vec::new(), at: 0, done: false })
+    }
+}
+
+impl Read for Ahead {
+    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+        while self.at == self.buf.len() {
+            if self.done {
+                return Ok(0);
+            }
+            match self.rx.recv() {
+                Ok(Ok(chunk)) => {
+                    self.done = chunk.is_empty();
+                    self.buf = chunk;
+                    self.at = 0;
+                }
+                Ok(Err(e)) => {
+                    self.done = true;
+                    return Err(e);
+                }
+                Err(_) => {
+                    self.done = true;
+                    return Err(std::io::Error::other("the decompression thread stopped"));
+                }
+            }
+        }
+        let n = out.len().min(self.buf.len() - self.at);
+        out[..n].copy_from_slice(&self.buf[self.at..self.at + n]);
+        self.at += n;
+        Ok(n)
     }
 }
 
@@ -583,6 +667,34 @@ mod tests {
         assert_eq!(r, ["10.2.0.0/16", "2001:db8::/32"]);
     }
 
+    /// RFC 8050 ADD-PATH records: a path identifier after each entry's originated time;
+    /// two paths of one peer are one prefix. Read as the plain subtype, the same bytes
+    /// are an error, not a wrong table.
+    #[test]
+    fn add_path_records() {
+        let mut f = hand_dump()[..60].to_vec();
+        let mut body = vec![0, 0, 0, 9, 24, 203, 0, 113, 0, 2];
+        for path_id in [1u8, 2] {
+            body.extend_from_slice(&[0, 1, 0x65, 0x92, 0, 0, 0, 0, 0, path_id, 0, 4, 0x40, 1, 1, 0]);
+        }
+        let rec = |sub: u8| {
+            let mut r = vec![0x65, 0x92, 0, 0, 0, 13, 0, sub];
+            r.extend_from_slice(&(body.len() as u32).to_be_bytes());
+            r.extend_from_slice(&body);
+            r
+        };
+        f.extend(rec(8));
+        let (_d, c) = load("rib.mrt", &f, "mrt_peer = \"2001:db8::2\"");
+        assert_eq!(dump_routes(&c.unwrap()), [("203.0.113.0/24".to_string(), "192.168.20.1".to_string())]);
+        let (_d, c) = load("rib.mrt", &f, "mrt_peer = \"198.51.100.1\"");
+        assert_eq!(dump_routes(&c.unwrap()), []);
+        f.truncate(60);
+        f.extend(rec(2));
+        let (_d, c) = load("rib.mrt", &f, "");
+        let e = c.unwrap_err().to_string();
+        assert!(e.contains("record 2 at byte 60: 203.0.113.0/24: "), "{e}");
+    }
+
     /// The neighbor of a prefix is [`spread`]'s, and stays what it is (values pinned
     /// from a separate FNV-1a computation).
     #[test]
@@ -766,6 +878,20 @@ mod tests {
         let (_d, r) = load("rib.gz", &gz[..gz.len() / 2], "");
         let e = r.unwrap_err().to_string();
         assert!(e.contains("rib.gz: record ") && e.contains(" at byte "), "{e}");
+        // Corrupted gzip and bzip2 data: an error (the decompressor's, or a bad record).
+        let mut bad = gz.clone();
+        for b in &mut bad[gz.len() / 3..gz.len() / 3 + 8] {
+            *b ^= 0x5a;
+        }
+        let (_d, r) = load("rib.gz", &bad, "");
+        let e = r.unwrap_err().to_string();
+        assert!(e.contains("rib.gz: "), "{e}");
+        let mut bz = bzip2::write::BzEncoder::new(Vec::new(), bzip2::Compression::default());
+        std::io::Write::write_all(&mut bz, &written(50, 2)).unwrap();
+        let bz = bz.finish().unwrap();
+        let (_d, r) = load("rib.bz2", &bz[..bz.len() - 10], "");
+        let e = r.unwrap_err().to_string();
+        assert!(e.contains("rib.bz2: record ") && e.contains(" at byte "), "{e}");
     }
 
     /// Every cut and every corrupted byte of a small dump gives a config or an error,
