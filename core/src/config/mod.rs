@@ -705,7 +705,7 @@ impl Config {
                         None => whole(e.msg),
                     })?;
                 tracing::info!(
-                    "{} ({compression}): {} records, {} unicast prefixes: {} loaded; skipped: {} already in the config, {} without an entry of mrt_peer, {} of another family",
+                    "{} ({compression}): {} records, {} unicast prefixes: {} loaded; skipped: {} already in the config, {} without an entry (of mrt_peer, if set), {} of another family",
                     path.display(),
                     sum.records,
                     sum.prefixes,

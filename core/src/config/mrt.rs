@@ -88,12 +88,10 @@ pub struct Summary {
     pub loaded: u64,
     /// Prefixes the config (or an earlier record) has already.
     pub present: u64,
-    /// Prefixes without an entry of `mrt_peer`.
+    /// Prefixes without an entry of `mrt_peer` (or without any entry).
     pub other_peers: u64,
     /// Prefixes of a family left out (`mrt_families`).
     pub other_family: u64,
-    /// Compression of the file: "gzip", "bzip2" or "none".
-    pub compression: &'static str,
 }
 
 /// The index in `0..n` of the next hop of `prefix`: FNV-1a (64 bits) over the address
