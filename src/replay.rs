@@ -10,7 +10,8 @@
 use crate::cmd::{build, load_capture, load_config, runtime, usage, Failure, PaceArgs, WorkerArgs};
 use crate::config::Config;
 use crate::engine::{self, MakeQueue, Plan, Report, Tables};
-use crate::io::capture::{CaptureQueue, Count, Keep, Pace, Share, Sink};
+use crate::io::capture::{BlockCursor, CaptureQueue, Count, Keep, Pace, Share, Sink};
+
 use crate::io::pcap::{Capture, Writer};
 use crate::live::Interval;
 use crate::stats::board::StatsBoard;
@@ -121,6 +122,8 @@ pub struct CaptureQueues<'a, K> {
     pub opts: &'a ReplayOpts,
     /// Makes each worker's sink.
     pub sink: fn() -> K,
+    /// The workers claim blocks of the capture from here (a fresh one per replay).
+    pub cursor: &'a BlockCursor,
 }
 
 impl<'a, K: Sink + Send> MakeQueue for CaptureQueues<'a, K> {
@@ -130,7 +133,7 @@ impl<'a, K: Sink + Send> MakeQueue for CaptureQueues<'a, K> {
     fn make(&self, w: usize) -> Result<Self::Queue, Failure> {
         let o = self.opts;
         let share = Share { w, workers: o.workers.max(1), burst: o.burst, loops: o.loops };
-        Ok(CaptureQueue::new(self.cap, share, (self.sink)()).in_port(o.in_port).paced(o.pace))
+        Ok(CaptureQueue::new(self.cap, share, (self.sink)()).claiming(self.cursor).in_port(o.in_port).paced(o.pace))
     }
 
     fn finish(&self, q: Self::Queue) -> K {
@@ -170,11 +173,11 @@ pub fn replay(
         }
     };
     let report = if opts.capture_output {
-        let mk = CaptureQueues { cap, opts, sink: Keep::default };
+        let mk = CaptureQueues { cap, opts, sink: Keep::default, cursor: &BlockCursor::default() };
         let r = engine::forward(&plan, tables, &mk, board, || {}, ticker)?;
         map_output(r, Some)
     } else {
-        let mk = CaptureQueues { cap, opts, sink: || Count };
+        let mk = CaptureQueues { cap, opts, sink: || Count, cursor: &BlockCursor::default() };
         let r = engine::forward(&plan, tables, &mk, board, || {}, ticker)?;
         map_output(r, |_| None)
     };

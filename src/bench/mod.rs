@@ -339,7 +339,8 @@ impl Bench<'_> {
             self.board.publish(w, &Default::default());
         }
         let plan = crate::replay::plan(&opts);
-        let inner = CaptureQueues { cap: self.cap, opts: &opts, sink: || Count };
+        let cursor = crate::io::capture::BlockCursor::default();
+        let inner = CaptureQueues { cap: self.cap, opts: &opts, sink: || Count, cursor: &cursor };
         let (tables, board) = (Tables::Fixed(self.snap), Arc::clone(self.board));
         if self.extra_pass == 0 && self.extra_work == 0 {
             engine::forward(&plan, tables, &inner, board, || {}, |_| {})

@@ -2,10 +2,12 @@
 //! [`Sink`] as the wire the forwarded frames leave on.
 //!
 //! The capture is cut into bursts of `burst` records, and the bursts into blocks of up
-//! to [`MAX_BLOCK_BURSTS`]; worker `w` of `workers` takes blocks `w, w + workers, ...` of
-//! every loop (like RSS spreading flows over queues). Each worker thus streams through
-//! runs of consecutive records, and its prefetches fetch its own records rather than
-//! every other burst of the file.
+//! to [`MAX_BLOCK_BURSTS`]. The workers of a replay claim blocks in order from a shared
+//! [`BlockCursor`] (one atomic add per block), so a worker that another process slows
+//! down takes fewer blocks and all of them finish together; without a cursor, worker
+//! `w` of `workers` takes blocks `w, w + workers, ...` of every loop. Either way each
+//! worker streams through runs of consecutive records, and its prefetches fetch its
+//! own records rather than every other burst of the file.
 //! Each burst is copied into a ring of 2 KiB [`MemFrame`]s (the "RX" of a NIC ring),
 //! and every frame carries its input sequence number (`loop * records + index`), so
 //! outputs can be merged back into input order whatever the worker count.
@@ -18,6 +20,7 @@ use super::mem::{FrameRing, MemFrame};
 use super::pcap::{Capture, Record, Span};
 use super::{PacketMut, Rx, RxQueue, TxQueue, Verdict};
 use crate::stats::{DropReason, TxTally, WorkerStats};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 /// Frames in each worker's ring (or one burst, if larger), reused like an RX ring. Two
@@ -186,6 +189,11 @@ pub struct Share {
     pub loops: u64,
 }
 
+/// The next block of a replay to take, shared by its workers: blocks are numbered
+/// across loops (block `g` is block `g % blocks` of loop `g / blocks`).
+#[derive(Debug, Default)]
+pub struct BlockCursor(AtomicU64);
+
 /// One worker's queue over a capture: its RX ring and its sink.
 pub struct CaptureQueue<'a, K> {
     recs: &'a [Record],
@@ -195,10 +203,15 @@ pub struct CaptureQueue<'a, K> {
     share: Share,
     /// Bursts in one pass over the capture.
     bursts: usize,
-    /// Consecutive bursts a worker takes before it skips the other workers' blocks.
+    /// Consecutive bursts a worker takes at a time.
     block: usize,
-    /// Next burst index and loop.
+    /// Where the next block comes from (None: every `workers`-th block from `w`).
+    cursor: Option<&'a BlockCursor>,
+    /// The next block number this worker takes when it has no cursor.
+    next_block: u64,
+    /// Next burst index, the end of its block, and its loop.
     b: usize,
+    block_end: usize,
     lp: u64,
     /// Records of burst `b` already taken (paced replays take the due ones only).
     off: usize,
@@ -233,7 +246,11 @@ impl<'a, K: Sink> CaptureQueue<'a, K> {
             share,
             bursts,
             block,
-            b: share.w * block,
+            cursor: None,
+            next_block: share.w as u64,
+            // (No block yet: the first call claims one.)
+            b: 0,
+            block_end: 0,
             lp: 0,
             off: 0,
             ring: FrameRing::new(RING_FRAMES.max(burst)),
@@ -254,35 +271,61 @@ impl<'a, K: Sink> CaptureQueue<'a, K> {
         self
     }
 
+    /// Takes blocks from `cursor`, shared with the replay's other workers.
+    pub fn claiming(mut self, cursor: &'a BlockCursor) -> Self {
+        self.cursor = Some(cursor);
+        self
+    }
+
     /// Replays at `pace` (all workers together), measured from the first burst.
     pub fn paced(mut self, pace: Option<Pace>) -> Self {
         self.schedule = pace.map(|p| Schedule::new(self.recs, p));
         self
     }
 
-    /// Moves to the next burst this worker owns; false when the replay is over.
+    /// Moves to the next burst this worker owns, claiming a block when the last one is
+    /// done; false when the replay is over.
     #[inline(always)]
     fn next_burst(&mut self) -> bool {
-        if self.b < self.bursts {
-            return true;
-        }
-        if self.share.w * self.block >= self.bursts {
-            return false;
-        }
-        self.lp += 1;
-        self.b = self.share.w * self.block;
-        (self.data_prefetched, self.recs_prefetched) = (0, 0);
-        self.share.loops == 0 || self.lp < self.share.loops
+        self.b < self.block_end || self.claim()
     }
 
-    /// Moves past the current burst: the next one of this block, or the first of this
-    /// worker's next block.
+    /// Takes the next block (from the cursor, or this worker's next one); false when
+    /// every loop is done.
+    #[cold]
+    fn claim(&mut self) -> bool {
+        let g = match self.cursor {
+            Some(c) => c.0.fetch_add(1, Ordering::Relaxed),
+            None => {
+                let g = self.next_block;
+                self.next_block += self.share.workers as u64;
+                g
+            }
+        };
+        let blocks = self.bursts.div_ceil(self.block) as u64;
+        if blocks == 0 {
+            return false;
+        }
+        let (lp, k) = (g / blocks, (g % blocks) as usize);
+        if self.share.loops != 0 && lp >= self.share.loops {
+            // (Stay over: later calls claim again and end the same way.)
+            self.block_end = 0;
+            return false;
+        }
+        if lp != self.lp || k * self.block < self.b {
+            // A new pass over the file: prefetching starts again from its front.
+            (self.data_prefetched, self.recs_prefetched) = (0, 0);
+        }
+        self.lp = lp;
+        self.b = k * self.block;
+        self.block_end = (self.b + self.block).min(self.bursts);
+        true
+    }
+
+    /// Moves past the current burst.
     #[inline(always)]
     fn advance(&mut self) {
         self.b += 1;
-        if self.b.is_multiple_of(self.block) {
-            self.b += (self.share.workers - 1) * self.block;
-        }
     }
 
     #[inline(always)]
@@ -302,7 +345,7 @@ impl<K: Sink> RxQueue for CaptureQueue<'_, K> {
 
     fn pace(&mut self) -> Option<std::time::Duration> {
         let s = self.schedule?;
-        if self.share.loops != 0 && self.lp >= self.share.loops || !self.next_burst() {
+        if !self.next_burst() {
             return None;
         }
         let rec = self.chunk()[self.off];
@@ -315,7 +358,7 @@ impl<K: Sink> RxQueue for CaptureQueue<'_, K> {
     /// received and dropped here (they never reach a buffer).
     #[inline(always)]
     fn rx_burst(&mut self, _max: usize, stats: &mut WorkerStats) -> Rx {
-        if self.share.loops != 0 && self.lp >= self.share.loops || !self.next_burst() {
+        if !self.next_burst() {
             return Rx::End;
         }
         // This burst's records: `first..first + count` of the capture.
@@ -513,10 +556,48 @@ mod tests {
         assert_eq!(seen, (0..2000).collect::<Vec<u64>>());
     }
 
+    /// More workers than bursts: in a one-pass replay the extra workers end at once;
+    /// in an endless one they take the blocks of later passes.
     #[test]
-    fn more_workers_than_bursts_end_at_once() {
+    fn more_workers_than_bursts_end_at_once_or_take_later_passes() {
         let cap = capture(2);
-        let mut q = CaptureQueue::new(&cap, Share { w: 3, workers: 4, burst: 1, loops: 0 }, Count);
+        let mut q = CaptureQueue::new(&cap, Share { w: 3, workers: 4, burst: 1, loops: 1 }, Count);
         assert_eq!(q.rx_burst(1, &mut WorkerStats::default()), Rx::End);
+        let mut q = CaptureQueue::new(&cap, Share { w: 3, workers: 4, burst: 1, loops: 0 }, Count);
+        assert_eq!(q.rx_burst(1, &mut WorkerStats::default()), Rx::Burst(1));
+        // Block 3 is record 1 of the second pass.
+        assert_eq!(q.burst()[0].seq, 3);
+    }
+
+    /// Workers claiming from one cursor: each block once per loop whoever takes it, and
+    /// a worker that stops taking (a slow one) leaves the rest to the other.
+    #[test]
+    fn a_shared_cursor_hands_out_every_block_once() {
+        let cap = capture(1000);
+        let cursor = BlockCursor::default();
+        let share = |w| Share { w, workers: 2, burst: 4, loops: 3 };
+        let mut qs = [0, 1].map(|w| CaptureQueue::new(&cap, share(w), Count).claiming(&cursor));
+        let mut seen: [Vec<u64>; 2] = Default::default();
+        let mut stats = WorkerStats::default();
+        // Worker 1 takes one burst for every ten of worker 0's, until both end.
+        let mut ended = [false; 2];
+        let mut turn = 0u64;
+        while !ended.iter().all(|e| *e) {
+            let w = usize::from(turn % 11 == 10);
+            turn += 1;
+            if ended[w] {
+                continue;
+            }
+            match qs[w].rx_burst(4, &mut stats) {
+                Rx::Burst(_) => seen[w].extend(qs[w].burst().iter().map(|f: &MemFrame| f.seq)),
+                Rx::Empty => panic!("a capture queue is never empty"),
+                Rx::End => ended[w] = true,
+            }
+        }
+        assert!(seen[0].len() > 5 * seen[1].len(), "{} vs {}", seen[0].len(), seen[1].len());
+        assert!(!seen[1].is_empty());
+        let mut all: Vec<u64> = seen.concat();
+        all.sort();
+        assert_eq!(all, (0..3000).collect::<Vec<u64>>());
     }
 }
