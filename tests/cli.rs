@@ -4,6 +4,19 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+/// The 8 bad frames of the seed capture, one of each drop reason
+/// (`popgo gen seed --describe`).
+const SEED_DROP_REASONS: [&str; 8] = [
+    "no_ilm_entry",
+    "ttl_expired",
+    "reserved_label",
+    "payload_mismatch",
+    "truncated_label_stack",
+    "too_short",
+    "mpls_multicast",
+    "not_mpls",
+];
+
 fn popgo(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_popgo")).args(args).output().expect("running popgo")
 }
@@ -67,16 +80,7 @@ fn seed_with_popgo_everything_goes_to_device_a() {
     assert_eq!(v["rx_packets"], 16);
     assert_eq!(v["tx_packets"]["to-A"], 8);
     assert_eq!(v["tx_packets"]["to-B"], 0);
-    for r in [
-        "no_ilm_entry",
-        "ttl_expired",
-        "reserved_label",
-        "payload_mismatch",
-        "truncated_label_stack",
-        "too_short",
-        "mpls_multicast",
-        "not_mpls",
-    ] {
+    for r in SEED_DROP_REASONS {
         assert_eq!(v["drops"][r], 1, "{r}");
     }
     let tx: u64 = v["tx_packets"].as_object().unwrap().values().map(|x| x.as_u64().unwrap()).sum();
@@ -646,25 +650,14 @@ fn accounting_matches_the_output_files_and_the_expected_drops() {
             }
         };
         assert_eq!((count("to-A.pcap"), count("to-B.pcap")), (to_a, to_b), "frames in the files");
-        // The 8 bad frames of the seed capture, one of each reason (`popgo gen seed --describe`).
-        let expected_drops = [
-            "no_ilm_entry",
-            "ttl_expired",
-            "reserved_label",
-            "payload_mismatch",
-            "truncated_label_stack",
-            "too_short",
-            "mpls_multicast",
-            "not_mpls",
-        ];
-        for r in expected_drops {
+        for r in SEED_DROP_REASONS {
             assert_eq!(v["drops"][r], 1, "{r}: {v}");
         }
         let dropped: u64 = v["drops"].as_object().unwrap().values().map(|x| x.as_u64().unwrap()).sum();
-        assert_eq!(dropped, expected_drops.len() as u64, "{v}");
+        assert_eq!(dropped, SEED_DROP_REASONS.len() as u64, "{v}");
         let seed_frames = popgo::traffic::frames::seed_frames().len();
         assert_eq!(seed_frames, 16);
-        assert_eq!(to_a + to_b + expected_drops.len(), seed_frames, "every input frame is an output or a drop");
+        assert_eq!(to_a + to_b + SEED_DROP_REASONS.len(), seed_frames, "every input frame is an output or a drop");
         assert_eq!(v["rx_packets"], seed_frames as u64);
         assert_eq!(v["tx_packets"]["to-A"], to_a as u64);
         assert_eq!(v["tx_packets"]["to-B"], to_b as u64);

@@ -97,6 +97,13 @@ impl Running {
         Running(c)
     }
 
+    /// `popgo replay --config CFG --control SOCK --loops 0 --pps 1000 pcaps/seed.pcap`: the
+    /// seed capture replayed endlessly and slowly behind a control socket.
+    fn replay_control(cfg: &Path, sock: &Path, stderr_to: &Path) -> Running {
+        let args = ["--config", path_str(cfg), "--control", path_str(sock), "--loops", "0", "--pps", "1000"];
+        Running::spawn(&[&["replay"], &args[..], &["pcaps/seed.pcap"]].concat(), stderr_to)
+    }
+
     /// `kill -SIG PID`, as the docs do it.
     fn signal(&self, sig: &str) {
         let st = Command::new("kill").args([&format!("-{sig}"), &self.0.id().to_string()]).status().unwrap();
@@ -442,21 +449,7 @@ fn seed_procedure_against_replay_control() {
     let dir = tempfile::tempdir().unwrap();
     let pop = seed_without_popgo(dir.path());
     let sock = dir.path().join("popgo.sock");
-    let p = Running::spawn(
-        &[
-            "replay",
-            "--config",
-            path_str(&pop),
-            "--control",
-            path_str(&sock),
-            "--loops",
-            "0",
-            "--pps",
-            "1000",
-            "pcaps/seed.pcap",
-        ],
-        &dir.path().join("replay.err"),
-    );
+    let p = Running::replay_control(&pop, &sock, &dir.path().join("replay.err"));
     wait_until("the control socket", || sock.exists());
     assert_eq!(label_operation(&ctl_ok(&sock, "display mpls lsp protocol bgp")), "POP");
     wait_until("traffic to to-B", || statistic(&sock, "port.to-B.tx_pkts") > 0);
@@ -525,21 +518,7 @@ fn sighup_reloads_the_config_file() {
     std::fs::write(&cfg, &seed).unwrap();
     let sock = dir.path().join("hup.sock");
     let err = dir.path().join("hup.err");
-    let p = Running::spawn(
-        &[
-            "replay",
-            "--config",
-            path_str(&cfg),
-            "--control",
-            path_str(&sock),
-            "--loops",
-            "0",
-            "--pps",
-            "1000",
-            "pcaps/seed.pcap",
-        ],
-        &err,
-    );
+    let p = Running::replay_control(&cfg, &sock, &err);
     wait_until("the control socket", || sock.exists());
     let log = || std::fs::read_to_string(&err).unwrap();
 

@@ -10,7 +10,9 @@ per-phase Mpps, medians and the ratio.
 
   tools/churn-bench.py [--rate 100] [--phases 5] [--phase-secs 2] [--popgo BIN] [--dir DIR]
 """
-import argparse, os, re, socket, statistics, subprocess, sys, tempfile, time, urllib.request
+import argparse, os, statistics, subprocess, sys, tempfile, time
+
+from popgo_ctl import connect, rx_packets
 
 def main():
     ap = argparse.ArgumentParser()
@@ -30,45 +32,13 @@ def main():
     p = subprocess.Popen([a.popgo, "replay", "--config", cfg, "--control", sock, "--loops", "0",
                           "--cores", a.core, "--metrics", f"127.0.0.1:{a.metrics_port}", "--json", pcap], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
     try:
-        deadline = time.time() + 60
-        while not os.path.exists(sock):
-            if time.time() > deadline or p.poll() is not None:
-                sys.exit("popgo replay did not open its control socket")
-            time.sleep(0.05)
-        s = socket.socket(socket.AF_UNIX)
-        s.connect(sock)
-        f = s.makefile("rwb", buffering=0)
-
-        def cmd(line):
-            f.write((line + "\n").encode())
-            body = []
-            while True:
-                l = f.readline()
-                if not l:
-                    sys.exit("control socket closed")
-                l = l.decode().rstrip("\n")
-                if l.startswith(".ok") or l.startswith(".error") or l == ".bye":
-                    if l.startswith(".error"):
-                        sys.exit(f"{line}: {' '.join(body)}")
-                    return body
-                body.append(l[1:] if l.startswith("..") else l)
-
-        def read_greeting():
-            while True:
-                l = f.readline().decode()
-                if l.startswith(".ok") or l.startswith(".error"):
-                    return
-
+        c = connect(sock, p)
+        cmd = c.cmd
         url = f"http://127.0.0.1:{a.metrics_port}/metrics"
 
         def rx():
-            text = urllib.request.urlopen(url, timeout=5).read().decode()
-            m = re.search(r'^popgo_packets_total\{direction="rx"\} (\S+)$', text, re.M)
-            if not m:
-                sys.exit(f"no popgo_packets_total{{direction=\"rx\"}} at {url}")
-            return int(float(m.group(1)))
+            return rx_packets(url)
 
-        read_greeting()
         cmd("system-view")
         time.sleep(1.0)  # warm-up
         steady, churn, commits = [], [], 0

@@ -21,7 +21,9 @@ exceeded).
                  [--popgo BIN] [--dir DIR] [--max-p99-us 100] [--max-load-s 3]
                  [--max-rss-mb 600]
 """
-import argparse, os, re, socket, statistics, subprocess, sys, tempfile, time
+import argparse, os, re, statistics, subprocess, sys, tempfile, time
+
+from popgo_ctl import connect, rss_kb
 
 
 def gen(popgo, d, n, count=2000, dist="uniform"):
@@ -43,53 +45,11 @@ def timed_check(popgo, cfg):
     return secs, rss_kb
 
 
-class Ctl:
-    def __init__(self, path):
-        self.s = socket.socket(socket.AF_UNIX)
-        self.s.connect(path)
-        self.r = self.s.makefile("rb")
-        self.w = self.s.makefile("wb", buffering=0)
-        self.reply()
-
-    def reply(self):
-        body = []
-        while True:
-            l = self.r.readline()
-            if not l:
-                sys.exit("control socket closed")
-            l = l.decode().rstrip("\n")
-            if l.startswith(".ok") or l.startswith(".error") or l == ".bye":
-                return l.startswith(".ok"), body
-            body.append(l[1:] if l.startswith("..") else l)
-
-    def cmd(self, line):
-        self.w.write((line + "\n").encode())
-        ok, body = self.reply()
-        if not ok:
-            sys.exit(f"{line}: {' '.join(body)}")
-        return body
-
-
-def rss_kb(pid, key="VmRSS"):
-    for l in open(f"/proc/{pid}/status"):
-        if l.startswith(key + ":"):
-            return int(l.split()[1])
-    return 0
-
-
 def start_replay(popgo, cfg, pcap, sock, core):
     p = subprocess.Popen([popgo, "replay", "--config", cfg, "--control", sock, "--loops", "0",
                           "--cores", core, pcap], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                          preexec_fn=lambda: os.sched_setaffinity(0, range(os.cpu_count())))
-    deadline = time.time() + 120
-    while True:
-        try:
-            c = Ctl(sock)
-            return p, c
-        except OSError:
-            if time.time() > deadline or p.poll() is not None:
-                sys.exit("popgo replay did not open its control socket")
-            time.sleep(0.05)
+    return p, connect(sock, p, timeout=120)
 
 
 def counters(c):

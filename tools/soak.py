@@ -7,15 +7,9 @@ first sample after warm-up and the last, or if the report does not balance.
 
   tools/soak.py [--secs 600] [--rate 100] [--interval 10] [--popgo BIN] [--dir DIR]
 """
-import argparse, json, os, re, signal, socket, subprocess, sys, tempfile, time, urllib.request
+import argparse, json, os, signal, subprocess, sys, tempfile, time
 
-
-def rss_kb(pid):
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    return 0
+from popgo_ctl import connect, rss_kb, rx_packets
 
 
 def main():
@@ -38,34 +32,12 @@ def main():
                           "--metrics", f"127.0.0.1:{a.metrics_port}", "--json", pcap],
                          stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
     try:
-        deadline = time.time() + 60
-        while not os.path.exists(sock):
-            if time.time() > deadline or p.poll() is not None:
-                sys.exit("popgo replay did not open its control socket")
-            time.sleep(0.05)
-        s = socket.socket(socket.AF_UNIX)
-        s.connect(sock)
-        f = s.makefile("rwb", buffering=0)
-
-        def reply():
-            while True:
-                l = f.readline().decode()
-                if not l:
-                    sys.exit("control socket closed")
-                if l.startswith(".ok") or l.startswith(".error") or l.startswith(".bye"):
-                    return l
-
-        def cmd(line):
-            f.write((line + "\n").encode())
-            r = reply()
-            if r.startswith(".error"):
-                sys.exit(f"{line}: {r}")
+        c = connect(sock, p)
+        cmd = c.cmd
 
         def rx():
-            text = urllib.request.urlopen(url, timeout=5).read().decode()
-            return int(float(re.search(r'^popgo_packets_total\{direction="rx"\} (\S+)$', text, re.M).group(1)))
+            return rx_packets(url)
 
-        reply()
         cmd("system-view")
         time.sleep(2.0)  # warm-up: tables built, ring and histograms allocated
         start, nxt, commits, flip = time.time(), time.time(), 0, False
