@@ -312,7 +312,7 @@ impl<'a, K: Sink> CaptureQueue<'a, K> {
             self.block_end = 0;
             return false;
         }
-        if lp != self.lp || k * self.block < self.b {
+        if lp != self.lp {
             // A new pass over the file: prefetching starts again from its front.
             (self.data_prefetched, self.recs_prefetched) = (0, 0);
         }
@@ -320,12 +320,6 @@ impl<'a, K: Sink> CaptureQueue<'a, K> {
         self.b = k * self.block;
         self.block_end = (self.b + self.block).min(self.bursts);
         true
-    }
-
-    /// Moves past the current burst.
-    #[inline(always)]
-    fn advance(&mut self) {
-        self.b += 1;
     }
 
     #[inline(always)]
@@ -365,7 +359,7 @@ impl<K: Sink> RxQueue for CaptureQueue<'_, K> {
         let (first, count) = match self.schedule {
             None => {
                 let first = self.b * self.share.burst;
-                self.advance();
+                self.b += 1;
                 (first, self.share.burst.min(self.recs.len() - first))
             }
             Some(s) => {
@@ -387,7 +381,7 @@ impl<K: Sink> RxQueue for CaptureQueue<'_, K> {
                 self.off += due;
                 if self.off == whole.len() {
                     self.off = 0;
-                    self.advance();
+                    self.b += 1;
                 }
                 (first, due)
             }

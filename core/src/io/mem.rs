@@ -25,6 +25,10 @@ pub struct MemFrame {
     buf: [u8; HEADROOM_BYTES + FRAME_DATA_BYTES],
 }
 
+// The data start (after the headroom) is on a cache line in every frame.
+const _: () = assert!((std::mem::offset_of!(MemFrame, buf) + HEADROOM_BYTES).is_multiple_of(64));
+const _: () = assert!(std::mem::size_of::<MemFrame>().is_multiple_of(64));
+
 impl Default for MemFrame {
     fn default() -> Self {
         MemFrame {
