@@ -252,6 +252,9 @@ pub fn write_current_configuration(
         }
         for p in &b.peers {
             let _ = writeln!(s, " peer {} as-number {}", p.address, p.asn);
+            if let Some(r) = &p.route_limit {
+                let _ = writeln!(s, " peer {} route-limit {}", p.address, r.words());
+            }
             if let Some(src) = p.source {
                 let _ = writeln!(s, " # peer {} source {src} (config file only)", p.address);
             }

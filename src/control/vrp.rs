@@ -144,6 +144,13 @@ pub fn parse(view: View, line: &str) -> Result<Cmd, String> {
         (View::Bgp, ["undo", "peer", a] | ["undo", "peer", a, "as-number"] | ["undo", "peer", a, "as-number", _]) => {
             Ok(Cmd::Edit(Edit::DelPeer(peer_address(a)?)))
         }
+        (View::Bgp | View::BgpIpv4 | View::BgpIpv6, ["peer", a, "route-limit", rest @ ..]) => {
+            let limit = Some(crate::config::RouteLimit::parse(rest)?);
+            Ok(Cmd::Edit(Edit::PeerRouteLimit { address: peer_address(a)?, limit }))
+        }
+        (View::Bgp | View::BgpIpv4 | View::BgpIpv6, ["undo", "peer", a, "route-limit", ..]) => {
+            Ok(Cmd::Edit(Edit::PeerRouteLimit { address: peer_address(a)?, limit: None }))
+        }
         (View::Bgp | View::BgpIpv4 | View::BgpIpv6, ["peer" | "undo", ..]) if is_family_cmd(&l) => {
             let on = l[0] == "peer";
             let w = if on { &l[1..] } else { &l[2..] };

@@ -6,7 +6,7 @@
 //! [`Config`] here and by the control plane's indexed candidate, so both follow the
 //! same rules.
 
-use super::{Bgp, Config, Families, Family, LabelMode, Network, Peer, Prefix, StaticRoute, DEFAULT_LABEL_BASE};
+use super::{Bgp, Config, Families, Family, LabelMode, Network, Peer, Prefix, RouteLimit, StaticRoute, DEFAULT_LABEL_BASE};
 use std::collections::HashSet;
 use std::net::{IpAddr, Ipv4Addr};
 
@@ -36,6 +36,8 @@ pub enum Edit {
     PeerFamily { address: Ipv4Addr, family: Family, on: bool },
     /// `undo peer X as-number N` (or `undo peer X`).
     DelPeer(Ipv4Addr),
+    /// `peer X route-limit ...` / `undo peer X route-limit`.
+    PeerRouteLimit { address: Ipv4Addr, limit: Option<RouteLimit> },
     /// A whole peer as the config file has it (config reload).
     SetPeer(Peer),
 }
@@ -182,7 +184,7 @@ pub fn set_peer_in(peers: &mut Vec<Peer>, p: Peer) {
 
 /// Two peers are the same configuration (line numbers aside).
 pub fn same_peer(a: &Peer, b: &Peer) -> bool {
-    (a.address, a.asn, a.source, a.families) == (b.address, b.asn, b.source, b.families)
+    (a.address, a.asn, a.source, a.families, a.route_limit) == (b.address, b.asn, b.source, b.families, b.route_limit)
 }
 
 /// Applies `e` to `cfg`, or leaves `cfg` untouched and says why not. `Ok(false)` means
@@ -298,7 +300,14 @@ pub fn apply<C: ConfigEdit + ?Sized>(cfg: &mut C, e: &Edit) -> Result<bool, Stri
                     Ok(true)
                 }
                 None => {
-                    cfg.set_peer(Peer { address: *address, asn: *asn, source: None, families: None, line: *line });
+                    cfg.set_peer(Peer {
+                        address: *address,
+                        asn: *asn,
+                        source: None,
+                        families: None,
+                        route_limit: None,
+                        line: *line,
+                    });
                     Ok(true)
                 }
             }
@@ -315,6 +324,16 @@ pub fn apply<C: ConfigEdit + ?Sized>(cfg: &mut C, e: &Edit) -> Result<bool, Stri
                 return Ok(false);
             }
             p.families = Some(now);
+            cfg.set_peer(p);
+            Ok(true)
+        }
+        Edit::PeerRouteLimit { address, limit } => {
+            cfg.bgp_head().ok_or("no BGP instance")?;
+            let mut p = cfg.peer(*address).ok_or_else(|| format!("peer {address} does not exist"))?;
+            if p.route_limit == *limit {
+                return Ok(false);
+            }
+            p.route_limit = *limit;
             cfg.set_peer(p);
             Ok(true)
         }
@@ -496,7 +515,7 @@ mod tests {
         let a: Ipv4Addr = "198.18.0.1".parse().unwrap();
         let b = new.bgp.as_mut().unwrap();
         b.router_id = Some("192.0.2.3".parse().unwrap());
-        b.peers.push(Peer { address: a, asn: 200, source: None, families: None, line: 0 });
+        b.peers.push(Peer { address: a, asn: 200, source: None, families: None, route_limit: None, line: 0 });
         let strip = |c: &Config| {
             let mut c = c.clone();
             if let Some(b) = c.bgp.as_mut() {

@@ -340,7 +340,75 @@ pub struct Peer {
     pub source: Option<Ipv4Addr>,
     /// `None`: [`Families::default_for`] the instance's networks.
     pub families: Option<Families>,
+    /// Maximum routes accepted from the peer (`peer X route-limit ...`).
+    pub route_limit: Option<RouteLimit>,
     pub line: usize,
+}
+
+/// `peer X route-limit LIMIT [PERCENT] [alert-only | idle-forever | idle-timeout
+/// MINUTES]` (VRP): at most `limit` routes received from the peer; a warning is logged
+/// when `percent` of it is reached.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RouteLimit {
+    pub limit: u32,
+    /// 1..=100; VRP's default 75.
+    pub percent: u8,
+    pub action: LimitAction,
+}
+
+/// What happens past the route limit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LimitAction {
+    /// Default: the session closes (Cease 6/1, RFC 4486) and connects again later.
+    Restart,
+    /// Logged and counted; routes past the limit are ignored, the session stays.
+    AlertOnly,
+    /// The session closes and stays down until the peer's configuration changes.
+    IdleForever,
+    /// The session closes and connects again after this many minutes.
+    IdleTimeout(u16),
+}
+
+impl RouteLimit {
+    /// VRP's default alert threshold (percent of the limit).
+    pub const DEFAULT_PERCENT: u8 = 75;
+
+    /// Parses the words after `route-limit` (VRP syntax).
+    pub fn parse(words: &[&str]) -> Result<RouteLimit, String> {
+        let usage = "route-limit LIMIT [PERCENT] [alert-only | idle-forever | idle-timeout MINUTES]";
+        let num = |w: &str, what: &str, max: u64| -> Result<u64, String> {
+            w.parse::<u64>()
+                .ok()
+                .filter(|v| (1..=max).contains(v))
+                .ok_or_else(|| format!("{what} {w:?} is not in 1..={max} (usage: {usage})"))
+        };
+        let (limit, rest) = words.split_first().ok_or_else(|| format!("missing LIMIT (usage: {usage})"))?;
+        let limit = num(limit, "route limit", u64::from(u32::MAX))? as u32;
+        let (percent, rest) = match rest.split_first() {
+            Some((p, r)) if p.bytes().all(|b| b.is_ascii_digit()) => (num(p, "percent", 100)? as u8, r),
+            _ => (Self::DEFAULT_PERCENT, rest),
+        };
+        let action = match rest {
+            [] => LimitAction::Restart,
+            ["alert-only"] => LimitAction::AlertOnly,
+            ["idle-forever"] => LimitAction::IdleForever,
+            ["idle-timeout", m] => LimitAction::IdleTimeout(num(m, "idle-timeout minutes", 1200)? as u16),
+            _ => return Err(format!("unexpected {:?} (usage: {usage})", rest.join(" "))),
+        };
+        Ok(RouteLimit { limit, percent, action })
+    }
+
+    /// The VRP words after `route-limit` (as `display current-configuration` shows).
+    pub fn words(&self) -> String {
+        let mut s = format!("{} {}", self.limit, self.percent);
+        match self.action {
+            LimitAction::Restart => {}
+            LimitAction::AlertOnly => s.push_str(" alert-only"),
+            LimitAction::IdleForever => s.push_str(" idle-forever"),
+            LimitAction::IdleTimeout(m) => s.push_str(&format!(" idle-timeout {m}")),
+        }
+        s
+    }
 }
 
 impl Peer {
@@ -455,6 +523,8 @@ struct RawPeer {
     asn: Spanned<i64>,
     source: Option<Spanned<String>>,
     families: Option<Spanned<Vec<String>>>,
+    /// VRP's words after `route-limit`, e.g. "1000 80 idle-timeout 5".
+    route_limit: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -759,7 +829,17 @@ impl Config {
                         Some(set)
                     }
                 };
-                peers.push(Peer { address, asn, source, families, line });
+                let route_limit = match &p.route_limit {
+                    None => None,
+                    Some(r) => {
+                        let words: Vec<&str> = r.get_ref().split_whitespace().collect();
+                        Some(
+                            RouteLimit::parse(&words)
+                                .map_err(|m| invalid(lines.of(r), "bgp.peer.route_limit", m))?,
+                        )
+                    }
+                };
+                peers.push(Peer { address, asn, source, families, route_limit, line });
             }
             cfg.bgp = Some(Bgp {
                 asn,

@@ -5,7 +5,7 @@
 //! when it is shown (`Snapshot::lsp_rows`), so a pop-go toggle rewrites ILM entries
 //! only.
 
-use crate::config::Prefix;
+use crate::config::{FastMap, Prefix};
 use std::net::IpAddr;
 use std::sync::Arc;
 
@@ -163,6 +163,34 @@ impl LspTable {
         r
     }
 
+    /// What changed from `old` to `self`: each FEC whose label is new or different,
+    /// with its label, and each FEC no longer present, with `None`. Chunks both tables
+    /// share are skipped, so after an incremental commit this costs O(changed chunks)
+    /// however big the table (a FEC stays in its chunk, so one in a shared chunk is
+    /// unchanged).
+    pub fn diff(&self, old: &LspTable) -> Vec<(Prefix, Option<u32>)> {
+        let n = self.chunks.len().max(old.chunks.len());
+        let mut before: FastMap<Prefix, u32> = FastMap::default();
+        let mut after: Vec<&Lsp> = Vec::new();
+        for i in 0..n {
+            match (old.chunks.get(i), self.chunks.get(i)) {
+                (Some(a), Some(b)) if Arc::ptr_eq(a, b) => {}
+                (a, b) => {
+                    before.extend(a.iter().flat_map(|c| c.iter()).map(|r| (r.fec, r.in_label)));
+                    after.extend(b.iter().flat_map(|c| c.iter()));
+                }
+            }
+        }
+        let mut out = Vec::new();
+        for r in after {
+            if before.remove(&r.fec) != Some(r.in_label) {
+                out.push((r.fec, Some(r.in_label)));
+            }
+        }
+        out.extend(before.into_keys().map(|p| (p, None)));
+        out
+    }
+
     /// Bytes of heap the table holds (rows and the chunk array, shared ones included).
     pub fn heap_bytes(&self) -> usize {
         self.chunks.capacity() * 8
@@ -192,5 +220,34 @@ mod tests {
         assert!(Arc::ptr_eq(&before.chunks[0], &t.chunks[0]), "untouched chunks are shared");
         assert_eq!(t.iter().count(), 4999);
         assert_eq!(std::mem::size_of::<Lsp>(), 24);
+    }
+
+    #[test]
+    fn diff_reports_changes_and_skips_shared_chunks() {
+        let row = |i: u32, l: u32| Lsp { fec: Prefix::new(IpAddr::from(i.to_be_bytes()), 32).unwrap(), in_label: l };
+        let mut old = LspTable::new();
+        for i in 0..5000 {
+            old.push(row(i, i));
+        }
+        assert!(old.diff(&old.clone()).is_empty());
+        let mut new = old.clone();
+        let at = new.position(row(10, 10).fec).unwrap();
+        new.remove(at);
+        let at = new.position(row(3000, 3000).fec).unwrap();
+        new.remove(at);
+        new.push(row(3000, 7)); // a label change: removed, pushed again
+        new.push(row(9000, 9000));
+        let mut d = new.diff(&old);
+        d.sort_by_key(|(p, _)| *p);
+        let want = vec![(row(10, 0).fec, None), (row(3000, 0).fec, Some(7)), (row(9000, 0).fec, Some(9000))];
+        assert_eq!(d, want);
+        // A table built afresh shares nothing: the same answer the slow way.
+        let mut fresh = LspTable::new();
+        for r in new.iter() {
+            fresh.push(*r);
+        }
+        let mut d = fresh.diff(&old);
+        d.sort_by_key(|(p, _)| *p);
+        assert_eq!(d, want);
     }
 }

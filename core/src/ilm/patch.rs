@@ -49,6 +49,7 @@ impl Delta {
                 | Edit::PeerAs { .. }
                 | Edit::PeerFamily { .. }
                 | Edit::DelPeer(_)
+                | Edit::PeerRouteLimit { .. }
                 | Edit::SetPeer(_) => {}
             }
         }
