@@ -324,4 +324,6 @@ fn manager(opts: Options, rx: &mpsc::Receiver<ToManager>, status: &Arc<Status>) 
 }
 
 #[cfg(test)]
+mod fsm_tests;
+#[cfg(test)]
 mod tests;

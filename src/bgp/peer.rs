@@ -73,11 +73,6 @@ impl Peer {
         }
     }
 
-    /// Current delay before a reconnection (the idle hold time).
-    pub fn delay(&self) -> Duration {
-        self.delay
-    }
-
     pub fn on_timer(&mut self, now: Instant, c: &mut Ctx<'_>) {
         for i in 0..self.conns.len() {
             self.conns[i].1.on_timer(now, c);

@@ -22,15 +22,26 @@ fn opts(port: u16) -> Options {
         hold_time_s: 90,
         retry_initial: Duration::from_millis(200),
         retry_max: Duration::from_secs(1),
+        stable_for: Duration::from_secs(60),
+        limit_restart: Duration::from_secs(30),
     }
 }
 
-fn adverts(routes: &[(&str, u32)], families: Families) -> Adverts {
+/// The peer at 127.0.0.1 on `families`, and route changes (prefix, label or `None`).
+fn adverts(changes: &[(&str, Option<u32>)], families: Families) -> Adverts {
+    let peer = crate::config::Peer {
+        address: Ipv4Addr::LOCALHOST,
+        asn: PEER_AS,
+        source: None,
+        families: Some(families),
+        route_limit: None,
+        line: 0,
+    };
     Adverts {
         asn: LOCAL_AS,
         router_id: Some("1.1.1.1".parse().unwrap()),
-        peers: vec![PeerCfg { address: Ipv4Addr::LOCALHOST, asn: PEER_AS, source: None, families }],
-        routes: Arc::new(routes.iter().map(|(p, l)| (pfx(p), *l)).collect()),
+        peers: vec![peer],
+        changes: changes.iter().map(|(p, l)| (pfx(p), *l)).collect(),
     }
 }
 
@@ -110,7 +121,7 @@ fn advertises_labels_withdraws_and_accepts_routes() {
     let l = TcpListener::bind("127.0.0.1:0").unwrap();
     let sp = Speaker::start(opts(l.local_addr().unwrap().port())).unwrap();
     let both = Families::default_for(true);
-    sp.update(adverts(&[("10.1.1.0/24", 48122), ("2001:db8:100::/48", 60100)], both));
+    sp.update(adverts(&[("10.1.1.0/24", Some(48122)), ("2001:db8:100::/48", Some(60100))], both));
     let mut p = Peer::accept(&l);
     p.establish(PEER_AS, &[Family::Ipv4LabeledUnicast, Family::Ipv6LabeledUnicast]);
     let lo = IpAddr::V4(Ipv4Addr::LOCALHOST);
@@ -129,7 +140,7 @@ fn advertises_labels_withdraws_and_accepts_routes() {
     });
 
     // A commit that removes the network withdraws it; a label change re-announces.
-    sp.update(adverts(&[("2001:db8:100::/48", 60200)], both));
+    sp.update(adverts(&[("10.1.1.0/24", None), ("2001:db8:100::/48", Some(60200))], both));
     p.updates_until(|a, w| {
         w.contains(&pfx("10.1.1.0/24"))
             && a.iter().any(|(_, r)| r.prefix == pfx("2001:db8:100::/48") && r.label == 60200)
@@ -145,14 +156,29 @@ fn advertises_labels_withdraws_and_accepts_routes() {
     let peers = sp.status().display_peer();
     assert!(peers.contains("Established") && peers.contains("127.0.0.1"), "{peers}");
 
-    // A malformed UPDATE (ORIGIN 5) gets NOTIFICATION 3/6, is counted, and the
-    // session comes back.
-    let mut bad = msg::encode(&msg::announce(Family::Ipv4LabeledUnicast, &[(pfx("4.4.4.0/24"), 1026)], nh, path));
+    // A malformed ORIGIN (5) is treat-as-withdraw (RFC 7606 section 7.1): the route
+    // it announces is withdrawn, the session stays up.
+    let mut bad = msg::encode(&msg::announce(Family::Ipv4LabeledUnicast, &[(pfx("4.4.4.4/32"), 1026)], nh, path));
     let at = bad.windows(3).position(|w| w == [0x40, 1, 1]).expect("ORIGIN") + 3;
     bad[at] = 5;
     p.s.write_all(&bad).unwrap();
+    wait_until("the route treated as withdrawn", 5, || {
+        let s = peer_status(&sp);
+        s.treated_as_withdraw == 1 && s.received.is_empty()
+    });
+    assert_eq!(peer_status(&sp).state, State::Established);
+    assert_eq!(peer_status(&sp).errors, 0);
+
+    // A truncated plain NLRI gets 3/10 (RFC 4271 section 6.3), is counted, and the
+    // session comes back.
+    let mut bad = msg::encode(&BgpMessage::KeepAlive);
+    bad[18] = 2;
+    bad.extend_from_slice(&[0, 0, 0, 0, 24, 10, 1]);
+    let len = bad.len() as u16;
+    bad[16..18].copy_from_slice(&len.to_be_bytes());
+    p.s.write_all(&bad).unwrap();
     match p.recv() {
-        Some(BgpMessage::Notification(n)) => assert_eq!(msg::codes(&n), (3, 6)),
+        Some(BgpMessage::Notification(n)) => assert_eq!(msg::codes(&n), (3, 10)),
         other => panic!("wanted a NOTIFICATION, got {other:?}"),
     }
     wait_until("the error counted", 5, || peer_status(&sp).errors == 1);
@@ -179,7 +205,7 @@ fn advertises_labels_withdraws_and_accepts_routes() {
 fn wrong_peer_as_and_missing_families_are_refused() {
     let l = TcpListener::bind("127.0.0.1:0").unwrap();
     let sp = Speaker::start(opts(l.local_addr().unwrap().port())).unwrap();
-    sp.update(adverts(&[("10.1.1.0/24", 48122)], Families::default_for(false)));
+    sp.update(adverts(&[("10.1.1.0/24", Some(48122))], Families::default_for(false)));
     let mut p = Peer::accept(&l);
     let _ = p.recv();
     p.send(&msg::open(300, 90, "2.2.2.2".parse().unwrap(), [Family::Ipv4LabeledUnicast].into_iter()));
@@ -210,7 +236,7 @@ fn a_silent_peer_is_retried_with_backoff() {
     // A port nobody listens on: every connect is refused at once.
     let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let sp = Speaker::start(opts(port)).unwrap();
-    sp.update(adverts(&[("10.1.1.0/24", 48122)], Families::default_for(false)));
+    sp.update(adverts(&[("10.1.1.0/24", Some(48122))], Families::default_for(false)));
     // Delays 0.2, 0.4, 0.8, 1, 1 s: about 5 attempts in 2.6 s, not dozens.
     std::thread::sleep(Duration::from_millis(2600));
     let s = peer_status(&sp);
@@ -223,7 +249,7 @@ fn a_silent_peer_is_retried_with_backoff() {
 fn removing_the_peer_sends_cease_deconfigured() {
     let l = TcpListener::bind("127.0.0.1:0").unwrap();
     let sp = Speaker::start(opts(l.local_addr().unwrap().port())).unwrap();
-    sp.update(adverts(&[("10.1.1.0/24", 48122)], Families::default_for(false)));
+    sp.update(adverts(&[("10.1.1.0/24", Some(48122))], Families::default_for(false)));
     let mut p = Peer::accept(&l);
     p.establish(PEER_AS, &[Family::Ipv4LabeledUnicast]);
     let mut none = adverts(&[], Families::NONE);
