@@ -267,3 +267,178 @@ fn removing_the_peer_sends_cease_deconfigured() {
     }
     wait_until("the peer gone from the status", 5, || sp.status().peers().is_empty());
 }
+
+fn adv(r: &[(&str, u32)]) -> Adverts {
+    let changes: Vec<(&str, Option<u32>)> = r.iter().map(|(p, l)| (*p, Some(*l))).collect();
+    adverts(&changes, Families::default_for(false))
+}
+
+// ---- hostile peers over loopback (run on the old and the new code) ----
+
+fn hostile_v4() -> Vec<Family> {
+    vec![Family::Ipv4LabeledUnicast]
+}
+
+fn no_notification_within(p: &mut Peer, d: Duration) -> Result<(), String> {
+    p.s.set_read_timeout(Some(d)).unwrap();
+    let r = match p.recv() {
+        Some(BgpMessage::Notification(n)) => Err(format!("NOTIFICATION {:?}", msg::codes(&n))),
+        _ => Ok(()),
+    };
+    p.s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    r
+}
+
+fn expect_notification(p: &mut Peer) -> (u8, u8) {
+    loop {
+        match p.recv() {
+            Some(BgpMessage::Notification(n)) => return msg::codes(&n),
+            Some(_) => {}
+            None => panic!("closed without a NOTIFICATION"),
+        }
+    }
+}
+
+fn raw_update(body: &[u8]) -> Vec<u8> {
+    let mut b = vec![0xff; 16];
+    b.extend_from_slice(&((19 + body.len()) as u16).to_be_bytes());
+    b.push(2);
+    b.extend_from_slice(body);
+    b
+}
+
+/// A malformed ORIGIN is treat-as-withdraw (RFC 7606 section 7.1), not a reset.
+#[test]
+fn hostile_bad_origin_keeps_the_session() {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let sp = Speaker::start(opts(l.local_addr().unwrap().port())).unwrap();
+    sp.update(adv(&[("10.1.1.0/24", 48122)]));
+    let mut p = Peer::accept(&l);
+    p.establish(PEER_AS, &hostile_v4());
+    let nh: Ipv4Addr = "127.0.0.1".parse().unwrap();
+    let path = msg::PathCtx { local_as: PEER_AS, ibgp: false, asn4: true };
+    let mut bad = msg::encode(&msg::announce(Family::Ipv4LabeledUnicast, &[(pfx("4.4.4.0/24"), 1026)], nh, path));
+    let at = bad.windows(3).position(|w| w == [0x40, 1, 1]).expect("ORIGIN") + 3;
+    bad[at] = 5;
+    p.s.write_all(&bad).unwrap();
+    no_notification_within(&mut p, Duration::from_millis(500)).unwrap();
+    assert_eq!(peer_status(&sp).state, State::Established);
+}
+
+/// An UPDATE in OpenSent gets 5/1 even when it is malformed (state checked first).
+#[test]
+fn hostile_malformed_update_in_open_sent_gets_5_1() {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let sp = Speaker::start(opts(l.local_addr().unwrap().port())).unwrap();
+    sp.update(adv(&[("10.1.1.0/24", 48122)]));
+    let mut p = Peer::accept(&l);
+    let _ = p.recv();
+    // Total attribute length 255 in a message that has none.
+    p.s.write_all(&raw_update(&[0, 0, 0, 0xff])).unwrap();
+    assert_eq!(expect_notification(&mut p), (5, 1));
+}
+
+/// A truncated plain IPv4 NLRI gets 3/10 (RFC 4271 section 6.3).
+#[test]
+fn hostile_truncated_nlri_gets_3_10() {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let sp = Speaker::start(opts(l.local_addr().unwrap().port())).unwrap();
+    sp.update(adv(&[("10.1.1.0/24", 48122)]));
+    let mut p = Peer::accept(&l);
+    p.establish(PEER_AS, &hostile_v4());
+    p.s.write_all(&raw_update(&[0, 0, 0, 0, 24, 10, 1])).unwrap();
+    assert_eq!(expect_notification(&mut p), (3, 10));
+}
+
+/// RFC 2918 section 4: a ROUTE-REFRESH for an unknown AFI/SAFI is ignored; one for a
+/// family not negotiated sends nothing.
+#[test]
+fn hostile_route_refresh_unknown_or_not_negotiated_is_ignored() {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let sp = Speaker::start(opts(l.local_addr().unwrap().port())).unwrap();
+    sp.update(adv(&[("10.1.1.0/24", 48122)]));
+    let mut p = Peer::accept(&l);
+    p.establish(PEER_AS, &hostile_v4());
+    p.updates_until(|a, _| !a.is_empty());
+    for (afi, safi) in [(99u16, 4u8), (2, 4)] {
+        let mut b = vec![0xff; 16];
+        b.extend_from_slice(&23u16.to_be_bytes());
+        b.push(5);
+        b.extend_from_slice(&afi.to_be_bytes());
+        b.extend_from_slice(&[0, safi]);
+        p.s.write_all(&b).unwrap();
+    }
+    p.s.set_read_timeout(Some(Duration::from_millis(500))).unwrap();
+    loop {
+        match p.recv() {
+            None => break,
+            Some(BgpMessage::Update(u)) if u.end_of_rib().is_some() => {}
+            Some(m) => panic!("sent {m:?}"),
+        }
+    }
+    assert_eq!(peer_status(&sp).state, State::Established);
+}
+
+/// 3/9 carries the erroneous attribute (RFC 4271 section 6.3).
+#[test]
+fn hostile_3_9_carries_the_attribute() {
+    // MP_REACH_NLRI with a next hop length of 7.
+    let reach = [0x90u8, 14, 0, 19, 0, 1, 4, 7, 1, 2, 3, 4, 5, 6, 7, 0, 48, 0x0b, 0xbf, 0xa1, 10, 1, 1];
+    let mut body = vec![0, 0];
+    let attrs = [&[0x40u8, 1, 1, 0][..], &[0x40, 2, 6, 2, 1, 0, 0, 0, 200], &reach].concat();
+    body.extend_from_slice(&(attrs.len() as u16).to_be_bytes());
+    body.extend_from_slice(&attrs);
+    let n = msg::decode(&raw_update(&body), DecodeCtx { asn4: true }).unwrap_err();
+    let b = msg::encode(&BgpMessage::Notification(n));
+    assert_eq!(&b[19..21], &[3, 9]);
+    assert_eq!(&b[21..], &reach[..], "data: the attribute");
+}
+
+/// RFC 4271 section 6.8: a second connection from the peer, while popgo's own waits
+/// in OpenSent for the peer's OPEN, gets popgo's OPEN at once.
+#[test]
+fn hostile_second_connection_proceeds() {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let free = TcpListener::bind("127.0.0.1:0").unwrap();
+    let listen_port = free.local_addr().unwrap().port();
+    drop(free);
+    let mut o = opts(l.local_addr().unwrap().port());
+    o.listen_port = Some(listen_port);
+    let sp = Speaker::start(o).unwrap();
+    sp.update(adv(&[("10.1.1.0/24", 48122)]));
+    let mut first = Peer::accept(&l);
+    assert!(matches!(first.recv(), Some(BgpMessage::Open(_))));
+    let s = TcpStream::connect(("127.0.0.1", listen_port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+    let mut second = Peer { s, f: Framer::default() };
+    assert!(matches!(second.recv(), Some(BgpMessage::Open(_))), "no OPEN on the second connection");
+    drop(sp);
+}
+
+/// A peer whose session keeps going down right after Established is damped: the
+/// delay doubles instead of going back to the first one.
+#[test]
+fn hostile_flapping_peer_is_damped() {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let sp = Speaker::start(opts(l.local_addr().unwrap().port())).unwrap();
+    sp.update(adv(&[("10.1.1.0/24", 48122)]));
+    l.set_nonblocking(true).unwrap();
+    let t = Instant::now();
+    let mut ups = 0;
+    // Delays 0.2, 0.4, 0.8, 1, 1 s with damping: at most 5 sessions in 3 s.
+    while t.elapsed() < Duration::from_secs(3) {
+        match l.accept() {
+            Ok((s, _)) => {
+                s.set_nonblocking(false).unwrap();
+                s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+                let mut p = Peer { s, f: Framer::default() };
+                p.establish(PEER_AS, &hostile_v4());
+                ups += 1;
+                p.s.write_all(&[0u8; 19]).unwrap(); // bad marker: reset
+                let _ = expect_notification(&mut p);
+            }
+            Err(_) => std::thread::sleep(Duration::from_millis(10)),
+        }
+    }
+    assert!(ups <= 5, "{ups} sessions in 3 s");
+}

@@ -359,4 +359,38 @@ mod tests {
             Ok(Cmd::Display(Display::BgpRoutingTableLabel(Family::Ipv6LabeledUnicast)))
         );
     }
+
+    #[test]
+    fn peer_route_limit() {
+        use crate::config::{LimitAction, RouteLimit};
+        let a: Ipv4Addr = "198.18.0.1".parse().unwrap();
+        let lim = |limit, percent, action| {
+            Ok(Cmd::Edit(Edit::PeerRouteLimit { address: a, limit: Some(RouteLimit { limit, percent, action }) }))
+        };
+        assert_eq!(parse(View::BgpIpv4, "peer 198.18.0.1 route-limit 1000"), lim(1000, 75, LimitAction::Restart));
+        assert_eq!(
+            parse(View::Bgp, "peer 198.18.0.1 route-limit 1000 80 alert-only"),
+            lim(1000, 80, LimitAction::AlertOnly)
+        );
+        assert_eq!(
+            parse(View::BgpIpv6, "peer 198.18.0.1 route-limit 10 idle-forever"),
+            lim(10, 75, LimitAction::IdleForever)
+        );
+        assert_eq!(
+            parse(View::Bgp, "peer 198.18.0.1 route-limit 10 90 idle-timeout 5"),
+            lim(10, 90, LimitAction::IdleTimeout(5))
+        );
+        assert_eq!(
+            parse(View::Bgp, "undo peer 198.18.0.1 route-limit"),
+            Ok(Cmd::Edit(Edit::PeerRouteLimit { address: a, limit: None }))
+        );
+        assert!(parse(View::Bgp, "peer 198.18.0.1 route-limit 0").unwrap_err().contains("route limit \"0\""));
+        assert!(parse(View::Bgp, "peer 198.18.0.1 route-limit 10 101").unwrap_err().contains("percent"));
+        assert!(parse(View::Bgp, "peer 198.18.0.1 route-limit 10 idle-timeout").unwrap_err().contains("usage"));
+        assert!(parse(View::Bgp, "peer 198.18.0.1 route-limit").unwrap_err().contains("LIMIT"));
+        let r = RouteLimit { limit: 10, percent: 90, action: LimitAction::IdleTimeout(5) };
+        assert_eq!(r.words(), "10 90 idle-timeout 5");
+        let w: Vec<&str> = r.words().leak().split_whitespace().collect();
+        assert_eq!(RouteLimit::parse(&w), Ok(r));
+    }
 }

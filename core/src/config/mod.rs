@@ -952,6 +952,9 @@ impl Config {
                     let names: Vec<String> = f.iter().map(|f| format!("{:?}", f.name())).collect();
                     let _ = writeln!(s, "families = [{}]", names.join(", "));
                 }
+                if let Some(r) = &p.route_limit {
+                    let _ = writeln!(s, "route_limit = \"{}\"", r.words());
+                }
             }
         }
         s
@@ -1145,6 +1148,19 @@ mod tests {
             &format!("label_base = 48000\n{extra}"),
             1,
         )
+    }
+
+    #[test]
+    fn peer_route_limit_parses_checks_and_round_trips() {
+        let text = with_peers(&PEERS.replacen("as = 200\n", "as = 200\nroute_limit = \"1000 80 idle-timeout 5\"\n", 1));
+        let c = Config::parse(&text).unwrap();
+        let want = RouteLimit { limit: 1000, percent: 80, action: LimitAction::IdleTimeout(5) };
+        assert_eq!(c.bgp.as_ref().unwrap().peers[0].route_limit, Some(want));
+        let again = Config::parse(&c.to_toml()).unwrap();
+        assert_eq!(again.bgp.unwrap().peers[0].route_limit, Some(want));
+        let text = with_peers(&PEERS.replacen("as = 200\n", "as = 200\nroute_limit = \"1000 idle\"\n", 1));
+        let e = err_of(&text);
+        assert!(e.contains("bgp.peer.route_limit") && e.contains("usage"), "{e}");
     }
 
     #[test]
