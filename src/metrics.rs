@@ -209,6 +209,8 @@ fn bgp_metrics(reg: &Registry, status: &crate::bgp::Status) {
          limit (route_limit)",
         &["peer", "outcome"],
     );
+    let connect_failures =
+        counter(reg, "popgo_bgp_connect_failures_total", "BGP connection attempts that failed", &["peer"]);
     let refused = counter(reg, "popgo_bgp_refused_connections_total", "Connections from non-peers refused", &[]);
     refused.with_label_values(&[] as &[&str]).inc_by(status.refused());
     for p in status.peers() {
@@ -226,6 +228,7 @@ fn bgp_metrics(reg: &Registry, status: &crate::bgp::Status) {
             notifs.with_label_values(&[&a, dir]).inc_by(n);
         }
         errors.with_label_values(&[&a]).inc_by(p.errors);
+        connect_failures.with_label_values(&[&a]).inc_by(p.connect_failures);
         update_errors.with_label_values(&[&a, "treat_as_withdraw"]).inc_by(p.treated_as_withdraw);
         update_errors.with_label_values(&[&a, "attribute_discard"]).inc_by(p.attributes_discarded);
         update_errors.with_label_values(&[&a, "route_limit"]).inc_by(p.over_limit);

@@ -332,7 +332,8 @@ impl Conn {
     fn refresh(&mut self, f: Family, now: Instant, c: &mut Ctx<'_>) {
         let nh = c.cfg.peer.source.unwrap_or(self.local);
         let path = self.path(c);
-        let routes: Vec<(Prefix, u32)> = self.sent.iter().filter(|(p, _)| Family::of(p) == f).map(|(p, l)| (*p, *l)).collect();
+        let routes: Vec<(Prefix, u32)> =
+            self.sent.iter().filter(|(p, _)| Family::of(p) == f).map(|(p, l)| (*p, *l)).collect();
         for chunk in routes.chunks(msg::ROUTES_PER_UPDATE) {
             self.send(&msg::announce(f, chunk, nh, path), now, c);
         }

@@ -47,7 +47,8 @@ macro_rules! ctx {
 
 impl H {
     fn new(routes: &[(&str, u32)], families: Families, route_limit: Option<RouteLimit>) -> H {
-        let peer = PeerCfg { address: "198.51.100.2".parse().unwrap(), asn: PEER_AS, source: None, families, route_limit };
+        let peer =
+            PeerCfg { address: "198.51.100.2".parse().unwrap(), asn: PEER_AS, source: None, families, route_limit };
         let cfg = SessionCfg { peer, local_as: LOCAL_AS, router_id: Some("1.1.1.1".parse().unwrap()) };
         let opts = Options::default();
         let routes: Routes = routes.iter().map(|(p, l)| (pfx(p), *l)).collect();
@@ -340,8 +341,9 @@ fn changes_update_the_adj_rib_out() {
 }
 
 fn peer_routes(n: u32) -> BgpMessage {
-    let routes: Vec<(Prefix, u32)> =
-        (0..n).map(|i| (Prefix::new(IpAddr::V4(Ipv4Addr::from(0x0a00_0000 + (i << 8))), 24).unwrap(), 16 + i)).collect();
+    let routes: Vec<(Prefix, u32)> = (0..n)
+        .map(|i| (Prefix::new(IpAddr::V4(Ipv4Addr::from(0x0a00_0000 + (i << 8))), 24).unwrap(), 16 + i))
+        .collect();
     msg::announce(V4, &routes, "198.51.100.2".parse().unwrap(), PathCtx { local_as: PEER_AS, ibgp: false, asn4: true })
 }
 

@@ -20,8 +20,8 @@ mod peer;
 mod session;
 pub mod status;
 
-pub use crate::config::{LimitAction, RouteLimit};
 use crate::config::{Config, Families, Peer, Prefix};
+pub use crate::config::{LimitAction, RouteLimit};
 use session::{Ev, Session};
 pub use status::{PeerStatus, State, Status};
 use std::collections::{BTreeMap, HashMap};
@@ -90,6 +90,10 @@ pub struct PeerCfg {
     pub source: Option<Ipv4Addr>,
     pub families: Families,
     pub route_limit: Option<RouteLimit>,
+    /// TCP MD5 key (RFC 2385).
+    pub md5_key: Option<String>,
+    /// GTSM (RFC 5082): the most hops the peer may be away.
+    pub ttl_hops: Option<u8>,
 }
 
 /// The settings a session runs with (a change restarts it).
@@ -206,11 +210,31 @@ impl Local {
     }
 }
 
+/// Sets each peer's TCP MD5 key on the listener, and removes those of peers gone or
+/// without one, so that their connections are signed from the SYN on (RFC 2385).
+fn listener_keys(l: &TcpListener, keyed: &mut HashMap<Ipv4Addr, String>, sessions: &HashMap<Ipv4Addr, Running>) {
+    let want: HashMap<Ipv4Addr, String> =
+        sessions.iter().filter_map(|(a, r)| Some((*a, r.cfg.peer.md5_key.clone()?))).collect();
+    for (a, _) in keyed.iter().filter(|(a, k)| want.get(a) != Some(k)) {
+        if let Err(e) = crate::sys::tcpsec::set_md5sig(l, *a, b"") {
+            tracing::warn!("bgp: peer {a}: removing its TCP MD5 key from the listener: {e}");
+        }
+    }
+    for (a, k) in want.iter().filter(|(a, k)| keyed.get(a) != Some(k)) {
+        if let Err(e) = crate::sys::tcpsec::set_md5sig(l, *a, k.as_bytes()) {
+            tracing::error!("bgp: peer {a}: TCP MD5 key on the listener: {e}");
+        }
+    }
+    *keyed = want;
+}
+
 fn manager(opts: Options, rx: &mpsc::Receiver<ToManager>, status: &Arc<Status>) {
     let mut sessions: HashMap<Ipv4Addr, Running> = HashMap::new();
     let mut local = Local::default();
     let mut listener: Option<TcpListener> = None;
     let mut listen_failed = false;
+    // Peers whose TCP MD5 key is set on the listener.
+    let mut keyed: HashMap<Ipv4Addr, String> = HashMap::new();
     let stop = |r: Running, sub: u8| {
         let _ = r.tx.send(Ev::Stop(sub));
         let _ = r.handle.join();
@@ -237,6 +261,8 @@ fn manager(opts: Options, rx: &mpsc::Receiver<ToManager>, status: &Arc<Status>) 
                         source: p.source,
                         families: p.effective_families(local.v6 > 0),
                         route_limit: p.route_limit,
+                        md5_key: p.password.as_ref().map(|k| k.key.clone()),
+                        ttl_hops: p.ttl_hops,
                     };
                     let cfg = SessionCfg { peer, local_as: a.asn, router_id: a.router_id };
                     match sessions.get(&p.address) {
@@ -282,6 +308,9 @@ fn manager(opts: Options, rx: &mpsc::Receiver<ToManager>, status: &Arc<Status>) 
                         }
                     }
                 }
+                if let Some(l) = &listener {
+                    listener_keys(l, &mut keyed, &sessions);
+                }
             }
             Ok(ToManager::Stop) | Err(RecvTimeoutError::Disconnected) => break,
             Err(RecvTimeoutError::Timeout) => {}
@@ -293,6 +322,11 @@ fn manager(opts: Options, rx: &mpsc::Receiver<ToManager>, status: &Arc<Status>) 
                     match sessions.get(&a) {
                         Some(r) => {
                             let _ = stream.set_nonblocking(false);
+                            if let Some(h) = r.cfg.peer.ttl_hops {
+                                if let Err(e) = crate::sys::tcpsec::set_gtsm(&stream, h) {
+                                    tracing::warn!("bgp: peer {a}: GTSM on an incoming connection: {e}");
+                                }
+                            }
                             let _ = r.tx.send(Ev::Incoming(stream));
                         }
                         // RFC 4271 section 8.2.1.1: connections from unconfigured

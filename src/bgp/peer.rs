@@ -93,7 +93,15 @@ impl Peer {
 
     pub fn on_connect_failed(&mut self, why: &str, now: Instant, c: &mut Ctx<'_>) {
         self.connecting = false;
-        c.st.last_error = Some(format!("connect: {why}"));
+        c.st.connect_failures += 1;
+        // A wrong or missing TCP MD5 key at either end drops the segments silently
+        // (RFC 2385 section 2.0): the connect times out.
+        let hint = if c.cfg.peer.md5_key.is_some() { " (TCP MD5 on: check the password at both ends)" } else { "" };
+        let text = format!("connect: {why}{hint}");
+        if c.st.connect_failures.is_power_of_two() {
+            tracing::warn!("bgp: peer {}: {text} ({} failures)", c.cfg.peer.address, c.st.connect_failures);
+        }
+        c.st.last_error = Some(text);
         if self.conns.is_empty() {
             self.schedule(now);
         }

@@ -69,9 +69,8 @@ impl Session {
         let now = Instant::now();
         let Some(mut peer) = self.step(|c| Peer::new(now, c)) else { return };
         if self.cfg.peer.families.is_empty() {
-            self.status.with(self.cfg.peer.address, |p| {
-                p.last_error = Some("no address family enabled for this peer".into())
-            });
+            self.status
+                .with(self.cfg.peer.address, |p| p.last_error = Some("no address family enabled for this peer".into()));
         }
         let mut socks: HashMap<u64, TcpStream> = HashMap::new();
         loop {
@@ -167,20 +166,26 @@ impl Session {
             self.cfg.peer.source,
             self.tx.clone(),
         );
-        let spawned = std::thread::Builder::new().name(format!("popgo-bgp-co-{}", self.cfg.peer.address)).spawn(
-            move || {
+        let (key, hops, peer) = (self.cfg.peer.md5_key.clone(), self.cfg.peer.ttl_hops, self.cfg.peer.address);
+        let spawned =
+            std::thread::Builder::new().name(format!("popgo-bgp-co-{}", self.cfg.peer.address)).spawn(move || {
                 let r = (|| {
                     use socket2::{Domain, Protocol, Socket, Type};
                     let sock = Socket::new(Domain::IPV4, Type::STREAM, Some(Protocol::TCP))?;
                     if let Some(src) = src {
                         sock.bind(&SocketAddr::new(IpAddr::V4(src), 0).into())?;
                     }
+                    if let Some(k) = &key {
+                        crate::sys::tcpsec::set_md5sig(&sock, peer, k.as_bytes())?;
+                    }
+                    if let Some(h) = hops {
+                        crate::sys::tcpsec::set_gtsm(&sock, h)?;
+                    }
                     sock.connect_timeout(&to.into(), CONNECT_TIMEOUT)?;
                     Ok(sock.into())
                 })();
                 let _ = tx.send(Ev::Connected(r));
-            },
-        );
+            });
         if let Err(e) = spawned {
             let _ = self.tx.send(Ev::Connected(Err(e)));
         }

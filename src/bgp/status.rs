@@ -66,6 +66,8 @@ pub struct PeerStatus {
     pub over_limit: u64,
     /// TCP connection attempts made.
     pub connects: u64,
+    /// Connection attempts that failed (refused, timed out: a wrong TCP MD5 key).
+    pub connect_failures: u64,
     /// Times the session reached Established.
     pub established: u64,
     /// The last NOTIFICATION or connection error, for `display bgp peer`.
@@ -99,6 +101,7 @@ impl PeerStatus {
             attributes_discarded: 0,
             over_limit: 0,
             connects: 0,
+            connect_failures: 0,
             established: 0,
             last_error: None,
             prefixes_sent: 0,
@@ -222,7 +225,8 @@ impl Status {
         let local = lock(&self.local).clone();
         let peers = self.peers();
         let mut rows: Vec<(String, String, String, &str)> = Vec::new();
-        for (p, l) in local.routes.read().unwrap_or_else(|p| p.into_inner()).iter().filter(|(p, _)| Family::of(p) == f) {
+        for (p, l) in local.routes.read().unwrap_or_else(|p| p.into_inner()).iter().filter(|(p, _)| Family::of(p) == f)
+        {
             let nh = if p.is_v4() { "0.0.0.0" } else { "::" };
             rows.push((p.addr.to_string(), nh.into(), format!("{l}/NULL"), "*>"));
         }
@@ -254,7 +258,7 @@ impl Status {
         for p in &peers {
             let _ = writeln!(
                 s,
-                "  peer {}: state {} ({} s), established {} time(s), connects {}, updates in {} out {}, \
+                "  peer {}: state {} ({} s), established {} time(s), connects {} (failed {}), updates in {} out {}, \
                  notifications in {} out {}, errors {}, treated as withdraw {}, attributes discarded {}, \
                  prefixes received {} sent {}, ignored {}, over route limit {}",
                 p.address,
@@ -262,6 +266,7 @@ impl Status {
                 p.since.elapsed().as_secs(),
                 p.established,
                 p.connects,
+                p.connect_failures,
                 p.updates_in,
                 p.updates_out,
                 p.notifications_in,

@@ -296,8 +296,10 @@ pub struct ControlPlane {
     next_session: AtomicU64,
     reload_from: Option<(PathBuf, ReloadCheck)>,
     metrics: Arc<ControlMetrics>,
-    /// The BGP speaker the commits feed (live modes).
+    /// The BGP speaker the commits feed (live modes), and whether it has the table
+    /// (it gets it with the first peer, then each commit's changes).
     speaker: Option<crate::bgp::Speaker>,
+    speaker_fed: bool,
     /// The XDP offload's copy of the tables, updated before every publication.
     mirror: Option<Box<dyn TableMirror>>,
     /// Total times of incremental commits, in microseconds (percentiles in `display
@@ -384,6 +386,7 @@ impl ControlPlane {
             reload_from: None,
             metrics: Arc::default(),
             speaker: None,
+            speaker_fed: false,
             mirror,
             commit_us: new_commit_histogram(),
             control_core: None,
@@ -406,9 +409,8 @@ impl ControlPlane {
     /// Hands the BGP speaker to the plane: it advertises the running config now and
     /// after every commit.
     pub fn attach_speaker(&mut self, sp: crate::bgp::Speaker) {
-        let all = self.publisher.current().lsps.iter().map(|r| (r.fec, Some(r.in_label))).collect();
-        sp.update(crate::bgp::Adverts::of(self.running.head(), all));
         self.speaker = Some(sp);
+        self.advertise(None);
     }
 
     /// The speaker's session status (for the metrics endpoint), if one runs.
@@ -418,11 +420,24 @@ impl ControlPlane {
 
     /// Tells the speaker what a commit changed: the peers and settings of the running
     /// config and the routes whose label differs between the `old` LSP table and the
-    /// published one (O(changed chunks), see `LspTable::diff`).
-    fn advertise(&mut self, old: &crate::ilm::LspTable) {
+    /// published one (O(changed chunks), see `LspTable::diff`). Until a peer is
+    /// configured the speaker gets nothing (a peerless instance holds no second copy
+    /// of the table); with the first one it gets the whole table.
+    fn advertise(&mut self, old: Option<&crate::ilm::LspTable>) {
         let Some(sp) = &self.speaker else { return };
-        let changes = self.publisher.current().lsps.diff(old);
-        sp.update(crate::bgp::Adverts::of(self.running.head(), changes));
+        let head = self.running.head();
+        let lsps = &self.publisher.current().lsps;
+        let changes = match old {
+            Some(old) if self.speaker_fed => lsps.diff(old),
+            _ => {
+                if !head.bgp.as_ref().is_some_and(|b| !b.peers.is_empty()) {
+                    return;
+                }
+                self.speaker_fed = true;
+                lsps.iter().map(|r| (r.fec, Some(r.in_label))).collect()
+            }
+        };
+        sp.update(crate::bgp::Adverts::of(head, changes));
     }
 
     /// A new session in the user view.
@@ -823,7 +838,7 @@ impl ControlPlane {
         let pr: PublishReport = self.publisher.publish(Box::new(snap));
         self.generation += 1;
         // BGP: the changes go to the speaker's thread; counted in the commit's total.
-        self.advertise(&old_lsps);
+        self.advertise(Some(&old_lsps));
         drop(old_lsps);
         let r = CommitReport {
             generation: self.generation,

@@ -151,6 +151,27 @@ pub fn parse(view: View, line: &str) -> Result<Cmd, String> {
         (View::Bgp | View::BgpIpv4 | View::BgpIpv6, ["undo", "peer", a, "route-limit", ..]) => {
             Ok(Cmd::Edit(Edit::PeerRouteLimit { address: peer_address(a)?, limit: None }))
         }
+        (View::Bgp, ["peer", a, "password", rest @ ..]) => match rest {
+            [kind @ ("simple" | "cipher"), key] => {
+                let password = Some(crate::config::Password::new(key, *kind == "cipher")?);
+                Ok(Cmd::Edit(Edit::PeerPassword { address: peer_address(a)?, password }))
+            }
+            _ => Err(wrong_args("peer <ipv4> password simple|cipher <key>")),
+        },
+        (View::Bgp, ["undo", "peer", a, "password", ..]) => {
+            Ok(Cmd::Edit(Edit::PeerPassword { address: peer_address(a)?, password: None }))
+        }
+        (View::Bgp, ["peer", a, "valid-ttl-hops", rest @ ..]) => {
+            let hops = match rest {
+                [] => 255,
+                [n] => n.parse::<u8>().ok().filter(|n| *n >= 1).ok_or_else(|| wrong_args("valid-ttl-hops 1..255"))?,
+                _ => return Err(wrong_args("peer <ipv4> valid-ttl-hops [1..255]")),
+            };
+            Ok(Cmd::Edit(Edit::PeerTtlHops { address: peer_address(a)?, hops: Some(hops) }))
+        }
+        (View::Bgp, ["undo", "peer", a, "valid-ttl-hops", ..]) => {
+            Ok(Cmd::Edit(Edit::PeerTtlHops { address: peer_address(a)?, hops: None }))
+        }
         (View::Bgp | View::BgpIpv4 | View::BgpIpv6, ["peer" | "undo", ..]) if is_family_cmd(&l) => {
             let on = l[0] == "peer";
             let w = if on { &l[1..] } else { &l[2..] };
@@ -392,5 +413,29 @@ mod tests {
         assert_eq!(r.words(), "10 90 idle-timeout 5");
         let w: Vec<&str> = r.words().leak().split_whitespace().collect();
         assert_eq!(RouteLimit::parse(&w), Ok(r));
+    }
+
+    #[test]
+    fn peer_password_and_gtsm() {
+        use crate::config::Password;
+        let a: Ipv4Addr = "198.18.0.1".parse().unwrap();
+        let pw = |k: &str, cipher| {
+            Ok(Cmd::Edit(Edit::PeerPassword { address: a, password: Some(Password::new(k, cipher).unwrap()) }))
+        };
+        assert_eq!(parse(View::Bgp, "peer 198.18.0.1 password simple s3cret"), pw("s3cret", false));
+        assert_eq!(parse(View::Bgp, "peer 198.18.0.1 password cipher s3cret"), pw("s3cret", true));
+        assert_eq!(
+            parse(View::Bgp, "undo peer 198.18.0.1 password"),
+            Ok(Cmd::Edit(Edit::PeerPassword { address: a, password: None }))
+        );
+        assert!(parse(View::Bgp, "peer 198.18.0.1 password s3cret").unwrap_err().contains("simple|cipher"));
+        let long = format!("peer 198.18.0.1 password simple {}", "k".repeat(81));
+        assert!(parse(View::Bgp, &long).unwrap_err().contains("1..=80"));
+        let hops = |h| Ok(Cmd::Edit(Edit::PeerTtlHops { address: a, hops: h }));
+        assert_eq!(parse(View::Bgp, "peer 198.18.0.1 valid-ttl-hops"), hops(Some(255)));
+        assert_eq!(parse(View::Bgp, "peer 198.18.0.1 valid-ttl-hops 1"), hops(Some(1)));
+        assert_eq!(parse(View::Bgp, "undo peer 198.18.0.1 valid-ttl-hops"), hops(None));
+        assert!(parse(View::Bgp, "peer 198.18.0.1 valid-ttl-hops 0").is_err());
+        assert!(parse(View::Bgp, "peer 198.18.0.1 valid-ttl-hops 256").is_err());
     }
 }

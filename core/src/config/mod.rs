@@ -342,7 +342,39 @@ pub struct Peer {
     pub families: Option<Families>,
     /// Maximum routes accepted from the peer (`peer X route-limit ...`).
     pub route_limit: Option<RouteLimit>,
+    /// TCP MD5 signature key (RFC 2385; `peer X password simple|cipher KEY`).
+    pub password: Option<Password>,
+    /// GTSM (RFC 5082; `peer X valid-ttl-hops N`): the peer is at most N hops away, so
+    /// its packets arrive with TTL 256 - N or more; popgo sends with TTL 255.
+    pub ttl_hops: Option<u8>,
     pub line: usize,
+}
+
+/// A TCP MD5 key (RFC 2385) as configured.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Password {
+    pub key: String,
+    /// Entered as `cipher`: shown hidden. popgo has no VRP cipher encoding; the key is
+    /// kept as typed.
+    pub cipher: bool,
+}
+
+impl std::fmt::Debug for Password {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Password({} octets, {})", self.key.len(), if self.cipher { "cipher" } else { "simple" })
+    }
+}
+
+/// The longest TCP MD5 key Linux takes (TCP_MD5SIG_MAXKEYLEN).
+pub const MD5_KEY_MAX: usize = 80;
+
+impl Password {
+    pub fn new(key: &str, cipher: bool) -> Result<Password, String> {
+        if key.is_empty() || key.len() > MD5_KEY_MAX {
+            return Err(format!("a TCP MD5 password has 1..={MD5_KEY_MAX} octets, not {}", key.len()));
+        }
+        Ok(Password { key: key.to_string(), cipher })
+    }
 }
 
 /// `peer X route-limit LIMIT [PERCENT] [alert-only | idle-forever | idle-timeout
@@ -525,6 +557,8 @@ struct RawPeer {
     families: Option<Spanned<Vec<String>>>,
     /// VRP's words after `route-limit`, e.g. "1000 80 idle-timeout 5".
     route_limit: Option<Spanned<String>>,
+    password: Option<Spanned<String>>,
+    valid_ttl_hops: Option<Spanned<i64>>,
 }
 
 #[derive(Deserialize)]
@@ -833,13 +867,22 @@ impl Config {
                     None => None,
                     Some(r) => {
                         let words: Vec<&str> = r.get_ref().split_whitespace().collect();
-                        Some(
-                            RouteLimit::parse(&words)
-                                .map_err(|m| invalid(lines.of(r), "bgp.peer.route_limit", m))?,
-                        )
+                        Some(RouteLimit::parse(&words).map_err(|m| invalid(lines.of(r), "bgp.peer.route_limit", m))?)
                     }
                 };
-                peers.push(Peer { address, asn, source, families, route_limit, line });
+                let password = match &p.password {
+                    None => None,
+                    Some(k) => Some(
+                        Password::new(k.get_ref(), false).map_err(|m| invalid(lines.of(k), "bgp.peer.password", m))?,
+                    ),
+                };
+                let ttl_hops = match &p.valid_ttl_hops {
+                    None => None,
+                    Some(h) => Some(u8::try_from(*h.get_ref()).ok().filter(|h| *h >= 1).ok_or_else(|| {
+                        invalid(lines.of(h), "bgp.peer.valid_ttl_hops", format!("{} is not in 1..=255", h.get_ref()))
+                    })?),
+                };
+                peers.push(Peer { address, asn, source, families, route_limit, password, ttl_hops, line });
             }
             cfg.bgp = Some(Bgp {
                 asn,
@@ -954,6 +997,12 @@ impl Config {
                 }
                 if let Some(r) = &p.route_limit {
                     let _ = writeln!(s, "route_limit = \"{}\"", r.words());
+                }
+                if let Some(k) = &p.password {
+                    let _ = writeln!(s, "password = {:?}", k.key);
+                }
+                if let Some(h) = p.ttl_hops {
+                    let _ = writeln!(s, "valid_ttl_hops = {h}");
                 }
             }
         }

@@ -50,6 +50,8 @@ impl Delta {
                 | Edit::PeerFamily { .. }
                 | Edit::DelPeer(_)
                 | Edit::PeerRouteLimit { .. }
+                | Edit::PeerPassword { .. }
+                | Edit::PeerTtlHops { .. }
                 | Edit::SetPeer(_) => {}
             }
         }

@@ -1,7 +1,7 @@
 //! Thin wrappers over the operating system and the CPU: core pinning, a TSC clock,
 //! prefetch hints,
-//! signal flags (SIGINT/SIGTERM stop, SIGHUP reload), RLIMIT_MEMLOCK and interface facts
-//! (rtnetlink, ethtool).
+//! signal flags (SIGINT/SIGTERM stop, SIGHUP reload), RLIMIT_MEMLOCK, interface facts
+//! (rtnetlink, ethtool) and BGP socket security (TCP MD5, GTSM).
 
 pub mod affinity;
 pub mod clock;
@@ -10,3 +10,4 @@ pub mod netdev;
 pub mod prefetch;
 pub mod rlimit;
 pub mod signal;
+pub mod tcpsec;

@@ -132,7 +132,12 @@ fn plain_prefixes(mut b: &[u8]) -> Option<usize> {
 
 /// One labeled NLRI field (RFC 8277 section 2): (prefix, first label, labels), or an
 /// error text. `withdraw`: one label field, whatever its value (section 2.4).
-fn labeled_nlri(w: &FamilyWire, mut b: &[u8], withdraw: bool, mut f: impl FnMut(Prefix, u32, usize)) -> Result<(), String> {
+fn labeled_nlri(
+    w: &FamilyWire,
+    mut b: &[u8],
+    withdraw: bool,
+    mut f: impl FnMut(Prefix, u32, usize),
+) -> Result<(), String> {
     while let Some((&bits, rest)) = b.split_first() {
         b = rest;
         let mut bits = usize::from(bits);
@@ -275,7 +280,8 @@ pub fn parse(b: &[u8], ctx: UpdateCtx) -> Result<UpdateContent, Reset> {
             break;
         }
         let (flags, code) = (attrs[i], attrs[i + 1]);
-        let len = if ext { usize::from(u16::from_be_bytes([attrs[i + 2], attrs[i + 3]])) } else { usize::from(attrs[i + 2]) };
+        let len =
+            if ext { usize::from(u16::from_be_bytes([attrs[i + 2], attrs[i + 3]])) } else { usize::from(attrs[i + 2]) };
         if i + hdr + len > attrs.len() {
             note(&mut c, Sev::Withdraw, format!("attribute {code} length {len} overruns the attribute list"));
             break;
