@@ -47,8 +47,15 @@ macro_rules! ctx {
 
 impl H {
     fn new(routes: &[(&str, u32)], families: Families, route_limit: Option<RouteLimit>) -> H {
-        let peer =
-            PeerCfg { address: "198.51.100.2".parse().unwrap(), asn: PEER_AS, source: None, families, route_limit };
+        let peer = PeerCfg {
+            address: "198.51.100.2".parse().unwrap(),
+            asn: PEER_AS,
+            source: None,
+            families,
+            route_limit,
+            md5_key: None,
+            ttl_hops: None,
+        };
         let cfg = SessionCfg { peer, local_as: LOCAL_AS, router_id: Some("1.1.1.1".parse().unwrap()) };
         let opts = Options::default();
         let routes: Routes = routes.iter().map(|(p, l)| (pfx(p), *l)).collect();

@@ -35,6 +35,8 @@ fn adverts(changes: &[(&str, Option<u32>)], families: Families) -> Adverts {
         source: None,
         families: Some(families),
         route_limit: None,
+        password: None,
+        ttl_hops: None,
         line: 0,
     };
     Adverts {

@@ -430,7 +430,7 @@ impl ControlPlane {
         let changes = match old {
             Some(old) if self.speaker_fed => lsps.diff(old),
             _ => {
-                if !head.bgp.as_ref().is_some_and(|b| !b.peers.is_empty()) {
+                if head.bgp.as_ref().is_none_or(|b| b.peers.is_empty()) {
                     return;
                 }
                 self.speaker_fed = true;

@@ -200,9 +200,9 @@ fn check_value(code: u8, v: &[u8], ctx: UpdateCtx) -> Option<(Sev, &'static str)
         AGGREGATOR => v.len() != 2 + asize,
         AS4_AGGREGATOR => v.len() != 8,
         AS4_PATH => !as_path_ok(v, 4),
-        COMMUNITIES | CLUSTER_LIST => v.is_empty() || v.len() % 4 != 0,
-        EXT_COMMUNITIES => v.is_empty() || v.len() % 8 != 0,
-        LARGE_COMMUNITIES => v.is_empty() || v.len() % 12 != 0,
+        COMMUNITIES | CLUSTER_LIST => v.is_empty() || !v.len().is_multiple_of(4),
+        EXT_COMMUNITIES => v.is_empty() || !v.len().is_multiple_of(8),
+        LARGE_COMMUNITIES => v.is_empty() || !v.len().is_multiple_of(12),
         _ => false,
     };
     if !bad {
