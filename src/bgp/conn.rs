@@ -55,7 +55,9 @@ pub struct Conn {
     sent: BTreeMap<Prefix, u32>,
     out: Vec<u8>,
     closed: Option<Closed>,
-    /// The route limit's alert was logged (once per connection).
+    /// The route limit's threshold warning and its alert-only message were logged
+    /// (once each per connection).
+    percent_warned: bool,
     limit_alerted: bool,
 }
 
@@ -77,6 +79,7 @@ impl Conn {
             sent: BTreeMap::new(),
             out: Vec::new(),
             closed: None,
+            percent_warned: false,
             limit_alerted: false,
         };
         c.st.local_addr = Some(local);
@@ -393,8 +396,8 @@ impl Conn {
                     });
                     return;
                 }
-                if !self.limit_alerted && (n + 1) * 100 >= l.limit as usize * usize::from(l.percent) {
-                    self.limit_alerted = true;
+                if !self.percent_warned && (n + 1) * 100 >= l.limit as usize * usize::from(l.percent) {
+                    self.percent_warned = true;
                     tracing::warn!(
                         "bgp: peer {addr}: {} routes received, {}% of the route limit {}",
                         n + 1,
