@@ -62,7 +62,7 @@ class Monitor:
 
     def __init__(self):
         self.p = subprocess.Popen(["ip", "netns", "exec", NS_D, "gobgp", "-u", "127.0.0.1", "monitor", "global",
-                                   "rib", "-a", "ipv4-labelled-unicast", "-j"], stdout=subprocess.PIPE, text=True)
+                                   "rib", "-a", "ipv4-labelled", "-j"], stdout=subprocess.PIPE, text=True)
         self.seen = {}
         self.cv = threading.Condition()
         threading.Thread(target=self.read, daemon=True).start()
@@ -96,8 +96,11 @@ class Monitor:
 
 def rib_count():
     out = sh("ip", "netns", "exec", NS_D, "gobgp", "-u", "127.0.0.1", "global", "rib", "summary", "-a",
-             "ipv4-labelled-unicast", check=False).stdout
+             "ipv4-labelled", check=False)
+    out = out.stdout + out.stderr
     m = re.search(r"Destination: (\d+)", out)
+    if os.environ.get("BGP_SCALE_DEBUG"):
+        print(repr(out), flush=True)
     return int(m.group(1)) if m else 0
 
 
@@ -117,6 +120,7 @@ def main():
     if a.bird:
         sys.exit("--bird: not written yet (see docs/bgp.md, figures)")
     d = a.dir or tempfile.mkdtemp(prefix="popgo-bgp-scale-")
+    os.makedirs(d, exist_ok=True)
     n = a.routes
     cfg, table, pcap = (os.path.join(d, f"b{n}.{x}") for x in ("toml", "txt", "pcap"))
     if not os.path.exists(cfg):
@@ -144,15 +148,18 @@ def main():
                              stderr=open(os.path.join(d, "popgo.log"), "w"))
         procs.append(p)
         c = connect(sock, p, timeout=300)
+        print(f"popgo up with {n} routes; waiting for the session", flush=True)
         t0 = None
         while t0 is None:
             if any("Established" in l for l in c.cmd("display bgp peer")):
                 t0 = time.monotonic()
             else:
                 time.sleep(0.02)
-        while rib_count() < n:
+        have = 0
+        while have < n:
+            have = rib_count()
             if time.monotonic() - t0 > 600:
-                failed.append("the peer did not get the full table in 600 s")
+                failed.append(f"the peer has {have} of {n} routes after 600 s")
                 break
             time.sleep(0.1)
         full_s = time.monotonic() - t0
