@@ -9,8 +9,9 @@
    (the `commit` line sent -> its reply), and the time until the peer's RIB shows the
    change (`gobgp monitor global rib`, read as it streams: an upper bound, since it
    includes GoBGP's own processing and its gRPC stream). p50 / p99 / max of each.
-3. With --bird (needs `bird` and `birdc`, Debian's bird2): the same table from popgo to
-   BIRD, and from that BIRD to a second BIRD, in the same run.
+With --bird (needs `bird` and `birdc`, Debian's bird2) instead: the full table from
+popgo to a BIRD (D), then from that BIRD to a second one (E), in the same run: the
+time from each session's Established until the receiver holds all N routes.
 
 Root only (namespaces). Namespaces and veths are named pgbg-*-PID / bg*PID and removed
 at the end, whatever happens. Figures on a loaded machine are noisy: run it when the
@@ -25,8 +26,9 @@ import argparse, json, os, re, subprocess, sys, tempfile, threading, time
 from popgo_ctl import connect
 
 PID = os.getpid()
-NS_C, NS_D = f"pgbg-c-{PID}", f"pgbg-d-{PID}"
+NS_C, NS_D, NS_E = f"pgbg-c-{PID}", f"pgbg-d-{PID}", f"pgbg-e-{PID}"
 VETH_C, VETH_D = f"bgc{PID}"[:15], f"bgd{PID}"[:15]
+VETH_DE, VETH_E = f"bgx{PID}"[:15], f"bge{PID}"[:15]
 
 
 def sh(*args, check=True):
@@ -43,9 +45,80 @@ def netns_up():
         sh("ip", "-n", ns, "link", "set", dev, "up")
 
 
+def netns_e_up():
+    sh("ip", "netns", "add", NS_E)
+    sh("ip", "-n", NS_E, "link", "set", "lo", "up")
+    sh("ip", "-n", NS_D, "link", "add", VETH_DE, "type", "veth", "peer", "name", VETH_E, "netns", NS_E)
+    for ns, dev, addr in ((NS_D, VETH_DE, "198.18.0.5/30"), (NS_E, VETH_E, "198.18.0.6/30")):
+        sh("ip", "-n", ns, "addr", "add", addr, "dev", dev)
+        sh("ip", "-n", ns, "link", "set", dev, "up")
+
+
 def netns_down():
-    for ns in (NS_C, NS_D):
+    for ns in (NS_C, NS_D, NS_E):
+        for pid in sh("ip", "netns", "pids", ns, check=False).stdout.split():
+            sh("kill", "-KILL", pid, check=False)
         sh("ip", "netns", "del", ns, check=False)
+
+
+def birdc(ns, ctl, *cmd):
+    return sh("ip", "netns", "exec", ns, "birdc", "-s", ctl, *cmd, check=False).stdout
+
+
+def bird_count(ns, ctl):
+    m = re.search(r"(\d+) of \d+ routes", birdc(ns, ctl, "show", "route", "table", "t4", "count"))
+    return int(m.group(1)) if m else 0
+
+
+def bird_established(ns, ctl, proto):
+    return "Established" in birdc(ns, ctl, "show", "protocols", proto)
+
+
+def wait_count(ns, ctl, n, since, failed, what):
+    while bird_count(ns, ctl) < n:
+        if time.monotonic() - since > 900:
+            failed.append(f"{what}: not all {n} routes after 900 s")
+            break
+        time.sleep(0.1)
+    return time.monotonic() - since
+
+
+def bird_compare(a, d, n, asn, pcfg, pcap, procs, failed):
+    """popgo -> BIRD D, then BIRD D -> BIRD E: full-table times in the same run."""
+    netns_e_up()
+    dconf, econf = os.path.join(d, "bird-d.conf"), os.path.join(d, "bird-e.conf")
+    dctl, ectl = os.path.join(d, "bird-d.ctl"), os.path.join(d, "bird-e.ctl")
+    open(dconf, "w").write(
+        'router id 198.18.0.1;\nprotocol device {}\nipv4 table t4;\n'
+        f'protocol bgp c {{ local 198.18.0.1 as 200; neighbor 198.18.0.2 as {asn};\n'
+        '  ipv4 mpls { table t4; import all; export none; }; }\n'
+        'protocol bgp e { disabled; local 198.18.0.5 as 200; neighbor 198.18.0.6 as 300;\n'
+        '  ipv4 mpls { table t4; import none; export all; }; }\n')
+    open(econf, "w").write(
+        'router id 198.18.0.6;\nprotocol device {}\nipv4 table t4;\n'
+        'protocol bgp d { local 198.18.0.6 as 300; neighbor 198.18.0.5 as 200;\n'
+        '  ipv4 mpls { table t4; import all; export none; }; }\n')
+    for ns, conf, ctl, name in ((NS_D, dconf, dctl, "d"), (NS_E, econf, ectl, "e")):
+        procs.append(subprocess.Popen(["ip", "netns", "exec", ns, "bird", "-f", "-c", conf, "-s", ctl],
+                                      stdout=subprocess.DEVNULL,
+                                      stderr=open(os.path.join(d, f"bird-{name}.log"), "w")))
+    sock = os.path.join(d, "ctl.sock")
+    p = subprocess.Popen(["ip", "netns", "exec", NS_C, a.popgo, "replay", "--config", pcfg, "--control", sock,
+                          "--loops", "0", "--pps", "100", pcap], stdout=subprocess.DEVNULL,
+                         stderr=open(os.path.join(d, "popgo.log"), "w"))
+    procs.append(p)
+    connect(sock, p, timeout=300)
+    while not bird_established(NS_D, dctl, "c"):
+        time.sleep(0.02)
+    popgo_s = wait_count(NS_D, dctl, n, time.monotonic(), failed, "popgo -> BIRD")
+    birdc(NS_D, dctl, "enable", "e")
+    while not bird_established(NS_E, ectl, "d"):
+        time.sleep(0.02)
+    bird_s = wait_count(NS_E, ectl, n, time.monotonic(), failed, "BIRD -> BIRD")
+    print(f"full table of {n} routes, from Established until the receiver holds them all: "
+          f"popgo -> BIRD {popgo_s:.1f} s, BIRD -> BIRD {bird_s:.1f} s (same run)")
+    if popgo_s > bird_s * 1.1:
+        failed.append(f"popgo -> BIRD {popgo_s:.1f} s is more than BIRD -> BIRD {bird_s:.1f} s (+10%)")
 
 
 def pct(v, p):
@@ -104,6 +177,69 @@ def rib_count():
     return int(m.group(1)) if m else 0
 
 
+def gobgp_run(a, d, n, asn, pcfg, pcap, gcfg, table, procs, failed):
+    """The full table to GoBGP, then one-route commits (see the module's docs)."""
+    procs.append(subprocess.Popen(["ip", "netns", "exec", NS_D, "gobgpd", "-f", gcfg, "-p", "--api-hosts",
+                                   "127.0.0.1:50051", "--pprof-disable"], stdout=subprocess.DEVNULL,
+                                  stderr=open(os.path.join(d, "gobgpd.log"), "w")))
+    sock = os.path.join(d, "ctl.sock")
+    p = subprocess.Popen(["ip", "netns", "exec", NS_C, a.popgo, "replay", "--config", pcfg, "--control", sock,
+                          "--loops", "0", "--pps", "100", pcap], stdout=subprocess.DEVNULL,
+                         stderr=open(os.path.join(d, "popgo.log"), "w"))
+    procs.append(p)
+    c = connect(sock, p, timeout=300)
+    print(f"popgo up with {n} routes; waiting for the session", flush=True)
+    t0 = None
+    while t0 is None:
+        if any("Established" in l for l in c.cmd("display bgp peer")):
+            t0 = time.monotonic()
+        else:
+            time.sleep(0.02)
+    have = 0
+    while have < n:
+        have = rib_count()
+        if time.monotonic() - t0 > 600:
+            failed.append(f"the peer has {have} of {n} routes after 600 s")
+            break
+        time.sleep(0.1)
+    full_s = time.monotonic() - t0
+    print(f"1. full table: {n} routes at the peer {full_s:.1f} s after Established")
+
+    mon = Monitor()
+    procs.append(mon.p)
+    time.sleep(1.0)
+    rows = [l.split() for l in open(table) if l[0].isdigit()]
+    c.cmd("system-view")
+    c.cmd(f"bgp {asn}")
+    totals, e2e, peer = [], [], []
+    for i in range(a.commits):
+        pfx, _, label = rows[(i // 2 * 7919) % len(rows)]
+        addr, plen = pfx.split("/")
+        line = f"undo network {addr} {plen}" if i % 2 == 0 else f"network {addr} {plen} label {label}"
+        c.cmd(line)
+        t = time.monotonic()
+        r = " ".join(c.cmd("commit"))
+        e2e.append((time.monotonic() - t) * 1000)
+        m = re.search(r"total ([\d.]+) us", r)
+        if not m:
+            sys.exit(f"no total in the commit reply: {r}")
+        totals.append(float(m.group(1)))
+        seen = mon.wait(pfx, i % 2 == 0, t)
+        if seen is None:
+            failed.append(f"the peer did not see {line}")
+            break
+        peer.append((seen - t) * 1000)
+    print(f"2. {len(totals)} one-route commits at {n} routes, session Established")
+    print("  " + summary("commit report total", totals, "us"))
+    print("  " + summary("end to end through the control socket", e2e, "ms"))
+    print("  " + summary("until the peer's RIB shows it (gobgp monitor)", peer, "ms"))
+    for lim, v, p_, name in ((a.max_p99_us, totals, 0.99, "commit p99 us"),
+                             (a.max_e2e_ms, e2e, 0.5, "end-to-end median ms"),
+                             (a.max_peer_ms, peer, 0.99, "peer p99 ms")):
+        if lim is not None and v and pct(v, p_) > lim:
+            failed.append(f"{name} {pct(v, p_):.3f} > {lim}")
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--routes", type=int, default=1_000_000)
@@ -117,8 +253,6 @@ def main():
     a = ap.parse_args()
     if os.geteuid() != 0:
         sys.exit("bgp-scale.py needs root (network namespaces)")
-    if a.bird:
-        sys.exit("--bird: not written yet (see docs/bgp.md, figures)")
     d = a.dir or tempfile.mkdtemp(prefix="popgo-bgp-scale-")
     os.makedirs(d, exist_ok=True)
     n = a.routes
@@ -139,65 +273,10 @@ def main():
     procs, failed = [], []
     netns_up()
     try:
-        procs.append(subprocess.Popen(["ip", "netns", "exec", NS_D, "gobgpd", "-f", gcfg, "-p", "--api-hosts",
-                                       "127.0.0.1:50051", "--pprof-disable"], stdout=subprocess.DEVNULL,
-                                      stderr=open(os.path.join(d, "gobgpd.log"), "w")))
-        sock = os.path.join(d, "ctl.sock")
-        p = subprocess.Popen(["ip", "netns", "exec", NS_C, a.popgo, "replay", "--config", pcfg, "--control", sock,
-                              "--loops", "0", "--pps", "100", pcap], stdout=subprocess.DEVNULL,
-                             stderr=open(os.path.join(d, "popgo.log"), "w"))
-        procs.append(p)
-        c = connect(sock, p, timeout=300)
-        print(f"popgo up with {n} routes; waiting for the session", flush=True)
-        t0 = None
-        while t0 is None:
-            if any("Established" in l for l in c.cmd("display bgp peer")):
-                t0 = time.monotonic()
-            else:
-                time.sleep(0.02)
-        have = 0
-        while have < n:
-            have = rib_count()
-            if time.monotonic() - t0 > 600:
-                failed.append(f"the peer has {have} of {n} routes after 600 s")
-                break
-            time.sleep(0.1)
-        full_s = time.monotonic() - t0
-        print(f"1. full table: {n} routes at the peer {full_s:.1f} s after Established")
-
-        mon = Monitor()
-        procs.append(mon.p)
-        time.sleep(1.0)
-        rows = [l.split() for l in open(table) if l[0].isdigit()]
-        c.cmd("system-view")
-        c.cmd(f"bgp {asn}")
-        totals, e2e, peer = [], [], []
-        for i in range(a.commits):
-            pfx, _, label = rows[(i // 2 * 7919) % len(rows)]
-            addr, plen = pfx.split("/")
-            line = f"undo network {addr} {plen}" if i % 2 == 0 else f"network {addr} {plen} label {label}"
-            c.cmd(line)
-            t = time.monotonic()
-            r = " ".join(c.cmd("commit"))
-            e2e.append((time.monotonic() - t) * 1000)
-            m = re.search(r"total ([\d.]+) us", r)
-            if not m:
-                sys.exit(f"no total in the commit reply: {r}")
-            totals.append(float(m.group(1)))
-            seen = mon.wait(pfx, i % 2 == 0, t)
-            if seen is None:
-                failed.append(f"the peer did not see {line}")
-                break
-            peer.append((seen - t) * 1000)
-        print(f"2. {len(totals)} one-route commits at {n} routes, session Established")
-        print("  " + summary("commit report total", totals, "us"))
-        print("  " + summary("end to end through the control socket", e2e, "ms"))
-        print("  " + summary("until the peer's RIB shows it (gobgp monitor)", peer, "ms"))
-        for lim, v, p_, name in ((a.max_p99_us, totals, 0.99, "commit p99 us"),
-                                 (a.max_e2e_ms, e2e, 0.5, "end-to-end median ms"),
-                                 (a.max_peer_ms, peer, 0.99, "peer p99 ms")):
-            if lim is not None and v and pct(v, p_) > lim:
-                failed.append(f"{name} {pct(v, p_):.3f} > {lim}")
+        if a.bird:
+            bird_compare(a, d, n, asn, pcfg, pcap, procs, failed)
+        else:
+            gobgp_run(a, d, n, asn, pcfg, pcap, gcfg, table, procs, failed)
     finally:
         for pr in reversed(procs):
             pr.terminate()
