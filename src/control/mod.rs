@@ -430,7 +430,9 @@ impl ControlPlane {
             return;
         }
         self.advertised_peers = peers;
-        let routes: crate::bgp::Routes = self.publisher.current().lsps.iter().map(|r| (r.fec, r.in_label)).collect();
+        // VPN instances' routes are not labeled unicast routes: they never leave here.
+        let routes: crate::bgp::Routes =
+            self.publisher.current().lsps.iter().filter(|r| r.fec.vrf == 0).map(|r| (r.fec, r.in_label)).collect();
         sp.update(crate::bgp::Adverts::of(head, routes));
     }
 

@@ -413,7 +413,7 @@ impl Store {
         if n.label != 0 {
             label_ix.insert_unique(hash_of(n.label), slot, |&s| hash_of(nets.get(s).label));
         }
-        self.v6_networks += usize::from(!n.prefix.is_v4());
+        self.v6_networks += usize::from(is_public_v6(n.prefix));
     }
 
     fn insert_network(&mut self, slot: Option<u32>, n: NetRec) -> u32 {
@@ -439,7 +439,7 @@ impl Store {
                 e.remove();
             }
         }
-        self.v6_networks -= usize::from(!p.is_v4());
+        self.v6_networks -= usize::from(is_public_v6(p));
         self.nets.set_live(slot, false);
         Some(slot)
     }
@@ -510,6 +510,11 @@ impl Store {
 }
 
 /// Line numbers are kept as `u32` (a config of more than 4 billion lines saturates).
+/// An IPv6 network of the public table (6PE; VPN networks do not count).
+fn is_public_v6(p: Prefix) -> bool {
+    !p.is_v4() && p.vrf == 0
+}
+
 fn line32(l: usize) -> u32 {
     u32::try_from(l).unwrap_or(u32::MAX)
 }
@@ -523,6 +528,9 @@ impl PatchSource for Store {
     }
     fn next_hops(&self, p: Prefix) -> Vec<IpAddr> {
         self.next_hops_iter(p).collect()
+    }
+    fn vrf_params(&self, vrf: u16, v4: bool) -> (LabelMode, bool, bool) {
+        crate::ilm::patch::vrf_params_of(&self.head, vrf, v4)
     }
 }
 
@@ -634,8 +642,8 @@ impl ConfigEdit for Cand<'_> {
         peers.len() != n
     }
     fn has_v6_network(&self) -> bool {
-        let deleted = self.ov.nets_del.iter().filter(|p| !p.is_v4()).count();
-        self.run.v6_networks > deleted || self.ov.nets_add.iter().any(|n| !n.prefix.is_v4())
+        let deleted = self.ov.nets_del.iter().filter(|p| is_public_v6(**p)).count();
+        self.run.v6_networks > deleted || self.ov.nets_add.iter().any(|n| is_public_v6(n.prefix))
     }
 }
 

@@ -108,6 +108,7 @@ impl ConfigEdit for Config {
             router_id: h.router_id,
             networks: Vec::new(),
             peers: Vec::new(),
+            vpn_families: Vec::new(),
         });
         (b.asn, b.label_mode, b.pop_go, b.label_base, b.router_id) =
             (h.asn, h.label_mode, h.pop_go, h.label_base, h.router_id);
@@ -354,7 +355,11 @@ pub fn edits_between(old: &Config, new: &Config) -> Option<Vec<Edit>> {
     if old.device != new.device || old.ttl_mode != new.ttl_mode || old.ports != new.ports {
         return None;
     }
-    if old.neighbors != new.neighbors {
+    if old.neighbors != new.neighbors || old.vpn_instances != new.vpn_instances || old.mpls != new.mpls {
+        return None;
+    }
+    let vpn_families = |c: &Config| c.bgp.as_ref().map(|b| b.vpn_families.clone()).unwrap_or_default();
+    if vpn_families(old) != vpn_families(new) {
         return None;
     }
     let mut edits = Vec::new();

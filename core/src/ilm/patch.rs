@@ -11,6 +11,7 @@
 
 use super::build::{af_of, alloc_label, entry_for, fib_get, fib_insert, fib_remove, BuildIndex};
 use super::lsp::Lsp;
+use super::table::IlmOp;
 use super::table::{Ilm, IlmEntry};
 use super::{Fib, Snapshot};
 use crate::config::edit::Edit;
@@ -69,6 +70,9 @@ pub trait PatchSource {
     fn bgp_params(&self) -> Option<(LabelMode, u32, bool)>;
     /// Next hops of the static routes for `p`, in config order.
     fn next_hops(&self, p: Prefix) -> Vec<IpAddr>;
+    /// (label mode, pop-go, import-route static) of the networks of VPN instance `vrf`
+    /// (not 0) in family `v4` (true) or IPv6.
+    fn vrf_params(&self, vrf: u16, v4: bool) -> (LabelMode, bool, bool);
 }
 
 impl PatchSource for Config {
@@ -81,6 +85,16 @@ impl PatchSource for Config {
     fn next_hops(&self, p: Prefix) -> Vec<IpAddr> {
         self.static_routes.iter().filter(|r| r.prefix == p).map(|r| r.next_hop).collect()
     }
+    fn vrf_params(&self, vrf: u16, v4: bool) -> (LabelMode, bool, bool) {
+        vrf_params_of(self, vrf, v4)
+    }
+}
+
+/// [`PatchSource::vrf_params`] of a config head (the networks are not read).
+pub fn vrf_params_of(cfg: &Config, vrf: u16, v4: bool) -> (LabelMode, bool, bool) {
+    let (mode, pop_go) = cfg.label_params(vrf, v4);
+    let import = cfg.bgp.as_ref().and_then(|b| b.vpn_family(vrf, v4)).is_some_and(|f| f.import_static);
+    (mode, pop_go, import)
 }
 
 /// Applies `delta` to `old` (built from the config before the change, with `idx` its
@@ -116,6 +130,16 @@ pub fn patch<C: PatchSource + ?Sized>(
     // changes.
     let mut ilm: Option<Ilm> = None;
     let mut fib: Option<Fib> = None;
+    // The VPN instances' FIBs that change, by VRF id.
+    let mut vrf_fibs: Vec<(u16, Fib)> = Vec::new();
+    // A VPN network's label settings; the public table's are the BGP instance's.
+    let params = |p: Prefix| -> (LabelMode, bool, bool) {
+        if p.vrf == 0 {
+            (mode, bgp.is_some_and(|b| b.2), false)
+        } else {
+            cfg.vrf_params(p.vrf, p.is_v4())
+        }
+    };
     // Shared until a network is added or removed (a route change leaves it alone).
     let mut lsps = Arc::clone(&old.lsps);
     macro_rules! ilm {
@@ -130,13 +154,19 @@ pub fn patch<C: PatchSource + ?Sized>(
     if pop_go != idx.pop_go {
         idx.pop_go = pop_go;
         if mode != LabelMode::PerInstance && !lsps.is_empty() {
-            ilm!().map_entries(|e| e.with_pop_go(pop_go));
+            ilm!().map_entries(|e| {
+                if e.vrf() == 0 && e.op() != Some(IlmOp::Transport) {
+                    e.with_pop_go(pop_go)
+                } else {
+                    e
+                }
+            });
         }
     }
 
     // 2. Removed networks (per-route only: other modes share labels).
     for p in &delta.networks_removed {
-        if mode != LabelMode::PerRoute {
+        if params(*p).0 != LabelMode::PerRoute || params(*p).2 {
             return None;
         }
         let chunk = idx.lsp_chunk.remove(p)?;
@@ -167,11 +197,30 @@ pub fn patch<C: PatchSource + ?Sized>(
     touched.sort_unstable();
     touched.dedup();
     for p in touched {
-        let now = cfg.next_hops(p).into_iter().find_map(|nh| idx.adj_of.get(&nh).copied());
-        if fib_get(&old.fib, p) == now {
-            continue;
+        let (p_mode, p_pop_go, import) = params(p);
+        if import {
+            return None; // the instance's networks follow its routes
         }
-        let f = fib.get_or_insert_with(|| (*old.fib).clone());
+        let now = cfg.next_hops(p).into_iter().find_map(|nh| idx.adj_of.get(&(p.vrf, nh)).copied());
+        let f = if p.vrf == 0 {
+            if fib_get(&old.fib, p) == now {
+                continue;
+            }
+            fib.get_or_insert_with(|| (*old.fib).clone())
+        } else {
+            let old_f = old.fib_of(p.vrf)?;
+            let at = match vrf_fibs.iter().position(|(v, _)| *v == p.vrf) {
+                Some(at) => at,
+                None => {
+                    if fib_get(old_f, p) == now {
+                        continue;
+                    }
+                    vrf_fibs.push((p.vrf, old_f.clone()));
+                    vrf_fibs.len() - 1
+                }
+            };
+            &mut vrf_fibs[at].1
+        };
         match now {
             Some(adj) => fib_insert(f, p, adj),
             None => fib_remove(f, p),
@@ -179,23 +228,25 @@ pub fn patch<C: PatchSource + ?Sized>(
         let Some(&chunk) = idx.lsp_chunk.get(&p) else { continue };
         // A network's route changed next hop.
         let adj = now?;
-        if mode == LabelMode::PerNexthop {
+        if p_mode == LabelMode::PerNexthop {
             return None; // its label is the next hop's: labels move
         }
-        if mode == LabelMode::PerRoute {
+        if p_mode == LabelMode::PerRoute {
             let label = lsps.at(lsps.position_in(chunk, p)?).in_label;
-            ilm!().set(label, entry_for(mode, pop_go, af_of(p), adj, pipe));
+            ilm!().set(label, entry_for(p_mode, p_pop_go, af_of(p), adj, pipe).in_vrf(p.vrf));
         }
     }
 
     // 4. Added networks, appended in order.
     for n in &delta.networks_added {
-        if mode != LabelMode::PerRoute || idx.lsp_chunk.contains_key(&n.prefix) {
+        let (n_mode, n_pop_go, import) = params(n.prefix);
+        if n_mode != LabelMode::PerRoute || import || idx.lsp_chunk.contains_key(&n.prefix) {
             return None;
         }
-        let adj = match &fib {
-            Some(f) => fib_get(f, n.prefix),
-            None => fib_get(&old.fib, n.prefix),
+        let vrf = n.prefix.vrf;
+        let adj = match (vrf, &fib, vrf_fibs.iter().find(|(v, _)| *v == vrf)) {
+            (0, Some(f), _) | (_, _, Some((_, f))) => fib_get(f, n.prefix),
+            _ => fib_get(old.fib_of(vrf)?, n.prefix),
         }?;
         let label = match n.label {
             Some(l) => {
@@ -208,7 +259,7 @@ pub fn patch<C: PatchSource + ?Sized>(
             None => alloc_label(&mut idx.next_dynamic, &idx.static_labels, idx.label_base).ok()?,
         };
         idx.used.insert(label);
-        ilm!().set(label, entry_for(mode, pop_go, af_of(n.prefix), adj, pipe));
+        ilm!().set(label, entry_for(n_mode, n_pop_go, af_of(n.prefix), adj, pipe).in_vrf(vrf));
         idx.lsp_chunk.insert(n.prefix, Arc::make_mut(&mut lsps).push(Lsp { fec: n.prefix, in_label: label }));
     }
 
@@ -217,6 +268,15 @@ pub fn patch<C: PatchSource + ?Sized>(
         adjacencies: Arc::clone(&old.adjacencies),
         next_hops: Arc::clone(&old.next_hops),
         fib: fib.map_or_else(|| Arc::clone(&old.fib), Arc::new),
+        vrf_fibs: if vrf_fibs.is_empty() {
+            Arc::clone(&old.vrf_fibs)
+        } else {
+            let mut all: Vec<Arc<Fib>> = old.vrf_fibs.to_vec();
+            for (v, f) in vrf_fibs {
+                all[v as usize - 1] = Arc::new(f);
+            }
+            Arc::new(all)
+        },
         ports: old.ports,
         lsps,
         pipe,
