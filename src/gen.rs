@@ -3,7 +3,7 @@
 
 use crate::cmd::{runtime, usage, Failure};
 use crate::traffic::dist::LabelDist;
-use crate::traffic::frames::{seed_frames, EPOCH_NS};
+use crate::traffic::frames::{l3vpn_frames, seed_frames, EPOCH_NS};
 use crate::traffic::synth::{
     synth_config, synth_mrt_config, synth_table_config, write_synth_mrt, write_synth_table, Synth,
 };
@@ -15,6 +15,16 @@ use std::path::PathBuf;
 pub enum GenCmd {
     /// The seed capture (pcaps/seed.pcap): traffic to 10.1.1.1/.2/.3/.5 plus bad frames.
     Seed {
+        /// The pcap file to write.
+        #[arg(long)]
+        out: PathBuf,
+        /// Also print what each frame is.
+        #[arg(long)]
+        describe: bool,
+    },
+    /// The L3VPN capture (pcaps/l3vpn.pcap): VPN labels of two instances, with and
+    /// without the transport label on top.
+    L3vpn {
         /// The pcap file to write.
         #[arg(long)]
         out: PathBuf,
@@ -76,10 +86,11 @@ pub enum GenCmd {
 
 /// Entry point of `popgo gen`.
 pub fn main(what: GenCmd) -> Result<(), Failure> {
+    let l3vpn = matches!(what, GenCmd::L3vpn { .. });
     match what {
         GenCmd::Profile(a) => crate::bench::gen_profile(a),
-        GenCmd::Seed { out, describe } => {
-            let frames = seed_frames();
+        GenCmd::Seed { out, describe } | GenCmd::L3vpn { out, describe } => {
+            let frames = if l3vpn { l3vpn_frames() } else { seed_frames() };
             let pkts = frames.iter().enumerate().map(|(i, f)| (EPOCH_NS + i as u64 * 1_000_000, &f.frame));
             crate::io::pcap::write_file(&out, pkts).map_err(runtime)?;
             println!("wrote {}: {} frames", out.display(), frames.len());

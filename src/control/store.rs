@@ -21,6 +21,7 @@
 //! compacted when dead slots outnumber live ones.
 
 use crate::config::edit::{set_peer_in, BgpHead, ConfigEdit};
+use crate::config::edit_vpn::VpnHead;
 use crate::config::{Config, FastMap, LabelMode, MixHasher, Network, Peer, Prefix, StaticRoute, TtlMode};
 use crate::ilm::PatchSource;
 use hashbrown::HashTable;
@@ -180,6 +181,7 @@ pub(crate) struct Store {
 pub(crate) struct Undo {
     head: Option<Option<BgpHead>>,
     peers: Option<Vec<Peer>>,
+    vpn: Option<VpnHead>,
     routes_removed: Vec<u32>,
     routes_added: Vec<u32>,
     nets_removed: Vec<u32>,
@@ -461,6 +463,10 @@ impl Store {
         if let (Some(peers), Some(b)) = (&ov.peers, self.head.bgp.as_mut()) {
             u.peers = Some(std::mem::replace(&mut b.peers, peers.clone()));
         }
+        if let Some(h) = &ov.vpn {
+            u.vpn = Some(VpnHead::of(&self.head));
+            h.apply_to(&mut self.head);
+        }
         for &(p, nh) in &ov.routes_del {
             u.routes_removed.extend(self.remove_route(p, nh));
         }
@@ -501,6 +507,9 @@ impl Store {
         }
         if let Some(h) = u.head {
             self.set_bgp(h);
+        }
+        if let Some(h) = u.vpn {
+            h.apply_to(&mut self.head);
         }
     }
 
@@ -548,6 +557,8 @@ pub(crate) struct Overlay {
     nets_add: Vec<Network>,
     /// The whole peer list after the changes, if they touch it (peers are few).
     peers: Option<Vec<Peer>>,
+    /// The VPN head after the changes, if they touch it.
+    vpn: Option<VpnHead>,
 }
 
 /// The candidate configuration of a session: the running store seen through its
@@ -615,7 +626,15 @@ impl ConfigEdit for Cand<'_> {
             + self.ov.routes_add.iter().filter(|r| r.prefix == p).count()
     }
     fn check_route(&self, p: Prefix, nh: IpAddr) -> Result<(), String> {
-        self.run.head.check_static_route(p, nh)
+        match &self.ov.vpn {
+            // Bindings in this candidate move neighbors between tables.
+            Some(h) => {
+                let mut c = self.run.head.clone();
+                h.apply_to(&mut c);
+                c.check_static_route(p, nh)
+            }
+            None => self.run.head.check_static_route(p, nh),
+        }
     }
     fn push_route(&mut self, r: StaticRoute) {
         self.ov.routes_add.push(r);
@@ -644,6 +663,24 @@ impl ConfigEdit for Cand<'_> {
     fn has_v6_network(&self) -> bool {
         let deleted = self.ov.nets_del.iter().filter(|p| is_public_v6(**p)).count();
         self.run.v6_networks > deleted || self.ov.nets_add.iter().any(|n| is_public_v6(n.prefix))
+    }
+    fn vpn_head(&self) -> VpnHead {
+        self.ov.vpn.clone().unwrap_or_else(|| VpnHead::of(&self.run.head))
+    }
+    fn set_vpn_head(&mut self, h: VpnHead) {
+        self.ov.vpn = Some(h);
+    }
+    fn vrf_in_use(&self, vrf: u16) -> bool {
+        self.run
+            .routes
+            .iter()
+            .any(|(_, r)| r.prefix.vrf == vrf && !self.ov.routes_del.contains(&(r.prefix, self.run.nhs[r.nh as usize])))
+            || self.ov.routes_add.iter().any(|r| r.prefix.vrf == vrf)
+            || self.run.nets.iter().any(|(_, n)| n.prefix.vrf == vrf && !self.ov.nets_del.contains(&n.prefix))
+            || self.ov.nets_add.iter().any(|n| n.prefix.vrf == vrf)
+    }
+    fn port_names(&self) -> Vec<String> {
+        self.run.head.ports.iter().map(|p| p.name.clone()).collect()
     }
 }
 

@@ -38,6 +38,8 @@ pub enum Edit {
     DelPeer(Ipv4Addr),
     /// A whole peer as the config file has it (config reload).
     SetPeer(Peer),
+    /// VPN instances, bindings, the MPLS instance and the BGP VPN families.
+    Vpn(super::edit_vpn::VpnEdit),
 }
 
 /// The header of a BGP instance (everything but its networks).
@@ -93,6 +95,14 @@ pub trait ConfigEdit {
     fn remove_peer(&mut self, a: Ipv4Addr) -> bool;
     /// Whether any network is IPv6 (a peer's default families depend on it).
     fn has_v6_network(&self) -> bool;
+    /// VPN instances, MPLS and port bindings ([`super::edit_vpn::VpnHead`]).
+    fn vpn_head(&self) -> super::edit_vpn::VpnHead;
+    fn set_vpn_head(&mut self, h: super::edit_vpn::VpnHead);
+    /// Whether a static route or a network of VRF `vrf` exists (a scan: only `undo ip
+    /// vpn-instance` asks).
+    fn vrf_in_use(&self, vrf: u16) -> bool;
+    /// The port names, in port order.
+    fn port_names(&self) -> Vec<String>;
 }
 
 impl ConfigEdit for Config {
@@ -170,6 +180,19 @@ impl ConfigEdit for Config {
     }
     fn has_v6_network(&self) -> bool {
         self.bgp.as_ref().is_some_and(Bgp::has_v6_networks)
+    }
+    fn vpn_head(&self) -> super::edit_vpn::VpnHead {
+        super::edit_vpn::VpnHead::of(self)
+    }
+    fn set_vpn_head(&mut self, h: super::edit_vpn::VpnHead) {
+        h.apply_to(self);
+    }
+    fn vrf_in_use(&self, vrf: u16) -> bool {
+        self.static_routes.iter().any(|r| r.prefix.vrf == vrf)
+            || self.bgp.as_ref().is_some_and(|b| b.networks.iter().any(|n| n.prefix.vrf == vrf))
+    }
+    fn port_names(&self) -> Vec<String> {
+        self.ports.iter().map(|p| p.name.clone()).collect()
     }
 }
 
@@ -335,6 +358,7 @@ pub fn apply<C: ConfigEdit + ?Sized>(cfg: &mut C, e: &Edit) -> Result<bool, Stri
             cfg.set_peer(p.clone());
             Ok(true)
         }
+        Edit::Vpn(v) => super::edit_vpn::apply_vpn(cfg, v),
     }
 }
 

@@ -9,6 +9,7 @@
 //! becomes a labelled route toward one of the config's neighbors.
 
 pub mod edit;
+pub mod edit_vpn;
 pub mod mrt;
 pub mod table;
 pub mod vpn;

@@ -51,6 +51,8 @@ impl Delta {
                 | Edit::PeerFamily { .. }
                 | Edit::DelPeer(_)
                 | Edit::SetPeer(_) => {}
+                // VPN instances, bindings, MPLS: labels and tables move.
+                Edit::Vpn(_) => d.rebuild = true,
             }
         }
         d
