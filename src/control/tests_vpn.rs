@@ -148,3 +148,52 @@ fn bad_vpn_input_is_refused_with_a_reason() {
     assert_eq!(verdict(&p, &[(18, 64), (16, 255)], 1), Ok(0));
     assert!(ok(&mut p, &mut s, "display ip vpn-instance").contains("vpnc                            100:3"));
 }
+
+/// Commits of routes and networks in two instances and the public table, with pop-go
+/// toggles in one instance: each published snapshot forwards exactly as a full build of
+/// the running config, and route/network commits inside the per-route instances are
+/// patched, not rebuilt.
+#[test]
+fn vpn_commits_equal_full_builds() {
+    let mut text = L3VPN.replacen("pop_go = true", "pop_go = false", 1);
+    // A public table beside the instances: DeviceD's neighbor on to-pe.
+    text.push_str("\n[[neighbor]]\nip = \"192.168.99.1\"\nmac = \"02:00:00:00:00:99\"\nport = \"to-pe\"\n");
+    let mut p = plane(Config::parse(&text).unwrap());
+    let mut s = p.new_session();
+    ok(&mut p, &mut s, "system-view");
+    let mut x = 11u64;
+    let mut next = |n: u64| {
+        x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        (x >> 33) % n
+    };
+    let (mut incremental, mut route_commits) = (0, 0);
+    for round in 0..150 {
+        let vrf = ["vpna", "vpnb"][next(2) as usize];
+        let pfx = format!("10.{}.0.0 16", 100 + next(10));
+        let nh = ["192.168.10.1", "192.168.20.1"][next(2) as usize];
+        let kind = next(8);
+        let lines: Vec<String> = match kind {
+            0 | 1 => vec![format!("ip route-static vpn-instance {vrf} {pfx} {nh}")],
+            2 => vec![format!("undo ip route-static vpn-instance {vrf} {pfx} {nh}")],
+            3 => vec!["bgp 100".into(), format!("ipv4-family vpn-instance {vrf}"), format!("network {pfx}")],
+            4 => vec!["bgp 100".into(), format!("ipv4-family vpn-instance {vrf}"), format!("undo network {pfx}")],
+            5 => vec![format!("ip route-static {pfx} 192.168.99.1"), "bgp 100".into(), format!("network {pfx}")],
+            6 => vec!["ip vpn-instance vpna".into(), "ipv4-family".into(), "apply-label per-route pop-go".into()],
+            _ => vec!["ip vpn-instance vpna".into(), "ipv4-family".into(), "apply-label per-route".into()],
+        };
+        for l in &lines {
+            p.exec(&mut s, l);
+        }
+        ok(&mut p, &mut s, "return");
+        ok(&mut p, &mut s, "system-view");
+        let r = p.exec(&mut s, "commit");
+        assert!(r.ok, "round {round}: {}", r.text);
+        if kind <= 5 && r.text.contains("commit ok") {
+            route_commits += 1;
+            incremental += usize::from(r.text.contains("incremental"));
+        }
+        let full = crate::ilm::build(p.running(), 0).unwrap();
+        assert_eq!(crate::ilm::build::first_difference(p.current(), &full, p.running()), None, "round {round}");
+    }
+    assert!(incremental * 2 > route_commits, "most route commits are patched ({incremental}/{route_commits})");
+}
