@@ -532,8 +532,8 @@ impl PatchSource for Store {
     fn pipe(&self) -> bool {
         self.head.ttl_mode == TtlMode::Pipe
     }
-    fn bgp_params(&self) -> Option<(LabelMode, u32, bool)> {
-        self.bgp().map(|b| (b.label_mode, b.label_base, b.pop_go))
+    fn bgp_params(&self) -> Option<(LabelMode, u32, bool, bool)> {
+        self.bgp().map(|b| (b.label_mode, b.label_base, b.pop_go, b.pop_go_v6.unwrap_or(b.pop_go)))
     }
     fn next_hops(&self, p: Prefix) -> Vec<IpAddr> {
         self.next_hops_iter(p).collect()

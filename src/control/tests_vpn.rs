@@ -197,3 +197,41 @@ fn vpn_commits_equal_full_builds() {
     }
     assert!(incremental * 2 > route_commits, "most route commits are patched ({incremental}/{route_commits})");
 }
+
+/// 6PE has its own switch in `ipv6-family unicast`, as on the device: turning it off
+/// leaves the IPv4 labels POPGO; without it, 6PE follows the BGP view's.
+#[test]
+fn six_pe_pop_go_is_its_own_view_s() {
+    let cfg = Config::parse(include_str!("../../examples/6pe.toml")).unwrap();
+    let mut p = plane(cfg);
+    let mut s = p.new_session();
+    let ops = |p: &ControlPlane| {
+        let mut v: Vec<(bool, crate::ilm::LabelOp)> = p.current().lsp_rows().map(|r| (r.fec.is_v4(), r.op)).collect();
+        v.sort_by_key(|x| !x.0);
+        v
+    };
+    use crate::ilm::LabelOp::{Pop, PopGo};
+    assert_eq!(ops(&p), [(true, PopGo), (false, PopGo), (false, PopGo)]);
+    for l in ["system-view", "bgp 65002", "ipv6-family unicast", "undo apply-label per-route pop-go"] {
+        ok(&mut p, &mut s, l);
+    }
+    let c = ok(&mut p, &mut s, "commit");
+    assert!(c.contains("incremental"), "{c}");
+    assert_eq!(ops(&p), [(true, PopGo), (false, Pop), (false, Pop)]);
+    let full = crate::ilm::build(p.running(), 0).unwrap();
+    assert_eq!(crate::ilm::build::first_difference(p.current(), &full, p.running()), None);
+    let conf = ok(&mut p, &mut s, "display current-configuration");
+    assert!(conf.contains(" ipv6-family unicast\n  undo apply-label per-route pop-go\n"), "{conf}");
+    // The BGP view's switch no longer moves 6PE.
+    for l in ["quit", "undo apply-label per-route pop-go", "commit"] {
+        ok(&mut p, &mut s, l);
+    }
+    assert_eq!(ops(&p), [(true, Pop), (false, Pop), (false, Pop)]);
+    for l in ["ipv6-family unicast", "apply-label per-route pop-go", "commit"] {
+        ok(&mut p, &mut s, l);
+    }
+    assert_eq!(ops(&p), [(true, Pop), (false, PopGo), (false, PopGo)]);
+    // And the config file says the same (pop_go_ipv6).
+    let again = Config::parse(&p.running().to_toml()).unwrap();
+    assert_eq!(again.bgp.as_ref().unwrap().pop_go_v6, Some(true));
+}

@@ -264,6 +264,8 @@ pub fn parse_in(view: View, ctx: &str, line: &str) -> Result<Cmd, String> {
                 _ => Err(wrong_args("undo ip route-static <prefix> <mask-length> [<next-hop>]")),
             }
         }
+        (View::BgpIpv6, ["apply-label", "per-route", "pop-go"]) => Ok(Cmd::Edit(Edit::PopGoV6(Some(true)))),
+        (View::BgpIpv6, ["undo", "apply-label", "per-route", "pop-go"]) => Ok(Cmd::Edit(Edit::PopGoV6(Some(false)))),
         (View::Bgp | View::BgpIpv4 | View::BgpIpv6, ["apply-label", rest @ ..]) => match rest {
             ["per-route", "pop-go"] => Ok(Cmd::Edit(Edit::PopGo(true))),
             ["per-route"] => Ok(Cmd::Edit(Edit::LabelMode(LabelMode::PerRoute))),

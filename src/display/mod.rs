@@ -338,10 +338,21 @@ pub fn write_current_configuration(
             [("ipv4-family unicast", Family::Ipv4LabeledUnicast), ("ipv6-family unicast", Family::Ipv6LabeledUnicast)]
         {
             let explicit: Vec<_> = b.peers.iter().filter_map(|p| Some((p.address, p.families?))).collect();
-            if explicit.is_empty() {
+            // 6PE's own pop-go switch, when set apart from the BGP view's.
+            let pop_go_v6 = b.pop_go_v6.filter(|_| fam == Family::Ipv6LabeledUnicast);
+            if explicit.is_empty() && pop_go_v6.is_none() {
                 continue;
             }
             let _ = writeln!(s, " #\n {view}");
+            match pop_go_v6 {
+                Some(true) => {
+                    let _ = writeln!(s, "  apply-label per-route pop-go");
+                }
+                Some(false) => {
+                    let _ = writeln!(s, "  undo apply-label per-route pop-go");
+                }
+                None => {}
+            }
             for (a, f) in explicit {
                 if f.contains(fam) {
                     let _ = writeln!(s, "  peer {a} enable\n  peer {a} label-route-capability");

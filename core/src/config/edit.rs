@@ -17,6 +17,8 @@ pub enum Edit {
     CreateBgp(u32),
     /// `apply-label per-route pop-go` / `undo apply-label per-route pop-go`.
     PopGo(bool),
+    /// The same in `ipv6-family unicast` (6PE); `None`: follow the BGP view's switch.
+    PopGoV6(Option<bool>),
     /// `apply-label per-route | per-nexthop | per-instance`.
     LabelMode(LabelMode),
     /// `network <prefix> <len> [label N]`.
@@ -48,6 +50,7 @@ pub struct BgpHead {
     pub asn: u32,
     pub label_mode: LabelMode,
     pub pop_go: bool,
+    pub pop_go_v6: Option<bool>,
     pub label_base: u32,
     pub router_id: Option<Ipv4Addr>,
 }
@@ -58,6 +61,7 @@ impl BgpHead {
             asn: b.asn,
             label_mode: b.label_mode,
             pop_go: b.pop_go,
+            pop_go_v6: b.pop_go_v6,
             label_base: b.label_base,
             router_id: b.router_id,
         }
@@ -114,14 +118,15 @@ impl ConfigEdit for Config {
             asn: h.asn,
             label_mode: h.label_mode,
             pop_go: h.pop_go,
+            pop_go_v6: h.pop_go_v6,
             label_base: h.label_base,
             router_id: h.router_id,
             networks: Vec::new(),
             peers: Vec::new(),
             vpn_families: Vec::new(),
         });
-        (b.asn, b.label_mode, b.pop_go, b.label_base, b.router_id) =
-            (h.asn, h.label_mode, h.pop_go, h.label_base, h.router_id);
+        (b.asn, b.label_mode, b.pop_go, b.pop_go_v6, b.label_base, b.router_id) =
+            (h.asn, h.label_mode, h.pop_go, h.pop_go_v6, h.label_base, h.router_id);
     }
     fn labelled_network(&self) -> Option<Prefix> {
         self.bgp.as_ref()?.networks.iter().find(|n| n.label.is_some()).map(|n| n.prefix)
@@ -221,6 +226,7 @@ pub fn apply<C: ConfigEdit + ?Sized>(cfg: &mut C, e: &Edit) -> Result<bool, Stri
                     asn: *asn,
                     label_mode: LabelMode::PerRoute,
                     pop_go: false,
+                    pop_go_v6: None,
                     label_base: DEFAULT_LABEL_BASE,
                     router_id: None,
                 });
@@ -231,6 +237,13 @@ pub fn apply<C: ConfigEdit + ?Sized>(cfg: &mut C, e: &Edit) -> Result<bool, Stri
             let mut b = cfg.bgp_head().ok_or("no BGP instance")?;
             let changed = b.pop_go != *on;
             b.pop_go = *on;
+            cfg.set_bgp_head(b);
+            Ok(changed)
+        }
+        Edit::PopGoV6(on) => {
+            let mut b = cfg.bgp_head().ok_or("no BGP instance")?;
+            let changed = b.pop_go_v6 != *on;
+            b.pop_go_v6 = *on;
             cfg.set_bgp_head(b);
             Ok(changed)
         }
@@ -437,6 +450,10 @@ pub fn edits_between(old: &Config, new: &Config) -> Option<Vec<Edit>> {
     let pop_go = |c: &Config| c.bgp.as_ref().is_some_and(|b| b.pop_go);
     if pop_go(old) != pop_go(new) {
         edits.push(Edit::PopGo(pop_go(new)));
+    }
+    let pop_go_v6 = |c: &Config| c.bgp.as_ref().and_then(|b| b.pop_go_v6);
+    if pop_go_v6(old) != pop_go_v6(new) {
+        edits.push(Edit::PopGoV6(pop_go_v6(new)));
     }
     Some(edits)
 }

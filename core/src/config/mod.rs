@@ -376,6 +376,9 @@ pub struct Bgp {
     pub asn: u32,
     pub label_mode: LabelMode,
     pub pop_go: bool,
+    /// `apply-label per-route pop-go` in `ipv6-family unicast` (6PE): `None` follows
+    /// `pop_go`, so configs written before the views were separate keep their tables.
+    pub pop_go_v6: Option<bool>,
     pub label_base: u32,
     /// BGP identifier (`router-id`); default: the local address of each session.
     pub router_id: Option<Ipv4Addr>,
@@ -391,6 +394,11 @@ pub struct Bgp {
 impl Bgp {
     pub fn has_v6_networks(&self) -> bool {
         self.networks.iter().any(|n| !n.prefix.is_v4() && n.prefix.vrf == vpn::PUBLIC)
+    }
+
+    /// The 6PE switch in effect (see [`Bgp::pop_go_v6`]).
+    pub fn pop_go_v6(&self) -> bool {
+        self.pop_go_v6.unwrap_or(self.pop_go)
     }
 
     /// The BGP VPN family of instance `vrf` (`v4`: IPv4, else IPv6), if configured.
@@ -472,6 +480,7 @@ struct RawBgp {
     asn: Spanned<i64>,
     label_mode: Option<Spanned<String>>,
     pop_go: Option<bool>,
+    pop_go_ipv6: Option<bool>,
     label_base: Option<Spanned<i64>>,
     router_id: Option<Spanned<String>>,
     table: Option<Spanned<String>>,
@@ -829,6 +838,7 @@ impl Config {
                 asn,
                 label_mode,
                 pop_go: b.pop_go.unwrap_or(false),
+                pop_go_v6: b.pop_go_ipv6,
                 label_base,
                 router_id,
                 networks,
@@ -883,7 +893,10 @@ impl Config {
     /// the BGP instance's for the public table, the VPN instance family's otherwise.
     pub fn label_params(&self, vrf: u16, v4: bool) -> (LabelMode, bool) {
         if vrf == vpn::PUBLIC {
-            return self.bgp.as_ref().map_or((LabelMode::PerRoute, false), |b| (b.label_mode, b.pop_go));
+            return self
+                .bgp
+                .as_ref()
+                .map_or((LabelMode::PerRoute, false), |b| (b.label_mode, if v4 { b.pop_go } else { b.pop_go_v6() }));
         }
         self.vpn_instance(vrf).and_then(|v| v.af(v4)).map_or((LabelMode::PerRoute, false), |a| (a.label_mode, a.pop_go))
     }
@@ -907,6 +920,7 @@ impl Config {
                 asn: b.asn,
                 label_mode: b.label_mode,
                 pop_go: b.pop_go,
+                pop_go_v6: b.pop_go_v6,
                 label_base: b.label_base,
                 router_id: b.router_id,
                 networks: Vec::new(),
@@ -962,6 +976,9 @@ impl Config {
             );
             if let Some(id) = b.router_id {
                 let _ = writeln!(s, "router_id = \"{id}\"");
+            }
+            if let Some(v6) = b.pop_go_v6 {
+                let _ = writeln!(s, "pop_go_ipv6 = {v6}");
             }
             for n in &b.networks {
                 let _ = writeln!(s, "\n[[bgp.network]]\nprefix = \"{}\"", n.prefix);

@@ -55,6 +55,7 @@ pub struct BuildIndex {
     pub(super) mode: Option<LabelMode>,
     pub(super) label_base: u32,
     pub(super) pop_go: bool,
+    pub(super) pop_go_v6: bool,
     pub(super) pipe: bool,
 }
 
@@ -266,6 +267,7 @@ pub fn build_indexed(cfg: &Config, generation: u64) -> Result<(Snapshot, BuildIn
         idx.mode = Some(bgp.label_mode);
         idx.label_base = bgp.label_base;
         idx.pop_go = bgp.pop_go;
+        idx.pop_go_v6 = bgp.pop_go_v6();
     }
     idx.adj_of = adj_of;
     let mut fibs = fibs.into_iter();

@@ -40,7 +40,7 @@ impl Delta {
         for e in edits {
             match e {
                 Edit::CreateBgp(_) | Edit::LabelMode(_) => d.rebuild = true,
-                Edit::PopGo(_) => {} // patch compares the final pop-go setting
+                Edit::PopGo(_) | Edit::PopGoV6(_) => {} // patch compares the final settings
                 Edit::AddNetwork(n) => d.networks_added.push(n.clone()),
                 Edit::DelNetwork(p) => d.networks_removed.push(*p),
                 Edit::AddRoute(r) => d.routes.push(r.prefix),
@@ -68,8 +68,8 @@ pub const PATCH_MAX_ITEMS: usize = 64;
 pub trait PatchSource {
     /// TTL mode is pipe.
     fn pipe(&self) -> bool;
-    /// (label mode, label base, pop-go) of the BGP instance, if any.
-    fn bgp_params(&self) -> Option<(LabelMode, u32, bool)>;
+    /// (label mode, label base, pop-go, 6PE pop-go) of the BGP instance, if any.
+    fn bgp_params(&self) -> Option<(LabelMode, u32, bool, bool)>;
     /// Next hops of the static routes for `p`, in config order.
     fn next_hops(&self, p: Prefix) -> Vec<IpAddr>;
     /// (label mode, pop-go, import-route static) of the networks of VPN instance `vrf`
@@ -81,8 +81,8 @@ impl PatchSource for Config {
     fn pipe(&self) -> bool {
         self.ttl_mode == TtlMode::Pipe
     }
-    fn bgp_params(&self) -> Option<(LabelMode, u32, bool)> {
-        self.bgp.as_ref().map(|b| (b.label_mode, b.label_base, b.pop_go))
+    fn bgp_params(&self) -> Option<(LabelMode, u32, bool, bool)> {
+        self.bgp.as_ref().map(|b| (b.label_mode, b.label_base, b.pop_go, b.pop_go_v6()))
     }
     fn next_hops(&self, p: Prefix) -> Vec<IpAddr> {
         self.static_routes.iter().filter(|r| r.prefix == p).map(|r| r.next_hop).collect()
@@ -132,12 +132,13 @@ pub fn patch<C: PatchSource + ?Sized>(
     // changes.
     let mut ilm: Option<Ilm> = None;
     let mut fib: Option<Fib> = None;
+    let (pop_go, pop_go_v6) = bgp.map_or((false, false), |b| (b.2, b.3));
     // The VPN instances' FIBs that change, by VRF id.
     let mut vrf_fibs: Vec<(u16, Fib)> = Vec::new();
     // A VPN network's label settings; the public table's are the BGP instance's.
     let params = |p: Prefix| -> (LabelMode, bool, bool) {
         if p.vrf == 0 {
-            (mode, bgp.is_some_and(|b| b.2), false)
+            (mode, if p.is_v4() { pop_go } else { pop_go_v6 }, false)
         } else {
             cfg.vrf_params(p.vrf, p.is_v4())
         }
@@ -150,17 +151,17 @@ pub fn patch<C: PatchSource + ?Sized>(
         };
     }
 
-    // 1. pop-go toggled: every label's entry changes operation. POP entries keep their
-    //    route's adjacency, so this flips the operation bits of every entry.
-    let pop_go = bgp.is_some_and(|b| b.2);
-    if pop_go != idx.pop_go {
-        idx.pop_go = pop_go;
+    // 1. pop-go toggled (the BGP view's for IPv4, 6PE's for IPv6): every public label's
+    //    entry of that family changes operation. POP entries keep their route's
+    //    adjacency, so this flips the operation bits of every entry.
+    if (pop_go, pop_go_v6) != (idx.pop_go, idx.pop_go_v6) {
+        (idx.pop_go, idx.pop_go_v6) = (pop_go, pop_go_v6);
         if mode != LabelMode::PerInstance && !lsps.is_empty() {
             ilm!().map_entries(|e| {
-                if e.vrf() == 0 && e.op() != Some(IlmOp::Transport) {
-                    e.with_pop_go(pop_go)
-                } else {
+                if e.vrf() != 0 || e.op() == Some(IlmOp::Transport) {
                     e
+                } else {
+                    e.with_pop_go(if e.af() == crate::ilm::Af::V6 { pop_go_v6 } else { pop_go })
                 }
             });
         }
