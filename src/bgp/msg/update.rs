@@ -112,7 +112,7 @@ fn prefix_of(afi_v4: bool, bytes: &[u8], bits: u8) -> Prefix {
         let m = if bits == 0 { 0 } else { u128::MAX << (128 - u32::from(bits)) };
         IpAddr::V6(Ipv6Addr::from(v & m))
     };
-    Prefix { addr, len: bits }
+    Prefix { addr, len: bits, vrf: 0 }
 }
 
 /// RFC 4271 section 4.3 prefixes (plain IPv4 NLRI, withdrawn routes): the count, or
