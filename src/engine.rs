@@ -73,6 +73,8 @@ pub struct Plan {
     pub signals: bool,
     /// Serve Prometheus metrics at this address while the workers run.
     pub metrics: Option<String>,
+    /// Per-LSP series the metrics serve (the busiest labels; the rest as "other").
+    pub metrics_lsps: usize,
     /// Port names and device (for reports and metrics).
     pub ports: Vec<String>,
     pub device: String,
@@ -215,6 +217,7 @@ fn metrics_endpoint(
         ports: plan.ports.clone(),
         control,
         bgp,
+        lsps: plan.metrics_lsps,
         mode: plan.mode,
         device: plan.device.clone(),
     };

@@ -15,6 +15,9 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+/// Per-LSP series served by default (`--metrics-lsps`).
+pub const DEFAULT_LSPS: usize = 20;
+
 /// What the endpoint reports on.
 pub struct Sources {
     pub board: Arc<StatsBoard>,
@@ -23,6 +26,8 @@ pub struct Sources {
     pub control: Option<Arc<ControlMetrics>>,
     /// The BGP speaker's sessions (live tables only).
     pub bgp: Option<Arc<crate::bgp::Status>>,
+    /// Per-LSP series served: the busiest labels, the others summed as "other".
+    pub lsps: usize,
     /// `replay` or `run`.
     pub mode: &'static str,
     pub device: String,
@@ -130,7 +135,13 @@ pub fn render(src: &Sources) -> Vec<u8> {
         w_swaps.with_label_values(&l).inc_by(s.ilm_swaps_seen);
     }
 
-    if let Some(o) = src.board.offload() {
+    // Served with zeros without an offload, so rules and dashboards need no fallback.
+    let offload = src.board.offload();
+    gauge(&reg, "popgo_xdp_offload_attached", "1 while the XDP offload forwards in the kernel", &[])
+        .with_label_values(&[] as &[&str])
+        .set(i64::from(offload.is_some()));
+    {
+        let o = offload.unwrap_or_default();
         let k = counter(
             &reg,
             "popgo_xdp_offload_packets_total",
@@ -178,9 +189,13 @@ pub fn render(src: &Sources) -> Vec<u8> {
     if let Some(b) = &src.bgp {
         bgp_metrics(&reg, b);
     }
+    let mut families = reg.gather();
+    families.push(crate::metrics_ext::burst_latency(&src.board));
+    families.extend(crate::metrics_ext::lsps(&src.board, src.lsps));
+    families.extend(crate::metrics_ext::process_facts().as_ref().map(crate::metrics_ext::process).unwrap_or_default());
     let mut out = Vec::new();
     // Encoding into a Vec cannot fail for well-formed families.
-    let _ = TextEncoder::new().encode(&reg.gather(), &mut out);
+    let _ = TextEncoder::new().encode(&families, &mut out);
     out
 }
 

@@ -40,6 +40,8 @@ pub struct ReplayOpts {
     pub signals: bool,
     /// Serve Prometheus metrics at this address while replaying.
     pub metrics: Option<String>,
+    /// Labels served per LSP by the metrics (the busiest; the rest as "other").
+    pub metrics_lsps: usize,
     /// Port names and device, for interval lines and metrics.
     pub ports: Vec<String>,
     pub device: String,
@@ -57,6 +59,7 @@ impl Default for ReplayOpts {
             in_port: None,
             signals: false,
             metrics: None,
+            metrics_lsps: crate::metrics::DEFAULT_LSPS,
             ports: Vec::new(),
             device: String::new(),
         }
@@ -151,6 +154,7 @@ pub fn plan(opts: &ReplayOpts) -> Plan {
         duration: None,
         signals: opts.signals,
         metrics: opts.metrics.clone(),
+        metrics_lsps: opts.metrics_lsps,
         ports: opts.ports.clone(),
         device: opts.device.clone(),
         mode: "replay",
@@ -251,6 +255,10 @@ pub struct ReplayArgs {
     /// replaying: `GET /metrics`.
     #[arg(long, value_name = "ADDR:PORT")]
     pub metrics: Option<String>,
+    /// Per-LSP series in the metrics: the N labels with the most packets, the others
+    /// summed as label="other" (bounds the series a scrape returns).
+    #[arg(long, value_name = "N", default_value_t = crate::metrics::DEFAULT_LSPS)]
+    pub metrics_lsps: usize,
     #[command(flatten)]
     pub pace: PaceArgs,
     /// The capture to replay: pcap or pcapng, Ethernet link type.
@@ -288,6 +296,7 @@ pub fn main(a: ReplayArgs) -> Result<(), Failure> {
         in_port,
         signals: true,
         metrics: a.metrics.clone(),
+        metrics_lsps: a.metrics_lsps,
         ports: cfg.ports.iter().map(|p| p.name.clone()).collect(),
         device: cfg.device.clone(),
     };

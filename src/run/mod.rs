@@ -113,6 +113,10 @@ pub struct RunArgs {
     /// `GET /metrics`.
     #[arg(long, value_name = "ADDR:PORT")]
     pub metrics: Option<String>,
+    /// Per-LSP series in the metrics: the N labels with the most packets, the others
+    /// summed as label="other" (bounds the series a scrape returns).
+    #[arg(long, value_name = "N", default_value_t = crate::metrics::DEFAULT_LSPS)]
+    pub metrics_lsps: usize,
 }
 
 /// Checked options of a run (everything but the config).
@@ -433,6 +437,7 @@ pub fn main(a: RunArgs) -> Result<(), Failure> {
         duration: a.duration.map(Duration::from_secs_f64),
         signals: true,
         metrics: a.metrics.clone(),
+        metrics_lsps: a.metrics_lsps,
         ports: names.clone(),
         device: device.clone(),
         mode: "run",
