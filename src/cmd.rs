@@ -130,3 +130,25 @@ impl PaceArgs {
         })
     }
 }
+
+/// The FEC of each label in `counts` (a report's per-LSP part) that `table` knows.
+pub fn lsp_fecs(
+    table: &crate::ilm::lsp::LspTable,
+    counts: &[crate::stats::lsp::LspCount],
+) -> std::collections::HashMap<u32, String> {
+    if counts.is_empty() {
+        return Default::default();
+    }
+    // Counts come sorted by label.
+    let counted = |l: u32| counts.binary_search_by_key(&l, |c| c.label).is_ok();
+    table.iter().filter(|l| counted(l.in_label)).map(|l| (l.in_label, l.fec.to_string())).collect()
+}
+
+/// [`lsp_fecs`] from the tables `cfg` builds (a report after live commits); no FEC
+/// names when there is nothing to name or the config does not build.
+pub fn lsp_fecs_of(cfg: &Config, counts: &[crate::stats::lsp::LspCount]) -> std::collections::HashMap<u32, String> {
+    if counts.is_empty() {
+        return Default::default();
+    }
+    crate::ilm::build(cfg, 0).map(|s| lsp_fecs(&s.lsps, counts)).unwrap_or_default()
+}

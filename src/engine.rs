@@ -104,6 +104,8 @@ pub struct Report<T> {
     pub panicked: usize,
     /// The running config at the stop (live tables: after every commit).
     pub cfg: Option<Config>,
+    /// Packets and bytes forwarded per in label over the whole run, by label.
+    pub lsps: Vec<crate::stats::lsp::LspCount>,
 }
 
 impl<T> Report<T> {
@@ -344,6 +346,7 @@ fn supervise<M: MakeQueue, S: SnapshotSource + Send>(
         workers: Vec::new(),
         panicked: 0,
         cfg: None,
+        lsps: Vec::new(),
     };
     let mut last_end = 0;
     for o in outcomes {
@@ -363,5 +366,6 @@ fn supervise<M: MakeQueue, S: SnapshotSource + Send>(
     if plan.finite && last_end > 0 {
         report.elapsed_ns = last_end;
     }
+    report.lsps = board.lsps().read();
     Ok(report)
 }

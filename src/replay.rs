@@ -213,6 +213,7 @@ fn map_output<A, B>(r: Report<A>, f: impl Fn(A) -> B) -> Report<B> {
             .collect(),
         panicked: r.panicked,
         cfg: r.cfg,
+        lsps: r.lsps,
     }
 }
 
@@ -304,20 +305,17 @@ pub fn main(a: ReplayArgs) -> Result<(), Failure> {
         check_out_dir(dir, &cfg, &a.input, a.overwrite)?;
         check_out_memory(&cap, a.loops)?;
     }
-    let snap;
-    let tables = match &a.control {
-        None => {
-            snap = build(&cfg)?;
-            Tables::Fixed(&snap)
-        }
+    let snap = if a.control.is_none() { Some(build(&cfg)?) } else { None };
+    let tables = match &snap {
+        Some(snap) => Tables::Fixed(snap),
         // The control plane takes the config over: a big table is not held twice.
-        Some(path) => Tables::Live(engine::Live {
+        None => Tables::Live(engine::Live {
             mirror: None,
             cfg: {
                 let head = cfg.head();
                 std::mem::replace(&mut cfg, head)
             },
-            socket: Some(path.clone()),
+            socket: a.control.clone(),
             reload_from: Some(a.config.clone()),
         }),
     };
@@ -330,6 +328,12 @@ pub fn main(a: ReplayArgs) -> Result<(), Failure> {
         None => Vec::new(),
     };
     let lat = res.report.latency.percentiles();
+    let lsps = &res.report.lsps;
+    let fecs = match &snap {
+        Some(s) => crate::cmd::lsp_fecs(&s.lsps, lsps),
+        None => crate::cmd::lsp_fecs_of(&cfg, lsps),
+    };
+    let fec = |l: u32| fecs.get(&l).cloned();
     if a.json {
         let v = json!({
             "schema": "popgo.replay/1",
@@ -350,6 +354,7 @@ pub fn main(a: ReplayArgs) -> Result<(), Failure> {
             "mpps": res.report.mpps(),
             "gbps": report::gbps(stats.rx_bytes, res.report.elapsed_ns),
             "latency_ns": lat,
+            "lsps": crate::stats::lsp::to_json(lsps, fec),
             "per_worker": res.report.workers.iter().map(|w| json!({
                 "core": w.core, "pinned": w.pinned, "rx_packets": w.stats.rx_pkts, "tx_packets": w.stats.tx_pkts,
                 "dropped": w.stats.dropped_pkts(),
@@ -367,6 +372,7 @@ pub fn main(a: ReplayArgs) -> Result<(), Failure> {
             a.w.workers
         );
         print!("{}", report::text_table(stats, &names, res.report.elapsed_ns, &lat));
+        print!("{}", crate::stats::lsp::to_text(lsps, crate::stats::lsp::REPORT_TOP, fec));
         for w in &written {
             println!("wrote {w}");
         }

@@ -102,6 +102,44 @@ pub fn top_of(mut all: Vec<LspCount>, n: usize) -> (Vec<LspCount>, LspCount) {
     (all, other)
 }
 
+/// Rows of the per-LSP part of a text report shown by default: the busiest labels.
+pub const REPORT_TOP: usize = 10;
+
+/// The per-LSP part of a report as JSON: every label that forwarded something, with
+/// its FEC when `fec` knows it (`null` otherwise, e.g. an ILM-only static label).
+pub fn to_json(counts: &[LspCount], fec: impl Fn(u32) -> Option<String>) -> serde_json::Value {
+    counts
+        .iter()
+        .map(|c| serde_json::json!({"label": c.label, "fec": fec(c.label), "packets": c.packets, "bytes": c.bytes}))
+        .collect()
+}
+
+/// The per-LSP part of a text report: the `top` busiest labels, then the rest in one
+/// line, then the total (which is every forwarded packet).
+pub fn to_text(counts: &[LspCount], top: usize, fec: impl Fn(u32) -> Option<String>) -> String {
+    use std::fmt::Write;
+    let mut s = String::new();
+    if counts.is_empty() {
+        return s;
+    }
+    let total: (u64, u64) = counts.iter().fold((0, 0), |(p, b), c| (p + c.packets, b + c.bytes));
+    let (busiest, other) = top_of(counts.to_vec(), top);
+    let _ = writeln!(s, "{:<24} {:>14} {:>14}", "per LSP (in label)", "packets", "bytes");
+    for c in &busiest {
+        let name = match fec(c.label) {
+            Some(f) => format!("{} {f}", c.label),
+            None => c.label.to_string(),
+        };
+        let _ = writeln!(s, "  {:<22} {:>14} {:>14}", name, c.packets, c.bytes);
+    }
+    if other.packets > 0 {
+        let rest = counts.len() - busiest.len();
+        let _ = writeln!(s, "  {:<22} {:>14} {:>14}", format!("{rest} other labels"), other.packets, other.bytes);
+    }
+    let _ = writeln!(s, "  {:<22} {:>14} {:>14}", "all labels", total.0, total.1);
+    s
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -135,5 +173,26 @@ mod tests {
         assert_eq!((other.packets, other.bytes), (3, 161));
         let (top, other) = c.top(10);
         assert_eq!((top.len(), other.packets), (4, 0));
+
+        let fec = |l: u32| (l == 48122).then(|| "10.1.1.0/24".to_string());
+        let text = to_text(&all, 1, fec);
+        assert_eq!(
+            text.lines().collect::<Vec<_>>(),
+            [
+                "per LSP (in label)              packets          bytes",
+                "  500                                 3           3000",
+                "  3 other labels                      5            235",
+                "  all labels                          8           3235",
+            ]
+        );
+        assert!(
+            to_text(&all, 10, fec).contains("  48122 10.1.1.0/24                 2            160\n"),
+            "{}",
+            to_text(&all, 10, fec)
+        );
+        assert_eq!(to_text(&[], 10, fec), "");
+        let j = to_json(&all, fec);
+        assert_eq!(j[2], serde_json::json!({"label": 48122, "fec": "10.1.1.0/24", "packets": 2, "bytes": 160}));
+        assert_eq!(j[0]["fec"], serde_json::Value::Null);
     }
 }
