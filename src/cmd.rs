@@ -143,12 +143,3 @@ pub fn lsp_fecs(
     let counted = |l: u32| counts.binary_search_by_key(&l, |c| c.label).is_ok();
     table.iter().filter(|l| counted(l.in_label)).map(|l| (l.in_label, l.fec.to_string())).collect()
 }
-
-/// [`lsp_fecs`] from the tables `cfg` builds (a report after live commits); no FEC
-/// names when there is nothing to name or the config does not build.
-pub fn lsp_fecs_of(cfg: &Config, counts: &[crate::stats::lsp::LspCount]) -> std::collections::HashMap<u32, String> {
-    if counts.is_empty() {
-        return Default::default();
-    }
-    crate::ilm::build(cfg, 0).map(|s| lsp_fecs(&s.lsps, counts)).unwrap_or_default()
-}

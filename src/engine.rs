@@ -106,6 +106,8 @@ pub struct Report<T> {
     pub cfg: Option<Config>,
     /// Packets and bytes forwarded per in label over the whole run, by label.
     pub lsps: Vec<crate::stats::lsp::LspCount>,
+    /// The FEC of each label in `lsps` that the final tables know.
+    pub fecs: std::collections::HashMap<u32, String>,
 }
 
 impl<T> Report<T> {
@@ -158,7 +160,8 @@ pub fn forward<M: MakeQueue>(
         Tables::Fixed(snap) => {
             let _metrics = metrics_endpoint(plan, &board, None)?;
             let sources = vec![snap; workers];
-            let r = supervise(plan, sources, Some(snap.generation), mk, &board, on_ready, ticker)?;
+            let mut r = supervise(plan, sources, Some(snap.generation), mk, &board, on_ready, ticker)?;
+            r.fecs = crate::cmd::lsp_fecs(&snap.lsps, &r.lsps);
             Ok(r)
         }
         Tables::Live(live) => {
@@ -198,6 +201,7 @@ pub fn forward<M: MakeQueue>(
             let mut r = r?;
             // Ports and names for the report (the routes are not needed there).
             r.cfg = Some(plane.running_head());
+            r.fecs = crate::cmd::lsp_fecs(&plane.current().lsps, &r.lsps);
             Ok(r)
         }
     }
@@ -347,6 +351,7 @@ fn supervise<M: MakeQueue, S: SnapshotSource + Send>(
         panicked: 0,
         cfg: None,
         lsps: Vec::new(),
+        fecs: Default::default(),
     };
     let mut last_end = 0;
     for o in outcomes {

@@ -214,6 +214,7 @@ fn map_output<A, B>(r: Report<A>, f: impl Fn(A) -> B) -> Report<B> {
         panicked: r.panicked,
         cfg: r.cfg,
         lsps: r.lsps,
+        fecs: r.fecs,
     }
 }
 
@@ -305,17 +306,20 @@ pub fn main(a: ReplayArgs) -> Result<(), Failure> {
         check_out_dir(dir, &cfg, &a.input, a.overwrite)?;
         check_out_memory(&cap, a.loops)?;
     }
-    let snap = if a.control.is_none() { Some(build(&cfg)?) } else { None };
-    let tables = match &snap {
-        Some(snap) => Tables::Fixed(snap),
+    let snap;
+    let tables = match &a.control {
+        None => {
+            snap = build(&cfg)?;
+            Tables::Fixed(&snap)
+        }
         // The control plane takes the config over: a big table is not held twice.
-        None => Tables::Live(engine::Live {
+        Some(path) => Tables::Live(engine::Live {
             mirror: None,
             cfg: {
                 let head = cfg.head();
                 std::mem::replace(&mut cfg, head)
             },
-            socket: a.control.clone(),
+            socket: Some(path.clone()),
             reload_from: Some(a.config.clone()),
         }),
     };
@@ -329,11 +333,7 @@ pub fn main(a: ReplayArgs) -> Result<(), Failure> {
     };
     let lat = res.report.latency.percentiles();
     let lsps = &res.report.lsps;
-    let fecs = match &snap {
-        Some(s) => crate::cmd::lsp_fecs(&s.lsps, lsps),
-        None => crate::cmd::lsp_fecs_of(&cfg, lsps),
-    };
-    let fec = |l: u32| fecs.get(&l).cloned();
+    let fec = |l: u32| res.report.fecs.get(&l).cloned();
     if a.json {
         let v = json!({
             "schema": "popgo.replay/1",
@@ -355,6 +355,7 @@ pub fn main(a: ReplayArgs) -> Result<(), Failure> {
             "gbps": report::gbps(stats.rx_bytes, res.report.elapsed_ns),
             "latency_ns": lat,
             "lsps": crate::stats::lsp::to_json(lsps, fec),
+            "moves": crate::stats::lsp::moves_to_json(lsps, &names, fec),
             "per_worker": res.report.workers.iter().map(|w| json!({
                 "core": w.core, "pinned": w.pinned, "rx_packets": w.stats.rx_pkts, "tx_packets": w.stats.tx_pkts,
                 "dropped": w.stats.dropped_pkts(),
@@ -373,6 +374,7 @@ pub fn main(a: ReplayArgs) -> Result<(), Failure> {
         );
         print!("{}", report::text_table(stats, &names, res.report.elapsed_ns, &lat));
         print!("{}", crate::stats::lsp::to_text(lsps, crate::stats::lsp::REPORT_TOP, fec));
+        print!("{}", crate::stats::lsp::moves_to_text(lsps, &names, crate::stats::lsp::REPORT_TOP, fec));
         for w in &written {
             println!("wrote {w}");
         }

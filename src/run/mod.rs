@@ -563,8 +563,7 @@ fn print_final(
 ) {
     let lat = rep.latency.percentiles();
     let (ring_full, fill_empty, kdropped) = kernel_sum(kernel);
-    let fecs = rep.cfg.as_ref().map(|c| crate::cmd::lsp_fecs_of(c, &rep.lsps)).unwrap_or_default();
-    let fec = |l: u32| fecs.get(&l).cloned();
+    let fec = |l: u32| rep.fecs.get(&l).cloned();
     let rx_by_port: serde_json::Map<String, serde_json::Value> =
         names.iter().enumerate().map(|(i, n)| (n.clone(), json!(rep.stats.port_rx_pkts[i]))).collect();
     if as_json {
@@ -585,6 +584,7 @@ fn print_final(
             "mpps": if rep.elapsed_ns == 0 { 0.0 } else { rep.stats.rx_pkts as f64 * 1e3 / rep.elapsed_ns as f64 },
             "latency_ns": lat,
             "lsps": crate::stats::lsp::to_json(&rep.lsps, fec),
+            "moves": crate::stats::lsp::moves_to_json(&rep.lsps, names, fec),
             "events": {
                 "empty_polls": rep.stats.empty_polls, "rx_wakeups": rep.stats.rx_wakeups,
                 "tx_wakeups": rep.stats.tx_wakeups, "fill_ring_starved": rep.stats.fill_ring_starved,
@@ -606,6 +606,7 @@ fn print_final(
         println!("popgo run: {device}: final report ({} worker(s))", opts.workers);
         print!("{}", report::text_table(&rep.stats, names, rep.elapsed_ns, &lat));
         print!("{}", crate::stats::lsp::to_text(&rep.lsps, crate::stats::lsp::REPORT_TOP, fec));
+        print!("{}", crate::stats::lsp::moves_to_text(&rep.lsps, names, crate::stats::lsp::REPORT_TOP, fec));
         println!(
             "{:<24} rx_ring_full {ring_full}, fill_ring_empty {fill_empty}, fill_starved {}",
             "kernel/ring events", rep.stats.fill_ring_starved

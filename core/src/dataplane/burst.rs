@@ -100,7 +100,8 @@ pub struct BurstCtx {
     tops: [Top; MAX_BURST],
     /// Per-port packets and bytes forwarded by the last `process_burst`.
     tx: TxTally,
-    /// Where forwarded packets are counted per LSP: the counters and this worker's row.
+    /// Where forwarded packets are counted per LSP: the counters and this worker's rows
+    /// (the one after its first table swap once `WorkerStats::ilm_swaps_seen` is set).
     lsps: Option<(Arc<LspCounters>, usize)>,
 }
 
@@ -159,7 +160,7 @@ fn process_chunk<P: PacketMut>(
 ) {
     let n = pkts.len();
     let BurstCtx { tops, tx, lsps } = ctx;
-    let lsp = lsps.as_ref().and_then(|(c, w)| c.row(*w));
+    let lsp = lsps.as_ref().and_then(|(c, w)| c.row(*w, stats.ilm_swaps_seen != 0));
     let tops = &mut tops[..n];
     let verdicts = &mut verdicts[..n];
     stats.bursts += 1;
@@ -188,7 +189,7 @@ fn process_chunk<P: PacketMut>(
                         pkt.pull_front(strip);
                         tx.add(a.port as usize, out);
                         if let Some(lsp) = lsp {
-                            lsp.add(lse.label(), out);
+                            lsp.add(lse.label(), out, a.port);
                         }
                         Verdict::Forward(a.port)
                     }
@@ -219,7 +220,7 @@ fn general<P: PacketMut>(
             apply(pkt, &plan);
             tx.add(port as usize, pkt.data().len());
             if let Some(lsp) = lsp {
-                lsp.add(plan.label, pkt.data().len());
+                lsp.add(plan.label, pkt.data().len(), port);
             }
             Verdict::Forward(port)
         }
