@@ -94,7 +94,7 @@ fn per_lsp_counts_survive_a_live_commit() {
     std::fs::write(&cfg, text).unwrap();
     let sock = dir.path().join("ctl.sock");
     let err = dir.path().join("stderr");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_popgo"))
+    let child = Command::new(env!("CARGO_BIN_EXE_popgo"))
         .args(["replay", "--config", cfg.to_str().unwrap(), "--loops", "0", "--pps", "4000", "--json"])
         .args(["--control", sock.to_str().unwrap(), "--metrics", "127.0.0.1:0", "--metrics-lsps", "1"])
         .arg(root().join("pcaps/seed.pcap"))
