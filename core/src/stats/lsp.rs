@@ -279,7 +279,7 @@ mod tests {
             ]
         );
         assert!(
-            to_text(&all, 10, fec).contains("  48122 10.1.1.0/24                 2            160\n"),
+            to_text(&all, 10, fec).contains("  48122 10.1.1.0/24                   2            160\n"),
             "{}",
             to_text(&all, 10, fec)
         );
