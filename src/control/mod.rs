@@ -956,6 +956,14 @@ impl ControlPlane {
                 ws.ilm_swaps_seen
             );
         }
+        // Live per-LSP counts (a scan of the workers' tables: milliseconds, not a commit's
+        // microseconds; displays only), named by the published LSP table.
+        let lsps = self.board.lsps().read();
+        let fecs = crate::cmd::lsp_fecs(&self.current().lsps, &lsps);
+        let lsp_text = crate::stats::lsp::to_text(&lsps, crate::stats::lsp::REPORT_TOP, |l| fecs.get(&l).cloned());
+        for line in lsp_text.lines() {
+            let _ = writeln!(s, "  {line}");
+        }
         let st = &self.stats;
         let _ = writeln!(s, "Control plane");
         let _ = writeln!(s, "  generation {}, epoch {}", self.generation, self.publisher.epoch());

@@ -47,10 +47,18 @@ fn seed_procedure_turns_popgo_on() {
     let row = t.lines().find(|l| l.starts_with("10.1.1.0/24")).unwrap();
     assert!(row.ends_with("POPGO") && row.contains("-/to-A"), "{row}");
     assert!(ok(&mut p, &mut s, "display current-configuration").contains(" apply-label per-route pop-go\n"));
+    // A worker's per-LSP counts show live, named by the published LSP table.
+    p.board.lsps().row(0, true).unwrap().add(48122, 60, 0);
     let st = ok(&mut p, &mut s, "display popgo statistics");
-    for k in
-        ["port.to-A.tx_pkts", "drop.no_ilm_entry", "last commit", "last full-table build", "build_ns", "reclaim_ns"]
-    {
+    for k in [
+        "port.to-A.tx_pkts",
+        "drop.no_ilm_entry",
+        "last commit",
+        "last full-table build",
+        "build_ns",
+        "reclaim_ns",
+        "    48122 10.1.1.0/24                   1             60\n",
+    ] {
         assert!(st.contains(k), "{k} missing from\n{st}");
     }
     ok(&mut p, &mut s, "quit");
