@@ -217,6 +217,17 @@ fn bgp_metrics(reg: &Registry, status: &crate::bgp::Status) {
         counter(reg, "popgo_bgp_established_total", "Times the BGP session reached Established", &["peer"]);
     let prefixes =
         gauge(reg, "popgo_bgp_prefixes", "Routes advertised (sent) and accepted (received)", &["peer", "direction"]);
+    let update_errors = counter(
+        reg,
+        "popgo_bgp_update_errors_total",
+        "Malformed UPDATEs by RFC 7606 outcome (treat_as_withdraw, attribute_discard) and routes past the route \
+         limit (route_limit)",
+        &["peer", "outcome"],
+    );
+    let connect_failures =
+        counter(reg, "popgo_bgp_connect_failures_total", "BGP connection attempts that failed", &["peer"]);
+    let refused = counter(reg, "popgo_bgp_refused_connections_total", "Connections from non-peers refused", &[]);
+    refused.with_label_values(&[] as &[&str]).inc_by(status.refused());
     for p in status.peers() {
         let a = p.address.to_string();
         state.with_label_values(&[&a]).set(p.state as i64);
@@ -232,6 +243,10 @@ fn bgp_metrics(reg: &Registry, status: &crate::bgp::Status) {
             notifs.with_label_values(&[&a, dir]).inc_by(n);
         }
         errors.with_label_values(&[&a]).inc_by(p.errors);
+        connect_failures.with_label_values(&[&a]).inc_by(p.connect_failures);
+        update_errors.with_label_values(&[&a, "treat_as_withdraw"]).inc_by(p.treated_as_withdraw);
+        update_errors.with_label_values(&[&a, "attribute_discard"]).inc_by(p.attributes_discarded);
+        update_errors.with_label_values(&[&a, "route_limit"]).inc_by(p.over_limit);
         established.with_label_values(&[&a]).inc_by(p.established);
         prefixes.with_label_values(&[&a, "sent"]).set(p.prefixes_sent as i64);
         prefixes.with_label_values(&[&a, "received"]).set(p.received.len() as i64);

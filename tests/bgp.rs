@@ -185,6 +185,11 @@ impl Lab {
 
     /// The seed's DeviceC with a 6PE network and DeviceD as its BGP peer.
     fn config(&self) -> PathBuf {
+        self.config_with("")
+    }
+
+    /// [`Self::config`] with `peer_extra` in the peer's table.
+    fn config_with(&self, peer_extra: &str) -> PathBuf {
         let text = std::fs::read_to_string(root_dir().join("pcaps/seed.toml"))
             .unwrap()
             .replace("\"vethA\"", "\"c-to-a\"")
@@ -196,14 +201,19 @@ impl Lab {
                      [[bgp.network]]\nprefix = \"2001:db8:100::/48\"\nlabel = 60100\n\n\
                      [[bgp.peer]]\naddress = \"198.18.0.1\"\nas = 200\n";
         let p = self.path("c.toml");
-        std::fs::write(&p, text + extra).unwrap();
+        std::fs::write(&p, text + extra + peer_extra).unwrap();
         p
     }
 
     /// `popgo replay --control` on C, until the control socket is up.
     fn popgo_replay(&self) -> (Proc, PathBuf) {
+        self.popgo_replay_with("")
+    }
+
+    /// [`Self::popgo_replay`] with `peer_extra` in the peer's table.
+    fn popgo_replay_with(&self, peer_extra: &str) -> (Proc, PathBuf) {
         let sock = self.path("c.sock");
-        let cfg = self.config();
+        let cfg = self.config_with(peer_extra);
         let err = self.path("popgo.err");
         let p = self.spawn(
             self.c(),
@@ -253,16 +263,23 @@ impl Lab {
     }
 
     fn frr_bgpd(&self) -> Proc {
+        self.frr_bgpd_with("")
+    }
+
+    /// [`Self::frr_bgpd`] with `neighbor_extra` (lines of `router bgp`).
+    fn frr_bgpd_with(&self, neighbor_extra: &str) -> Proc {
         let dir = self.path("frr");
         std::fs::create_dir_all(&dir).unwrap();
         let conf = dir.join("bgpd.conf");
         std::fs::write(
             &conf,
-            "frr defaults traditional\nhostname DeviceD\nlog stdout informational\nrouter bgp 200\n \
-             bgp router-id 198.18.0.1\n no bgp ebgp-requires-policy\n no bgp default ipv4-unicast\n \
-             neighbor 198.18.0.2 remote-as 100\n neighbor 198.18.0.2 timers connect 1\n \
-             address-family ipv4 labeled-unicast\n  neighbor 198.18.0.2 activate\n exit-address-family\n \
-             address-family ipv6 labeled-unicast\n  neighbor 198.18.0.2 activate\n exit-address-family\n",
+            format!(
+                "frr defaults traditional\nhostname DeviceD\nlog stdout informational\nrouter bgp 200\n \
+                 bgp router-id 198.18.0.1\n no bgp ebgp-requires-policy\n no bgp default ipv4-unicast\n \
+                 neighbor 198.18.0.2 remote-as 100\n neighbor 198.18.0.2 timers connect 1\n{neighbor_extra}\
+                 address-family ipv4 labeled-unicast\n  neighbor 198.18.0.2 activate\n exit-address-family\n \
+                 address-family ipv6 labeled-unicast\n  neighbor 198.18.0.2 activate\n exit-address-family\n"
+            ),
         )
         .unwrap();
         // -Z: no zebra; -S: stay root (the namespace is private); -P 0: no vty TCP port.
@@ -451,6 +468,38 @@ fn frr_learns_labels_and_withdrawals() {
         frr_route(&lab.vtysh_json("show bgp ipv4 labeled-unicast 10.1.1.0/24 json")).filter(|(l, _)| *l == 48200)
     });
     assert_eq!(l, 48200);
+    let (code, _) = popgo.stop(15);
+    assert_eq!(code, Some(0));
+}
+
+/// TCP MD5 (RFC 2385) with FRR: the same key brings the session up; a wrong one keeps
+/// it down, with the failed connections counted and the reason shown.
+#[test]
+fn frr_md5_session_and_a_wrong_password() {
+    let _g = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    if !can_run("frr_md5_session_and_a_wrong_password", &[BGPD, "vtysh"]) {
+        return;
+    }
+    let lab = Lab::new(false);
+    let _d = lab.frr_bgpd_with(" neighbor 198.18.0.2 password s3cret-md5\n");
+    let (popgo, sock) = lab.popgo_replay_with("password = \"s3cret-md5\"\n");
+    let label = lsp_label(&lab, &sock, "10.1.1.0/24");
+    let (l, _) =
+        poll("10.1.1.0/24 at FRR", 25, || frr_route(&lab.vtysh_json("show bgp ipv4 labeled-unicast 10.1.1.0/24 json")));
+    assert_eq!(l, label);
+
+    lab.ctl(&sock, "system-view; bgp 100; peer 198.18.0.1 password simple wrong-key; commit");
+    poll("the route gone from FRR", 20, || {
+        frr_route(&lab.vtysh_json("show bgp ipv4 labeled-unicast 10.1.1.0/24 json")).is_none().then_some(())
+    });
+    let stats = poll("failed connections counted", 20, || {
+        let s = lab.ctl(&sock, "display popgo statistics | include peer 198.18.0.1");
+        let failed: u64 = s.split("(failed ").nth(1)?.split(')').next()?.parse().ok()?;
+        (failed >= 2).then_some(s)
+    });
+    assert!(!stats.contains("Established"), "{stats}");
+    let peer = lab.ctl(&sock, "display bgp peer");
+    assert!(peer.contains("TCP MD5"), "the reason is shown: {peer}");
     let (code, _) = popgo.stop(15);
     assert_eq!(code, Some(0));
 }

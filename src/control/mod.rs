@@ -300,10 +300,10 @@ pub struct ControlPlane {
     next_session: AtomicU64,
     reload_from: Option<(PathBuf, ReloadCheck)>,
     metrics: Arc<ControlMetrics>,
-    /// The BGP speaker the commits feed (live modes), and whether the last
-    /// advertisement had peers (so removing the last one still reaches it).
+    /// The BGP speaker the commits feed (live modes), and whether it has the table
+    /// (it gets it with the first peer, then each commit's changes).
     speaker: Option<crate::bgp::Speaker>,
-    advertised_peers: bool,
+    speaker_fed: bool,
     /// The XDP offload's copy of the tables, updated before every publication.
     mirror: Option<Box<dyn TableMirror>>,
     /// Total times of incremental commits, in microseconds (percentiles in `display
@@ -390,7 +390,7 @@ impl ControlPlane {
             reload_from: None,
             metrics: Arc::default(),
             speaker: None,
-            advertised_peers: false,
+            speaker_fed: false,
             mirror,
             commit_us: new_commit_histogram(),
             control_core: None,
@@ -414,8 +414,7 @@ impl ControlPlane {
     /// after every commit.
     pub fn attach_speaker(&mut self, sp: crate::bgp::Speaker) {
         self.speaker = Some(sp);
-        self.advertised_peers = true;
-        self.advertise();
+        self.advertise(None);
     }
 
     /// The speaker's session status (for the metrics endpoint), if one runs.
@@ -423,21 +422,27 @@ impl ControlPlane {
         self.speaker.as_ref().map(crate::bgp::Speaker::status)
     }
 
-    /// Tells the speaker what the running config and the published tables advertise:
-    /// each network's prefix with the label its ILM entry has. Costs O(networks), so
-    /// it is skipped while no peer is (or was) configured.
-    fn advertise(&mut self) {
+    /// Tells the speaker what a commit changed: the peers and settings of the running
+    /// config and the routes whose label differs between the `old` LSP table and the
+    /// published one (O(changed chunks), see `LspTable::diff`). Until a peer is
+    /// configured the speaker gets nothing (a peerless instance holds no second copy
+    /// of the table); with the first one it gets the whole table.
+    fn advertise(&mut self, old: Option<&crate::ilm::LspTable>) {
         let Some(sp) = &self.speaker else { return };
         let head = self.running.head();
-        let peers = head.bgp.as_ref().is_some_and(|b| !b.peers.is_empty());
-        if !peers && !self.advertised_peers {
-            return;
-        }
-        self.advertised_peers = peers;
+        let lsps = &self.publisher.current().lsps;
         // VPN instances' routes are not labeled unicast routes: they never leave here.
-        let routes: crate::bgp::Routes =
-            self.publisher.current().lsps.iter().filter(|r| r.fec.vrf == 0).map(|r| (r.fec, r.in_label)).collect();
-        sp.update(crate::bgp::Adverts::of(head, routes));
+        let changes: crate::bgp::Changes = match old {
+            Some(old) if self.speaker_fed => lsps.diff(old).into_iter().filter(|(p, _)| p.vrf == 0).collect(),
+            _ => {
+                if head.bgp.as_ref().is_none_or(|b| b.peers.is_empty()) {
+                    return;
+                }
+                self.speaker_fed = true;
+                lsps.iter().filter(|r| r.fec.vrf == 0).map(|r| (r.fec, Some(r.in_label))).collect()
+            }
+        };
+        sp.update(crate::bgp::Adverts::of(head, changes));
     }
 
     /// A new session in the user view.
@@ -924,8 +929,12 @@ impl ControlPlane {
             m.update(&snap);
         }
         let mirror_ns = if self.mirror.is_some() { tm.elapsed().as_nanos() as u64 } else { 0 };
+        let old_lsps = Arc::clone(&self.publisher.current().lsps);
         let pr: PublishReport = self.publisher.publish(Box::new(snap));
         self.generation += 1;
+        // BGP: the changes go to the speaker's thread; counted in the commit's total.
+        self.advertise(Some(&old_lsps));
+        drop(old_lsps);
         let r = CommitReport {
             generation: self.generation,
             kind,
@@ -953,7 +962,6 @@ impl ControlPlane {
         }
         self.stats.max_total_ns = self.stats.max_total_ns.max(r.total_ns);
         self.stats.last = Some(r);
-        self.advertise();
         r
     }
 

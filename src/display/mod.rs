@@ -301,6 +301,21 @@ pub fn write_current_configuration(
         }
         for p in &b.peers {
             let _ = writeln!(s, " peer {} as-number {}", p.address, p.asn);
+            if let Some(r) = &p.route_limit {
+                let _ = writeln!(s, " peer {} route-limit {}", p.address, r.words());
+            }
+            match &p.password {
+                Some(k) if k.cipher => {
+                    let _ = writeln!(s, " peer {} password cipher ******", p.address);
+                }
+                Some(k) => {
+                    let _ = writeln!(s, " peer {} password simple {}", p.address, k.key);
+                }
+                None => {}
+            }
+            if let Some(h) = p.ttl_hops {
+                let _ = writeln!(s, " peer {} valid-ttl-hops {h}", p.address);
+            }
             if let Some(src) = p.source {
                 let _ = writeln!(s, " # peer {} source {src} (config file only)", p.address);
             }

@@ -360,7 +360,107 @@ pub struct Peer {
     pub source: Option<Ipv4Addr>,
     /// `None`: [`Families::default_for`] the instance's networks.
     pub families: Option<Families>,
+    /// Maximum routes accepted from the peer (`peer X route-limit ...`).
+    pub route_limit: Option<RouteLimit>,
+    /// TCP MD5 signature key (RFC 2385; `peer X password simple|cipher KEY`).
+    pub password: Option<Password>,
+    /// GTSM (RFC 5082; `peer X valid-ttl-hops N`): the peer is at most N hops away, so
+    /// its packets arrive with TTL 256 - N or more; popgo sends with TTL 255.
+    pub ttl_hops: Option<u8>,
     pub line: usize,
+}
+
+/// A TCP MD5 key (RFC 2385) as configured.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Password {
+    pub key: String,
+    /// Entered as `cipher`: shown hidden. popgo has no VRP cipher encoding; the key is
+    /// kept as typed.
+    pub cipher: bool,
+}
+
+impl std::fmt::Debug for Password {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Password({} octets, {})", self.key.len(), if self.cipher { "cipher" } else { "simple" })
+    }
+}
+
+/// The longest TCP MD5 key Linux takes (TCP_MD5SIG_MAXKEYLEN).
+pub const MD5_KEY_MAX: usize = 80;
+
+impl Password {
+    pub fn new(key: &str, cipher: bool) -> Result<Password, String> {
+        if key.is_empty() || key.len() > MD5_KEY_MAX {
+            return Err(format!("a TCP MD5 password has 1..={MD5_KEY_MAX} octets, not {}", key.len()));
+        }
+        Ok(Password { key: key.to_string(), cipher })
+    }
+}
+
+/// `peer X route-limit LIMIT [PERCENT] [alert-only | idle-forever | idle-timeout
+/// MINUTES]` (VRP): at most `limit` routes received from the peer; a warning is logged
+/// when `percent` of it is reached.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RouteLimit {
+    pub limit: u32,
+    /// 1..=100; VRP's default 75.
+    pub percent: u8,
+    pub action: LimitAction,
+}
+
+/// What happens past the route limit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LimitAction {
+    /// Default: the session closes (Cease 6/1, RFC 4486) and connects again later.
+    Restart,
+    /// Logged and counted; routes past the limit are ignored, the session stays.
+    AlertOnly,
+    /// The session closes and stays down until the peer's configuration changes.
+    IdleForever,
+    /// The session closes and connects again after this many minutes.
+    IdleTimeout(u16),
+}
+
+impl RouteLimit {
+    /// VRP's default alert threshold (percent of the limit).
+    pub const DEFAULT_PERCENT: u8 = 75;
+
+    /// Parses the words after `route-limit` (VRP syntax).
+    pub fn parse(words: &[&str]) -> Result<RouteLimit, String> {
+        let usage = "route-limit LIMIT [PERCENT] [alert-only | idle-forever | idle-timeout MINUTES]";
+        let num = |w: &str, what: &str, max: u64| -> Result<u64, String> {
+            w.parse::<u64>()
+                .ok()
+                .filter(|v| (1..=max).contains(v))
+                .ok_or_else(|| format!("{what} {w:?} is not in 1..={max} (usage: {usage})"))
+        };
+        let (limit, rest) = words.split_first().ok_or_else(|| format!("missing LIMIT (usage: {usage})"))?;
+        let limit = num(limit, "route limit", u64::from(u32::MAX))? as u32;
+        let (percent, rest) = match rest.split_first() {
+            Some((p, r)) if p.bytes().all(|b| b.is_ascii_digit()) => (num(p, "percent", 100)? as u8, r),
+            _ => (Self::DEFAULT_PERCENT, rest),
+        };
+        let action = match rest {
+            [] => LimitAction::Restart,
+            ["alert-only"] => LimitAction::AlertOnly,
+            ["idle-forever"] => LimitAction::IdleForever,
+            ["idle-timeout", m] => LimitAction::IdleTimeout(num(m, "idle-timeout minutes", 1200)? as u16),
+            _ => return Err(format!("unexpected {:?} (usage: {usage})", rest.join(" "))),
+        };
+        Ok(RouteLimit { limit, percent, action })
+    }
+
+    /// The VRP words after `route-limit` (as `display current-configuration` shows).
+    pub fn words(&self) -> String {
+        let mut s = format!("{} {}", self.limit, self.percent);
+        match self.action {
+            LimitAction::Restart => {}
+            LimitAction::AlertOnly => s.push_str(" alert-only"),
+            LimitAction::IdleForever => s.push_str(" idle-forever"),
+            LimitAction::IdleTimeout(m) => s.push_str(&format!(" idle-timeout {m}")),
+        }
+        s
+    }
 }
 
 impl Peer {
@@ -504,6 +604,10 @@ struct RawPeer {
     asn: Spanned<i64>,
     source: Option<Spanned<String>>,
     families: Option<Spanned<Vec<String>>>,
+    /// VRP's words after `route-limit`, e.g. "1000 80 idle-timeout 5".
+    route_limit: Option<Spanned<String>>,
+    password: Option<Spanned<String>>,
+    valid_ttl_hops: Option<Spanned<i64>>,
 }
 
 #[derive(Deserialize)]
@@ -831,7 +935,26 @@ impl Config {
                         Some(set)
                     }
                 };
-                peers.push(Peer { address, asn, source, families, line });
+                let route_limit = match &p.route_limit {
+                    None => None,
+                    Some(r) => {
+                        let words: Vec<&str> = r.get_ref().split_whitespace().collect();
+                        Some(RouteLimit::parse(&words).map_err(|m| invalid(lines.of(r), "bgp.peer.route_limit", m))?)
+                    }
+                };
+                let password = match &p.password {
+                    None => None,
+                    Some(k) => Some(
+                        Password::new(k.get_ref(), false).map_err(|m| invalid(lines.of(k), "bgp.peer.password", m))?,
+                    ),
+                };
+                let ttl_hops = match &p.valid_ttl_hops {
+                    None => None,
+                    Some(h) => Some(u8::try_from(*h.get_ref()).ok().filter(|h| *h >= 1).ok_or_else(|| {
+                        invalid(lines.of(h), "bgp.peer.valid_ttl_hops", format!("{} is not in 1..=255", h.get_ref()))
+                    })?),
+                };
+                peers.push(Peer { address, asn, source, families, route_limit, password, ttl_hops, line });
             }
             let vpn_families = vpn::bgp_families(&b.vpn_instance, &cfg, &lines)?;
             cfg.bgp = Some(Bgp {
@@ -1006,6 +1129,15 @@ impl Config {
                 if let Some(f) = p.families {
                     let names: Vec<String> = f.iter().map(|f| format!("{:?}", f.name())).collect();
                     let _ = writeln!(s, "families = [{}]", names.join(", "));
+                }
+                if let Some(r) = &p.route_limit {
+                    let _ = writeln!(s, "route_limit = \"{}\"", r.words());
+                }
+                if let Some(k) = &p.password {
+                    let _ = writeln!(s, "password = {:?}", k.key);
+                }
+                if let Some(h) = p.ttl_hops {
+                    let _ = writeln!(s, "valid_ttl_hops = {h}");
                 }
             }
         }
@@ -1210,6 +1342,19 @@ mod tests {
             &format!("label_base = 48000\n{extra}"),
             1,
         )
+    }
+
+    #[test]
+    fn peer_route_limit_parses_checks_and_round_trips() {
+        let text = with_peers(&PEERS.replacen("as = 200\n", "as = 200\nroute_limit = \"1000 80 idle-timeout 5\"\n", 1));
+        let c = Config::parse(&text).unwrap();
+        let want = RouteLimit { limit: 1000, percent: 80, action: LimitAction::IdleTimeout(5) };
+        assert_eq!(c.bgp.as_ref().unwrap().peers[0].route_limit, Some(want));
+        let again = Config::parse(&c.to_toml()).unwrap();
+        assert_eq!(again.bgp.unwrap().peers[0].route_limit, Some(want));
+        let text = with_peers(&PEERS.replacen("as = 200\n", "as = 200\nroute_limit = \"1000 idle\"\n", 1));
+        let e = err_of(&text);
+        assert!(e.contains("bgp.peer.route_limit") && e.contains("usage"), "{e}");
     }
 
     #[test]
