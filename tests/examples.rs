@@ -548,6 +548,42 @@ fn sighup_reloads_the_config_file() {
     assert_eq!(code, Some(0), "{report}");
 }
 
+/// docs/configuration.md, "Big tables": a table file that is a FIFO or over the size
+/// limit is refused at once on SIGHUP (no blocking open, no whole-file read), the running
+/// config kept and the control socket answering.
+#[test]
+fn sighup_refuses_a_fifo_or_oversized_table_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("hup.toml");
+    let seed = std::fs::read_to_string(root().join("pcaps/seed.toml")).unwrap();
+    let with_table = seed.replacen("label_base = 48000", "label_base = 48000\ntable = \"routes.txt\"", 1);
+    let table = dir.path().join("routes.txt");
+    std::fs::write(&table, "10.2.0.0/16 192.168.20.1\n").unwrap();
+    std::fs::write(&cfg, &with_table).unwrap();
+    let sock = dir.path().join("hup.sock");
+    let err = dir.path().join("hup.err");
+    let p = Running::replay_control(&cfg, &sock, &err);
+    wait_until("the control socket", || sock.exists());
+    let log = || std::fs::read_to_string(&err).unwrap();
+
+    std::fs::remove_file(&table).unwrap();
+    assert!(Command::new("mkfifo").arg(&table).status().unwrap().success());
+    p.signal("HUP");
+    wait_until("the refused reload", || log().contains("failed, running config kept"));
+    assert!(log().contains("routes.txt: not a regular file"), "{}", log());
+    assert!(ctl_ok(&sock, "display current-configuration").contains("network 10.2.0.0 16"));
+
+    std::fs::remove_file(&table).unwrap();
+    let f = std::fs::File::create(&table).unwrap();
+    f.set_len((256 << 20) + 1).unwrap();
+    p.signal("HUP");
+    wait_until("the second refused reload", || log().matches("failed, running config kept").count() == 2);
+    assert!(log().contains("268435457 bytes, over the 256 MiB a table file may have"), "{}", log());
+    assert!(ctl_ok(&sock, "display current-configuration").contains("network 10.2.0.0 16"));
+    let (code, report) = p.stop();
+    assert_eq!(code, Some(0), "{report}");
+}
+
 /// The TOML between `<<'TOML'` and `TOML` in tools/bench-gate.sh, without comments.
 fn gate_profile_of_the_script() -> Vec<String> {
     let script = std::fs::read_to_string(root().join("tools/bench-gate.sh")).unwrap();

@@ -670,8 +670,6 @@ impl Config {
                     Some(d) if !d.as_os_str().is_empty() => d.join(t.get_ref()),
                     _ => std::path::PathBuf::from(t.get_ref()),
                 };
-                let bytes = std::fs::read(&path)
-                    .map_err(|e| invalid(lines.of(t), "bgp.table", format!("{}: {e}", path.display())))?;
                 let checks = table::Checks {
                     neighbors: &cfg.neighbors,
                     routes: &route_keys,
@@ -679,8 +677,10 @@ impl Config {
                     net_prefixes: &mut net_prefixes,
                     labels: &labels,
                 };
-                table::read(&bytes, checks, &mut cfg.static_routes, &mut networks)
-                    .map_err(|(line, msg)| ConfigError::Table { path: path.display().to_string(), line, msg })?;
+                table::read_file(&path, checks, &mut cfg.static_routes, &mut networks).map_err(|e| match e {
+                    table::ReadError::File(msg) => invalid(lines.of(t), "bgp.table", format!("{}: {msg}", path.display())),
+                    table::ReadError::Line(line, msg) => ConfigError::Table { path: path.display().to_string(), line, msg },
+                })?;
             }
             let opts = mrt_options(b, &lines, &cfg.neighbors)?;
             if let Some(m) = &b.mrt {
