@@ -243,7 +243,7 @@ pub struct ReplayArgs {
     /// One JSON object on stdout instead of the table (and JSON interval lines).
     #[arg(long)]
     pub json: bool,
-    /// Print live stats every SECS seconds while replaying: packet and bit rates,
+    /// Print live stats every SECS seconds (0 = none; at least 0.02) while replaying: packet and bit rates,
     /// per port, drops by reason (as tcpreplay's and iperf3's interval lines).
     #[arg(long, value_name = "SECS")]
     pub stats: Option<f64>,
@@ -267,17 +267,11 @@ pub fn main(a: ReplayArgs) -> Result<(), Failure> {
     };
     let cap = load_capture(&a.input)?;
     let pace = a.pace.resolve(&cap)?;
-    let interval = match a.stats {
-        Some(s) if s.is_finite() && s > 0.0 && s <= crate::run::MAX_SECS => Some(Interval::new(
-            cfg.ports.iter().map(|p| p.name.clone()).collect(),
-            std::time::Duration::from_secs_f64(s),
-            a.json,
-        )),
-        Some(_) => {
-            return Err(usage(anyhow::anyhow!("--stats must be a number of seconds in (0, {}]", crate::run::MAX_SECS)))
-        }
+    let every = match a.stats {
+        Some(s) => crate::run::check_stats_secs("--stats", s).map_err(|m| usage(anyhow::anyhow!(m)))?,
         None => None,
     };
+    let interval = every.map(|e| Interval::new(cfg.ports.iter().map(|p| p.name.clone()).collect(), e, a.json));
     let opts = ReplayOpts {
         loops: a.loops,
         workers: a.w.workers,

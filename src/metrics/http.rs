@@ -155,12 +155,8 @@ impl Server {
             if self.poll.registry().register(&mut stream, Token(slot), Interest::READABLE).is_err() {
                 continue;
             }
-            self.conns[slot] = Some(Conn {
-                stream,
-                buf: Vec::new(),
-                sent: None,
-                deadline: Instant::now() + self.limits.timeout,
-            });
+            self.conns[slot] =
+                Some(Conn { stream, buf: Vec::new(), sent: None, deadline: Instant::now() + self.limits.timeout });
         }
     }
 

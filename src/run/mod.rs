@@ -35,6 +35,20 @@ use std::time::Duration;
 /// Longest `--duration` and `--stats-interval` accepted: ten years, far inside what
 /// `Duration` and `Instant` arithmetic can hold.
 pub const MAX_SECS: f64 = 10.0 * 365.0 * 86400.0;
+/// Shortest stats interval (`run --stats-interval`, `replay --stats`): the supervisor
+/// looks at the board every [`crate::engine::TICK`], so shorter lines cannot come.
+pub const MIN_STATS_SECS: f64 = 0.02;
+
+/// `SECS` of a stats interval option: 0 (none) or in `MIN_STATS_SECS..=MAX_SECS`.
+pub fn check_stats_secs(opt: &str, secs: f64) -> Result<Option<Duration>, String> {
+    if secs == 0.0 {
+        return Ok(None);
+    }
+    if !(secs.is_finite() && (MIN_STATS_SECS..=MAX_SECS).contains(&secs)) {
+        return Err(format!("{opt} {secs}: want 0 (no interval lines) or seconds in {MIN_STATS_SECS}..={MAX_SECS}"));
+    }
+    Ok(Some(Duration::from_secs_f64(secs)))
+}
 
 /// Default ring size (fill, completion, RX and TX; entries).
 pub const DEFAULT_RING_SIZE: u32 = 2048;
@@ -86,7 +100,7 @@ pub struct RunArgs {
     /// interface (without it, popgo replaces only its own programs and refuses).
     #[arg(long)]
     pub force: bool,
-    /// Seconds between one-line stats (0 = none).
+    /// Seconds between one-line stats (0 = none; at least 0.02).
     #[arg(long, default_value_t = 1.0)]
     pub stats_interval: f64,
     /// Stats lines and the final report as JSON lines.
@@ -174,9 +188,7 @@ impl RunOpts {
         if !a.ring_size.is_power_of_two() || !(64..=16384).contains(&a.ring_size) {
             return Err(bad(format!("--ring-size {} is not a power of two in 64..=16384", a.ring_size)));
         }
-        if !(a.stats_interval.is_finite() && (0.0..=MAX_SECS).contains(&a.stats_interval)) {
-            return Err(bad(format!("--stats-interval must be a number of seconds in 0..={MAX_SECS}")));
-        }
+        check_stats_secs("--stats-interval", a.stats_interval).map_err(bad)?;
         if let Some(d) = a.duration {
             if !(d.is_finite() && d > 0.0 && d <= MAX_SECS) {
                 return Err(bad(format!("--duration must be a number of seconds in (0, {MAX_SECS}]")));

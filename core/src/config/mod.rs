@@ -678,8 +678,12 @@ impl Config {
                     labels: &labels,
                 };
                 table::read_file(&path, checks, &mut cfg.static_routes, &mut networks).map_err(|e| match e {
-                    table::ReadError::File(msg) => invalid(lines.of(t), "bgp.table", format!("{}: {msg}", path.display())),
-                    table::ReadError::Line(line, msg) => ConfigError::Table { path: path.display().to_string(), line, msg },
+                    table::ReadError::File(msg) => {
+                        invalid(lines.of(t), "bgp.table", format!("{}: {msg}", path.display()))
+                    }
+                    table::ReadError::Line(line, msg) => {
+                        ConfigError::Table { path: path.display().to_string(), line, msg }
+                    }
                 })?;
             }
             let opts = mrt_options(b, &lines, &cfg.neighbors)?;
