@@ -59,3 +59,64 @@ fn stats_intervals_below_the_tick_are_refused_and_zero_means_none() {
     let e = error_line(&o);
     assert!(e.contains("--stats-interval 0.0000000001: want 0"), "{e}");
 }
+
+/// Runs popgo under `sh` with files limited to `fsize` bytes and SIGXFSZ ignored, so a
+/// write past the limit fails with EFBIG as on a full disk.
+fn popgo_fsize_limited(fsize: u64, args: &[&str]) -> Output {
+    let script = format!("trap '' XFSZ; exec prlimit --fsize={fsize} \"$@\"");
+    Command::new("sh")
+        .args(["-c", &script, "sh", env!("CARGO_BIN_EXE_popgo")])
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn a_failed_overwrite_of_the_out_dir_replaces_nothing() {
+    let test = "a_failed_overwrite_of_the_out_dir_replaces_nothing";
+    if !popgo::testkit::have_tool(test, "prlimit", "--version") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("pop.toml");
+    let text = std::fs::read_to_string(seed("seed.toml")).unwrap().replace("pop_go = true", "pop_go = false");
+    std::fs::write(&cfg, text).unwrap();
+    let cfg = cfg.display().to_string();
+    let out = dir.path().join("out");
+    let out_s = out.display().to_string();
+    let o = popgo_within(20, &["replay", "--config", &cfg, "--out-dir", &out_s, &seed("seed.pcap")]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let before: Vec<Vec<u8>> =
+        ["to-A", "to-B"].iter().map(|p| std::fs::read(out.join(format!("{p}.pcap"))).unwrap()).collect();
+    // Ten loops: to-A's file (1544 B) fits under 2 KiB, to-B's (4584 B) does not.
+    let args = ["replay", "--config", &cfg, "--out-dir", &out_s, "--overwrite", "--loops", "10", &seed("seed.pcap")];
+    let o = popgo_fsize_limited(2048, &args);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(err.contains("to-B.pcap") && err.contains("no output file was replaced"), "{err}");
+    let after: Vec<Vec<u8>> =
+        ["to-A", "to-B"].iter().map(|p| std::fs::read(out.join(format!("{p}.pcap"))).unwrap()).collect();
+    assert!(after == before, "the directory still describes the first run only");
+    let names: Vec<String> =
+        std::fs::read_dir(&out).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    assert_eq!(names.len(), 2, "no temporary file left: {names:?}");
+    // Without the limit the same command replaces both.
+    let o = popgo_within(20, &args);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(std::fs::metadata(out.join("to-B.pcap")).unwrap().len(), 4584);
+}
+
+#[test]
+fn an_out_dir_that_is_a_file_is_a_usage_error_naming_the_option() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("f");
+    std::fs::write(&file, "x").unwrap();
+    let o = popgo_within(
+        20,
+        &["replay", "--config", &seed("seed.toml"), "--out-dir", file.to_str().unwrap(), &seed("seed.pcap")],
+    );
+    let e = error_line(&o);
+    assert!(e.ends_with(&format!("--out-dir {}: exists and is not a directory", file.display())), "{e}");
+    assert_eq!(std::fs::read(&file).unwrap(), b"x");
+}
