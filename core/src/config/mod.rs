@@ -10,6 +10,7 @@
 
 pub mod edit;
 pub mod mrt;
+mod syntax;
 pub mod table;
 
 use crate::wire::ethernet::{format_mac, parse_mac, Mac};
@@ -372,6 +373,8 @@ impl Bgp {
 
 /// Default first label of the dynamic range.
 pub const DEFAULT_LABEL_BASE: u32 = 48000;
+/// The most `[[neighbor]]`s a config may have (an adjacency index is 16 bits).
+pub const MAX_NEIGHBORS: usize = 65535;
 
 /// A checked device configuration.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -486,8 +489,12 @@ impl Config {
     /// Reads and checks a config file. A route table file it names (`[bgp] table`) is
     /// read relative to the config file's directory.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let text =
-            std::fs::read_to_string(path).map_err(|err| ConfigError::Read { path: path.display().to_string(), err })?;
+        let bytes = std::fs::read(path).map_err(|err| ConfigError::Read { path: path.display().to_string(), err })?;
+        let text = String::from_utf8(bytes).map_err(|e| {
+            let at = e.utf8_error().valid_up_to();
+            let line = e.as_bytes()[..at].iter().filter(|b| **b == b'\n').count() + 1;
+            ConfigError::Syntax { line, msg: format!("not UTF-8 (byte {at})") }
+        })?;
         Config::parse_in(&text, path.parent())
     }
 
@@ -501,6 +508,11 @@ impl Config {
     /// `dir`.
     pub fn parse_in(text: &str, dir: Option<&Path>) -> Result<Config, ConfigError> {
         let raw: RawConfig = toml::from_str(text).map_err(|e| {
+            if !e.message().starts_with("unknown field") {
+                if let Some((line, msg)) = syntax::unknown_top_level_key::<RawConfig>(text) {
+                    return ConfigError::Syntax { line, msg };
+                }
+            }
             let line = e.span().map_or(0, |s| text[..s.start.min(text.len())].matches('\n').count() + 1);
             ConfigError::Syntax { line, msg: e.message().to_string() }
         })?;
@@ -540,7 +552,7 @@ impl Config {
                 return Err(invalid(line, "port.name", format!("{name:?} must be non-empty [A-Za-z0-9._-]")));
             }
             if ports.iter().any(|q| q.name == name) {
-                return Err(invalid(line, "port.name", format!("duplicate port {name:?}")));
+                return Err(invalid(lines.of(&p.name), "port.name", format!("duplicate port {name:?}")));
             }
             let mac = parse_mac(p.mac.get_ref()).ok_or_else(|| {
                 invalid(lines.of(&p.mac), "port.mac", format!("{:?} is not a MAC address", p.mac.get_ref()))
@@ -548,12 +560,17 @@ impl Config {
             ports.push(Port { name, iface: p.iface.clone(), mac });
         }
         if ports.len() > crate::stats::MAX_PORTS {
-            return Err(invalid(0, "port", format!("at most {} ports are supported", crate::stats::MAX_PORTS)));
+            let extra = lines.of(&raw.port[crate::stats::MAX_PORTS]);
+            return Err(invalid(extra, "port", format!("at most {} ports are supported", crate::stats::MAX_PORTS)));
         }
 
         let mut neighbors: Vec<Neighbor> = Vec::new();
+        let mut neighbor_ips = std::collections::HashSet::with_capacity(raw.neighbor.len());
         for n in &raw.neighbor {
             let line = lines.of(n);
+            if neighbors.len() == MAX_NEIGHBORS {
+                return Err(invalid(line, "neighbor", format!("at most {MAX_NEIGHBORS} neighbors are supported")));
+            }
             let n = n.get_ref();
             let ip: IpAddr = n.ip.get_ref().parse().map_err(|_| {
                 invalid(lines.of(&n.ip), "neighbor.ip", format!("{:?} is not an IP address", n.ip.get_ref()))
@@ -565,8 +582,8 @@ impl Config {
             if !ports.iter().any(|p| p.name == port) {
                 return Err(invalid(lines.of(&n.port), "neighbor.port", format!("unknown port {port:?}")));
             }
-            if neighbors.iter().any(|m| m.ip == ip) {
-                return Err(invalid(line, "neighbor.ip", format!("duplicate neighbor {ip}")));
+            if !neighbor_ips.insert(ip) {
+                return Err(invalid(lines.of(&n.ip), "neighbor.ip", format!("duplicate neighbor {ip}")));
             }
             neighbors.push(Neighbor { ip, mac, port, line });
         }
@@ -594,7 +611,7 @@ impl Config {
             })?;
             cfg.check_static_route(prefix, next_hop).map_err(|m| invalid(nh_line, "static_route.next_hop", m))?;
             if !route_keys.insert((prefix, next_hop)) {
-                return Err(invalid(line, "static_route", format!("duplicate route {prefix} via {next_hop}")));
+                return Err(invalid(nh_line, "static_route", format!("duplicate route {prefix} via {next_hop}")));
             }
             route_prefixes.insert(prefix);
             cfg.static_routes.push(StaticRoute { prefix, next_hop, line });
@@ -645,7 +662,7 @@ impl Config {
                     ));
                 }
                 if !net_prefixes.insert(prefix) {
-                    return Err(invalid(line, "bgp.network", format!("duplicate network {prefix}")));
+                    return Err(invalid(lines.of(&n.prefix), "bgp.network", format!("duplicate network {prefix}")));
                 }
                 if let Some(l) = label {
                     if label_mode != LabelMode::PerRoute {
@@ -657,7 +674,7 @@ impl Config {
                     }
                     if let Some(other) = labels.insert(l, prefix) {
                         return Err(invalid(
-                            line,
+                            n.label.as_ref().map_or(line, |l| lines.of(l)),
                             "bgp.network.label",
                             format!("duplicate label {l} (already used by network {other})"),
                         ));
