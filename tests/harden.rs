@@ -120,3 +120,66 @@ fn an_out_dir_that_is_a_file_is_a_usage_error_naming_the_option() {
     assert!(e.ends_with(&format!("--out-dir {}: exists and is not a directory", file.display())), "{e}");
     assert_eq!(std::fs::read(&file).unwrap(), b"x");
 }
+
+/// `popgo replay --control SOCK --loops 0 --pps 1000` on the seed, killed on drop.
+struct Live {
+    child: std::process::Child,
+    sock: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Live {
+    fn start() -> Live {
+        let dir = tempfile::tempdir().unwrap();
+        let sock = dir.path().join("ctl.sock");
+        let child = Command::new(env!("CARGO_BIN_EXE_popgo"))
+            .args(["replay", "--config", &seed("seed.toml"), "--control", sock.to_str().unwrap()])
+            .args(["--loops", "0", "--pps", "1000", &seed("seed.pcap")])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !sock.exists() {
+            assert!(Instant::now() < deadline, "no control socket");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Live { child, sock, _dir: dir }
+    }
+
+    /// `popgo ctl --socket SOCK ARGS...` with `stdin`.
+    fn ctl(&self, args: &[&str], stdin: &[u8]) -> Output {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_popgo"))
+            .args(["ctl", "--socket", self.sock.to_str().unwrap()])
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        std::io::Write::write_all(c.stdin.as_mut().unwrap(), stdin).unwrap();
+        drop(c.stdin.take());
+        c.wait_with_output().unwrap()
+    }
+}
+
+impl Drop for Live {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn ctl_blames_stdin_for_bad_stdin_and_keeps_escaped_semicolons() {
+    let live = Live::start();
+    let o = live.ctl(&[], b"display version\n\xff\xfe\n");
+    let e = error_line(&o);
+    assert_eq!(e, "popgo: error: stdin: line 2: stream did not contain valid UTF-8");
+    // `\;` stays in its command: here in the regular expression, matching a `;`.
+    let o = live.ctl(&["display current-configuration | include a\\;b; display current-configuration | count"], b"");
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{out}{}", String::from_utf8_lossy(&o.stderr));
+    assert!(out.trim().parse::<u64>().is_ok() || out.contains("Total lines"), "only the count: {out}");
+}
