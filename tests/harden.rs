@@ -183,3 +183,56 @@ fn ctl_blames_stdin_for_bad_stdin_and_keeps_escaped_semicolons() {
     assert!(o.status.success(), "{out}{}", String::from_utf8_lossy(&o.stderr));
     assert!(out.trim().parse::<u64>().is_ok() || out.contains("Total lines"), "only the count: {out}");
 }
+
+/// A network namespace `hd<pid>-<n>` with veth pairs c-to-a/b/d (peers pa, pb, pd up),
+/// deleted on drop.
+struct Netns(String);
+
+impl Netns {
+    fn new(n: u32) -> Netns {
+        let name = format!("hd{}-{n}", std::process::id());
+        let ip = |args: &[&str]| {
+            let o = Command::new("ip").args(args).output().unwrap();
+            assert!(o.status.success(), "ip {args:?}: {}", String::from_utf8_lossy(&o.stderr));
+        };
+        ip(&["netns", "add", &name]);
+        let ns = Netns(name.clone());
+        for (c, p) in [("c-to-a", "pa"), ("c-to-b", "pb"), ("c-to-d", "pd")] {
+            ip(&["-n", &name, "link", "add", c, "type", "veth", "peer", "name", p]);
+            ip(&["-n", &name, "link", "set", c, "up"]);
+            ip(&["-n", &name, "link", "set", p, "up"]);
+        }
+        ns
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
+    }
+}
+
+#[test]
+fn zero_copy_on_veth_is_a_usage_error_naming_the_option() {
+    let test = "zero_copy_on_veth_is_a_usage_error_naming_the_option";
+    if popgo::sys::rlimit::euid() != 0 {
+        popgo::testkit::skip(test, "needs root (network namespaces, AF_XDP)");
+        return;
+    }
+    let ns = Netns::new(1);
+    let cfg = root().join("examples/lab.toml").display().to_string();
+    let bin = env!("CARGO_BIN_EXE_popgo");
+    let args = ["netns", "exec", &ns.0, bin, "run", "--config", &cfg, "--zero-copy", "--duration", "1"];
+    let o = Command::new("ip").args(args).stdin(Stdio::null()).output().unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    let last = err.lines().last().unwrap_or_default();
+    assert!(
+        last.starts_with("popgo: error: --zero-copy: c-to-a queue 0: binding the socket: Operation not supported"),
+        "{last}"
+    );
+    assert!(last.ends_with("run without --zero-copy"), "{last}");
+    // Every XDP program detached on the way out.
+    let links = Command::new("ip").args(["-n", &ns.0, "link", "show"]).output().unwrap();
+    assert!(!String::from_utf8_lossy(&links.stdout).contains("xdp"), "{}", String::from_utf8_lossy(&links.stdout));
+}

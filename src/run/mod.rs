@@ -349,6 +349,12 @@ impl MakeQueue for XskQueues {
                 self.sockets.lock().unwrap_or_else(|p| p.into_inner()).extend(infos);
                 Ok(q)
             }
+            Err(e) if e.errno() == Some(libc::EOPNOTSUPP) && self.setups[w].port_cfg.mode == BindMode::ZeroCopy => {
+                Err(bad(format!(
+                    "--zero-copy: {e}: this interface's driver has no zero-copy AF_XDP (veth and most virtual \
+                     NICs have none); run without --zero-copy"
+                )))
+            }
             // The socket layer's message already states the cause.
             Err(e) => Err(setup_failure(e.to_string(), e.errno(), true)),
         }
