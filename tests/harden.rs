@@ -236,3 +236,36 @@ fn zero_copy_on_veth_is_a_usage_error_naming_the_option() {
     let links = Command::new("ip").args(["-n", &ns.0, "link", "show"]).output().unwrap();
     assert!(!String::from_utf8_lossy(&links.stdout).contains("xdp"), "{}", String::from_utf8_lossy(&links.stdout));
 }
+
+#[test]
+fn bench_stops_on_sigint_even_when_started_with_it_ignored_and_bounds_warmup() {
+    let o = popgo_within(
+        20,
+        &["bench", "--config", &seed("seed.toml"), "--warmup", "18446744073709551615", &seed("seed.pcap")],
+    );
+    let e = error_line(&o);
+    assert!(e.ends_with("--warmup must be in 0..=1000"), "{e}");
+    // As a non-interactive shell starts a background job: SIGINT ignored on entry.
+    let mut child = Command::new("sh")
+        .args(["-c", "trap '' INT; exec \"$@\"", "sh", env!("CARGO_BIN_EXE_popgo"), "bench"])
+        .args(["--config", &seed("seed.toml"), "--repeat", "1000", "--loops", "100000", &seed("seed.pcap")])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("popgo bench still running 10 s after SIGINT");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let o = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(err.trim_end().ends_with("popgo: error: interrupted by a signal: no results"), "{err}");
+}

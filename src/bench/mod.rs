@@ -334,7 +334,9 @@ struct Bench<'a> {
 
 impl Bench<'_> {
     fn replay(&self, loops: u64) -> Result<Report<Count>, Failure> {
-        let opts = ReplayOpts { loops, ..self.opts.clone() };
+        // SIGINT/SIGTERM stop the repetition (the engine watches them) and then the
+        // bench (measure_here), even when the shell started it with SIGINT ignored.
+        let opts = ReplayOpts { loops, signals: true, ..self.opts.clone() };
         for w in 0..opts.workers.max(1) {
             self.board.publish(w, &Default::default());
         }
@@ -396,6 +398,9 @@ fn check_args(a: &BenchArgs) -> Result<(), Failure> {
     let bad = |m: String| Err(usage(anyhow!(m)));
     if a.repeat == 0 || a.repeat > 1000 {
         return bad("--repeat must be in 1..=1000".into());
+    }
+    if a.warmup > 1000 {
+        return bad("--warmup must be in 0..=1000".into());
     }
     if a.loops == Some(0) {
         return bad("--loops must be at least 1".into());
@@ -528,6 +533,9 @@ fn measure_here(a: &BenchArgs, bench: &Bench<'_>, n: u64) -> Result<Measured, Fa
         };
         let run = |loops: u64| {
             let r = bench.replay(loops)?;
+            if crate::sys::signal::stop_requested() {
+                return Err(runtime(anyhow!("interrupted by a signal: no results")));
+            }
             progress.done.fetch_add(r.stats.rx_pkts, Ordering::Relaxed);
             Ok::<_, Failure>(r)
         };
