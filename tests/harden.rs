@@ -269,3 +269,37 @@ fn bench_stops_on_sigint_even_when_started_with_it_ignored_and_bounds_warmup() {
     assert_eq!(o.status.code(), Some(1), "{err}");
     assert!(err.trim_end().ends_with("popgo: error: interrupted by a signal: no results"), "{err}");
 }
+
+#[test]
+fn a_wall_clock_gate_refuses_a_baseline_of_another_run_shape() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = dir.path().join("base.json");
+    let b = base.to_str().unwrap();
+    let (cfg, pcap) = (seed("seed.toml"), seed("seed.pcap"));
+    let common = ["bench", "--config", &cfg, "--warmup", "0"];
+    let run = |extra: &[&str]| {
+        let mut v: Vec<&str> = common.to_vec();
+        v.extend_from_slice(extra);
+        v.push(&pcap);
+        popgo_within(60, &v)
+    };
+    let o = run(&["--repeat", "2", "--loops", "20", "--save-baseline", b]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    for (extra, want) in [
+        (&["--repeat", "3", "--loops", "20"][..], "--repeat: baseline 2, now 3"),
+        (&["--repeat", "2", "--loops", "5"][..], "length: baseline --loops 20, now --loops 5"),
+        (&["--repeat", "2", "--duration", "0.2"][..], "length: baseline --loops 20, now --duration 0.2"),
+        (&["--repeat", "2", "--loops", "20", "--burst", "8"][..], "--burst: baseline 32, now 8"),
+    ] {
+        let mut v = extra.to_vec();
+        v.extend_from_slice(&["--baseline", b]);
+        let o = run(&v);
+        let e = error_line(&o);
+        assert!(e.contains("measured with another run shape (") && e.contains(want), "{extra:?}: {e}");
+        assert!(o.stdout.is_empty(), "refused before measuring");
+    }
+    // The same shape is compared (a verdict, whichever it is).
+    let o = run(&["--repeat", "2", "--loops", "20", "--baseline", b]);
+    assert_ne!(o.status.code(), Some(2), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("verdict vs"));
+}

@@ -647,6 +647,17 @@ pub fn main(a: BenchArgs) -> Result<(), Failure> {
             )));
         }
     }
+    if let (Some(b), Some(p), true, None) = (&baseline, &a.baseline, a.metric.wall(), &a.compare) {
+        let diffs = shape_differences(b, &a);
+        if !diffs.is_empty() {
+            return Err(usage(anyhow!(
+                "--baseline {}: measured with another run shape ({}): a wall-clock gate compares like with like; \
+                 repeat the baseline's options or save a new baseline",
+                p.display(),
+                diffs.join(", ")
+            )));
+        }
+    }
     if a.metric.instructions() {
         instr::valgrind_version().map_err(usage)?;
     }
@@ -918,6 +929,31 @@ fn export_rows(
         return vec![base, here(rel)];
     }
     vec![here(1.0)]
+}
+
+/// How this run's shape (repetitions, their length, workers, burst) differs from the
+/// baseline's: throughput over 0.2 s repetitions is not throughput over 1 s ones (turbo,
+/// caches and the calibration differ), so a wall-clock gate refuses such a pair.
+fn shape_differences(b: &BenchDoc, a: &BenchArgs) -> Vec<String> {
+    let length = |duration_s: Option<f64>, loops: Option<u64>| match (duration_s, loops) {
+        (Some(d), _) => format!("--duration {d}"),
+        (None, Some(l)) => format!("--loops {l}"),
+        (None, None) => format!("--duration {DEFAULT_DURATION_S}"),
+    };
+    let now_len = length(a.loops.is_none().then(|| a.duration.unwrap_or(DEFAULT_DURATION_S)), a.loops);
+    let base_len = length(b.run.duration_s, Some(b.workload.loops));
+    let mut v = Vec::new();
+    for (what, x, y) in [
+        ("--repeat", b.run.repeat.to_string(), a.repeat.to_string()),
+        ("length", base_len, now_len),
+        ("--workers", b.workload.workers.to_string(), a.w.workers.to_string()),
+        ("--burst", b.workload.burst.to_string(), a.w.burst.to_string()),
+    ] {
+        if x != y {
+            v.push(format!("{what}: baseline {x}, now {y}"));
+        }
+    }
+    v
 }
 
 /// Ways a baseline was measured differently (printed as notes; they do not fail).
