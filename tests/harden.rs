@@ -303,3 +303,34 @@ fn a_wall_clock_gate_refuses_a_baseline_of_another_run_shape() {
     assert_ne!(o.status.code(), Some(2), "{}", String::from_utf8_lossy(&o.stderr));
     assert!(String::from_utf8_lossy(&o.stdout).contains("verdict vs"));
 }
+
+#[test]
+fn every_man_page_the_top_page_names_is_generated() {
+    let top = popgo_within(20, &["man"]);
+    assert!(top.status.success());
+    let top = String::from_utf8_lossy(&top.stdout).to_string();
+    let named: Vec<String> = top
+        .split("popgo\\-")
+        .skip(1)
+        .filter_map(|s| s.split_once("(1)").map(|(n, _)| format!("popgo-{}.1", n.replace("\\-", "-"))))
+        .filter(|n| !n.contains(' '))
+        .collect();
+    assert!(named.contains(&"popgo-replay.1".to_string()), "{named:?}");
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("man1");
+    let o = popgo_within(20, &["man", "--out-dir", out.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    for n in &named {
+        let page = std::fs::read_to_string(out.join(n)).unwrap_or_else(|e| panic!("{n}: {e}"));
+        assert!(page.contains(&format!(".TH {} 1", n.trim_end_matches(".1"))), "{n}");
+    }
+    assert!(out.join("popgo-gen-synth.1").exists() && out.join("popgo.1").exists());
+    // One page on stdout, nested commands too; an unknown one is a usage error.
+    let o = popgo_within(20, &["man", "gen", "synth"]);
+    assert!(String::from_utf8_lossy(&o.stdout).contains(".TH popgo-gen-synth 1"));
+    let e = error_line(&popgo_within(20, &["man", "replay", "x"]));
+    assert!(e.contains("popgo replay has no command \"x\""), "{e}");
+    // Existing pages are never overwritten.
+    let e = error_line(&popgo_within(20, &["man", "--out-dir", out.to_str().unwrap()]));
+    assert!(e.contains("exists; refusing to overwrite it"), "{e}");
+}
