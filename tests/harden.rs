@@ -334,3 +334,16 @@ fn every_man_page_the_top_page_names_is_generated() {
     let e = error_line(&popgo_within(20, &["man", "--out-dir", out.to_str().unwrap()]));
     assert!(e.contains("exists; refusing to overwrite it"), "{e}");
 }
+
+#[test]
+fn workers_sharing_a_core_are_warned_about() {
+    let o = popgo_within(
+        30,
+        &["replay", "--config", &seed("seed.toml"), "--workers", "2", "--cores", "0,0", &seed("seed.pcap")],
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains(" WARN workers 0 and 1 share core 0 (2 workers on 1 distinct core(s)"), "{err}");
+    let o = popgo_within(30, &["replay", "--config", &seed("seed.toml"), "--cores", "0", &seed("seed.pcap")]);
+    assert!(!String::from_utf8_lossy(&o.stderr).contains("share core"));
+}

@@ -207,6 +207,9 @@ impl RunOpts {
             }
             None => crate::sys::affinity::default_cores(a.workers),
         };
+        if let Some(w) = crate::sys::affinity::shared_core_warning(a.workers, &cores) {
+            tracing::warn!("{w}");
+        }
         Ok(RunOpts {
             workers: a.workers,
             cores,
