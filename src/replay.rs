@@ -292,7 +292,7 @@ pub struct ReplayArgs {
     pub metrics: Option<String>,
     #[command(flatten)]
     pub pace: PaceArgs,
-    /// The capture to replay: pcap or pcapng, Ethernet link type.
+    /// The capture to replay: pcap or pcapng, Ethernet or Linux cooked (tcpdump -i any).
     pub input: PathBuf,
 }
 

@@ -319,7 +319,11 @@ fn input_errors_are_the_documented_lines() {
         assert_eq!(o.status.code(), Some(2), "{name}");
         assert_eq!(stderr(&o), format!("popgo: error: input {}: {want}\n", p.display()), "{name}");
     };
-    check("raw.pcap", classic_pcap(101, &[&ip, &ip]), "link type 101 is not Ethernet (1) at byte offset 20");
+    check(
+        "raw.pcap",
+        classic_pcap(101, &[&ip, &ip]),
+        "link type 101 is not Ethernet (1) or Linux cooked (113, 276) at byte offset 20",
+    );
 
     let mut shb = Vec::new();
     shb.extend_from_slice(&0x1a2b_3c4du32.to_le_bytes());
@@ -336,7 +340,11 @@ fn input_errors_are_the_documented_lines() {
     }
     epb.extend_from_slice(&ip);
     let ng = [pcapng_block(0x0a0d_0d0a, &shb), pcapng_block(1, &idb), pcapng_block(6, &epb)].concat();
-    check("raw.pcapng", ng, "link type 101 is not Ethernet (1) at byte offset 48 (pcapng interface 0)");
+    check(
+        "raw.pcapng",
+        ng,
+        "link type 101 is not Ethernet (1) or Linux cooked (113, 276) at byte offset 48 (pcapng interface 0)",
+    );
 
     let mut cut = classic_pcap(1, &[&[0u8; 60], &[0u8; 60]]);
     cut.truncate(cut.len() - 10);
