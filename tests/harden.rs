@@ -405,3 +405,31 @@ fn a_linux_cooked_capture_replays_like_its_ethernet_original() {
     assert!(reports[0].0["to-A"].as_u64().unwrap() > 0, "{:?}", reports[0].0);
     assert_eq!(reports[0], reports[1], "same verdicts and the same frames out");
 }
+
+#[test]
+fn gen_synth_sizes_follow_replay_and_big_configs_get_a_table_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("s.pcap");
+    let out_s = out.to_str().unwrap();
+    let e = error_line(&popgo_within(20, &["gen", "synth", "--out", out_s, "--count", "10", "--size", "9000"]));
+    assert!(e.contains("--size 9000 must be in 46..=2048"), "{e}");
+    // IPv6 traffic at the default size: the smallest frame that holds it.
+    let o = popgo_within(20, &["gen", "synth", "--out", out_s, "--count", "10", "--labels", "10", "--v6-share", "0.5"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("10 frames of 66 B"));
+    // Over 100,000 routes, --config-out alone puts them in a table file beside it.
+    let cfg = dir.path().join("big.toml");
+    let args =
+        ["gen", "synth", "--out", out_s, "--count", "10", "--labels", "100001", "--config-out", cfg.to_str().unwrap()];
+    let o = popgo_within(60, &args);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let table = dir.path().join("big.routes.txt");
+    assert_eq!(std::fs::read_to_string(&table).unwrap().lines().filter(|l| !l.starts_with('#')).count(), 100_001);
+    assert!(std::fs::read_to_string(&cfg).unwrap().contains("table = \"big.routes.txt\""));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("100001 routes: writing them to the table file"));
+    let o = popgo_within(60, &["check", "--config", cfg.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    // It is never overwritten unasked.
+    let e = error_line(&popgo_within(60, &args));
+    assert!(e.contains("big.routes.txt exists; name one with --table-out"), "{e}");
+}
