@@ -382,11 +382,14 @@ pub fn main(a: ReplayArgs) -> Result<(), Failure> {
         });
         println!("{v}");
     } else {
+        let loops = match a.loops {
+            0 => "looped until stopped".to_string(),
+            n => format!("x {n} loops"),
+        };
         println!(
-            "popgo replay: {} ({} records x {} loops) through {} on {} worker(s)",
+            "popgo replay: {} ({} records {loops}) through {} on {} worker(s)",
             a.input.display(),
             cap.len(),
-            a.loops,
             cfg.device,
             a.w.workers
         );

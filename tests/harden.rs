@@ -433,3 +433,19 @@ fn gen_synth_sizes_follow_replay_and_big_configs_get_a_table_file() {
     let e = error_line(&popgo_within(60, &args));
     assert!(e.contains("big.routes.txt exists; name one with --table-out"), "{e}");
 }
+
+#[test]
+fn an_endless_replay_says_so_in_its_header() {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_popgo"))
+        .args(["replay", "--config", &seed("seed.toml"), "--loops", "0", "--pps", "1000", &seed("seed.pcap")])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
+    let o = child.wait_with_output().unwrap();
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.contains("(16 records looped until stopped) through DeviceC"), "{out}");
+}

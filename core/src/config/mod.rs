@@ -726,12 +726,13 @@ impl Config {
                         None => whole(e.msg),
                     })?;
                 tracing::info!(
-                    "{} ({compression}): {} records, {} unicast prefixes: {} loaded; skipped: {} already in the config, {} without an entry (of mrt_peer, if set), {} of another family",
+                    "{} ({compression}): {} records, {} unicast prefixes: {} loaded; skipped: {} already in the config, {} repeated in the dump, {} without an entry (of mrt_peer, if set), {} of another family",
                     path.display(),
                     sum.records,
                     sum.prefixes,
                     sum.loaded,
                     sum.present,
+                    sum.repeated,
                     sum.other_peers,
                     sum.other_family
                 );
