@@ -737,6 +737,24 @@ impl Config {
                     sum.other_family
                 );
             }
+            if label_mode == LabelMode::PerRoute {
+                // The build would run out of dynamic labels: say so here, with a line.
+                let room = (crate::wire::mpls::LABEL_MAX + 1).saturating_sub(label_base) as usize;
+                let taken = networks.iter().filter(|n| n.label.is_some_and(|l| l >= label_base)).count();
+                let dynamic = networks.iter().filter(|n| n.label.is_none()).count();
+                if dynamic > room.saturating_sub(taken) {
+                    let line = b.label_base.as_ref().map_or(lines.of(&b.asn), |l| lines.of(l));
+                    return Err(invalid(
+                        line,
+                        "bgp.label_base",
+                        format!(
+                            "{dynamic} networks without a static label need {dynamic} labels from {label_base}, \
+                             and only {} are free up to 1048575",
+                            room.saturating_sub(taken)
+                        ),
+                    ));
+                }
+            }
             let router_id = match &b.router_id {
                 None => None,
                 Some(s) => Some(check_router_id(s.get_ref()).map_err(|m| invalid(lines.of(s), "bgp.router_id", m))?),

@@ -135,6 +135,20 @@ mod tests {
     }
 
     #[test]
+    fn running_out_of_dynamic_labels_names_label_base() {
+        let text = SEED.replacen("label_base = 48000", "label_base = 1048575", 1).replacen("label = 48122", "", 1)
+            + "\n[[static_route]]\nprefix = \"10.9.0.0/16\"\nnext_hop = \"192.168.10.1\"\n"
+            + "\n[[bgp.network]]\nprefix = \"10.9.0.0/16\"\n";
+        let e = err(&text);
+        let want =
+            format!("line {}: bgp.label_base: 2 networks without a static label", line_of(&text, "label_base", 0));
+        assert!(e.starts_with(&want), "{e}");
+        // One fits.
+        let one = SEED.replacen("label_base = 48000", "label_base = 1048575", 1).replacen("label = 48122", "", 1);
+        assert!(Config::parse(&one).is_ok());
+    }
+
+    #[test]
     fn invalid_utf8_names_its_line_and_byte() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("c.toml");
