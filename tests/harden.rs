@@ -436,7 +436,7 @@ fn gen_synth_sizes_follow_replay_and_big_configs_get_a_table_file() {
 
 #[test]
 fn an_endless_replay_says_so_in_its_header() {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_popgo"))
+    let child = Command::new(env!("CARGO_BIN_EXE_popgo"))
         .args(["replay", "--config", &seed("seed.toml"), "--loops", "0", "--pps", "1000", &seed("seed.pcap")])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
