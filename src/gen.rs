@@ -3,7 +3,7 @@
 
 use crate::cmd::{runtime, usage, Failure};
 use crate::traffic::dist::LabelDist;
-use crate::traffic::frames::{seed_frames, EPOCH_NS};
+use crate::traffic::frames::{l3vpn_frames, seed_frames, EPOCH_NS};
 use crate::traffic::synth::{
     synth_config, synth_mrt_config, synth_table_config, write_synth_mrt, write_synth_table, Synth,
 };
@@ -15,6 +15,16 @@ use std::path::PathBuf;
 pub enum GenCmd {
     /// The seed capture (pcaps/seed.pcap): traffic to 10.1.1.1/.2/.3/.5 plus bad frames.
     Seed {
+        /// The pcap file to write.
+        #[arg(long)]
+        out: PathBuf,
+        /// Also print what each frame is.
+        #[arg(long)]
+        describe: bool,
+    },
+    /// The L3VPN capture (pcaps/l3vpn.pcap): VPN labels of two instances, with and
+    /// without the transport label on top.
+    L3vpn {
         /// The pcap file to write.
         #[arg(long)]
         out: PathBuf,
@@ -71,6 +81,10 @@ pub enum GenCmd {
         /// prefix (real dumps have 30 to 60).
         #[arg(long, default_value_t = 1, requires = "mrt_out")]
         mrt_peers: u16,
+        /// Put this label on top of every frame: the egress's own transport label (L3VPN
+        /// without PHP). With --config-out the config makes it a static egress LSP.
+        #[arg(long)]
+        transport_label: Option<u32>,
     },
     /// Traffic described by a profile (TOML), and optionally the config that forwards it.
     Profile(crate::bench::GenProfileArgs),
@@ -78,10 +92,11 @@ pub enum GenCmd {
 
 /// Entry point of `popgo gen`.
 pub fn main(what: GenCmd) -> Result<(), Failure> {
+    let l3vpn = matches!(what, GenCmd::L3vpn { .. });
     match what {
         GenCmd::Profile(a) => crate::bench::gen_profile(a),
-        GenCmd::Seed { out, describe } => {
-            let frames = seed_frames();
+        GenCmd::Seed { out, describe } | GenCmd::L3vpn { out, describe } => {
+            let frames = if l3vpn { l3vpn_frames() } else { seed_frames() };
             let pkts = frames.iter().enumerate().map(|(i, f)| (EPOCH_NS + i as u64 * 1_000_000, &f.frame));
             crate::io::pcap::write_file(&out, pkts).map_err(runtime)?;
             println!("wrote {}: {} frames", out.display(), frames.len());
@@ -106,6 +121,7 @@ pub fn main(what: GenCmd) -> Result<(), Failure> {
             table_out,
             mrt_out,
             mrt_peers,
+            transport_label,
         } => {
             let dist = match dist.as_str() {
                 "uniform" => LabelDist::Uniform,
@@ -115,9 +131,10 @@ pub fn main(what: GenCmd) -> Result<(), Failure> {
                 ),
                 other => return Err(usage(anyhow::anyhow!("--dist: {other:?} is not uniform, single or zipf:S"))),
             };
-            let size = size.unwrap_or(Synth::min_size(depth, v6_share > 0.0).max(64));
+            let stack = depth + usize::from(transport_label.is_some());
+            let size = size.unwrap_or(Synth::min_size(stack, v6_share > 0.0).max(64));
             // A built-in profile: the profile generator writes it.
-            let profile = Synth { count, labels, first_label, dist, size, v6_share, depth, seed }
+            let profile = Synth { count, labels, first_label, dist, size, v6_share, depth, seed, transport_label }
                 .profile()
                 .map_err(|e| usage(anyhow::anyhow!(e)))?;
             let file = std::fs::File::create(&out).with_context(|| out.display().to_string()).map_err(runtime)?;
@@ -159,6 +176,7 @@ pub fn main(what: GenCmd) -> Result<(), Failure> {
                 }
                 (_, t, _) => t,
             };
+            let transport = transport_label.map(crate::traffic::profile::transport_toml).unwrap_or_default();
             match (config_out, table_out, mrt_out) {
                 (Some(c), None, Some(m)) => {
                     if mrt_peers == 0 {
@@ -167,7 +185,7 @@ pub fn main(what: GenCmd) -> Result<(), Failure> {
                     write_synth_mrt(&m, first_label, labels, v6, mrt_peers)
                         .with_context(|| m.display().to_string())
                         .map_err(runtime)?;
-                    let text = synth_mrt_config(first_label, 4, 16, v6, &table_ref(&c, &m));
+                    let text = synth_mrt_config(first_label, 4, 16, v6, &table_ref(&c, &m)) + &transport;
                     std::fs::write(&c, text).with_context(|| c.display().to_string()).map_err(runtime)?;
                     println!("wrote {} and {} ({mrt_peers} peers)", c.display(), m.display());
                 }
@@ -178,12 +196,12 @@ pub fn main(what: GenCmd) -> Result<(), Failure> {
                         .and_then(|_| std::io::Write::flush(&mut w))
                         .with_context(|| t.display().to_string())
                         .map_err(runtime)?;
-                    let text = synth_table_config(4, 16, v6, &table_ref(&c, &t));
+                    let text = synth_table_config(4, 16, v6, &table_ref(&c, &t)) + &transport;
                     std::fs::write(&c, text).with_context(|| c.display().to_string()).map_err(runtime)?;
                     println!("wrote {} and {}", c.display(), t.display());
                 }
                 (Some(c), None, None) => {
-                    let text = synth_config(first_label, labels, 4, 16, v6);
+                    let text = synth_config(first_label, labels, 4, 16, v6) + &transport;
                     std::fs::write(&c, text).with_context(|| c.display().to_string()).map_err(runtime)?;
                     println!("wrote {}", c.display());
                 }

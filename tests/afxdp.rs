@@ -1222,3 +1222,82 @@ fn offload_veth_peer_check_quiet_with_gro_notes_other_namespaces() {
         assert!(line.contains("`ethtool -K PEER gro on` in its namespace"), "{line}");
     }
 }
+
+/// The L3VPN egress on veth (`examples/l3vpn-lab.toml`: vpna behind c-to-a, vpnb behind
+/// c-to-b, each instance's /24 CE and /30 CE with their own MACs; the CEs of both have
+/// the same addresses): `pcaps/l3vpn.pcap` from D, transport label 18 over the VPN
+/// labels, gives at the sinks exactly what `popgo replay --out-dir` gives, with pop-go
+/// in both instances and with it off in vpna only (whose 10.1.1.1 and .2 then go to its
+/// /30 CE, while vpnb's traffic does not move), and through `--offload xdp` (the lone
+/// VPN labels are popped in the kernel, the two-label stacks by the workers).
+#[test]
+fn l3vpn_instances_byte_exact_at_sinks() {
+    let _g = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    if !privileged("l3vpn_instances_byte_exact_at_sinks") {
+        return;
+    }
+    let pcap = root_dir().join("pcaps/l3vpn.pcap");
+    for (vpna_pop_go, extra) in [(true, None), (false, None), (true, Some("xdp"))] {
+        let lab = Lab::new();
+        let text = std::fs::read_to_string(root_dir().join("examples/l3vpn-lab.toml")).unwrap().replacen(
+            "pop_go = true",
+            &format!("pop_go = {vpna_pop_go}"),
+            1,
+        );
+        let cfg = lab.path("l3vpn.toml");
+        std::fs::write(&cfg, text).unwrap();
+        let gold = lab.path("golden");
+        ok(&[
+            POPGO,
+            "replay",
+            "--config",
+            cfg.to_str().unwrap(),
+            "--in-port",
+            "to-pe",
+            "--out-dir",
+            gold.to_str().unwrap(),
+            pcap.to_str().unwrap(),
+        ]);
+        let filter = "ip and net 10.1.1.0/24";
+        let (ta, _) = lab.capture(&lab.a, "a0", &lab.path("a.pcap"), filter);
+        let (tb, _) = lab.capture(&lab.b, "b0", &lab.path("b.pcap"), filter);
+        let mut args = vec!["--json-stats", "--stats-interval", "0"];
+        if let Some(o) = extra {
+            args.extend(["--offload", o]);
+        }
+        let (p, _) = lab.popgo(&cfg, &args);
+        let s = lab.spawn(
+            &lab.d,
+            "popgo-lab send",
+            &[POPGO_LAB, "send", "--iface", "d0", "--gap-us", "1000", pcap.to_str().unwrap()],
+        );
+        assert_eq!(s.wait(30).0, Some(0));
+        std::thread::sleep(Duration::from_millis(1200));
+        let (v, _, _) = stop_popgo(p);
+        std::thread::sleep(Duration::from_millis(300));
+        ta.signal("-INT");
+        tb.signal("-INT");
+        ta.wait(10);
+        tb.wait(10);
+        assert_eq!(v["rx_packets"], 8, "{v}");
+        assert_eq!(v["tx_packets"]["to-a"], 3, "{v}");
+        assert_eq!(v["tx_packets"]["to-b"], 3, "{v}");
+        assert_eq!((v["drops"]["no_ilm_entry"].as_u64(), v["drops"]["no_route"].as_u64()), (Some(1), Some(1)), "{v}");
+        let (at_a, at_b) = (frames(&lab.path("a.pcap")), frames(&lab.path("b.pcap")));
+        assert_eq!(at_a, frames(&gold.join("to-a.pcap")), "frames at vpna's CEs");
+        assert_eq!(at_b, frames(&gold.join("to-b.pcap")), "frames at vpnb's CEs");
+        // Who got what: the destination MAC is the CE.
+        let macs = |f: &[Vec<u8>]| f.iter().map(|x| (x[5], x[14 + 19])).collect::<Vec<_>>();
+        let want_a =
+            if vpna_pop_go { vec![(0x0a, 1), (0x0a, 2), (0x0a, 5)] } else { vec![(0xb1, 1), (0xb1, 2), (0x0a, 5)] };
+        assert_eq!(macs(&at_a), want_a);
+        assert_eq!(macs(&at_b), vec![(0x0b, 1), (0x0b, 3), (0x0b, 5)]);
+        assert_eq!(lab.xdp_programs(&lab.c), 0, "XDP programs detached after SIGTERM");
+        if extra.is_some() {
+            // Frames 3 and 4 carry a VPN label alone: POPGO at the bottom, in the kernel.
+            let o = &v["offload"];
+            let kernel: u64 = o["tx_packets"].as_object().unwrap().values().map(|x| x.as_u64().unwrap()).sum();
+            assert_eq!(kernel, 2, "{v}");
+        }
+    }
+}

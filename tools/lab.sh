@@ -10,6 +10,10 @@
 #   tools/lab.sh demo    build a private lab (unique names, cleaned up on exit), send the seed
 #                        pcap's labeled traffic from D through popgo on C, show what A and B got:
 #                        once with POPGO (pop_go = true) and once without (pop_go = false).
+#   tools/lab.sh l3vpn-demo  the same for the L3VPN egress (examples/l3vpn-lab.toml): vpna's CEs
+#                        behind A, vpnb's behind B, pcaps/l3vpn.pcap (transport label 18 over
+#                        the VPN labels) from D; once with pop-go in both instances, once with
+#                        it off in vpna only (its 10.1.1.1-2 then go to vpna's /30 CE).
 #
 # Addresses on the veths are from 198.18.0.0/15 (RFC 2544) only; the namespaces have no
 # default route, so no traffic leaves the pairs. Env: POPGO, POPGO_LAB (binaries;
@@ -79,8 +83,13 @@ lab_down() {
     done
 }
 
-# The seed config with the lab's interface names (and pop_go as asked).
+# The seed config with the lab's interface names (and pop_go as asked); in the L3VPN
+# demo, examples/l3vpn-lab.toml with vpna's pop_go as asked.
 lab_config() { # lab_config OUT POPGO(true|false)
+    if [[ -n "${L3VPN:-}" ]]; then
+        sed -e "0,/^pop_go = true/s//pop_go = $2/" "$ROOT/examples/l3vpn-lab.toml" >"$1"
+        return
+    fi
     sed -e 's/"vethA"/"c-to-a"/; s/"vethB"/"c-to-b"/; s/"vethD"/"c-to-d"/' \
         -e "s/^pop_go = true/pop_go = $2/" "$ROOT/pcaps/seed.toml" >"$1"
 }
@@ -114,7 +123,7 @@ demo_variant() { # demo_variant LABEL POPGO(true|false)
     local pg=$!
     wait_for "$TMP/popgo-$2.err" "forwarding" 10
     grep -E "port|XDP" "$TMP/popgo-$2.err" | sed 's/^/  /'
-    ip netns exec "$NS_D" timeout 20 "$POPGO_LAB" send --iface d0 --gap-us 1000 "$ROOT/pcaps/seed.pcap"
+    ip netns exec "$NS_D" timeout 20 "$POPGO_LAB" send --iface d0 --gap-us 1000 "$PCAP"
     sleep 1
     kill -TERM "$(pgrep -P $pg)" 2>/dev/null || true
     wait $pg || true
@@ -138,7 +147,7 @@ down)
     lab_down
     log "namespaces pglab-*-${LAB_ID:-1} removed"
     ;;
-demo)
+demo | l3vpn-demo)
     [[ -x "$POPGO" && -x "$POPGO_LAB" ]] || { echo "build first: cargo build --release (missing $POPGO or $POPGO_LAB)" >&2; exit 2; }
     command -v tcpdump >/dev/null || { echo "tcpdump is needed (apt-get install tcpdump)" >&2; exit 2; }
     names "demo$$"
@@ -146,6 +155,15 @@ demo)
     trap 'lab_down; rm -rf "$TMP"; log "cleaned up"' EXIT
     trap 'exit 130' INT TERM
     lab_up
+    PCAP=$ROOT/pcaps/seed.pcap
+    if [[ "$CMD" == l3vpn-demo ]]; then
+        L3VPN=1 PCAP=$ROOT/pcaps/l3vpn.pcap
+        echo "L3VPN traffic ($("$POPGO" gen l3vpn --out "$TMP/l3vpn.pcap" --describe | tail -n +2 | grep -c .) frames):"
+        "$POPGO" gen l3vpn --out "$TMP/l3vpn.pcap" --describe | tail -n +2 | sed 's/^/  /'
+        demo_variant "pop-go in both instances: each instance's 10.1.1.x goes to its CE A" true
+        demo_variant "pop-go off in vpna: vpna's 10.1.1.1-2 go to its CE B (/30); vpnb does not move" false
+        exit 0
+    fi
     echo "seed traffic: $("$POPGO" gen seed --out "$TMP/seed-described.pcap" --describe | tail -n +2 | grep -c .) frames" \
         "(10.1.1.1/.2/.3/.5, tagged and untagged, plus bad frames); replay expects:"
     "$POPGO" replay --config "$ROOT/pcaps/seed.toml" "$ROOT/pcaps/seed.pcap" | grep -E "tx |dropped" | sed 's/^/  /'
@@ -153,7 +171,7 @@ demo)
     demo_variant "without POPGO (pop + IP lookup): 10.1.1.0-3 go to DeviceB (longest match /30)" false
     ;;
 *)
-    echo "usage: $0 up|down|demo" >&2
+    echo "usage: $0 up|down|demo|l3vpn-demo" >&2
     exit 2
     ;;
 esac

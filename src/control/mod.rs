@@ -33,6 +33,7 @@ pub mod client;
 pub mod server;
 mod store;
 pub mod vrp;
+mod vrp_vpn;
 
 use crate::config::edit as rules;
 pub use crate::config::edit::Edit;
@@ -40,7 +41,8 @@ pub use client::{ctl_main, CtlArgs};
 pub use server::{serve, serve_with, ControlError, Limits};
 pub use vrp::{Cmd, Display, View};
 
-use crate::config::Config;
+use crate::config::edit::ConfigEdit;
+use crate::config::{Config, Network};
 use crate::ilm::{build_indexed, patch, BuildIndex, Snapshot, TableMirror};
 use crate::qsbr::{PublishReport, Publisher};
 use crate::stats::board::StatsBoard;
@@ -261,6 +263,8 @@ struct Pending {
 pub struct Session {
     id: u64,
     view: View,
+    /// The VPN instance or interface the view is of (empty otherwise).
+    ctx: String,
     lines: u64,
     pending: Vec<Pending>,
     /// `pending` as an overlay on the running config of generation `.0`, rebuilt
@@ -434,14 +438,16 @@ impl ControlPlane {
             return;
         }
         self.advertised_peers = peers;
-        let routes: crate::bgp::Routes = self.publisher.current().lsps.iter().map(|r| (r.fec, r.in_label)).collect();
+        // VPN instances' routes are not labeled unicast routes: they never leave here.
+        let routes: crate::bgp::Routes =
+            self.publisher.current().lsps.iter().filter(|r| r.fec.vrf == 0).map(|r| (r.fec, r.in_label)).collect();
         sp.update(crate::bgp::Adverts::of(head, routes));
     }
 
     /// A new session in the user view.
     pub fn new_session(&self) -> Session {
         let id = self.next_session.fetch_add(1, Ordering::Relaxed);
-        Session { id, view: View::User, lines: 0, pending: Vec::new(), candidate: None }
+        Session { id, view: View::User, ctx: String::new(), lines: 0, pending: Vec::new(), candidate: None }
     }
 
     /// The running configuration (materialized from the index on first use after a
@@ -472,7 +478,7 @@ impl ControlPlane {
 
     /// The prompt of `s`'s view.
     pub fn prompt(&self, s: &Session) -> String {
-        s.view.prompt(self.running.device())
+        s.view.prompt_in(self.running.device(), &s.ctx)
     }
 
     /// The greeting sent when a connection opens.
@@ -548,7 +554,7 @@ impl ControlPlane {
             }
             _ => (line, crate::display::Filter::default()),
         };
-        let cmd = match vrp::parse(s.view, line_cmd) {
+        let cmd = match vrp::parse_in(s.view, &s.ctx, line_cmd) {
             Ok(c) => c,
             Err(e) => return fail(&e),
         };
@@ -563,22 +569,22 @@ impl ControlPlane {
                 Reply::ok("")
             }
             Cmd::Quit => match s.view {
-                View::BgpIpv4 | View::BgpIpv6 => {
-                    s.view = View::Bgp;
-                    Reply::ok("")
-                }
-                View::Bgp => {
-                    s.view = View::System;
-                    Reply::ok("")
-                }
                 View::System => {
                     s.view = View::User;
                     Reply::ok(self.uncommitted_note(s))
                 }
                 View::User => Reply { ok: true, text: self.uncommitted_note(s), close: true, stream: None },
+                v => {
+                    s.view = v.up();
+                    if !matches!(s.view, View::VpnInstance) {
+                        s.ctx.clear();
+                    }
+                    Reply::ok("")
+                }
             },
             Cmd::Return => {
                 s.view = View::User;
+                s.ctx.clear();
                 Reply::ok(self.uncommitted_note(s))
             }
             Cmd::ClearCandidate => {
@@ -605,6 +611,54 @@ impl ControlPlane {
                     Ok(()) => Reply::ok(""),
                     Err(e) => fail(&e),
                 }
+            }
+            Cmd::Edits(es) => self.edits(s, n, line, es).map_or_else(|e| fail(&e), |_| Reply::ok("")),
+            Cmd::EditEnter(e, v, ctx) => match self.edit(s, n, line, e) {
+                Ok(()) => {
+                    (s.view, s.ctx) = (v, ctx);
+                    Reply::ok("")
+                }
+                Err(e) => fail(&e),
+            },
+            Cmd::Enter(v, ctx) => {
+                let head = match self.candidate(s) {
+                    Ok(ov) => Cand { run: &self.running, ov }.vpn_head(),
+                    Err(e) => return fail(&e),
+                };
+                if v == View::Interface && self.running.head().port_index(&ctx).is_none() {
+                    return fail(&format!("unknown interface {ctx}"));
+                }
+                if v == View::Mpls && head.mpls.is_none() {
+                    return fail("configure the LSR ID first (`mpls lsr-id X`)");
+                }
+                (s.view, s.ctx) = (v, ctx);
+                Reply::ok("")
+            }
+            Cmd::VpnRoute { name, prefix, next_hop, add } => {
+                let edits = match self.vpn_route_edits(s, &name, prefix, next_hop, add) {
+                    Ok(es) => es,
+                    Err(e) => return fail(&e),
+                };
+                self.edits(s, n, line, edits).map_or_else(|e| fail(&e), |_| Reply::ok(""))
+            }
+            Cmd::VpnNetwork { name, prefix, add } => {
+                let vrf = match self.candidate(s) {
+                    Ok(ov) => Cand { run: &self.running, ov }
+                        .vpn_head()
+                        .instances
+                        .iter()
+                        .find(|v| v.name == name)
+                        .map(|v| v.id),
+                    Err(e) => return fail(&e),
+                };
+                let Some(vrf) = vrf else { return fail(&format!("VPN instance {name} does not exist")) };
+                let p = prefix.in_vrf(vrf);
+                let e = if add {
+                    Edit::AddNetwork(Network { prefix: p, label: None, line: n as usize })
+                } else {
+                    Edit::DelNetwork(p)
+                };
+                self.edit(s, n, line, e).map_or_else(|e| fail(&e), |_| Reply::ok(""))
             }
             Cmd::UndoRoutes(p) => {
                 let nhs: Vec<_> = match self.candidate(s) {
@@ -670,6 +724,48 @@ impl ControlPlane {
             s.candidate = Some((self.generation, ov));
         }
         Ok(&mut s.candidate.as_mut().expect("candidate set above").1)
+    }
+
+    /// The route edits of `[undo] ip route-static vpn-instance NAME ...`: the prefix in
+    /// the instance's table; an undo without a next hop removes every route to it.
+    fn vpn_route_edits(
+        &self,
+        s: &mut Session,
+        name: &str,
+        prefix: crate::config::Prefix,
+        next_hop: Option<std::net::IpAddr>,
+        add: bool,
+    ) -> Result<Vec<Edit>, String> {
+        let ov = self.candidate(s)?;
+        let cand = Cand { run: &self.running, ov };
+        let vrf = cand.vpn_head().instances.iter().find(|v| v.name == name).map(|v| v.id);
+        let p = prefix.in_vrf(vrf.ok_or_else(|| format!("VPN instance {name} does not exist"))?);
+        Ok(match (add, next_hop) {
+            (true, Some(nh)) => {
+                vec![Edit::AddRoute(crate::config::StaticRoute { prefix: p, next_hop: nh, line: s.lines as usize })]
+            }
+            (false, Some(nh)) => vec![Edit::DelRoute(p, nh)],
+            (_, None) => {
+                let nhs = cand.next_hops(p);
+                if nhs.is_empty() {
+                    return Err(format!("no static route to {prefix} in VPN instance {name}"));
+                }
+                nhs.into_iter().map(|nh| Edit::DelRoute(p, nh)).collect()
+            }
+        })
+    }
+
+    /// Checks `edits` in order against a copy of the candidate, then keeps them all as
+    /// pending (all or nothing).
+    fn edits(&self, s: &mut Session, n: u64, line: &str, edits: Vec<Edit>) -> Result<(), String> {
+        let mut probe = self.candidate(s)?.clone();
+        for e in &edits {
+            rules::apply(&mut Cand { run: &self.running, ov: &mut probe }, e)?;
+        }
+        for e in edits {
+            self.edit(s, n, line, e)?;
+        }
+        Ok(())
     }
 
     /// Checks `e` against the candidate and keeps it as pending.
@@ -876,9 +972,8 @@ impl ControlPlane {
             Display::MplsLspBgp { verbose } => {
                 // Streamed from a snapshot shared now (reference counts, no copy).
                 let snap = self.publisher.current().share(self.generation);
-                let ports = self.port_names.clone();
+                let names = crate::display::Names::of(self.running.head());
                 let stream = move |out: &mut dyn FnMut(&str) -> std::io::Result<()>| {
-                    let names: Vec<&str> = ports.iter().map(String::as_str).collect();
                     let mut lines = crate::display::Lines::new(&filter, out);
                     crate::display::write_mpls_lsp_bgp(&mut lines, &names, &snap, verbose);
                     lines.finish()
@@ -908,6 +1003,17 @@ impl ControlPlane {
                 }
                 Err(e) => Reply::err(format!("Error: line {}: {e}", s.lines)),
             },
+            Display::VpnInstance { verbose } => {
+                let head = self.running.head();
+                let routes: Vec<_> = self.running.routes().filter(|r| r.prefix.vrf != 0).collect();
+                let mut c = head.clone();
+                c.static_routes = routes;
+                text(&|out| crate::display::write_vpn_instance(out, &c, verbose))
+            }
+            Display::StaticLsp => {
+                let head = self.running.head();
+                text(&|out| crate::display::write_static_lsp(out, head))
+            }
             Display::Statistics => {
                 let st = self.statistics();
                 text(&|out| {
@@ -1035,3 +1141,5 @@ impl ControlPlane {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_vpn;

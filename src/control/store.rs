@@ -21,6 +21,7 @@
 //! compacted when dead slots outnumber live ones.
 
 use crate::config::edit::{set_peer_in, BgpHead, ConfigEdit};
+use crate::config::edit_vpn::VpnHead;
 use crate::config::{Config, FastMap, LabelMode, MixHasher, Network, Peer, Prefix, StaticRoute, TtlMode};
 use crate::ilm::PatchSource;
 use hashbrown::HashTable;
@@ -180,6 +181,7 @@ pub(crate) struct Store {
 pub(crate) struct Undo {
     head: Option<Option<BgpHead>>,
     peers: Option<Vec<Peer>>,
+    vpn: Option<VpnHead>,
     routes_removed: Vec<u32>,
     routes_added: Vec<u32>,
     nets_removed: Vec<u32>,
@@ -413,7 +415,7 @@ impl Store {
         if n.label != 0 {
             label_ix.insert_unique(hash_of(n.label), slot, |&s| hash_of(nets.get(s).label));
         }
-        self.v6_networks += usize::from(!n.prefix.is_v4());
+        self.v6_networks += usize::from(is_public_v6(n.prefix));
     }
 
     fn insert_network(&mut self, slot: Option<u32>, n: NetRec) -> u32 {
@@ -439,7 +441,7 @@ impl Store {
                 e.remove();
             }
         }
-        self.v6_networks -= usize::from(!p.is_v4());
+        self.v6_networks -= usize::from(is_public_v6(p));
         self.nets.set_live(slot, false);
         Some(slot)
     }
@@ -460,6 +462,10 @@ impl Store {
         }
         if let (Some(peers), Some(b)) = (&ov.peers, self.head.bgp.as_mut()) {
             u.peers = Some(std::mem::replace(&mut b.peers, peers.clone()));
+        }
+        if let Some(h) = &ov.vpn {
+            u.vpn = Some(VpnHead::of(&self.head));
+            h.apply_to(&mut self.head);
         }
         for &(p, nh) in &ov.routes_del {
             u.routes_removed.extend(self.remove_route(p, nh));
@@ -502,6 +508,9 @@ impl Store {
         if let Some(h) = u.head {
             self.set_bgp(h);
         }
+        if let Some(h) = u.vpn {
+            h.apply_to(&mut self.head);
+        }
     }
 
     fn peers(&self) -> &[Peer] {
@@ -510,6 +519,11 @@ impl Store {
 }
 
 /// Line numbers are kept as `u32` (a config of more than 4 billion lines saturates).
+/// An IPv6 network of the public table (6PE; VPN networks do not count).
+fn is_public_v6(p: Prefix) -> bool {
+    !p.is_v4() && p.vrf == 0
+}
+
 fn line32(l: usize) -> u32 {
     u32::try_from(l).unwrap_or(u32::MAX)
 }
@@ -518,11 +532,14 @@ impl PatchSource for Store {
     fn pipe(&self) -> bool {
         self.head.ttl_mode == TtlMode::Pipe
     }
-    fn bgp_params(&self) -> Option<(LabelMode, u32, bool)> {
-        self.bgp().map(|b| (b.label_mode, b.label_base, b.pop_go))
+    fn bgp_params(&self) -> Option<(LabelMode, u32, bool, bool)> {
+        self.bgp().map(|b| (b.label_mode, b.label_base, b.pop_go, b.pop_go_v6.unwrap_or(b.pop_go)))
     }
     fn next_hops(&self, p: Prefix) -> Vec<IpAddr> {
         self.next_hops_iter(p).collect()
+    }
+    fn vrf_params(&self, vrf: u16, v4: bool) -> (LabelMode, bool, bool) {
+        crate::ilm::patch::vrf_params_of(&self.head, vrf, v4)
     }
 }
 
@@ -540,6 +557,8 @@ pub(crate) struct Overlay {
     nets_add: Vec<Network>,
     /// The whole peer list after the changes, if they touch it (peers are few).
     peers: Option<Vec<Peer>>,
+    /// The VPN head after the changes, if they touch it.
+    vpn: Option<VpnHead>,
 }
 
 /// The candidate configuration of a session: the running store seen through its
@@ -607,7 +626,15 @@ impl ConfigEdit for Cand<'_> {
             + self.ov.routes_add.iter().filter(|r| r.prefix == p).count()
     }
     fn check_route(&self, p: Prefix, nh: IpAddr) -> Result<(), String> {
-        self.run.head.check_static_route(p, nh)
+        match &self.ov.vpn {
+            // Bindings in this candidate move neighbors between tables.
+            Some(h) => {
+                let mut c = self.run.head.clone();
+                h.apply_to(&mut c);
+                c.check_static_route(p, nh)
+            }
+            None => self.run.head.check_static_route(p, nh),
+        }
     }
     fn push_route(&mut self, r: StaticRoute) {
         self.ov.routes_add.push(r);
@@ -634,8 +661,26 @@ impl ConfigEdit for Cand<'_> {
         peers.len() != n
     }
     fn has_v6_network(&self) -> bool {
-        let deleted = self.ov.nets_del.iter().filter(|p| !p.is_v4()).count();
-        self.run.v6_networks > deleted || self.ov.nets_add.iter().any(|n| !n.prefix.is_v4())
+        let deleted = self.ov.nets_del.iter().filter(|p| is_public_v6(**p)).count();
+        self.run.v6_networks > deleted || self.ov.nets_add.iter().any(|n| is_public_v6(n.prefix))
+    }
+    fn vpn_head(&self) -> VpnHead {
+        self.ov.vpn.clone().unwrap_or_else(|| VpnHead::of(&self.run.head))
+    }
+    fn set_vpn_head(&mut self, h: VpnHead) {
+        self.ov.vpn = Some(h);
+    }
+    fn vrf_in_use(&self, vrf: u16) -> bool {
+        self.run
+            .routes
+            .iter()
+            .any(|(_, r)| r.prefix.vrf == vrf && !self.ov.routes_del.contains(&(r.prefix, self.run.nhs[r.nh as usize])))
+            || self.ov.routes_add.iter().any(|r| r.prefix.vrf == vrf)
+            || self.run.nets.iter().any(|(_, n)| n.prefix.vrf == vrf && !self.ov.nets_del.contains(&n.prefix))
+            || self.ov.nets_add.iter().any(|n| n.prefix.vrf == vrf)
+    }
+    fn port_names(&self) -> Vec<String> {
+        self.run.head.ports.iter().map(|p| p.name.clone()).collect()
     }
 }
 

@@ -16,6 +16,18 @@ pub enum View {
     Bgp,
     BgpIpv4,
     BgpIpv6,
+    /// `ip vpn-instance NAME` (the session keeps the name).
+    VpnInstance,
+    /// Its `ipv4-family` / `ipv6-family` views.
+    VpnAf4,
+    VpnAf6,
+    /// `interface NAME`.
+    Interface,
+    /// `mpls`.
+    Mpls,
+    /// `ipv4-family vpn-instance NAME` / `ipv6-family vpn-instance NAME` in the BGP view.
+    BgpVpn4,
+    BgpVpn6,
 }
 
 impl View {
@@ -26,6 +38,37 @@ impl View {
             View::Bgp => "bgp",
             View::BgpIpv4 => "bgp-af-ipv4",
             View::BgpIpv6 => "bgp-af-ipv6",
+            View::VpnInstance => "vpn-instance",
+            View::VpnAf4 => "vpn-instance-af-ipv4",
+            View::VpnAf6 => "vpn-instance-af-ipv6",
+            View::Interface => "interface",
+            View::Mpls => "mpls",
+            View::BgpVpn4 => "bgp-vpn-instance-ipv4",
+            View::BgpVpn6 => "bgp-vpn-instance-ipv6",
+        }
+    }
+
+    /// The VRP prompt for device `dev` in a view named `ctx` (VPN instance, interface).
+    pub fn prompt_in(self, dev: &str, ctx: &str) -> String {
+        match self {
+            View::VpnInstance => format!("[{dev}-vpn-instance-{ctx}]"),
+            View::VpnAf4 => format!("[{dev}-vpn-instance-{ctx}-af-ipv4]"),
+            View::VpnAf6 => format!("[{dev}-vpn-instance-{ctx}-af-ipv6]"),
+            View::Interface => format!("[{dev}-{ctx}]"),
+            View::Mpls => format!("[{dev}-mpls]"),
+            View::BgpVpn4 => format!("[{dev}-bgp-{ctx}]"),
+            View::BgpVpn6 => format!("[{dev}-bgp-6-{ctx}]"),
+            v => v.prompt(dev),
+        }
+    }
+
+    /// The view `quit` returns to.
+    pub fn up(self) -> View {
+        match self {
+            View::BgpIpv4 | View::BgpIpv6 | View::BgpVpn4 | View::BgpVpn6 => View::Bgp,
+            View::VpnAf4 | View::VpnAf6 => View::VpnInstance,
+            View::Bgp | View::VpnInstance | View::Interface | View::Mpls => View::System,
+            View::System | View::User => View::User,
         }
     }
 
@@ -37,12 +80,13 @@ impl View {
             View::Bgp => format!("[{dev}-bgp]"),
             View::BgpIpv4 => format!("[{dev}-bgp-af-ipv4]"),
             View::BgpIpv6 => format!("[{dev}-bgp-af-ipv6]"),
+            v => v.prompt_in(dev, ""),
         }
     }
 
     /// The BGP view or one of its family views.
     pub fn in_bgp(self) -> bool {
-        matches!(self, View::Bgp | View::BgpIpv4 | View::BgpIpv6)
+        matches!(self, View::Bgp | View::BgpIpv4 | View::BgpIpv6 | View::BgpVpn4 | View::BgpVpn6)
     }
 }
 
@@ -61,6 +105,12 @@ pub enum Display {
     BgpPeer,
     /// `display bgp [ipv6] routing-table label`.
     BgpRoutingTableLabel(Family),
+    /// `display ip vpn-instance [verbose]`.
+    VpnInstance {
+        verbose: bool,
+    },
+    /// `display mpls static-lsp`.
+    StaticLsp,
 }
 
 /// One parsed line.
@@ -79,6 +129,26 @@ pub enum Cmd {
     /// `ipv4-family unicast` / `ipv6-family unicast` in the BGP view.
     Family(View),
     Edit(Edit),
+    /// Several edits from one line, checked in order (all or nothing).
+    Edits(Vec<Edit>),
+    /// An edit that also enters a view named by the string (`ip vpn-instance NAME`).
+    EditEnter(Edit, View, String),
+    /// Enters a view named by the string (`interface NAME`, `mpls`).
+    Enter(View, String),
+    /// `[undo] ip route-static vpn-instance NAME ...`: the instance is resolved against
+    /// the candidate; without a next hop (undo), every route to the prefix.
+    VpnRoute {
+        name: String,
+        prefix: Prefix,
+        next_hop: Option<IpAddr>,
+        add: bool,
+    },
+    /// `[undo] network` in a BGP VPN family view.
+    VpnNetwork {
+        name: String,
+        prefix: Prefix,
+        add: bool,
+    },
     /// `undo ip route-static <prefix> <len>`: every route to the prefix.
     UndoRoutes(Prefix),
     Display(Display),
@@ -108,6 +178,11 @@ pub fn parse_prefix(addr: &str, mask: &str, v6_only: bool) -> Result<Prefix, Str
 
 /// Parses one line in `view`. Errors are the message only (the caller names the line).
 pub fn parse(view: View, line: &str) -> Result<Cmd, String> {
+    parse_in(view, "", line)
+}
+
+/// Parses one line in `view`, whose VPN instance or interface is `ctx`.
+pub fn parse_in(view: View, ctx: &str, line: &str) -> Result<Cmd, String> {
     let w: Vec<&str> = line.split_whitespace().collect();
     if w.is_empty() || w[0].starts_with('#') {
         return Ok(Cmd::Nothing);
@@ -116,6 +191,9 @@ pub fn parse(view: View, line: &str) -> Result<Cmd, String> {
     let l: Vec<&str> = lower.iter().map(String::as_str).collect();
     if l[0] == "display" {
         return parse_display(&l[1..]).map(Cmd::Display);
+    }
+    if let Some(c) = super::vrp_vpn::parse(view, ctx, &l, &w) {
+        return c;
     }
     let unknown = || format!("unrecognized command {:?} in {} view", w[0], view.name());
     let wrong_args = |usage: &str| format!("incomplete or wrong arguments; usage: {usage}");
@@ -126,8 +204,10 @@ pub fn parse(view: View, line: &str) -> Result<Cmd, String> {
         (v, ["commit"]) if v != View::User => Ok(Cmd::Commit),
         (v, ["clear", "configuration", "candidate"]) if v != View::User => Ok(Cmd::ClearCandidate),
         (View::Bgp | View::BgpIpv4 | View::BgpIpv6, ["ipv4-family", rest @ ..]) => match rest {
-            ["unicast"] => Ok(Cmd::Family(View::BgpIpv4)),
-            _ => Err(wrong_args("ipv4-family unicast")),
+            // The labeled-unicast view is the public family's: popgo's IPv4 routes
+            // are all labeled.
+            ["unicast"] | ["labeled-unicast"] => Ok(Cmd::Family(View::BgpIpv4)),
+            _ => Err(wrong_args("ipv4-family unicast | labeled-unicast | vpn-instance <name>")),
         },
         (View::Bgp | View::BgpIpv4 | View::BgpIpv6, ["ipv6-family", rest @ ..]) => match rest {
             ["unicast"] => Ok(Cmd::Family(View::BgpIpv6)),
@@ -184,14 +264,16 @@ pub fn parse(view: View, line: &str) -> Result<Cmd, String> {
                 _ => Err(wrong_args("undo ip route-static <prefix> <mask-length> [<next-hop>]")),
             }
         }
-        (View::Bgp | View::BgpIpv4, ["apply-label", rest @ ..]) => match rest {
+        (View::BgpIpv6, ["apply-label", "per-route", "pop-go"]) => Ok(Cmd::Edit(Edit::PopGoV6(Some(true)))),
+        (View::BgpIpv6, ["undo", "apply-label", "per-route", "pop-go"]) => Ok(Cmd::Edit(Edit::PopGoV6(Some(false)))),
+        (View::Bgp | View::BgpIpv4 | View::BgpIpv6, ["apply-label", rest @ ..]) => match rest {
             ["per-route", "pop-go"] => Ok(Cmd::Edit(Edit::PopGo(true))),
             ["per-route"] => Ok(Cmd::Edit(Edit::LabelMode(LabelMode::PerRoute))),
             ["per-nexthop"] => Ok(Cmd::Edit(Edit::LabelMode(LabelMode::PerNexthop))),
             ["per-instance"] => Ok(Cmd::Edit(Edit::LabelMode(LabelMode::PerInstance))),
             _ => Err(wrong_args("apply-label per-route [pop-go] | per-nexthop | per-instance")),
         },
-        (View::Bgp | View::BgpIpv4, ["undo", "apply-label", rest @ ..]) => match rest {
+        (View::Bgp | View::BgpIpv4 | View::BgpIpv6, ["undo", "apply-label", rest @ ..]) => match rest {
             ["per-route", "pop-go"] => Ok(Cmd::Edit(Edit::PopGo(false))),
             ["per-nexthop" | "per-instance"] => Ok(Cmd::Edit(Edit::LabelMode(LabelMode::PerRoute))),
             _ => Err(wrong_args("undo apply-label per-route pop-go | per-nexthop | per-instance")),
@@ -253,9 +335,13 @@ fn parse_display(w: &[&str]) -> Result<Display, String> {
         ["current-configuration"] => Ok(Display::CurrentConfiguration),
         ["configuration", "candidate"] => Ok(Display::CandidateConfiguration),
         ["popgo", "statistics"] => Ok(Display::Statistics),
+        ["ip", "vpn-instance"] => Ok(Display::VpnInstance { verbose: false }),
+        ["ip", "vpn-instance", "verbose"] => Ok(Display::VpnInstance { verbose: true }),
+        ["mpls", "static-lsp"] => Ok(Display::StaticLsp),
         _ => Err(format!(
             "unrecognized display command {:?}; known: mpls lsp protocol bgp [verbose], current-configuration, \
-             configuration candidate, popgo statistics, bgp peer, bgp [ipv6] routing-table label",
+             configuration candidate, popgo statistics, bgp peer, bgp [ipv6] routing-table label, \
+             ip vpn-instance [verbose], mpls static-lsp",
             w.join(" ")
         )),
     }

@@ -17,6 +17,8 @@ pub enum Edit {
     CreateBgp(u32),
     /// `apply-label per-route pop-go` / `undo apply-label per-route pop-go`.
     PopGo(bool),
+    /// The same in `ipv6-family unicast` (6PE); `None`: follow the BGP view's switch.
+    PopGoV6(Option<bool>),
     /// `apply-label per-route | per-nexthop | per-instance`.
     LabelMode(LabelMode),
     /// `network <prefix> <len> [label N]`.
@@ -38,6 +40,8 @@ pub enum Edit {
     DelPeer(Ipv4Addr),
     /// A whole peer as the config file has it (config reload).
     SetPeer(Peer),
+    /// VPN instances, bindings, the MPLS instance and the BGP VPN families.
+    Vpn(super::edit_vpn::VpnEdit),
 }
 
 /// The header of a BGP instance (everything but its networks).
@@ -46,6 +50,7 @@ pub struct BgpHead {
     pub asn: u32,
     pub label_mode: LabelMode,
     pub pop_go: bool,
+    pub pop_go_v6: Option<bool>,
     pub label_base: u32,
     pub router_id: Option<Ipv4Addr>,
 }
@@ -56,6 +61,7 @@ impl BgpHead {
             asn: b.asn,
             label_mode: b.label_mode,
             pop_go: b.pop_go,
+            pop_go_v6: b.pop_go_v6,
             label_base: b.label_base,
             router_id: b.router_id,
         }
@@ -93,6 +99,14 @@ pub trait ConfigEdit {
     fn remove_peer(&mut self, a: Ipv4Addr) -> bool;
     /// Whether any network is IPv6 (a peer's default families depend on it).
     fn has_v6_network(&self) -> bool;
+    /// VPN instances, MPLS and port bindings ([`super::edit_vpn::VpnHead`]).
+    fn vpn_head(&self) -> super::edit_vpn::VpnHead;
+    fn set_vpn_head(&mut self, h: super::edit_vpn::VpnHead);
+    /// Whether a static route or a network of VRF `vrf` exists (a scan: only `undo ip
+    /// vpn-instance` asks).
+    fn vrf_in_use(&self, vrf: u16) -> bool;
+    /// The port names, in port order.
+    fn port_names(&self) -> Vec<String>;
 }
 
 impl ConfigEdit for Config {
@@ -104,13 +118,15 @@ impl ConfigEdit for Config {
             asn: h.asn,
             label_mode: h.label_mode,
             pop_go: h.pop_go,
+            pop_go_v6: h.pop_go_v6,
             label_base: h.label_base,
             router_id: h.router_id,
             networks: Vec::new(),
             peers: Vec::new(),
+            vpn_families: Vec::new(),
         });
-        (b.asn, b.label_mode, b.pop_go, b.label_base, b.router_id) =
-            (h.asn, h.label_mode, h.pop_go, h.label_base, h.router_id);
+        (b.asn, b.label_mode, b.pop_go, b.pop_go_v6, b.label_base, b.router_id) =
+            (h.asn, h.label_mode, h.pop_go, h.pop_go_v6, h.label_base, h.router_id);
     }
     fn labelled_network(&self) -> Option<Prefix> {
         self.bgp.as_ref()?.networks.iter().find(|n| n.label.is_some()).map(|n| n.prefix)
@@ -170,6 +186,19 @@ impl ConfigEdit for Config {
     fn has_v6_network(&self) -> bool {
         self.bgp.as_ref().is_some_and(Bgp::has_v6_networks)
     }
+    fn vpn_head(&self) -> super::edit_vpn::VpnHead {
+        super::edit_vpn::VpnHead::of(self)
+    }
+    fn set_vpn_head(&mut self, h: super::edit_vpn::VpnHead) {
+        h.apply_to(self);
+    }
+    fn vrf_in_use(&self, vrf: u16) -> bool {
+        self.static_routes.iter().any(|r| r.prefix.vrf == vrf)
+            || self.bgp.as_ref().is_some_and(|b| b.networks.iter().any(|n| n.prefix.vrf == vrf))
+    }
+    fn port_names(&self) -> Vec<String> {
+        self.ports.iter().map(|p| p.name.clone()).collect()
+    }
 }
 
 /// Replaces the peer with `p.address` in `peers`, or appends `p`.
@@ -197,6 +226,7 @@ pub fn apply<C: ConfigEdit + ?Sized>(cfg: &mut C, e: &Edit) -> Result<bool, Stri
                     asn: *asn,
                     label_mode: LabelMode::PerRoute,
                     pop_go: false,
+                    pop_go_v6: None,
                     label_base: DEFAULT_LABEL_BASE,
                     router_id: None,
                 });
@@ -207,6 +237,13 @@ pub fn apply<C: ConfigEdit + ?Sized>(cfg: &mut C, e: &Edit) -> Result<bool, Stri
             let mut b = cfg.bgp_head().ok_or("no BGP instance")?;
             let changed = b.pop_go != *on;
             b.pop_go = *on;
+            cfg.set_bgp_head(b);
+            Ok(changed)
+        }
+        Edit::PopGoV6(on) => {
+            let mut b = cfg.bgp_head().ok_or("no BGP instance")?;
+            let changed = b.pop_go_v6 != *on;
+            b.pop_go_v6 = *on;
             cfg.set_bgp_head(b);
             Ok(changed)
         }
@@ -334,6 +371,7 @@ pub fn apply<C: ConfigEdit + ?Sized>(cfg: &mut C, e: &Edit) -> Result<bool, Stri
             cfg.set_peer(p.clone());
             Ok(true)
         }
+        Edit::Vpn(v) => super::edit_vpn::apply_vpn(cfg, v),
     }
 }
 
@@ -354,7 +392,11 @@ pub fn edits_between(old: &Config, new: &Config) -> Option<Vec<Edit>> {
     if old.device != new.device || old.ttl_mode != new.ttl_mode || old.ports != new.ports {
         return None;
     }
-    if old.neighbors != new.neighbors {
+    if old.neighbors != new.neighbors || old.vpn_instances != new.vpn_instances || old.mpls != new.mpls {
+        return None;
+    }
+    let vpn_families = |c: &Config| c.bgp.as_ref().map(|b| b.vpn_families.clone()).unwrap_or_default();
+    if vpn_families(old) != vpn_families(new) {
         return None;
     }
     let mut edits = Vec::new();
@@ -408,6 +450,10 @@ pub fn edits_between(old: &Config, new: &Config) -> Option<Vec<Edit>> {
     let pop_go = |c: &Config| c.bgp.as_ref().is_some_and(|b| b.pop_go);
     if pop_go(old) != pop_go(new) {
         edits.push(Edit::PopGo(pop_go(new)));
+    }
+    let pop_go_v6 = |c: &Config| c.bgp.as_ref().and_then(|b| b.pop_go_v6);
+    if pop_go_v6(old) != pop_go_v6(new) {
+        edits.push(Edit::PopGoV6(pop_go_v6(new)));
     }
     Some(edits)
 }

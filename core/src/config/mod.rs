@@ -9,9 +9,11 @@
 //! becomes a labelled route toward one of the config's neighbors.
 
 pub mod edit;
+pub mod edit_vpn;
 pub mod mrt;
 mod syntax;
 pub mod table;
+pub mod vpn;
 
 use crate::wire::ethernet::{format_mac, parse_mac, Mac};
 use serde::Deserialize;
@@ -19,6 +21,7 @@ use std::fmt;
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::Path;
 use toml::Spanned;
+pub use vpn::{BgpVpnFamily, Mpls, Rd, RouteTarget, StaticLsp, VpnAf, VpnInstance};
 
 /// A configuration error, with the line it refers to (1-based; 0 when not known).
 #[derive(Debug, thiserror::Error)]
@@ -71,6 +74,9 @@ impl LabelMode {
 pub struct Prefix {
     pub addr: IpAddr,
     pub len: u8,
+    /// The routing table the prefix belongs to: 0 for the public table, else a VPN
+    /// instance's VRF id ([`VpnInstance::id`]). Not shown by `Display`.
+    pub vrf: u16,
 }
 
 /// Hashes as one `u64` ([`Prefix::fold`]), so that maps keyed by prefix over
@@ -185,7 +191,7 @@ impl Prefix {
         if len > max {
             return Err(format!("prefix length {len} is longer than {max}"));
         }
-        let p = Prefix { addr, len };
+        let p = Prefix { addr, len, vrf: vpn::PUBLIC };
         if p.masked() != addr {
             return Err(format!("{addr}/{len} has host bits set (did you mean {}/{len}?)", p.masked()));
         }
@@ -209,15 +215,23 @@ impl Prefix {
         self.addr.is_ipv4()
     }
 
+    /// The same prefix in the routing table of VRF `vrf`.
+    pub fn in_vrf(self, vrf: u16) -> Prefix {
+        Prefix { vrf, ..self }
+    }
+
     /// The prefix folded into one `u64` for hashing: exact for IPv4 (address and
     /// length), a mix of the 128 bits and the length for IPv6.
     #[inline]
     pub fn fold(&self) -> u64 {
+        let vrf = (self.vrf as u64) << 48;
         match self.addr {
-            IpAddr::V4(a) => (1 << 40) | (u32::from(a) as u64) << 8 | self.len as u64,
+            IpAddr::V4(a) => vrf | (1 << 40) | (u32::from(a) as u64) << 8 | self.len as u64,
             IpAddr::V6(a) => {
                 let x = u128::from(a);
-                ((x as u64) ^ ((x >> 64) as u64).rotate_left(29)).wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ self.len as u64
+                ((x as u64) ^ ((x >> 64) as u64).rotate_left(29)).wrapping_mul(0x9e37_79b9_7f4a_7c15)
+                    ^ self.len as u64
+                    ^ vrf
             }
         }
     }
@@ -235,6 +249,9 @@ pub struct Port {
     pub name: String,
     pub iface: Option<String>,
     pub mac: Mac,
+    /// VRF id of the VPN instance the port is bound to (`ip binding vpn-instance`); 0:
+    /// the public table.
+    pub vrf: u16,
 }
 
 /// Static ARP/ND entry: next hop -> MAC, reached through a port.
@@ -244,6 +261,9 @@ pub struct Neighbor {
     pub mac: Mac,
     pub port: String,
     pub line: usize,
+    /// The VRF of its port: a neighbor is a next hop of that routing table only, and
+    /// addresses may repeat in different tables.
+    pub vrf: u16,
 }
 
 /// `ip route-static`.
@@ -357,17 +377,34 @@ pub struct Bgp {
     pub asn: u32,
     pub label_mode: LabelMode,
     pub pop_go: bool,
+    /// `apply-label per-route pop-go` in `ipv6-family unicast` (6PE): `None` follows
+    /// `pop_go`, so configs written before the views were separate keep their tables.
+    pub pop_go_v6: Option<bool>,
     pub label_base: u32,
     /// BGP identifier (`router-id`); default: the local address of each session.
     pub router_id: Option<Ipv4Addr>,
+    /// Networks of every table: public ones (`prefix.vrf == 0`), advertised as labeled
+    /// unicast, and VPN instances' ones, advertised as VPN routes.
     pub networks: Vec<Network>,
     /// Peers the speaker advertises the networks to, in config order.
     pub peers: Vec<Peer>,
+    /// `ipv4-family vpn-instance NAME` / `ipv6-family vpn-instance NAME`.
+    pub vpn_families: Vec<BgpVpnFamily>,
 }
 
 impl Bgp {
     pub fn has_v6_networks(&self) -> bool {
-        self.networks.iter().any(|n| !n.prefix.is_v4())
+        self.networks.iter().any(|n| !n.prefix.is_v4() && n.prefix.vrf == vpn::PUBLIC)
+    }
+
+    /// The 6PE switch in effect (see [`Bgp::pop_go_v6`]).
+    pub fn pop_go_v6(&self) -> bool {
+        self.pop_go_v6.unwrap_or(self.pop_go)
+    }
+
+    /// The BGP VPN family of instance `vrf` (`v4`: IPv4, else IPv6), if configured.
+    pub fn vpn_family(&self, vrf: u16, v4: bool) -> Option<&BgpVpnFamily> {
+        self.vpn_families.iter().find(|f| f.vrf == vrf && f.v4 == v4)
     }
 }
 
@@ -385,6 +422,10 @@ pub struct Config {
     pub neighbors: Vec<Neighbor>,
     pub static_routes: Vec<StaticRoute>,
     pub bgp: Option<Bgp>,
+    /// `mpls lsr-id` + `mpls` and the static egress LSPs.
+    pub mpls: Option<Mpls>,
+    /// `ip vpn-instance`s, in config order.
+    pub vpn_instances: Vec<VpnInstance>,
 }
 
 #[derive(Deserialize)]
@@ -398,6 +439,9 @@ struct RawConfig {
     #[serde(default)]
     static_route: Vec<Spanned<RawRoute>>,
     bgp: Option<RawBgp>,
+    mpls: Option<vpn::RawMpls>,
+    #[serde(default)]
+    vpn_instance: Vec<Spanned<vpn::RawVpnInstance>>,
 }
 
 #[derive(Deserialize)]
@@ -413,6 +457,7 @@ struct RawPort {
     name: Spanned<String>,
     iface: Option<String>,
     mac: Spanned<String>,
+    vpn_instance: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -428,6 +473,7 @@ struct RawNeighbor {
 struct RawRoute {
     prefix: Spanned<String>,
     next_hop: Spanned<String>,
+    vpn_instance: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -437,6 +483,7 @@ struct RawBgp {
     asn: Spanned<i64>,
     label_mode: Option<Spanned<String>>,
     pop_go: Option<bool>,
+    pop_go_ipv6: Option<bool>,
     label_base: Option<Spanned<i64>>,
     router_id: Option<Spanned<String>>,
     table: Option<Spanned<String>>,
@@ -448,6 +495,8 @@ struct RawBgp {
     network: Vec<Spanned<RawNetwork>>,
     #[serde(default)]
     peer: Vec<Spanned<RawPeer>>,
+    #[serde(default)]
+    vpn_instance: Vec<Spanned<vpn::RawBgpVpn>>,
 }
 
 #[derive(Deserialize)]
@@ -465,6 +514,7 @@ struct RawPeer {
 struct RawNetwork {
     prefix: Spanned<String>,
     label: Option<Spanned<i64>>,
+    vpn_instance: Option<Spanned<String>>,
 }
 
 /// Turns byte offsets into 1-based line numbers (binary search over line starts, so a
@@ -543,6 +593,7 @@ impl Config {
             },
         };
 
+        let vpn_instances = vpn::instances(&raw.vpn_instance, &lines)?;
         let mut ports: Vec<Port> = Vec::new();
         for p in &raw.port {
             let line = lines.of(p);
@@ -557,7 +608,8 @@ impl Config {
             let mac = parse_mac(p.mac.get_ref()).ok_or_else(|| {
                 invalid(lines.of(&p.mac), "port.mac", format!("{:?} is not a MAC address", p.mac.get_ref()))
             })?;
-            ports.push(Port { name, iface: p.iface.clone(), mac });
+            let vrf = vpn::vrf_of(&vpn_instances, p.vpn_instance.as_ref(), &lines, "port.vpn_instance")?;
+            ports.push(Port { name, iface: p.iface.clone(), mac, vrf });
         }
         if ports.len() > crate::stats::MAX_PORTS {
             let extra = lines.of(&raw.port[crate::stats::MAX_PORTS]);
@@ -579,13 +631,13 @@ impl Config {
                 invalid(lines.of(&n.mac), "neighbor.mac", format!("{:?} is not a MAC address", n.mac.get_ref()))
             })?;
             let port = n.port.get_ref().clone();
-            if !ports.iter().any(|p| p.name == port) {
+            let Some(vrf) = ports.iter().find(|p| p.name == port).map(|p| p.vrf) else {
                 return Err(invalid(lines.of(&n.port), "neighbor.port", format!("unknown port {port:?}")));
-            }
-            if !neighbor_ips.insert(ip) {
+            };
+            if !neighbor_ips.insert((ip, vrf)) {
                 return Err(invalid(lines.of(&n.ip), "neighbor.ip", format!("duplicate neighbor {ip}")));
             }
-            neighbors.push(Neighbor { ip, mac, port, line });
+            neighbors.push(Neighbor { ip, mac, port, line, vrf });
         }
 
         let mut cfg = Config {
@@ -595,6 +647,8 @@ impl Config {
             neighbors,
             static_routes: Vec::new(),
             bgp: None,
+            mpls: None,
+            vpn_instances,
         };
 
         // Bulk checks use hash sets: configs with 100k routes must load in well under a second.
@@ -603,8 +657,10 @@ impl Config {
         for r in &raw.static_route {
             let line = lines.of(r);
             let r = r.get_ref();
+            let vrf = vpn::vrf_of(&cfg.vpn_instances, r.vpn_instance.as_ref(), &lines, "static_route.vpn_instance")?;
             let prefix = Prefix::parse(r.prefix.get_ref())
-                .map_err(|m| invalid(lines.of(&r.prefix), "static_route.prefix", m))?;
+                .map_err(|m| invalid(lines.of(&r.prefix), "static_route.prefix", m))?
+                .in_vrf(vrf);
             let nh_line = lines.of(&r.next_hop);
             let next_hop: IpAddr = r.next_hop.get_ref().parse().map_err(|_| {
                 invalid(nh_line, "static_route.next_hop", format!("{:?} is not an IP address", r.next_hop.get_ref()))
@@ -646,8 +702,17 @@ impl Config {
             for n in &b.network {
                 let line = lines.of(n);
                 let n = n.get_ref();
+                let vrf = vpn::vrf_of(&cfg.vpn_instances, n.vpn_instance.as_ref(), &lines, "bgp.network.vpn_instance")?;
                 let prefix = Prefix::parse(n.prefix.get_ref())
-                    .map_err(|m| invalid(lines.of(&n.prefix), "bgp.network.prefix", m))?;
+                    .map_err(|m| invalid(lines.of(&n.prefix), "bgp.network.prefix", m))?
+                    .in_vrf(vrf);
+                if vrf != vpn::PUBLIC && cfg.vpn_instance(vrf).and_then(|v| v.af(prefix.is_v4())).is_none() {
+                    return Err(invalid(
+                        line,
+                        "bgp.network.vpn_instance",
+                        format!("the VPN instance has no {} family (add its route_distinguisher)", fam_name(prefix)),
+                    ));
+                }
                 let label = match &n.label {
                     None => None,
                     Some(l) => {
@@ -665,6 +730,13 @@ impl Config {
                     return Err(invalid(lines.of(&n.prefix), "bgp.network", format!("duplicate network {prefix}")));
                 }
                 if let Some(l) = label {
+                    if vrf != vpn::PUBLIC {
+                        return Err(invalid(
+                            line,
+                            "bgp.network.label",
+                            "VPN routes take labels from the dynamic range (no static label)",
+                        ));
+                    }
                     if label_mode != LabelMode::PerRoute {
                         return Err(invalid(
                             line,
@@ -801,16 +873,20 @@ impl Config {
                 };
                 peers.push(Peer { address, asn, source, families, line });
             }
+            let vpn_families = vpn::bgp_families(&b.vpn_instance, &cfg, &lines)?;
             cfg.bgp = Some(Bgp {
                 asn,
                 label_mode,
                 pop_go: b.pop_go.unwrap_or(false),
+                pop_go_v6: b.pop_go_ipv6,
                 label_base,
                 router_id,
                 networks,
                 peers,
+                vpn_families,
             });
         }
+        cfg.mpls = vpn::mpls(raw.mpls.as_ref(), &cfg, &lines)?;
         Ok(cfg)
     }
 
@@ -826,10 +902,43 @@ impl Config {
         if prefix.addr.is_ipv4() != next_hop.is_ipv4() {
             return Err(format!("next hop {next_hop} is not of the family of {prefix}"));
         }
-        if !self.neighbors.iter().any(|n| n.ip == next_hop) {
+        if !self.neighbors.iter().any(|n| n.ip == next_hop && n.vrf == prefix.vrf) {
+            if prefix.vrf != vpn::PUBLIC {
+                return Err(format!(
+                    "next hop {next_hop} is not a neighbor on a port bound to VPN instance {}",
+                    self.vrf_name(prefix.vrf)
+                ));
+            }
             return Err(format!("next hop {next_hop} is not a known neighbor (add a [[neighbor]] for it)"));
         }
         Ok(())
+    }
+
+    /// The VPN instance with VRF id `vrf`.
+    pub fn vpn_instance(&self, vrf: u16) -> Option<&VpnInstance> {
+        self.vpn_instances.iter().find(|v| v.id == vrf)
+    }
+
+    /// The VPN instance called `name`.
+    pub fn vpn_instance_named(&self, name: &str) -> Option<&VpnInstance> {
+        self.vpn_instances.iter().find(|v| v.name == name)
+    }
+
+    /// The name of VRF `vrf` ("-" for the public table).
+    pub fn vrf_name(&self, vrf: u16) -> &str {
+        self.vpn_instance(vrf).map_or("-", |v| v.name.as_str())
+    }
+
+    /// (label mode, pop-go) of the networks of `vrf` in family `v4` (true) or IPv6:
+    /// the BGP instance's for the public table, the VPN instance family's otherwise.
+    pub fn label_params(&self, vrf: u16, v4: bool) -> (LabelMode, bool) {
+        if vrf == vpn::PUBLIC {
+            return self
+                .bgp
+                .as_ref()
+                .map_or((LabelMode::PerRoute, false), |b| (b.label_mode, if v4 { b.pop_go } else { b.pop_go_v6() }));
+        }
+        self.vpn_instance(vrf).and_then(|v| v.af(v4)).map_or((LabelMode::PerRoute, false), |a| (a.label_mode, a.pop_go))
     }
 
     /// Adds a BGP network after checking labels and that a static route exists for it.
@@ -851,11 +960,15 @@ impl Config {
                 asn: b.asn,
                 label_mode: b.label_mode,
                 pop_go: b.pop_go,
+                pop_go_v6: b.pop_go_v6,
                 label_base: b.label_base,
                 router_id: b.router_id,
                 networks: Vec::new(),
                 peers: b.peers.clone(),
+                vpn_families: b.vpn_families.clone(),
             }),
+            mpls: self.mpls.clone(),
+            vpn_instances: self.vpn_instances.clone(),
         }
     }
 
@@ -871,12 +984,16 @@ impl Config {
         let mut s = String::new();
         let _ = writeln!(s, "[device]\nname = {:?}", self.device);
         let _ = writeln!(s, "ttl_mode = {:?}", if self.ttl_mode == TtlMode::Pipe { "pipe" } else { "uniform" });
+        vpn::instances_toml(self, &mut s);
         for p in &self.ports {
             let _ = writeln!(s, "\n[[port]]\nname = {:?}", p.name);
             if let Some(i) = &p.iface {
                 let _ = writeln!(s, "iface = {i:?}");
             }
             let _ = writeln!(s, "mac = {:?}", format_mac(&p.mac));
+            if p.vrf != vpn::PUBLIC {
+                let _ = writeln!(s, "vpn_instance = {:?}", self.vrf_name(p.vrf));
+            }
         }
         for n in &self.neighbors {
             let _ =
@@ -884,6 +1001,9 @@ impl Config {
         }
         for r in &self.static_routes {
             let _ = writeln!(s, "\n[[static_route]]\nprefix = \"{}\"\nnext_hop = \"{}\"", r.prefix, r.next_hop);
+            if r.prefix.vrf != vpn::PUBLIC {
+                let _ = writeln!(s, "vpn_instance = {:?}", self.vrf_name(r.prefix.vrf));
+            }
         }
         if let Some(b) = &self.bgp {
             let _ = writeln!(
@@ -897,11 +1017,26 @@ impl Config {
             if let Some(id) = b.router_id {
                 let _ = writeln!(s, "router_id = \"{id}\"");
             }
+            if let Some(v6) = b.pop_go_v6 {
+                let _ = writeln!(s, "pop_go_ipv6 = {v6}");
+            }
             for n in &b.networks {
                 let _ = writeln!(s, "\n[[bgp.network]]\nprefix = \"{}\"", n.prefix);
                 if let Some(l) = n.label {
                     let _ = writeln!(s, "label = {l}");
                 }
+                if n.prefix.vrf != vpn::PUBLIC {
+                    let _ = writeln!(s, "vpn_instance = {:?}", self.vrf_name(n.prefix.vrf));
+                }
+            }
+            for f in &b.vpn_families {
+                let _ = writeln!(
+                    s,
+                    "\n[[bgp.vpn_instance]]\nname = {:?}\nfamily = {:?}\nimport_static = {}",
+                    self.vrf_name(f.vrf),
+                    if f.v4 { "ipv4" } else { "ipv6" },
+                    f.import_static
+                );
             }
             for p in &b.peers {
                 let _ = writeln!(s, "\n[[bgp.peer]]\naddress = \"{}\"\nas = {}", p.address, p.asn);
@@ -914,7 +1049,17 @@ impl Config {
                 }
             }
         }
+        vpn::mpls_toml(self, &mut s);
         s
+    }
+}
+
+/// "IPv4" or "IPv6", the family of `p`.
+fn fam_name(p: Prefix) -> &'static str {
+    if p.is_v4() {
+        "IPv4"
+    } else {
+        "IPv6"
     }
 }
 

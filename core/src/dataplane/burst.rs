@@ -281,8 +281,9 @@ fn pop_go_v4(d: &mut [u8], l2: usize, ttl: u8, macs: &[u8; 12]) -> usize {
 #[inline(always)]
 pub fn classify(snap: &Snapshot, d: &[u8], l2: usize, mut lse: LabelEntry, plan: &mut Plan) -> Result<u16, DropReason> {
     let mut off = l2;
-    // RFC 3443: the TTL of the received top entry is the one decremented.
-    let ttl_in = lse.ttl();
+    // RFC 3443: the TTL of the received top entry is the one decremented (a pipe-mode
+    // transport label hands that role to the entry below it).
+    let mut ttl_in = lse.ttl();
     let mut pops = 0;
     loop {
         pops += 1;
@@ -297,7 +298,7 @@ pub fn classify(snap: &Snapshot, d: &[u8], l2: usize, mut lse: LabelEntry, plan:
                     if lse.bos() {
                         // RFC 3032 2.1: the payload is IP of the label's family; route it.
                         let af = if label == LABEL_IPV4_EXPLICIT_NULL { Af::V4 } else { Af::V6 };
-                        return ip_plan(snap, d, off, af, ttl_in, snap.pipe, None, plan);
+                        return ip_plan(snap, d, off, af, ttl_in, snap.pipe, Route::Lookup(0), plan);
                     }
                 }
                 LABEL_ELI => {
@@ -331,12 +332,31 @@ pub fn classify(snap: &Snapshot, d: &[u8], l2: usize, mut lse: LabelEntry, plan:
             (off, bos) = skip_entropy(d, off, next)?;
         }
         match (op, bos) {
-            (IlmOp::PopGo, true) => return ip_plan(snap, d, off, e.af(), ttl_in, e.pipe(), Some(e.adjacency()), plan),
-            (IlmOp::Pop, true) => return ip_plan(snap, d, off, e.af(), ttl_in, e.pipe(), None, plan),
+            (IlmOp::PopGo, true) => {
+                return ip_plan(snap, d, off, e.af(), ttl_in, e.pipe(), Route::Adjacency(e.adjacency()), plan)
+            }
+            (IlmOp::Pop, true) => return ip_plan(snap, d, off, e.af(), ttl_in, e.pipe(), Route::Lookup(e.vrf()), plan),
+            (IlmOp::Transport, true) => {
+                // A transport label at the bottom: route by IP in the public table.
+                return ip_plan(snap, d, off, e.af(), ttl_in, e.pipe(), Route::Lookup(0), plan);
+            }
             (IlmOp::PopGo, false) => return mpls_plan(snap, off, ttl_in, e.pipe(), e.adjacency(), plan),
             (IlmOp::Pop, false) => {
                 // Pop and process the exposed label (RFC 3031 3.10).
                 lse = LabelEntry::read(d, off)?;
+            }
+            (IlmOp::Transport, false) => {
+                // This device's own transport label (static egress LSP): popped like an
+                // explicit null. RFC 3443: in uniform mode the received TTL goes on to
+                // decide; in pipe mode the transport LSP's TTL is its own (it must not
+                // expire here), and the exposed label's TTL is the one that counts.
+                lse = LabelEntry::read(d, off)?;
+                if e.pipe() {
+                    if ttl_in <= 1 {
+                        return Err(on_ttl_expired());
+                    }
+                    ttl_in = lse.ttl();
+                }
             }
         }
     }
@@ -406,6 +426,15 @@ fn on_ttl_expired() -> DropReason {
     DropReason::TtlExpired
 }
 
+/// Where a packet whose label stack ended goes.
+#[derive(Clone, Copy)]
+enum Route {
+    /// POPGO: the entry's adjacency, no IP lookup.
+    Adjacency(u16),
+    /// Longest match of the destination in the FIB of this VRF (0: public).
+    Lookup(u16),
+}
+
 /// The label stack ended at `off`: the payload must be IP of family `af`.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)] // all per-packet scalars; a struct would only add copies
@@ -416,10 +445,14 @@ fn ip_plan(
     af: Af,
     ttl_in: u8,
     pipe: bool,
-    adj: Option<u16>,
+    route: Route,
     plan: &mut Plan,
 ) -> Result<u16, DropReason> {
     let p = &d[off..];
+    let (adj, fib) = match route {
+        Route::Adjacency(a) => (Some(a), None),
+        Route::Lookup(vrf) => (None, snap.fib_of(vrf)),
+    };
     // Control-word nibbles 0 and 1 (and anything else) are never IP.
     let (v4, ethertype) = match (ip::version(p), af) {
         (4, Af::V4 | Af::Any) => (true, ETHERTYPE_IPV4),
@@ -431,11 +464,11 @@ fn ip_plan(
     }
     let (ttl_at, ip_ttl, kind, dst_adj) = if v4 {
         ip::check_ipv4(p)?;
-        let dst = adj.map_or_else(|| snap.fib.lookup_v4(ip::ipv4_dst(p)), Some);
+        let dst = adj.or_else(|| fib.and_then(|f| f.lookup_v4(ip::ipv4_dst(p))));
         (off + IPV4_TTL_OFFSET, p[IPV4_TTL_OFFSET], TtlKind::Ipv4, dst)
     } else {
         ip::check_ipv6(p)?;
-        let dst = adj.map_or_else(|| snap.fib.lookup_v6(ip::ipv6_dst(p)), Some);
+        let dst = adj.or_else(|| fib.and_then(|f| f.lookup_v6(ip::ipv6_dst(p))));
         (off + IPV6_HOP_LIMIT_OFFSET, p[IPV6_HOP_LIMIT_OFFSET], TtlKind::Byte, dst)
     };
     let ttl = if pipe {

@@ -18,9 +18,55 @@ const MAC_B: [u8; 6] = [2, 0, 0, 0, 0, 0x0b];
 const PORT_A: [u8; 6] = [2, 0, 0, 0, 0x0c, 0x0a];
 const PORT_B: [u8; 6] = [2, 0, 0, 0, 0x0c, 0x0b];
 
-/// The seed config plus an IPv6 (6PE) network 2001:db8:1::/48 via DeviceB with label 48200.
+/// The test config's VPN instance `vpna` (VRF 1): a port `to-CE` bound to it with two
+/// CEs, one of them at DeviceA's address (another table), the seed's two routes inside
+/// it and the /24 as a VPN network (first dynamic label, 48000); and label 18 as a
+/// static egress LSP.
+pub(crate) const VPN: &str = r#"
+[[vpn_instance]]
+name = "vpna"
+[vpn_instance.ipv4]
+route_distinguisher = "100:1"
+vpn_target_export = ["100:1"]
+vpn_target_import = ["100:1"]
+[[port]]
+name = "to-CE"
+mac = "02:00:00:00:0c:0e"
+vpn_instance = "vpna"
+[[neighbor]]
+ip = "192.168.10.1"
+mac = "02:00:00:00:01:0a"
+port = "to-CE"
+[[neighbor]]
+ip = "192.168.30.1"
+mac = "02:00:00:00:01:0b"
+port = "to-CE"
+[[static_route]]
+vpn_instance = "vpna"
+prefix = "10.1.1.0/24"
+next_hop = "192.168.10.1"
+[[static_route]]
+vpn_instance = "vpna"
+prefix = "10.1.1.0/30"
+next_hop = "192.168.30.1"
+[[bgp.network]]
+vpn_instance = "vpna"
+prefix = "10.1.1.0/24"
+[mpls]
+lsr_id = "3.3.3.3"
+[[mpls.static_lsp]]
+name = "self"
+in_label = 18
+"#;
+
+/// The VPN label of vpna's 10.1.1.0/24 and the static egress LSP's label.
+pub(crate) const VPN_LABEL: u32 = 48000;
+pub(crate) const TRANSPORT_LABEL: u32 = 18;
+
+/// The seed config plus an IPv6 (6PE) network 2001:db8:1::/48 via DeviceB with label
+/// 48200, and [`VPN`]; pop-go on or off in both the BGP view and the VPN instance.
 fn config(pop_go: bool, ttl: TtlMode) -> Config {
-    let text = format!("{SEED}\n[[neighbor]]\nip = \"fd00::b\"\nmac = \"02:00:00:00:00:0b\"\nport = \"to-B\"\n");
+    let text = format!("{SEED}\n[[neighbor]]\nip = \"fd00::b\"\nmac = \"02:00:00:00:00:0b\"\nport = \"to-B\"\n{VPN}");
     // Neighbors must precede the routes that use them in the file; splice the v6 route
     // and network in through the API instead.
     let mut c = Config::parse(&text).unwrap();
@@ -38,6 +84,7 @@ fn config(pop_go: bool, ttl: TtlMode) -> Config {
     .unwrap();
     let b = c.bgp.as_mut().unwrap();
     b.pop_go = pop_go;
+    c.vpn_instances[0].v4.as_mut().unwrap().pop_go = pop_go;
     c.ttl_mode = ttl;
     c
 }
@@ -355,6 +402,7 @@ fn a_commit_before_the_first_burst_counts_as_a_swap_from_the_start_generation() 
 }
 
 mod structured;
+mod vpn;
 
 /// Generated traffic through the data path: the traffic module builds frames and
 /// configs, the data path must forward them.

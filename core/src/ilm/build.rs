@@ -27,6 +27,8 @@ pub enum BuildError {
     LabelsExhausted { base: u32 },
     #[error("too many neighbors ({count}); at most 65535")]
     TooManyAdjacencies { count: usize },
+    #[error("line {line}: mpls.static_lsp.in_label: label {label} is also a BGP label")]
+    TransportLabelTaken { label: u32, line: usize },
 }
 
 /// Control-side maps kept next to the published snapshot so that [`patch`](super::patch()) can apply
@@ -39,7 +41,8 @@ pub enum BuildError {
 /// route.
 #[derive(Clone, Debug, Default)]
 pub struct BuildIndex {
-    pub(super) adj_of: HashMap<IpAddr, u16>,
+    /// (VRF, next hop) -> adjacency: neighbors are next hops of their port's table.
+    pub(super) adj_of: HashMap<(u16, IpAddr), u16>,
     /// Network -> the chunk of the LSP table holding its row (and so its label).
     pub(super) lsp_chunk: FastMap<Prefix, u32>,
     /// Static labels of networks (the allocator skips them).
@@ -52,6 +55,7 @@ pub struct BuildIndex {
     pub(super) mode: Option<LabelMode>,
     pub(super) label_base: u32,
     pub(super) pop_go: bool,
+    pub(super) pop_go_v6: bool,
     pub(super) pipe: bool,
 }
 
@@ -76,6 +80,32 @@ pub(super) fn entry_for(mode: LabelMode, pop_go: bool, af: Af, adj: u16, pipe: b
         _ if pop_go => IlmEntry::pop_go(af, adj, pipe),
         _ => IlmEntry::pop_via(af, adj, pipe),
     }
+}
+
+/// The FIB of VRF `vrf` among `fibs` (index 0: the public table), grown as needed.
+pub(super) fn fib_mut(fibs: &mut Vec<Fib>, vrf: u16) -> &mut Fib {
+    if fibs.len() <= vrf as usize {
+        fibs.resize_with(vrf as usize + 1, Fib::new);
+    }
+    &mut fibs[vrf as usize]
+}
+
+/// The networks of `cfg` in label allocation order: its `network`s, then for each VPN
+/// family with `import-route static` the first route of every prefix of that family
+/// that is not a network already.
+pub fn networks_of(cfg: &Config) -> Vec<crate::config::Network> {
+    let Some(b) = &cfg.bgp else { return Vec::new() };
+    let mut out = b.networks.clone();
+    if b.vpn_families.iter().any(|f| f.import_static) {
+        let mut seen: crate::config::FastSet<Prefix> = out.iter().map(|n| n.prefix).collect();
+        for r in &cfg.static_routes {
+            let p = r.prefix;
+            if p.vrf != 0 && b.vpn_family(p.vrf, p.is_v4()).is_some_and(|f| f.import_static) && seen.insert(p) {
+                out.push(crate::config::Network { prefix: p, label: None, line: r.line });
+            }
+        }
+    }
+    out
 }
 
 pub(super) fn af_of(p: Prefix) -> Af {
@@ -129,7 +159,7 @@ pub fn build_indexed(cfg: &Config, generation: u64) -> Result<(Snapshot, BuildIn
     let pipe = cfg.ttl_mode == TtlMode::Pipe;
     let mut adjacencies = Vec::with_capacity(cfg.neighbors.len());
     let mut next_hops = Vec::with_capacity(cfg.neighbors.len());
-    let mut adj_of: HashMap<IpAddr, u16> = HashMap::new();
+    let mut adj_of: HashMap<(u16, IpAddr), u16> = HashMap::new();
     for (i, n) in cfg.neighbors.iter().enumerate() {
         // Config checking guarantees the port exists.
         let port = cfg.port_index(&n.port).unwrap_or(0);
@@ -138,14 +168,14 @@ pub fn build_indexed(cfg: &Config, generation: u64) -> Result<(Snapshot, BuildIn
         macs[6..].copy_from_slice(&cfg.ports[port].mac);
         adjacencies.push(Adjacency { macs, port: port as u16 });
         next_hops.push(n.ip);
-        adj_of.insert(n.ip, i as u16);
+        adj_of.insert((n.vrf, n.ip), i as u16);
     }
 
     // Size each prefix length's table once (a bulk load then neither rehashes nor
     // re-splits shards).
     let mut fib = Fib::new();
     let mut per_len = [[0usize; 129]; 2];
-    for r in &cfg.static_routes {
+    for r in cfg.static_routes.iter().filter(|r| r.prefix.vrf == 0) {
         per_len[usize::from(!r.prefix.is_v4())][r.prefix.len.min(128) as usize] += 1;
     }
     for (len, n) in per_len[0].iter().enumerate().filter(|(_, n)| **n > 0) {
@@ -156,32 +186,50 @@ pub fn build_indexed(cfg: &Config, generation: u64) -> Result<(Snapshot, BuildIn
     }
     // The first route for a prefix wins (no ECMP); later ones with the same prefix are
     // kept in the config but not installed.
+    let mut fibs = vec![fib];
     for r in &cfg.static_routes {
-        let Some(&adj) = adj_of.get(&r.next_hop) else { continue };
-        if fib_get(&fib, r.prefix).is_none() {
-            fib_insert(&mut fib, r.prefix, adj);
+        let Some(&adj) = adj_of.get(&(r.prefix.vrf, r.next_hop)) else { continue };
+        let f = fib_mut(&mut fibs, r.prefix.vrf);
+        if fib_get(f, r.prefix).is_none() {
+            fib_insert(f, r.prefix, adj);
         }
     }
+    fibs.resize_with(cfg.vpn_instances.iter().map(|v| v.id as usize + 1).max().unwrap_or(1).max(fibs.len()), Fib::new);
 
     let mut ilm = Ilm::new();
     let mut lsps = LspTable::new();
     let mut idx = BuildIndex { pipe, ..Default::default() };
+    let transport = cfg.mpls.as_ref().map_or(&[][..], |m| &m.static_lsps[..]);
+    for l in transport {
+        ilm.set(l.in_label, IlmEntry::transport(pipe));
+    }
     if let Some(bgp) = &cfg.bgp {
         let mut static_labels = LabelSet::default();
         for l in bgp.networks.iter().filter_map(|n| n.label) {
             static_labels.insert(l);
         }
+        // The allocator skips the static LSPs' labels like the networks' static ones.
+        for l in transport {
+            if !static_labels.insert(l.in_label) {
+                return Err(BuildError::TransportLabelTaken { label: l.in_label, line: l.line });
+            }
+        }
+        let networks = networks_of(cfg);
         let mut next = bgp.label_base;
         let mut used = LabelSet::default();
         let mut lsp_chunk: FastMap<Prefix, u32> = FastMap::default();
-        lsp_chunk.reserve(bgp.networks.len());
-        let mut per_nh: HashMap<IpAddr, u32> = HashMap::new();
-        let mut instance_label = None;
-        let no_labels = LabelSet::default();
-        for n in &bgp.networks {
-            let adj = fib_get(&fib, n.prefix).ok_or(BuildError::NoRoute { prefix: n.prefix, line: n.line })?;
+        lsp_chunk.reserve(networks.len());
+        let mut per_nh: HashMap<(u16, IpAddr), u32> = HashMap::new();
+        let mut instance_label: HashMap<u16, u32> = HashMap::new();
+        // Per-nexthop and per-instance labels come from the same range as per-route ones
+        // and skip the static labels too (a VPN's share the range with the public ones).
+        for n in &networks {
+            let vrf = n.prefix.vrf;
+            let adj =
+                fib_get(&fibs[vrf as usize], n.prefix).ok_or(BuildError::NoRoute { prefix: n.prefix, line: n.line })?;
             let nh = next_hops[adj as usize];
-            let label = match bgp.label_mode {
+            let (label_mode, pop_go) = cfg.label_params(vrf, n.prefix.is_v4());
+            let label = match label_mode {
                 LabelMode::PerRoute => {
                     let label = match n.label {
                         Some(l) => l,
@@ -192,24 +240,24 @@ pub fn build_indexed(cfg: &Config, generation: u64) -> Result<(Snapshot, BuildIn
                     }
                     label
                 }
-                LabelMode::PerNexthop => match per_nh.get(&nh) {
+                LabelMode::PerNexthop => match per_nh.get(&(vrf, nh)) {
                     Some(l) => *l,
                     None => {
-                        let l = alloc_label(&mut next, &no_labels, bgp.label_base)?;
-                        per_nh.insert(nh, l);
+                        let l = alloc_label(&mut next, &static_labels, bgp.label_base)?;
+                        per_nh.insert((vrf, nh), l);
                         l
                     }
                 },
-                LabelMode::PerInstance => match instance_label {
-                    Some(l) => l,
+                LabelMode::PerInstance => match instance_label.get(&vrf) {
+                    Some(l) => *l,
                     None => {
-                        let l = alloc_label(&mut next, &no_labels, bgp.label_base)?;
-                        instance_label = Some(l);
+                        let l = alloc_label(&mut next, &static_labels, bgp.label_base)?;
+                        instance_label.insert(vrf, l);
                         l
                     }
                 },
             };
-            ilm.set(label, entry_for(bgp.label_mode, bgp.pop_go, af_of(n.prefix), adj, pipe));
+            ilm.set(label, entry_for(label_mode, pop_go, af_of(n.prefix), adj, pipe).in_vrf(vrf));
             lsp_chunk.insert(n.prefix, lsps.push(Lsp { fec: n.prefix, in_label: label }));
         }
         idx.static_labels = static_labels;
@@ -219,13 +267,17 @@ pub fn build_indexed(cfg: &Config, generation: u64) -> Result<(Snapshot, BuildIn
         idx.mode = Some(bgp.label_mode);
         idx.label_base = bgp.label_base;
         idx.pop_go = bgp.pop_go;
+        idx.pop_go_v6 = bgp.pop_go_v6();
     }
     idx.adj_of = adj_of;
+    let mut fibs = fibs.into_iter();
+    let fib = fibs.next().unwrap_or_default();
     let snap = Snapshot {
         ilm,
         adjacencies: Arc::new(adjacencies),
         next_hops: Arc::new(next_hops),
         fib: Arc::new(fib),
+        vrf_fibs: Arc::new(fibs.map(Arc::new).collect()),
         ports: cfg.ports.len(),
         lsps: Arc::new(lsps),
         pipe,
@@ -244,13 +296,15 @@ pub fn first_difference(a: &Snapshot, b: &Snapshot, cfg: &Config) -> Option<Stri
     if a.lsp_rows().ne(b.lsp_rows()) {
         return Some("LSP rows".into());
     }
-    if a.fib.len() != b.fib.len() {
-        return Some(format!("FIB size {} vs {}", a.fib.len(), b.fib.len()));
+    let size = |s: &Snapshot| (s.fib.len(), s.vrf_fibs.iter().map(|f| f.len()).collect::<Vec<_>>());
+    if size(a) != size(b) {
+        return Some(format!("FIB sizes {:?} vs {:?}", size(a), size(b)));
     }
     for r in &cfg.static_routes {
+        let (fa, fb) = (a.fib_of(r.prefix.vrf), b.fib_of(r.prefix.vrf));
         let same = match r.prefix.addr {
-            IpAddr::V4(x) => a.fib.lookup_v4(x.into()) == b.fib.lookup_v4(x.into()),
-            IpAddr::V6(x) => a.fib.lookup_v6(x.into()) == b.fib.lookup_v6(x.into()),
+            IpAddr::V4(x) => fa.and_then(|f| f.lookup_v4(x.into())) == fb.and_then(|f| f.lookup_v4(x.into())),
+            IpAddr::V6(x) => fa.and_then(|f| f.lookup_v6(x.into())) == fb.and_then(|f| f.lookup_v6(x.into())),
         };
         if !same {
             return Some(format!("FIB answer for {}", r.prefix));

@@ -30,8 +30,12 @@ pub struct Snapshot {
     pub adjacencies: Arc<Vec<Adjacency>>,
     /// The next hop (neighbor address) of each adjacency, for displays.
     pub next_hops: Arc<Vec<IpAddr>>,
-    /// Shared with the previous snapshot when no static route changed.
+    /// The public table's FIB. Shared with the previous snapshot when no static route
+    /// changed.
     pub fib: Arc<Fib>,
+    /// The FIBs of the VPN instances: VRF id `v` at index `v - 1` (each shared while
+    /// its routes do not change).
+    pub vrf_fibs: Arc<Vec<Arc<Fib>>>,
     /// Number of output ports (port indices are `0..ports`).
     pub ports: usize,
     /// The BGP LSP table (FEC and label per network), for `display mpls lsp protocol
@@ -65,6 +69,7 @@ impl Snapshot {
             next_hops: Arc::new(vec![std::net::Ipv4Addr::UNSPECIFIED.into(); adjs.len()]),
             adjacencies: adjs,
             fib: Arc::new(Fib::new()),
+            vrf_fibs: Arc::new(Vec::new()),
             ports: 3,
             lsps: Arc::new(LspTable::new()),
             pipe: false,
@@ -81,10 +86,20 @@ impl Snapshot {
             adjacencies: Arc::clone(&self.adjacencies),
             next_hops: Arc::clone(&self.next_hops),
             fib: Arc::clone(&self.fib),
+            vrf_fibs: Arc::clone(&self.vrf_fibs),
             ports: self.ports,
             lsps: Arc::clone(&self.lsps),
             pipe: self.pipe,
             generation,
+        }
+    }
+
+    /// The FIB of VRF `vrf` (0: the public table); None for an unknown VRF.
+    #[inline(always)]
+    pub fn fib_of(&self, vrf: u16) -> Option<&Fib> {
+        match vrf {
+            0 => Some(&self.fib),
+            v => self.vrf_fibs.get(v as usize - 1).map(|f| &**f),
         }
     }
 
@@ -98,7 +113,7 @@ impl Snapshot {
         } else {
             None
         };
-        let adj = build::fib_get(&self.fib, l.fec);
+        let adj = self.fib_of(l.fec.vrf).and_then(|f| build::fib_get(f, l.fec));
         LspRow {
             fec: l.fec,
             in_label: l.in_label,

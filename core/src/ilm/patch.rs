@@ -11,6 +11,7 @@
 
 use super::build::{af_of, alloc_label, entry_for, fib_get, fib_insert, fib_remove, BuildIndex};
 use super::lsp::Lsp;
+use super::table::IlmOp;
 use super::table::{Ilm, IlmEntry};
 use super::{Fib, Snapshot};
 use crate::config::edit::Edit;
@@ -39,7 +40,7 @@ impl Delta {
         for e in edits {
             match e {
                 Edit::CreateBgp(_) | Edit::LabelMode(_) => d.rebuild = true,
-                Edit::PopGo(_) => {} // patch compares the final pop-go setting
+                Edit::PopGo(_) | Edit::PopGoV6(_) => {} // patch compares the final settings
                 Edit::AddNetwork(n) => d.networks_added.push(n.clone()),
                 Edit::DelNetwork(p) => d.networks_removed.push(*p),
                 Edit::AddRoute(r) => d.routes.push(r.prefix),
@@ -50,6 +51,8 @@ impl Delta {
                 | Edit::PeerFamily { .. }
                 | Edit::DelPeer(_)
                 | Edit::SetPeer(_) => {}
+                // VPN instances, bindings, MPLS: labels and tables move.
+                Edit::Vpn(_) => d.rebuild = true,
             }
         }
         d
@@ -65,22 +68,35 @@ pub const PATCH_MAX_ITEMS: usize = 64;
 pub trait PatchSource {
     /// TTL mode is pipe.
     fn pipe(&self) -> bool;
-    /// (label mode, label base, pop-go) of the BGP instance, if any.
-    fn bgp_params(&self) -> Option<(LabelMode, u32, bool)>;
+    /// (label mode, label base, pop-go, 6PE pop-go) of the BGP instance, if any.
+    fn bgp_params(&self) -> Option<(LabelMode, u32, bool, bool)>;
     /// Next hops of the static routes for `p`, in config order.
     fn next_hops(&self, p: Prefix) -> Vec<IpAddr>;
+    /// (label mode, pop-go, import-route static) of the networks of VPN instance `vrf`
+    /// (not 0) in family `v4` (true) or IPv6.
+    fn vrf_params(&self, vrf: u16, v4: bool) -> (LabelMode, bool, bool);
 }
 
 impl PatchSource for Config {
     fn pipe(&self) -> bool {
         self.ttl_mode == TtlMode::Pipe
     }
-    fn bgp_params(&self) -> Option<(LabelMode, u32, bool)> {
-        self.bgp.as_ref().map(|b| (b.label_mode, b.label_base, b.pop_go))
+    fn bgp_params(&self) -> Option<(LabelMode, u32, bool, bool)> {
+        self.bgp.as_ref().map(|b| (b.label_mode, b.label_base, b.pop_go, b.pop_go_v6()))
     }
     fn next_hops(&self, p: Prefix) -> Vec<IpAddr> {
         self.static_routes.iter().filter(|r| r.prefix == p).map(|r| r.next_hop).collect()
     }
+    fn vrf_params(&self, vrf: u16, v4: bool) -> (LabelMode, bool, bool) {
+        vrf_params_of(self, vrf, v4)
+    }
+}
+
+/// [`PatchSource::vrf_params`] of a config head (the networks are not read).
+pub fn vrf_params_of(cfg: &Config, vrf: u16, v4: bool) -> (LabelMode, bool, bool) {
+    let (mode, pop_go) = cfg.label_params(vrf, v4);
+    let import = cfg.bgp.as_ref().and_then(|b| b.vpn_family(vrf, v4)).is_some_and(|f| f.import_static);
+    (mode, pop_go, import)
 }
 
 /// Applies `delta` to `old` (built from the config before the change, with `idx` its
@@ -116,6 +132,17 @@ pub fn patch<C: PatchSource + ?Sized>(
     // changes.
     let mut ilm: Option<Ilm> = None;
     let mut fib: Option<Fib> = None;
+    let (pop_go, pop_go_v6) = bgp.map_or((false, false), |b| (b.2, b.3));
+    // The VPN instances' FIBs that change, by VRF id.
+    let mut vrf_fibs: Vec<(u16, Fib)> = Vec::new();
+    // A VPN network's label settings; the public table's are the BGP instance's.
+    let params = |p: Prefix| -> (LabelMode, bool, bool) {
+        if p.vrf == 0 {
+            (mode, if p.is_v4() { pop_go } else { pop_go_v6 }, false)
+        } else {
+            cfg.vrf_params(p.vrf, p.is_v4())
+        }
+    };
     // Shared until a network is added or removed (a route change leaves it alone).
     let mut lsps = Arc::clone(&old.lsps);
     macro_rules! ilm {
@@ -124,19 +151,25 @@ pub fn patch<C: PatchSource + ?Sized>(
         };
     }
 
-    // 1. pop-go toggled: every label's entry changes operation. POP entries keep their
-    //    route's adjacency, so this flips the operation bits of every entry.
-    let pop_go = bgp.is_some_and(|b| b.2);
-    if pop_go != idx.pop_go {
-        idx.pop_go = pop_go;
+    // 1. pop-go toggled (the BGP view's for IPv4, 6PE's for IPv6): every public label's
+    //    entry of that family changes operation. POP entries keep their route's
+    //    adjacency, so this flips the operation bits of every entry.
+    if (pop_go, pop_go_v6) != (idx.pop_go, idx.pop_go_v6) {
+        (idx.pop_go, idx.pop_go_v6) = (pop_go, pop_go_v6);
         if mode != LabelMode::PerInstance && !lsps.is_empty() {
-            ilm!().map_entries(|e| e.with_pop_go(pop_go));
+            ilm!().map_entries(|e| {
+                if e.vrf() != 0 || e.op() == Some(IlmOp::Transport) {
+                    e
+                } else {
+                    e.with_pop_go(if e.af() == crate::ilm::Af::V6 { pop_go_v6 } else { pop_go })
+                }
+            });
         }
     }
 
     // 2. Removed networks (per-route only: other modes share labels).
     for p in &delta.networks_removed {
-        if mode != LabelMode::PerRoute {
+        if params(*p).0 != LabelMode::PerRoute || params(*p).2 {
             return None;
         }
         let chunk = idx.lsp_chunk.remove(p)?;
@@ -167,11 +200,30 @@ pub fn patch<C: PatchSource + ?Sized>(
     touched.sort_unstable();
     touched.dedup();
     for p in touched {
-        let now = cfg.next_hops(p).into_iter().find_map(|nh| idx.adj_of.get(&nh).copied());
-        if fib_get(&old.fib, p) == now {
-            continue;
+        let (p_mode, p_pop_go, import) = params(p);
+        if import {
+            return None; // the instance's networks follow its routes
         }
-        let f = fib.get_or_insert_with(|| (*old.fib).clone());
+        let now = cfg.next_hops(p).into_iter().find_map(|nh| idx.adj_of.get(&(p.vrf, nh)).copied());
+        let f = if p.vrf == 0 {
+            if fib_get(&old.fib, p) == now {
+                continue;
+            }
+            fib.get_or_insert_with(|| (*old.fib).clone())
+        } else {
+            let old_f = old.fib_of(p.vrf)?;
+            let at = match vrf_fibs.iter().position(|(v, _)| *v == p.vrf) {
+                Some(at) => at,
+                None => {
+                    if fib_get(old_f, p) == now {
+                        continue;
+                    }
+                    vrf_fibs.push((p.vrf, old_f.clone()));
+                    vrf_fibs.len() - 1
+                }
+            };
+            &mut vrf_fibs[at].1
+        };
         match now {
             Some(adj) => fib_insert(f, p, adj),
             None => fib_remove(f, p),
@@ -179,23 +231,25 @@ pub fn patch<C: PatchSource + ?Sized>(
         let Some(&chunk) = idx.lsp_chunk.get(&p) else { continue };
         // A network's route changed next hop.
         let adj = now?;
-        if mode == LabelMode::PerNexthop {
+        if p_mode == LabelMode::PerNexthop {
             return None; // its label is the next hop's: labels move
         }
-        if mode == LabelMode::PerRoute {
+        if p_mode == LabelMode::PerRoute {
             let label = lsps.at(lsps.position_in(chunk, p)?).in_label;
-            ilm!().set(label, entry_for(mode, pop_go, af_of(p), adj, pipe));
+            ilm!().set(label, entry_for(p_mode, p_pop_go, af_of(p), adj, pipe).in_vrf(p.vrf));
         }
     }
 
     // 4. Added networks, appended in order.
     for n in &delta.networks_added {
-        if mode != LabelMode::PerRoute || idx.lsp_chunk.contains_key(&n.prefix) {
+        let (n_mode, n_pop_go, import) = params(n.prefix);
+        if n_mode != LabelMode::PerRoute || import || idx.lsp_chunk.contains_key(&n.prefix) {
             return None;
         }
-        let adj = match &fib {
-            Some(f) => fib_get(f, n.prefix),
-            None => fib_get(&old.fib, n.prefix),
+        let vrf = n.prefix.vrf;
+        let adj = match (vrf, &fib, vrf_fibs.iter().find(|(v, _)| *v == vrf)) {
+            (0, Some(f), _) | (_, _, Some((_, f))) => fib_get(f, n.prefix),
+            _ => fib_get(old.fib_of(vrf)?, n.prefix),
         }?;
         let label = match n.label {
             Some(l) => {
@@ -208,7 +262,7 @@ pub fn patch<C: PatchSource + ?Sized>(
             None => alloc_label(&mut idx.next_dynamic, &idx.static_labels, idx.label_base).ok()?,
         };
         idx.used.insert(label);
-        ilm!().set(label, entry_for(mode, pop_go, af_of(n.prefix), adj, pipe));
+        ilm!().set(label, entry_for(n_mode, n_pop_go, af_of(n.prefix), adj, pipe).in_vrf(vrf));
         idx.lsp_chunk.insert(n.prefix, Arc::make_mut(&mut lsps).push(Lsp { fec: n.prefix, in_label: label }));
     }
 
@@ -217,6 +271,15 @@ pub fn patch<C: PatchSource + ?Sized>(
         adjacencies: Arc::clone(&old.adjacencies),
         next_hops: Arc::clone(&old.next_hops),
         fib: fib.map_or_else(|| Arc::clone(&old.fib), Arc::new),
+        vrf_fibs: if vrf_fibs.is_empty() {
+            Arc::clone(&old.vrf_fibs)
+        } else {
+            let mut all: Vec<Arc<Fib>> = old.vrf_fibs.to_vec();
+            for (v, f) in vrf_fibs {
+                all[v as usize - 1] = Arc::new(f);
+            }
+            Arc::new(all)
+        },
         ports: old.ports,
         lsps,
         pipe,

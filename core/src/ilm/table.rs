@@ -16,8 +16,12 @@ pub const ILM_SLOTS: usize = 1 << 20;
 pub enum IlmOp {
     /// Pop, then send out of the adjacency recorded in the entry (no IP lookup).
     PopGo,
-    /// Pop, then look the destination up in the FIB by longest prefix match.
+    /// Pop, then look the destination up in the FIB of the entry's VRF by longest
+    /// prefix match.
     Pop,
+    /// A label of this device's own transport LSP (static egress LSP): pop it and go on
+    /// with the label below; at the bottom of the stack, route by IP in the public FIB.
+    Transport,
 }
 
 /// Address family an entry carries.
@@ -29,7 +33,9 @@ pub enum Af {
     Any,
 }
 
-/// A compact ILM entry: `op(2) | af(2) | pipe(1) | unused(11) | adjacency(16)`.
+/// A compact ILM entry: `op(2) | af(2) | pipe(1) | vrf(11) | adjacency(16)`. The VRF
+/// (0: the public table) says which FIB a POP entry looks the destination up in, and
+/// which VPN instance a POPGO entry's route belongs to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 #[repr(transparent)]
 pub struct IlmEntry(u32);
@@ -39,6 +45,9 @@ const AF_SHIFT: u32 = 28;
 const PIPE_BIT: u32 = 1 << 27;
 const OP_POPGO: u32 = 1;
 const OP_POP: u32 = 2;
+const OP_TRANSPORT: u32 = 3;
+const VRF_SHIFT: u32 = 16;
+const VRF_MASK: u32 = 0x7ff;
 
 impl IlmEntry {
     /// The empty slot.
@@ -62,11 +71,28 @@ impl IlmEntry {
         IlmEntry((OP_POP << OP_SHIFT) | (af_bits(af) << AF_SHIFT) | pipe_bit(pipe) | adj as u32)
     }
 
+    /// A static egress LSP's label: pop and go on with the next label.
+    pub const fn transport(pipe: bool) -> IlmEntry {
+        IlmEntry((OP_TRANSPORT << OP_SHIFT) | (af_bits(Af::Any) << AF_SHIFT) | pipe_bit(pipe))
+    }
+
+    /// The same entry in VRF `vrf` (at most 2047; 0 is the public table).
+    pub const fn in_vrf(self, vrf: u16) -> IlmEntry {
+        IlmEntry((self.0 & !(VRF_MASK << VRF_SHIFT)) | ((vrf as u32 & VRF_MASK) << VRF_SHIFT))
+    }
+
+    /// The VRF of the entry's route (0: the public table).
+    #[inline(always)]
+    pub const fn vrf(self) -> u16 {
+        ((self.0 >> VRF_SHIFT) & VRF_MASK) as u16
+    }
+
     /// The same entry with operation POPGO (`on`) or POP, keeping the family, the pipe
-    /// bit and the adjacency. The empty slot stays empty.
+    /// bit, the VRF and the adjacency. The empty slot and transport entries stay as
+    /// they are.
     #[inline]
     pub const fn with_pop_go(self, on: bool) -> IlmEntry {
-        if self.is_empty() {
+        if self.is_empty() || self.0 >> OP_SHIFT == OP_TRANSPORT {
             return self;
         }
         let op = if on { OP_POPGO } else { OP_POP };
@@ -83,6 +109,7 @@ impl IlmEntry {
         match self.0 >> OP_SHIFT {
             OP_POPGO => Some(IlmOp::PopGo),
             OP_POP => Some(IlmOp::Pop),
+            OP_TRANSPORT => Some(IlmOp::Transport),
             _ => None,
         }
     }

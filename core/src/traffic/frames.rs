@@ -120,3 +120,45 @@ pub fn seed_frames() -> Vec<SeedFrame> {
         },
     ]
 }
+
+/// The labels of `pcaps/l3vpn.toml`: the egress's own transport label (a static egress
+/// LSP) and the VPN labels of vpna's and vpnb's 10.1.1.0/24 (the first dynamic labels
+/// from `label_base = 16`).
+pub const L3VPN_TRANSPORT: u32 = 18;
+pub const L3VPN_VPNA: u32 = 16;
+pub const L3VPN_VPNB: u32 = 17;
+
+/// The L3VPN capture (`pcaps/l3vpn.pcap`): traffic from the ingress PE to 10.1.1.x in
+/// two VPN instances whose prefixes overlap, with and without the transport label on
+/// top (label 18 over label 16 is the two-level stack of the public MPLS sample
+/// captures), and two frames that must be dropped.
+pub fn l3vpn_frames() -> Vec<SeedFrame> {
+    let d = Ipv4Addr::new(172, 16, 0, 1);
+    let to = |host: u8| ipv4_udp(d, Ipv4Addr::new(10, 1, 1, host), 64, 46);
+    let (t, a, b) = (L3VPN_TRANSPORT, L3VPN_VPNA, L3VPN_VPNB);
+    vec![
+        SeedFrame {
+            frame: seed_mpls(&[(t, 64), (a, 255)], &to(1)),
+            what: "vpna 10.1.1.1, transport 18 over VPN label 16",
+        },
+        SeedFrame {
+            frame: seed_mpls(&[(t, 64), (b, 255)], &to(1)),
+            what: "vpnb 10.1.1.1, transport 18 over VPN label 17",
+        },
+        SeedFrame { frame: seed_mpls(&[(a, 64)], &to(2)), what: "vpna 10.1.1.2, VPN label 16 alone (PHP)" },
+        SeedFrame { frame: seed_mpls(&[(b, 64)], &to(3)), what: "vpnb 10.1.1.3, VPN label 17 alone (PHP)" },
+        SeedFrame {
+            frame: seed_mpls(&[(t, 64), (a, 255)], &to(5)),
+            what: "vpna 10.1.1.5, transport 18 over VPN label 16",
+        },
+        SeedFrame {
+            frame: seed_mpls(&[(t, 64), (b, 255)], &to(5)),
+            what: "vpnb 10.1.1.5, transport 18 over VPN label 17",
+        },
+        SeedFrame { frame: seed_mpls(&[(t, 64), (99, 255)], &to(1)), what: "bad: unknown VPN label 99 (no_ilm_entry)" },
+        SeedFrame {
+            frame: seed_mpls(&[(t, 64)], &to(1)),
+            what: "bad: transport label alone: no public route (no_route)",
+        },
+    ]
+}

@@ -101,6 +101,7 @@ struct RawLabels {
     depth: Option<usize>,
     explicit_null_share: Option<f64>,
     entropy_share: Option<f64>,
+    transport_label: Option<u32>,
 }
 
 #[derive(Deserialize, Default)]
@@ -163,6 +164,9 @@ pub struct Profile {
     pub depth: usize,
     pub explicit_null_share: f64,
     pub entropy_share: f64,
+    /// The egress's own transport label on top of every well-formed frame (a static
+    /// egress LSP in [`Profile::config`]), or none.
+    pub transport_label: Option<u32>,
     pub vlan_share: f64,
     pub vlan_tags: usize,
     /// [`Draws::Every`] for a profile read from TOML ([`Draws::Used`] for `gen synth`).
@@ -209,6 +213,25 @@ fn frame_size(key: &'static str, v: &toml::Value) -> Result<usize, ProfileError>
         Some(n) => Err(invalid(key, format!("frame size {n} is not in 14..={MAX_FRAME_BYTES}"))),
         None => Err(invalid(key, format!("{v} is not a frame size, a list of sizes or \"imix\""))),
     }
+}
+
+/// Checks a transport label for traffic whose service labels are `first ..` (`count` of
+/// them, twice that with IPv6): 16..=1048575 and outside the service labels.
+pub fn check_transport_label(t: u32, first: u32, count: u32, v6: bool) -> Result<u32, String> {
+    let end = first as u64 + count as u64 * if v6 { 2 } else { 1 };
+    if !(16..=crate::wire::mpls::LABEL_MAX).contains(&t) {
+        return Err(format!("{t} is outside 16..=1048575"));
+    }
+    if (first as u64..end).contains(&(t as u64)) {
+        return Err(format!("{t} is one of the service labels {first}..{end}"));
+    }
+    Ok(t)
+}
+
+/// The `[mpls]` section that makes `t` this device's own transport label (a static
+/// egress LSP), for generated configs.
+pub fn transport_toml(t: u32) -> String {
+    format!("\n[mpls]\nlsr_id = \"10.255.255.255\"\n\n[[mpls.static_lsp]]\nname = \"transport\"\nin_label = {t}\n")
 }
 
 impl Profile {
@@ -312,6 +335,13 @@ impl Profile {
             depth,
             explicit_null_share: share("labels.explicit_null_share", l.explicit_null_share)?,
             entropy_share: share("labels.entropy_share", l.entropy_share)?,
+            transport_label: match l.transport_label {
+                None => None,
+                Some(t) => Some(
+                    check_transport_label(t, first_label, label_count, ipv6_share > 0.0)
+                        .map_err(|m| invalid("labels.transport_label", m))?,
+                ),
+            },
             vlan_share: share("vlan.share", raw.vlan.share)?,
             vlan_tags,
             draws: Draws::Every,
@@ -408,6 +438,9 @@ impl Profile {
                 continue;
             }
             labels.clear();
+            if let Some(t) = self.transport_label {
+                labels.push((t, 64));
+            }
             if null {
                 let n = if v6 { LABEL_IPV6_EXPLICIT_NULL } else { LABEL_IPV4_EXPLICIT_NULL };
                 labels.push((n, 64));
@@ -494,6 +527,9 @@ impl Profile {
                     synth_v6_dst(l6)
                 );
             }
+        }
+        if let Some(t) = self.transport_label {
+            s.push_str(&transport_toml(t));
         }
         let _ = writeln!(s, "\n[bgp]\nas = 100\nlabel_mode = \"per-route\"\npop_go = true\nlabel_base = 16");
         for r in 0..self.label_count {

@@ -32,6 +32,8 @@ pub struct Synth {
     /// Label stack depth: the BGP label plus `depth - 1` labels below it.
     pub depth: usize,
     pub seed: u64,
+    /// A transport label on top of every frame (see [`Profile::transport_label`]).
+    pub transport_label: Option<u32>,
 }
 
 impl Default for Synth {
@@ -45,6 +47,7 @@ impl Default for Synth {
             v6_share: 0.0,
             depth: 1,
             seed: 1,
+            transport_label: None,
         }
     }
 }
@@ -95,6 +98,16 @@ impl Synth {
         if !(1..=8).contains(&self.depth) {
             return Err(format!("--depth {} must be in 1..=8", self.depth));
         }
+        if let Some(t) = self.transport_label {
+            if self.depth > 7 {
+                return Err("depth must be in 1..=7 with a transport label".into());
+            }
+            super::profile::check_transport_label(t, self.first_label, self.labels, self.v6_share > 0.0)
+                .map_err(|m| format!("transport label {m}"))?;
+            if self.size < min + 4 {
+                return Err(format!("size {} must be at least {} with a transport label", self.size, min + 4));
+            }
+        }
         Ok(())
     }
 
@@ -116,6 +129,7 @@ impl Synth {
             depth: self.depth,
             explicit_null_share: 0.0,
             entropy_share: 0.0,
+            transport_label: self.transport_label,
             vlan_share: 0.0,
             vlan_tags: 1,
             draws: Draws::Used,
@@ -332,6 +346,31 @@ mod tests {
         assert!((150..350).contains(&v6), "v6 share {v6}/500");
         assert!(first > 100, "zipf rank 1 is most frequent: {first}");
         assert!(Synth { size: 20, ..Synth::default() }.check().is_err());
+    }
+
+    #[test]
+    fn a_transport_label_goes_on_top_and_the_config_pops_it() {
+        let s = Synth { count: 200, labels: 10, first_label: 100, transport_label: Some(18), ..Synth::default() };
+        let mut frames = Vec::new();
+        s.generate(|_, f| frames.push(f.to_vec())).unwrap();
+        for f in &frames {
+            let st = LabelStack::new_checked(&f[14..]).unwrap();
+            let l: Vec<u32> = st.entries().map(|e| e.label()).collect();
+            assert!(l.len() == 2 && l[0] == 18 && (100..110).contains(&l[1]), "{l:?}");
+        }
+        let mut cfg = synth_config(100, 10, 4, 16, false);
+        cfg.push_str(&super::super::profile::transport_toml(18));
+        let snap = crate::ilm::build(&crate::config::Config::parse(&cfg).unwrap(), 0).unwrap();
+        for f in &frames {
+            assert!(crate::dataplane::burst::classify_frame(&snap, f, &mut Default::default()).is_ok());
+        }
+        for bad in [16, 105, 0, 1 << 20] {
+            assert!(
+                Synth { first_label: 100, labels: 10, transport_label: Some(bad), ..Synth::default() }.check().is_err()
+                    == (bad != 16),
+                "{bad}"
+            );
+        }
     }
 
     /// `gen synth` captures made by earlier builds, the benches and the comparison

@@ -41,6 +41,7 @@ fn all_snaps() -> [(&'static str, &'static Snapshot); 4] {
 /// The labels the test config binds: 10.1.1.0/24 (IPv4) and 2001:db8:1::/48 (IPv6).
 const V4_LABEL: u32 = 48122;
 const V6_LABEL: u32 = 48200;
+use super::{TRANSPORT_LABEL, VPN_LABEL};
 
 /// Which frames a generator builds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -127,14 +128,20 @@ fn eli_pair() -> impl Strategy<Value = Vec<Lse>> {
     (lse(Just(7u32)), lse(16u32..1 << 20)).prop_map(|(a, b)| vec![a, b])
 }
 
-/// Above the labels that decide: explicit nulls (either family) and ELI/EL pairs.
+/// Above the labels that decide: explicit nulls (either family), the static egress
+/// LSP's transport label and ELI/EL pairs.
 fn filler() -> impl Strategy<Value = Vec<Lse>> {
-    prop_oneof![lse(prop_oneof![Just(0u32), Just(2u32)]).prop_map(|e| vec![e]), eli_pair()]
+    prop_oneof![lse(prop_oneof![Just(0u32), Just(2u32), Just(TRANSPORT_LABEL)]).prop_map(|e| vec![e]), eli_pair()]
 }
 
-/// A config label followed by 0-2 ELI/EL pairs.
+/// A config label (public IPv4 or IPv6, or the VPN instance's) followed by 0-2 ELI/EL
+/// pairs.
 fn service(v4_only: bool) -> impl Strategy<Value = Vec<Lse>> {
-    let label = if v4_only { Just(V4_LABEL).boxed() } else { prop_oneof![Just(V4_LABEL), Just(V6_LABEL)].boxed() };
+    let label = if v4_only {
+        prop_oneof![Just(V4_LABEL), Just(VPN_LABEL)].boxed()
+    } else {
+        prop_oneof![Just(V4_LABEL), Just(V6_LABEL), Just(VPN_LABEL)].boxed()
+    };
     (lse(label), prop::collection::vec(eli_pair(), 0..=2)).prop_map(|(l, pairs)| {
         let mut v = vec![l];
         v.extend(pairs.into_iter().flatten());
@@ -397,11 +404,20 @@ fn model(s: &Snapshot, f: &[u8]) -> Outcome {
         }
     }
     let entry = |i: usize| stack.get(i).copied().ok_or(D::TruncatedLabelStack);
-    let ttl_in = entry(0)?.2;
+    let mut ttl_in = entry(0)?.2;
 
     enum End {
-        Ip { af: Af, pipe: bool, adj: Option<u16> },
-        Mpls { pipe: bool, adj: u16 },
+        /// `vrf`: the table a FIB lookup uses.
+        Ip {
+            af: Af,
+            pipe: bool,
+            adj: Option<u16>,
+            vrf: u16,
+        },
+        Mpls {
+            pipe: bool,
+            adj: u16,
+        },
     }
     let mut i = 0; // next entry
     let mut pops = 0;
@@ -414,7 +430,7 @@ fn model(s: &Snapshot, f: &[u8]) -> Outcome {
         if label == 0 || label == 2 {
             i += 1;
             if bos {
-                break End::Ip { af: if label == 0 { Af::V4 } else { Af::V6 }, pipe: s.pipe, adj: None };
+                break End::Ip { af: if label == 0 { Af::V4 } else { Af::V6 }, pipe: s.pipe, adj: None, vrf: 0 };
             }
         } else if label == 7 {
             let el = stack.get(i + 1).filter(|_| !bos).ok_or(D::EntropyMalformed)?;
@@ -444,10 +460,20 @@ fn model(s: &Snapshot, f: &[u8]) -> Outcome {
                 i += 2;
             }
             match (op, bottom) {
-                (IlmOp::PopGo, true) => break End::Ip { af: e.af(), pipe: e.pipe(), adj: Some(e.adjacency()) },
-                (IlmOp::Pop, true) => break End::Ip { af: e.af(), pipe: e.pipe(), adj: None },
+                (IlmOp::PopGo, true) => break End::Ip { af: e.af(), pipe: e.pipe(), adj: Some(e.adjacency()), vrf: 0 },
+                (IlmOp::Pop, true) => break End::Ip { af: e.af(), pipe: e.pipe(), adj: None, vrf: e.vrf() },
+                (IlmOp::Transport, true) => break End::Ip { af: e.af(), pipe: e.pipe(), adj: None, vrf: 0 },
                 (IlmOp::PopGo, false) => break End::Mpls { pipe: e.pipe(), adj: e.adjacency() },
                 (IlmOp::Pop, false) => {}
+                // A transport label in pipe mode: its own TTL must not expire here,
+                // and the exposed entry's TTL is the one that counts from now on.
+                (IlmOp::Transport, false) if e.pipe() => {
+                    if ttl_in <= 1 {
+                        return Err(D::TtlExpired);
+                    }
+                    ttl_in = entry(i)?.2;
+                }
+                (IlmOp::Transport, false) => {}
             }
         }
     };
@@ -476,7 +502,8 @@ fn model(s: &Snapshot, f: &[u8]) -> Outcome {
             Ok((port, o))
         }
         // 3. IP at the bottom.
-        End::Ip { af, pipe, adj } => {
+        End::Ip { af, pipe, adj, vrf } => {
+            let fib = s.fib_of(vrf);
             let p = &f[off..];
             let version = p.first().map_or(0, |b| b >> 4);
             let v4 = match (version, af) {
@@ -497,13 +524,13 @@ fn model(s: &Snapshot, f: &[u8]) -> Outcome {
                     return Err(D::BadIpHeader);
                 }
                 let dst = u32::from_be_bytes([p[16], p[17], p[18], p[19]]);
-                (8, adj.or_else(|| s.fib.lookup_v4(dst)))
+                (8, adj.or_else(|| fib.and_then(|f| f.lookup_v4(dst))))
             } else {
                 if p.len() < 40 || 40 + be16(p, 4) as usize > p.len() {
                     return Err(D::BadIpHeader);
                 }
                 let dst = u128::from_be_bytes(p[24..40].try_into().unwrap());
-                (7, adj.or_else(|| s.fib.lookup_v6(dst)))
+                (7, adj.or_else(|| fib.and_then(|f| f.lookup_v6(dst))))
             };
             let new_ttl = if pipe {
                 if p[ttl_at] <= 1 {

@@ -6,6 +6,10 @@
 //! into lines, filters them and hands each to a consumer: a million-row table is
 //! streamed, never built as one string (see `control::server` for the socket side).
 
+mod vpn;
+
+pub use vpn::{write_static_lsp, write_vpn_instance};
+
 use crate::cmd::{build, load_config, usage, Failure};
 use crate::config::{Config, Family, LabelMode, Network, StaticRoute, TtlMode};
 use crate::ilm::Snapshot;
@@ -154,20 +158,51 @@ pub fn to_string(filter: &Filter, render: impl FnOnce(&mut Lines<'_, std::conver
     text
 }
 
+/// The names a display shows for port indices and VRF ids.
+#[derive(Clone, Debug, Default)]
+pub struct Names {
+    pub ports: Vec<String>,
+    /// (VRF id, VPN instance name).
+    pub vrfs: Vec<(u16, String)>,
+}
+
+impl Names {
+    pub fn of(cfg: &Config) -> Names {
+        Names {
+            ports: cfg.ports.iter().map(|p| p.name.clone()).collect(),
+            vrfs: cfg.vpn_instances.iter().map(|v| (v.id, v.name.clone())).collect(),
+        }
+    }
+
+    fn port(&self, p: Option<usize>) -> &str {
+        p.and_then(|i| self.ports.get(i)).map_or("-", |p| p)
+    }
+
+    /// The VPN instance of VRF `vrf`; "" for the public table.
+    fn vrf(&self, vrf: u16) -> &str {
+        self.vrfs.iter().find(|(v, _)| *v == vrf).map_or("", |(_, n)| n)
+    }
+}
+
 /// The BGP LSP table. Label Operation is POPGO or POP.
 pub fn mpls_lsp_bgp(cfg: &Config, snap: &Snapshot, verbose: bool) -> String {
-    let names: Vec<&str> = cfg.ports.iter().map(|p| p.name.as_str()).collect();
-    to_string(&Filter::default(), |out| write_mpls_lsp_bgp(out, &names, snap, verbose))
+    to_string(&Filter::default(), |out| write_mpls_lsp_bgp(out, &Names::of(cfg), snap, verbose))
 }
 
 /// Writes the BGP LSP table row by row into `s` (stops early once a [`Lines`] consumer
-/// failed).
-pub fn write_mpls_lsp_bgp<E>(s: &mut Lines<'_, E>, ports: &[&str], snap: &Snapshot, verbose: bool) {
+/// failed). VPN instances' LSPs (L3VPN egress labels) carry their instance in a last
+/// `Vrf Name` column, which is there only when the table has VPN LSPs.
+pub fn write_mpls_lsp_bgp<E>(s: &mut Lines<'_, E>, names: &Names, snap: &Snapshot, verbose: bool) {
     let _ = writeln!(s, "{RULE}\n                 LSP Information: BGP  LSP\n{RULE}");
-    let port = |p: Option<usize>| p.and_then(|i| ports.get(i)).map_or("-", |p| p);
+    let port = |p: Option<usize>| names.port(p);
     if !verbose {
-        let _ =
-            writeln!(s, "{:<20} {:<16} {:<16} {:<16} Label Operation", "FEC", "In/Out Label", "In/Out IF", "Next Hop");
+        let vpn = !names.vrfs.is_empty() && snap.lsps.iter().any(|l| l.fec.vrf != 0);
+        let vrf_head = if vpn { " Vrf Name" } else { "" };
+        let _ = writeln!(
+            s,
+            "{:<20} {:<16} {:<16} {:<16} Label Operation{vrf_head}",
+            "FEC", "In/Out Label", "In/Out IF", "Next Hop"
+        );
         // Columns padded by hand from reused buffers: a million rows format in well
         // under a second.
         let (mut fec, mut label, mut nh) = (String::new(), String::new(), String::new());
@@ -186,7 +221,17 @@ pub fn write_mpls_lsp_bgp<E>(s: &mut Lines<'_, E>, ports: &[&str], snap: &Snapsh
                 }
                 None => nh.push('-'),
             }
-            let _ = writeln!(s, "{fec:<20} {label:<16} -/{:<14} {nh:<16} {}", port(r.out_port), r.op.name());
+            if vpn {
+                let _ = writeln!(
+                    s,
+                    "{fec:<20} {label:<16} -/{:<14} {nh:<16} {:<15} {}",
+                    port(r.out_port),
+                    r.op.name(),
+                    names.vrf(r.fec.vrf)
+                );
+            } else {
+                let _ = writeln!(s, "{fec:<20} {label:<16} -/{:<14} {nh:<16} {}", port(r.out_port), r.op.name());
+            }
         }
     } else {
         for (i, r) in snap.lsp_rows().enumerate() {
@@ -194,7 +239,7 @@ pub fn write_mpls_lsp_bgp<E>(s: &mut Lines<'_, E>, ports: &[&str], snap: &Snapsh
                 return;
             }
             let _ = writeln!(s, " No                  :  {}", i + 1);
-            let _ = writeln!(s, " VrfIndex            :  ");
+            let _ = writeln!(s, " VrfIndex            :  {}", names.vrf(r.fec.vrf));
             let _ = writeln!(s, " Fec                 :  {}", r.fec);
             let _ = writeln!(s, " Nexthop             :  {}", r.next_hop.map_or("-".into(), |n| n.to_string()));
             let _ = writeln!(s, " In-Label            :  {}", r.in_label);
@@ -231,6 +276,7 @@ pub fn write_current_configuration(
     routes: impl Iterator<Item = StaticRoute>,
 ) {
     let _ = writeln!(s, "#\n sysname {}", cfg.device);
+    vpn::write_head(s, cfg);
     if cfg.ttl_mode == TtlMode::Pipe {
         let _ = writeln!(s, "#\n mpls\n  undo ttl propagate");
     }
@@ -238,6 +284,9 @@ pub fn write_current_configuration(
         let _ = writeln!(s, "#\ninterface {}", p.name);
         if let Some(i) = &p.iface {
             let _ = writeln!(s, " description os-interface {i}");
+        }
+        if p.vrf != 0 {
+            let _ = writeln!(s, " ip binding vpn-instance {}", cfg.vrf_name(p.vrf));
         }
         let _ = writeln!(s, " mac-address {}", format_mac(&p.mac));
     }
@@ -268,7 +317,12 @@ pub fn write_current_configuration(
                 let _ = writeln!(s, " apply-label {}", m.name());
             }
         }
+        let mut vpn_nets = Vec::new();
         for n in networks {
+            if n.prefix.vrf != 0 {
+                vpn_nets.push(n);
+                continue;
+            }
             match n.label {
                 Some(l) => {
                     let _ = writeln!(s, " network {} {} label {l}", n.prefix.addr, n.prefix.len);
@@ -284,10 +338,21 @@ pub fn write_current_configuration(
             [("ipv4-family unicast", Family::Ipv4LabeledUnicast), ("ipv6-family unicast", Family::Ipv6LabeledUnicast)]
         {
             let explicit: Vec<_> = b.peers.iter().filter_map(|p| Some((p.address, p.families?))).collect();
-            if explicit.is_empty() {
+            // 6PE's own pop-go switch, when set apart from the BGP view's.
+            let pop_go_v6 = b.pop_go_v6.filter(|_| fam == Family::Ipv6LabeledUnicast);
+            if explicit.is_empty() && pop_go_v6.is_none() {
                 continue;
             }
             let _ = writeln!(s, " #\n {view}");
+            match pop_go_v6 {
+                Some(true) => {
+                    let _ = writeln!(s, "  apply-label per-route pop-go");
+                }
+                Some(false) => {
+                    let _ = writeln!(s, "  undo apply-label per-route pop-go");
+                }
+                None => {}
+            }
             for (a, f) in explicit {
                 if f.contains(fam) {
                     let _ = writeln!(s, "  peer {a} enable\n  peer {a} label-route-capability");
@@ -296,12 +361,19 @@ pub fn write_current_configuration(
                 }
             }
         }
+        vpn::write_bgp_families(s, cfg, &vpn_nets);
     }
     let _ = writeln!(s, "#");
     for r in routes {
         let kw = if r.prefix.is_v4() { "ip route-static" } else { "ipv6 route-static" };
-        let _ = writeln!(s, "{kw} {} {} {}", r.prefix.addr, r.prefix.len, r.next_hop);
+        if r.prefix.vrf != 0 {
+            let vrf = cfg.vrf_name(r.prefix.vrf);
+            let _ = writeln!(s, "{kw} vpn-instance {vrf} {} {} {}", r.prefix.addr, r.prefix.len, r.next_hop);
+        } else {
+            let _ = writeln!(s, "{kw} {} {} {}", r.prefix.addr, r.prefix.len, r.next_hop);
+        }
     }
+    vpn::write_tail(s, cfg);
     let _ = writeln!(s, "#\nreturn");
 }
 
@@ -317,22 +389,40 @@ pub struct DisplayArgs {
     pub words: Vec<String>,
 }
 
+/// What `popgo display` shows.
+#[derive(Clone, Copy)]
+enum What {
+    Lsp(bool),
+    Config,
+    VpnInstance(bool),
+    StaticLsp,
+}
+
 /// Entry point of `popgo display`: the output is streamed to stdout line by line.
 pub fn main(a: DisplayArgs) -> Result<(), Failure> {
     let joined = a.words.join(" ");
     let (cmd, filter) = Filter::split(&joined).map_err(|e| usage(anyhow::anyhow!("{e}")))?;
     let w: Vec<&str> = cmd.split_whitespace().collect();
-    let verbose = match w.as_slice() {
-        ["mpls", "lsp", "protocol", "bgp"] => Some(false),
-        ["mpls", "lsp", "protocol", "bgp", "verbose"] => Some(true),
-        ["current-configuration"] => None,
+    let lower: Vec<String> = w.iter().map(|x| x.to_ascii_lowercase()).collect();
+    let lower: Vec<&str> = lower.iter().map(String::as_str).collect();
+    let what = match lower.as_slice() {
+        ["mpls", "lsp", "protocol", "bgp"] => What::Lsp(false),
+        ["mpls", "lsp", "protocol", "bgp", "verbose"] => What::Lsp(true),
+        ["current-configuration"] => What::Config,
+        ["ip", "vpn-instance"] => What::VpnInstance(false),
+        ["ip", "vpn-instance", "verbose"] => What::VpnInstance(true),
+        ["mpls", "static-lsp"] => What::StaticLsp,
         _ => {
             return Err(usage(anyhow::anyhow!(
-                "unknown display command {:?}; known: `mpls lsp protocol bgp [verbose]`, `current-configuration` \
-                 (each with `| include REGEX`, `| count`)",
+                "unknown display command {:?}; known: `mpls lsp protocol bgp [verbose]`, `current-configuration`, \
+                 `ip vpn-instance [verbose]`, `mpls static-lsp` (each with `| include REGEX`, `| count`)",
                 cmd.trim()
             )))
         }
+    };
+    let verbose = match what {
+        What::Lsp(v) => Some(v),
+        _ => None,
     };
     let cfg = load_config(&a.config)?;
     let snap = match verbose {
@@ -347,11 +437,10 @@ pub fn main(a: DisplayArgs) -> Result<(), Failure> {
         w.write_all(b"\n")
     };
     let mut lines = Lines::new(&filter, &mut out);
-    match (verbose, &snap) {
-        (Some(v), Some(snap)) => {
-            let names: Vec<&str> = cfg.ports.iter().map(|p| p.name.as_str()).collect();
-            write_mpls_lsp_bgp(&mut lines, &names, snap, v)
-        }
+    match (what, &snap) {
+        (What::Lsp(v), Some(snap)) => write_mpls_lsp_bgp(&mut lines, &Names::of(&cfg), snap, v),
+        (What::VpnInstance(v), _) => write_vpn_instance(&mut lines, &cfg, v),
+        (What::StaticLsp, _) => write_static_lsp(&mut lines, &cfg),
         _ => write_current_configuration(
             &mut lines,
             &cfg,
@@ -401,7 +490,7 @@ mod tests {
 
     #[test]
     fn seed_table_shows_popgo_then_pop() {
-        let mut cfg = Config::parse(include_str!("../pcaps/seed.toml")).unwrap();
+        let mut cfg = Config::parse(include_str!("../../pcaps/seed.toml")).unwrap();
         let t = mpls_lsp_bgp(&cfg, &crate::ilm::build(&cfg, 0).unwrap(), false);
         let row = t.lines().find(|l| l.starts_with("10.1.1.0/24")).expect(&t);
         assert!(row.contains("48122/NULL") && row.contains("-/to-A") && row.ends_with("POPGO"), "{row}");
@@ -417,11 +506,11 @@ mod tests {
 
     #[test]
     fn filters_include_and_count() {
-        let cfg = Config::parse(include_str!("../pcaps/seed.toml")).unwrap();
+        let cfg = Config::parse(include_str!("../../pcaps/seed.toml")).unwrap();
         let snap = crate::ilm::build(&cfg, 0).unwrap();
         let render = |f: &str| {
             let (_, filter) = Filter::split(&format!("display mpls lsp protocol bgp{f}")).unwrap();
-            to_string(&filter, |out| write_mpls_lsp_bgp(out, &["to-A", "to-B", "to-D"], &snap, false))
+            to_string(&filter, |out| write_mpls_lsp_bgp(out, &Names::of(&cfg), &snap, false))
         };
         assert_eq!(render(""), mpls_lsp_bgp(&cfg, &snap, false));
         assert_eq!(
