@@ -47,15 +47,15 @@ fn error_line(o: &Output) -> String {
 fn stats_intervals_below_the_tick_are_refused_and_zero_means_none() {
     for (opt, v) in [("--stats", "1e-10"), ("--stats", "0.001"), ("--stats", "-1"), ("--stats", "inf")] {
         let arg = format!("{opt}={v}");
-        let o = popgo_within(20, &["replay", "--config", &seed("seed.toml"), &arg, &seed("seed.pcap")]);
+        let o = popgo_within(60, &["replay", "--config", &seed("seed.toml"), &arg, &seed("seed.pcap")]);
         let e = error_line(&o);
         assert!(e.contains(&format!("{opt} ")) && e.contains("want 0 (no interval lines) or seconds in 0.02.."), "{e}");
     }
     // 0: no interval lines, as with run --stats-interval 0.
-    let o = popgo_within(20, &["replay", "--config", &seed("seed.toml"), "--stats", "0", &seed("seed.pcap")]);
+    let o = popgo_within(60, &["replay", "--config", &seed("seed.toml"), "--stats", "0", &seed("seed.pcap")]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert!(String::from_utf8_lossy(&o.stdout).contains("rx = tx + drops"));
-    let o = popgo_within(20, &["run", "--config", &seed("seed.toml"), "--stats-interval", "1e-10"]);
+    let o = popgo_within(60, &["run", "--config", &seed("seed.toml"), "--stats-interval", "1e-10"]);
     let e = error_line(&o);
     assert!(e.contains("--stats-interval 0.0000000001: want 0"), "{e}");
 }
@@ -85,7 +85,7 @@ fn a_failed_overwrite_of_the_out_dir_replaces_nothing() {
     let cfg = cfg.display().to_string();
     let out = dir.path().join("out");
     let out_s = out.display().to_string();
-    let o = popgo_within(20, &["replay", "--config", &cfg, "--out-dir", &out_s, &seed("seed.pcap")]);
+    let o = popgo_within(60, &["replay", "--config", &cfg, "--out-dir", &out_s, &seed("seed.pcap")]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let before: Vec<Vec<u8>> =
         ["to-A", "to-B"].iter().map(|p| std::fs::read(out.join(format!("{p}.pcap"))).unwrap()).collect();
@@ -102,7 +102,7 @@ fn a_failed_overwrite_of_the_out_dir_replaces_nothing() {
         std::fs::read_dir(&out).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
     assert_eq!(names.len(), 2, "no temporary file left: {names:?}");
     // Without the limit the same command replaces both.
-    let o = popgo_within(20, &args);
+    let o = popgo_within(60, &args);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert_eq!(std::fs::metadata(out.join("to-B.pcap")).unwrap().len(), 4584);
 }
@@ -254,15 +254,17 @@ fn bench_stops_on_sigint_even_when_started_with_it_ignored_and_bounds_warmup() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    std::thread::sleep(Duration::from_millis(1500));
-    Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
-    let deadline = Instant::now() + Duration::from_secs(10);
+    // SIGINT every 0.5 s (the handlers are installed when the first repetition starts);
+    // it must end within 30 s, where 1000 repetitions take minutes.
+    let deadline = Instant::now() + Duration::from_secs(30);
     while child.try_wait().unwrap().is_none() {
         if Instant::now() > deadline {
             let _ = child.kill();
-            panic!("popgo bench still running 10 s after SIGINT");
+            let _ = child.wait();
+            panic!("popgo bench still running after 30 s of SIGINTs");
         }
-        std::thread::sleep(Duration::from_millis(20));
+        std::thread::sleep(Duration::from_millis(500));
+        Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
     }
     let o = child.wait_with_output().unwrap();
     let err = String::from_utf8_lossy(&o.stderr);
@@ -306,7 +308,7 @@ fn a_wall_clock_gate_refuses_a_baseline_of_another_run_shape() {
 
 #[test]
 fn every_man_page_the_top_page_names_is_generated() {
-    let top = popgo_within(20, &["man"]);
+    let top = popgo_within(60, &["man"]);
     assert!(top.status.success());
     let top = String::from_utf8_lossy(&top.stdout).to_string();
     let named: Vec<String> = top
@@ -318,7 +320,7 @@ fn every_man_page_the_top_page_names_is_generated() {
     assert!(named.contains(&"popgo-replay.1".to_string()), "{named:?}");
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("man1");
-    let o = popgo_within(20, &["man", "--out-dir", out.to_str().unwrap()]);
+    let o = popgo_within(60, &["man", "--out-dir", out.to_str().unwrap()]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     for n in &named {
         let page = std::fs::read_to_string(out.join(n)).unwrap_or_else(|e| panic!("{n}: {e}"));
@@ -326,12 +328,12 @@ fn every_man_page_the_top_page_names_is_generated() {
     }
     assert!(out.join("popgo-gen-synth.1").exists() && out.join("popgo.1").exists());
     // One page on stdout, nested commands too; an unknown one is a usage error.
-    let o = popgo_within(20, &["man", "gen", "synth"]);
+    let o = popgo_within(60, &["man", "gen", "synth"]);
     assert!(String::from_utf8_lossy(&o.stdout).contains(".TH popgo-gen-synth 1"));
-    let e = error_line(&popgo_within(20, &["man", "replay", "x"]));
+    let e = error_line(&popgo_within(60, &["man", "replay", "x"]));
     assert!(e.contains("popgo replay has no command \"x\""), "{e}");
     // Existing pages are never overwritten.
-    let e = error_line(&popgo_within(20, &["man", "--out-dir", out.to_str().unwrap()]));
+    let e = error_line(&popgo_within(60, &["man", "--out-dir", out.to_str().unwrap()]));
     assert!(e.contains("exists; refusing to overwrite it"), "{e}");
 }
 
@@ -344,7 +346,7 @@ fn workers_sharing_a_core_are_warned_about() {
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains(" WARN workers 0 and 1 share core 0 (2 workers on 1 distinct core(s)"), "{err}");
-    let o = popgo_within(30, &["replay", "--config", &seed("seed.toml"), "--cores", "0", &seed("seed.pcap")]);
+    let o = popgo_within(60, &["replay", "--config", &seed("seed.toml"), "--cores", "0", &seed("seed.pcap")]);
     assert!(!String::from_utf8_lossy(&o.stderr).contains("share core"));
 }
 
@@ -411,10 +413,10 @@ fn gen_synth_sizes_follow_replay_and_big_configs_get_a_table_file() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("s.pcap");
     let out_s = out.to_str().unwrap();
-    let e = error_line(&popgo_within(20, &["gen", "synth", "--out", out_s, "--count", "10", "--size", "9000"]));
+    let e = error_line(&popgo_within(60, &["gen", "synth", "--out", out_s, "--count", "10", "--size", "9000"]));
     assert!(e.contains("--size 9000 must be in 46..=2048"), "{e}");
     // IPv6 traffic at the default size: the smallest frame that holds it.
-    let o = popgo_within(20, &["gen", "synth", "--out", out_s, "--count", "10", "--labels", "10", "--v6-share", "0.5"]);
+    let o = popgo_within(60, &["gen", "synth", "--out", out_s, "--count", "10", "--labels", "10", "--v6-share", "0.5"]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert!(String::from_utf8_lossy(&o.stdout).contains("10 frames of 66 B"));
     // Over 100,000 routes, --config-out alone puts them in a table file beside it.
@@ -436,14 +438,21 @@ fn gen_synth_sizes_follow_replay_and_big_configs_get_a_table_file() {
 
 #[test]
 fn an_endless_replay_says_so_in_its_header() {
+    let dir = tempfile::tempdir().unwrap();
+    let sock = dir.path().join("ctl.sock");
     let child = Command::new(env!("CARGO_BIN_EXE_popgo"))
-        .args(["replay", "--config", &seed("seed.toml"), "--loops", "0", "--pps", "1000", &seed("seed.pcap")])
+        .args(["replay", "--config", &seed("seed.toml"), "--loops", "0", "--pps", "1000"])
+        .args(["--control", sock.to_str().unwrap(), &seed("seed.pcap")])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    std::thread::sleep(Duration::from_millis(500));
+    // The socket exists once the signal handlers are in place.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !sock.exists() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
     Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
     let o = child.wait_with_output().unwrap();
     let out = String::from_utf8_lossy(&o.stdout);

@@ -145,12 +145,22 @@ fn exchange(addr: &str, req: &[u8]) -> String {
     String::from_utf8_lossy(&out).split(' ').nth(1).unwrap_or_default().to_string()
 }
 
+/// Kills the child if the test fails before it stops it.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 #[test]
 fn metrics_endpoint_bounds_headers_connections_and_request_rate() {
     use std::io::Write;
     let dir = tempfile::tempdir().unwrap();
     let err = dir.path().join("stderr");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_popgo"))
+    let child = Command::new(env!("CARGO_BIN_EXE_popgo"))
         .args(["replay", "--config", root().join("pcaps/seed.toml").to_str().unwrap(), "--loops", "0"])
         .args(["--pps", "1000", "--metrics", "127.0.0.1:0"])
         .arg(root().join("pcaps/seed.pcap"))
@@ -159,12 +169,13 @@ fn metrics_endpoint_bounds_headers_connections_and_request_rate() {
         .stderr(std::fs::File::create(&err).unwrap())
         .spawn()
         .unwrap();
+    let mut child = KillOnDrop(child);
     let line = wait_for(&err, "metrics at http://");
     let url = line.trim_start_matches("metrics at ").trim().to_string();
     let addr = url.trim_start_matches("http://").trim_end_matches("/metrics").to_string();
     assert_eq!(exchange(&addr, b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n"), "200");
     std::thread::sleep(Duration::from_millis(300));
-    let (rss0, threads0) = rss_threads(child.id());
+    let (rss0, threads0) = rss_threads(child.0.id());
 
     // A header flood: 32 connections each sending 1 MiB without a newline, and 300
     // connections that send nothing.
@@ -188,7 +199,7 @@ fn metrics_endpoint_bounds_headers_connections_and_request_rate() {
         .collect();
     let flood: Vec<_> = flood.into_iter().map(|h| h.join().unwrap()).collect();
     std::thread::sleep(Duration::from_millis(300));
-    let (rss1, threads1) = rss_threads(child.id());
+    let (rss1, threads1) = rss_threads(child.0.id());
     assert_eq!(threads1, threads0, "no thread per connection");
     assert!(rss1 < rss0 + 4096, "RSS {rss0} KiB idle, {rss1} KiB under a header flood");
     drop((idle, flood));
@@ -203,7 +214,7 @@ fn metrics_endpoint_bounds_headers_connections_and_request_rate() {
     assert!(codes[..15].iter().all(|c| c == "200"), "{codes:?}");
     assert!(codes.iter().any(|c| c == "429"), "{codes:?}");
 
-    Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
-    let status = child.wait().unwrap();
+    Command::new("kill").args(["-INT", &child.0.id().to_string()]).status().unwrap();
+    let status = child.0.wait().unwrap();
     assert!(status.success(), "exit {status:?}: {}", std::fs::read_to_string(&err).unwrap());
 }
