@@ -208,7 +208,8 @@ pub fn replay(
     let plan = plan(opts);
     let ticker = |t: engine::Tick<'_>| {
         if let Some(line) = interval.as_mut().and_then(|i| i.tick(t.elapsed, t.board, &[])) {
-            println!("{line}");
+            // A closed stdout (`| head`) must not end the replay without its report.
+            let _ = std::io::Write::write_all(&mut std::io::stdout(), format!("{line}\n").as_bytes());
         }
     };
     let report = if opts.capture_output {
@@ -380,23 +381,25 @@ pub fn main(a: ReplayArgs) -> Result<(), Failure> {
             })).collect::<Vec<_>>(),
             "outputs": written,
         });
-        println!("{v}");
+        // A closed stdout (`| head`) loses the report, but is no panic.
+        let _ = std::io::Write::write_all(&mut std::io::stdout(), format!("{v}\n").as_bytes());
     } else {
         let loops = match a.loops {
             0 => "looped until stopped".to_string(),
             n => format!("x {n} loops"),
         };
-        println!(
-            "popgo replay: {} ({} records {loops}) through {} on {} worker(s)",
+        let mut text = format!(
+            "popgo replay: {} ({} records {loops}) through {} on {} worker(s)\n",
             a.input.display(),
             cap.len(),
             cfg.device,
             a.w.workers
         );
-        print!("{}", report::text_table(stats, &names, res.report.elapsed_ns, &lat));
+        text.push_str(&report::text_table(stats, &names, res.report.elapsed_ns, &lat));
         for w in &written {
-            println!("wrote {w}");
+            text.push_str(&format!("wrote {w}\n"));
         }
+        let _ = std::io::Write::write_all(&mut std::io::stdout(), text.as_bytes());
     }
     if res.report.panicked > 0 {
         return Err(runtime(anyhow::anyhow!("{} worker(s) panicked; their counters are missing", res.report.panicked)));

@@ -588,6 +588,14 @@ fn sighup_refuses_a_fifo_or_oversized_table_file() {
     wait_until("the second refused reload", || log().matches("failed, running config kept").count() == 2);
     assert!(log().contains("268435457 bytes, over the 256 MiB a table file may have"), "{}", log());
     assert!(ctl_ok(&sock, "display current-configuration").contains("network 10.2.0.0 16"));
+
+    // The config file itself replaced by a FIFO: refused at once too.
+    std::fs::remove_file(&cfg).unwrap();
+    assert!(Command::new("mkfifo").arg(&cfg).status().unwrap().success());
+    p.signal("HUP");
+    wait_until("the third refused reload", || log().matches("failed, running config kept").count() == 3);
+    assert!(log().contains("hup.toml: not a regular file"), "{}", log());
+    assert!(ctl_ok(&sock, "display current-configuration").contains("network 10.2.0.0 16"));
     let (code, report) = p.stop();
     assert_eq!(code, Some(0), "{report}");
 }

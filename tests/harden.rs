@@ -458,3 +458,50 @@ fn an_endless_replay_says_so_in_its_header() {
     let out = String::from_utf8_lossy(&o.stdout);
     assert!(out.contains("(16 records looped until stopped) through DeviceC"), "{out}");
 }
+
+/// `popgo replay --stats ... | head -1`: the reader goes away; the replay keeps going
+/// and still stops on SIGTERM (a write to the closed pipe used to panic the supervisor,
+/// which then waited for workers nobody told to stop).
+#[test]
+fn a_closed_stdout_neither_hangs_nor_panics_a_replay() {
+    use std::io::BufRead;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_popgo"))
+        .args([
+            "replay",
+            "--config",
+            &seed("seed.toml"),
+            "--loops",
+            "0",
+            "--pps",
+            "1000",
+            "--stats",
+            "0.05",
+            "--cores",
+            "0",
+        ])
+        .arg(seed("seed.pcap"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap()).read_line(&mut first).unwrap();
+    assert!(first.starts_with("t="), "{first}");
+    // The reader is gone now (dropped above): the next interval lines hit a closed pipe.
+    std::thread::sleep(Duration::from_millis(500));
+    Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("replay still running 30 s after SIGTERM");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let o = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(0), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+}

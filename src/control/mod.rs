@@ -500,7 +500,12 @@ impl ControlPlane {
         let due = self.reload_from.as_mut().is_some_and(|(_, due)| due());
         if due {
             let path = self.reload_from.as_ref().map(|(p, _)| p.clone()).unwrap_or_default();
-            match Config::load(&path).map_err(|e| e.to_string()).and_then(|c| self.reload(c)) {
+            // A FIFO or a device would block this thread in open() or never end.
+            let regular = match std::fs::metadata(&path) {
+                Ok(m) if !m.is_file() => Err(format!("{}: not a regular file", path.display())),
+                _ => Ok(()),
+            };
+            match regular.and_then(|_| Config::load(&path).map_err(|e| e.to_string())).and_then(|c| self.reload(c)) {
                 Ok(r) => tracing::info!("control: reloaded {}: {}", path.display(), r.line()),
                 Err(e) => tracing::warn!("control: reload of {} failed, running config kept: {e}", path.display()),
             }

@@ -501,7 +501,9 @@ pub fn main(a: RunArgs) -> Result<(), Failure> {
             ("kernel_rx_dropped", kdropped),
         ];
         if let Some(line) = iv.tick(t.elapsed, t.board, &events) {
-            println!("{line}");
+            // A closed stdout (`| head`) must not stop the forwarder or skip the XDP
+            // detach.
+            let _ = std::io::Write::write_all(&mut std::io::stdout(), format!("{line}\n").as_bytes());
         }
     };
     let rep = engine::forward(&plan, tables, &mk, Arc::clone(&board), on_ready, ticker);
