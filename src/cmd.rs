@@ -78,14 +78,19 @@ impl WorkerArgs {
         if !(1..=crate::dataplane::MAX_BURST).contains(&self.burst) {
             return Err(usage(anyhow::anyhow!("--burst must be in 1..={}", crate::dataplane::MAX_BURST)));
         }
-        match &self.cores {
+        let cores = match &self.cores {
             Some(c) => {
                 let v = crate::sys::affinity::parse_core_list(c).map_err(|e| usage(anyhow::anyhow!("--cores: {e}")))?;
                 crate::sys::affinity::check_cores(&v).map_err(|e| usage(anyhow::anyhow!("--cores: {e}")))?;
-                Ok(v)
+                v
             }
-            None => Ok(crate::sys::affinity::default_cores(self.workers)),
+            None => crate::sys::affinity::default_cores(self.workers),
+        };
+        // Allowed (the results do not depend on it), but never silently.
+        if let Some(w) = crate::sys::affinity::shared_core_warning(self.workers, &cores) {
+            tracing::warn!("{w}");
         }
+        Ok(cores)
     }
 }
 
@@ -129,4 +134,17 @@ impl PaceArgs {
             None
         })
     }
+}
+
+/// The FEC of each label in `counts` (a report's per-LSP part) that `table` knows.
+pub fn lsp_fecs(
+    table: &crate::ilm::lsp::LspTable,
+    counts: &[crate::stats::lsp::LspCount],
+) -> std::collections::HashMap<u32, String> {
+    if counts.is_empty() {
+        return Default::default();
+    }
+    // Counts come sorted by label.
+    let counted = |l: u32| counts.binary_search_by_key(&l, |c| c.label).is_ok();
+    table.iter().filter(|l| counted(l.in_label)).map(|l| (l.in_label, l.fec.to_string())).collect()
 }

@@ -73,6 +73,8 @@ pub struct Plan {
     pub signals: bool,
     /// Serve Prometheus metrics at this address while the workers run.
     pub metrics: Option<String>,
+    /// Per-LSP series the metrics serve (the busiest labels; the rest as "other").
+    pub metrics_lsps: usize,
     /// Port names and device (for reports and metrics).
     pub ports: Vec<String>,
     pub device: String,
@@ -102,6 +104,10 @@ pub struct Report<T> {
     pub panicked: usize,
     /// The running config at the stop (live tables: after every commit).
     pub cfg: Option<Config>,
+    /// Packets and bytes forwarded per in label over the whole run, by label.
+    pub lsps: Vec<crate::stats::lsp::LspCount>,
+    /// The FEC of each label in `lsps` that the final tables know.
+    pub fecs: std::collections::HashMap<u32, String>,
 }
 
 impl<T> Report<T> {
@@ -154,7 +160,8 @@ pub fn forward<M: MakeQueue>(
         Tables::Fixed(snap) => {
             let _metrics = metrics_endpoint(plan, &board, None)?;
             let sources = vec![snap; workers];
-            let r = supervise(plan, sources, Some(snap.generation), mk, &board, on_ready, ticker)?;
+            let mut r = supervise(plan, sources, Some(snap.generation), mk, &board, on_ready, ticker)?;
+            r.fecs = crate::cmd::lsp_fecs(&snap.lsps, &r.lsps);
             Ok(r)
         }
         Tables::Live(live) => {
@@ -194,6 +201,7 @@ pub fn forward<M: MakeQueue>(
             let mut r = r?;
             // Ports and names for the report (the routes are not needed there).
             r.cfg = Some(plane.running_head());
+            r.fecs = crate::cmd::lsp_fecs(&plane.current().lsps, &r.lsps);
             Ok(r)
         }
     }
@@ -215,12 +223,22 @@ fn metrics_endpoint(
         ports: plan.ports.clone(),
         control,
         bgp,
+        lsps: plan.metrics_lsps,
         mode: plan.mode,
         device: plan.device.clone(),
     };
     let e = crate::metrics::serve(addr, src).map_err(|e| usage(anyhow!(e)))?;
     tracing::info!("metrics at http://{}/metrics", e.addr);
     Ok(Some(e))
+}
+
+/// Sets the flag when dropped.
+struct StopOnDrop<'a>(&'a AtomicBool);
+
+impl Drop for StopOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
 }
 
 /// Runs one worker per source over `mk`'s queues until they end or are stopped;
@@ -245,6 +263,9 @@ fn supervise<M: MakeQueue, S: SnapshotSource + Send>(
     let mut start = Instant::now();
     let mut elapsed_ns = 0;
     let (outcomes, setup_err) = std::thread::scope(|s| {
+        // Should anything below panic (a ticker, a callback), the workers are told to
+        // stop as it unwinds: the scope waits for them before it resumes the panic.
+        let _stop_on_unwind = StopOnDrop(&stop);
         let handles: Vec<_> = sources
             .into_iter()
             .enumerate()
@@ -341,6 +362,8 @@ fn supervise<M: MakeQueue, S: SnapshotSource + Send>(
         workers: Vec::new(),
         panicked: 0,
         cfg: None,
+        lsps: Vec::new(),
+        fecs: Default::default(),
     };
     let mut last_end = 0;
     for o in outcomes {
@@ -360,5 +383,6 @@ fn supervise<M: MakeQueue, S: SnapshotSource + Send>(
     if plan.finite && last_end > 0 {
         report.elapsed_ns = last_end;
     }
+    report.lsps = board.lsps().read();
     Ok(report)
 }

@@ -26,5 +26,6 @@ pub mod engine;
 pub mod gen;
 pub mod live;
 pub mod metrics;
+pub mod metrics_ext;
 pub mod replay;
 pub mod run;

@@ -2,7 +2,8 @@
 //! text exposition format, built on each scrape from the stats board (per port, per
 //! drop reason, per worker) and from the control plane's commit figures.
 //!
-//! The server runs on its own thread (tiny_http) and reads only what the workers
+//! The server runs on its own thread ([`http`]: one poll loop, bounded connections,
+//! header size, time and request rate) and reads only what the workers
 //! already publish: scraping never touches the data path. The text is encoded with
 //! the `prometheus` crate, so names, labels and escaping follow the format.
 
@@ -13,7 +14,11 @@ use prometheus::{Encoder, GaugeVec, IntCounterVec, IntGaugeVec, Opts, Registry, 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::Duration;
+
+mod http;
+
+/// Per-LSP series served by default (`--metrics-lsps`).
+pub const DEFAULT_LSPS: usize = 20;
 
 /// What the endpoint reports on.
 pub struct Sources {
@@ -23,6 +28,8 @@ pub struct Sources {
     pub control: Option<Arc<ControlMetrics>>,
     /// The BGP speaker's sessions (live tables only).
     pub bgp: Option<Arc<crate::bgp::Status>>,
+    /// Per-LSP series served: the busiest labels, the others summed as "other".
+    pub lsps: usize,
     /// `replay` or `run`.
     pub mode: &'static str,
     pub device: String,
@@ -45,32 +52,21 @@ impl Drop for Endpoint {
 }
 
 /// Binds `addr` (e.g. `127.0.0.1:9464`; a bare port binds loopback) and serves
-/// `/metrics` until the returned endpoint is dropped.
+/// `/metrics` until the returned endpoint is dropped, within [`http::Limits::METRICS`].
 pub fn serve(addr: &str, src: Sources) -> Result<Endpoint, String> {
     let addr = if addr.parse::<u16>().is_ok() { format!("127.0.0.1:{addr}") } else { addr.to_string() };
-    let server = tiny_http::Server::http(&addr).map_err(|e| format!("--metrics {addr}: {e}"))?;
-    let bound = server.server_addr().to_ip().map_or(addr.clone(), |a| a.to_string());
+    let listener = std::net::TcpListener::bind(&addr).map_err(|e| format!("--metrics {addr}: {e}"))?;
+    let bound = listener.local_addr().map_or(addr.clone(), |a| a.to_string());
+    let server = http::Server::new(listener, http::Limits::METRICS).map_err(|e| format!("--metrics {addr}: {e}"))?;
     let stop = Arc::new(AtomicBool::new(false));
-    let handle = {
-        let stop = Arc::clone(&stop);
-        std::thread::Builder::new()
-            .name("popgo-metrics".into())
-            .spawn(move || {
-                while !stop.load(Ordering::Acquire) {
-                    let Ok(Some(req)) = server.recv_timeout(Duration::from_millis(100)) else { continue };
-                    let resp = if req.url() == "/metrics" || req.url().starts_with("/metrics?") {
-                        let header = tiny_http::Header::from_bytes("Content-Type", TextEncoder::new().format_type())
-                            .expect("a valid header");
-                        tiny_http::Response::from_data(render(&src)).with_header(header)
-                    } else {
-                        tiny_http::Response::from_data(b"popgo: see /metrics\n".to_vec()).with_status_code(404)
-                    };
-                    // The scraper may be gone already; nothing to do then.
-                    let _ = req.respond(resp);
-                }
-            })
-            .map_err(|e| format!("spawning the metrics thread: {e}"))?
-    };
+    let handle = http::spawn(server, Arc::clone(&stop), move |target| {
+        if target == "/metrics" || target.starts_with("/metrics?") {
+            http::Response { status: 200, content_type: prometheus::TEXT_FORMAT, body: render(&src) }
+        } else {
+            http::Response { status: 404, content_type: "text/plain", body: b"popgo: see /metrics\n".to_vec() }
+        }
+    })
+    .map_err(|e| format!("spawning the metrics thread: {e}"))?;
     Ok(Endpoint { addr: bound, stop, handle: Some(handle) })
 }
 
@@ -130,7 +126,13 @@ pub fn render(src: &Sources) -> Vec<u8> {
         w_swaps.with_label_values(&l).inc_by(s.ilm_swaps_seen);
     }
 
-    if let Some(o) = src.board.offload() {
+    // Served with zeros without an offload, so rules and dashboards need no fallback.
+    let offload = src.board.offload();
+    gauge(&reg, "popgo_xdp_offload_attached", "1 while the XDP offload forwards in the kernel", &[])
+        .with_label_values(&[] as &[&str])
+        .set(i64::from(offload.is_some()));
+    {
+        let o = offload.unwrap_or_default();
         let k = counter(
             &reg,
             "popgo_xdp_offload_packets_total",
@@ -178,9 +180,13 @@ pub fn render(src: &Sources) -> Vec<u8> {
     if let Some(b) = &src.bgp {
         bgp_metrics(&reg, b);
     }
+    let mut families = reg.gather();
+    families.push(crate::metrics_ext::burst_latency(&src.board));
+    families.extend(crate::metrics_ext::lsps(&src.board, src.lsps));
+    families.extend(crate::metrics_ext::process_facts().as_ref().map(crate::metrics_ext::process).unwrap_or_default());
     let mut out = Vec::new();
     // Encoding into a Vec cannot fail for well-formed families.
-    let _ = TextEncoder::new().encode(&reg.gather(), &mut out);
+    let _ = TextEncoder::new().encode(&families, &mut out);
     out
 }
 

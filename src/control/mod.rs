@@ -252,6 +252,10 @@ struct Pending {
     line: u64,
     text: String,
     edit: Edit,
+    /// The line changes the candidate it was last checked against. A line that
+    /// changes nothing (it matches the running config) is kept too: should another
+    /// session's commit change that part first, it applies again at commit.
+    effective: bool,
 }
 
 /// A connection's state: its view and its uncommitted lines.
@@ -277,9 +281,9 @@ impl Session {
         self.view
     }
 
-    /// Number of uncommitted lines.
+    /// Number of uncommitted lines that change the candidate.
     pub fn pending(&self) -> usize {
-        self.pending.len()
+        self.pending.iter().filter(|p| p.effective).count()
     }
 }
 
@@ -501,7 +505,12 @@ impl ControlPlane {
         let due = self.reload_from.as_mut().is_some_and(|(_, due)| due());
         if due {
             let path = self.reload_from.as_ref().map(|(p, _)| p.clone()).unwrap_or_default();
-            match Config::load(&path).map_err(|e| e.to_string()).and_then(|c| self.reload(c)) {
+            // A FIFO or a device would block this thread in open() or never end.
+            let regular = match std::fs::metadata(&path) {
+                Ok(m) if !m.is_file() => Err(format!("{}: not a regular file", path.display())),
+                _ => Ok(()),
+            };
+            match regular.and_then(|_| Config::load(&path).map_err(|e| e.to_string())).and_then(|c| self.reload(c)) {
                 Ok(r) => tracing::info!("control: reloaded {}: {}", path.display(), r.line()),
                 Err(e) => tracing::warn!("control: reload of {} failed, running config kept: {e}", path.display()),
             }
@@ -589,7 +598,7 @@ impl ControlPlane {
                 Reply::ok(self.uncommitted_note(s))
             }
             Cmd::ClearCandidate => {
-                let k = s.pending.len();
+                let k = s.pending();
                 s.pending.clear();
                 s.candidate = None;
                 Reply::ok(format!("Info: {k} uncommitted line(s) discarded."))
@@ -698,13 +707,13 @@ impl ControlPlane {
     }
 
     fn uncommitted_note(&self, s: &Session) -> String {
-        if s.pending.is_empty() {
+        if s.pending() == 0 {
             String::new()
         } else {
             format!(
                 "Info: {} uncommitted line(s) kept in this session; commit them from the system view, or they are \
                  discarded when the session ends.",
-                s.pending.len()
+                s.pending()
             )
         }
     }
@@ -714,8 +723,8 @@ impl ControlPlane {
     fn candidate<'a>(&self, s: &'a mut Session) -> Result<&'a mut Overlay, String> {
         if s.candidate.as_ref().is_none_or(|(g, _)| *g != self.generation) {
             let mut ov = Overlay::default();
-            for p in &s.pending {
-                rules::apply(&mut Cand { run: &self.running, ov: &mut ov }, &p.edit).map_err(|e| {
+            for p in &mut s.pending {
+                p.effective = rules::apply(&mut Cand { run: &self.running, ov: &mut ov }, &p.edit).map_err(|e| {
                     format!(
                         "line {} ({:?}) no longer applies to the running configuration (generation {}): {e}",
                         p.line, p.text, self.generation
@@ -772,9 +781,8 @@ impl ControlPlane {
     /// Checks `e` against the candidate and keeps it as pending.
     fn edit(&self, s: &mut Session, n: u64, line: &str, e: Edit) -> Result<(), String> {
         let ov = self.candidate(s)?;
-        if rules::apply(&mut Cand { run: &self.running, ov }, &e)? {
-            s.pending.push(Pending { line: n, text: line.trim().to_string(), edit: e });
-        }
+        let effective = rules::apply(&mut Cand { run: &self.running, ov }, &e)?;
+        s.pending.push(Pending { line: n, text: line.trim().to_string(), edit: e, effective });
         Ok(())
     }
 
@@ -791,7 +799,11 @@ impl ControlPlane {
             }
         };
         let pending = std::mem::take(&mut s.pending);
-        let edits: Vec<Edit> = pending.iter().map(|p| p.edit.clone()).collect();
+        let edits: Vec<Edit> = pending.iter().filter(|p| p.effective).map(|p| p.edit.clone()).collect();
+        if edits.is_empty() {
+            s.candidate = Some((self.generation, Overlay::default()));
+            return Ok(None);
+        }
         match self.install_edits(&ov, edits) {
             Ok(r) => {
                 s.candidate = Some((self.generation, Overlay::default()));
@@ -1069,6 +1081,14 @@ impl ControlPlane {
                 ws.bursts,
                 ws.ilm_swaps_seen
             );
+        }
+        // Live per-LSP counts (a scan of the workers' tables: milliseconds, not a commit's
+        // microseconds; displays only), named by the published LSP table.
+        let lsps = self.board.lsps().read();
+        let fecs = crate::cmd::lsp_fecs(&self.current().lsps, &lsps);
+        let lsp_text = crate::stats::lsp::to_text(&lsps, crate::stats::lsp::REPORT_TOP, |l| fecs.get(&l).cloned());
+        for line in lsp_text.lines() {
+            let _ = writeln!(s, "  {line}");
         }
         let st = &self.stats;
         let _ = writeln!(s, "Control plane");

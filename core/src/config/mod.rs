@@ -11,6 +11,7 @@
 pub mod edit;
 pub mod edit_vpn;
 pub mod mrt;
+mod syntax;
 pub mod table;
 pub mod vpn;
 
@@ -509,6 +510,8 @@ impl Bgp {
 
 /// Default first label of the dynamic range.
 pub const DEFAULT_LABEL_BASE: u32 = 48000;
+/// The most `[[neighbor]]`s a config may have (an adjacency index is 16 bits).
+pub const MAX_NEIGHBORS: usize = 65535;
 
 /// A checked device configuration.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -640,8 +643,12 @@ impl Config {
     /// Reads and checks a config file. A route table file it names (`[bgp] table`) is
     /// read relative to the config file's directory.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let text =
-            std::fs::read_to_string(path).map_err(|err| ConfigError::Read { path: path.display().to_string(), err })?;
+        let bytes = std::fs::read(path).map_err(|err| ConfigError::Read { path: path.display().to_string(), err })?;
+        let text = String::from_utf8(bytes).map_err(|e| {
+            let at = e.utf8_error().valid_up_to();
+            let line = e.as_bytes()[..at].iter().filter(|b| **b == b'\n').count() + 1;
+            ConfigError::Syntax { line, msg: format!("not UTF-8 (byte {at})") }
+        })?;
         Config::parse_in(&text, path.parent())
     }
 
@@ -655,6 +662,11 @@ impl Config {
     /// `dir`.
     pub fn parse_in(text: &str, dir: Option<&Path>) -> Result<Config, ConfigError> {
         let raw: RawConfig = toml::from_str(text).map_err(|e| {
+            if !e.message().starts_with("unknown field") {
+                if let Some((line, msg)) = syntax::unknown_top_level_key::<RawConfig>(text) {
+                    return ConfigError::Syntax { line, msg };
+                }
+            }
             let line = e.span().map_or(0, |s| text[..s.start.min(text.len())].matches('\n').count() + 1);
             ConfigError::Syntax { line, msg: e.message().to_string() }
         })?;
@@ -695,7 +707,7 @@ impl Config {
                 return Err(invalid(line, "port.name", format!("{name:?} must be non-empty [A-Za-z0-9._-]")));
             }
             if ports.iter().any(|q| q.name == name) {
-                return Err(invalid(line, "port.name", format!("duplicate port {name:?}")));
+                return Err(invalid(lines.of(&p.name), "port.name", format!("duplicate port {name:?}")));
             }
             let mac = parse_mac(p.mac.get_ref()).ok_or_else(|| {
                 invalid(lines.of(&p.mac), "port.mac", format!("{:?} is not a MAC address", p.mac.get_ref()))
@@ -704,12 +716,17 @@ impl Config {
             ports.push(Port { name, iface: p.iface.clone(), mac, vrf });
         }
         if ports.len() > crate::stats::MAX_PORTS {
-            return Err(invalid(0, "port", format!("at most {} ports are supported", crate::stats::MAX_PORTS)));
+            let extra = lines.of(&raw.port[crate::stats::MAX_PORTS]);
+            return Err(invalid(extra, "port", format!("at most {} ports are supported", crate::stats::MAX_PORTS)));
         }
 
         let mut neighbors: Vec<Neighbor> = Vec::new();
+        let mut neighbor_ips = std::collections::HashSet::with_capacity(raw.neighbor.len());
         for n in &raw.neighbor {
             let line = lines.of(n);
+            if neighbors.len() == MAX_NEIGHBORS {
+                return Err(invalid(line, "neighbor", format!("at most {MAX_NEIGHBORS} neighbors are supported")));
+            }
             let n = n.get_ref();
             let ip: IpAddr = n.ip.get_ref().parse().map_err(|_| {
                 invalid(lines.of(&n.ip), "neighbor.ip", format!("{:?} is not an IP address", n.ip.get_ref()))
@@ -721,8 +738,8 @@ impl Config {
             let Some(vrf) = ports.iter().find(|p| p.name == port).map(|p| p.vrf) else {
                 return Err(invalid(lines.of(&n.port), "neighbor.port", format!("unknown port {port:?}")));
             };
-            if neighbors.iter().any(|m| m.ip == ip && m.vrf == vrf) {
-                return Err(invalid(line, "neighbor.ip", format!("duplicate neighbor {ip}")));
+            if !neighbor_ips.insert((ip, vrf)) {
+                return Err(invalid(lines.of(&n.ip), "neighbor.ip", format!("duplicate neighbor {ip}")));
             }
             neighbors.push(Neighbor { ip, mac, port, line, vrf });
         }
@@ -754,7 +771,7 @@ impl Config {
             })?;
             cfg.check_static_route(prefix, next_hop).map_err(|m| invalid(nh_line, "static_route.next_hop", m))?;
             if !route_keys.insert((prefix, next_hop)) {
-                return Err(invalid(line, "static_route", format!("duplicate route {prefix} via {next_hop}")));
+                return Err(invalid(nh_line, "static_route", format!("duplicate route {prefix} via {next_hop}")));
             }
             route_prefixes.insert(prefix);
             cfg.static_routes.push(StaticRoute { prefix, next_hop, line });
@@ -814,7 +831,7 @@ impl Config {
                     ));
                 }
                 if !net_prefixes.insert(prefix) {
-                    return Err(invalid(line, "bgp.network", format!("duplicate network {prefix}")));
+                    return Err(invalid(lines.of(&n.prefix), "bgp.network", format!("duplicate network {prefix}")));
                 }
                 if let Some(l) = label {
                     if vrf != vpn::PUBLIC {
@@ -833,7 +850,7 @@ impl Config {
                     }
                     if let Some(other) = labels.insert(l, prefix) {
                         return Err(invalid(
-                            line,
+                            n.label.as_ref().map_or(line, |l| lines.of(l)),
                             "bgp.network.label",
                             format!("duplicate label {l} (already used by network {other})"),
                         ));
@@ -846,8 +863,6 @@ impl Config {
                     Some(d) if !d.as_os_str().is_empty() => d.join(t.get_ref()),
                     _ => std::path::PathBuf::from(t.get_ref()),
                 };
-                let bytes = std::fs::read(&path)
-                    .map_err(|e| invalid(lines.of(t), "bgp.table", format!("{}: {e}", path.display())))?;
                 let checks = table::Checks {
                     neighbors: &cfg.neighbors,
                     routes: &route_keys,
@@ -855,8 +870,14 @@ impl Config {
                     net_prefixes: &mut net_prefixes,
                     labels: &labels,
                 };
-                table::read(&bytes, checks, &mut cfg.static_routes, &mut networks)
-                    .map_err(|(line, msg)| ConfigError::Table { path: path.display().to_string(), line, msg })?;
+                table::read_file(&path, checks, &mut cfg.static_routes, &mut networks).map_err(|e| match e {
+                    table::ReadError::File(msg) => {
+                        invalid(lines.of(t), "bgp.table", format!("{}: {msg}", path.display()))
+                    }
+                    table::ReadError::Line(line, msg) => {
+                        ConfigError::Table { path: path.display().to_string(), line, msg }
+                    }
+                })?;
             }
             let opts = mrt_options(b, &lines, &cfg.neighbors)?;
             if let Some(m) = &b.mrt {
@@ -881,15 +902,34 @@ impl Config {
                         None => whole(e.msg),
                     })?;
                 tracing::info!(
-                    "{} ({compression}): {} records, {} unicast prefixes: {} loaded; skipped: {} already in the config, {} without an entry (of mrt_peer, if set), {} of another family",
+                    "{} ({compression}): {} records, {} unicast prefixes: {} loaded; skipped: {} already in the config, {} repeated in the dump, {} without an entry (of mrt_peer, if set), {} of another family",
                     path.display(),
                     sum.records,
                     sum.prefixes,
                     sum.loaded,
                     sum.present,
+                    sum.repeated,
                     sum.other_peers,
                     sum.other_family
                 );
+            }
+            if label_mode == LabelMode::PerRoute {
+                // The build would run out of dynamic labels: say so here, with a line.
+                let room = (crate::wire::mpls::LABEL_MAX + 1).saturating_sub(label_base) as usize;
+                let taken = networks.iter().filter(|n| n.label.is_some_and(|l| l >= label_base)).count();
+                let dynamic = networks.iter().filter(|n| n.label.is_none()).count();
+                if dynamic > room.saturating_sub(taken) {
+                    let line = b.label_base.as_ref().map_or(lines.of(&b.asn), |l| lines.of(l));
+                    return Err(invalid(
+                        line,
+                        "bgp.label_base",
+                        format!(
+                            "{dynamic} networks without a static label need {dynamic} labels from {label_base}, \
+                             and only {} are free up to 1048575",
+                            room.saturating_sub(taken)
+                        ),
+                    ));
+                }
             }
             let router_id = match &b.router_id {
                 None => None,

@@ -20,6 +20,7 @@
 use crate::ilm::{Adjacency, Af, IlmOp, Snapshot};
 use crate::io::PacketMut;
 use crate::io::{Verdict, MAX_BURST};
+use crate::stats::lsp::{LspCounters, LspRow};
 use crate::stats::{DropReason, TxTally, WorkerStats, MAX_PORTS};
 use crate::sys::prefetch::prefetch;
 use crate::wire::ethernet::{
@@ -31,6 +32,7 @@ use crate::wire::mpls::{
     LabelEntry, FIRST_UNRESERVED, LABEL_ELI, LABEL_IPV4_EXPLICIT_NULL, LABEL_IPV6_EXPLICIT_NULL, LSE_BYTES,
     LSE_TTL_OFFSET,
 };
+use std::sync::Arc;
 
 /// Label stack entries the data path pops in one pass (explicit nulls, ELI/EL pairs,
 /// POP labels with more labels below). Deeper stacks are a counted drop.
@@ -48,6 +50,9 @@ pub struct Plan {
     ttl_at: u16,
     ttl: u8,
     ttl_kind: TtlKind,
+    /// The label whose ILM entry decided the forward (the one counted per LSP); for an
+    /// explicit null at the bottom, that null label.
+    label: u32,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -95,17 +100,25 @@ pub struct BurstCtx {
     tops: [Top; MAX_BURST],
     /// Per-port packets and bytes forwarded by the last `process_burst`.
     tx: TxTally,
+    /// Where forwarded packets are counted per LSP: the counters and this worker's rows
+    /// (the one after its first table swap once `WorkerStats::ilm_swaps_seen` is set).
+    lsps: Option<(Arc<LspCounters>, usize)>,
 }
 
 impl Default for BurstCtx {
     fn default() -> Self {
-        BurstCtx { tops: [Top(0); MAX_BURST], tx: TxTally::default() }
+        BurstCtx { tops: [Top(0); MAX_BURST], tx: TxTally::default(), lsps: None }
     }
 }
 
 impl BurstCtx {
     pub fn new() -> Box<BurstCtx> {
         Box::default()
+    }
+
+    /// Counts every forwarded packet per LSP from now on, in row `worker` of `lsps`.
+    pub fn count_lsps(&mut self, lsps: Arc<LspCounters>, worker: usize) {
+        self.lsps = Some((lsps, worker));
     }
 
     /// Per-port packets and bytes that the last [`process_burst`] forwarded: what a TX
@@ -146,7 +159,8 @@ fn process_chunk<P: PacketMut>(
     stats: &mut WorkerStats,
 ) {
     let n = pkts.len();
-    let BurstCtx { tops, tx } = ctx;
+    let BurstCtx { tops, tx, lsps } = ctx;
+    let lsp = lsps.as_ref().and_then(|(c, w)| c.row(*w, stats.ilm_swaps_seen != 0));
     let tops = &mut tops[..n];
     let verdicts = &mut verdicts[..n];
     stats.bursts += 1;
@@ -174,9 +188,12 @@ fn process_chunk<P: PacketMut>(
                         let out = d.len() - strip;
                         pkt.pull_front(strip);
                         tx.add(a.port as usize, out);
+                        if let Some(lsp) = lsp {
+                            lsp.add(lse.label(), out, a.port);
+                        }
                         Verdict::Forward(a.port)
                     }
-                    None => general(snap, pkt, l2, lse, tx),
+                    None => general(snap, pkt, l2, lse, tx, lsp),
                 }
             }
             Err(r) => Verdict::Drop(r),
@@ -189,12 +206,22 @@ fn process_chunk<P: PacketMut>(
 
 /// Everything but the fast case: the label-stack walk into a plan, then the rewrite.
 #[inline(never)]
-fn general<P: PacketMut>(snap: &Snapshot, pkt: &mut P, l2: usize, lse: LabelEntry, tx: &mut TxTally) -> Verdict {
+fn general<P: PacketMut>(
+    snap: &Snapshot,
+    pkt: &mut P,
+    l2: usize,
+    lse: LabelEntry,
+    tx: &mut TxTally,
+    lsp: Option<&LspRow>,
+) -> Verdict {
     let mut plan = Plan::default();
     match classify(snap, pkt.data(), l2, lse, &mut plan) {
         Ok(port) => {
             apply(pkt, &plan);
             tx.add(port as usize, pkt.data().len());
+            if let Some(lsp) = lsp {
+                lsp.add(plan.label, pkt.data().len(), port);
+            }
             Verdict::Forward(port)
         }
         Err(r) => Verdict::Drop(r),
@@ -291,6 +318,7 @@ pub fn classify(snap: &Snapshot, d: &[u8], l2: usize, mut lse: LabelEntry, plan:
             return Err(DropReason::LabelStackTooDeep);
         }
         let label = lse.label();
+        plan.label = label;
         if label < FIRST_UNRESERVED {
             match label {
                 LABEL_IPV4_EXPLICIT_NULL | LABEL_IPV6_EXPLICIT_NULL => {
@@ -377,6 +405,7 @@ pub(crate) fn fast_path_frame(snap: &Snapshot, d: &[u8], plan: &mut Plan) -> Opt
         ttl_at: (off + IPV4_TTL_OFFSET) as u16,
         ttl: lse.ttl() - 1,
         ttl_kind: TtlKind::Ipv4,
+        label: lse.label(),
     };
     let mut out = d.to_vec();
     let strip = pop_go_v4(&mut out, l2, lse.ttl() - 1, &a.macs);
@@ -483,7 +512,15 @@ fn ip_plan(
     };
     let adj = dst_adj.ok_or(DropReason::NoRoute)?;
     let (port, macs) = adjacency(snap, adj)?;
-    *plan = Plan { macs, strip: (off - ETH_HDR_BYTES) as u16, ethertype, ttl_at: ttl_at as u16, ttl, ttl_kind: kind };
+    *plan = Plan {
+        macs,
+        strip: (off - ETH_HDR_BYTES) as u16,
+        ethertype,
+        ttl_at: ttl_at as u16,
+        ttl,
+        ttl_kind: kind,
+        label: plan.label,
+    };
     Ok(port)
 }
 
@@ -510,6 +547,7 @@ fn mpls_plan(
         ttl_at: (off + LSE_TTL_OFFSET) as u16,
         ttl: ttl_in - 1,
         ttl_kind,
+        label: plan.label,
     };
     Ok(port)
 }

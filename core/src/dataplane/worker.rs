@@ -134,6 +134,9 @@ impl WorkerLoop<'_> {
     pub fn run<Q: TxQueue, S: SnapshotSource>(&self, q: &mut Q, src: &mut S) -> WorkerResult {
         let mut r = WorkerResult { stats: WorkerStats::default(), latency: Latency::new() };
         let mut ctx = BurstCtx::new();
+        if let Some(b) = self.board {
+            ctx.count_lsps(std::sync::Arc::clone(b.lsps()), self.id);
+        }
         self.poll_loop(q, src, &mut ctx, &mut r);
         src.park();
         q.drain(&mut r.stats);
@@ -185,7 +188,9 @@ impl WorkerLoop<'_> {
                     q.tx_burst(&verdicts[..n], ctx.forwarded(), stats);
                     q.poll(false, t0, stats);
                     last = clock.now();
-                    r.latency.record(last.duration_since(t0).as_nanos() as u64);
+                    let ns = last.duration_since(t0).as_nanos() as u64;
+                    r.latency.record(ns);
+                    stats.record_burst_ns(ns);
                     empty_run = 0;
                 }
                 Rx::Empty => {

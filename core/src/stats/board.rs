@@ -7,6 +7,8 @@
 //! which is fine for monotonic counters (totals may be off by in-flight packets only).
 
 use super::counters::{DropReason, WorkerStats, MAX_PORTS};
+use super::latency::LAT_BUCKETS;
+use super::lsp::LspCounters;
 use crossbeam::utils::CachePadded;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -14,7 +16,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 pub const STATS_PUBLISH_EVERY: u64 = 1024;
 
 /// Number of u64 words in a flattened `WorkerStats`.
-pub const WORDS: usize = 5 + DropReason::COUNT + 3 * MAX_PORTS + 5;
+pub const WORDS: usize = 5 + DropReason::COUNT + 3 * MAX_PORTS + 5 + LAT_BUCKETS + 1;
 
 impl WorkerStats {
     /// Flattens the counters (stable order, used by the board only).
@@ -34,6 +36,8 @@ impl WorkerStats {
         for v in [self.empty_polls, self.rx_wakeups, self.tx_wakeups, self.fill_ring_starved, self.ilm_swaps_seen] {
             put(v);
         }
+        self.lat_buckets.iter().for_each(|v| put(*v));
+        put(self.lat_sum_ns);
     }
 
     /// Inverse of `to_words`.
@@ -57,6 +61,8 @@ impl WorkerStats {
         s.tx_wakeups = next();
         s.fill_ring_starved = next();
         s.ilm_swaps_seen = next();
+        s.lat_buckets.iter_mut().for_each(|v| *v = next());
+        s.lat_sum_ns = next();
         s
     }
 }
@@ -65,6 +71,8 @@ impl WorkerStats {
 /// kernel forwarded or dropped itself), which `total` includes.
 pub struct StatsBoard {
     rows: Vec<CachePadded<[AtomicU64; WORDS]>>,
+    /// Per-LSP counters, one row per worker, written by the workers directly.
+    lsps: std::sync::Arc<LspCounters>,
     offload: CachePadded<[AtomicU64; WORDS]>,
     has_offload: std::sync::atomic::AtomicBool,
 }
@@ -74,6 +82,7 @@ impl StatsBoard {
     pub fn new(workers: usize) -> StatsBoard {
         StatsBoard {
             rows: (0..workers).map(|_| CachePadded::new(std::array::from_fn(|_| AtomicU64::new(0)))).collect(),
+            lsps: std::sync::Arc::new(LspCounters::new(workers)),
             offload: CachePadded::new(std::array::from_fn(|_| AtomicU64::new(0))),
             has_offload: std::sync::atomic::AtomicBool::new(false),
         }
@@ -99,6 +108,11 @@ impl StatsBoard {
             *v = a.load(Ordering::Relaxed);
         }
         Some(WorkerStats::from_words(&words))
+    }
+
+    /// The per-LSP counters of the workers that publish here.
+    pub fn lsps(&self) -> &std::sync::Arc<LspCounters> {
+        &self.lsps
     }
 
     pub fn workers(&self) -> usize {
@@ -147,6 +161,7 @@ mod tests {
     #[test]
     fn words_round_trip_and_board_sums() {
         let mut s = WorkerStats { rx_pkts: 10, rx_bytes: 640, bursts: 1, ilm_swaps_seen: 4, ..Default::default() };
+        s.record_burst_ns(3_000);
         s.count_tx(MAX_PORTS - 1, 60);
         s.count_drop(DropReason::TxRingFull);
         s.port_rx_pkts[2] = 10;

@@ -6,6 +6,8 @@
 //!
 //! No allocation, no atomics: a worker owns its `WorkerStats` and does plain adds.
 
+use super::latency::{lat_bucket, LAT_BUCKETS};
+
 macro_rules! drop_reasons {
     ($($variant:ident => $name:literal, $desc:literal;)*) => {
         /// Why a packet was dropped. One variant per counted reason.
@@ -130,6 +132,10 @@ pub struct WorkerStats {
     /// Table generations the worker moved to, counted at the start of a burst against
     /// the previous burst's (the first against `WorkerLoop::start_generation`).
     pub ilm_swaps_seen: u64,
+    /// Burst latency: bursts per live bucket ([`super::latency::lat_bucket`]) and the
+    /// sum of their durations in ns (the Prometheus histogram's `_bucket` and `_sum`).
+    pub lat_buckets: [u64; LAT_BUCKETS],
+    pub lat_sum_ns: u64,
 }
 
 impl Default for WorkerStats {
@@ -149,6 +155,8 @@ impl Default for WorkerStats {
             tx_wakeups: 0,
             fill_ring_starved: 0,
             ilm_swaps_seen: 0,
+            lat_buckets: [0; LAT_BUCKETS],
+            lat_sum_ns: 0,
         }
     }
 }
@@ -185,6 +193,13 @@ impl WorkerStats {
         self.tx_bytes += bytes;
     }
 
+    /// Counts one burst that took `ns` nanoseconds in the live latency histogram.
+    #[inline(always)]
+    pub fn record_burst_ns(&mut self, ns: u64) {
+        self.lat_buckets[lat_bucket(ns)] += 1;
+        self.lat_sum_ns += ns;
+    }
+
     /// Sum of all drop counters.
     pub fn dropped_pkts(&self) -> u64 {
         self.drops.iter().sum()
@@ -215,6 +230,10 @@ impl WorkerStats {
         self.tx_wakeups += o.tx_wakeups;
         self.fill_ring_starved += o.fill_ring_starved;
         self.ilm_swaps_seen += o.ilm_swaps_seen;
+        for (a, b) in self.lat_buckets.iter_mut().zip(&o.lat_buckets) {
+            *a += b;
+        }
+        self.lat_sum_ns += o.lat_sum_ns;
     }
 
     /// `rx = tx + drops` (no packet in flight).
@@ -266,6 +285,7 @@ mod tests {
         a.count_tx(1, 60);
         a.count_tx(2, 70);
         a.count_drop(DropReason::NoIlmEntry);
+        a.record_burst_ns(700);
         assert!(a.balanced());
         let mut b = a.clone();
         b.merge(&a);
@@ -273,6 +293,7 @@ mod tests {
         assert_eq!(b.port_tx_pkts[1], 2);
         assert_eq!(b.port_tx_bytes[2], 140);
         assert_eq!(b.drop_count(DropReason::NoIlmEntry), 2);
+        assert_eq!((b.lat_buckets[1], b.lat_sum_ns), (2, 1400));
         assert!(b.balanced());
         b.rx_pkts += 1;
         assert!(!b.balanced());

@@ -8,6 +8,26 @@ use serde::Serialize;
 /// Highest value tracked: 10 s. Larger samples are clamped, never lost.
 const MAX_TRACKED_NS: u64 = 10_000_000_000;
 
+/// Buckets of the live burst-latency histogram that workers publish with their counters
+/// (the Prometheus histogram): bucket `i < LAT_BUCKETS - 1` counts bursts of at most
+/// `2^(LAT_FIRST_SHIFT + i)` ns (512 ns .. 67 ms, doubling), the last one the rest.
+/// Powers of two, so a sample's bucket is one leading-zero count, not a search.
+pub const LAT_BUCKETS: usize = 19;
+/// log2 of the first bucket's upper bound in ns (512 ns: below any burst's cost).
+pub const LAT_FIRST_SHIFT: u32 = 9;
+
+/// The live histogram bucket of a sample of `ns` nanoseconds.
+#[inline(always)]
+pub fn lat_bucket(ns: u64) -> usize {
+    let bits = 64 - ns.saturating_sub(1).leading_zeros();
+    (bits.saturating_sub(LAT_FIRST_SHIFT) as usize).min(LAT_BUCKETS - 1)
+}
+
+/// Upper bound in ns of live bucket `i` (`None` for the last, unbounded one).
+pub fn lat_bucket_le_ns(i: usize) -> Option<u64> {
+    (i + 1 < LAT_BUCKETS).then(|| 1u64 << (LAT_FIRST_SHIFT as usize + i))
+}
+
 /// A worker's burst-latency histogram.
 pub struct Latency {
     hist: Histogram<u64>,
@@ -71,6 +91,23 @@ impl Latency {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn live_buckets_hold_samples_up_to_their_bound() {
+        assert_eq!(lat_bucket(0), 0);
+        assert_eq!(lat_bucket(512), 0);
+        assert_eq!(lat_bucket(513), 1);
+        assert_eq!(lat_bucket(1024), 1);
+        assert_eq!(lat_bucket(1025), 2);
+        for i in 0..LAT_BUCKETS - 1 {
+            let le = lat_bucket_le_ns(i).unwrap();
+            assert_eq!(lat_bucket(le), i, "le {le}");
+            assert_eq!(lat_bucket(le + 1), i + 1, "le {le} + 1");
+        }
+        assert_eq!(lat_bucket_le_ns(LAT_BUCKETS - 2), Some(1 << 26));
+        assert_eq!(lat_bucket_le_ns(LAT_BUCKETS - 1), None);
+        assert_eq!(lat_bucket(u64::MAX), LAT_BUCKETS - 1);
+    }
 
     #[test]
     fn percentiles_follow_samples_and_merge() {

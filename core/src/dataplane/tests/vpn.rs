@@ -142,3 +142,19 @@ fn per_nexthop_shares_a_label_per_ce_and_per_instance_looks_up_the_vrf() {
     // The public label is untouched by the instance's mode.
     assert_eq!(s.ilm.lookup(SEED_LABEL).op(), Some(IlmOp::PopGo));
 }
+
+/// `gen synth --transport-label` traffic through the config it writes: every frame is
+/// forwarded (the static egress LSP pops the transport label, the service label decides).
+#[test]
+fn synth_transport_traffic_is_forwarded_by_its_config() {
+    use crate::traffic::synth::{synth_config, Synth};
+    let s = Synth { count: 300, labels: 10, first_label: 100, transport_label: Some(18), ..Synth::default() };
+    let mut frames = Vec::new();
+    s.generate(|_, f| frames.push(f.to_vec())).unwrap();
+    let mut cfg = synth_config(100, 10, 4, 16, false);
+    cfg.push_str(&crate::traffic::profile::transport_toml(18));
+    let snap = build(&Config::parse(&cfg).unwrap(), 0).unwrap();
+    let (outs, stats) = run(&snap, &frames);
+    assert!(outs.iter().all(|(v, _)| matches!(v, Verdict::Forward(_))), "{:?}", stats);
+    assert_eq!(stats.tx_pkts, 300);
+}
