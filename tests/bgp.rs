@@ -551,3 +551,87 @@ fn learned_label_forwards_from_d_to_a() {
     assert_eq!(v["tx_packets"]["to-A"], 10, "{v}");
     assert_eq!(v["tx_packets"]["to-B"], 0, "{v}");
 }
+
+/// The L3VPN egress PE (`pcaps/l3vpn.toml`) with DeviceD = GoBGP as the ingress PE over
+/// VPNv4: each instance's 10.1.1.0/24 arrives with its RD (100:1, 100:2), its VPN label
+/// (popgo's LSP table), its export route target and next hop popgo's address;
+/// `undo network` in vpna withdraws vpna's route only.
+#[test]
+fn gobgp_learns_vpnv4_routes_and_withdrawals() {
+    let _g = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    if !can_run("gobgp_learns_vpnv4_routes_and_withdrawals", &["gobgpd", "gobgp"]) {
+        return;
+    }
+    let lab = Lab::new(false);
+    let gcfg = lab.path("gobgpd.toml");
+    std::fs::write(
+        &gcfg,
+        "[global.config]\n  as = 200\n  router-id = \"198.18.0.1\"\n  local-address-list = [\"198.18.0.1\"]\n\
+         [[neighbors]]\n  [neighbors.config]\n    neighbor-address = \"198.18.0.2\"\n    peer-as = 100\n\
+         [[neighbors.afi-safis]]\n  [neighbors.afi-safis.config]\n    afi-safi-name = \"l3vpn-ipv4-unicast\"\n",
+    )
+    .unwrap();
+    let _d = lab.spawn(
+        lab.d(),
+        "gobgpd",
+        &["gobgpd", "-f", gcfg.to_str().unwrap(), "-p", "--api-hosts", "127.0.0.1:50051", "--pprof-disable"],
+        &lab.path("gobgpd.log"),
+    );
+    let text = std::fs::read_to_string(root_dir().join("pcaps/l3vpn.toml")).unwrap().replacen(
+        "\nlabel_base = 16\n",
+        "\nrouter_id = \"198.18.0.2\"\nlabel_base = 16\n",
+        1,
+    ) + "\n[[bgp.peer]]\naddress = \"198.18.0.1\"\nas = 200\nfamilies = [\"vpnv4\"]\n";
+    let cfg = lab.path("c.toml");
+    std::fs::write(&cfg, text).unwrap();
+    let sock = lab.path("c.sock");
+    let err = lab.path("popgo.err");
+    let popgo = lab.spawn(
+        lab.c(),
+        "popgo replay",
+        &[
+            POPGO,
+            "replay",
+            "--config",
+            cfg.to_str().unwrap(),
+            "--control",
+            sock.to_str().unwrap(),
+            "--loops",
+            "0",
+            "--pps",
+            "100",
+            root_dir().join("pcaps/l3vpn.pcap").to_str().unwrap(),
+        ],
+        &err,
+    );
+    wait_for(&err, "control socket", 15);
+    // GoBGP's VPNv4 table: "RD:prefix" -> [path]; labels, RD, next hop and route
+    // targets (extended communities, type 16) per route.
+    let route = |rib: &Value, rd: &str| -> Option<(Vec<u64>, String, String)> {
+        let path = rib.get(format!("{rd}:10.1.1.0/24"))?.get(0)?;
+        let labels = path["nlri"]["labels"].as_array()?.iter().filter_map(Value::as_u64).collect();
+        let attrs = path["attrs"].as_array()?;
+        let nh = attrs.iter().find(|a| a["type"] == 14)?["nexthop"].as_str()?.to_string();
+        let rt = attrs.iter().find(|a| a["type"] == 16)?["value"][0]["value"].as_str()?.to_string();
+        Some((labels, nh, rt))
+    };
+    let (a, b) = poll("both instances' routes at GoBGP", 25, || {
+        let rib = lab.gobgp_rib("vpnv4");
+        Some((route(&rib, "100:1")?, route(&rib, "100:2")?))
+    });
+    assert_eq!(a, (vec![16], "198.18.0.2".to_string(), "100:1".to_string()));
+    assert_eq!(b, (vec![17], "198.18.0.2".to_string(), "100:2".to_string()));
+    lab.ctl(&sock, "system-view; bgp 100; ipv4-family vpn-instance vpna; undo network 10.1.1.0 24; commit");
+    // vpna's route is withdrawn; vpnb's stays, with the label popgo's table now gives it
+    // (the full build after the removal allocates it anew).
+    let b = poll("vpna's withdrawal at GoBGP", 10, || {
+        let rib = lab.gobgp_rib("vpnv4");
+        route(&rib, "100:1").is_none().then(|| route(&rib, "100:2")).flatten()
+    });
+    let t = lab.ctl(&sock, "display mpls lsp protocol bgp");
+    let row = t.lines().find(|l| l.ends_with("vpnb")).unwrap_or_else(|| panic!("{t}"));
+    let label: u64 = row.split_whitespace().nth(1).and_then(|x| x.split('/').next()?.parse().ok()).unwrap();
+    assert_eq!(b.0, vec![label], "{t}");
+    let (code, _) = popgo.stop(15);
+    assert_eq!(code, Some(0));
+}
