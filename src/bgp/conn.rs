@@ -24,6 +24,14 @@ pub const OPEN_HOLD: Duration = Duration::from_secs(240);
 pub const SYNC_BATCH: usize = 150 * msg::ROUTES_PER_UPDATE;
 
 /// What the session gets from the driver with every call.
+/// The RD and targets of `p`'s instance family, for a VPN family.
+fn vpn_attrs(cfg: &SessionCfg, f: Family, p: Prefix) -> Option<&msg::VpnAttrs> {
+    if !f.is_vpn() {
+        return None;
+    }
+    cfg.vpns.iter().find(|(v, v4, _)| *v == p.vrf && *v4 == p.is_v4()).map(|(_, _, a)| a)
+}
+
 pub struct Ctx<'a> {
     pub cfg: &'a SessionCfg,
     pub opts: &'a Options,
@@ -331,30 +339,43 @@ impl Conn {
         }
         let nh = c.cfg.peer.source.unwrap_or(self.local);
         let path = self.path(c);
+        let cfg = c.cfg;
         for f in Family::ALL {
             let on = self.families.contains(f);
-            let gone: Vec<Prefix> = changes
+            let mut gone: Vec<Prefix> = changes
                 .iter()
                 .filter(|(p, l)| Family::of(p) == f && (l.is_none() || !on) && self.sent.contains_key(p))
                 .map(|(p, _)| *p)
                 .collect();
-            for chunk in gone.chunks(msg::ROUTES_PER_UPDATE) {
-                self.send(&msg::withdraw(f, chunk), now, c);
-                for p in chunk {
-                    self.sent.remove(p);
+            // VPN routes go out per instance: one RD and one set of targets per UPDATE.
+            gone.sort_by_key(|p| p.vrf);
+            for same in gone.chunk_by(|a, b| a.vrf == b.vrf) {
+                let vpn = vpn_attrs(cfg, f, same[0]);
+                for chunk in same.chunks(msg::ROUTES_PER_UPDATE) {
+                    self.send(&msg::withdraw_in(f, chunk, vpn.map(|v| v.rd)), now, c);
+                    for p in chunk {
+                        self.sent.remove(p);
+                    }
                 }
             }
             if !on {
                 continue;
             }
-            let new: Vec<(Prefix, u32)> = changes
+            let mut new: Vec<(Prefix, u32)> = changes
                 .iter()
                 .filter_map(|(p, l)| Some((*p, (*l)?)))
                 .filter(|(p, l)| Family::of(p) == f && self.sent.get(p) != Some(l))
                 .collect();
-            for chunk in new.chunks(msg::ROUTES_PER_UPDATE) {
-                self.send(&msg::announce(f, chunk, nh, path), now, c);
-                self.sent.extend(chunk.iter().copied());
+            new.sort_by_key(|(p, _)| p.vrf);
+            for same in new.chunk_by(|a, b| a.0.vrf == b.0.vrf) {
+                let vpn = vpn_attrs(cfg, f, same[0].0);
+                if f.is_vpn() && vpn.is_none() {
+                    continue; // an instance family without an RD has nothing to send
+                }
+                for chunk in same.chunks(msg::ROUTES_PER_UPDATE) {
+                    self.send(&msg::announce_in(f, chunk, nh, path, vpn), now, c);
+                    self.sent.extend(chunk.iter().copied());
+                }
             }
         }
         c.st.prefixes_sent = self.sent.len();
@@ -364,10 +385,15 @@ impl Conn {
     fn refresh(&mut self, f: Family, now: Instant, c: &mut Ctx<'_>) {
         let nh = c.cfg.peer.source.unwrap_or(self.local);
         let path = self.path(c);
-        let routes: Vec<(Prefix, u32)> =
+        let cfg = c.cfg;
+        let mut routes: Vec<(Prefix, u32)> =
             self.sent.iter().filter(|(p, _)| Family::of(p) == f).map(|(p, l)| (*p, *l)).collect();
-        for chunk in routes.chunks(msg::ROUTES_PER_UPDATE) {
-            self.send(&msg::announce(f, chunk, nh, path), now, c);
+        routes.sort_by_key(|(p, _)| p.vrf);
+        for same in routes.chunk_by(|a, b| a.0.vrf == b.0.vrf) {
+            let vpn = vpn_attrs(cfg, f, same[0].0);
+            for chunk in same.chunks(msg::ROUTES_PER_UPDATE) {
+                self.send(&msg::announce_in(f, chunk, nh, path, vpn), now, c);
+            }
         }
         self.send(&msg::withdraw(f, &[]), now, c);
     }

@@ -56,7 +56,8 @@ impl H {
             md5_key: None,
             ttl_hops: None,
         };
-        let cfg = SessionCfg { peer, local_as: LOCAL_AS, router_id: Some("1.1.1.1".parse().unwrap()) };
+        let cfg =
+            SessionCfg { peer, local_as: LOCAL_AS, router_id: Some("1.1.1.1".parse().unwrap()), vpns: Vec::new() };
         let opts = Options::default();
         let routes: Routes = routes.iter().map(|(p, l)| (pfx(p), *l)).collect();
         let mut st = PeerStatus::new(cfg.peer.address, PEER_AS, families);

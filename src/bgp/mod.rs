@@ -102,6 +102,9 @@ pub(crate) struct SessionCfg {
     pub peer: PeerCfg,
     pub local_as: u32,
     pub router_id: Option<Ipv4Addr>,
+    /// The VPN instances' families: (VRF id, IPv4?, RD and export targets). A change
+    /// restarts the session, whose peer then learns the routes again.
+    pub vpns: Vec<(u16, bool, msg::VpnAttrs)>,
 }
 
 /// What the speaker should advertise, and to whom: sent by the control thread after
@@ -113,13 +116,24 @@ pub struct Adverts {
     pub peers: Vec<Peer>,
     /// Routes changed since the last `Adverts` (all of them in the first).
     pub changes: Changes,
+    /// What the VPN routes of each instance family carry.
+    pub vpns: Vec<(u16, bool, msg::VpnAttrs)>,
 }
 
 impl Adverts {
     /// The peers and settings of `cfg` with `changes`.
     pub fn of(cfg: &Config, changes: Changes) -> Adverts {
         let Some(b) = &cfg.bgp else { return Adverts { changes, ..Adverts::default() } };
-        Adverts { asn: b.asn, router_id: b.router_id, peers: b.peers.clone(), changes }
+        let vpns = cfg
+            .vpn_instances
+            .iter()
+            .flat_map(|v| [(true, &v.v4), (false, &v.v6)].map(|(v4, af)| (v.id, v4, af.clone())))
+            .filter_map(|(id, v4, af)| {
+                let af = af?;
+                Some((id, v4, msg::VpnAttrs { rd: af.rd?, targets: af.export }))
+            })
+            .collect();
+        Adverts { asn: b.asn, router_id: b.router_id, peers: b.peers.clone(), changes, vpns }
     }
 }
 
@@ -199,7 +213,8 @@ impl Local {
                 Some(l) => t.insert(*p, *l).is_some(),
                 None => t.remove(p).is_some(),
             };
-            if !p.is_v4() && was != l.is_some() {
+            // 6PE's default depends on public IPv6 routes only.
+            if !p.is_v4() && p.vrf == 0 && was != l.is_some() {
                 if l.is_some() {
                     self.v6 += 1;
                 } else {
@@ -264,7 +279,7 @@ fn manager(opts: Options, rx: &mpsc::Receiver<ToManager>, status: &Arc<Status>) 
                         md5_key: p.password.as_ref().map(|k| k.key.clone()),
                         ttl_hops: p.ttl_hops,
                     };
-                    let cfg = SessionCfg { peer, local_as: a.asn, router_id: a.router_id };
+                    let cfg = SessionCfg { peer, local_as: a.asn, router_id: a.router_id, vpns: a.vpns.clone() };
                     match sessions.get(&p.address) {
                         Some(r) if r.cfg == cfg => {
                             if !changes.is_empty() {

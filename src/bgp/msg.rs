@@ -7,15 +7,23 @@
 use crate::config::{Family, Prefix};
 use ipnet::{Ipv4Net, Ipv6Net};
 use netgauze_bgp_pkt::capabilities::{BgpCapability, FourOctetAsCapability, MultiProtocolExtensionsCapability};
-use netgauze_bgp_pkt::nlri::{Ipv4NlriMplsLabelsAddress, Ipv6NlriMplsLabelsAddress, MplsLabel};
+use netgauze_bgp_pkt::community::{
+    ExtendedCommunity, TransitiveFourOctetExtendedCommunity, TransitiveIpv4ExtendedCommunity,
+    TransitiveTwoOctetExtendedCommunity,
+};
+use netgauze_bgp_pkt::nlri::{
+    Ipv4MplsVpnUnicastAddress, Ipv4NlriMplsLabelsAddress, Ipv4Unicast, Ipv6MplsVpnUnicastAddress,
+    Ipv6NlriMplsLabelsAddress, Ipv6Unicast, LabeledIpv4NextHop, LabeledIpv6NextHop, LabeledNextHop, MplsLabel,
+    RouteDistinguisher,
+};
 use netgauze_bgp_pkt::notification::{
     BgpNotificationMessage, CeaseError, FiniteStateMachineError, HoldTimerExpiredError, MessageHeaderError,
     OpenMessageError, UpdateMessageError,
 };
 use netgauze_bgp_pkt::open::{BgpOpenMessage, BgpOpenMessageParameter};
 use netgauze_bgp_pkt::path_attribute::{
-    As2PathSegment, As4Path, As4PathSegment, AsPath, AsPathSegmentType, LocalPreference, MpReach, MpUnreach, Origin,
-    PathAttribute, PathAttributeValue,
+    As2PathSegment, As4Path, As4PathSegment, AsPath, AsPathSegmentType, ExtendedCommunities, LocalPreference, MpReach,
+    MpUnreach, Origin, PathAttribute, PathAttributeValue,
 };
 use netgauze_bgp_pkt::update::BgpUpdateMessage;
 use netgauze_bgp_pkt::wire::deserializer::BgpParsingContext;
@@ -51,7 +59,7 @@ pub struct FamilyWire {
     pub address_type: AddressType,
 }
 
-pub const FAMILIES: [FamilyWire; 2] = [
+pub const FAMILIES: [FamilyWire; 4] = [
     FamilyWire {
         family: Family::Ipv4LabeledUnicast,
         afi: 1,
@@ -66,7 +74,64 @@ pub const FAMILIES: [FamilyWire; 2] = [
         addr_len: 16,
         address_type: AddressType::Ipv6NlriMplsLabels,
     },
+    FamilyWire { family: Family::Vpnv4, afi: 1, safi: 128, addr_len: 4, address_type: AddressType::Ipv4MplsLabeledVpn },
+    FamilyWire {
+        family: Family::Vpnv6,
+        afi: 2,
+        safi: 128,
+        addr_len: 16,
+        address_type: AddressType::Ipv6MplsLabeledVpn,
+    },
 ];
+
+/// What a VPN instance's routes carry (RFC 4364 section 4.3): its route distinguisher
+/// and its export route targets.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VpnAttrs {
+    pub rd: crate::config::Rd,
+    pub targets: Vec<crate::config::RouteTarget>,
+}
+
+/// netgauze's form of a route distinguisher.
+fn rd_of(rd: crate::config::Rd) -> RouteDistinguisher {
+    let b = rd.0;
+    match b[1] {
+        1 => RouteDistinguisher::Ipv4Administrator {
+            ip: Ipv4Addr::new(b[2], b[3], b[4], b[5]),
+            number: u16::from_be_bytes([b[6], b[7]]),
+        },
+        2 => RouteDistinguisher::As4Administrator {
+            asn4: u32::from_be_bytes([b[2], b[3], b[4], b[5]]),
+            number: u16::from_be_bytes([b[6], b[7]]),
+        },
+        _ => RouteDistinguisher::As2Administrator {
+            asn2: u16::from_be_bytes([b[2], b[3]]),
+            number: u32::from_be_bytes([b[4], b[5], b[6], b[7]]),
+        },
+    }
+}
+
+/// netgauze's form of a route target (RFC 4360 / RFC 5668, transitive).
+fn rt_of(t: crate::config::RouteTarget) -> ExtendedCommunity {
+    let b = t.0;
+    match b[0] {
+        1 => ExtendedCommunity::TransitiveIpv4(TransitiveIpv4ExtendedCommunity::RouteTarget {
+            global_admin: Ipv4Addr::new(b[2], b[3], b[4], b[5]),
+            local_admin: u16::from_be_bytes([b[6], b[7]]),
+        }),
+        2 => ExtendedCommunity::TransitiveFourOctet(TransitiveFourOctetExtendedCommunity::RouteTarget {
+            global_admin: u32::from_be_bytes([b[2], b[3], b[4], b[5]]),
+            local_admin: u16::from_be_bytes([b[6], b[7]]),
+        }),
+        _ => ExtendedCommunity::TransitiveTwoOctet(TransitiveTwoOctetExtendedCommunity::RouteTarget {
+            global_admin: u16::from_be_bytes([b[2], b[3]]),
+            local_admin: u32::from_be_bytes([b[4], b[5], b[6], b[7]]),
+        }),
+    }
+}
+
+/// The route distinguisher of the next hop of VPN routes: zero (RFC 4364 section 4.3.2).
+const RD_ZERO: RouteDistinguisher = RouteDistinguisher::As2Administrator { asn2: 0, number: 0 };
 
 /// The wire facts of a family.
 pub fn wire(f: Family) -> &'static FamilyWire {
@@ -379,6 +444,20 @@ fn v6net(p: &Prefix) -> Option<Ipv6Net> {
 /// with next hop `nh`: for IPv4 labeled unicast the address itself (RFC 8277), for
 /// 6PE its IPv4-mapped IPv6 form (RFC 4798 section 2).
 pub fn announce(f: Family, routes: &[(Prefix, u32)], nh: Ipv4Addr, path: PathCtx) -> BgpMessage {
+    announce_in(f, routes, nh, path, None)
+}
+
+/// [`announce`] for any family: VPN routes (all of one instance) take `vpn`'s route
+/// distinguisher in their NLRI and its route targets as extended communities; their
+/// next hop is RD 0 with the address (VPNv4, RFC 4364 section 4.3.2) or with its
+/// IPv4-mapped IPv6 form (VPNv6 over an IPv4 session, RFC 4659 section 3.2.1.2).
+pub fn announce_in(
+    f: Family,
+    routes: &[(Prefix, u32)],
+    nh: Ipv4Addr,
+    path: PathCtx,
+    vpn: Option<&VpnAttrs>,
+) -> BgpMessage {
     let mut attrs = vec![attr(false, true, PathAttributeValue::Origin(Origin::IGP))];
     let seq = |asn: u32| if path.ibgp { vec![] } else { vec![asn] };
     if path.asn4 {
@@ -414,8 +493,38 @@ pub fn announce(f: Family, routes: &[(Prefix, u32)], nh: Ipv4Addr, path: PathCtx
                 .filter_map(|(p, l)| Ipv6NlriMplsLabelsAddress::new_no_path_id(vec![label_field(*l)], v6net(p)?).ok())
                 .collect(),
         },
+        Family::Vpnv4 => MpReach::Ipv4MplsVpnUnicast {
+            next_hop: LabeledNextHop::Ipv4(LabeledIpv4NextHop::new(RD_ZERO, nh)),
+            nlri: match vpn {
+                Some(v) => routes
+                    .iter()
+                    .filter_map(|(p, l)| {
+                        let net = Ipv4Unicast::from_net(v4net(p)?).ok()?;
+                        Some(Ipv4MplsVpnUnicastAddress::new_no_path_id(rd_of(v.rd), vec![label_field(*l)], net))
+                    })
+                    .collect(),
+                None => Box::new([]),
+            },
+        },
+        Family::Vpnv6 => MpReach::Ipv6MplsVpnUnicast {
+            next_hop: LabeledNextHop::Ipv6(LabeledIpv6NextHop::new(RD_ZERO, nh.to_ipv6_mapped(), None)),
+            nlri: match vpn {
+                Some(v) => routes
+                    .iter()
+                    .filter_map(|(p, l)| {
+                        let net = Ipv6Unicast::from_net(v6net(p)?).ok()?;
+                        Some(Ipv6MplsVpnUnicastAddress::new_no_path_id(rd_of(v.rd), vec![label_field(*l)], net))
+                    })
+                    .collect(),
+                None => Box::new([]),
+            },
+        },
     };
     attrs.push(attr_ext(PathAttributeValue::MpReach(reach)));
+    if let Some(v) = vpn.filter(|v| f.is_vpn() && !v.targets.is_empty()) {
+        let rts: Vec<ExtendedCommunity> = v.targets.iter().map(|t| rt_of(*t)).collect();
+        attrs.push(attr(true, true, PathAttributeValue::ExtendedCommunities(ExtendedCommunities::new(rts))));
+    }
     // RFC 6793 section 4.2.2: an old speaker gets AS_TRANS in AS_PATH and the real
     // path in AS4_PATH (only needed when the local AS does not fit in 2 octets).
     if !path.asn4 && !path.ibgp && path.local_as > u32::from(u16::MAX) {
@@ -432,7 +541,13 @@ pub fn announce(f: Family, routes: &[(Prefix, u32)], nh: Ipv4Addr, path: PathCtx
 /// 4, with the label field RFC 8277 section 2.4 gives withdrawals). Empty: the
 /// End-of-RIB marker of the family (RFC 4724 section 2).
 pub fn withdraw(f: Family, prefixes: &[Prefix]) -> BgpMessage {
+    withdraw_in(f, prefixes, None)
+}
+
+/// [`withdraw`] for any family: VPN routes (all of one instance) with `rd`.
+pub fn withdraw_in(f: Family, prefixes: &[Prefix], rd: Option<crate::config::Rd>) -> BgpMessage {
     let lab = || vec![MplsLabel::new(WITHDRAW_LABEL)];
+    let rd = rd.map(rd_of);
     let unreach = match f {
         Family::Ipv4LabeledUnicast => MpUnreach::Ipv4NlriMplsLabels {
             nlri: prefixes
@@ -444,6 +559,24 @@ pub fn withdraw(f: Family, prefixes: &[Prefix]) -> BgpMessage {
             nlri: prefixes
                 .iter()
                 .filter_map(|p| Ipv6NlriMplsLabelsAddress::new_no_path_id(lab(), v6net(p)?).ok())
+                .collect(),
+        },
+        Family::Vpnv4 => MpUnreach::Ipv4MplsVpnUnicast {
+            nlri: prefixes
+                .iter()
+                .filter_map(|p| {
+                    let net = Ipv4Unicast::from_net(v4net(p)?).ok()?;
+                    Some(Ipv4MplsVpnUnicastAddress::new_no_path_id(rd?, lab(), net))
+                })
+                .collect(),
+        },
+        Family::Vpnv6 => MpUnreach::Ipv6MplsVpnUnicast {
+            nlri: prefixes
+                .iter()
+                .filter_map(|p| {
+                    let net = Ipv6Unicast::from_net(v6net(p)?).ok()?;
+                    Some(Ipv6MplsVpnUnicastAddress::new_no_path_id(rd?, lab(), net))
+                })
                 .collect(),
         },
     };

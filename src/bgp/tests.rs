@@ -44,6 +44,7 @@ fn adverts(changes: &[(&str, Option<u32>)], families: Families) -> Adverts {
         router_id: Some("1.1.1.1".parse().unwrap()),
         peers: vec![peer],
         changes: changes.iter().map(|(p, l)| (pfx(p), *l)).collect(),
+        vpns: Vec::new(),
     }
 }
 

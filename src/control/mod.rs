@@ -435,15 +435,16 @@ impl ControlPlane {
         let Some(sp) = &self.speaker else { return };
         let head = self.running.head();
         let lsps = &self.publisher.current().lsps;
-        // VPN instances' routes are not labeled unicast routes: they never leave here.
+        // VPN instances' routes go out as VPNv4/VPNv6 routes (their prefixes carry the
+        // VRF: `Family::of`).
         let changes: crate::bgp::Changes = match old {
-            Some(old) if self.speaker_fed => lsps.diff(old).into_iter().filter(|(p, _)| p.vrf == 0).collect(),
+            Some(old) if self.speaker_fed => lsps.diff(old),
             _ => {
                 if head.bgp.as_ref().is_none_or(|b| b.peers.is_empty()) {
                     return;
                 }
                 self.speaker_fed = true;
-                lsps.iter().filter(|r| r.fec.vrf == 0).map(|r| (r.fec, Some(r.in_label))).collect()
+                lsps.iter().map(|r| (r.fec, Some(r.in_label))).collect()
             }
         };
         sp.update(crate::bgp::Adverts::of(head, changes));

@@ -28,6 +28,9 @@ pub enum View {
     /// `ipv4-family vpn-instance NAME` / `ipv6-family vpn-instance NAME` in the BGP view.
     BgpVpn4,
     BgpVpn6,
+    /// `ipv4-family vpnv4` / `ipv6-family vpnv6` in the BGP view (the peers' VPN families).
+    BgpVpnv4,
+    BgpVpnv6,
 }
 
 impl View {
@@ -45,6 +48,8 @@ impl View {
             View::Mpls => "mpls",
             View::BgpVpn4 => "bgp-vpn-instance-ipv4",
             View::BgpVpn6 => "bgp-vpn-instance-ipv6",
+            View::BgpVpnv4 => "bgp-af-vpnv4",
+            View::BgpVpnv6 => "bgp-af-vpnv6",
         }
     }
 
@@ -58,6 +63,8 @@ impl View {
             View::Mpls => format!("[{dev}-mpls]"),
             View::BgpVpn4 => format!("[{dev}-bgp-{ctx}]"),
             View::BgpVpn6 => format!("[{dev}-bgp-6-{ctx}]"),
+            View::BgpVpnv4 => format!("[{dev}-bgp-af-vpnv4]"),
+            View::BgpVpnv6 => format!("[{dev}-bgp-af-vpnv6]"),
             v => v.prompt(dev),
         }
     }
@@ -65,7 +72,9 @@ impl View {
     /// The view `quit` returns to.
     pub fn up(self) -> View {
         match self {
-            View::BgpIpv4 | View::BgpIpv6 | View::BgpVpn4 | View::BgpVpn6 => View::Bgp,
+            View::BgpIpv4 | View::BgpIpv6 | View::BgpVpn4 | View::BgpVpn6 | View::BgpVpnv4 | View::BgpVpnv6 => {
+                View::Bgp
+            }
             View::VpnAf4 | View::VpnAf6 => View::VpnInstance,
             View::Bgp | View::VpnInstance | View::Interface | View::Mpls => View::System,
             View::System | View::User => View::User,
@@ -86,7 +95,10 @@ impl View {
 
     /// The BGP view or one of its family views.
     pub fn in_bgp(self) -> bool {
-        matches!(self, View::Bgp | View::BgpIpv4 | View::BgpIpv6 | View::BgpVpn4 | View::BgpVpn6)
+        matches!(
+            self,
+            View::Bgp | View::BgpIpv4 | View::BgpIpv6 | View::BgpVpn4 | View::BgpVpn6 | View::BgpVpnv4 | View::BgpVpnv6
+        )
     }
 }
 
@@ -203,16 +215,22 @@ pub fn parse_in(view: View, ctx: &str, line: &str) -> Result<Cmd, String> {
         (View::User, ["system-view"]) => Ok(Cmd::SystemView),
         (v, ["commit"]) if v != View::User => Ok(Cmd::Commit),
         (v, ["clear", "configuration", "candidate"]) if v != View::User => Ok(Cmd::ClearCandidate),
-        (View::Bgp | View::BgpIpv4 | View::BgpIpv6, ["ipv4-family", rest @ ..]) => match rest {
-            // The labeled-unicast view is the public family's: popgo's IPv4 routes
-            // are all labeled.
-            ["unicast"] | ["labeled-unicast"] => Ok(Cmd::Family(View::BgpIpv4)),
-            _ => Err(wrong_args("ipv4-family unicast | labeled-unicast | vpn-instance <name>")),
-        },
-        (View::Bgp | View::BgpIpv4 | View::BgpIpv6, ["ipv6-family", rest @ ..]) => match rest {
-            ["unicast"] => Ok(Cmd::Family(View::BgpIpv6)),
-            _ => Err(wrong_args("ipv6-family unicast")),
-        },
+        (View::Bgp | View::BgpIpv4 | View::BgpIpv6 | View::BgpVpnv4 | View::BgpVpnv6, ["ipv4-family", rest @ ..]) => {
+            match rest {
+                // The labeled-unicast view is the public family's: popgo's IPv4 routes
+                // are all labeled.
+                ["unicast"] | ["labeled-unicast"] => Ok(Cmd::Family(View::BgpIpv4)),
+                ["vpnv4"] => Ok(Cmd::Family(View::BgpVpnv4)),
+                _ => Err(wrong_args("ipv4-family unicast | labeled-unicast | vpnv4 | vpn-instance <name>")),
+            }
+        }
+        (View::Bgp | View::BgpIpv4 | View::BgpIpv6 | View::BgpVpnv4 | View::BgpVpnv6, ["ipv6-family", rest @ ..]) => {
+            match rest {
+                ["unicast"] => Ok(Cmd::Family(View::BgpIpv6)),
+                ["vpnv6"] => Ok(Cmd::Family(View::BgpVpnv6)),
+                _ => Err(wrong_args("ipv6-family unicast | vpnv6 | vpn-instance <name>")),
+            }
+        }
         (View::Bgp, ["router-id", rest @ ..]) => match rest {
             [a] => Ok(Cmd::Edit(Edit::RouterId(Some(crate::config::check_router_id(a)?)))),
             _ => Err(wrong_args("router-id <A.B.C.D>")),
@@ -252,11 +270,15 @@ pub fn parse_in(view: View, ctx: &str, line: &str) -> Result<Cmd, String> {
         (View::Bgp, ["undo", "peer", a, "valid-ttl-hops", ..]) => {
             Ok(Cmd::Edit(Edit::PeerTtlHops { address: peer_address(a)?, hops: None }))
         }
-        (View::Bgp | View::BgpIpv4 | View::BgpIpv6, ["peer" | "undo", ..]) if is_family_cmd(&l) => {
+        (View::Bgp | View::BgpIpv4 | View::BgpIpv6 | View::BgpVpnv4 | View::BgpVpnv6, ["peer" | "undo", ..])
+            if is_family_cmd(&l) =>
+        {
             let on = l[0] == "peer";
             let w = if on { &l[1..] } else { &l[2..] };
             let family = match view {
                 View::BgpIpv6 => Family::Ipv6LabeledUnicast,
+                View::BgpVpnv4 => Family::Vpnv4,
+                View::BgpVpnv6 => Family::Vpnv6,
                 _ => Family::Ipv4LabeledUnicast,
             };
             if view == View::Bgp && w[1] == "enable" {
@@ -357,6 +379,8 @@ fn parse_display(w: &[&str]) -> Result<Display, String> {
     match w {
         ["bgp", "peer"] => Ok(Display::BgpPeer),
         ["bgp", "routing-table", "label"] => Ok(Display::BgpRoutingTableLabel(Family::Ipv4LabeledUnicast)),
+        ["bgp", "vpnv4", "all", "routing-table", "label"] => Ok(Display::BgpRoutingTableLabel(Family::Vpnv4)),
+        ["bgp", "vpnv6", "all", "routing-table", "label"] => Ok(Display::BgpRoutingTableLabel(Family::Vpnv6)),
         ["bgp", "ipv6", "routing-table", "label"] => Ok(Display::BgpRoutingTableLabel(Family::Ipv6LabeledUnicast)),
         ["mpls", "lsp", "protocol", "bgp"] => Ok(Display::MplsLspBgp { verbose: false }),
         ["mpls", "lsp", "protocol", "bgp", "verbose"] => Ok(Display::MplsLspBgp { verbose: true }),

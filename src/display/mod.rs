@@ -349,9 +349,12 @@ pub fn write_current_configuration(
         }
         // Peers with explicit families; the others run the defaults (IPv4 labeled
         // unicast, plus 6PE when there are IPv6 networks).
-        for (view, fam) in
-            [("ipv4-family unicast", Family::Ipv4LabeledUnicast), ("ipv6-family unicast", Family::Ipv6LabeledUnicast)]
-        {
+        for (view, fam) in [
+            ("ipv4-family unicast", Family::Ipv4LabeledUnicast),
+            ("ipv6-family unicast", Family::Ipv6LabeledUnicast),
+            ("ipv4-family vpnv4", Family::Vpnv4),
+            ("ipv6-family vpnv6", Family::Vpnv6),
+        ] {
             let explicit: Vec<_> = b.peers.iter().filter_map(|p| Some((p.address, p.families?))).collect();
             // 6PE's own pop-go switch, when set apart from the BGP view's.
             let pop_go_v6 = b.pop_go_v6.filter(|_| fam == Family::Ipv6LabeledUnicast);
@@ -369,7 +372,9 @@ pub fn write_current_configuration(
                 None => {}
             }
             for (a, f) in explicit {
-                if f.contains(fam) {
+                if f.contains(fam) && fam.is_vpn() {
+                    let _ = writeln!(s, "  peer {a} enable");
+                } else if f.contains(fam) {
                     let _ = writeln!(s, "  peer {a} enable\n  peer {a} label-route-capability");
                 } else if fam == Family::Ipv4LabeledUnicast {
                     let _ = writeln!(s, "  undo peer {a} enable");

@@ -284,31 +284,41 @@ pub struct Network {
 
 /// An address family the BGP speaker exchanges routes in: only the labeled ones
 /// (RFC 8277 IPv4 labeled unicast, AFI 1 / SAFI 4; RFC 4798 6PE, AFI 2 / SAFI 4 over
-/// an IPv4 session).
+/// an IPv4 session; RFC 4364 VPNv4, AFI 1 / SAFI 128; RFC 4659 VPNv6, AFI 2 / SAFI 128).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Family {
     Ipv4LabeledUnicast,
     Ipv6LabeledUnicast,
+    Vpnv4,
+    Vpnv6,
 }
 
 impl Family {
-    pub const ALL: [Family; 2] = [Family::Ipv4LabeledUnicast, Family::Ipv6LabeledUnicast];
+    pub const ALL: [Family; 4] = [Family::Ipv4LabeledUnicast, Family::Ipv6LabeledUnicast, Family::Vpnv4, Family::Vpnv6];
 
     /// The name in the config file.
     pub fn name(self) -> &'static str {
         match self {
             Family::Ipv4LabeledUnicast => "ipv4-labeled-unicast",
             Family::Ipv6LabeledUnicast => "ipv6-labeled-unicast",
+            Family::Vpnv4 => "vpnv4",
+            Family::Vpnv6 => "vpnv6",
         }
     }
 
-    /// The family of a prefix.
+    /// The family of a prefix: a VPN instance's routes are VPN routes.
     pub fn of(p: &Prefix) -> Family {
-        if p.is_v4() {
-            Family::Ipv4LabeledUnicast
-        } else {
-            Family::Ipv6LabeledUnicast
+        match (p.vrf != vpn::PUBLIC, p.is_v4()) {
+            (false, true) => Family::Ipv4LabeledUnicast,
+            (false, false) => Family::Ipv6LabeledUnicast,
+            (true, true) => Family::Vpnv4,
+            (true, false) => Family::Vpnv6,
         }
+    }
+
+    /// A VPN family (routes carry a route distinguisher and route targets).
+    pub fn is_vpn(self) -> bool {
+        matches!(self, Family::Vpnv4 | Family::Vpnv6)
     }
 
     fn bit(self) -> u8 {
@@ -967,7 +977,9 @@ impl Config {
                                 invalid(
                                     lines.of(fs),
                                     "bgp.peer.families",
-                                    format!("{f:?} is not \"ipv4-labeled-unicast\" or \"ipv6-labeled-unicast\""),
+                                    format!(
+                                        "{f:?} is not \"ipv4-labeled-unicast\", \"ipv6-labeled-unicast\", \"vpnv4\" or \"vpnv6\""
+                                    ),
                                 )
                             })?;
                             set = set.with(fam, true);

@@ -155,6 +155,15 @@ fn labeled_nlri(
                 break;
             }
         }
+        // RFC 4364 section 4.3.4 / RFC 4659: a VPN route's prefix follows its route
+        // distinguisher (8 octets), which is not kept.
+        if w.family.is_vpn() {
+            if bits < 64 || b.len() < 8 {
+                return Err(format!("route distinguisher overruns the NLRI ({bits} bits left)"));
+            }
+            b = &b[8..];
+            bits -= 64;
+        }
         let max = usize::from(w.addr_len) * 8;
         let len = bits.div_ceil(8);
         if bits > max || b.len() < len {
@@ -378,7 +387,14 @@ fn mp_reach(v: &[u8], c: &mut UpdateContent) -> Result<Option<String>, String> {
     if 4 + nh_len + 1 > v.len() {
         return Err(format!("next hop length {nh_len} overruns the attribute"));
     }
-    let nh = &v[4..4 + nh_len];
+    let mut nh = &v[4..4 + nh_len];
+    // VPN next hops start with a route distinguisher of zero (RFC 4364 section 4.3.2).
+    let nh_len = if w.family.is_vpn() && matches!(nh_len, 12 | 24 | 48) {
+        nh = &nh[8..];
+        nh_len - 8
+    } else {
+        nh_len
+    };
     let next_hop = match nh_len {
         4 => IpAddr::V4(Ipv4Addr::new(nh[0], nh[1], nh[2], nh[3])),
         // RFC 2545 / RFC 8950: global (and link-local) IPv6; 6PE's is IPv4-mapped.
@@ -393,7 +409,7 @@ fn mp_reach(v: &[u8], c: &mut UpdateContent) -> Result<Option<String>, String> {
     // RFC 8277 section 2.3: a route with more labels than negotiated (one: popgo
     // does not send the Multiple Labels capability) is treated as withdrawn.
     let mut many = None;
-    labeled_nlri(w, &v[4 + nh_len + 1..], false, |prefix, label, labels| {
+    labeled_nlri(w, &v[4 + usize::from(v[3]) + 1..], false, |prefix, label, labels| {
         if labels > 1 {
             many = Some(format!("{labels} labels on {}/{} (Multiple Labels not negotiated)", prefix.addr, prefix.len));
             c.withdrawn.push((w.family, prefix));
