@@ -553,7 +553,7 @@ fn learned_label_forwards_from_d_to_a() {
 }
 
 /// The L3VPN egress PE (`pcaps/l3vpn.toml`) with DeviceD = GoBGP as the ingress PE over
-/// VPNv4: each instance's 10.1.1.0/24 arrives with its RD (100:1, 100:2), its VPN label
+/// VPNv4 and VPNv6: each instance's 10.1.1.0/24 arrives with its RD (100:1, 100:2), its VPN label
 /// (popgo's LSP table), its export route target and next hop popgo's address;
 /// `undo network` in vpna withdraws vpna's route only.
 #[test]
@@ -568,7 +568,8 @@ fn gobgp_learns_vpnv4_routes_and_withdrawals() {
         &gcfg,
         "[global.config]\n  as = 200\n  router-id = \"198.18.0.1\"\n  local-address-list = [\"198.18.0.1\"]\n\
          [[neighbors]]\n  [neighbors.config]\n    neighbor-address = \"198.18.0.2\"\n    peer-as = 100\n\
-         [[neighbors.afi-safis]]\n  [neighbors.afi-safis.config]\n    afi-safi-name = \"l3vpn-ipv4-unicast\"\n",
+         [[neighbors.afi-safis]]\n  [neighbors.afi-safis.config]\n    afi-safi-name = \"l3vpn-ipv4-unicast\"\n\
+         [[neighbors.afi-safis]]\n  [neighbors.afi-safis.config]\n    afi-safi-name = \"l3vpn-ipv6-unicast\"\n",
     )
     .unwrap();
     let _d = lab.spawn(
@@ -594,6 +595,16 @@ fn gobgp_learns_vpnv4_routes_and_withdrawals() {
     });
     assert_eq!(a, (vec![16], "198.18.0.2".to_string(), "100:1".to_string()));
     assert_eq!(b, (vec![17], "198.18.0.2".to_string(), "100:2".to_string()));
+    // VPNv6: vpnc's network with RD 100:3, label 19, next hop popgo's IPv4-mapped address.
+    let c = poll("vpnc's VPNv6 route at GoBGP", 10, || {
+        let rib = lab.gobgp_rib("vpnv6");
+        let path = rib.get("100:3:2001:db8:c::/48")?.get(0)?.clone();
+        Some(path)
+    });
+    assert_eq!(c["nlri"]["labels"], serde_json::json!([19]), "{c}");
+    let nh = c["attrs"].as_array().unwrap().iter().find(|a| a["type"] == 14).unwrap()["nexthop"].as_str().unwrap();
+    let nh: std::net::IpAddr = nh.parse().unwrap();
+    assert!(nh == mapped_popgo() || nh.to_string() == "198.18.0.2", "IPv4-mapped next hop: {nh}");
     lab.ctl(&sock, "system-view; bgp 100; ipv4-family vpn-instance vpna; undo network 10.1.1.0 24; commit");
     // vpna's route is withdrawn; vpnb's stays, with the label popgo's table now gives it
     // (the full build after the removal allocates it anew).
@@ -609,6 +620,37 @@ fn gobgp_learns_vpnv4_routes_and_withdrawals() {
     assert_eq!(code, Some(0));
 }
 
+/// A third instance for VPNv6: vpnc (RD 100:3) with an IPv6 family, a CE behind port
+/// to-c6 and 2001:db8:c::/48 as its network (label 19: 16 and 17 are vpna's and vpnb's,
+/// 18 the static LSP's).
+const VPNC: &str = "
+[[vpn_instance]]
+name = \"vpnc\"
+[vpn_instance.ipv6]
+route_distinguisher = \"100:3\"
+vpn_target_export = [\"100:3\"]
+label_mode = \"per-route\"
+pop_go = true
+[[port]]
+name = \"to-c6\"
+mac = \"02:00:00:00:0c:c6\"
+vpn_instance = \"vpnc\"
+[[neighbor]]
+ip = \"fd00::c\"
+mac = \"02:00:00:00:00:c6\"
+port = \"to-c6\"
+[[static_route]]
+vpn_instance = \"vpnc\"
+prefix = \"2001:db8:c::/48\"
+next_hop = \"fd00::c\"
+[[bgp.vpn_instance]]
+name = \"vpnc\"
+family = \"ipv6\"
+[[bgp.network]]
+vpn_instance = \"vpnc\"
+prefix = \"2001:db8:c::/48\"
+";
+
 /// `popgo replay --control` on C with `pcaps/l3vpn.toml`, DeviceD (198.18.0.1, AS 200)
 /// as its VPNv4 peer, until the control socket is up.
 fn l3vpn_popgo(lab: &Lab) -> (Proc, PathBuf) {
@@ -616,7 +658,8 @@ fn l3vpn_popgo(lab: &Lab) -> (Proc, PathBuf) {
         "\nlabel_base = 16\n",
         "\nrouter_id = \"198.18.0.2\"\nlabel_base = 16\n",
         1,
-    ) + "\n[[bgp.peer]]\naddress = \"198.18.0.1\"\nas = 200\nfamilies = [\"vpnv4\"]\n";
+    ) + VPNC
+        + "\n[[bgp.peer]]\naddress = \"198.18.0.1\"\nas = 200\nfamilies = [\"vpnv4\", \"vpnv6\"]\n";
     let cfg = lab.path("c.toml");
     std::fs::write(&cfg, text).unwrap();
     let sock = lab.path("c.sock");
