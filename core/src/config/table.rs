@@ -110,8 +110,7 @@ fn read_lines(
     networks: &mut Vec<Network>,
 ) -> Result<(), (usize, String)> {
     // Families of the neighbors (a next hop must be one of its prefix's family).
-    let neighbors: HashMap<IpAddr, ()> =
-        c.neighbors.iter().filter(|n| n.vrf == c.vrf).map(|n| (n.ip, ())).collect();
+    let neighbors: HashMap<IpAddr, ()> = c.neighbors.iter().filter(|n| n.vrf == c.vrf).map(|n| (n.ip, ())).collect();
     let mut labels = LabelSet::default();
     for l in c.labels.keys() {
         labels.insert(*l);
