@@ -10,6 +10,13 @@ use anyhow::Context;
 use clap::Args;
 use std::path::Path;
 
+/// `--lsp-counters on|off`: whether the workers count packets and bytes per LSP.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum OnOff {
+    On,
+    Off,
+}
+
 /// An error with its exit code.
 pub struct Failure {
     pub code: u8,

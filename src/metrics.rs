@@ -182,7 +182,10 @@ pub fn render(src: &Sources) -> Vec<u8> {
     }
     let mut families = reg.gather();
     families.push(crate::metrics_ext::burst_latency(&src.board));
-    families.extend(crate::metrics_ext::lsps(&src.board, src.lsps));
+    // Without per-LSP counting there is nothing to serve (and no rows to scan).
+    if src.board.counts_lsps() {
+        families.extend(crate::metrics_ext::lsps(&src.board, src.lsps));
+    }
     families.extend(crate::metrics_ext::process_facts().as_ref().map(crate::metrics_ext::process).unwrap_or_default());
     let mut out = Vec::new();
     // Encoding into a Vec cannot fail for well-formed families.

@@ -42,6 +42,8 @@ pub struct ReplayOpts {
     pub metrics: Option<String>,
     /// Labels served per LSP by the metrics (the busiest; the rest as "other").
     pub metrics_lsps: usize,
+    /// Count packets and bytes per LSP (per-LSP report, `moves`, metrics series).
+    pub lsp_counters: bool,
     /// Port names and device, for interval lines and metrics.
     pub ports: Vec<String>,
     pub device: String,
@@ -60,6 +62,7 @@ impl Default for ReplayOpts {
             signals: false,
             metrics: None,
             metrics_lsps: crate::metrics::DEFAULT_LSPS,
+            lsp_counters: false,
             ports: Vec::new(),
             device: String::new(),
         }
@@ -208,7 +211,8 @@ pub fn replay(
     opts: &ReplayOpts,
     mut interval: Option<Interval>,
 ) -> Result<ReplayResult, Failure> {
-    let board = Arc::new(StatsBoard::new(opts.workers.max(1)));
+    let board = StatsBoard::new(opts.workers.max(1));
+    let board = Arc::new(if opts.lsp_counters { board } else { board.without_lsp_counting() });
     let plan = plan(opts);
     let ticker = |t: engine::Tick<'_>| {
         if let Some(line) = interval.as_mut().and_then(|i| i.tick(t.elapsed, t.board, &[])) {
@@ -301,6 +305,12 @@ pub struct ReplayArgs {
     /// summed as label="other" (bounds the series a scrape returns).
     #[arg(long, value_name = "N", default_value_t = crate::metrics::DEFAULT_LSPS)]
     pub metrics_lsps: usize,
+    /// Count packets and bytes per LSP (the per-LSP report, `moves`, the per-LSP
+    /// metrics). Default: on with --control or --metrics (a replay someone watches),
+    /// off otherwise: over a big table the per-packet update of a label-indexed row
+    /// costs a cache miss (about 0.55x the rate at 100k labels, see docs/datapath.md).
+    #[arg(long, value_name = "on|off")]
+    pub lsp_counters: Option<crate::cmd::OnOff>,
     #[command(flatten)]
     pub pace: PaceArgs,
     /// The capture to replay: pcap or pcapng, Ethernet or Linux cooked (tcpdump -i any).
@@ -333,6 +343,10 @@ pub fn main(a: ReplayArgs) -> Result<(), Failure> {
         signals: true,
         metrics: a.metrics.clone(),
         metrics_lsps: a.metrics_lsps,
+        lsp_counters: match a.lsp_counters {
+            Some(s) => s == crate::cmd::OnOff::On,
+            None => a.control.is_some() || a.metrics.is_some(),
+        },
         ports: cfg.ports.iter().map(|p| p.name.clone()).collect(),
         device: cfg.device.clone(),
     };

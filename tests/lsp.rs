@@ -39,6 +39,8 @@ fn per_lsp_counts_add_up_to_the_forwarded_packets() {
         seed.join("seed.toml").to_str().unwrap(),
         "--loops",
         "3",
+        "--lsp-counters",
+        "on",
         "--json",
         seed.join("seed.pcap").to_str().unwrap(),
     ]);
@@ -55,7 +57,8 @@ fn per_lsp_counts_add_up_to_the_forwarded_packets() {
         .output()
         .unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let v = popgo(&["replay", "--config", &p("s.toml"), "--workers", "2", "--json", &p("s.pcap")]);
+    let v =
+        popgo(&["replay", "--config", &p("s.toml"), "--workers", "2", "--lsp-counters", "on", "--json", &p("s.pcap")]);
     assert_eq!(v["rx_packets"], 200_000);
     let lsps = v["lsps"].as_array().unwrap();
     assert!(lsps.len() > 150_000, "labels counted: {}", lsps.len());
@@ -142,4 +145,26 @@ fn per_lsp_counts_survive_a_live_commit() {
     let (b, a) = (m["before"]["packets"].as_u64().unwrap(), m["after"]["packets"].as_u64().unwrap());
     assert!(b > 0 && a > 0);
     assert_eq!(b + a, tx_sum(&v));
+}
+
+/// A plain replay (a benchmark) does not count per LSP unless asked: its report has no
+/// per-LSP rows, and its forwarding counters are the same.
+#[test]
+fn plain_replay_counts_per_lsp_only_when_asked() {
+    let seed = root().join("pcaps");
+    let run = |extra: &[&str]| {
+        let mut a = vec!["replay", "--config"];
+        let cfg = seed.join("seed.toml");
+        let pcap = seed.join("seed.pcap");
+        a.push(cfg.to_str().unwrap());
+        a.extend_from_slice(extra);
+        a.push("--json");
+        a.push(pcap.to_str().unwrap());
+        popgo(&a)
+    };
+    let off = run(&[]);
+    let on = run(&["--lsp-counters", "on"]);
+    assert_eq!(off["lsps"].as_array().map_or(0, |l| l.len()), 0, "{off}");
+    assert_eq!(on["lsps"].as_array().unwrap().len(), 1, "{on}");
+    assert_eq!(off["tx_packets"], on["tx_packets"]);
 }

@@ -683,7 +683,8 @@ pub fn main(a: BenchArgs) -> Result<(), Failure> {
         pace,
         ..ReplayOpts::default()
     };
-    let board = Arc::new(StatsBoard::new(a.w.workers));
+    // A benchmark measures the forwarder: no per-LSP counting (see `replay --lsp-counters`).
+    let board = Arc::new(StatsBoard::new(a.w.workers).without_lsp_counting());
     let bench =
         Bench { snap: &snap, cap: &l.cap, opts, extra_pass: a.extra_pass, extra_work: a.extra_work, board: &board };
     let n = l.cap.len() as u64;

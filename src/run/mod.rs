@@ -131,6 +131,10 @@ pub struct RunArgs {
     /// summed as label="other" (bounds the series a scrape returns).
     #[arg(long, value_name = "N", default_value_t = crate::metrics::DEFAULT_LSPS)]
     pub metrics_lsps: usize,
+    /// Count packets and bytes per LSP (the per-LSP report, `moves`, the per-LSP
+    /// metrics); default on (its cost per packet is small next to an AF_XDP copy).
+    #[arg(long, value_name = "on|off", default_value = "on")]
+    pub lsp_counters: crate::cmd::OnOff,
 }
 
 /// Checked options of a run (everything but the config).
@@ -475,7 +479,8 @@ pub fn main(a: RunArgs) -> Result<(), Failure> {
             reload_from: Some(a.config.clone()),
             mirror,
         });
-    let board = Arc::new(StatsBoard::new(opts.workers));
+    let board = StatsBoard::new(opts.workers);
+    let board = Arc::new(if a.lsp_counters == crate::cmd::OnOff::On { board } else { board.without_lsp_counting() });
     let mut interval = (a.stats_interval > 0.0)
         .then(|| Interval::new(names.clone(), Duration::from_secs_f64(a.stats_interval), a.json_stats));
     let mut sockets: Vec<SocketInfo> = Vec::new();

@@ -134,7 +134,7 @@ impl WorkerLoop<'_> {
     pub fn run<Q: TxQueue, S: SnapshotSource>(&self, q: &mut Q, src: &mut S) -> WorkerResult {
         let mut r = WorkerResult { stats: WorkerStats::default(), latency: Latency::new() };
         let mut ctx = BurstCtx::new();
-        if let Some(b) = self.board {
+        if let Some(b) = self.board.filter(|b| b.counts_lsps()) {
             ctx.count_lsps(std::sync::Arc::clone(b.lsps()), self.id);
         }
         self.poll_loop(q, src, &mut ctx, &mut r);
