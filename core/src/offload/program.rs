@@ -5,10 +5,16 @@ use super::{
     W_RX_BYTES,
 };
 use crate::io::xdp::{
-    self, Asm, Insn, Reg, BPF_FUNC_XDP_GET_BUFF_LEN, ETH_P_8021AD, ETH_P_8021Q, ETH_P_IP, ETH_P_IPV6, ETH_P_MPLS_UC,
-    XDP_DROP, XDP_MD_DATA, XDP_MD_DATA_END, XDP_MD_RX_QUEUE_INDEX, XDP_PASS, XDP_REDIRECT,
+    self, imm, l2_bytes, off, parse_l2_mpls, Asm, Insn, Reg, BPF_FUNC_XDP_GET_BUFF_LEN, ETH_P_IP, ETH_P_IPV6, XDP_DROP,
+    XDP_MD_DATA, XDP_MD_DATA_END, XDP_MD_RX_QUEUE_INDEX, XDP_PASS, XDP_REDIRECT,
 };
 use crate::stats::{DropReason, MAX_PORTS};
+use crate::wire::ethernet::{ETHERTYPE_OFFSET, ETH_HDR_BYTES};
+use crate::wire::ip::{
+    IPV4_CHECKSUM_OFFSET, IPV4_MIN_HDR_BYTES, IPV4_TOTAL_LEN_OFFSET, IPV4_TTL_OFFSET, IPV4_VERSION_IHL_NO_OPTIONS,
+    IPV6_HDR_BYTES, IPV6_HOP_LIMIT_OFFSET, IPV6_PAYLOAD_LEN_OFFSET,
+};
+use crate::wire::mpls::{LSE_BOS_BIT, LSE_BYTES, LSE_LABEL_SHIFT, LSE_TTL_MASK};
 use libbpf_sys as sys;
 use std::os::fd::RawFd;
 
@@ -43,6 +49,12 @@ pub struct ProgramMaps {
     pub ports: RawFd,
     pub counters: RawFd,
     pub xsks: RawFd,
+}
+
+/// Bytes `bpf_xdp_adjust_head` removes to pop the entry behind `tags` VLAN tags: the
+/// tags and the entry (the MACs are then written over the new start).
+const fn strip_bytes(tags: usize) -> usize {
+    l2_bytes(tags) + LSE_BYTES - ETH_HDR_BYTES
 }
 
 fn counter(a: &mut Asm, base: Reg, word: usize, value: Reg, tmp: Reg) {
@@ -87,58 +99,36 @@ pub fn offload_program(m: &ProgramMaps, in_port: usize, punt_miss: i32, len: Fra
     use Reg::*;
     assert!(in_port < MAX_PORTS, "port index {in_port}");
     let mut a = Asm::default();
-    // Parse L2: r2 = data, r3 = data_end.
-    a.mov64_reg(R6, R1)
-        .ldx_w(R2, R6, XDP_MD_DATA)
-        .ldx_w(R3, R6, XDP_MD_DATA_END)
-        .mov64_reg(R4, R2)
-        .add64_imm(R4, 14)
-        .jgt_reg(R4, R3, "pass")
-        .ldx_h(R5, R2, 12)
-        .jeq_imm(R5, ETH_P_MPLS_UC, "l2_14")
-        .jeq_imm(R5, ETH_P_8021Q, "vlan1")
-        .jne_imm(R5, ETH_P_8021AD, "pass")
-        .label("vlan1")
-        .mov64_reg(R4, R2)
-        .add64_imm(R4, 18)
-        .jgt_reg(R4, R3, "pass")
-        .ldx_h(R5, R2, 16)
-        .jeq_imm(R5, ETH_P_MPLS_UC, "l2_18")
-        .jeq_imm(R5, ETH_P_8021Q, "vlan2")
-        .jne_imm(R5, ETH_P_8021AD, "pass")
-        .label("vlan2")
-        .mov64_reg(R4, R2)
-        .add64_imm(R4, 22)
-        .jgt_reg(R4, R3, "pass")
-        .ldx_h(R5, R2, 20)
-        .jne_imm(R5, ETH_P_MPLS_UC, "pass")
-        .mov64_reg(R7, R2)
-        .add64_imm(R7, 22)
-        .mov64_imm(R1, 12)
+    // Parse L2 (r6 = ctx, r2 = data, r3 = data_end); r7 = the top label entry, r1 =
+    // the bytes `bpf_xdp_adjust_head` strips: the tags and the entry.
+    parse_l2_mpls(&mut a, ["l2_0", "l2_1"], "pass");
+    a.mov64_reg(R7, R2)
+        .add64_imm(R7, imm(l2_bytes(2)))
+        .mov64_imm(R1, imm(strip_bytes(2)))
         .ja("have_l2")
-        .label("l2_18")
+        .label("l2_1")
         .mov64_reg(R7, R2)
-        .add64_imm(R7, 18)
-        .mov64_imm(R1, 8)
+        .add64_imm(R7, imm(l2_bytes(1)))
+        .mov64_imm(R1, imm(strip_bytes(1)))
         .ja("have_l2")
-        .label("l2_14")
+        .label("l2_0")
         .mov64_reg(R7, R2)
-        .add64_imm(R7, 14)
-        .mov64_imm(R1, 4)
+        .add64_imm(R7, imm(l2_bytes(0)))
+        .mov64_imm(R1, imm(strip_bytes(0)))
         .label("have_l2")
         .stx_dw(R10, -16, R1)
         // The top entry and one payload byte.
         .mov64_reg(R4, R7)
-        .add64_imm(R4, 5)
+        .add64_imm(R4, imm(LSE_BYTES + 1))
         .jgt_reg(R4, R3, "xsk")
         .ldx_w(R8, R7, 0)
         .be(R8, 32)
         .mov64_reg(R1, R8)
-        .and64_imm(R1, 0x100)
+        .and64_imm(R1, LSE_BOS_BIT as i32)
         .jeq_imm(R1, 0, "xsk")
         // The mirror value of the label.
         .mov64_reg(R1, R8)
-        .rsh64_imm(R1, 12)
+        .rsh64_imm(R1, LSE_LABEL_SHIFT as i32)
         .stx_w(R10, -4, R1)
         .mov64_reg(R2, R10)
         .add64_imm(R2, -4)
@@ -148,7 +138,7 @@ pub fn offload_program(m: &ProgramMaps, in_port: usize, punt_miss: i32, len: Fra
         .ldx_w(R9, R0, 0)
         .jeq_imm(R9, 0, "xsk")
         .ldx_w(R3, R6, XDP_MD_DATA_END)
-        .ldx_b(R1, R7, 4)
+        .ldx_b(R1, R7, off(LSE_BYTES))
         .rsh64_imm(R1, 4)
         .jeq_imm(R1, 4, "v4")
         .jne_imm(R1, 6, "xsk");
@@ -157,12 +147,12 @@ pub fn offload_program(m: &ProgramMaps, in_port: usize, punt_miss: i32, len: Fra
         .and64_imm(R1, ALLOW_V6 as i32)
         .jeq_imm(R1, 0, "xsk")
         .mov64_reg(R1, R8)
-        .and64_imm(R1, 0xff)
+        .and64_imm(R1, LSE_TTL_MASK as i32)
         .jle_imm(R1, 1, "drop_ttl")
         .mov64_reg(R4, R7)
-        .add64_imm(R4, 44)
+        .add64_imm(R4, imm(LSE_BYTES + IPV6_HDR_BYTES))
         .jgt_reg(R4, R3, "xsk")
-        .ldx_h(R1, R7, 8)
+        .ldx_h(R1, R7, off(LSE_BYTES + IPV6_PAYLOAD_LEN_OFFSET))
         .be(R1, 16)
         .jgt_imm(R1, MAX_IP_BYTES, "xsk")
         .add64_reg(R4, R1)
@@ -170,13 +160,13 @@ pub fn offload_program(m: &ProgramMaps, in_port: usize, punt_miss: i32, len: Fra
         .mov64_reg(R1, R9)
         .and64_imm(R1, PIPE as i32)
         .jeq_imm(R1, 0, "v6_uniform")
-        .ldx_b(R1, R7, 4 + 7)
+        .ldx_b(R1, R7, off(LSE_BYTES + IPV6_HOP_LIMIT_OFFSET))
         .jle_imm(R1, 1, "drop_ttl")
         .add64_imm(R1, -1)
         .ja("v6_ttl")
         .label("v6_uniform")
         .mov64_reg(R1, R8)
-        .and64_imm(R1, 0xff)
+        .and64_imm(R1, LSE_TTL_MASK as i32)
         .add64_imm(R1, -1)
         .label("v6_ttl")
         .stx_dw(R10, -24, R1)
@@ -189,31 +179,31 @@ pub fn offload_program(m: &ProgramMaps, in_port: usize, punt_miss: i32, len: Fra
         .and64_imm(R1, ALLOW_V4 as i32)
         .jeq_imm(R1, 0, "xsk")
         .mov64_reg(R1, R8)
-        .and64_imm(R1, 0xff)
+        .and64_imm(R1, LSE_TTL_MASK as i32)
         .jle_imm(R1, 1, "drop_ttl")
         .mov64_reg(R4, R7)
-        .add64_imm(R4, 24)
+        .add64_imm(R4, imm(LSE_BYTES + IPV4_MIN_HDR_BYTES))
         .jgt_reg(R4, R3, "xsk")
-        .ldx_b(R1, R7, 4)
-        .jne_imm(R1, 0x45, "xsk")
-        .ldx_h(R1, R7, 4 + 2)
+        .ldx_b(R1, R7, off(LSE_BYTES))
+        .jne_imm(R1, i32::from(IPV4_VERSION_IHL_NO_OPTIONS), "xsk")
+        .ldx_h(R1, R7, off(LSE_BYTES + IPV4_TOTAL_LEN_OFFSET))
         .be(R1, 16)
-        .jlt_imm(R1, 20, "xsk")
+        .jlt_imm(R1, imm(IPV4_MIN_HDR_BYTES), "xsk")
         .jgt_imm(R1, MAX_IP_BYTES, "xsk")
         .mov64_reg(R4, R7)
-        .add64_imm(R4, 4)
+        .add64_imm(R4, imm(LSE_BYTES))
         .add64_reg(R4, R1)
         .jgt_reg(R4, R3, "xsk")
         .mov64_reg(R1, R9)
         .and64_imm(R1, PIPE as i32)
         .jeq_imm(R1, 0, "v4_uniform")
-        .ldx_b(R1, R7, 4 + 8)
+        .ldx_b(R1, R7, off(LSE_BYTES + IPV4_TTL_OFFSET))
         .jle_imm(R1, 1, "drop_ttl")
         .add64_imm(R1, -1)
         .ja("v4_ttl")
         .label("v4_uniform")
         .mov64_reg(R1, R8)
-        .and64_imm(R1, 0xff)
+        .and64_imm(R1, LSE_TTL_MASK as i32)
         .add64_imm(R1, -1)
         .label("v4_ttl")
         .stx_dw(R10, -24, R1)
@@ -245,7 +235,7 @@ pub fn offload_program(m: &ProgramMaps, in_port: usize, punt_miss: i32, len: Fra
         .ldx_w(R2, R6, XDP_MD_DATA)
         .ldx_w(R3, R6, XDP_MD_DATA_END)
         .mov64_reg(R4, R2)
-        .add64_imm(R4, 14 + 20)
+        .add64_imm(R4, imm(ETH_HDR_BYTES + IPV4_MIN_HDR_BYTES))
         // Unreachable (the checks above saw at least this much behind the label);
         // the verifier needs the bound.
         .jgt_reg(R4, R3, "aborted")
@@ -254,9 +244,9 @@ pub fn offload_program(m: &ProgramMaps, in_port: usize, punt_miss: i32, len: Fra
         .jeq_imm(R5, 6, "w6")
         // IPv4: RFC 1624 eqn 3, HC' = ~(~HC + ~m + m'), on the words as loaded
         // (byte-swapped: the one's complement sum does not depend on byte order).
-        .ldx_h(R4, R2, 14 + 8)
-        .ldx_h(R5, R2, 14 + 10)
-        .stx_b(R2, 14 + 8, R1)
+        .ldx_h(R4, R2, off(ETH_HDR_BYTES + IPV4_TTL_OFFSET))
+        .ldx_h(R5, R2, off(ETH_HDR_BYTES + IPV4_CHECKSUM_OFFSET))
+        .stx_b(R2, off(ETH_HDR_BYTES + IPV4_TTL_OFFSET), R1)
         .mov64_reg(R0, R4)
         .and64_imm(R0, 0xff00)
         .or64_reg(R1, R0)
@@ -273,12 +263,12 @@ pub fn offload_program(m: &ProgramMaps, in_port: usize, punt_miss: i32, len: Fra
         .and64_imm(R5, 0xffff)
         .add64_reg(R5, R4)
         .xor64_imm(R5, 0xffff)
-        .stx_h(R2, 14 + 10, R5)
-        .st_h(R2, 12, ETH_P_IP)
+        .stx_h(R2, off(ETH_HDR_BYTES + IPV4_CHECKSUM_OFFSET), R5)
+        .st_h(R2, off(ETHERTYPE_OFFSET), ETH_P_IP)
         .ja("l2")
         .label("w6")
-        .stx_b(R2, 14 + 7, R1)
-        .st_h(R2, 12, ETH_P_IPV6)
+        .stx_b(R2, off(ETH_HDR_BYTES + IPV6_HOP_LIMIT_OFFSET), R1)
+        .st_h(R2, off(ETHERTYPE_OFFSET), ETH_P_IPV6)
         .label("l2")
         .ldx_w(R4, R9, 0)
         .stx_w(R2, 0, R4)

@@ -4,9 +4,9 @@
 
 use super::*;
 use crate::ilm::{Adjacency, Af, Ilm, IlmEntry, Snapshot};
-use std::sync::Arc;
 use crate::testkit::Rng;
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 
 /// Records what the mirror writes and checks, at every adjacency write, that no label
 /// value names the slot now and none did since the last grace period.

@@ -6,7 +6,8 @@ use std::os::fd::RawFd;
 use libbpf_sys as sys;
 
 use crate::wire::ethernet::{
-    ETHERTYPE_ARP, ETHERTYPE_IPV4, ETHERTYPE_IPV6, ETHERTYPE_MPLS, ETHERTYPE_QINQ, ETHERTYPE_VLAN,
+    ETHERTYPE_ARP, ETHERTYPE_IPV4, ETHERTYPE_IPV6, ETHERTYPE_MPLS, ETHERTYPE_OFFSET, ETHERTYPE_QINQ, ETHERTYPE_VLAN,
+    ETH_HDR_BYTES, VLAN_TAG_BYTES,
 };
 
 /// One eBPF instruction, laid out exactly like the kernel's `struct bpf_insn`
@@ -107,6 +108,26 @@ pub(crate) const ETH_P_8021AD: i32 = wire_u16(ETHERTYPE_QINQ);
 pub(crate) const ETH_P_ARP: i32 = wire_u16(ETHERTYPE_ARP);
 pub(crate) const ETH_P_IPV6: i32 = wire_u16(ETHERTYPE_IPV6);
 pub(crate) const ETH_P_IP: i32 = wire_u16(ETHERTYPE_IPV4);
+
+/// A byte offset or length from the wire views as an instruction's `off` field.
+pub(crate) const fn off(bytes: usize) -> i16 {
+    bytes as i16
+}
+
+/// A byte offset or length from the wire views as an instruction's immediate.
+pub(crate) const fn imm(bytes: usize) -> i32 {
+    bytes as i32
+}
+
+/// Bytes of an Ethernet header with `tags` VLAN tags.
+pub(crate) const fn l2_bytes(tags: usize) -> usize {
+    ETH_HDR_BYTES + tags * VLAN_TAG_BYTES
+}
+
+/// Offset of the ethertype after `tags` VLAN tags.
+pub(crate) const fn ethertype_offset(tags: usize) -> usize {
+    ETHERTYPE_OFFSET + tags * VLAN_TAG_BYTES
+}
 
 /// Label-based assembler: jumps name a label; offsets are resolved by
 /// [`Asm::finish`]. Small on purpose: only the forms the two programs use.

@@ -6,6 +6,42 @@ use std::os::fd::RawFd;
 use libbpf_sys as sys;
 
 use super::asm::*;
+use crate::wire::ethernet::{ETHERTYPE_OFFSET, ETH_HDR_BYTES, MACS_BYTES};
+
+/// The L2 parse every MPLS program starts with: `r6 = ctx`, `r2 = data`, `r3 =
+/// data_end`, then the Ethernet header and up to two 802.1Q / 802.1ad tags, each
+/// bounds-checked before its ethertype is read (as `wire::ethernet::Frame` parses).
+/// MPLS unicast after no tag jumps to `mpls_at[0]`, after one tag to `mpls_at[1]`;
+/// after two tags the code assembled next runs. Anything else (another ethertype, a
+/// third tag, a frame shorter than the header it announces) jumps to `not_mpls`.
+/// Clobbers r4 and r5; defines the labels `vlan1` and `vlan2`.
+pub fn parse_l2_mpls(a: &mut Asm, mpls_at: [&'static str; 2], not_mpls: &'static str) {
+    use Reg::*;
+    a.mov64_reg(R6, R1)
+        .ldx_w(R2, R6, XDP_MD_DATA)
+        .ldx_w(R3, R6, XDP_MD_DATA_END)
+        .mov64_reg(R4, R2)
+        .add64_imm(R4, imm(l2_bytes(0)))
+        .jgt_reg(R4, R3, not_mpls)
+        .ldx_h(R5, R2, off(ethertype_offset(0)))
+        .jeq_imm(R5, ETH_P_MPLS_UC, mpls_at[0])
+        .jeq_imm(R5, ETH_P_8021Q, "vlan1")
+        .jne_imm(R5, ETH_P_8021AD, not_mpls)
+        .label("vlan1")
+        .mov64_reg(R4, R2)
+        .add64_imm(R4, imm(l2_bytes(1)))
+        .jgt_reg(R4, R3, not_mpls)
+        .ldx_h(R5, R2, off(ethertype_offset(1)))
+        .jeq_imm(R5, ETH_P_MPLS_UC, mpls_at[1])
+        .jeq_imm(R5, ETH_P_8021Q, "vlan2")
+        .jne_imm(R5, ETH_P_8021AD, not_mpls)
+        .label("vlan2")
+        .mov64_reg(R4, R2)
+        .add64_imm(R4, imm(l2_bytes(2)))
+        .jgt_reg(R4, R3, not_mpls)
+        .ldx_h(R5, R2, off(ethertype_offset(2)))
+        .jne_imm(R5, ETH_P_MPLS_UC, not_mpls);
+}
 
 /// The MPLS-only redirect program.
 ///
@@ -49,31 +85,8 @@ use super::asm::*;
 pub fn mpls_redirect_program(xsks_map_fd: RawFd, miss_action: i32) -> Vec<Insn> {
     use Reg::*;
     let mut a = Asm::default();
-    a.mov64_reg(R6, R1)
-        .ldx_w(R2, R6, XDP_MD_DATA)
-        .ldx_w(R3, R6, XDP_MD_DATA_END)
-        .mov64_reg(R4, R2)
-        .add64_imm(R4, 14)
-        .jgt_reg(R4, R3, "pass")
-        .ldx_h(R5, R2, 12)
-        .jeq_imm(R5, ETH_P_MPLS_UC, "redirect")
-        .jeq_imm(R5, ETH_P_8021Q, "vlan1")
-        .jne_imm(R5, ETH_P_8021AD, "pass")
-        .label("vlan1")
-        .mov64_reg(R4, R2)
-        .add64_imm(R4, 18)
-        .jgt_reg(R4, R3, "pass")
-        .ldx_h(R5, R2, 16)
-        .jeq_imm(R5, ETH_P_MPLS_UC, "redirect")
-        .jeq_imm(R5, ETH_P_8021Q, "vlan2")
-        .jne_imm(R5, ETH_P_8021AD, "pass")
-        .label("vlan2")
-        .mov64_reg(R4, R2)
-        .add64_imm(R4, 22)
-        .jgt_reg(R4, R3, "pass")
-        .ldx_h(R5, R2, 20)
-        .jne_imm(R5, ETH_P_MPLS_UC, "pass")
-        .label("redirect")
+    parse_l2_mpls(&mut a, ["redirect", "redirect"], "pass");
+    a.label("redirect")
         .ldx_w(R2, R6, XDP_MD_RX_QUEUE_INDEX)
         .ld_map_fd(R1, xsks_map_fd)
         .mov64_imm(R3, miss_action)
@@ -111,9 +124,9 @@ pub fn count_drop_program(counts_map_fd: RawFd) -> Vec<Insn> {
     a.ldx_w(R2, R1, XDP_MD_DATA)
         .ldx_w(R3, R1, XDP_MD_DATA_END)
         .mov64_reg(R4, R2)
-        .add64_imm(R4, 14)
+        .add64_imm(R4, imm(ETH_HDR_BYTES))
         .jgt_reg(R4, R3, "pass")
-        .ldx_h(R5, R2, 12)
+        .ldx_h(R5, R2, off(ETHERTYPE_OFFSET))
         .jeq_imm(R5, ETH_P_ARP, "pass")
         .jeq_imm(R5, ETH_P_IPV6, "pass")
         .st_w(R10, -4, 0)
@@ -142,13 +155,13 @@ pub fn count_drop_program(counts_map_fd: RawFd) -> Vec<Insn> {
 pub fn redirect_rewrite_program(devmap: RawFd, dst: [u8; 6], src: [u8; 6]) -> Vec<Insn> {
     use Reg::*;
     let mut a = Asm::default();
-    let mut macs = [0u8; 12];
+    let mut macs = [0u8; MACS_BYTES];
     macs[..6].copy_from_slice(&dst);
     macs[6..].copy_from_slice(&src);
     a.ldx_w(R2, R1, XDP_MD_DATA)
         .ldx_w(R3, R1, XDP_MD_DATA_END)
         .mov64_reg(R4, R2)
-        .add64_imm(R4, 14)
+        .add64_imm(R4, imm(ETH_HDR_BYTES))
         .jgt_reg(R4, R3, "pass");
     for i in 0..3 {
         let w = i32::from_le_bytes([macs[4 * i], macs[4 * i + 1], macs[4 * i + 2], macs[4 * i + 3]]);
