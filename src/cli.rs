@@ -47,8 +47,17 @@ enum Cmd {
         /// The shell: bash, zsh, fish, elvish or powershell.
         shell: clap_complete::Shell,
     },
-    /// Print the manual page (roff; e.g. `popgo man > popgo.1 && man ./popgo.1`).
-    Man,
+    /// Print the manual page (roff; e.g. `popgo man > popgo.1 && man ./popgo.1`), or a
+    /// command's (`popgo man replay`: popgo-replay(1); `popgo man gen synth`), or write
+    /// every page to a directory (`--out-dir DIR`: popgo.1, popgo-replay.1, ...).
+    Man {
+        /// The command whose page to print (default: popgo's own).
+        command: Vec<String>,
+        /// Write every page (popgo.1 and one per command) into DIR; existing files are
+        /// refused.
+        #[arg(long, value_name = "DIR", conflicts_with = "command")]
+        out_dir: Option<std::path::PathBuf>,
+    },
 }
 
 fn dispatch(cli: Cli) -> Result<(), Failure> {
@@ -65,15 +74,56 @@ fn dispatch(cli: Cli) -> Result<(), Failure> {
             clap_complete::generate(shell, &mut Cli::command(), "popgo", &mut std::io::stdout());
             Ok(())
         }
-        Cmd::Man => {
-            let mut out = Vec::new();
-            clap_mangen::Man::new(Cli::command())
-                .render(&mut out)
-                .map_err(|e| popgo::cmd::runtime(anyhow::anyhow!("rendering the man page: {e}")))?;
-            std::io::Write::write_all(&mut std::io::stdout(), &out)
-                .map_err(|e| popgo::cmd::runtime(anyhow::anyhow!("stdout: {e}")))
-        }
+        Cmd::Man { command, out_dir } => man(&command, out_dir.as_deref()),
     }
+}
+
+/// `popgo man`: one page to stdout, or every page into `out_dir`.
+fn man(command: &[String], out_dir: Option<&std::path::Path>) -> Result<(), Failure> {
+    use popgo::cmd::{runtime, usage};
+    let render = |cmd: clap::Command| {
+        let mut out = Vec::new();
+        clap_mangen::Man::new(cmd)
+            .render(&mut out)
+            .map_err(|e| runtime(anyhow::anyhow!("rendering the man page: {e}")))?;
+        Ok::<_, Failure>(out)
+    };
+    let mut top = Cli::command().disable_help_subcommand(true);
+    top.build();
+    if let Some(dir) = out_dir {
+        // Every page, the command's own first; none is written if one exists already.
+        let mut pages = Vec::new();
+        let mut todo = vec![top];
+        while let Some(cmd) = todo.pop() {
+            todo.extend(cmd.get_subcommands().filter(|c| !c.is_hide_set()).cloned());
+            let name = clap_mangen::Man::new(cmd.clone()).get_filename();
+            pages.push((dir.join(name), cmd));
+        }
+        if let Some((p, _)) = pages.iter().find(|(p, _)| p.exists()) {
+            return Err(usage(anyhow::anyhow!("--out-dir: {} exists; refusing to overwrite it", p.display())));
+        }
+        std::fs::create_dir_all(dir).map_err(|e| usage(anyhow::anyhow!("--out-dir {}: {e}", dir.display())))?;
+        for (path, cmd) in pages {
+            std::fs::write(&path, render(cmd)?).map_err(|e| runtime(anyhow::anyhow!("{}: {e}", path.display())))?;
+            println!("wrote {}", path.display());
+        }
+        return Ok(());
+    }
+    let mut cmd = top;
+    for (i, name) in command.iter().enumerate() {
+        let names: Vec<String> =
+            cmd.get_subcommands().filter(|c| !c.is_hide_set()).map(|c| c.get_name().to_string()).collect();
+        let Some(sub) = cmd.find_subcommand(name).filter(|c| !c.is_hide_set()).cloned() else {
+            let at = if i == 0 { "popgo".to_string() } else { format!("popgo {}", command[..i].join(" ")) };
+            return Err(usage(anyhow::anyhow!(
+                "popgo man: {at} has no command {name:?} (commands: {})",
+                if names.is_empty() { "none".to_string() } else { names.join(", ") }
+            )));
+        };
+        cmd = sub;
+    }
+    std::io::Write::write_all(&mut std::io::stdout(), &render(cmd)?)
+        .map_err(|e| runtime(anyhow::anyhow!("stdout: {e}")))
 }
 
 /// Logs go to stderr, at the level of -v/-q, or as `RUST_LOG` says when it is set.

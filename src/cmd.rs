@@ -78,14 +78,19 @@ impl WorkerArgs {
         if !(1..=crate::dataplane::MAX_BURST).contains(&self.burst) {
             return Err(usage(anyhow::anyhow!("--burst must be in 1..={}", crate::dataplane::MAX_BURST)));
         }
-        match &self.cores {
+        let cores = match &self.cores {
             Some(c) => {
                 let v = crate::sys::affinity::parse_core_list(c).map_err(|e| usage(anyhow::anyhow!("--cores: {e}")))?;
                 crate::sys::affinity::check_cores(&v).map_err(|e| usage(anyhow::anyhow!("--cores: {e}")))?;
-                Ok(v)
+                v
             }
-            None => Ok(crate::sys::affinity::default_cores(self.workers)),
+            None => crate::sys::affinity::default_cores(self.workers),
+        };
+        // Allowed (the results do not depend on it), but never silently.
+        if let Some(w) = crate::sys::affinity::shared_core_warning(self.workers, &cores) {
+            tracing::warn!("{w}");
         }
+        Ok(cores)
     }
 }
 

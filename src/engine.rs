@@ -232,6 +232,15 @@ fn metrics_endpoint(
     Ok(Some(e))
 }
 
+/// Sets the flag when dropped.
+struct StopOnDrop<'a>(&'a AtomicBool);
+
+impl Drop for StopOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+}
+
 /// Runs one worker per source over `mk`'s queues until they end or are stopped;
 /// `start_generation` is the generation of the tables the sources hold at start-up
 /// (see [`WorkerLoop::start_generation`]).
@@ -254,6 +263,9 @@ fn supervise<M: MakeQueue, S: SnapshotSource + Send>(
     let mut start = Instant::now();
     let mut elapsed_ns = 0;
     let (outcomes, setup_err) = std::thread::scope(|s| {
+        // Should anything below panic (a ticker, a callback), the workers are told to
+        // stop as it unwinds: the scope waits for them before it resumes the panic.
+        let _stop_on_unwind = StopOnDrop(&stop);
         let handles: Vec<_> = sources
             .into_iter()
             .enumerate()

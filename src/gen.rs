@@ -49,9 +49,11 @@ pub enum GenCmd {
         /// uniform | single | zipf:EXPONENT
         #[arg(long, default_value = "uniform")]
         dist: String,
-        /// Frame size in bytes (no FCS).
-        #[arg(long, default_value_t = 64)]
-        size: usize,
+        /// Frame size in bytes (no FCS), up to 2048 (replay's frame buffer). Default: 64,
+        /// or the smallest frame that holds the label stack and the IP header (66 with
+        /// IPv6 traffic).
+        #[arg(long)]
+        size: Option<usize>,
         /// Share of IPv6 (6PE) frames, 0.0..=1.0; they get their own label block.
         #[arg(long, default_value_t = 0.0)]
         v6_share: f64,
@@ -129,6 +131,8 @@ pub fn main(what: GenCmd) -> Result<(), Failure> {
                 ),
                 other => return Err(usage(anyhow::anyhow!("--dist: {other:?} is not uniform, single or zipf:S"))),
             };
+            let stack = depth + usize::from(transport_label.is_some());
+            let size = size.unwrap_or(Synth::min_size(stack, v6_share > 0.0).max(64));
             // A built-in profile: the profile generator writes it.
             let profile = Synth { count, labels, first_label, dist, size, v6_share, depth, seed, transport_label }
                 .profile()
@@ -147,6 +151,31 @@ pub fn main(what: GenCmd) -> Result<(), Failure> {
             w.into_inner().map_err(runtime)?;
             println!("wrote {}: {count} frames of {size} B, {labels} labels from {first_label}", out.display());
             let v6 = v6_share > 0.0;
+            // A TOML config costs about 4 KB of memory and 10-17 us per route to load
+            // (a TOML document first): past TOML_MAX_ROUTES the routes go to a table
+            // file by themselves, beside the config.
+            let routes = u64::from(labels) * if v6 { 2 } else { 1 };
+            let table_out = match (&config_out, table_out, &mrt_out) {
+                (Some(c), None, None) if routes > TOML_MAX_ROUTES => {
+                    let t = c.with_extension("routes.txt");
+                    if t.exists() {
+                        return Err(usage(anyhow::anyhow!(
+                            "--config-out: {routes} routes go to a table file beside the config, and {} exists; \
+                             name one with --table-out",
+                            t.display()
+                        )));
+                    }
+                    eprintln!(
+                        "popgo gen synth: {routes} routes: writing them to the table file {} (a TOML config of \
+                         that many routes takes about {} s and {} MB to load)",
+                        t.display(),
+                        routes / 60_000,
+                        routes * 4 / 1000
+                    );
+                    Some(t)
+                }
+                (_, t, _) => t,
+            };
             let transport = transport_label.map(crate::traffic::profile::transport_toml).unwrap_or_default();
             match (config_out, table_out, mrt_out) {
                 (Some(c), None, Some(m)) => {
@@ -182,6 +211,9 @@ pub fn main(what: GenCmd) -> Result<(), Failure> {
         }
     }
 }
+
+/// Most routes `gen synth --config-out` writes into the TOML config itself.
+pub const TOML_MAX_ROUTES: u64 = 100_000;
 
 /// How the config at `config` names the table file at `table`: its file name when both
 /// are in the same directory (the pair can be moved together), else an absolute path.

@@ -23,6 +23,8 @@ pub struct Interval {
 impl Interval {
     /// Lines for ports `names`, every `every`, as JSON lines when `json`.
     pub fn new(names: Vec<String>, every: Duration, json: bool) -> Interval {
+        // A zero interval would never reach the next line's time.
+        let every = every.max(Duration::from_millis(1));
         Interval { names, every, next: every, prev: (Duration::ZERO, WorkerStats::default()), json }
     }
 
@@ -32,9 +34,10 @@ impl Interval {
         if elapsed < self.next {
             return None;
         }
-        while self.next <= elapsed {
-            self.next += self.every;
-        }
+        // The first multiple of `every` after `elapsed` (lines missed are skipped).
+        let every = self.every.as_nanos();
+        let next = (elapsed.as_nanos() / every + 1).saturating_mul(every);
+        self.next = Duration::from_nanos(u64::try_from(next).unwrap_or(u64::MAX));
         let cur = board.total();
         let line = line(&self.names, &self.prev, (elapsed, &cur), events, self.json);
         self.prev = (elapsed, cur);
@@ -143,5 +146,16 @@ mod tests {
         assert_eq!(v["rx_packets"], 2_000_000);
         assert_eq!(v["drops"]["no_ilm_entry"], 1_000_000);
         assert!((v["rx_mpps"].as_f64().unwrap() - 2.0).abs() < 1e-9, "{v}");
+    }
+
+    #[test]
+    fn a_zero_or_tiny_interval_ends_each_tick() {
+        let board = StatsBoard::new(1);
+        for every in [Duration::ZERO, Duration::from_nanos(1)] {
+            let mut iv = Interval::new(vec!["p".into()], every, false);
+            assert!(iv.tick(Duration::from_secs(3600), &board, &[]).is_some());
+            assert!(iv.tick(Duration::from_secs(3600), &board, &[]).is_none(), "next one after 1 ms");
+            assert!(iv.tick(Duration::from_secs(3601), &board, &[]).is_some());
+        }
     }
 }

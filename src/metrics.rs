@@ -2,7 +2,8 @@
 //! text exposition format, built on each scrape from the stats board (per port, per
 //! drop reason, per worker) and from the control plane's commit figures.
 //!
-//! The server runs on its own thread (tiny_http) and reads only what the workers
+//! The server runs on its own thread ([`http`]: one poll loop, bounded connections,
+//! header size, time and request rate) and reads only what the workers
 //! already publish: scraping never touches the data path. The text is encoded with
 //! the `prometheus` crate, so names, labels and escaping follow the format.
 
@@ -13,7 +14,8 @@ use prometheus::{Encoder, GaugeVec, IntCounterVec, IntGaugeVec, Opts, Registry, 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::Duration;
+
+mod http;
 
 /// Per-LSP series served by default (`--metrics-lsps`).
 pub const DEFAULT_LSPS: usize = 20;
@@ -50,32 +52,21 @@ impl Drop for Endpoint {
 }
 
 /// Binds `addr` (e.g. `127.0.0.1:9464`; a bare port binds loopback) and serves
-/// `/metrics` until the returned endpoint is dropped.
+/// `/metrics` until the returned endpoint is dropped, within [`http::Limits::METRICS`].
 pub fn serve(addr: &str, src: Sources) -> Result<Endpoint, String> {
     let addr = if addr.parse::<u16>().is_ok() { format!("127.0.0.1:{addr}") } else { addr.to_string() };
-    let server = tiny_http::Server::http(&addr).map_err(|e| format!("--metrics {addr}: {e}"))?;
-    let bound = server.server_addr().to_ip().map_or(addr.clone(), |a| a.to_string());
+    let listener = std::net::TcpListener::bind(&addr).map_err(|e| format!("--metrics {addr}: {e}"))?;
+    let bound = listener.local_addr().map_or(addr.clone(), |a| a.to_string());
+    let server = http::Server::new(listener, http::Limits::METRICS).map_err(|e| format!("--metrics {addr}: {e}"))?;
     let stop = Arc::new(AtomicBool::new(false));
-    let handle = {
-        let stop = Arc::clone(&stop);
-        std::thread::Builder::new()
-            .name("popgo-metrics".into())
-            .spawn(move || {
-                while !stop.load(Ordering::Acquire) {
-                    let Ok(Some(req)) = server.recv_timeout(Duration::from_millis(100)) else { continue };
-                    let resp = if req.url() == "/metrics" || req.url().starts_with("/metrics?") {
-                        let header = tiny_http::Header::from_bytes("Content-Type", TextEncoder::new().format_type())
-                            .expect("a valid header");
-                        tiny_http::Response::from_data(render(&src)).with_header(header)
-                    } else {
-                        tiny_http::Response::from_data(b"popgo: see /metrics\n".to_vec()).with_status_code(404)
-                    };
-                    // The scraper may be gone already; nothing to do then.
-                    let _ = req.respond(resp);
-                }
-            })
-            .map_err(|e| format!("spawning the metrics thread: {e}"))?
-    };
+    let handle = http::spawn(server, Arc::clone(&stop), move |target| {
+        if target == "/metrics" || target.starts_with("/metrics?") {
+            http::Response { status: 200, content_type: prometheus::TEXT_FORMAT, body: render(&src) }
+        } else {
+            http::Response { status: 404, content_type: "text/plain", body: b"popgo: see /metrics\n".to_vec() }
+        }
+    })
+    .map_err(|e| format!("spawning the metrics thread: {e}"))?;
     Ok(Endpoint { addr: bound, stop, handle: Some(handle) })
 }
 
@@ -217,6 +208,17 @@ fn bgp_metrics(reg: &Registry, status: &crate::bgp::Status) {
         counter(reg, "popgo_bgp_established_total", "Times the BGP session reached Established", &["peer"]);
     let prefixes =
         gauge(reg, "popgo_bgp_prefixes", "Routes advertised (sent) and accepted (received)", &["peer", "direction"]);
+    let update_errors = counter(
+        reg,
+        "popgo_bgp_update_errors_total",
+        "Malformed UPDATEs by RFC 7606 outcome (treat_as_withdraw, attribute_discard) and routes past the route \
+         limit (route_limit)",
+        &["peer", "outcome"],
+    );
+    let connect_failures =
+        counter(reg, "popgo_bgp_connect_failures_total", "BGP connection attempts that failed", &["peer"]);
+    let refused = counter(reg, "popgo_bgp_refused_connections_total", "Connections from non-peers refused", &[]);
+    refused.with_label_values(&[] as &[&str]).inc_by(status.refused());
     for p in status.peers() {
         let a = p.address.to_string();
         state.with_label_values(&[&a]).set(p.state as i64);
@@ -232,6 +234,10 @@ fn bgp_metrics(reg: &Registry, status: &crate::bgp::Status) {
             notifs.with_label_values(&[&a, dir]).inc_by(n);
         }
         errors.with_label_values(&[&a]).inc_by(p.errors);
+        connect_failures.with_label_values(&[&a]).inc_by(p.connect_failures);
+        update_errors.with_label_values(&[&a, "treat_as_withdraw"]).inc_by(p.treated_as_withdraw);
+        update_errors.with_label_values(&[&a, "attribute_discard"]).inc_by(p.attributes_discarded);
+        update_errors.with_label_values(&[&a, "route_limit"]).inc_by(p.over_limit);
         established.with_label_values(&[&a]).inc_by(p.established);
         prefixes.with_label_values(&[&a, "sent"]).set(p.prefixes_sent as i64);
         prefixes.with_label_values(&[&a, "received"]).set(p.received.len() as i64);

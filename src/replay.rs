@@ -75,10 +75,13 @@ pub struct ReplayResult {
 }
 
 impl ReplayResult {
-    /// Writes `dir/<port>.pcap` for every port that transmitted, with input timestamps:
-    /// each to a temporary file in `dir`, renamed into place once complete. Ports that
-    /// sent nothing get no file; with `remove_stale` an older file of theirs is
-    /// removed, so the directory shows this run only.
+    /// Writes `dir/<port>.pcap` for every port that transmitted, with input timestamps,
+    /// in two phases so that the directory never describes two runs: every file is
+    /// written in full to a temporary file in `dir` first (a failure, such as a full
+    /// disk, removes them all and replaces nothing); then they are renamed into place.
+    /// Ports that sent nothing get no file; with `remove_stale` an older file of theirs
+    /// is removed. Should a rename or removal fail after the first rename, the error
+    /// says which files are of this run and which of the previous one.
     pub fn write_outputs(
         &self,
         dir: &Path,
@@ -86,14 +89,16 @@ impl ReplayResult {
         cap: &Capture,
         remove_stale: bool,
     ) -> Result<Vec<String>, String> {
-        std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        std::fs::create_dir_all(dir).map_err(|e| format!("--out-dir {}: {e}", dir.display()))?;
         let recs = cap.records();
-        let mut written = Vec::new();
+        // (temporary, final) per port that transmitted; the final paths of the others.
+        let mut staged: Vec<(PathBuf, PathBuf)> = Vec::new();
+        let mut stale = Vec::new();
         for (p, name) in port_names.iter().enumerate() {
             let path = dir.join(format!("{name}.pcap"));
             if self.report.stats.port_tx_pkts.get(p).copied().unwrap_or(0) == 0 {
                 if remove_stale && path.exists() {
-                    std::fs::remove_file(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+                    stale.push(path);
                 }
                 continue;
             }
@@ -106,16 +111,50 @@ impl ReplayResult {
                     w.write_packet(ts, bytes).map_err(std::io::Error::other)?;
                 }
                 let f = w.into_inner().map_err(std::io::Error::other)?.into_inner().map_err(|e| e.into_error())?;
-                f.sync_all()?;
-                std::fs::rename(&tmp, &path)
+                f.sync_all()
             })();
+            staged.push((tmp, path));
             if let Err(e) = result {
-                let _ = std::fs::remove_file(&tmp);
-                return Err(format!("{}: {e}", path.display()));
+                for (t, _) in &staged {
+                    let _ = std::fs::remove_file(t);
+                }
+                let path = &staged.last().expect("just pushed").1;
+                return Err(format!(
+                    "--out-dir: writing {}: {e}; no output file was replaced ({} holds what it held before)",
+                    path.display(),
+                    dir.display()
+                ));
             }
-            written.push(path.display().to_string());
         }
-        Ok(written)
+        let mut done: Vec<String> = Vec::new();
+        for (i, (tmp, path)) in staged.iter().enumerate() {
+            if let Err(e) = std::fs::rename(tmp, path) {
+                for (t, _) in &staged[i..] {
+                    let _ = std::fs::remove_file(t);
+                }
+                let rest: Vec<String> = staged[i..].iter().map(|(_, p)| p.display().to_string()).collect();
+                return Err(format!(
+                    "--out-dir: renaming into {}: {e}; {} now mixes two runs: this run's {:?}, the previous run's \
+                     files (if any) in place of {:?}",
+                    path.display(),
+                    dir.display(),
+                    done,
+                    rest
+                ));
+            }
+            done.push(path.display().to_string());
+        }
+        for path in &stale {
+            if let Err(e) = std::fs::remove_file(path) {
+                return Err(format!(
+                    "--out-dir: removing {} of a previous run: {e}; {} holds this run's {:?} beside it",
+                    path.display(),
+                    dir.display(),
+                    done
+                ));
+            }
+        }
+        Ok(done)
     }
 }
 
@@ -173,7 +212,8 @@ pub fn replay(
     let plan = plan(opts);
     let ticker = |t: engine::Tick<'_>| {
         if let Some(line) = interval.as_mut().and_then(|i| i.tick(t.elapsed, t.board, &[])) {
-            println!("{line}");
+            // A closed stdout (`| head`) must not end the replay without its report.
+            let _ = std::io::Write::write_all(&mut std::io::stdout(), format!("{line}\n").as_bytes());
         }
     };
     let report = if opts.capture_output {
@@ -227,9 +267,9 @@ pub struct ReplayArgs {
     /// Port the capture arrives on: counted as that port's rx in the report.
     #[arg(long)]
     pub in_port: Option<String>,
-    /// Write DIR/<port>.pcap for every port that transmitted (atomically: a
-    /// temporary file renamed into place). Existing files are refused unless
-    /// --overwrite.
+    /// Write DIR/<port>.pcap for every port that transmitted (all or nothing: every
+    /// file written to a temporary file first, then renamed into place). Existing files
+    /// are refused unless --overwrite.
     #[arg(long)]
     pub out_dir: Option<PathBuf>,
     /// With --out-dir: replace the pcap files of a previous run, and remove those of
@@ -249,7 +289,7 @@ pub struct ReplayArgs {
     /// One JSON object on stdout instead of the table (and JSON interval lines).
     #[arg(long)]
     pub json: bool,
-    /// Print live stats every SECS seconds while replaying: packet and bit rates,
+    /// Print live stats every SECS seconds (0 = none; at least 0.02) while replaying: packet and bit rates,
     /// per port, drops by reason (as tcpreplay's and iperf3's interval lines).
     #[arg(long, value_name = "SECS")]
     pub stats: Option<f64>,
@@ -263,7 +303,7 @@ pub struct ReplayArgs {
     pub metrics_lsps: usize,
     #[command(flatten)]
     pub pace: PaceArgs,
-    /// The capture to replay: pcap or pcapng, Ethernet link type.
+    /// The capture to replay: pcap or pcapng, Ethernet or Linux cooked (tcpdump -i any).
     pub input: PathBuf,
 }
 
@@ -277,17 +317,11 @@ pub fn main(a: ReplayArgs) -> Result<(), Failure> {
     };
     let cap = load_capture(&a.input)?;
     let pace = a.pace.resolve(&cap)?;
-    let interval = match a.stats {
-        Some(s) if s.is_finite() && s > 0.0 && s <= crate::run::MAX_SECS => Some(Interval::new(
-            cfg.ports.iter().map(|p| p.name.clone()).collect(),
-            std::time::Duration::from_secs_f64(s),
-            a.json,
-        )),
-        Some(_) => {
-            return Err(usage(anyhow::anyhow!("--stats must be a number of seconds in (0, {}]", crate::run::MAX_SECS)))
-        }
+    let every = match a.stats {
+        Some(s) => crate::run::check_stats_secs("--stats", s).map_err(|m| usage(anyhow::anyhow!(m)))?,
         None => None,
     };
+    let interval = every.map(|e| Interval::new(cfg.ports.iter().map(|p| p.name.clone()).collect(), e, a.json));
     let opts = ReplayOpts {
         loops: a.loops,
         workers: a.w.workers,
@@ -362,22 +396,27 @@ pub fn main(a: ReplayArgs) -> Result<(), Failure> {
             })).collect::<Vec<_>>(),
             "outputs": written,
         });
-        println!("{v}");
+        // A closed stdout (`| head`) loses the report, but is no panic.
+        let _ = std::io::Write::write_all(&mut std::io::stdout(), format!("{v}\n").as_bytes());
     } else {
-        println!(
-            "popgo replay: {} ({} records x {} loops) through {} on {} worker(s)",
+        let loops = match a.loops {
+            0 => "looped until stopped".to_string(),
+            n => format!("x {n} loops"),
+        };
+        let mut text = format!(
+            "popgo replay: {} ({} records {loops}) through {} on {} worker(s)\n",
             a.input.display(),
             cap.len(),
-            a.loops,
             cfg.device,
             a.w.workers
         );
-        print!("{}", report::text_table(stats, &names, res.report.elapsed_ns, &lat));
-        print!("{}", crate::stats::lsp::to_text(lsps, crate::stats::lsp::REPORT_TOP, fec));
-        print!("{}", crate::stats::lsp::moves_to_text(lsps, &names, crate::stats::lsp::REPORT_TOP, fec));
+        text.push_str(&report::text_table(stats, &names, res.report.elapsed_ns, &lat));
+        text.push_str(&crate::stats::lsp::to_text(lsps, crate::stats::lsp::REPORT_TOP, fec));
+        text.push_str(&crate::stats::lsp::moves_to_text(lsps, &names, crate::stats::lsp::REPORT_TOP, fec));
         for w in &written {
-            println!("wrote {w}");
+            text.push_str(&format!("wrote {w}\n"));
         }
+        let _ = std::io::Write::write_all(&mut std::io::stdout(), text.as_bytes());
     }
     if res.report.panicked > 0 {
         return Err(runtime(anyhow::anyhow!("{} worker(s) panicked; their counters are missing", res.report.panicked)));
@@ -393,6 +432,9 @@ pub fn main(a: ReplayArgs) -> Result<(), Failure> {
 /// capture itself, whatever the flags say).
 fn check_out_dir(dir: &Path, cfg: &Config, input: &Path, overwrite: bool) -> Result<(), Failure> {
     use std::os::unix::fs::MetadataExt;
+    if std::fs::metadata(dir).is_ok_and(|m| !m.is_dir()) {
+        return Err(usage(anyhow::anyhow!("--out-dir {}: exists and is not a directory", dir.display())));
+    }
     let id = |m: &std::fs::Metadata| (m.dev(), m.ino());
     let input_id = std::fs::metadata(input).ok().map(|m| id(&m));
     let mut existing = None;

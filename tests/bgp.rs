@@ -185,6 +185,11 @@ impl Lab {
 
     /// The seed's DeviceC with a 6PE network and DeviceD as its BGP peer.
     fn config(&self) -> PathBuf {
+        self.config_with("")
+    }
+
+    /// [`Self::config`] with `peer_extra` in the peer's table.
+    fn config_with(&self, peer_extra: &str) -> PathBuf {
         let text = std::fs::read_to_string(root_dir().join("pcaps/seed.toml"))
             .unwrap()
             .replace("\"vethA\"", "\"c-to-a\"")
@@ -196,14 +201,19 @@ impl Lab {
                      [[bgp.network]]\nprefix = \"2001:db8:100::/48\"\nlabel = 60100\n\n\
                      [[bgp.peer]]\naddress = \"198.18.0.1\"\nas = 200\n";
         let p = self.path("c.toml");
-        std::fs::write(&p, text + extra).unwrap();
+        std::fs::write(&p, text + extra + peer_extra).unwrap();
         p
     }
 
     /// `popgo replay --control` on C, until the control socket is up.
     fn popgo_replay(&self) -> (Proc, PathBuf) {
+        self.popgo_replay_with("")
+    }
+
+    /// [`Self::popgo_replay`] with `peer_extra` in the peer's table.
+    fn popgo_replay_with(&self, peer_extra: &str) -> (Proc, PathBuf) {
         let sock = self.path("c.sock");
-        let cfg = self.config();
+        let cfg = self.config_with(peer_extra);
         let err = self.path("popgo.err");
         let p = self.spawn(
             self.c(),
@@ -253,16 +263,23 @@ impl Lab {
     }
 
     fn frr_bgpd(&self) -> Proc {
+        self.frr_bgpd_with("")
+    }
+
+    /// [`Self::frr_bgpd`] with `neighbor_extra` (lines of `router bgp`).
+    fn frr_bgpd_with(&self, neighbor_extra: &str) -> Proc {
         let dir = self.path("frr");
         std::fs::create_dir_all(&dir).unwrap();
         let conf = dir.join("bgpd.conf");
         std::fs::write(
             &conf,
-            "frr defaults traditional\nhostname DeviceD\nlog stdout informational\nrouter bgp 200\n \
-             bgp router-id 198.18.0.1\n no bgp ebgp-requires-policy\n no bgp default ipv4-unicast\n \
-             neighbor 198.18.0.2 remote-as 100\n neighbor 198.18.0.2 timers connect 1\n \
-             address-family ipv4 labeled-unicast\n  neighbor 198.18.0.2 activate\n exit-address-family\n \
-             address-family ipv6 labeled-unicast\n  neighbor 198.18.0.2 activate\n exit-address-family\n",
+            format!(
+                "frr defaults traditional\nhostname DeviceD\nlog stdout informational\nrouter bgp 200\n \
+                 bgp router-id 198.18.0.1\n no bgp ebgp-requires-policy\n no bgp default ipv4-unicast\n \
+                 neighbor 198.18.0.2 remote-as 100\n neighbor 198.18.0.2 timers connect 1\n{neighbor_extra}\
+                 address-family ipv4 labeled-unicast\n  neighbor 198.18.0.2 activate\n exit-address-family\n \
+                 address-family ipv6 labeled-unicast\n  neighbor 198.18.0.2 activate\n exit-address-family\n"
+            ),
         )
         .unwrap();
         // -Z: no zebra; -S: stay root (the namespace is private); -P 0: no vty TCP port.
@@ -455,6 +472,38 @@ fn frr_learns_labels_and_withdrawals() {
     assert_eq!(code, Some(0));
 }
 
+/// TCP MD5 (RFC 2385) with FRR: the same key brings the session up; a wrong one keeps
+/// it down, with the failed connections counted and the reason shown.
+#[test]
+fn frr_md5_session_and_a_wrong_password() {
+    let _g = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    if !can_run("frr_md5_session_and_a_wrong_password", &[BGPD, "vtysh"]) {
+        return;
+    }
+    let lab = Lab::new(false);
+    let _d = lab.frr_bgpd_with(" neighbor 198.18.0.2 password s3cret-md5\n");
+    let (popgo, sock) = lab.popgo_replay_with("password = \"s3cret-md5\"\n");
+    let label = lsp_label(&lab, &sock, "10.1.1.0/24");
+    let (l, _) =
+        poll("10.1.1.0/24 at FRR", 25, || frr_route(&lab.vtysh_json("show bgp ipv4 labeled-unicast 10.1.1.0/24 json")));
+    assert_eq!(l, label);
+
+    lab.ctl(&sock, "system-view; bgp 100; peer 198.18.0.1 password simple wrong-key; commit");
+    poll("the route gone from FRR", 20, || {
+        frr_route(&lab.vtysh_json("show bgp ipv4 labeled-unicast 10.1.1.0/24 json")).is_none().then_some(())
+    });
+    let stats = poll("failed connections counted", 20, || {
+        let s = lab.ctl(&sock, "display popgo statistics | include peer 198.18.0.1");
+        let failed: u64 = s.split("(failed ").nth(1)?.split(')').next()?.parse().ok()?;
+        (failed >= 2).then_some(s)
+    });
+    assert!(!stats.contains("Established"), "{stats}");
+    let peer = lab.ctl(&sock, "display bgp peer");
+    assert!(peer.contains("TCP MD5"), "the reason is shown: {peer}");
+    let (code, _) = popgo.stop(15);
+    assert_eq!(code, Some(0));
+}
+
 /// End to end: `popgo run` on the veth lab advertises to GoBGP on D; a frame carrying
 /// the label D learned, sent from D to 10.1.1.1, leaves through to-A (POPGO: the /24's
 /// next hop; a plain POP would take the /30 to B).
@@ -501,4 +550,198 @@ fn learned_label_forwards_from_d_to_a() {
     let v: Value = serde_json::from_str(out.lines().last().expect("a JSON report")).unwrap();
     assert_eq!(v["tx_packets"]["to-A"], 10, "{v}");
     assert_eq!(v["tx_packets"]["to-B"], 0, "{v}");
+}
+
+/// The L3VPN egress PE (`pcaps/l3vpn.toml`) with DeviceD = GoBGP as the ingress PE over
+/// VPNv4 and VPNv6: each instance's 10.1.1.0/24 arrives with its RD (100:1, 100:2), its VPN label
+/// (popgo's LSP table), its export route target and next hop popgo's address;
+/// `undo network` in vpna withdraws vpna's route only.
+#[test]
+fn gobgp_learns_vpnv4_routes_and_withdrawals() {
+    let _g = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    if !can_run("gobgp_learns_vpnv4_routes_and_withdrawals", &["gobgpd", "gobgp"]) {
+        return;
+    }
+    let lab = Lab::new(false);
+    let gcfg = lab.path("gobgpd.toml");
+    std::fs::write(
+        &gcfg,
+        "[global.config]\n  as = 200\n  router-id = \"198.18.0.1\"\n  local-address-list = [\"198.18.0.1\"]\n\
+         [[neighbors]]\n  [neighbors.config]\n    neighbor-address = \"198.18.0.2\"\n    peer-as = 100\n\
+         [[neighbors.afi-safis]]\n  [neighbors.afi-safis.config]\n    afi-safi-name = \"l3vpn-ipv4-unicast\"\n\
+         [[neighbors.afi-safis]]\n  [neighbors.afi-safis.config]\n    afi-safi-name = \"l3vpn-ipv6-unicast\"\n",
+    )
+    .unwrap();
+    let _d = lab.spawn(
+        lab.d(),
+        "gobgpd",
+        &["gobgpd", "-f", gcfg.to_str().unwrap(), "-p", "--api-hosts", "127.0.0.1:50051", "--pprof-disable"],
+        &lab.path("gobgpd.log"),
+    );
+    let (popgo, sock) = l3vpn_popgo(&lab);
+    // GoBGP's VPNv4 table: "RD:prefix" -> [path]; labels, RD, next hop and route
+    // targets (extended communities, type 16) per route.
+    let route = |rib: &Value, rd: &str| -> Option<(Vec<u64>, String, String)> {
+        let path = rib.get(format!("{rd}:10.1.1.0/24"))?.get(0)?;
+        let labels = path["nlri"]["labels"].as_array()?.iter().filter_map(Value::as_u64).collect();
+        let attrs = path["attrs"].as_array()?;
+        let nh = attrs.iter().find(|a| a["type"] == 14)?["nexthop"].as_str()?.to_string();
+        let rt = attrs.iter().find(|a| a["type"] == 16)?["value"][0]["value"].as_str()?.to_string();
+        Some((labels, nh, rt))
+    };
+    let (a, b) = poll("both instances' routes at GoBGP", 25, || {
+        let rib = lab.gobgp_rib("vpnv4");
+        Some((route(&rib, "100:1")?, route(&rib, "100:2")?))
+    });
+    assert_eq!(a, (vec![16], "198.18.0.2".to_string(), "100:1".to_string()));
+    assert_eq!(b, (vec![17], "198.18.0.2".to_string(), "100:2".to_string()));
+    // VPNv6: vpnc's network with RD 100:3, label 19, next hop popgo's IPv4-mapped address.
+    let c = poll("vpnc's VPNv6 route at GoBGP", 10, || {
+        let rib = lab.gobgp_rib("vpnv6");
+        let path = rib.get("100:3:2001:db8:c::/48")?.get(0)?.clone();
+        Some(path)
+    });
+    assert_eq!(c["nlri"]["labels"], serde_json::json!([19]), "{c}");
+    let nh = c["attrs"].as_array().unwrap().iter().find(|a| a["type"] == 14).unwrap()["nexthop"].as_str().unwrap();
+    let nh: std::net::IpAddr = nh.parse().unwrap();
+    assert!(nh == mapped_popgo() || nh.to_string() == "198.18.0.2", "IPv4-mapped next hop: {nh}");
+    lab.ctl(&sock, "system-view; bgp 100; ipv4-family vpn-instance vpna; undo network 10.1.1.0 24; commit");
+    // vpna's route is withdrawn; vpnb's stays, with the label popgo's table now gives it
+    // (the full build after the removal allocates it anew).
+    let b = poll("vpna's withdrawal at GoBGP", 10, || {
+        let rib = lab.gobgp_rib("vpnv4");
+        route(&rib, "100:1").is_none().then(|| route(&rib, "100:2")).flatten()
+    });
+    let t = lab.ctl(&sock, "display mpls lsp protocol bgp");
+    let row = t.lines().find(|l| l.ends_with("vpnb")).unwrap_or_else(|| panic!("{t}"));
+    let label: u64 = row.split_whitespace().nth(1).and_then(|x| x.split('/').next()?.parse().ok()).unwrap();
+    assert_eq!(b.0, vec![label], "{t}");
+    let (code, _) = popgo.stop(15);
+    assert_eq!(code, Some(0));
+}
+
+/// A third instance for VPNv6: vpnc (RD 100:3) with an IPv6 family, a CE behind port
+/// to-c6 and 2001:db8:c::/48 as its network (label 19: 16 and 17 are vpna's and vpnb's,
+/// 18 the static LSP's).
+const VPNC: &str = "
+[[vpn_instance]]
+name = \"vpnc\"
+[vpn_instance.ipv6]
+route_distinguisher = \"100:3\"
+vpn_target_export = [\"100:3\"]
+label_mode = \"per-route\"
+pop_go = true
+[[port]]
+name = \"to-c6\"
+mac = \"02:00:00:00:0c:c6\"
+vpn_instance = \"vpnc\"
+[[neighbor]]
+ip = \"fd00::c\"
+mac = \"02:00:00:00:00:c6\"
+port = \"to-c6\"
+[[static_route]]
+vpn_instance = \"vpnc\"
+prefix = \"2001:db8:c::/48\"
+next_hop = \"fd00::c\"
+[[bgp.vpn_instance]]
+name = \"vpnc\"
+family = \"ipv6\"
+[[bgp.network]]
+vpn_instance = \"vpnc\"
+prefix = \"2001:db8:c::/48\"
+";
+
+/// `popgo replay --control` on C with `pcaps/l3vpn.toml`, DeviceD (198.18.0.1, AS 200)
+/// as its VPNv4 peer, until the control socket is up.
+fn l3vpn_popgo(lab: &Lab) -> (Proc, PathBuf) {
+    let text = std::fs::read_to_string(root_dir().join("pcaps/l3vpn.toml")).unwrap().replacen(
+        "\nlabel_base = 16\n",
+        "\nrouter_id = \"198.18.0.2\"\nlabel_base = 16\n",
+        1,
+    ) + VPNC
+        + "\n[[bgp.peer]]\naddress = \"198.18.0.1\"\nas = 200\nfamilies = [\"vpnv4\", \"vpnv6\"]\n";
+    let cfg = lab.path("c.toml");
+    std::fs::write(&cfg, text).unwrap();
+    let sock = lab.path("c.sock");
+    let err = lab.path("popgo.err");
+    let p = lab.spawn(
+        lab.c(),
+        "popgo replay",
+        &[
+            POPGO,
+            "replay",
+            "--config",
+            cfg.to_str().unwrap(),
+            "--control",
+            sock.to_str().unwrap(),
+            "--loops",
+            "0",
+            "--pps",
+            "100",
+            root_dir().join("pcaps/l3vpn.pcap").to_str().unwrap(),
+        ],
+        &err,
+    );
+    wait_for(&err, "control socket", 15);
+    (p, sock)
+}
+
+/// The same with DeviceD = FRR bgpd (`address-family ipv4 vpn`): both instances'
+/// routes with their RD, VPN label, route target and next hop; then vpna's withdrawal.
+#[test]
+fn frr_learns_vpnv4_routes_and_withdrawals() {
+    let _g = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    if !can_run("frr_learns_vpnv4_routes_and_withdrawals", &[BGPD, "vtysh"]) {
+        return;
+    }
+    let lab = Lab::new(false);
+    let dir = lab.path("frr");
+    std::fs::create_dir_all(&dir).unwrap();
+    let conf = dir.join("bgpd.conf");
+    std::fs::write(
+        &conf,
+        "frr defaults traditional\nhostname DeviceD\nlog stdout informational\nrouter bgp 200\n \
+         bgp router-id 198.18.0.1\n no bgp ebgp-requires-policy\n no bgp default ipv4-unicast\n \
+         neighbor 198.18.0.2 remote-as 100\n neighbor 198.18.0.2 timers connect 1\n \
+         address-family ipv4 vpn\n  neighbor 198.18.0.2 activate\n exit-address-family\n",
+    )
+    .unwrap();
+    let _d = lab.spawn(
+        lab.d(),
+        "bgpd",
+        &[
+            BGPD,
+            "-Z",
+            "-S",
+            "-f",
+            conf.to_str().unwrap(),
+            "-i",
+            dir.join("bgpd.pid").to_str().unwrap(),
+            "--vty_socket",
+            dir.to_str().unwrap(),
+            "-P",
+            "0",
+        ],
+        &lab.path("bgpd.log"),
+    );
+    let (popgo, sock) = l3vpn_popgo(&lab);
+    // (remote label, next hop, route targets) of 10.1.1.0/24 with RD `rd`.
+    let route = |rd: &str| -> Option<(u64, String, String)> {
+        let v = lab.vtysh_json(&format!("show bgp ipv4 vpn rd {rd} 10.1.1.0/24 json"));
+        let p = v.get(rd)?.get("paths")?.get(0)?;
+        Some((
+            p.get("remoteLabel")?.as_u64()?,
+            p["nexthops"][0]["ip"].as_str()?.to_string(),
+            p["extendedCommunity"]["string"].as_str()?.to_string(),
+        ))
+    };
+    let a = poll("vpna's route at FRR", 25, || route("100:1"));
+    let b = poll("vpnb's route at FRR", 5, || route("100:2"));
+    assert_eq!(a, (16, "198.18.0.2".to_string(), "RT:100:1".to_string()));
+    assert_eq!(b, (17, "198.18.0.2".to_string(), "RT:100:2".to_string()));
+    lab.ctl(&sock, "system-view; bgp 100; ipv4-family vpn-instance vpna; undo network 10.1.1.0 24; commit");
+    poll("vpna's withdrawal at FRR", 10, || route("100:1").is_none().then_some(()));
+    assert!(route("100:2").is_some(), "vpnb's route kept");
+    let (code, _) = popgo.stop(15);
+    assert_eq!(code, Some(0));
 }

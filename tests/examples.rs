@@ -319,7 +319,11 @@ fn input_errors_are_the_documented_lines() {
         assert_eq!(o.status.code(), Some(2), "{name}");
         assert_eq!(stderr(&o), format!("popgo: error: input {}: {want}\n", p.display()), "{name}");
     };
-    check("raw.pcap", classic_pcap(101, &[&ip, &ip]), "link type 101 is not Ethernet (1) at byte offset 20");
+    check(
+        "raw.pcap",
+        classic_pcap(101, &[&ip, &ip]),
+        "link type 101 is not Ethernet (1) or Linux cooked (113, 276) at byte offset 20",
+    );
 
     let mut shb = Vec::new();
     shb.extend_from_slice(&0x1a2b_3c4du32.to_le_bytes());
@@ -336,7 +340,11 @@ fn input_errors_are_the_documented_lines() {
     }
     epb.extend_from_slice(&ip);
     let ng = [pcapng_block(0x0a0d_0d0a, &shb), pcapng_block(1, &idb), pcapng_block(6, &epb)].concat();
-    check("raw.pcapng", ng, "link type 101 is not Ethernet (1) at byte offset 48 (pcapng interface 0)");
+    check(
+        "raw.pcapng",
+        ng,
+        "link type 101 is not Ethernet (1) or Linux cooked (113, 276) at byte offset 48 (pcapng interface 0)",
+    );
 
     let mut cut = classic_pcap(1, &[&[0u8; 60], &[0u8; 60]]);
     cut.truncate(cut.len() - 10);
@@ -544,6 +552,50 @@ fn sighup_reloads_the_config_file() {
     assert!(last.contains("line "), "the parse error names its line: {last}");
     assert_eq!(label_operation(&ctl_ok(&sock, "display mpls lsp protocol bgp")), "POP");
     assert!(ctl_ok(&sock, "display popgo statistics").contains("generation 2"), "no reload was installed");
+    let (code, report) = p.stop();
+    assert_eq!(code, Some(0), "{report}");
+}
+
+/// docs/configuration.md, "Big tables": a table file that is a FIFO or over the size
+/// limit is refused at once on SIGHUP (no blocking open, no whole-file read), the running
+/// config kept and the control socket answering.
+#[test]
+fn sighup_refuses_a_fifo_or_oversized_table_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("hup.toml");
+    let seed = std::fs::read_to_string(root().join("pcaps/seed.toml")).unwrap();
+    let with_table = seed.replacen("label_base = 48000", "label_base = 48000\ntable = \"routes.txt\"", 1);
+    let table = dir.path().join("routes.txt");
+    std::fs::write(&table, "10.2.0.0/16 192.168.20.1\n").unwrap();
+    std::fs::write(&cfg, &with_table).unwrap();
+    let sock = dir.path().join("hup.sock");
+    let err = dir.path().join("hup.err");
+    let p = Running::replay_control(&cfg, &sock, &err);
+    wait_until("the control socket", || sock.exists());
+    let log = || std::fs::read_to_string(&err).unwrap();
+
+    std::fs::remove_file(&table).unwrap();
+    assert!(Command::new("mkfifo").arg(&table).status().unwrap().success());
+    p.signal("HUP");
+    wait_until("the refused reload", || log().contains("failed, running config kept"));
+    assert!(log().contains("routes.txt: not a regular file"), "{}", log());
+    assert!(ctl_ok(&sock, "display current-configuration").contains("network 10.2.0.0 16"));
+
+    std::fs::remove_file(&table).unwrap();
+    let f = std::fs::File::create(&table).unwrap();
+    f.set_len((256 << 20) + 1).unwrap();
+    p.signal("HUP");
+    wait_until("the second refused reload", || log().matches("failed, running config kept").count() == 2);
+    assert!(log().contains("268435457 bytes, over the 256 MiB a table file may have"), "{}", log());
+    assert!(ctl_ok(&sock, "display current-configuration").contains("network 10.2.0.0 16"));
+
+    // The config file itself replaced by a FIFO: refused at once too.
+    std::fs::remove_file(&cfg).unwrap();
+    assert!(Command::new("mkfifo").arg(&cfg).status().unwrap().success());
+    p.signal("HUP");
+    wait_until("the third refused reload", || log().matches("failed, running config kept").count() == 3);
+    assert!(log().contains("hup.toml: not a regular file"), "{}", log());
+    assert!(ctl_ok(&sock, "display current-configuration").contains("network 10.2.0.0 16"));
     let (code, report) = p.stop();
     assert_eq!(code, Some(0), "{report}");
 }

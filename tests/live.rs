@@ -123,3 +123,98 @@ fn metrics_and_interval_lines_during_a_replay() {
     let median = sorted[sorted.len() / 2];
     assert!((15_000.0..25_000.0).contains(&median), "median interval rate {median} pps: {rates:?}");
 }
+
+/// `VmRSS` (KiB) and `Threads` of process `pid`.
+fn rss_threads(pid: u32) -> (u64, u64) {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let field = |k: &str| -> u64 {
+        let l = s.lines().find(|l| l.starts_with(k)).unwrap();
+        l[k.len()..].trim().trim_end_matches(" kB").trim().parse().unwrap()
+    };
+    (field("VmRSS:"), field("Threads:"))
+}
+
+/// One raw HTTP exchange: the status code of the response to `req` ("" if none).
+fn exchange(addr: &str, req: &[u8]) -> String {
+    use std::io::Write;
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let _ = s.write_all(req);
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out);
+    String::from_utf8_lossy(&out).split(' ').nth(1).unwrap_or_default().to_string()
+}
+
+/// Kills the child if the test fails before it stops it.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn metrics_endpoint_bounds_headers_connections_and_request_rate() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    let err = dir.path().join("stderr");
+    let child = Command::new(env!("CARGO_BIN_EXE_popgo"))
+        .args(["replay", "--config", root().join("pcaps/seed.toml").to_str().unwrap(), "--loops", "0"])
+        .args(["--pps", "1000", "--metrics", "127.0.0.1:0"])
+        .arg(root().join("pcaps/seed.pcap"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&err).unwrap())
+        .spawn()
+        .unwrap();
+    let mut child = KillOnDrop(child);
+    let line = wait_for(&err, "metrics at http://");
+    let url = line.trim_start_matches("metrics at ").trim().to_string();
+    let addr = url.trim_start_matches("http://").trim_end_matches("/metrics").to_string();
+    assert_eq!(exchange(&addr, b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n"), "200");
+    std::thread::sleep(Duration::from_millis(300));
+    let (rss0, threads0) = rss_threads(child.0.id());
+
+    // A header flood: 32 connections each sending 1 MiB without a newline, and 300
+    // connections that send nothing.
+    let idle: Vec<_> = (0..300).map(|_| std::net::TcpStream::connect(&addr).unwrap()).collect();
+    let flood: Vec<_> = (0..32)
+        .map(|_| {
+            let addr = addr.clone();
+            std::thread::spawn(move || {
+                let mut s = std::net::TcpStream::connect(&addr).unwrap();
+                s.set_write_timeout(Some(Duration::from_secs(3))).unwrap();
+                let chunk = vec![b'a'; 64 << 10];
+                let _ = s.write_all(b"GET /metrics HTTP/1.1\r\nX: ");
+                for _ in 0..16 {
+                    if s.write_all(&chunk).is_err() {
+                        break;
+                    }
+                }
+                s
+            })
+        })
+        .collect();
+    let flood: Vec<_> = flood.into_iter().map(|h| h.join().unwrap()).collect();
+    std::thread::sleep(Duration::from_millis(300));
+    let (rss1, threads1) = rss_threads(child.0.id());
+    assert_eq!(threads1, threads0, "no thread per connection");
+    assert!(rss1 < rss0 + 4096, "RSS {rss0} KiB idle, {rss1} KiB under a header flood");
+    drop((idle, flood));
+
+    // An oversized header is refused; a scrape still gets through.
+    let big = format!("GET /metrics HTTP/1.1\r\nX: {}\r\n\r\n", "a".repeat(9000));
+    assert_eq!(exchange(&addr, big.as_bytes()), "431");
+    assert_eq!(exchange(&addr, b"POST /metrics HTTP/1.1\r\n\r\n"), "405");
+    std::thread::sleep(Duration::from_millis(1100));
+    // The request rate: bursts of 20, then 429.
+    let codes: Vec<String> = (0..30).map(|_| exchange(&addr, b"GET /metrics HTTP/1.1\r\n\r\n")).collect();
+    assert!(codes[..15].iter().all(|c| c == "200"), "{codes:?}");
+    assert!(codes.iter().any(|c| c == "429"), "{codes:?}");
+
+    Command::new("kill").args(["-INT", &child.0.id().to_string()]).status().unwrap();
+    let status = child.0.wait().unwrap();
+    assert!(status.success(), "exit {status:?}: {}", std::fs::read_to_string(&err).unwrap());
+}

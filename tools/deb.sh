@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds a Debian package of popgo with dpkg-deb (no extra tools): the release
-# binaries, the systemd unit, the man page, shell completions, the examples, the
+# binaries, the systemd unit, the man pages, shell completions, the examples, the
 # Grafana dashboard and the Prometheus rules (with their unit tests); then
 # checks the unit with `systemd-analyze verify` and lists the package.
 #   tools/deb.sh [OUT_DIR]        (default: target/deb)
@@ -18,7 +18,10 @@ install -D -m 0755 "$BIN/popgo-lab" "$STAGE/usr/bin/popgo-lab"
 install -D -m 0644 packaging/popgo.service "$STAGE/lib/systemd/system/popgo.service"
 mkdir -p "$STAGE/usr/share/man/man1" "$STAGE/usr/share/bash-completion/completions" \
   "$STAGE/usr/share/zsh/vendor-completions" "$STAGE/usr/share/doc/popgo/examples" "$STAGE/etc/popgo"
-"$BIN/popgo" man | gzip -9n > "$STAGE/usr/share/man/man1/popgo.1.gz"
+# popgo.1 and one page per command (popgo-replay.1, popgo-gen-synth.1, ...), which the
+# top page's COMMANDS section names.
+"$BIN/popgo" man --out-dir "$STAGE/usr/share/man/man1" >/dev/null
+gzip -9n "$STAGE"/usr/share/man/man1/*.1
 "$BIN/popgo" completions bash > "$STAGE/usr/share/bash-completion/completions/popgo"
 "$BIN/popgo" completions zsh > "$STAGE/usr/share/zsh/vendor-completions/_popgo"
 cp examples/*.toml pcaps/seed.toml "$STAGE/usr/share/doc/popgo/examples/"
@@ -50,7 +53,8 @@ mkdir -p "$OUT"
 DEB="$OUT/popgo_${VERSION}_${ARCH}.deb"
 dpkg-deb --root-owner-group --build "$STAGE" "$DEB" >/dev/null
 dpkg-deb --info "$DEB" | sed -n 's/^ Package: /package: /p; s/^ Version: /version: /p'
-dpkg-deb --contents "$DEB" | awk '{print $6}' | grep -E 'popgo(\.service|\.1\.gz)?$|completions/popgo$|popgo-dashboard\.json$|popgo\.rules\.yml$'
+dpkg-deb --contents "$DEB" | awk '{print $6}' | grep -E 'popgo(\.service|\.1\.gz)?$|completions/popgo$|popgo-replay\.1\.gz$|popgo-dashboard\.json$|popgo\.rules\.yml$'
+echo "man pages: $(dpkg-deb --contents "$DEB" | grep -c 'man/man1/popgo.*\.1\.gz$')"
 # What a monitoring setup needs must be in the package, not only in the tree.
 for f in usr/share/popgo/grafana/popgo-dashboard.json usr/share/popgo/prometheus/popgo.rules.yml; do
   dpkg-deb --contents "$DEB" | awk '{print $6}' | grep -qx "./$f" || { echo "deb: $f missing" >&2; exit 1; }

@@ -334,7 +334,9 @@ struct Bench<'a> {
 
 impl Bench<'_> {
     fn replay(&self, loops: u64) -> Result<Report<Count>, Failure> {
-        let opts = ReplayOpts { loops, ..self.opts.clone() };
+        // SIGINT/SIGTERM stop the repetition (the engine watches them) and then the
+        // bench (measure_here), even when the shell started it with SIGINT ignored.
+        let opts = ReplayOpts { loops, signals: true, ..self.opts.clone() };
         for w in 0..opts.workers.max(1) {
             self.board.publish(w, &Default::default());
         }
@@ -396,6 +398,9 @@ fn check_args(a: &BenchArgs) -> Result<(), Failure> {
     let bad = |m: String| Err(usage(anyhow!(m)));
     if a.repeat == 0 || a.repeat > 1000 {
         return bad("--repeat must be in 1..=1000".into());
+    }
+    if a.warmup > 1000 {
+        return bad("--warmup must be in 0..=1000".into());
     }
     if a.loops == Some(0) {
         return bad("--loops must be at least 1".into());
@@ -528,6 +533,9 @@ fn measure_here(a: &BenchArgs, bench: &Bench<'_>, n: u64) -> Result<Measured, Fa
         };
         let run = |loops: u64| {
             let r = bench.replay(loops)?;
+            if crate::sys::signal::stop_requested() {
+                return Err(runtime(anyhow!("interrupted by a signal: no results")));
+            }
             progress.done.fetch_add(r.stats.rx_pkts, Ordering::Relaxed);
             Ok::<_, Failure>(r)
         };
@@ -636,6 +644,17 @@ pub fn main(a: BenchArgs) -> Result<(), Failure> {
             return Err(usage(anyhow!(
                 "baseline {} has no instructions per packet: save it with --metric instructions (or both)",
                 p.display()
+            )));
+        }
+    }
+    if let (Some(b), Some(p), true, None) = (&baseline, &a.baseline, a.metric.wall(), &a.compare) {
+        let diffs = shape_differences(b, &a);
+        if !diffs.is_empty() {
+            return Err(usage(anyhow!(
+                "--baseline {}: measured with another run shape ({}): a wall-clock gate compares like with like; \
+                 repeat the baseline's options or save a new baseline",
+                p.display(),
+                diffs.join(", ")
             )));
         }
     }
@@ -910,6 +929,31 @@ fn export_rows(
         return vec![base, here(rel)];
     }
     vec![here(1.0)]
+}
+
+/// How this run's shape (repetitions, their length, workers, burst) differs from the
+/// baseline's: throughput over 0.2 s repetitions is not throughput over 1 s ones (turbo,
+/// caches and the calibration differ), so a wall-clock gate refuses such a pair.
+fn shape_differences(b: &BenchDoc, a: &BenchArgs) -> Vec<String> {
+    let length = |duration_s: Option<f64>, loops: Option<u64>| match (duration_s, loops) {
+        (Some(d), _) => format!("--duration {d}"),
+        (None, Some(l)) => format!("--loops {l}"),
+        (None, None) => format!("--duration {DEFAULT_DURATION_S}"),
+    };
+    let now_len = length(a.loops.is_none().then(|| a.duration.unwrap_or(DEFAULT_DURATION_S)), a.loops);
+    let base_len = length(b.run.duration_s, Some(b.workload.loops));
+    let mut v = Vec::new();
+    for (what, x, y) in [
+        ("--repeat", b.run.repeat.to_string(), a.repeat.to_string()),
+        ("length", base_len, now_len),
+        ("--workers", b.workload.workers.to_string(), a.w.workers.to_string()),
+        ("--burst", b.workload.burst.to_string(), a.w.burst.to_string()),
+    ] {
+        if x != y {
+            v.push(format!("{what}: baseline {x}, now {y}"));
+        }
+    }
+    v
 }
 
 /// Ways a baseline was measured differently (printed as notes; they do not fail).

@@ -7,15 +7,23 @@
 use crate::config::{Family, Prefix};
 use ipnet::{Ipv4Net, Ipv6Net};
 use netgauze_bgp_pkt::capabilities::{BgpCapability, FourOctetAsCapability, MultiProtocolExtensionsCapability};
-use netgauze_bgp_pkt::nlri::{Ipv4NlriMplsLabelsAddress, Ipv6NlriMplsLabelsAddress, MplsLabel};
+use netgauze_bgp_pkt::community::{
+    ExtendedCommunity, TransitiveFourOctetExtendedCommunity, TransitiveIpv4ExtendedCommunity,
+    TransitiveTwoOctetExtendedCommunity,
+};
+use netgauze_bgp_pkt::nlri::{
+    Ipv4MplsVpnUnicastAddress, Ipv4NlriMplsLabelsAddress, Ipv4Unicast, Ipv6MplsVpnUnicastAddress,
+    Ipv6NlriMplsLabelsAddress, Ipv6Unicast, LabeledIpv4NextHop, LabeledIpv6NextHop, LabeledNextHop, MplsLabel,
+    RouteDistinguisher,
+};
 use netgauze_bgp_pkt::notification::{
     BgpNotificationMessage, CeaseError, FiniteStateMachineError, HoldTimerExpiredError, MessageHeaderError,
     OpenMessageError, UpdateMessageError,
 };
 use netgauze_bgp_pkt::open::{BgpOpenMessage, BgpOpenMessageParameter};
 use netgauze_bgp_pkt::path_attribute::{
-    As2PathSegment, As4Path, As4PathSegment, AsPath, AsPathSegmentType, LocalPreference, MpReach, MpUnreach, Origin,
-    PathAttribute, PathAttributeValue,
+    As2PathSegment, As4Path, As4PathSegment, AsPath, AsPathSegmentType, ExtendedCommunities, LocalPreference, MpReach,
+    MpUnreach, Origin, PathAttribute, PathAttributeValue,
 };
 use netgauze_bgp_pkt::update::BgpUpdateMessage;
 use netgauze_bgp_pkt::wire::deserializer::BgpParsingContext;
@@ -39,21 +47,116 @@ const WITHDRAW_LABEL: [u8; 3] = [0x80, 0x00, 0x00];
 /// them plus the attributes stay well under [`MAX_LEN`].
 pub const ROUTES_PER_UPDATE: usize = 150;
 
+/// How a family appears on the wire: its AFI/SAFI (RFC 4760 section 3), the address
+/// length of its prefixes, netgauze's name for it. One row per family: a new family
+/// (e.g. VPNv4, SAFI 128) is one more row plus its NLRI format.
+pub struct FamilyWire {
+    pub family: Family,
+    pub afi: u16,
+    pub safi: u8,
+    /// Octets of a full address of the family.
+    pub addr_len: u8,
+    pub address_type: AddressType,
+}
+
+pub const FAMILIES: [FamilyWire; 4] = [
+    FamilyWire {
+        family: Family::Ipv4LabeledUnicast,
+        afi: 1,
+        safi: 4,
+        addr_len: 4,
+        address_type: AddressType::Ipv4NlriMplsLabels,
+    },
+    FamilyWire {
+        family: Family::Ipv6LabeledUnicast,
+        afi: 2,
+        safi: 4,
+        addr_len: 16,
+        address_type: AddressType::Ipv6NlriMplsLabels,
+    },
+    FamilyWire { family: Family::Vpnv4, afi: 1, safi: 128, addr_len: 4, address_type: AddressType::Ipv4MplsLabeledVpn },
+    FamilyWire {
+        family: Family::Vpnv6,
+        afi: 2,
+        safi: 128,
+        addr_len: 16,
+        address_type: AddressType::Ipv6MplsLabeledVpn,
+    },
+];
+
+/// What a VPN instance's routes carry (RFC 4364 section 4.3): its route distinguisher
+/// and its export route targets.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VpnAttrs {
+    pub rd: crate::config::Rd,
+    pub targets: Vec<crate::config::RouteTarget>,
+}
+
+/// netgauze's form of a route distinguisher.
+fn rd_of(rd: crate::config::Rd) -> RouteDistinguisher {
+    let b = rd.0;
+    match b[1] {
+        1 => RouteDistinguisher::Ipv4Administrator {
+            ip: Ipv4Addr::new(b[2], b[3], b[4], b[5]),
+            number: u16::from_be_bytes([b[6], b[7]]),
+        },
+        2 => RouteDistinguisher::As4Administrator {
+            asn4: u32::from_be_bytes([b[2], b[3], b[4], b[5]]),
+            number: u16::from_be_bytes([b[6], b[7]]),
+        },
+        _ => RouteDistinguisher::As2Administrator {
+            asn2: u16::from_be_bytes([b[2], b[3]]),
+            number: u32::from_be_bytes([b[4], b[5], b[6], b[7]]),
+        },
+    }
+}
+
+/// netgauze's form of a route target (RFC 4360 / RFC 5668, transitive).
+fn rt_of(t: crate::config::RouteTarget) -> ExtendedCommunity {
+    let b = t.0;
+    match b[0] {
+        1 => ExtendedCommunity::TransitiveIpv4(TransitiveIpv4ExtendedCommunity::RouteTarget {
+            global_admin: Ipv4Addr::new(b[2], b[3], b[4], b[5]),
+            local_admin: u16::from_be_bytes([b[6], b[7]]),
+        }),
+        2 => ExtendedCommunity::TransitiveFourOctet(TransitiveFourOctetExtendedCommunity::RouteTarget {
+            global_admin: u32::from_be_bytes([b[2], b[3], b[4], b[5]]),
+            local_admin: u16::from_be_bytes([b[6], b[7]]),
+        }),
+        _ => ExtendedCommunity::TransitiveTwoOctet(TransitiveTwoOctetExtendedCommunity::RouteTarget {
+            global_admin: u16::from_be_bytes([b[2], b[3]]),
+            local_admin: u32::from_be_bytes([b[4], b[5], b[6], b[7]]),
+        }),
+    }
+}
+
+/// The route distinguisher of the next hop of VPN routes: zero (RFC 4364 section 4.3.2).
+const RD_ZERO: RouteDistinguisher = RouteDistinguisher::As2Administrator { asn2: 0, number: 0 };
+
+/// The wire facts of a family.
+pub fn wire(f: Family) -> &'static FamilyWire {
+    FAMILIES.iter().find(|w| w.family == f).expect("every Family has a FAMILIES row")
+}
+
+/// The family of an AFI/SAFI pair, if popgo speaks it.
+pub fn family_by_afi_safi(afi: u16, safi: u8) -> Option<&'static FamilyWire> {
+    FAMILIES.iter().find(|w| w.afi == afi && w.safi == safi)
+}
+
 /// The netgauze address type of a family.
 pub fn address_type(f: Family) -> AddressType {
-    match f {
-        Family::Ipv4LabeledUnicast => AddressType::Ipv4NlriMplsLabels,
-        Family::Ipv6LabeledUnicast => AddressType::Ipv6NlriMplsLabels,
-    }
+    wire(f).address_type
 }
 
 /// The family of a netgauze address type, if it is one popgo speaks.
 pub fn family_of(t: AddressType) -> Option<Family> {
-    match t {
-        AddressType::Ipv4NlriMplsLabels => Some(Family::Ipv4LabeledUnicast),
-        AddressType::Ipv6NlriMplsLabels => Some(Family::Ipv6LabeledUnicast),
-        _ => None,
-    }
+    FAMILIES.iter().find(|w| w.address_type == t).map(|w| w.family)
+}
+
+/// A ROUTE-REFRESH message's AFI and SAFI (RFC 2918 section 3), from a frame whose
+/// type is 5 and length 23 (checked by [`decode_header`]).
+pub fn route_refresh_afi_safi(frame: &[u8]) -> (u16, u8) {
+    (u16::from_be_bytes([frame[19], frame[20]]), frame[22])
 }
 
 /// RFC 8277 section 2.1 / RFC 3032: the 20-bit label, 3 EXP/TC bits (zero), and the
@@ -166,15 +269,14 @@ pub struct DecodeCtx {
     pub asn4: bool,
 }
 
-/// Decodes one framed message (as [`Framer::next_frame`] returns it). An error is the
-/// NOTIFICATION to send before closing.
-pub fn decode(frame: &[u8], ctx: DecodeCtx) -> Result<BgpMessage, BgpNotificationMessage> {
+/// The type of a framed message after the RFC 4271 section 6.1 checks of its header:
+/// the type is known and the length fits it.
+pub fn decode_header(frame: &[u8]) -> Result<u8, BgpNotificationMessage> {
     if frame.len() < HEADER_LEN {
         return Err(bad_length(frame.len()));
     }
     check_header(frame)?;
     let len = frame.len();
-    // RFC 4271 section 6.1: the type, then the length the type requires.
     let min = match frame[18] {
         1 => 29,
         2 => 23,
@@ -187,12 +289,22 @@ pub fn decode(frame: &[u8], ctx: DecodeCtx) -> Result<BgpMessage, BgpNotificatio
             }))
         }
     };
-    if len < min || (frame[18] == 4 && len != 19) {
+    if len < min || (frame[18] == 4 && len != 19) || (frame[18] == 5 && len != 23) {
         return Err(bad_length(len));
     }
+    Ok(frame[18])
+}
+
+/// Decodes one framed message (as [`Framer::next_frame`] returns it). An error is the
+/// NOTIFICATION to send before closing.
+pub fn decode(frame: &[u8], ctx: DecodeCtx) -> Result<BgpMessage, BgpNotificationMessage> {
+    decode_header(frame)?;
     match frame[18] {
         1 => check_open(&frame[HEADER_LEN..])?,
-        2 => check_update(&frame[HEADER_LEN..])?,
+        2 => {
+            let ctx = update::UpdateCtx { asn4: ctx.asn4, ibgp: false };
+            update::parse(&frame[HEADER_LEN..], ctx).map_err(|r| r.notification)?;
+        }
         _ => {}
     }
     let mut pctx = BgpParsingContext::new(ctx.asn4, HashMap::new(), HashMap::new(), true, true, true, true);
@@ -236,105 +348,6 @@ fn check_open(b: &[u8]) -> Result<(), BgpNotificationMessage> {
             }));
         }
         i += 2 + usize::from(params[i + 1]);
-    }
-    Ok(())
-}
-
-/// Type codes of the attributes whose flags and lengths RFC 4271 (and RFC 4760) fix.
-const ORIGIN: u8 = 1;
-const AS_PATH: u8 = 2;
-const NEXT_HOP: u8 = 3;
-const MED: u8 = 4;
-const LOCAL_PREF: u8 = 5;
-const ATOMIC_AGGREGATE: u8 = 6;
-const MP_REACH: u8 = 14;
-const MP_UNREACH: u8 = 15;
-const FLAG_OPTIONAL: u8 = 0x80;
-const FLAG_TRANSITIVE: u8 = 0x40;
-const FLAG_PARTIAL: u8 = 0x20;
-const FLAG_EXTENDED: u8 = 0x10;
-
-/// RFC 4271 section 6.3: the attribute list's framing, flags, fixed lengths, ORIGIN's
-/// value and the mandatory attributes, each with its subcode and data.
-fn check_update(b: &[u8]) -> Result<(), BgpNotificationMessage> {
-    let wlen = usize::from(u16::from_be_bytes([b[0], b[1]]));
-    if 2 + wlen + 2 > b.len() {
-        return Err(update_error(1, vec![]));
-    }
-    let alen = usize::from(u16::from_be_bytes([b[2 + wlen], b[3 + wlen]]));
-    let attrs_at = 4 + wlen;
-    if attrs_at + alen > b.len() {
-        return Err(update_error(1, vec![]));
-    }
-    let attrs = &b[attrs_at..attrs_at + alen];
-    let has_nlri = attrs_at + alen < b.len();
-    let mut seen = [false; 256];
-    let mut i = 0;
-    while i < attrs.len() {
-        if i + 3 > attrs.len() {
-            return Err(update_error(1, vec![]));
-        }
-        let (flags, code) = (attrs[i], attrs[i + 1]);
-        let (hdr, len) = if flags & FLAG_EXTENDED != 0 {
-            if i + 4 > attrs.len() {
-                return Err(update_error(1, vec![]));
-            }
-            (4, usize::from(u16::from_be_bytes([attrs[i + 2], attrs[i + 3]])))
-        } else {
-            (3, usize::from(attrs[i + 2]))
-        };
-        if i + hdr + len > attrs.len() {
-            return Err(update_error(1, vec![]));
-        }
-        let whole = attrs[i..i + hdr + len].to_vec();
-        let value = &attrs[i + hdr..i + hdr + len];
-        if std::mem::replace(&mut seen[usize::from(code)], true) {
-            // An attribute appears twice.
-            return Err(update_error(1, vec![]));
-        }
-        let well_known = matches!(code, ORIGIN | AS_PATH | NEXT_HOP | LOCAL_PREF | ATOMIC_AGGREGATE);
-        let optional = flags & FLAG_OPTIONAL != 0;
-        let transitive = flags & FLAG_TRANSITIVE != 0;
-        let partial = flags & FLAG_PARTIAL != 0;
-        // RFC 4271 section 5 and the attributes' RFCs: well-known ones are transitive
-        // and never partial; MED, ORIGINATOR_ID, CLUSTER_LIST and MP_(UN)REACH are
-        // optional non-transitive; AGGREGATOR, communities and AS4_* optional
-        // transitive.
-        let flags_ok = match code {
-            _ if well_known => !optional && transitive && !partial,
-            MED | 9 | 10 | MP_REACH | MP_UNREACH => optional && !transitive,
-            7 | 8 | 16 | 17 | 18 | 32 => optional && transitive,
-            _ => true,
-        };
-        if !flags_ok {
-            return Err(update_error(4, whole));
-        }
-        if !optional && !well_known {
-            return Err(update_error(2, whole));
-        }
-        let fixed = match code {
-            ORIGIN => Some(1),
-            NEXT_HOP | MED | LOCAL_PREF => Some(4),
-            ATOMIC_AGGREGATE => Some(0),
-            _ => None,
-        };
-        if fixed.is_some_and(|f| f != len) {
-            return Err(update_error(5, whole));
-        }
-        if code == ORIGIN && value[0] > 2 {
-            return Err(update_error(6, whole));
-        }
-        i += hdr + len;
-    }
-    if has_nlri || seen[usize::from(MP_REACH)] {
-        for code in [ORIGIN, AS_PATH] {
-            if !seen[usize::from(code)] {
-                return Err(update_error(3, vec![code]));
-            }
-        }
-    }
-    if has_nlri && !seen[usize::from(NEXT_HOP)] {
-        return Err(update_error(3, vec![NEXT_HOP]));
     }
     Ok(())
 }
@@ -431,6 +444,20 @@ fn v6net(p: &Prefix) -> Option<Ipv6Net> {
 /// with next hop `nh`: for IPv4 labeled unicast the address itself (RFC 8277), for
 /// 6PE its IPv4-mapped IPv6 form (RFC 4798 section 2).
 pub fn announce(f: Family, routes: &[(Prefix, u32)], nh: Ipv4Addr, path: PathCtx) -> BgpMessage {
+    announce_in(f, routes, nh, path, None)
+}
+
+/// [`announce`] for any family: VPN routes (all of one instance) take `vpn`'s route
+/// distinguisher in their NLRI and its route targets as extended communities; their
+/// next hop is RD 0 with the address (VPNv4, RFC 4364 section 4.3.2) or with its
+/// IPv4-mapped IPv6 form (VPNv6 over an IPv4 session, RFC 4659 section 3.2.1.2).
+pub fn announce_in(
+    f: Family,
+    routes: &[(Prefix, u32)],
+    nh: Ipv4Addr,
+    path: PathCtx,
+    vpn: Option<&VpnAttrs>,
+) -> BgpMessage {
     let mut attrs = vec![attr(false, true, PathAttributeValue::Origin(Origin::IGP))];
     let seq = |asn: u32| if path.ibgp { vec![] } else { vec![asn] };
     if path.asn4 {
@@ -466,8 +493,38 @@ pub fn announce(f: Family, routes: &[(Prefix, u32)], nh: Ipv4Addr, path: PathCtx
                 .filter_map(|(p, l)| Ipv6NlriMplsLabelsAddress::new_no_path_id(vec![label_field(*l)], v6net(p)?).ok())
                 .collect(),
         },
+        Family::Vpnv4 => MpReach::Ipv4MplsVpnUnicast {
+            next_hop: LabeledNextHop::Ipv4(LabeledIpv4NextHop::new(RD_ZERO, nh)),
+            nlri: match vpn {
+                Some(v) => routes
+                    .iter()
+                    .filter_map(|(p, l)| {
+                        let net = Ipv4Unicast::from_net(v4net(p)?).ok()?;
+                        Some(Ipv4MplsVpnUnicastAddress::new_no_path_id(rd_of(v.rd), vec![label_field(*l)], net))
+                    })
+                    .collect(),
+                None => Box::new([]),
+            },
+        },
+        Family::Vpnv6 => MpReach::Ipv6MplsVpnUnicast {
+            next_hop: LabeledNextHop::Ipv6(LabeledIpv6NextHop::new(RD_ZERO, nh.to_ipv6_mapped(), None)),
+            nlri: match vpn {
+                Some(v) => routes
+                    .iter()
+                    .filter_map(|(p, l)| {
+                        let net = Ipv6Unicast::from_net(v6net(p)?).ok()?;
+                        Some(Ipv6MplsVpnUnicastAddress::new_no_path_id(rd_of(v.rd), vec![label_field(*l)], net))
+                    })
+                    .collect(),
+                None => Box::new([]),
+            },
+        },
     };
     attrs.push(attr_ext(PathAttributeValue::MpReach(reach)));
+    if let Some(v) = vpn.filter(|v| f.is_vpn() && !v.targets.is_empty()) {
+        let rts: Vec<ExtendedCommunity> = v.targets.iter().map(|t| rt_of(*t)).collect();
+        attrs.push(attr(true, true, PathAttributeValue::ExtendedCommunities(ExtendedCommunities::new(rts))));
+    }
     // RFC 6793 section 4.2.2: an old speaker gets AS_TRANS in AS_PATH and the real
     // path in AS4_PATH (only needed when the local AS does not fit in 2 octets).
     if !path.asn4 && !path.ibgp && path.local_as > u32::from(u16::MAX) {
@@ -484,7 +541,13 @@ pub fn announce(f: Family, routes: &[(Prefix, u32)], nh: Ipv4Addr, path: PathCtx
 /// 4, with the label field RFC 8277 section 2.4 gives withdrawals). Empty: the
 /// End-of-RIB marker of the family (RFC 4724 section 2).
 pub fn withdraw(f: Family, prefixes: &[Prefix]) -> BgpMessage {
+    withdraw_in(f, prefixes, None)
+}
+
+/// [`withdraw`] for any family: VPN routes (all of one instance) with `rd`.
+pub fn withdraw_in(f: Family, prefixes: &[Prefix], rd: Option<crate::config::Rd>) -> BgpMessage {
     let lab = || vec![MplsLabel::new(WITHDRAW_LABEL)];
+    let rd = rd.map(rd_of);
     let unreach = match f {
         Family::Ipv4LabeledUnicast => MpUnreach::Ipv4NlriMplsLabels {
             nlri: prefixes
@@ -498,18 +561,26 @@ pub fn withdraw(f: Family, prefixes: &[Prefix]) -> BgpMessage {
                 .filter_map(|p| Ipv6NlriMplsLabelsAddress::new_no_path_id(lab(), v6net(p)?).ok())
                 .collect(),
         },
+        Family::Vpnv4 => MpUnreach::Ipv4MplsVpnUnicast {
+            nlri: prefixes
+                .iter()
+                .filter_map(|p| {
+                    let net = Ipv4Unicast::from_net(v4net(p)?).ok()?;
+                    Some(Ipv4MplsVpnUnicastAddress::new_no_path_id(rd?, lab(), net))
+                })
+                .collect(),
+        },
+        Family::Vpnv6 => MpUnreach::Ipv6MplsVpnUnicast {
+            nlri: prefixes
+                .iter()
+                .filter_map(|p| {
+                    let net = Ipv6Unicast::from_net(v6net(p)?).ok()?;
+                    Some(Ipv6MplsVpnUnicastAddress::new_no_path_id(rd?, lab(), net))
+                })
+                .collect(),
+        },
     };
     BgpMessage::Update(BgpUpdateMessage::new(vec![], vec![attr_ext(PathAttributeValue::MpUnreach(unreach))], vec![]))
-}
-
-/// What an UPDATE changes for popgo: labeled routes announced and withdrawn in the
-/// families popgo speaks, and how many routes of other families it carried (counted,
-/// ignored).
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct UpdateContent {
-    pub announced: Vec<(Family, LabeledRoute)>,
-    pub withdrawn: Vec<(Family, Prefix)>,
-    pub other: usize,
 }
 
 fn mapped_v4(a: Ipv6Addr) -> IpAddr {
@@ -586,10 +657,7 @@ pub mod notify {
     pub fn unsupported_capability(wanted: &[Family]) -> BgpNotificationMessage {
         let mut value = Vec::new();
         for f in wanted {
-            let (afi, safi) = match f {
-                Family::Ipv4LabeledUnicast => (1u16, 4u8),
-                Family::Ipv6LabeledUnicast => (2, 4),
-            };
+            let (afi, safi) = (wire(*f).afi, wire(*f).safi);
             value.extend_from_slice(&[1, 4]);
             value.extend_from_slice(&afi.to_be_bytes());
             value.extend_from_slice(&[0, safi]);
@@ -616,13 +684,21 @@ pub mod notify {
         })
     }
 
-    /// Cease with an RFC 4486 subcode: 2 administrative shutdown, 3 peer
-    /// de-configured, 6 other configuration change, 7 connection collision resolution.
+    /// Cease with an RFC 4486 subcode: 1 maximum number of prefixes reached, 2
+    /// administrative shutdown, 3 peer de-configured, 5 connection rejected, 6 other
+    /// configuration change, 7 connection collision resolution.
     pub fn cease(sub: u8) -> BgpNotificationMessage {
-        let value: Box<[u8]> = Box::new([]);
+        cease_with(sub, Vec::new())
+    }
+
+    /// [`cease`] with data (subcode 1: AFI, SAFI and the limit, RFC 4486 section 4).
+    pub fn cease_with(sub: u8, data: Vec<u8>) -> BgpNotificationMessage {
+        let value: Box<[u8]> = data.into();
         BgpNotificationMessage::CeaseError(match sub {
+            1 => CeaseError::MaximumNumberOfPrefixesReached { value },
             2 => CeaseError::AdministrativeShutdown { value },
             3 => CeaseError::PeerDeConfigured { value },
+            5 => CeaseError::ConnectionRejected { value },
             6 => CeaseError::OtherConfigurationChange { value },
             7 => CeaseError::ConnectionCollisionResolution { value },
             _ => CeaseError::AdministrativeReset { value },
@@ -632,3 +708,5 @@ pub mod notify {
 
 #[cfg(test)]
 mod tests;
+pub mod update;
+pub use update::{UpdateContent, UpdateCtx};

@@ -3,12 +3,12 @@
 //! metrics endpoint; never by a worker.
 
 use super::msg::LabeledRoute;
-use super::Routes;
+use super::Table;
 use crate::config::{Families, Family, Prefix};
 use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::net::Ipv4Addr;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 /// RFC 4271 section 8.2.2 states, numbered as the BGP4-MIB's bgpPeerState (RFC 4273).
@@ -55,10 +55,19 @@ pub struct PeerStatus {
     pub updates_out: u64,
     pub notifications_in: u64,
     pub notifications_out: u64,
-    /// Malformed messages received (each answered with a NOTIFICATION and a reconnect).
+    /// Malformed messages received that reset the session (each answered with a
+    /// NOTIFICATION and a reconnect).
     pub errors: u64,
+    /// UPDATEs treated as withdraw (RFC 7606 section 2).
+    pub treated_as_withdraw: u64,
+    /// Attributes discarded (RFC 7606 section 2).
+    pub attributes_discarded: u64,
+    /// Routes received past the route limit.
+    pub over_limit: u64,
     /// TCP connection attempts made.
     pub connects: u64,
+    /// Connection attempts that failed (refused, timed out: a wrong TCP MD5 key).
+    pub connect_failures: u64,
     /// Times the session reached Established.
     pub established: u64,
     /// The last NOTIFICATION or connection error, for `display bgp peer`.
@@ -88,7 +97,11 @@ impl PeerStatus {
             notifications_in: 0,
             notifications_out: 0,
             errors: 0,
+            treated_as_withdraw: 0,
+            attributes_discarded: 0,
+            over_limit: 0,
             connects: 0,
+            connect_failures: 0,
             established: 0,
             last_error: None,
             prefixes_sent: 0,
@@ -100,18 +113,36 @@ impl PeerStatus {
     }
 }
 
+impl PeerStatus {
+    /// The session's state is `st` at `now`. RFC 4271 section 8.2.2: a session that
+    /// leaves Established drops the routes learned on it; nothing is advertised on it
+    /// any more either.
+    pub fn set_state(&mut self, st: State, now: std::time::Instant) {
+        if (self.state == State::Established) != (st == State::Established) {
+            self.since = now;
+        }
+        self.state = st;
+        if st != State::Established {
+            self.prefixes_sent = 0;
+            self.received.clear();
+        }
+    }
+}
+
 /// The speaker's local settings and every peer's status.
 #[derive(Debug, Default)]
 pub struct Status {
     peers: Mutex<BTreeMap<Ipv4Addr, PeerStatus>>,
     local: Mutex<Local>,
+    /// Connections from addresses that are not configured peers, refused.
+    refused: std::sync::atomic::AtomicU64,
 }
 
 #[derive(Clone, Debug, Default)]
 struct Local {
     asn: u32,
     router_id: Option<Ipv4Addr>,
-    routes: Arc<Routes>,
+    routes: Table,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -119,8 +150,17 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Status {
-    pub(crate) fn set_local(&self, asn: u32, router_id: Option<Ipv4Addr>, routes: Arc<Routes>) {
+    pub(crate) fn set_local(&self, asn: u32, router_id: Option<Ipv4Addr>, routes: Table) {
         *lock(&self.local) = Local { asn, router_id, routes };
+    }
+
+    pub(crate) fn count_refused(&self) {
+        self.refused.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Connections refused because they did not come from a configured peer.
+    pub fn refused(&self) -> u64 {
+        self.refused.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     pub(crate) fn insert(&self, p: PeerStatus) {
@@ -185,7 +225,8 @@ impl Status {
         let local = lock(&self.local).clone();
         let peers = self.peers();
         let mut rows: Vec<(String, String, String, &str)> = Vec::new();
-        for (p, l) in local.routes.iter().filter(|(p, _)| Family::of(p) == f) {
+        for (p, l) in local.routes.read().unwrap_or_else(|p| p.into_inner()).iter().filter(|(p, _)| Family::of(p) == f)
+        {
             let nh = if p.is_v4() { "0.0.0.0" } else { "::" };
             rows.push((p.addr.to_string(), nh.into(), format!("{l}/NULL"), "*>"));
         }
@@ -213,25 +254,30 @@ impl Status {
     pub fn statistics(&self) -> String {
         let mut s = String::new();
         let peers = self.peers();
-        let _ = writeln!(s, "BGP speaker ({} peer(s))", peers.len());
+        let _ = writeln!(s, "BGP speaker ({} peer(s), {} connection(s) refused)", peers.len(), self.refused());
         for p in &peers {
             let _ = writeln!(
                 s,
-                "  peer {}: state {} ({} s), established {} time(s), connects {}, updates in {} out {}, \
-                 notifications in {} out {}, errors {}, prefixes received {} sent {}, ignored {}",
+                "  peer {}: state {} ({} s), established {} time(s), connects {} (failed {}), updates in {} out {}, \
+                 notifications in {} out {}, errors {}, treated as withdraw {}, attributes discarded {}, \
+                 prefixes received {} sent {}, ignored {}, over route limit {}",
                 p.address,
                 p.state.name(),
                 p.since.elapsed().as_secs(),
                 p.established,
                 p.connects,
+                p.connect_failures,
                 p.updates_in,
                 p.updates_out,
                 p.notifications_in,
                 p.notifications_out,
                 p.errors,
+                p.treated_as_withdraw,
+                p.attributes_discarded,
                 p.received.len(),
                 p.prefixes_sent,
-                p.ignored
+                p.ignored,
+                p.over_limit
             );
         }
         s

@@ -22,15 +22,29 @@ fn opts(port: u16) -> Options {
         hold_time_s: 90,
         retry_initial: Duration::from_millis(200),
         retry_max: Duration::from_secs(1),
+        stable_for: Duration::from_secs(60),
+        limit_restart: Duration::from_secs(30),
     }
 }
 
-fn adverts(routes: &[(&str, u32)], families: Families) -> Adverts {
+/// The peer at 127.0.0.1 on `families`, and route changes (prefix, label or `None`).
+fn adverts(changes: &[(&str, Option<u32>)], families: Families) -> Adverts {
+    let peer = crate::config::Peer {
+        address: Ipv4Addr::LOCALHOST,
+        asn: PEER_AS,
+        source: None,
+        families: Some(families),
+        route_limit: None,
+        password: None,
+        ttl_hops: None,
+        line: 0,
+    };
     Adverts {
         asn: LOCAL_AS,
         router_id: Some("1.1.1.1".parse().unwrap()),
-        peers: vec![PeerCfg { address: Ipv4Addr::LOCALHOST, asn: PEER_AS, source: None, families }],
-        routes: Arc::new(routes.iter().map(|(p, l)| (pfx(p), *l)).collect()),
+        peers: vec![peer],
+        changes: changes.iter().map(|(p, l)| (pfx(p), *l)).collect(),
+        vpns: Vec::new(),
     }
 }
 
@@ -110,7 +124,7 @@ fn advertises_labels_withdraws_and_accepts_routes() {
     let l = TcpListener::bind("127.0.0.1:0").unwrap();
     let sp = Speaker::start(opts(l.local_addr().unwrap().port())).unwrap();
     let both = Families::default_for(true);
-    sp.update(adverts(&[("10.1.1.0/24", 48122), ("2001:db8:100::/48", 60100)], both));
+    sp.update(adverts(&[("10.1.1.0/24", Some(48122)), ("2001:db8:100::/48", Some(60100))], both));
     let mut p = Peer::accept(&l);
     p.establish(PEER_AS, &[Family::Ipv4LabeledUnicast, Family::Ipv6LabeledUnicast]);
     let lo = IpAddr::V4(Ipv4Addr::LOCALHOST);
@@ -129,7 +143,7 @@ fn advertises_labels_withdraws_and_accepts_routes() {
     });
 
     // A commit that removes the network withdraws it; a label change re-announces.
-    sp.update(adverts(&[("2001:db8:100::/48", 60200)], both));
+    sp.update(adverts(&[("10.1.1.0/24", None), ("2001:db8:100::/48", Some(60200))], both));
     p.updates_until(|a, w| {
         w.contains(&pfx("10.1.1.0/24"))
             && a.iter().any(|(_, r)| r.prefix == pfx("2001:db8:100::/48") && r.label == 60200)
@@ -145,14 +159,29 @@ fn advertises_labels_withdraws_and_accepts_routes() {
     let peers = sp.status().display_peer();
     assert!(peers.contains("Established") && peers.contains("127.0.0.1"), "{peers}");
 
-    // A malformed UPDATE (ORIGIN 5) gets NOTIFICATION 3/6, is counted, and the
-    // session comes back.
-    let mut bad = msg::encode(&msg::announce(Family::Ipv4LabeledUnicast, &[(pfx("4.4.4.0/24"), 1026)], nh, path));
+    // A malformed ORIGIN (5) is treat-as-withdraw (RFC 7606 section 7.1): the route
+    // it announces is withdrawn, the session stays up.
+    let mut bad = msg::encode(&msg::announce(Family::Ipv4LabeledUnicast, &[(pfx("4.4.4.4/32"), 1026)], nh, path));
     let at = bad.windows(3).position(|w| w == [0x40, 1, 1]).expect("ORIGIN") + 3;
     bad[at] = 5;
     p.s.write_all(&bad).unwrap();
+    wait_until("the route treated as withdrawn", 5, || {
+        let s = peer_status(&sp);
+        s.treated_as_withdraw == 1 && s.received.is_empty()
+    });
+    assert_eq!(peer_status(&sp).state, State::Established);
+    assert_eq!(peer_status(&sp).errors, 0);
+
+    // A truncated plain NLRI gets 3/10 (RFC 4271 section 6.3), is counted, and the
+    // session comes back.
+    let mut bad = msg::encode(&BgpMessage::KeepAlive);
+    bad[18] = 2;
+    bad.extend_from_slice(&[0, 0, 0, 0, 24, 10, 1]);
+    let len = bad.len() as u16;
+    bad[16..18].copy_from_slice(&len.to_be_bytes());
+    p.s.write_all(&bad).unwrap();
     match p.recv() {
-        Some(BgpMessage::Notification(n)) => assert_eq!(msg::codes(&n), (3, 6)),
+        Some(BgpMessage::Notification(n)) => assert_eq!(msg::codes(&n), (3, 10)),
         other => panic!("wanted a NOTIFICATION, got {other:?}"),
     }
     wait_until("the error counted", 5, || peer_status(&sp).errors == 1);
@@ -179,7 +208,7 @@ fn advertises_labels_withdraws_and_accepts_routes() {
 fn wrong_peer_as_and_missing_families_are_refused() {
     let l = TcpListener::bind("127.0.0.1:0").unwrap();
     let sp = Speaker::start(opts(l.local_addr().unwrap().port())).unwrap();
-    sp.update(adverts(&[("10.1.1.0/24", 48122)], Families::default_for(false)));
+    sp.update(adverts(&[("10.1.1.0/24", Some(48122))], Families::default_for(false)));
     let mut p = Peer::accept(&l);
     let _ = p.recv();
     p.send(&msg::open(300, 90, "2.2.2.2".parse().unwrap(), [Family::Ipv4LabeledUnicast].into_iter()));
@@ -210,7 +239,7 @@ fn a_silent_peer_is_retried_with_backoff() {
     // A port nobody listens on: every connect is refused at once.
     let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let sp = Speaker::start(opts(port)).unwrap();
-    sp.update(adverts(&[("10.1.1.0/24", 48122)], Families::default_for(false)));
+    sp.update(adverts(&[("10.1.1.0/24", Some(48122))], Families::default_for(false)));
     // Delays 0.2, 0.4, 0.8, 1, 1 s: about 5 attempts in 2.6 s, not dozens.
     std::thread::sleep(Duration::from_millis(2600));
     let s = peer_status(&sp);
@@ -223,7 +252,7 @@ fn a_silent_peer_is_retried_with_backoff() {
 fn removing_the_peer_sends_cease_deconfigured() {
     let l = TcpListener::bind("127.0.0.1:0").unwrap();
     let sp = Speaker::start(opts(l.local_addr().unwrap().port())).unwrap();
-    sp.update(adverts(&[("10.1.1.0/24", 48122)], Families::default_for(false)));
+    sp.update(adverts(&[("10.1.1.0/24", Some(48122))], Families::default_for(false)));
     let mut p = Peer::accept(&l);
     p.establish(PEER_AS, &[Family::Ipv4LabeledUnicast]);
     let mut none = adverts(&[], Families::NONE);
@@ -240,4 +269,179 @@ fn removing_the_peer_sends_cease_deconfigured() {
         }
     }
     wait_until("the peer gone from the status", 5, || sp.status().peers().is_empty());
+}
+
+fn adv(r: &[(&str, u32)]) -> Adverts {
+    let changes: Vec<(&str, Option<u32>)> = r.iter().map(|(p, l)| (*p, Some(*l))).collect();
+    adverts(&changes, Families::default_for(false))
+}
+
+// ---- hostile peers over loopback (run on the old and the new code) ----
+
+fn hostile_v4() -> Vec<Family> {
+    vec![Family::Ipv4LabeledUnicast]
+}
+
+fn no_notification_within(p: &mut Peer, d: Duration) -> Result<(), String> {
+    p.s.set_read_timeout(Some(d)).unwrap();
+    let r = match p.recv() {
+        Some(BgpMessage::Notification(n)) => Err(format!("NOTIFICATION {:?}", msg::codes(&n))),
+        _ => Ok(()),
+    };
+    p.s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    r
+}
+
+fn expect_notification(p: &mut Peer) -> (u8, u8) {
+    loop {
+        match p.recv() {
+            Some(BgpMessage::Notification(n)) => return msg::codes(&n),
+            Some(_) => {}
+            None => panic!("closed without a NOTIFICATION"),
+        }
+    }
+}
+
+fn raw_update(body: &[u8]) -> Vec<u8> {
+    let mut b = vec![0xff; 16];
+    b.extend_from_slice(&((19 + body.len()) as u16).to_be_bytes());
+    b.push(2);
+    b.extend_from_slice(body);
+    b
+}
+
+/// A malformed ORIGIN is treat-as-withdraw (RFC 7606 section 7.1), not a reset.
+#[test]
+fn hostile_bad_origin_keeps_the_session() {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let sp = Speaker::start(opts(l.local_addr().unwrap().port())).unwrap();
+    sp.update(adv(&[("10.1.1.0/24", 48122)]));
+    let mut p = Peer::accept(&l);
+    p.establish(PEER_AS, &hostile_v4());
+    let nh: Ipv4Addr = "127.0.0.1".parse().unwrap();
+    let path = msg::PathCtx { local_as: PEER_AS, ibgp: false, asn4: true };
+    let mut bad = msg::encode(&msg::announce(Family::Ipv4LabeledUnicast, &[(pfx("4.4.4.0/24"), 1026)], nh, path));
+    let at = bad.windows(3).position(|w| w == [0x40, 1, 1]).expect("ORIGIN") + 3;
+    bad[at] = 5;
+    p.s.write_all(&bad).unwrap();
+    no_notification_within(&mut p, Duration::from_millis(500)).unwrap();
+    assert_eq!(peer_status(&sp).state, State::Established);
+}
+
+/// An UPDATE in OpenSent gets 5/1 even when it is malformed (state checked first).
+#[test]
+fn hostile_malformed_update_in_open_sent_gets_5_1() {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let sp = Speaker::start(opts(l.local_addr().unwrap().port())).unwrap();
+    sp.update(adv(&[("10.1.1.0/24", 48122)]));
+    let mut p = Peer::accept(&l);
+    let _ = p.recv();
+    // Total attribute length 255 in a message that has none.
+    p.s.write_all(&raw_update(&[0, 0, 0, 0xff])).unwrap();
+    assert_eq!(expect_notification(&mut p), (5, 1));
+}
+
+/// A truncated plain IPv4 NLRI gets 3/10 (RFC 4271 section 6.3).
+#[test]
+fn hostile_truncated_nlri_gets_3_10() {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let sp = Speaker::start(opts(l.local_addr().unwrap().port())).unwrap();
+    sp.update(adv(&[("10.1.1.0/24", 48122)]));
+    let mut p = Peer::accept(&l);
+    p.establish(PEER_AS, &hostile_v4());
+    p.s.write_all(&raw_update(&[0, 0, 0, 0, 24, 10, 1])).unwrap();
+    assert_eq!(expect_notification(&mut p), (3, 10));
+}
+
+/// RFC 2918 section 4: a ROUTE-REFRESH for an unknown AFI/SAFI is ignored; one for a
+/// family not negotiated sends nothing.
+#[test]
+fn hostile_route_refresh_unknown_or_not_negotiated_is_ignored() {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let sp = Speaker::start(opts(l.local_addr().unwrap().port())).unwrap();
+    sp.update(adv(&[("10.1.1.0/24", 48122)]));
+    let mut p = Peer::accept(&l);
+    p.establish(PEER_AS, &hostile_v4());
+    p.updates_until(|a, _| !a.is_empty());
+    for (afi, safi) in [(99u16, 4u8), (2, 4)] {
+        let mut b = vec![0xff; 16];
+        b.extend_from_slice(&23u16.to_be_bytes());
+        b.push(5);
+        b.extend_from_slice(&afi.to_be_bytes());
+        b.extend_from_slice(&[0, safi]);
+        p.s.write_all(&b).unwrap();
+    }
+    p.s.set_read_timeout(Some(Duration::from_millis(500))).unwrap();
+    loop {
+        match p.recv() {
+            None => break,
+            Some(BgpMessage::Update(u)) if u.end_of_rib().is_some() => {}
+            Some(m) => panic!("sent {m:?}"),
+        }
+    }
+    assert_eq!(peer_status(&sp).state, State::Established);
+}
+
+/// 3/9 carries the erroneous attribute (RFC 4271 section 6.3).
+#[test]
+fn hostile_3_9_carries_the_attribute() {
+    // MP_REACH_NLRI with a next hop length of 7.
+    let reach = [0x90u8, 14, 0, 19, 0, 1, 4, 7, 1, 2, 3, 4, 5, 6, 7, 0, 48, 0x0b, 0xbf, 0xa1, 10, 1, 1];
+    let mut body = vec![0, 0];
+    let attrs = [&[0x40u8, 1, 1, 0][..], &[0x40, 2, 6, 2, 1, 0, 0, 0, 200], &reach].concat();
+    body.extend_from_slice(&(attrs.len() as u16).to_be_bytes());
+    body.extend_from_slice(&attrs);
+    let n = msg::decode(&raw_update(&body), DecodeCtx { asn4: true }).unwrap_err();
+    let b = msg::encode(&BgpMessage::Notification(n));
+    assert_eq!(&b[19..21], &[3, 9]);
+    assert_eq!(&b[21..], &reach[..], "data: the attribute");
+}
+
+/// RFC 4271 section 6.8: a second connection from the peer, while popgo's own waits
+/// in OpenSent for the peer's OPEN, gets popgo's OPEN at once.
+#[test]
+fn hostile_second_connection_proceeds() {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let free = TcpListener::bind("127.0.0.1:0").unwrap();
+    let listen_port = free.local_addr().unwrap().port();
+    drop(free);
+    let mut o = opts(l.local_addr().unwrap().port());
+    o.listen_port = Some(listen_port);
+    let sp = Speaker::start(o).unwrap();
+    sp.update(adv(&[("10.1.1.0/24", 48122)]));
+    let mut first = Peer::accept(&l);
+    assert!(matches!(first.recv(), Some(BgpMessage::Open(_))));
+    let s = TcpStream::connect(("127.0.0.1", listen_port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+    let mut second = Peer { s, f: Framer::default() };
+    assert!(matches!(second.recv(), Some(BgpMessage::Open(_))), "no OPEN on the second connection");
+    drop(sp);
+}
+
+/// A peer whose session keeps going down right after Established is damped: the
+/// delay doubles instead of going back to the first one.
+#[test]
+fn hostile_flapping_peer_is_damped() {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let sp = Speaker::start(opts(l.local_addr().unwrap().port())).unwrap();
+    sp.update(adv(&[("10.1.1.0/24", 48122)]));
+    l.set_nonblocking(true).unwrap();
+    let t = Instant::now();
+    let mut ups = 0;
+    // Delays 0.2, 0.4, 0.8, 1, 1 s with damping: at most 5 sessions in 3 s.
+    while t.elapsed() < Duration::from_secs(3) {
+        match l.accept() {
+            Ok((s, _)) => {
+                s.set_nonblocking(false).unwrap();
+                s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+                let mut p = Peer { s, f: Framer::default() };
+                p.establish(PEER_AS, &hostile_v4());
+                ups += 1;
+                p.s.write_all(&[0u8; 19]).unwrap(); // bad marker: reset
+                let _ = expect_notification(&mut p);
+            }
+            Err(_) => std::thread::sleep(Duration::from_millis(10)),
+        }
+    }
+    assert!(ups <= 5, "{ups} sessions in 3 s");
 }

@@ -15,7 +15,7 @@ pub struct CtlArgs {
     #[arg(long, default_value = DEFAULT_SOCKET)]
     pub socket: PathBuf,
     /// A command, e.g. `display mpls lsp protocol bgp`. Several commands separated by
-    /// `;` run in order in one session (views carry over), e.g.
+    /// `;` (`\;` for a `;` inside a command) run in order in one session (views carry over), e.g.
     /// `system-view; bgp 100; apply-label per-route pop-go; commit`. Interactive when
     /// omitted.
     #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
@@ -129,10 +129,11 @@ pub fn ctl_main(a: CtlArgs) -> Result<(), Failure> {
         return Err(runtime(anyhow::anyhow!("{}: {}", a.socket.display(), greeting.text.trim_end())));
     }
     if a.command.is_empty() {
-        return interactive(&mut c, greeting).map_err(io);
+        return interactive(&mut c, greeting, &io);
     }
     let joined = a.command.join(" ");
-    let lines: Vec<&str> = joined.split(';').map(str::trim).filter(|l| !l.is_empty()).collect();
+    let split = split_commands(&joined);
+    let lines: Vec<&str> = split.iter().map(|l| l.trim()).filter(|l| !l.is_empty()).collect();
     if lines.is_empty() {
         return Err(usage(anyhow::anyhow!("empty command")));
     }
@@ -180,24 +181,65 @@ pub fn ctl_main(a: CtlArgs) -> Result<(), Failure> {
     Ok(())
 }
 
-/// A VRP-like session on stdin/stdout: prompt, line, reply.
-fn interactive(c: &mut Client, greeting: WireReply) -> std::io::Result<()> {
+/// The commands of a one-shot `popgo ctl` line: split at `;`, except `\;`, which stays
+/// in its command as `\;` (in a `| include` regular expression it matches a `;`).
+fn split_commands(joined: &str) -> Vec<String> {
+    let mut out = vec![String::new()];
+    let mut chars = joined.chars().peekable();
+    while let Some(ch) = chars.next() {
+        match ch {
+            '\\' if chars.peek() == Some(&';') => {
+                chars.next();
+                out.last_mut().expect("one at least").push_str("\\;");
+            }
+            ';' => out.push(String::new()),
+            c => out.last_mut().expect("one at least").push(c),
+        }
+    }
+    out
+}
+
+/// A VRP-like session on stdin/stdout: prompt, line, reply. An unreadable stdin (not
+/// UTF-8) is an input error naming stdin and its line (exit 2); a socket error names
+/// the socket (`io`); a closed stdout ends the session.
+fn interactive(c: &mut Client, greeting: WireReply, io: &dyn Fn(std::io::Error) -> Failure) -> Result<(), Failure> {
     let stdin = std::io::stdin();
     let mut out = std::io::stdout();
-    print!("{}", greeting.text);
+    let gone = |e: &std::io::Error| e.kind() == std::io::ErrorKind::BrokenPipe;
+    if out.write_all(greeting.text.as_bytes()).is_err() {
+        return Ok(());
+    }
     let mut prompt = greeting.prompt;
-    loop {
-        write!(out, "{prompt}")?;
-        out.flush()?;
-        let mut line = String::new();
-        if stdin.lock().read_line(&mut line)? == 0 {
-            writeln!(out)?;
+    for n in 1.. {
+        if write!(out, "{prompt}").and_then(|_| out.flush()).is_err() {
             return Ok(());
         }
-        let r = c.send_with(line.trim_end_matches(['\n', '\r']), &mut |l| writeln!(out, "{l}"))?;
+        let mut line = String::new();
+        match stdin.lock().read_line(&mut line) {
+            Ok(0) => {
+                let _ = writeln!(out);
+                return Ok(());
+            }
+            Ok(_) => {}
+            Err(e) => return Err(usage(anyhow::anyhow!("stdin: line {n}: {e}"))),
+        }
+        let r = match c.send_with(line.trim_end_matches(['\n', '\r']), &mut |l| writeln!(out, "{l}")) {
+            Err(e) if gone(&e) => return Ok(()),
+            r => r.map_err(io)?,
+        };
         if r.close {
             return Ok(());
         }
         prompt = r.prompt;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn commands_split_at_semicolons_but_not_escaped_ones() {
+        let got = super::split_commands("system-view; display current-configuration | include a\\;b; return");
+        assert_eq!(got, ["system-view", " display current-configuration | include a\\;b", " return"]);
     }
 }

@@ -252,6 +252,10 @@ struct Pending {
     line: u64,
     text: String,
     edit: Edit,
+    /// The line changes the candidate it was last checked against. A line that
+    /// changes nothing (it matches the running config) is kept too: should another
+    /// session's commit change that part first, it applies again at commit.
+    effective: bool,
 }
 
 /// A connection's state: its view and its uncommitted lines.
@@ -277,9 +281,9 @@ impl Session {
         self.view
     }
 
-    /// Number of uncommitted lines.
+    /// Number of uncommitted lines that change the candidate.
     pub fn pending(&self) -> usize {
-        self.pending.len()
+        self.pending.iter().filter(|p| p.effective).count()
     }
 }
 
@@ -300,10 +304,10 @@ pub struct ControlPlane {
     next_session: AtomicU64,
     reload_from: Option<(PathBuf, ReloadCheck)>,
     metrics: Arc<ControlMetrics>,
-    /// The BGP speaker the commits feed (live modes), and whether the last
-    /// advertisement had peers (so removing the last one still reaches it).
+    /// The BGP speaker the commits feed (live modes), and whether it has the table
+    /// (it gets it with the first peer, then each commit's changes).
     speaker: Option<crate::bgp::Speaker>,
-    advertised_peers: bool,
+    speaker_fed: bool,
     /// The XDP offload's copy of the tables, updated before every publication.
     mirror: Option<Box<dyn TableMirror>>,
     /// Total times of incremental commits, in microseconds (percentiles in `display
@@ -390,7 +394,7 @@ impl ControlPlane {
             reload_from: None,
             metrics: Arc::default(),
             speaker: None,
-            advertised_peers: false,
+            speaker_fed: false,
             mirror,
             commit_us: new_commit_histogram(),
             control_core: None,
@@ -414,8 +418,7 @@ impl ControlPlane {
     /// after every commit.
     pub fn attach_speaker(&mut self, sp: crate::bgp::Speaker) {
         self.speaker = Some(sp);
-        self.advertised_peers = true;
-        self.advertise();
+        self.advertise(None);
     }
 
     /// The speaker's session status (for the metrics endpoint), if one runs.
@@ -423,21 +426,28 @@ impl ControlPlane {
         self.speaker.as_ref().map(crate::bgp::Speaker::status)
     }
 
-    /// Tells the speaker what the running config and the published tables advertise:
-    /// each network's prefix with the label its ILM entry has. Costs O(networks), so
-    /// it is skipped while no peer is (or was) configured.
-    fn advertise(&mut self) {
+    /// Tells the speaker what a commit changed: the peers and settings of the running
+    /// config and the routes whose label differs between the `old` LSP table and the
+    /// published one (O(changed chunks), see `LspTable::diff`). Until a peer is
+    /// configured the speaker gets nothing (a peerless instance holds no second copy
+    /// of the table); with the first one it gets the whole table.
+    fn advertise(&mut self, old: Option<&crate::ilm::LspTable>) {
         let Some(sp) = &self.speaker else { return };
         let head = self.running.head();
-        let peers = head.bgp.as_ref().is_some_and(|b| !b.peers.is_empty());
-        if !peers && !self.advertised_peers {
-            return;
-        }
-        self.advertised_peers = peers;
-        // VPN instances' routes are not labeled unicast routes: they never leave here.
-        let routes: crate::bgp::Routes =
-            self.publisher.current().lsps.iter().filter(|r| r.fec.vrf == 0).map(|r| (r.fec, r.in_label)).collect();
-        sp.update(crate::bgp::Adverts::of(head, routes));
+        let lsps = &self.publisher.current().lsps;
+        // VPN instances' routes go out as VPNv4/VPNv6 routes (their prefixes carry the
+        // VRF: `Family::of`).
+        let changes: crate::bgp::Changes = match old {
+            Some(old) if self.speaker_fed => lsps.diff(old),
+            _ => {
+                if head.bgp.as_ref().is_none_or(|b| b.peers.is_empty()) {
+                    return;
+                }
+                self.speaker_fed = true;
+                lsps.iter().map(|r| (r.fec, Some(r.in_label))).collect()
+            }
+        };
+        sp.update(crate::bgp::Adverts::of(head, changes));
     }
 
     /// A new session in the user view.
@@ -496,7 +506,12 @@ impl ControlPlane {
         let due = self.reload_from.as_mut().is_some_and(|(_, due)| due());
         if due {
             let path = self.reload_from.as_ref().map(|(p, _)| p.clone()).unwrap_or_default();
-            match Config::load(&path).map_err(|e| e.to_string()).and_then(|c| self.reload(c)) {
+            // A FIFO or a device would block this thread in open() or never end.
+            let regular = match std::fs::metadata(&path) {
+                Ok(m) if !m.is_file() => Err(format!("{}: not a regular file", path.display())),
+                _ => Ok(()),
+            };
+            match regular.and_then(|_| Config::load(&path).map_err(|e| e.to_string())).and_then(|c| self.reload(c)) {
                 Ok(r) => tracing::info!("control: reloaded {}: {}", path.display(), r.line()),
                 Err(e) => tracing::warn!("control: reload of {} failed, running config kept: {e}", path.display()),
             }
@@ -584,7 +599,7 @@ impl ControlPlane {
                 Reply::ok(self.uncommitted_note(s))
             }
             Cmd::ClearCandidate => {
-                let k = s.pending.len();
+                let k = s.pending();
                 s.pending.clear();
                 s.candidate = None;
                 Reply::ok(format!("Info: {k} uncommitted line(s) discarded."))
@@ -693,13 +708,13 @@ impl ControlPlane {
     }
 
     fn uncommitted_note(&self, s: &Session) -> String {
-        if s.pending.is_empty() {
+        if s.pending() == 0 {
             String::new()
         } else {
             format!(
                 "Info: {} uncommitted line(s) kept in this session; commit them from the system view, or they are \
                  discarded when the session ends.",
-                s.pending.len()
+                s.pending()
             )
         }
     }
@@ -709,8 +724,8 @@ impl ControlPlane {
     fn candidate<'a>(&self, s: &'a mut Session) -> Result<&'a mut Overlay, String> {
         if s.candidate.as_ref().is_none_or(|(g, _)| *g != self.generation) {
             let mut ov = Overlay::default();
-            for p in &s.pending {
-                rules::apply(&mut Cand { run: &self.running, ov: &mut ov }, &p.edit).map_err(|e| {
+            for p in &mut s.pending {
+                p.effective = rules::apply(&mut Cand { run: &self.running, ov: &mut ov }, &p.edit).map_err(|e| {
                     format!(
                         "line {} ({:?}) no longer applies to the running configuration (generation {}): {e}",
                         p.line, p.text, self.generation
@@ -767,9 +782,8 @@ impl ControlPlane {
     /// Checks `e` against the candidate and keeps it as pending.
     fn edit(&self, s: &mut Session, n: u64, line: &str, e: Edit) -> Result<(), String> {
         let ov = self.candidate(s)?;
-        if rules::apply(&mut Cand { run: &self.running, ov }, &e)? {
-            s.pending.push(Pending { line: n, text: line.trim().to_string(), edit: e });
-        }
+        let effective = rules::apply(&mut Cand { run: &self.running, ov }, &e)?;
+        s.pending.push(Pending { line: n, text: line.trim().to_string(), edit: e, effective });
         Ok(())
     }
 
@@ -786,7 +800,11 @@ impl ControlPlane {
             }
         };
         let pending = std::mem::take(&mut s.pending);
-        let edits: Vec<Edit> = pending.iter().map(|p| p.edit.clone()).collect();
+        let edits: Vec<Edit> = pending.iter().filter(|p| p.effective).map(|p| p.edit.clone()).collect();
+        if edits.is_empty() {
+            s.candidate = Some((self.generation, Overlay::default()));
+            return Ok(None);
+        }
         match self.install_edits(&ov, edits) {
             Ok(r) => {
                 s.candidate = Some((self.generation, Overlay::default()));
@@ -924,8 +942,12 @@ impl ControlPlane {
             m.update(&snap);
         }
         let mirror_ns = if self.mirror.is_some() { tm.elapsed().as_nanos() as u64 } else { 0 };
+        let old_lsps = Arc::clone(&self.publisher.current().lsps);
         let pr: PublishReport = self.publisher.publish(Box::new(snap));
         self.generation += 1;
+        // BGP: the changes go to the speaker's thread; counted in the commit's total.
+        self.advertise(Some(&old_lsps));
+        drop(old_lsps);
         let r = CommitReport {
             generation: self.generation,
             kind,
@@ -953,7 +975,6 @@ impl ControlPlane {
         }
         self.stats.max_total_ns = self.stats.max_total_ns.max(r.total_ns);
         self.stats.last = Some(r);
-        self.advertise();
         r
     }
 

@@ -368,3 +368,30 @@ fn a_100k_route_table_file_commits_incrementally() {
     let per_route: usize = st.split('(').nth(1).and_then(|x| x.split_whitespace().next()).unwrap().parse().unwrap();
     assert!(per_route < 300, "{st}");
 }
+
+/// A line that matches the running config when entered is kept: if another session
+/// commits a change to that part first, the line applies again at commit.
+#[test]
+fn a_line_matching_the_running_config_survives_another_sessions_commit() {
+    let mut p = plane(seed_without_popgo());
+    let route = "ip route-static 10.1.1.0 30 192.168.20.1";
+    let mut a = p.new_session();
+    for l in ["system-view", route] {
+        ok(&mut p, &mut a, l);
+    }
+    assert_eq!(a.pending(), 0, "nothing to change yet");
+    let mut b = p.new_session();
+    for l in ["system-view", &format!("undo {route}"), "commit"] {
+        ok(&mut p, &mut b, l);
+    }
+    let has_route = |p: &mut ControlPlane, s: &mut Session| {
+        ok(p, s, "display current-configuration").contains(&format!("\n{route}\n"))
+    };
+    assert!(!has_route(&mut p, &mut b), "B removed the route");
+    let c = ok(&mut p, &mut a, "commit");
+    assert!(c.contains("commit ok"), "{c}");
+    assert!(has_route(&mut p, &mut a), "A's line applied again");
+    // With nothing changed in between, such a line still commits nothing.
+    ok(&mut p, &mut a, route);
+    assert_eq!(ok(&mut p, &mut a, "commit"), "Info: no uncommitted configuration.");
+}

@@ -28,6 +28,9 @@ pub enum View {
     /// `ipv4-family vpn-instance NAME` / `ipv6-family vpn-instance NAME` in the BGP view.
     BgpVpn4,
     BgpVpn6,
+    /// `ipv4-family vpnv4` / `ipv6-family vpnv6` in the BGP view (the peers' VPN families).
+    BgpVpnv4,
+    BgpVpnv6,
 }
 
 impl View {
@@ -45,6 +48,8 @@ impl View {
             View::Mpls => "mpls",
             View::BgpVpn4 => "bgp-vpn-instance-ipv4",
             View::BgpVpn6 => "bgp-vpn-instance-ipv6",
+            View::BgpVpnv4 => "bgp-af-vpnv4",
+            View::BgpVpnv6 => "bgp-af-vpnv6",
         }
     }
 
@@ -58,6 +63,8 @@ impl View {
             View::Mpls => format!("[{dev}-mpls]"),
             View::BgpVpn4 => format!("[{dev}-bgp-{ctx}]"),
             View::BgpVpn6 => format!("[{dev}-bgp-6-{ctx}]"),
+            View::BgpVpnv4 => format!("[{dev}-bgp-af-vpnv4]"),
+            View::BgpVpnv6 => format!("[{dev}-bgp-af-vpnv6]"),
             v => v.prompt(dev),
         }
     }
@@ -65,7 +72,9 @@ impl View {
     /// The view `quit` returns to.
     pub fn up(self) -> View {
         match self {
-            View::BgpIpv4 | View::BgpIpv6 | View::BgpVpn4 | View::BgpVpn6 => View::Bgp,
+            View::BgpIpv4 | View::BgpIpv6 | View::BgpVpn4 | View::BgpVpn6 | View::BgpVpnv4 | View::BgpVpnv6 => {
+                View::Bgp
+            }
             View::VpnAf4 | View::VpnAf6 => View::VpnInstance,
             View::Bgp | View::VpnInstance | View::Interface | View::Mpls => View::System,
             View::System | View::User => View::User,
@@ -86,7 +95,10 @@ impl View {
 
     /// The BGP view or one of its family views.
     pub fn in_bgp(self) -> bool {
-        matches!(self, View::Bgp | View::BgpIpv4 | View::BgpIpv6 | View::BgpVpn4 | View::BgpVpn6)
+        matches!(
+            self,
+            View::Bgp | View::BgpIpv4 | View::BgpIpv6 | View::BgpVpn4 | View::BgpVpn6 | View::BgpVpnv4 | View::BgpVpnv6
+        )
     }
 }
 
@@ -203,16 +215,22 @@ pub fn parse_in(view: View, ctx: &str, line: &str) -> Result<Cmd, String> {
         (View::User, ["system-view"]) => Ok(Cmd::SystemView),
         (v, ["commit"]) if v != View::User => Ok(Cmd::Commit),
         (v, ["clear", "configuration", "candidate"]) if v != View::User => Ok(Cmd::ClearCandidate),
-        (View::Bgp | View::BgpIpv4 | View::BgpIpv6, ["ipv4-family", rest @ ..]) => match rest {
-            // The labeled-unicast view is the public family's: popgo's IPv4 routes
-            // are all labeled.
-            ["unicast"] | ["labeled-unicast"] => Ok(Cmd::Family(View::BgpIpv4)),
-            _ => Err(wrong_args("ipv4-family unicast | labeled-unicast | vpn-instance <name>")),
-        },
-        (View::Bgp | View::BgpIpv4 | View::BgpIpv6, ["ipv6-family", rest @ ..]) => match rest {
-            ["unicast"] => Ok(Cmd::Family(View::BgpIpv6)),
-            _ => Err(wrong_args("ipv6-family unicast")),
-        },
+        (View::Bgp | View::BgpIpv4 | View::BgpIpv6 | View::BgpVpnv4 | View::BgpVpnv6, ["ipv4-family", rest @ ..]) => {
+            match rest {
+                // The labeled-unicast view is the public family's: popgo's IPv4 routes
+                // are all labeled.
+                ["unicast"] | ["labeled-unicast"] => Ok(Cmd::Family(View::BgpIpv4)),
+                ["vpnv4"] => Ok(Cmd::Family(View::BgpVpnv4)),
+                _ => Err(wrong_args("ipv4-family unicast | labeled-unicast | vpnv4 | vpn-instance <name>")),
+            }
+        }
+        (View::Bgp | View::BgpIpv4 | View::BgpIpv6 | View::BgpVpnv4 | View::BgpVpnv6, ["ipv6-family", rest @ ..]) => {
+            match rest {
+                ["unicast"] => Ok(Cmd::Family(View::BgpIpv6)),
+                ["vpnv6"] => Ok(Cmd::Family(View::BgpVpnv6)),
+                _ => Err(wrong_args("ipv6-family unicast | vpnv6 | vpn-instance <name>")),
+            }
+        }
         (View::Bgp, ["router-id", rest @ ..]) => match rest {
             [a] => Ok(Cmd::Edit(Edit::RouterId(Some(crate::config::check_router_id(a)?)))),
             _ => Err(wrong_args("router-id <A.B.C.D>")),
@@ -224,11 +242,43 @@ pub fn parse_in(view: View, ctx: &str, line: &str) -> Result<Cmd, String> {
         (View::Bgp, ["undo", "peer", a] | ["undo", "peer", a, "as-number"] | ["undo", "peer", a, "as-number", _]) => {
             Ok(Cmd::Edit(Edit::DelPeer(peer_address(a)?)))
         }
-        (View::Bgp | View::BgpIpv4 | View::BgpIpv6, ["peer" | "undo", ..]) if is_family_cmd(&l) => {
+        (View::Bgp | View::BgpIpv4 | View::BgpIpv6, ["peer", a, "route-limit", rest @ ..]) => {
+            let limit = Some(crate::config::RouteLimit::parse(rest)?);
+            Ok(Cmd::Edit(Edit::PeerRouteLimit { address: peer_address(a)?, limit }))
+        }
+        (View::Bgp | View::BgpIpv4 | View::BgpIpv6, ["undo", "peer", a, "route-limit", ..]) => {
+            Ok(Cmd::Edit(Edit::PeerRouteLimit { address: peer_address(a)?, limit: None }))
+        }
+        (View::Bgp, ["peer", a, "password", rest @ ..]) => match rest {
+            [kind @ ("simple" | "cipher"), key] => {
+                let password = Some(crate::config::Password::new(key, *kind == "cipher")?);
+                Ok(Cmd::Edit(Edit::PeerPassword { address: peer_address(a)?, password }))
+            }
+            _ => Err(wrong_args("peer <ipv4> password simple|cipher <key>")),
+        },
+        (View::Bgp, ["undo", "peer", a, "password", ..]) => {
+            Ok(Cmd::Edit(Edit::PeerPassword { address: peer_address(a)?, password: None }))
+        }
+        (View::Bgp, ["peer", a, "valid-ttl-hops", rest @ ..]) => {
+            let hops = match rest {
+                [] => 255,
+                [n] => n.parse::<u8>().ok().filter(|n| *n >= 1).ok_or_else(|| wrong_args("valid-ttl-hops 1..255"))?,
+                _ => return Err(wrong_args("peer <ipv4> valid-ttl-hops [1..255]")),
+            };
+            Ok(Cmd::Edit(Edit::PeerTtlHops { address: peer_address(a)?, hops: Some(hops) }))
+        }
+        (View::Bgp, ["undo", "peer", a, "valid-ttl-hops", ..]) => {
+            Ok(Cmd::Edit(Edit::PeerTtlHops { address: peer_address(a)?, hops: None }))
+        }
+        (View::Bgp | View::BgpIpv4 | View::BgpIpv6 | View::BgpVpnv4 | View::BgpVpnv6, ["peer" | "undo", ..])
+            if is_family_cmd(&l) =>
+        {
             let on = l[0] == "peer";
             let w = if on { &l[1..] } else { &l[2..] };
             let family = match view {
                 View::BgpIpv6 => Family::Ipv6LabeledUnicast,
+                View::BgpVpnv4 => Family::Vpnv4,
+                View::BgpVpnv6 => Family::Vpnv6,
                 _ => Family::Ipv4LabeledUnicast,
             };
             if view == View::Bgp && w[1] == "enable" {
@@ -329,6 +379,8 @@ fn parse_display(w: &[&str]) -> Result<Display, String> {
     match w {
         ["bgp", "peer"] => Ok(Display::BgpPeer),
         ["bgp", "routing-table", "label"] => Ok(Display::BgpRoutingTableLabel(Family::Ipv4LabeledUnicast)),
+        ["bgp", "vpnv4", "all", "routing-table", "label"] => Ok(Display::BgpRoutingTableLabel(Family::Vpnv4)),
+        ["bgp", "vpnv6", "all", "routing-table", "label"] => Ok(Display::BgpRoutingTableLabel(Family::Vpnv6)),
         ["bgp", "ipv6", "routing-table", "label"] => Ok(Display::BgpRoutingTableLabel(Family::Ipv6LabeledUnicast)),
         ["mpls", "lsp", "protocol", "bgp"] => Ok(Display::MplsLspBgp { verbose: false }),
         ["mpls", "lsp", "protocol", "bgp", "verbose"] => Ok(Display::MplsLspBgp { verbose: true }),
@@ -437,5 +489,63 @@ mod tests {
             parse(View::User, "display bgp ipv6 routing-table label"),
             Ok(Cmd::Display(Display::BgpRoutingTableLabel(Family::Ipv6LabeledUnicast)))
         );
+    }
+
+    #[test]
+    fn peer_route_limit() {
+        use crate::config::{LimitAction, RouteLimit};
+        let a: Ipv4Addr = "198.18.0.1".parse().unwrap();
+        let lim = |limit, percent, action| {
+            Ok(Cmd::Edit(Edit::PeerRouteLimit { address: a, limit: Some(RouteLimit { limit, percent, action }) }))
+        };
+        assert_eq!(parse(View::BgpIpv4, "peer 198.18.0.1 route-limit 1000"), lim(1000, 75, LimitAction::Restart));
+        assert_eq!(
+            parse(View::Bgp, "peer 198.18.0.1 route-limit 1000 80 alert-only"),
+            lim(1000, 80, LimitAction::AlertOnly)
+        );
+        assert_eq!(
+            parse(View::BgpIpv6, "peer 198.18.0.1 route-limit 10 idle-forever"),
+            lim(10, 75, LimitAction::IdleForever)
+        );
+        assert_eq!(
+            parse(View::Bgp, "peer 198.18.0.1 route-limit 10 90 idle-timeout 5"),
+            lim(10, 90, LimitAction::IdleTimeout(5))
+        );
+        assert_eq!(
+            parse(View::Bgp, "undo peer 198.18.0.1 route-limit"),
+            Ok(Cmd::Edit(Edit::PeerRouteLimit { address: a, limit: None }))
+        );
+        assert!(parse(View::Bgp, "peer 198.18.0.1 route-limit 0").unwrap_err().contains("route limit \"0\""));
+        assert!(parse(View::Bgp, "peer 198.18.0.1 route-limit 10 101").unwrap_err().contains("percent"));
+        assert!(parse(View::Bgp, "peer 198.18.0.1 route-limit 10 idle-timeout").unwrap_err().contains("usage"));
+        assert!(parse(View::Bgp, "peer 198.18.0.1 route-limit").unwrap_err().contains("LIMIT"));
+        let r = RouteLimit { limit: 10, percent: 90, action: LimitAction::IdleTimeout(5) };
+        assert_eq!(r.words(), "10 90 idle-timeout 5");
+        let w: Vec<&str> = r.words().leak().split_whitespace().collect();
+        assert_eq!(RouteLimit::parse(&w), Ok(r));
+    }
+
+    #[test]
+    fn peer_password_and_gtsm() {
+        use crate::config::Password;
+        let a: Ipv4Addr = "198.18.0.1".parse().unwrap();
+        let pw = |k: &str, cipher| {
+            Ok(Cmd::Edit(Edit::PeerPassword { address: a, password: Some(Password::new(k, cipher).unwrap()) }))
+        };
+        assert_eq!(parse(View::Bgp, "peer 198.18.0.1 password simple s3cret"), pw("s3cret", false));
+        assert_eq!(parse(View::Bgp, "peer 198.18.0.1 password cipher s3cret"), pw("s3cret", true));
+        assert_eq!(
+            parse(View::Bgp, "undo peer 198.18.0.1 password"),
+            Ok(Cmd::Edit(Edit::PeerPassword { address: a, password: None }))
+        );
+        assert!(parse(View::Bgp, "peer 198.18.0.1 password s3cret").unwrap_err().contains("simple|cipher"));
+        let long = format!("peer 198.18.0.1 password simple {}", "k".repeat(81));
+        assert!(parse(View::Bgp, &long).unwrap_err().contains("1..=80"));
+        let hops = |h| Ok(Cmd::Edit(Edit::PeerTtlHops { address: a, hops: h }));
+        assert_eq!(parse(View::Bgp, "peer 198.18.0.1 valid-ttl-hops"), hops(Some(255)));
+        assert_eq!(parse(View::Bgp, "peer 198.18.0.1 valid-ttl-hops 1"), hops(Some(1)));
+        assert_eq!(parse(View::Bgp, "undo peer 198.18.0.1 valid-ttl-hops"), hops(None));
+        assert!(parse(View::Bgp, "peer 198.18.0.1 valid-ttl-hops 0").is_err());
+        assert!(parse(View::Bgp, "peer 198.18.0.1 valid-ttl-hops 256").is_err());
     }
 }

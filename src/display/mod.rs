@@ -301,6 +301,21 @@ pub fn write_current_configuration(
         }
         for p in &b.peers {
             let _ = writeln!(s, " peer {} as-number {}", p.address, p.asn);
+            if let Some(r) = &p.route_limit {
+                let _ = writeln!(s, " peer {} route-limit {}", p.address, r.words());
+            }
+            match &p.password {
+                Some(k) if k.cipher => {
+                    let _ = writeln!(s, " peer {} password cipher ******", p.address);
+                }
+                Some(k) => {
+                    let _ = writeln!(s, " peer {} password simple {}", p.address, k.key);
+                }
+                None => {}
+            }
+            if let Some(h) = p.ttl_hops {
+                let _ = writeln!(s, " peer {} valid-ttl-hops {h}", p.address);
+            }
             if let Some(src) = p.source {
                 let _ = writeln!(s, " # peer {} source {src} (config file only)", p.address);
             }
@@ -334,9 +349,12 @@ pub fn write_current_configuration(
         }
         // Peers with explicit families; the others run the defaults (IPv4 labeled
         // unicast, plus 6PE when there are IPv6 networks).
-        for (view, fam) in
-            [("ipv4-family unicast", Family::Ipv4LabeledUnicast), ("ipv6-family unicast", Family::Ipv6LabeledUnicast)]
-        {
+        for (view, fam) in [
+            ("ipv4-family unicast", Family::Ipv4LabeledUnicast),
+            ("ipv6-family unicast", Family::Ipv6LabeledUnicast),
+            ("ipv4-family vpnv4", Family::Vpnv4),
+            ("ipv6-family vpnv6", Family::Vpnv6),
+        ] {
             let explicit: Vec<_> = b.peers.iter().filter_map(|p| Some((p.address, p.families?))).collect();
             // 6PE's own pop-go switch, when set apart from the BGP view's.
             let pop_go_v6 = b.pop_go_v6.filter(|_| fam == Family::Ipv6LabeledUnicast);
@@ -354,7 +372,9 @@ pub fn write_current_configuration(
                 None => {}
             }
             for (a, f) in explicit {
-                if f.contains(fam) {
+                if f.contains(fam) && fam.is_vpn() {
+                    let _ = writeln!(s, "  peer {a} enable");
+                } else if f.contains(fam) {
                     let _ = writeln!(s, "  peer {a} enable\n  peer {a} label-route-capability");
                 } else if fam == Family::Ipv4LabeledUnicast {
                     let _ = writeln!(s, "  undo peer {a} enable");

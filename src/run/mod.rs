@@ -35,6 +35,20 @@ use std::time::Duration;
 /// Longest `--duration` and `--stats-interval` accepted: ten years, far inside what
 /// `Duration` and `Instant` arithmetic can hold.
 pub const MAX_SECS: f64 = 10.0 * 365.0 * 86400.0;
+/// Shortest stats interval (`run --stats-interval`, `replay --stats`): the supervisor
+/// looks at the board every [`crate::engine::TICK`], so shorter lines cannot come.
+pub const MIN_STATS_SECS: f64 = 0.02;
+
+/// `SECS` of a stats interval option: 0 (none) or in `MIN_STATS_SECS..=MAX_SECS`.
+pub fn check_stats_secs(opt: &str, secs: f64) -> Result<Option<Duration>, String> {
+    if secs == 0.0 {
+        return Ok(None);
+    }
+    if !(secs.is_finite() && (MIN_STATS_SECS..=MAX_SECS).contains(&secs)) {
+        return Err(format!("{opt} {secs}: want 0 (no interval lines) or seconds in {MIN_STATS_SECS}..={MAX_SECS}"));
+    }
+    Ok(Some(Duration::from_secs_f64(secs)))
+}
 
 /// Default ring size (fill, completion, RX and TX; entries).
 pub const DEFAULT_RING_SIZE: u32 = 2048;
@@ -86,7 +100,7 @@ pub struct RunArgs {
     /// interface (without it, popgo replaces only its own programs and refuses).
     #[arg(long)]
     pub force: bool,
-    /// Seconds between one-line stats (0 = none).
+    /// Seconds between one-line stats (0 = none; at least 0.02).
     #[arg(long, default_value_t = 1.0)]
     pub stats_interval: f64,
     /// Stats lines and the final report as JSON lines.
@@ -178,9 +192,7 @@ impl RunOpts {
         if !a.ring_size.is_power_of_two() || !(64..=16384).contains(&a.ring_size) {
             return Err(bad(format!("--ring-size {} is not a power of two in 64..=16384", a.ring_size)));
         }
-        if !(a.stats_interval.is_finite() && (0.0..=MAX_SECS).contains(&a.stats_interval)) {
-            return Err(bad(format!("--stats-interval must be a number of seconds in 0..={MAX_SECS}")));
-        }
+        check_stats_secs("--stats-interval", a.stats_interval).map_err(bad)?;
         if let Some(d) = a.duration {
             if !(d.is_finite() && d > 0.0 && d <= MAX_SECS) {
                 return Err(bad(format!("--duration must be a number of seconds in (0, {MAX_SECS}]")));
@@ -199,6 +211,9 @@ impl RunOpts {
             }
             None => crate::sys::affinity::default_cores(a.workers),
         };
+        if let Some(w) = crate::sys::affinity::shared_core_warning(a.workers, &cores) {
+            tracing::warn!("{w}");
+        }
         Ok(RunOpts {
             workers: a.workers,
             cores,
@@ -340,6 +355,12 @@ impl MakeQueue for XskQueues {
             Ok((q, infos)) => {
                 self.sockets.lock().unwrap_or_else(|p| p.into_inner()).extend(infos);
                 Ok(q)
+            }
+            Err(e) if e.errno() == Some(libc::EOPNOTSUPP) && self.setups[w].port_cfg.mode == BindMode::ZeroCopy => {
+                Err(bad(format!(
+                    "--zero-copy: {e}: this interface's driver has no zero-copy AF_XDP (veth and most virtual \
+                     NICs have none); run without --zero-copy"
+                )))
             }
             // The socket layer's message already states the cause.
             Err(e) => Err(setup_failure(e.to_string(), e.errno(), true)),
@@ -485,7 +506,9 @@ pub fn main(a: RunArgs) -> Result<(), Failure> {
             ("kernel_rx_dropped", kdropped),
         ];
         if let Some(line) = iv.tick(t.elapsed, t.board, &events) {
-            println!("{line}");
+            // A closed stdout (`| head`) must not stop the forwarder or skip the XDP
+            // detach.
+            let _ = std::io::Write::write_all(&mut std::io::stdout(), format!("{line}\n").as_bytes());
         }
     };
     let rep = engine::forward(&plan, tables, &mk, Arc::clone(&board), on_ready, ticker);

@@ -6,7 +6,10 @@
 //! [`Config`] here and by the control plane's indexed candidate, so both follow the
 //! same rules.
 
-use super::{Bgp, Config, Families, Family, LabelMode, Network, Peer, Prefix, StaticRoute, DEFAULT_LABEL_BASE};
+use super::{
+    Bgp, Config, Families, Family, LabelMode, Network, Password, Peer, Prefix, RouteLimit, StaticRoute,
+    DEFAULT_LABEL_BASE,
+};
 use std::collections::HashSet;
 use std::net::{IpAddr, Ipv4Addr};
 
@@ -38,6 +41,12 @@ pub enum Edit {
     PeerFamily { address: Ipv4Addr, family: Family, on: bool },
     /// `undo peer X as-number N` (or `undo peer X`).
     DelPeer(Ipv4Addr),
+    /// `peer X route-limit ...` / `undo peer X route-limit`.
+    PeerRouteLimit { address: Ipv4Addr, limit: Option<RouteLimit> },
+    /// `peer X password simple|cipher KEY` / `undo peer X password`.
+    PeerPassword { address: Ipv4Addr, password: Option<Password> },
+    /// `peer X valid-ttl-hops [N]` / `undo peer X valid-ttl-hops`.
+    PeerTtlHops { address: Ipv4Addr, hops: Option<u8> },
     /// A whole peer as the config file has it (config reload).
     SetPeer(Peer),
     /// VPN instances, bindings, the MPLS instance and the BGP VPN families.
@@ -211,7 +220,8 @@ pub fn set_peer_in(peers: &mut Vec<Peer>, p: Peer) {
 
 /// Two peers are the same configuration (line numbers aside).
 pub fn same_peer(a: &Peer, b: &Peer) -> bool {
-    (a.address, a.asn, a.source, a.families) == (b.address, b.asn, b.source, b.families)
+    (a.address, a.asn, a.source, a.families, a.route_limit, &a.password, a.ttl_hops)
+        == (b.address, b.asn, b.source, b.families, b.route_limit, &b.password, b.ttl_hops)
 }
 
 /// Applies `e` to `cfg`, or leaves `cfg` untouched and says why not. `Ok(false)` means
@@ -335,7 +345,16 @@ pub fn apply<C: ConfigEdit + ?Sized>(cfg: &mut C, e: &Edit) -> Result<bool, Stri
                     Ok(true)
                 }
                 None => {
-                    cfg.set_peer(Peer { address: *address, asn: *asn, source: None, families: None, line: *line });
+                    cfg.set_peer(Peer {
+                        address: *address,
+                        asn: *asn,
+                        source: None,
+                        families: None,
+                        route_limit: None,
+                        password: None,
+                        ttl_hops: None,
+                        line: *line,
+                    });
                     Ok(true)
                 }
             }
@@ -352,6 +371,36 @@ pub fn apply<C: ConfigEdit + ?Sized>(cfg: &mut C, e: &Edit) -> Result<bool, Stri
                 return Ok(false);
             }
             p.families = Some(now);
+            cfg.set_peer(p);
+            Ok(true)
+        }
+        Edit::PeerRouteLimit { address, limit } => {
+            cfg.bgp_head().ok_or("no BGP instance")?;
+            let mut p = cfg.peer(*address).ok_or_else(|| format!("peer {address} does not exist"))?;
+            if p.route_limit == *limit {
+                return Ok(false);
+            }
+            p.route_limit = *limit;
+            cfg.set_peer(p);
+            Ok(true)
+        }
+        Edit::PeerPassword { address, password } => {
+            cfg.bgp_head().ok_or("no BGP instance")?;
+            let mut p = cfg.peer(*address).ok_or_else(|| format!("peer {address} does not exist"))?;
+            if p.password == *password {
+                return Ok(false);
+            }
+            p.password = password.clone();
+            cfg.set_peer(p);
+            Ok(true)
+        }
+        Edit::PeerTtlHops { address, hops } => {
+            cfg.bgp_head().ok_or("no BGP instance")?;
+            let mut p = cfg.peer(*address).ok_or_else(|| format!("peer {address} does not exist"))?;
+            if p.ttl_hops == *hops {
+                return Ok(false);
+            }
+            p.ttl_hops = *hops;
             cfg.set_peer(p);
             Ok(true)
         }
@@ -542,7 +591,16 @@ mod tests {
         let a: Ipv4Addr = "198.18.0.1".parse().unwrap();
         let b = new.bgp.as_mut().unwrap();
         b.router_id = Some("192.0.2.3".parse().unwrap());
-        b.peers.push(Peer { address: a, asn: 200, source: None, families: None, line: 0 });
+        b.peers.push(Peer {
+            address: a,
+            asn: 200,
+            source: None,
+            families: None,
+            route_limit: None,
+            password: None,
+            ttl_hops: None,
+            line: 0,
+        });
         let strip = |c: &Config| {
             let mut c = c.clone();
             if let Some(b) = c.bgp.as_mut() {

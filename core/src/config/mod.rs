@@ -11,6 +11,7 @@
 pub mod edit;
 pub mod edit_vpn;
 pub mod mrt;
+mod syntax;
 pub mod table;
 pub mod vpn;
 
@@ -283,31 +284,41 @@ pub struct Network {
 
 /// An address family the BGP speaker exchanges routes in: only the labeled ones
 /// (RFC 8277 IPv4 labeled unicast, AFI 1 / SAFI 4; RFC 4798 6PE, AFI 2 / SAFI 4 over
-/// an IPv4 session).
+/// an IPv4 session; RFC 4364 VPNv4, AFI 1 / SAFI 128; RFC 4659 VPNv6, AFI 2 / SAFI 128).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Family {
     Ipv4LabeledUnicast,
     Ipv6LabeledUnicast,
+    Vpnv4,
+    Vpnv6,
 }
 
 impl Family {
-    pub const ALL: [Family; 2] = [Family::Ipv4LabeledUnicast, Family::Ipv6LabeledUnicast];
+    pub const ALL: [Family; 4] = [Family::Ipv4LabeledUnicast, Family::Ipv6LabeledUnicast, Family::Vpnv4, Family::Vpnv6];
 
     /// The name in the config file.
     pub fn name(self) -> &'static str {
         match self {
             Family::Ipv4LabeledUnicast => "ipv4-labeled-unicast",
             Family::Ipv6LabeledUnicast => "ipv6-labeled-unicast",
+            Family::Vpnv4 => "vpnv4",
+            Family::Vpnv6 => "vpnv6",
         }
     }
 
-    /// The family of a prefix.
+    /// The family of a prefix: a VPN instance's routes are VPN routes.
     pub fn of(p: &Prefix) -> Family {
-        if p.is_v4() {
-            Family::Ipv4LabeledUnicast
-        } else {
-            Family::Ipv6LabeledUnicast
+        match (p.vrf != vpn::PUBLIC, p.is_v4()) {
+            (false, true) => Family::Ipv4LabeledUnicast,
+            (false, false) => Family::Ipv6LabeledUnicast,
+            (true, true) => Family::Vpnv4,
+            (true, false) => Family::Vpnv6,
         }
+    }
+
+    /// A VPN family (routes carry a route distinguisher and route targets).
+    pub fn is_vpn(self) -> bool {
+        matches!(self, Family::Vpnv4 | Family::Vpnv6)
     }
 
     fn bit(self) -> u8 {
@@ -360,7 +371,107 @@ pub struct Peer {
     pub source: Option<Ipv4Addr>,
     /// `None`: [`Families::default_for`] the instance's networks.
     pub families: Option<Families>,
+    /// Maximum routes accepted from the peer (`peer X route-limit ...`).
+    pub route_limit: Option<RouteLimit>,
+    /// TCP MD5 signature key (RFC 2385; `peer X password simple|cipher KEY`).
+    pub password: Option<Password>,
+    /// GTSM (RFC 5082; `peer X valid-ttl-hops N`): the peer is at most N hops away, so
+    /// its packets arrive with TTL 256 - N or more; popgo sends with TTL 255.
+    pub ttl_hops: Option<u8>,
     pub line: usize,
+}
+
+/// A TCP MD5 key (RFC 2385) as configured.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Password {
+    pub key: String,
+    /// Entered as `cipher`: shown hidden. popgo has no VRP cipher encoding; the key is
+    /// kept as typed.
+    pub cipher: bool,
+}
+
+impl std::fmt::Debug for Password {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Password({} octets, {})", self.key.len(), if self.cipher { "cipher" } else { "simple" })
+    }
+}
+
+/// The longest TCP MD5 key Linux takes (TCP_MD5SIG_MAXKEYLEN).
+pub const MD5_KEY_MAX: usize = 80;
+
+impl Password {
+    pub fn new(key: &str, cipher: bool) -> Result<Password, String> {
+        if key.is_empty() || key.len() > MD5_KEY_MAX {
+            return Err(format!("a TCP MD5 password has 1..={MD5_KEY_MAX} octets, not {}", key.len()));
+        }
+        Ok(Password { key: key.to_string(), cipher })
+    }
+}
+
+/// `peer X route-limit LIMIT [PERCENT] [alert-only | idle-forever | idle-timeout
+/// MINUTES]` (VRP): at most `limit` routes received from the peer; a warning is logged
+/// when `percent` of it is reached.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RouteLimit {
+    pub limit: u32,
+    /// 1..=100; VRP's default 75.
+    pub percent: u8,
+    pub action: LimitAction,
+}
+
+/// What happens past the route limit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LimitAction {
+    /// Default: the session closes (Cease 6/1, RFC 4486) and connects again later.
+    Restart,
+    /// Logged and counted; routes past the limit are ignored, the session stays.
+    AlertOnly,
+    /// The session closes and stays down until the peer's configuration changes.
+    IdleForever,
+    /// The session closes and connects again after this many minutes.
+    IdleTimeout(u16),
+}
+
+impl RouteLimit {
+    /// VRP's default alert threshold (percent of the limit).
+    pub const DEFAULT_PERCENT: u8 = 75;
+
+    /// Parses the words after `route-limit` (VRP syntax).
+    pub fn parse(words: &[&str]) -> Result<RouteLimit, String> {
+        let usage = "route-limit LIMIT [PERCENT] [alert-only | idle-forever | idle-timeout MINUTES]";
+        let num = |w: &str, what: &str, max: u64| -> Result<u64, String> {
+            w.parse::<u64>()
+                .ok()
+                .filter(|v| (1..=max).contains(v))
+                .ok_or_else(|| format!("{what} {w:?} is not in 1..={max} (usage: {usage})"))
+        };
+        let (limit, rest) = words.split_first().ok_or_else(|| format!("missing LIMIT (usage: {usage})"))?;
+        let limit = num(limit, "route limit", u64::from(u32::MAX))? as u32;
+        let (percent, rest) = match rest.split_first() {
+            Some((p, r)) if p.bytes().all(|b| b.is_ascii_digit()) => (num(p, "percent", 100)? as u8, r),
+            _ => (Self::DEFAULT_PERCENT, rest),
+        };
+        let action = match rest {
+            [] => LimitAction::Restart,
+            ["alert-only"] => LimitAction::AlertOnly,
+            ["idle-forever"] => LimitAction::IdleForever,
+            ["idle-timeout", m] => LimitAction::IdleTimeout(num(m, "idle-timeout minutes", 1200)? as u16),
+            _ => return Err(format!("unexpected {:?} (usage: {usage})", rest.join(" "))),
+        };
+        Ok(RouteLimit { limit, percent, action })
+    }
+
+    /// The VRP words after `route-limit` (as `display current-configuration` shows).
+    pub fn words(&self) -> String {
+        let mut s = format!("{} {}", self.limit, self.percent);
+        match self.action {
+            LimitAction::Restart => {}
+            LimitAction::AlertOnly => s.push_str(" alert-only"),
+            LimitAction::IdleForever => s.push_str(" idle-forever"),
+            LimitAction::IdleTimeout(m) => s.push_str(&format!(" idle-timeout {m}")),
+        }
+        s
+    }
 }
 
 impl Peer {
@@ -409,6 +520,8 @@ impl Bgp {
 
 /// Default first label of the dynamic range.
 pub const DEFAULT_LABEL_BASE: u32 = 48000;
+/// The most `[[neighbor]]`s a config may have (an adjacency index is 16 bits).
+pub const MAX_NEIGHBORS: usize = 65535;
 
 /// A checked device configuration.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -504,6 +617,10 @@ struct RawPeer {
     asn: Spanned<i64>,
     source: Option<Spanned<String>>,
     families: Option<Spanned<Vec<String>>>,
+    /// VRP's words after `route-limit`, e.g. "1000 80 idle-timeout 5".
+    route_limit: Option<Spanned<String>>,
+    password: Option<Spanned<String>>,
+    valid_ttl_hops: Option<Spanned<i64>>,
 }
 
 #[derive(Deserialize)]
@@ -536,8 +653,12 @@ impl Config {
     /// Reads and checks a config file. A route table file it names (`[bgp] table`) is
     /// read relative to the config file's directory.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let text =
-            std::fs::read_to_string(path).map_err(|err| ConfigError::Read { path: path.display().to_string(), err })?;
+        let bytes = std::fs::read(path).map_err(|err| ConfigError::Read { path: path.display().to_string(), err })?;
+        let text = String::from_utf8(bytes).map_err(|e| {
+            let at = e.utf8_error().valid_up_to();
+            let line = e.as_bytes()[..at].iter().filter(|b| **b == b'\n').count() + 1;
+            ConfigError::Syntax { line, msg: format!("not UTF-8 (byte {at})") }
+        })?;
         Config::parse_in(&text, path.parent())
     }
 
@@ -551,6 +672,11 @@ impl Config {
     /// `dir`.
     pub fn parse_in(text: &str, dir: Option<&Path>) -> Result<Config, ConfigError> {
         let raw: RawConfig = toml::from_str(text).map_err(|e| {
+            if !e.message().starts_with("unknown field") {
+                if let Some((line, msg)) = syntax::unknown_top_level_key::<RawConfig>(text) {
+                    return ConfigError::Syntax { line, msg };
+                }
+            }
             let line = e.span().map_or(0, |s| text[..s.start.min(text.len())].matches('\n').count() + 1);
             ConfigError::Syntax { line, msg: e.message().to_string() }
         })?;
@@ -591,7 +717,7 @@ impl Config {
                 return Err(invalid(line, "port.name", format!("{name:?} must be non-empty [A-Za-z0-9._-]")));
             }
             if ports.iter().any(|q| q.name == name) {
-                return Err(invalid(line, "port.name", format!("duplicate port {name:?}")));
+                return Err(invalid(lines.of(&p.name), "port.name", format!("duplicate port {name:?}")));
             }
             let mac = parse_mac(p.mac.get_ref()).ok_or_else(|| {
                 invalid(lines.of(&p.mac), "port.mac", format!("{:?} is not a MAC address", p.mac.get_ref()))
@@ -600,12 +726,17 @@ impl Config {
             ports.push(Port { name, iface: p.iface.clone(), mac, vrf });
         }
         if ports.len() > crate::stats::MAX_PORTS {
-            return Err(invalid(0, "port", format!("at most {} ports are supported", crate::stats::MAX_PORTS)));
+            let extra = lines.of(&raw.port[crate::stats::MAX_PORTS]);
+            return Err(invalid(extra, "port", format!("at most {} ports are supported", crate::stats::MAX_PORTS)));
         }
 
         let mut neighbors: Vec<Neighbor> = Vec::new();
+        let mut neighbor_ips = std::collections::HashSet::with_capacity(raw.neighbor.len());
         for n in &raw.neighbor {
             let line = lines.of(n);
+            if neighbors.len() == MAX_NEIGHBORS {
+                return Err(invalid(line, "neighbor", format!("at most {MAX_NEIGHBORS} neighbors are supported")));
+            }
             let n = n.get_ref();
             let ip: IpAddr = n.ip.get_ref().parse().map_err(|_| {
                 invalid(lines.of(&n.ip), "neighbor.ip", format!("{:?} is not an IP address", n.ip.get_ref()))
@@ -617,8 +748,8 @@ impl Config {
             let Some(vrf) = ports.iter().find(|p| p.name == port).map(|p| p.vrf) else {
                 return Err(invalid(lines.of(&n.port), "neighbor.port", format!("unknown port {port:?}")));
             };
-            if neighbors.iter().any(|m| m.ip == ip && m.vrf == vrf) {
-                return Err(invalid(line, "neighbor.ip", format!("duplicate neighbor {ip}")));
+            if !neighbor_ips.insert((ip, vrf)) {
+                return Err(invalid(lines.of(&n.ip), "neighbor.ip", format!("duplicate neighbor {ip}")));
             }
             neighbors.push(Neighbor { ip, mac, port, line, vrf });
         }
@@ -650,7 +781,7 @@ impl Config {
             })?;
             cfg.check_static_route(prefix, next_hop).map_err(|m| invalid(nh_line, "static_route.next_hop", m))?;
             if !route_keys.insert((prefix, next_hop)) {
-                return Err(invalid(line, "static_route", format!("duplicate route {prefix} via {next_hop}")));
+                return Err(invalid(nh_line, "static_route", format!("duplicate route {prefix} via {next_hop}")));
             }
             route_prefixes.insert(prefix);
             cfg.static_routes.push(StaticRoute { prefix, next_hop, line });
@@ -710,7 +841,7 @@ impl Config {
                     ));
                 }
                 if !net_prefixes.insert(prefix) {
-                    return Err(invalid(line, "bgp.network", format!("duplicate network {prefix}")));
+                    return Err(invalid(lines.of(&n.prefix), "bgp.network", format!("duplicate network {prefix}")));
                 }
                 if let Some(l) = label {
                     if vrf != vpn::PUBLIC {
@@ -729,7 +860,7 @@ impl Config {
                     }
                     if let Some(other) = labels.insert(l, prefix) {
                         return Err(invalid(
-                            line,
+                            n.label.as_ref().map_or(line, |l| lines.of(l)),
                             "bgp.network.label",
                             format!("duplicate label {l} (already used by network {other})"),
                         ));
@@ -742,8 +873,6 @@ impl Config {
                     Some(d) if !d.as_os_str().is_empty() => d.join(t.get_ref()),
                     _ => std::path::PathBuf::from(t.get_ref()),
                 };
-                let bytes = std::fs::read(&path)
-                    .map_err(|e| invalid(lines.of(t), "bgp.table", format!("{}: {e}", path.display())))?;
                 let checks = table::Checks {
                     neighbors: &cfg.neighbors,
                     routes: &route_keys,
@@ -751,8 +880,14 @@ impl Config {
                     net_prefixes: &mut net_prefixes,
                     labels: &labels,
                 };
-                table::read(&bytes, checks, &mut cfg.static_routes, &mut networks)
-                    .map_err(|(line, msg)| ConfigError::Table { path: path.display().to_string(), line, msg })?;
+                table::read_file(&path, checks, &mut cfg.static_routes, &mut networks).map_err(|e| match e {
+                    table::ReadError::File(msg) => {
+                        invalid(lines.of(t), "bgp.table", format!("{}: {msg}", path.display()))
+                    }
+                    table::ReadError::Line(line, msg) => {
+                        ConfigError::Table { path: path.display().to_string(), line, msg }
+                    }
+                })?;
             }
             let opts = mrt_options(b, &lines, &cfg.neighbors)?;
             if let Some(m) = &b.mrt {
@@ -777,15 +912,34 @@ impl Config {
                         None => whole(e.msg),
                     })?;
                 tracing::info!(
-                    "{} ({compression}): {} records, {} unicast prefixes: {} loaded; skipped: {} already in the config, {} without an entry (of mrt_peer, if set), {} of another family",
+                    "{} ({compression}): {} records, {} unicast prefixes: {} loaded; skipped: {} already in the config, {} repeated in the dump, {} without an entry (of mrt_peer, if set), {} of another family",
                     path.display(),
                     sum.records,
                     sum.prefixes,
                     sum.loaded,
                     sum.present,
+                    sum.repeated,
                     sum.other_peers,
                     sum.other_family
                 );
+            }
+            if label_mode == LabelMode::PerRoute {
+                // The build would run out of dynamic labels: say so here, with a line.
+                let room = (crate::wire::mpls::LABEL_MAX + 1).saturating_sub(label_base) as usize;
+                let taken = networks.iter().filter(|n| n.label.is_some_and(|l| l >= label_base)).count();
+                let dynamic = networks.iter().filter(|n| n.label.is_none()).count();
+                if dynamic > room.saturating_sub(taken) {
+                    let line = b.label_base.as_ref().map_or(lines.of(&b.asn), |l| lines.of(l));
+                    return Err(invalid(
+                        line,
+                        "bgp.label_base",
+                        format!(
+                            "{dynamic} networks without a static label need {dynamic} labels from {label_base}, \
+                             and only {} are free up to 1048575",
+                            room.saturating_sub(taken)
+                        ),
+                    ));
+                }
             }
             let router_id = match &b.router_id {
                 None => None,
@@ -823,7 +977,9 @@ impl Config {
                                 invalid(
                                     lines.of(fs),
                                     "bgp.peer.families",
-                                    format!("{f:?} is not \"ipv4-labeled-unicast\" or \"ipv6-labeled-unicast\""),
+                                    format!(
+                                        "{f:?} is not \"ipv4-labeled-unicast\", \"ipv6-labeled-unicast\", \"vpnv4\" or \"vpnv6\""
+                                    ),
                                 )
                             })?;
                             set = set.with(fam, true);
@@ -831,7 +987,26 @@ impl Config {
                         Some(set)
                     }
                 };
-                peers.push(Peer { address, asn, source, families, line });
+                let route_limit = match &p.route_limit {
+                    None => None,
+                    Some(r) => {
+                        let words: Vec<&str> = r.get_ref().split_whitespace().collect();
+                        Some(RouteLimit::parse(&words).map_err(|m| invalid(lines.of(r), "bgp.peer.route_limit", m))?)
+                    }
+                };
+                let password = match &p.password {
+                    None => None,
+                    Some(k) => Some(
+                        Password::new(k.get_ref(), false).map_err(|m| invalid(lines.of(k), "bgp.peer.password", m))?,
+                    ),
+                };
+                let ttl_hops = match &p.valid_ttl_hops {
+                    None => None,
+                    Some(h) => Some(u8::try_from(*h.get_ref()).ok().filter(|h| *h >= 1).ok_or_else(|| {
+                        invalid(lines.of(h), "bgp.peer.valid_ttl_hops", format!("{} is not in 1..=255", h.get_ref()))
+                    })?),
+                };
+                peers.push(Peer { address, asn, source, families, route_limit, password, ttl_hops, line });
             }
             let vpn_families = vpn::bgp_families(&b.vpn_instance, &cfg, &lines)?;
             cfg.bgp = Some(Bgp {
@@ -1006,6 +1181,15 @@ impl Config {
                 if let Some(f) = p.families {
                     let names: Vec<String> = f.iter().map(|f| format!("{:?}", f.name())).collect();
                     let _ = writeln!(s, "families = [{}]", names.join(", "));
+                }
+                if let Some(r) = &p.route_limit {
+                    let _ = writeln!(s, "route_limit = \"{}\"", r.words());
+                }
+                if let Some(k) = &p.password {
+                    let _ = writeln!(s, "password = {:?}", k.key);
+                }
+                if let Some(h) = p.ttl_hops {
+                    let _ = writeln!(s, "valid_ttl_hops = {h}");
                 }
             }
         }
@@ -1210,6 +1394,19 @@ mod tests {
             &format!("label_base = 48000\n{extra}"),
             1,
         )
+    }
+
+    #[test]
+    fn peer_route_limit_parses_checks_and_round_trips() {
+        let text = with_peers(&PEERS.replacen("as = 200\n", "as = 200\nroute_limit = \"1000 80 idle-timeout 5\"\n", 1));
+        let c = Config::parse(&text).unwrap();
+        let want = RouteLimit { limit: 1000, percent: 80, action: LimitAction::IdleTimeout(5) };
+        assert_eq!(c.bgp.as_ref().unwrap().peers[0].route_limit, Some(want));
+        let again = Config::parse(&c.to_toml()).unwrap();
+        assert_eq!(again.bgp.unwrap().peers[0].route_limit, Some(want));
+        let text = with_peers(&PEERS.replacen("as = 200\n", "as = 200\nroute_limit = \"1000 idle\"\n", 1));
+        let e = err_of(&text);
+        assert!(e.contains("bgp.peer.route_limit") && e.contains("usage"), "{e}");
     }
 
     #[test]

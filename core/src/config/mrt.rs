@@ -86,8 +86,10 @@ pub struct Summary {
     pub prefixes: u64,
     /// Routes and networks added.
     pub loaded: u64,
-    /// Prefixes the config (or an earlier record) has already.
+    /// Prefixes the config (or its table file) has already.
     pub present: u64,
+    /// Prefixes an earlier record of the dump gave already.
+    pub repeated: u64,
     /// Prefixes without an entry of `mrt_peer` (or without any entry).
     pub other_peers: u64,
     /// Prefixes of a family left out (`mrt_families`).
@@ -348,6 +350,9 @@ pub(super) fn read(
     let v6: Vec<IpAddr> = pool.iter().copied().filter(IpAddr::is_ipv6).collect();
     let mut r = std::io::BufReader::with_capacity(1 << 18, input);
     let mut sum = Summary::default();
+    // The networks before the dump (the config's and the table file's): a prefix met
+    // again is either one of these or repeated within the dump.
+    let before: FastSet<Prefix> = c.net_prefixes.clone();
     let mut offset = 0u64;
     let mut hdr = [0u8; 12];
     let mut body: Vec<u8> = Vec::new();
@@ -438,8 +443,12 @@ pub(super) fn read(
             sum.other_peers += 1;
             continue;
         }
-        if c.route_prefixes.contains(&prefix) || !c.net_prefixes.insert(prefix) {
+        if c.route_prefixes.contains(&prefix) || before.contains(&prefix) {
             sum.present += 1;
+            continue;
+        }
+        if !c.net_prefixes.insert(prefix) {
+            sum.repeated += 1;
             continue;
         }
         let pool = if v6rec { &v6 } else { &v4 };
@@ -663,6 +672,26 @@ mod tests {
         let (_d, c) = load("rib.mrt", &hand_dump(), "mrt_peer = \"198.51.100.1\"");
         let r: Vec<_> = dump_routes(&c.unwrap()).into_iter().map(|r| r.0).collect();
         assert_eq!(r, ["10.2.0.0/16", "2001:db8::/32"]);
+    }
+
+    /// The summary tells the prefixes the config had from those an earlier record of
+    /// the dump gave.
+    #[test]
+    fn the_summary_counts_config_prefixes_and_dump_repeats_apart() {
+        let mut dump = hand_dump();
+        // The 10.2.0.0/16 record once more (its bytes: after the peer table's 60).
+        let again = dump[60..60 + 12 + 9 + 2 * 19].to_vec();
+        dump.extend_from_slice(&again);
+        let seed = Config::parse(SEED).unwrap();
+        let neighbors =
+            [seed.neighbors.clone(), vec![Neighbor { ip: "fd00::1".parse().unwrap(), ..seed.neighbors[0].clone() }]]
+                .concat();
+        let mut nets: FastSet<Prefix> = FastSet::default();
+        nets.insert(p("10.3.128.0/17"));
+        let routes: FastSet<Prefix> = FastSet::default();
+        let c = Checks { neighbors: &neighbors, route_prefixes: &routes, net_prefixes: &mut nets };
+        let sum = read(&dump[..], &Options::default(), c, &mut Vec::new(), &mut Vec::new()).unwrap();
+        assert_eq!((sum.loaded, sum.present, sum.repeated), (2, 1, 1), "{sum:?}");
     }
 
     /// RFC 8050 ADD-PATH records: a path identifier after each entry's originated time;

@@ -15,13 +15,62 @@
 //! clear, unique networks and labels, static labels only per-route); an error names the
 //! file and the line.
 //!
-//! The file is read whole and parsed in place (no TOML document, no per-field
-//! `String`): a million lines take a few hundred milliseconds and the [`StaticRoute`] and
-//! [`Network`] they become (88 bytes per line).
+//! The file is streamed line by line (no TOML document, no per-field `String`, nothing
+//! reserved ahead of the lines that are routes): a million lines take a few hundred
+//! milliseconds and the [`StaticRoute`] and [`Network`] they become (88 bytes per
+//! route). It must be a regular file (a FIFO or a device would block a reload or never
+//! end) of at most [`MAX_FILE_BYTES`], with lines of at most [`MAX_LINE_BYTES`].
 
 use super::{FastMap, FastSet, LabelMode, LabelSet, Neighbor, Network, Prefix, StaticRoute};
 use std::collections::{HashMap, HashSet};
+use std::io::{BufRead, Read};
 use std::net::IpAddr;
+use std::path::Path;
+
+/// The largest table file read: about 7 million lines, several times the 2^20 labels
+/// a table can hold.
+pub const MAX_FILE_BYTES: u64 = 256 << 20;
+/// The longest line (a route line is under 100 bytes).
+pub const MAX_LINE_BYTES: usize = 4096;
+
+/// Why a table file was not read.
+#[derive(Debug)]
+pub(super) enum ReadError {
+    /// The file as a whole (not found, not a regular file, too big).
+    File(String),
+    /// A line: 1-based, and what is wrong with it.
+    Line(usize, String),
+}
+
+/// Opens `path` (refusing anything but a regular file of at most [`MAX_FILE_BYTES`],
+/// without blocking on a FIFO) and reads it as [`read`] does.
+pub(super) fn read_file(
+    path: &Path,
+    c: Checks<'_>,
+    routes: &mut Vec<StaticRoute>,
+    networks: &mut Vec<Network>,
+) -> Result<(), ReadError> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)
+        .map_err(|e| ReadError::File(e.to_string()))?;
+    let meta = file.metadata().map_err(|e| ReadError::File(e.to_string()))?;
+    if !meta.is_file() {
+        return Err(ReadError::File("not a regular file".into()));
+    }
+    if meta.len() > MAX_FILE_BYTES {
+        return Err(ReadError::File(format!(
+            "{} bytes, over the {} MiB a table file may have",
+            meta.len(),
+            MAX_FILE_BYTES >> 20
+        )));
+    }
+    // The file may grow while it is read: never past the limit.
+    let input = std::io::BufReader::with_capacity(1 << 16, file.take(MAX_FILE_BYTES + 1));
+    read(input, c, routes, networks)
+}
 
 /// What a table line is checked against: the config read so far.
 pub(super) struct Checks<'a> {
@@ -35,18 +84,27 @@ pub(super) struct Checks<'a> {
     pub labels: &'a FastMap<u32, Prefix>,
 }
 
-/// Parses table `bytes`, appending a route and a network per line. An error is the
-/// 1-based line and what is wrong with it.
+/// Parses a table from `input`, appending a route and a network per line.
 pub(super) fn read(
-    bytes: &[u8],
+    mut input: impl BufRead,
+    c: Checks<'_>,
+    routes: &mut Vec<StaticRoute>,
+    networks: &mut Vec<Network>,
+) -> Result<(), ReadError> {
+    match read_lines(&mut input, c, routes, networks) {
+        Err((0, msg)) => Err(ReadError::File(msg)),
+        Err((line, msg)) => Err(ReadError::Line(line, msg)),
+        Ok(()) => Ok(()),
+    }
+}
+
+/// [`read`]; an error is the 1-based line (0: the file) and what is wrong.
+fn read_lines(
+    input: &mut impl BufRead,
     c: Checks<'_>,
     routes: &mut Vec<StaticRoute>,
     networks: &mut Vec<Network>,
 ) -> Result<(), (usize, String)> {
-    let lines = bytes.iter().filter(|b| **b == b'\n').count() + 1;
-    routes.reserve(lines);
-    networks.reserve(lines);
-    c.net_prefixes.reserve(lines);
     // Families of the neighbors (a next hop must be one of its prefix's family).
     let neighbors: HashMap<IpAddr, ()> = c.neighbors.iter().map(|n| (n.ip, ())).collect();
     let mut labels = LabelSet::default();
@@ -54,9 +112,28 @@ pub(super) fn read(
         labels.insert(*l);
     }
     let first_net = networks.len();
-    for (i, raw) in bytes.split(|b| *b == b'\n').enumerate() {
-        let line = i + 1;
-        let text = std::str::from_utf8(raw).map_err(|_| (line, "not UTF-8".to_string()))?;
+    let mut raw = Vec::with_capacity(128);
+    let mut total = 0u64;
+    for line in 1.. {
+        raw.clear();
+        let n = input
+            .by_ref()
+            .take(MAX_LINE_BYTES as u64 + 1)
+            .read_until(b'\n', &mut raw)
+            .map_err(|e| (0, format!("reading line {line}: {e}")))?;
+        if n == 0 {
+            break;
+        }
+        total += n as u64;
+        if total > MAX_FILE_BYTES {
+            return Err((0, format!("over the {} MiB a table file may have", MAX_FILE_BYTES >> 20)));
+        }
+        if raw.last() == Some(&b'\n') {
+            raw.pop();
+        } else if raw.len() > MAX_LINE_BYTES {
+            return Err((line, format!("longer than {MAX_LINE_BYTES} bytes")));
+        }
+        let text = std::str::from_utf8(&raw).map_err(|_| (line, "not UTF-8".to_string()))?;
         let text = text.split('#').next().unwrap_or("");
         let mut fields = text.split_ascii_whitespace();
         let Some(prefix) = fields.next() else { continue };
@@ -206,5 +283,39 @@ mod tests {
         std::fs::write(dir.path().join("routes.txt"), "10.2.0.0/16 192.168.20.1 50000\n").unwrap();
         let e = Config::load(&p).unwrap_err().to_string();
         assert!(e.contains("routes.txt: line 1: a static label is only valid"), "{e}");
+    }
+
+    #[test]
+    fn blank_lines_reserve_nothing_and_long_lines_are_refused() {
+        // A million blank lines are valid and become no route: nothing is reserved for
+        // them (reserving per line let a big file of blank lines abort the process).
+        let (_d, c) = with_table(&"\n".repeat(1_000_000));
+        let c = c.unwrap();
+        assert_eq!(c.static_routes.len(), 2);
+        assert!(c.static_routes.capacity() < 1000, "capacity {}", c.static_routes.capacity());
+        let (_d, r) = with_table(&format!("10.2.0.0/16 192.168.20.1 {}\n", " ".repeat(5000)));
+        let e = r.unwrap_err().to_string();
+        assert!(e.contains("routes.txt: line 1: longer than 4096 bytes"), "{e}");
+    }
+
+    #[test]
+    fn a_fifo_or_an_oversized_file_is_refused_without_reading_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("c.toml");
+        std::fs::write(&p, SEED.replacen("label_base = 48000", "label_base = 48000\ntable = \"routes.txt\"", 1))
+            .unwrap();
+        let table = dir.path().join("routes.txt");
+        assert!(std::process::Command::new("mkfifo").arg(&table).status().unwrap().success());
+        // On a FIFO without a writer a blocking open never returns: load on a thread.
+        let (tx, rx) = std::sync::mpsc::channel();
+        let path = p.clone();
+        std::thread::spawn(move || tx.send(Config::load(&path).map(|_| ()).map_err(|e| e.to_string())));
+        let e = rx.recv_timeout(std::time::Duration::from_secs(5)).expect("load returns").unwrap_err();
+        assert!(e.contains("bgp.table") && e.contains("routes.txt: not a regular file"), "{e}");
+        std::fs::remove_file(&table).unwrap();
+        // Sparse: the size is refused before a byte is read.
+        std::fs::File::create(&table).unwrap().set_len(super::MAX_FILE_BYTES + 1).unwrap();
+        let e = Config::load(&p).unwrap_err().to_string();
+        assert!(e.contains("routes.txt: 268435457 bytes, over the 256 MiB"), "{e}");
     }
 }

@@ -5,7 +5,7 @@
 //! when it is shown (`Snapshot::lsp_rows`), so a pop-go toggle rewrites ILM entries
 //! only.
 
-use crate::config::Prefix;
+use crate::config::{FastMap, Prefix};
 use std::net::IpAddr;
 use std::sync::Arc;
 
@@ -163,6 +163,72 @@ impl LspTable {
         r
     }
 
+    /// What changed from `old` to `self`: each FEC whose label is new or different,
+    /// with its label, and each FEC no longer present, with `None`. Chunks both tables
+    /// share are skipped, so after an incremental commit this costs O(changed chunks)
+    /// however big the table.
+    ///
+    /// A table patched from `old` (it shares chunks with it) changed only by removals,
+    /// which keep the order of a chunk's rows, and appends, so each changed chunk is
+    /// compared with its old self in one ordered walk: measured 309 us p50 per
+    /// one-route commit at 1M routes with a map of both chunks' rows, on a loaded
+    /// 2-core VM (tools/bgp-scale.py). Tables that share nothing (a full build) are
+    /// compared through a map.
+    pub fn diff(&self, old: &LspTable) -> Vec<(Prefix, Option<u32>)> {
+        let n = self.chunks.len().max(old.chunks.len());
+        let shared = (0..n).any(|i| match (old.chunks.get(i), self.chunks.get(i)) {
+            (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+            _ => false,
+        });
+        if !shared {
+            return self.diff_by_map(old);
+        }
+        let (mut gone, mut new) = (Vec::new(), Vec::new());
+        for i in 0..n {
+            let (a, b): (&[Lsp], &[Lsp]) = match (old.chunks.get(i), self.chunks.get(i)) {
+                (Some(a), Some(b)) if Arc::ptr_eq(a, b) => continue,
+                (a, b) => (a.map_or(&[], |c| c.as_slice()), b.map_or(&[], |c| c.as_slice())),
+            };
+            let mut j = 0;
+            for r in a {
+                match b.get(j) {
+                    Some(x) if x.fec == r.fec => {
+                        if x.in_label != r.in_label {
+                            new.push((x.fec, Some(x.in_label)));
+                        }
+                        j += 1;
+                    }
+                    _ => gone.push(r.fec),
+                }
+            }
+            new.extend(b[j..].iter().map(|x| (x.fec, Some(x.in_label))));
+        }
+        // A label change is a removal and an append (possibly to another chunk): the
+        // append wins. Both lists are as long as the commit's changes.
+        if gone.len().saturating_mul(new.len()) <= 4096 {
+            gone.retain(|p| !new.iter().any(|(q, _)| q == p));
+        } else {
+            let appended: std::collections::HashSet<Prefix, std::hash::BuildHasherDefault<crate::config::MixHasher>> =
+                new.iter().map(|(p, _)| *p).collect();
+            gone.retain(|p| !appended.contains(p));
+        }
+        new.extend(gone.into_iter().map(|p| (p, None)));
+        new
+    }
+
+    /// [`Self::diff`] for tables that share no chunk: O(rows).
+    fn diff_by_map(&self, old: &LspTable) -> Vec<(Prefix, Option<u32>)> {
+        let mut before: FastMap<Prefix, u32> = old.iter().map(|r| (r.fec, r.in_label)).collect();
+        let mut out = Vec::new();
+        for r in self.iter() {
+            if before.remove(&r.fec) != Some(r.in_label) {
+                out.push((r.fec, Some(r.in_label)));
+            }
+        }
+        out.extend(before.into_keys().map(|p| (p, None)));
+        out
+    }
+
     /// Bytes of heap the table holds (rows and the chunk array, shared ones included).
     pub fn heap_bytes(&self) -> usize {
         self.chunks.capacity() * 8
@@ -192,5 +258,45 @@ mod tests {
         assert!(Arc::ptr_eq(&before.chunks[0], &t.chunks[0]), "untouched chunks are shared");
         assert_eq!(t.iter().count(), 4999);
         assert_eq!(std::mem::size_of::<Lsp>(), 24);
+    }
+
+    #[test]
+    fn diff_reports_changes_and_skips_shared_chunks() {
+        let row = |i: u32, l: u32| Lsp { fec: Prefix::new(IpAddr::from(i.to_be_bytes()), 32).unwrap(), in_label: l };
+        let mut old = LspTable::new();
+        for i in 0..5000 {
+            old.push(row(i, i));
+        }
+        assert!(old.diff(&old.clone()).is_empty());
+        let mut new = old.clone();
+        let at = new.position(row(10, 10).fec).unwrap();
+        new.remove(at);
+        let at = new.position(row(3000, 3000).fec).unwrap();
+        new.remove(at);
+        new.push(row(3000, 7)); // a label change: removed, pushed again
+        new.push(row(9000, 9000));
+        let mut d = new.diff(&old);
+        d.sort_by_key(|(p, _)| *p);
+        let want = vec![(row(10, 0).fec, None), (row(3000, 0).fec, Some(7)), (row(9000, 0).fec, Some(9000))];
+        assert_eq!(d, want);
+        // A table built afresh shares nothing: the same answer the slow way.
+        let mut fresh = LspTable::new();
+        for r in new.iter() {
+            fresh.push(*r);
+        }
+        let mut d = fresh.diff(&old);
+        d.sort_by_key(|(p, _)| *p);
+        assert_eq!(d, want);
+
+        // Many label changes in one commit (the set path): only the new labels.
+        let mut big = old.clone();
+        for i in 100..300 {
+            let at = big.position(row(i, i).fec).unwrap();
+            big.remove(at);
+            big.push(row(i, i + 1));
+        }
+        let mut d = big.diff(&old);
+        d.sort_by_key(|(p, _)| *p);
+        assert_eq!(d, (100..300).map(|i| (row(i, 0).fec, Some(i + 1))).collect::<Vec<_>>());
     }
 }

@@ -50,6 +50,9 @@ impl Delta {
                 | Edit::PeerAs { .. }
                 | Edit::PeerFamily { .. }
                 | Edit::DelPeer(_)
+                | Edit::PeerRouteLimit { .. }
+                | Edit::PeerPassword { .. }
+                | Edit::PeerTtlHops { .. }
                 | Edit::SetPeer(_) => {}
                 // VPN instances, bindings, MPLS: labels and tables move.
                 Edit::Vpn(_) => d.rebuild = true,

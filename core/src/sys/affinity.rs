@@ -73,6 +73,33 @@ pub fn default_cores(n: usize) -> Vec<usize> {
     (0..n).map(|i| avail - 1 - (i % avail)).collect()
 }
 
+/// The warning for `workers` poll-mode workers placed on `cores` (`cores[w % len]`)
+/// when two of them share a core: they would time-slice, each spinning through the
+/// other's scheduler ticks. `None` when every worker has a core of its own.
+pub fn shared_core_warning(workers: usize, cores: &[usize]) -> Option<String> {
+    if cores.is_empty() {
+        return None;
+    }
+    let placed: Vec<usize> = (0..workers).map(|w| cores[w % cores.len()]).collect();
+    for (w, c) in placed.iter().enumerate() {
+        if let Some(first) = placed[..w].iter().position(|d| d == c) {
+            let avail = core_affinity::get_core_ids().map_or(1, |v| v.len()).max(1);
+            return Some(format!(
+                "workers {first} and {w} share core {c} ({workers} workers on {} distinct core(s), {avail} available): \
+                 poll-mode workers on one core time-slice and each stalls for the other's scheduler ticks; give \
+                 each worker its own core (--cores) or use fewer workers",
+                {
+                    let mut d = placed.clone();
+                    d.sort_unstable();
+                    d.dedup();
+                    d.len()
+                }
+            ));
+        }
+    }
+    None
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -93,5 +120,15 @@ mod tests {
         assert!(parse_core_list(&"0-1023,".repeat(3)).is_err(), "repeated ranges are bounded too");
         assert_eq!(parse_core_list("0-1023").unwrap().len(), 1024);
         assert_eq!(default_cores(1).len(), 1);
+    }
+
+    #[test]
+    fn workers_sharing_a_core_are_named() {
+        assert_eq!(shared_core_warning(2, &[0, 1]), None);
+        assert_eq!(shared_core_warning(1, &[1, 1]), None);
+        let w = shared_core_warning(2, &[1, 1]).unwrap();
+        assert!(w.starts_with("workers 0 and 1 share core 1 (2 workers on 1 distinct core(s)"), "{w}");
+        let w = shared_core_warning(3, &[1, 0]).unwrap();
+        assert!(w.starts_with("workers 0 and 2 share core 1"), "{w}");
     }
 }

@@ -257,7 +257,9 @@ impl Profile {
             (None, None) => 100_000,
         };
         if packets == 0 || packets > MAX_PACKETS {
-            return Err(invalid("packets", format!("{packets} packets is not in 1..={MAX_PACKETS}")));
+            // The key the user wrote: duration_s (at rate_pps) when packets is not given.
+            let key = if raw.packets.is_none() { "duration_s" } else { "packets" };
+            return Err(invalid(key, format!("{packets} packets is not in 1..={MAX_PACKETS}")));
         }
         let size = match &raw.size {
             None => SizeMix::Fixed(64),
@@ -276,8 +278,11 @@ impl Profile {
             return Err(invalid("labels.count", "must be at least 1"));
         }
         if first_label < 16 || first_label as u64 + blocks * label_count as u64 > LABEL_MAX as u64 + 1 {
+            // `labels.first` when it is the one out of range or was given; otherwise the
+            // count (with the default first label) is too big.
+            let key = if first_label < 16 || l.first.is_some() { "labels.first" } else { "labels.count" };
             return Err(invalid(
-                "labels.first",
+                key,
                 format!(
                     "labels {first_label}..{} do not fit 16..=1048575{}",
                     first_label as u64 + blocks * label_count as u64,
@@ -759,6 +764,9 @@ pub(crate) mod tests {
             ("[labels]\nentropy_share = 2.0", "labels.entropy_share"),
             ("[vlan]\ntags = 3", "vlan.tags"),
             ("flows = 10\n[labels]\ncount = 20", "flows"),
+            ("duration_s = 1e9", "duration_s"),
+            ("packets = 2000000000000", "packets"),
+            ("[labels]\ncount = 2000000", "labels.count"),
         ] {
             let e = Profile::parse(text).unwrap_err().to_string();
             assert!(e.starts_with(&format!("`{key}`")), "{text:?}: {e}");

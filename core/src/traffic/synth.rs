@@ -63,24 +63,40 @@ pub fn synth_v6_dst(l: u32) -> Ipv6Addr {
 }
 
 impl Synth {
-    /// Checks the parameters.
+    /// The smallest frame that holds `depth` labels and an IPv4 (or, with IPv6 traffic,
+    /// IPv6) header.
+    pub fn min_size(depth: usize, v6: bool) -> usize {
+        14 + 4 * depth.max(1) + if v6 { 48 } else { 28 }
+    }
+
+    /// Checks the parameters (messages name `gen synth`'s options).
     pub fn check(&self) -> Result<(), String> {
-        let min = 14 + 4 * self.depth.max(1) + if self.v6_share > 0.0 { 48 } else { 28 };
-        if self.size < min || self.size > 9000 {
-            return Err(format!("size {} must be in {min}..=9000 for this stack depth and IP mix", self.size));
+        let min = Synth::min_size(self.depth, self.v6_share > 0.0);
+        let max = crate::traffic::profile::MAX_FRAME_BYTES;
+        if self.size < min || self.size > max {
+            return Err(format!(
+                "--size {} must be in {min}..={max} for this stack depth and IP mix (replay's frame buffers hold \
+                 {max} bytes: larger frames are dropped as oversize)",
+                self.size
+            ));
         }
         let blocks = if self.v6_share > 0.0 { 2 } else { 1 };
         if self.labels == 0
             || self.first_label < 16
             || self.first_label as u64 + blocks * self.labels as u64 > (1 << 20)
         {
-            return Err("labels must be in 16..=1048575".into());
+            return Err(format!(
+                "--first-label {} + --labels {}{} must fit in 16..=1048575",
+                self.first_label,
+                self.labels,
+                if blocks == 2 { " x 2 (IPv6 traffic uses a second block)" } else { "" }
+            ));
         }
         if !(0.0..=1.0).contains(&self.v6_share) {
-            return Err("v6 share must be in 0..=1".into());
+            return Err(format!("--v6-share {} must be in 0..=1", self.v6_share));
         }
         if !(1..=8).contains(&self.depth) {
-            return Err("depth must be in 1..=8".into());
+            return Err(format!("--depth {} must be in 1..=8", self.depth));
         }
         if let Some(t) = self.transport_label {
             if self.depth > 7 {

@@ -45,13 +45,6 @@ fn valid_attrs() -> Vec<(u8, u8, Vec<u8>)> {
     vec![(0x40, 1, vec![0]), (0x40, 2, vec![2, 1, 0, 0, 0, 200]), (0x90, 14, reach)]
 }
 
-fn code_of(b: &[u8]) -> Result<(u8, u8), String> {
-    match decode(b, CTX) {
-        Ok(m) => Err(format!("decoded: {m:?}")),
-        Err(n) => Ok(codes(&n)),
-    }
-}
-
 #[test]
 fn labels_carry_bottom_of_stack() {
     let l = label_field(48122);
@@ -165,6 +158,26 @@ enum Break {
     UnknownWellKnown(u8),
     AttrOverrun(u8),
     TotalOverrun(u16),
+    PlainNlriTruncated(u8),
+    MpReachTwice,
+    MpReachNextHopLength(u8),
+    AtomicAggregateLength(u8),
+    AsPathSegmentEmpty,
+    TwoLabels,
+    UnknownOptional(u8),
+}
+
+/// What a broken message must get.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Want {
+    /// A NOTIFICATION (code, subcode) and a session reset.
+    Reset(u8, u8),
+    /// RFC 7606 treat-as-withdraw: no reset, no route announced.
+    Withdraw,
+    /// RFC 7606 attribute discard: no reset, the route announced.
+    Discard,
+    /// Accepted as it is.
+    Accept,
 }
 
 fn breaks() -> impl Strategy<Value = Break> {
@@ -187,6 +200,13 @@ fn breaks() -> impl Strategy<Value = Break> {
         (19u8..=255).prop_filter("known codes", |c| ![32, 35, 40].contains(c)).prop_map(Break::UnknownWellKnown),
         (1u8..=50).prop_map(Break::AttrOverrun),
         (1u16..=200).prop_map(Break::TotalOverrun),
+        (9u8..=32).prop_map(Break::PlainNlriTruncated),
+        Just(Break::MpReachTwice),
+        (0u8..=40).prop_filter("valid lengths", |n| ![4, 16, 32].contains(n)).prop_map(Break::MpReachNextHopLength),
+        (1u8..=8).prop_map(Break::AtomicAggregateLength),
+        Just(Break::AsPathSegmentEmpty),
+        Just(Break::TwoLabels),
+        (19u8..=255).prop_filter("known codes", |c| ![32, 35, 40].contains(c)).prop_map(Break::UnknownOptional),
     ]
 }
 
@@ -195,77 +215,77 @@ fn valid_open() -> Vec<u8> {
 }
 
 /// The broken message and the (code, subcode) it must get.
-fn apply_break(b: &Break) -> (Vec<u8>, (u8, u8)) {
+fn apply_break(b: &Break) -> (Vec<u8>, Want) {
     let upd = |attrs: Vec<(u8, u8, Vec<u8>)>, nlri: &[u8]| frame(2, &update_body(&[], &attrs, nlri));
     let mut attrs = valid_attrs();
     match b {
         Break::Marker(i, v) => {
             let mut m = valid_open();
             m[*i] = *v;
-            (m, (1, 1))
+            (m, Want::Reset(1, 1))
         }
         Break::Length(l) => {
             let mut m = valid_open();
             m[16..18].copy_from_slice(&l.to_be_bytes());
-            (m, (1, 2))
+            (m, Want::Reset(1, 2))
         }
         Break::Type(t) => {
             let mut m = encode(&BgpMessage::KeepAlive);
             m[18] = *t;
-            (m, (1, 3))
+            (m, Want::Reset(1, 3))
         }
-        Break::KeepaliveBody(n) => (frame(4, &vec![0; *n]), (1, 2)),
+        Break::KeepaliveBody(n) => (frame(4, &vec![0; *n]), Want::Reset(1, 2)),
         Break::OpenVersion(v) => {
             let mut m = valid_open();
             m[19] = *v;
-            (m, (2, 1))
+            (m, Want::Reset(2, 1))
         }
         Break::OpenHold(h) => {
             let mut m = valid_open();
             m[22..24].copy_from_slice(&h.to_be_bytes());
-            (m, (2, 6))
+            (m, Want::Reset(2, 6))
         }
         Break::OpenIdZero => {
             let mut m = valid_open();
             m[24..28].fill(0);
-            (m, (2, 3))
+            (m, Want::Reset(2, 3))
         }
         Break::OpenParamType(t) => {
             let mut m = valid_open();
             m[29] = *t;
-            (m, (2, 4))
+            (m, Want::Reset(2, 4))
         }
         Break::OriginValue(v) => {
             attrs[0].2 = vec![*v];
-            (upd(attrs, &[]), (3, 6))
+            (upd(attrs, &[]), Want::Withdraw)
         }
         Break::OriginOptional => {
             attrs[0].0 |= 0x80;
-            (upd(attrs, &[]), (3, 4))
+            (upd(attrs, &[]), Want::Withdraw)
         }
         Break::OriginLength(n) => {
             attrs[0].2 = vec![0; *n];
-            (upd(attrs, &[]), (3, 5))
+            (upd(attrs, &[]), Want::Withdraw)
         }
         Break::NextHopLength(n) => {
             attrs.push((0x40, 3, vec![1; *n]));
-            (upd(attrs, &[]), (3, 5))
+            (upd(attrs, &[]), Want::Withdraw)
         }
         Break::MissingOrigin => {
             attrs.remove(0);
-            (upd(attrs, &[]), (3, 3))
+            (upd(attrs, &[]), Want::Withdraw)
         }
         Break::MissingAsPath => {
             attrs.remove(1);
-            (upd(attrs, &[]), (3, 3))
+            (upd(attrs, &[]), Want::Withdraw)
         }
         Break::Duplicate => {
             attrs.push(attrs[0].clone());
-            (upd(attrs, &[]), (3, 1))
+            (upd(attrs, &[]), Want::Discard)
         }
         Break::UnknownWellKnown(c) => {
             attrs.push((0x40, *c, vec![1, 2]));
-            (upd(attrs, &[]), (3, 2))
+            (upd(attrs, &[]), Want::Reset(3, 2))
         }
         Break::AttrOverrun(extra) => {
             // The last attribute claims more octets than the attribute list holds.
@@ -273,14 +293,47 @@ fn apply_break(b: &Break) -> (Vec<u8>, (u8, u8)) {
             let at = m.len() - valid_attrs()[2].2.len() - 2;
             let len = u16::from_be_bytes([m[at], m[at + 1]]) + u16::from(*extra);
             m[at..at + 2].copy_from_slice(&len.to_be_bytes());
-            (m, (3, 1))
+            (m, Want::Withdraw)
         }
         Break::TotalOverrun(extra) => {
             let mut m = upd(attrs, &[]);
             let at = HEADER_LEN + 2;
             let len = u16::from_be_bytes([m[at], m[at + 1]]) + extra;
             m[at..at + 2].copy_from_slice(&len.to_be_bytes());
-            (m, (3, 1))
+            (m, Want::Reset(3, 1))
+        }
+        Break::PlainNlriTruncated(bits) => {
+            // RFC 4271 section 6.3 / RFC 7606 section 5.3: 3/10, a reset.
+            attrs.push((0x40, 3, vec![198, 18, 0, 2]));
+            (upd(attrs, &[*bits, 10]), Want::Reset(3, 10))
+        }
+        Break::MpReachTwice => {
+            attrs.push(attrs[2].clone());
+            (upd(attrs, &[]), Want::Reset(3, 9))
+        }
+        Break::MpReachNextHopLength(n) => {
+            let mut reach = vec![0, 1, 4, *n];
+            reach.extend(std::iter::repeat_n(7, usize::from(*n)));
+            reach.extend_from_slice(&[0, 48, 0x0b, 0xbf, 0xa1, 10, 1, 1]);
+            attrs[2].2 = reach;
+            (upd(attrs, &[]), Want::Reset(3, 9))
+        }
+        Break::AtomicAggregateLength(n) => {
+            attrs.push((0x40, 6, vec![0; usize::from(*n)]));
+            (upd(attrs, &[]), Want::Discard)
+        }
+        Break::AsPathSegmentEmpty => {
+            attrs[1].2 = vec![2, 0];
+            (upd(attrs, &[]), Want::Withdraw)
+        }
+        Break::TwoLabels => {
+            // RFC 8277 section 2.3: more labels than negotiated: that route withdrawn.
+            attrs[2].2 = vec![0, 1, 4, 4, 198, 18, 0, 2, 0, 72, 0x0b, 0xbf, 0xa0, 0x0b, 0xbf, 0xa1, 10, 1, 1];
+            (upd(attrs, &[]), Want::Withdraw)
+        }
+        Break::UnknownOptional(c) => {
+            attrs.push((0xc0, *c, vec![1, 2, 3]));
+            (upd(attrs, &[]), Want::Accept)
         }
     }
 }
@@ -297,11 +350,52 @@ proptest! {
         let (m, want) = apply_break(&b);
         let mut f = Framer::default();
         f.push(&m);
-        let got = match f.next_frame() {
-            Err(n) => codes(&n),
-            Ok(Some(frame)) => code_of(&frame).map_err(|e| TestCaseError::fail(format!("{b:?}: {e}")))?,
+        let frame = match f.next_frame() {
+            Err(n) => {
+                let (c, s) = codes(&n);
+                prop_assert_eq!(Want::Reset(c, s), want, "{:?}", b);
+                CHECKED.fetch_add(1, Ordering::Relaxed);
+                return Ok(());
+            }
+            Ok(Some(frame)) => frame,
             // A length above the bytes present: the framer waits; decode() sees it.
-            Ok(None) => code_of(&m).map_err(|e| TestCaseError::fail(format!("{b:?}: {e}")))?,
+            Ok(None) => m.clone(),
+        };
+        let got = if frame.get(18) == Some(&2) && decode_header(&frame).is_ok() {
+            match update::parse(&frame[HEADER_LEN..], UpdateCtx { asn4: true, ibgp: false }) {
+                Err(r) => {
+                    let (c, s) = codes(&r.notification);
+                    // RFC 4271 section 6.3: 3/9 carries the attribute.
+                    if (c, s) == (3, 9) {
+                        let data = &encode(&BgpMessage::Notification(r.notification.clone()))[HEADER_LEN + 2..];
+                        prop_assert!(data.len() >= 3 && frame.windows(data.len()).any(|w| w == data), "{:?}", b);
+                    }
+                    Want::Reset(c, s)
+                }
+                Ok(u) if u.treat_as_withdraw.is_some() => {
+                    // Withdrawn, unless the attribute that overran was MP_REACH_NLRI
+                    // itself (its routes cannot be located).
+                    prop_assert!(u.announced.is_empty(), "{:?}: {:?}", b, u);
+                    prop_assert!(!u.withdrawn.is_empty() || matches!(b, Break::AttrOverrun(_)), "{:?}", b);
+                    Want::Withdraw
+                }
+                Ok(u) if !u.discarded.is_empty() => {
+                    prop_assert_eq!(u.announced.len(), 1);
+                    Want::Discard
+                }
+                Ok(u) => {
+                    prop_assert_eq!(u.announced.len(), 1);
+                    Want::Accept
+                }
+            }
+        } else {
+            match decode(&frame, CTX) {
+                Ok(m) => return Err(TestCaseError::fail(format!("{b:?}: decoded {m:?}"))),
+                Err(n) => {
+                    let (c, s) = codes(&n);
+                    Want::Reset(c, s)
+                }
+            }
         };
         prop_assert_eq!(got, want, "{:?}", b);
         CHECKED.fetch_add(1, Ordering::Relaxed);

@@ -1,19 +1,19 @@
 //! Classic pcap: the global header and the records that follow it.
 
-use super::{check_caplen, truncated, Endian, Error, Format, Record, LINKTYPE_ETHERNET, NS_PER_SEC};
+use super::{check_caplen, cooked, truncated, Endian, Error, Format, Record, NS_PER_SEC};
 
 pub(super) const CLASSIC_HEADER_LEN: usize = 24;
 pub(super) const CLASSIC_RECORD_HEADER_LEN: usize = 16;
 
 /// Indexes every record of the classic pcap `d`, whose magic said byte order `e`
-/// and timestamp unit `format`.
-pub(super) fn parse(d: &[u8], e: Endian, format: Format) -> Result<(Vec<Record>, Format), Error> {
+/// and timestamp unit `format`; also returns the link type (Ethernet or cooked).
+pub(super) fn parse(d: &[u8], e: Endian, format: Format) -> Result<(Vec<Record>, Format, u32), Error> {
     if d.len() < CLASSIC_HEADER_LEN {
         return Err(truncated(0, 0, "incomplete pcap global header"));
     }
     let rd = |at| e.u32(d, at).unwrap_or(0); // in bounds: checked just above / below
     let linktype = rd(20) & 0xffff;
-    if linktype != LINKTYPE_ETHERNET {
+    if !cooked::readable(linktype) {
         return Err(Error::LinkType { linktype, offset: 20, interface: None });
     }
     let frac_ns: u64 = if format == Format::PcapNano { 1 } else { 1_000 };
@@ -42,5 +42,5 @@ pub(super) fn parse(d: &[u8], e: Endian, format: Format) -> Result<(Vec<Record>,
         });
         pos = data_start + caplen as usize;
     }
-    Ok((records, format))
+    Ok((records, format, linktype))
 }

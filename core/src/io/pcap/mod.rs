@@ -22,7 +22,8 @@
 //!   pcap-savefile(5) only its low 16 bits are the link type (bits 16..=25 are
 //!   reserved and must be ignored by readers, bit 26 flags a known FCS length,
 //!   bits 28..=31 carry the FCS length), so the link type is `field & 0xffff`
-//!   and must be 1 (Ethernet). The version fields are not checked.
+//!   and must be 1 (Ethernet), or 113/276 (Linux cooked, `tcpdump -i any`: converted
+//!   to Ethernet at open, see `cooked`). The version fields are not checked.
 //! * pcapng: any number of sections, each with its own byte order. Interface
 //!   Description Blocks provide link type, snaplen, `if_tsresol` (default
 //!   10^-6; high bit set means a power of two) and `if_tsoffset` (seconds).
@@ -76,6 +77,7 @@ use std::path::Path;
 use memmap2::Mmap;
 
 mod classic;
+mod cooked;
 mod pcapng;
 mod writer;
 
@@ -127,7 +129,7 @@ pub enum Error {
     },
     /// Packets with a link type other than Ethernet.
     #[error(
-        "link type {linktype} is not Ethernet (1) at byte offset {offset}{}",
+        "link type {linktype} is not Ethernet (1) or Linux cooked (113, 276) at byte offset {offset}{}",
         iface_suffix(.interface)
     )]
     LinkType {
@@ -160,6 +162,22 @@ pub enum Error {
         interface: u32,
         /// Number of interfaces declared so far in the section.
         declared: u32,
+    },
+    /// A record of a Linux cooked capture shorter than its cooked header.
+    #[error(
+        "record {record}: packet data at byte offset {offset} is {len} bytes, shorter than the {need}-byte Linux cooked (link type {linktype}) header"
+    )]
+    Cooked {
+        /// Start of the packet data.
+        offset: u64,
+        /// Number of the packet record.
+        record: u64,
+        /// Its captured length.
+        len: u32,
+        /// The cooked header's length (16 or 20).
+        need: u32,
+        /// 113 or 276.
+        linktype: u16,
     },
     /// A record's captured length exceeds [`MAX_CAPLEN`].
     #[error("record {record} at byte offset {offset}: caplen {caplen} exceeds the maximum of {limit}")]
@@ -325,13 +343,21 @@ impl Capture {
         // truncation raises SIGBUS on access). Capture files are read-only
         // inputs to popgo, so callers uphold this.
         let map = unsafe { Mmap::map(&file) }.map_err(io_err)?;
-        let (records, format) = parse(&map)?;
+        let (records, format, links) = parse(&map)?;
+        if !links.is_empty() {
+            let (bytes, records) = cooked::to_ethernet(&map, &records, &links)?;
+            return Ok(Capture::new(Bytes::Owned(bytes), records, format));
+        }
         Ok(Capture::new(Bytes::Mapped(map), records, format))
     }
 
     /// Parses an in-memory capture (same parser as [`Capture::open`]).
     pub fn from_bytes(bytes: Vec<u8>) -> Result<Capture, Error> {
-        let (records, format) = parse(&bytes)?;
+        let (records, format, links) = parse(&bytes)?;
+        if !links.is_empty() {
+            let (bytes, records) = cooked::to_ethernet(&bytes, &records, &links)?;
+            return Ok(Capture::new(Bytes::Owned(bytes), records, format));
+        }
         Ok(Capture::new(Bytes::Owned(bytes), records, format))
     }
 
@@ -436,18 +462,24 @@ impl Endian {
     }
 }
 
-/// Detects the format and indexes every record of `d`.
-fn parse(d: &[u8]) -> Result<(Vec<Record>, Format), Error> {
+/// Detects the format and indexes every record of `d`; with the link type of every
+/// record when one is not Ethernet (a cooked capture; empty otherwise).
+fn parse(d: &[u8]) -> Result<(Vec<Record>, Format, Vec<u16>), Error> {
     let Some(magic) = d.get(..4) else {
         return Err(truncated(0, 0, if d.is_empty() { "empty file" } else { "file shorter than any capture header" }));
     };
     let magic: [u8; 4] = [magic[0], magic[1], magic[2], magic[3]];
+    let classic = |e, f| {
+        let (records, format, link) = classic::parse(d, e, f)?;
+        let links = if link == LINKTYPE_ETHERNET { Vec::new() } else { vec![link as u16; records.len()] };
+        Ok((records, format, links))
+    };
     match magic {
-        [0xd4, 0xc3, 0xb2, 0xa1] => classic::parse(d, Endian::Little, Format::PcapMicro),
-        [0xa1, 0xb2, 0xc3, 0xd4] => classic::parse(d, Endian::Big, Format::PcapMicro),
-        [0x4d, 0x3c, 0xb2, 0xa1] => classic::parse(d, Endian::Little, Format::PcapNano),
-        [0xa1, 0xb2, 0x3c, 0x4d] => classic::parse(d, Endian::Big, Format::PcapNano),
-        [0x0a, 0x0d, 0x0d, 0x0a] => pcapng::parse(d).map(|r| (r, Format::PcapNg)),
+        [0xd4, 0xc3, 0xb2, 0xa1] => classic(Endian::Little, Format::PcapMicro),
+        [0xa1, 0xb2, 0xc3, 0xd4] => classic(Endian::Big, Format::PcapMicro),
+        [0x4d, 0x3c, 0xb2, 0xa1] => classic(Endian::Little, Format::PcapNano),
+        [0xa1, 0xb2, 0x3c, 0x4d] => classic(Endian::Big, Format::PcapNano),
+        [0x0a, 0x0d, 0x0d, 0x0a] => pcapng::parse(d).map(|(r, links)| (r, Format::PcapNg, links)),
         _ => Err(Error::BadMagic { magic }),
     }
 }

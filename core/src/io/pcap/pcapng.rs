@@ -1,6 +1,6 @@
 //! pcapng: sections, interface descriptions and the three packet block kinds.
 
-use super::{check_caplen, malformed, truncated, Endian, Error, Record, LINKTYPE_ETHERNET, NS_PER_SEC};
+use super::{check_caplen, cooked, malformed, truncated, Endian, Error, Record, LINKTYPE_ETHERNET, NS_PER_SEC};
 
 pub(super) const BT_SHB: u32 = 0x0A0D_0D0A;
 pub(super) const BT_IDB: u32 = 0x0000_0001;
@@ -60,7 +60,7 @@ impl Interface {
     }
 }
 
-/// Looks up the interface of a packet block and checks it is Ethernet.
+/// Looks up the interface of a packet block and checks it is Ethernet (or cooked).
 fn packet_iface(ifaces: &[Interface], id: u32, block: usize, rec: usize) -> Result<&Interface, Error> {
     let iface = ifaces.get(id as usize).ok_or(Error::UnknownInterface {
         offset: block as u64,
@@ -68,7 +68,7 @@ fn packet_iface(ifaces: &[Interface], id: u32, block: usize, rec: usize) -> Resu
         interface: id,
         declared: ifaces.len() as u32,
     })?;
-    if iface.linktype != LINKTYPE_ETHERNET {
+    if !cooked::readable(iface.linktype) {
         return Err(Error::LinkType { linktype: iface.linktype, offset: block as u64, interface: Some(id) });
     }
     Ok(iface)
@@ -113,9 +113,23 @@ fn parse_idb_options(opts: &[u8], e: Endian, block: usize, rec: usize, iface: &m
     Ok(())
 }
 
-/// Indexes every packet record of the pcapng file `d`.
-pub(super) fn parse(d: &[u8]) -> Result<Vec<Record>, Error> {
+/// Records of packets on non-Ethernet (cooked) interfaces: empty while every packet so
+/// far is Ethernet, then one link type per record.
+fn note_link(links: &mut Vec<u16>, records: usize, linktype: u32) {
+    if links.is_empty() && linktype == LINKTYPE_ETHERNET {
+        return;
+    }
+    if links.is_empty() {
+        links.resize(records, LINKTYPE_ETHERNET as u16);
+    }
+    links.push(linktype as u16);
+}
+
+/// Indexes every packet record of the pcapng file `d`; also returns the link type of
+/// each record when one is not Ethernet (empty otherwise).
+pub(super) fn parse(d: &[u8]) -> Result<(Vec<Record>, Vec<u16>), Error> {
     let mut records = Vec::new();
+    let mut links = Vec::new();
     let mut ifaces: Vec<Interface> = Vec::new();
     // Replaced by the first SHB, which the magic check guarantees is first.
     let mut e = Endian::Little;
@@ -186,6 +200,7 @@ pub(super) fn parse(d: &[u8]) -> Result<Vec<Record>, Error> {
                 let id =
                     if btype == BT_EPB { e.u32(body, 0).unwrap_or(0) } else { u32::from(e.u16(body, 0).unwrap_or(0)) };
                 let iface = packet_iface(&ifaces, id, pos, rec)?;
+                note_link(&mut links, records.len(), iface.linktype);
                 let hi = u64::from(e.u32(body, 4).unwrap_or(0));
                 let lo = u64::from(e.u32(body, 8).unwrap_or(0));
                 let caplen = e.u32(body, 12).unwrap_or(0);
@@ -210,6 +225,7 @@ pub(super) fn parse(d: &[u8]) -> Result<Vec<Record>, Error> {
                     return Err(malformed(pos, rec, "simple packet block shorter than 16 bytes"));
                 }
                 let iface = packet_iface(&ifaces, 0, pos, rec)?;
+                note_link(&mut links, records.len(), iface.linktype);
                 let origlen = e.u32(body, 0).unwrap_or(0);
                 let mut caplen = origlen.min((body.len() - 4) as u32);
                 if iface.snaplen != 0 {
@@ -222,5 +238,5 @@ pub(super) fn parse(d: &[u8]) -> Result<Vec<Record>, Error> {
         }
         pos += total;
     }
-    Ok(records)
+    Ok((records, links))
 }

@@ -213,7 +213,7 @@ fn classic_fcs_bits_ignored_reserved_bits_ignored() {
 
 #[test]
 fn classic_foreign_linktype() {
-    for lt in [101u32, 113, 0, 228, 0x1000_0071] {
+    for lt in [101u32, 105, 0, 228, 0x1000_0069] {
         let err = Capture::from_bytes(classic(Endian::Little, false, lt, &[])).unwrap_err();
         match err {
             Error::LinkType { linktype, offset: 20, interface: None } => assert_eq!(linktype, lt & 0xffff),
@@ -413,7 +413,7 @@ fn pcapng_header_only_and_idb_only() {
 
 #[test]
 fn pcapng_foreign_linktype() {
-    for lt in [101u16, 113] {
+    for lt in [101u16, 105] {
         let e = Endian::Little;
         let file = cat(&[shb(e), idb(e, 1, 0, None, None), idb(e, lt, 0, None, None), epb(e, 1, 0, 4, &[0; 4])]);
         let at = file.len() - 48;
@@ -427,8 +427,8 @@ fn pcapng_foreign_linktype() {
     }
     // SPB uses interface 0
     let e = Endian::Big;
-    let err = Capture::from_bytes(cat(&[shb(e), idb(e, 113, 0, None, None), spb(e, 4, &[0; 4])])).unwrap_err();
-    assert!(matches!(err, Error::LinkType { linktype: 113, interface: Some(0), .. }), "{err:?}");
+    let err = Capture::from_bytes(cat(&[shb(e), idb(e, 105, 0, None, None), spb(e, 4, &[0; 4])])).unwrap_err();
+    assert!(matches!(err, Error::LinkType { linktype: 105, interface: Some(0), .. }), "{err:?}");
     let err = Capture::from_bytes(cat(&[shb(e), spb(e, 4, &[0; 4])])).unwrap_err();
     assert!(matches!(err, Error::UnknownInterface { interface: 0, declared: 0, .. }), "{err:?}");
 }
