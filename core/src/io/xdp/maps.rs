@@ -228,7 +228,7 @@ impl MmapArray {
 
     /// Writes value `slot` with 32-bit stores. A reader running at the same time could
     /// see a mix of old and new words: callers write only slots no program can reach
-    /// (see `io::offload`, the update order).
+    /// (see `offload`, the update order).
     pub fn write_value(&mut self, slot: usize, value: &[u8]) {
         assert!(slot < self.entries && value.len() == self.value_size, "slot {slot} or value size");
         for (i, w) in value.chunks_exact(4).enumerate() {
