@@ -170,3 +170,37 @@ fn bad_vpn_configs_name_the_line_and_key() {
         assert_eq!(e.trim_end().lines().count(), 1, "one line: {e}");
     }
 }
+
+#[test]
+fn a_vpn_instance_s_routes_come_from_a_table_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = std::fs::read_to_string(l3vpn("l3vpn.toml")).unwrap();
+    // vpna's family reads 10.2.x.0/24 routes from a table file; a line with a label is
+    // an error naming the file and the line.
+    let cfg = base.replacen(
+        "name = \"vpna\"\nfamily = \"ipv4\"\n",
+        "name = \"vpna\"\nfamily = \"ipv4\"\ntable = \"vpna.txt\"\n",
+        1,
+    );
+    assert_ne!(cfg, base);
+    std::fs::write(dir.path().join("c.toml"), &cfg).unwrap();
+    let lines: String = (0..50).map(|i| format!("10.2.{i}.0/24 192.168.{}.1\n", 10 + 10 * (i % 2))).collect();
+    std::fs::write(dir.path().join("vpna.txt"), format!("# vpna\n{lines}")).unwrap();
+    let c = dir.path().join("c.toml");
+    let o = popgo(&["check", "--config", c.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.contains("54 static routes, 52 BGP LSPs"), "{out}");
+    let d = popgo(&["display", "--config", c.to_str().unwrap(), "mpls", "lsp", "protocol", "bgp"]);
+    let t = String::from_utf8(d.stdout).unwrap();
+    assert!(t.lines().any(|l| l.starts_with("10.2.49.0/24") && l.contains("-/to-b1") && l.ends_with("vpna")), "{t}");
+    std::fs::write(dir.path().join("vpna.txt"), "10.2.0.0/24 192.168.10.1\n10.2.1.0/24 192.168.10.1 500\n").unwrap();
+    let o = popgo(&["check", "--config", c.to_str().unwrap()]);
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{e}");
+    assert!(e.contains("vpna.txt: line 2: VPN routes take labels from the dynamic range"), "{e}");
+    // A next hop of another instance's table is not this one's.
+    std::fs::write(dir.path().join("vpna.txt"), "10.2.0.0/24 192.168.99.1\n").unwrap();
+    let o = popgo(&["check", "--config", c.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2));
+}

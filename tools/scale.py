@@ -19,7 +19,11 @@ exceeded).
 
   tools/scale.py [--sizes 100000,500000,1000000] [--repeat 5] [--commits 2000]
                  [--popgo BIN] [--dir DIR] [--max-p99-us 100] [--max-load-s 3]
-                 [--max-rss-mb 600]
+                 [--max-rss-mb 600] [--vpn]
+
+--vpn: the same table inside a VPN instance (vpna, every port bound to it, the routes
+in a `[[bgp.vpn_instance]] table`, labels from the dynamic range in table order, so
+the same ones), and the commits are `ip route-static vpn-instance vpna ...`.
 """
 import argparse, os, re, statistics, subprocess, sys, tempfile, time
 
@@ -33,6 +37,28 @@ def gen(popgo, d, n, count=2000, dist="uniform"):
                         "--dist", dist, "--config-out", cfg, "--table-out", table],
                        check=True, stdout=subprocess.DEVNULL)
     return cfg, pcap
+
+
+def vpnify(cfg):
+    """The VPN form of a synth config and its table (written beside them, once)."""
+    out = cfg.replace(".toml", "-vpn.toml")
+    table = cfg.replace(".toml", ".txt")
+    vtable = cfg.replace(".toml", "-vpn.txt")
+    if os.path.exists(out):
+        return out
+    with open(table) as f, open(vtable, "w") as o:
+        for l in f:
+            if l.startswith("#"):
+                continue
+            o.write(" ".join(l.split()[:2]) + "\n")
+    text = open(cfg).read()
+    text = re.sub(r"(\[\[port\]\]\n(?:[^\[\n][^\n]*\n)*)", lambda m: m.group(1) + 'vpn_instance = "vpna"\n', text)
+    text = re.sub(r"\ntable = .*\n", "\n", text)
+    text += ('\n[[vpn_instance]]\nname = "vpna"\n[vpn_instance.ipv4]\nroute_distinguisher = "100:1"\n'
+             'label_mode = "per-route"\npop_go = true\n\n[[bgp.vpn_instance]]\nname = "vpna"\nfamily = "ipv4"\n'
+             f'table = {os.path.basename(vtable)!r}\n'.replace("'", '"'))
+    open(out, "w").write(text)
+    return out
 
 
 def timed_check(popgo, cfg):
@@ -80,6 +106,7 @@ def main():
     ap.add_argument("--max-p99-us", type=float, default=None)
     ap.add_argument("--max-load-s", type=float, default=None)
     ap.add_argument("--max-rss-mb", type=float, default=None)
+    ap.add_argument("--vpn", action="store_true", help="the table inside a VPN instance")
     a = ap.parse_args()
     # Off the worker's core: a client that the scheduler puts there time-slices with
     # the worker, and commits then wait a scheduler tick for its grace period.
@@ -95,6 +122,8 @@ def main():
     print(f"  {'routes':>9} {'table MB':>9} {'seconds':>8} {'peak RSS MB':>12} {'bytes/route':>12}")
     for n in sizes:
         cfg, _ = gen(a.popgo, d, n)
+        if a.vpn:
+            cfg = vpnify(cfg)
         runs = [timed_check(a.popgo, cfg) for _ in range(a.repeat)]
         secs = statistics.median(r[0] for r in runs)
         rss = statistics.median(r[1] for r in runs)
@@ -107,8 +136,11 @@ def main():
                 failed.append(f"peak RSS of {n} routes {rss / 1024:.0f} MB > {a.max_rss_mb} MB")
 
     n = max(sizes)
-    print(f"2. live: replay --control on {n} routes")
+    print(f"2. live: replay --control on {n} routes" + (" in VPN instance vpna" if a.vpn else ""))
     cfg, _ = gen(a.popgo, d, n)
+    if a.vpn:
+        cfg = vpnify(cfg)
+    route_cmd = "ip route-static vpn-instance vpna" if a.vpn else "ip route-static"
     # Every frame carries label 16: 10.0.0.16/32 via 192.168.0.1 (port p0).
     pcap = os.path.join(d, "single.pcap")
     if not os.path.exists(pcap):
@@ -147,8 +179,8 @@ def main():
             x, y = f"192.168.{l % 16}.1", f"192.168.{(l + 1) % 16}.1"
             frm, to = (y, x) if state.get(l) else (x, y)
             state[l] = not state.get(l)
-            c.cmd(f"ip route-static {pfx} 32 {to}")
-            c.cmd(f"undo ip route-static {pfx} 32 {frm}")
+            c.cmd(f"{route_cmd} {pfx} 32 {to}")
+            c.cmd(f"undo {route_cmd} {pfx} 32 {frm}")
             r = " ".join(c.cmd("commit"))
             m = re.search(r"incremental build ([\d.]+) us.*total ([\d.]+) us", r)
             if not m:
@@ -163,21 +195,24 @@ def main():
             print("  statistics:" + l.strip())
         if a.max_p99_us and p99 > a.max_p99_us:
             failed.append(f"one-route commit p99 {p99:.1f} us > {a.max_p99_us} us")
-        c.cmd("bgp 100")
+        c.cmd("ip vpn-instance vpna" if a.vpn else "bgp 100")
+        if a.vpn:
+            c.cmd("ipv4-family")
         toggles = []
         for on in ["undo apply-label per-route pop-go", "apply-label per-route pop-go"] * 3:
-            c.cmd(on)
+            c.cmd("apply-label per-route" if a.vpn and on.startswith("undo") else on)
             r = " ".join(c.cmd("commit"))
             toggles.append(float(re.search(r"total ([\d.]+) us", r).group(1)))
         print(f"  pop-go toggle over {n} entries: median {statistics.median(toggles) / 1000:.2f} ms, "
               f"max {max(toggles) / 1000:.2f} ms")
-        c.cmd("quit")
+        c.cmd("return")
+        c.cmd("system-view")
 
         print("4. the traffic follows a commit (label 16: 10.0.0.16/32)")
         for frm, to, old, new in [("192.168.0.1", "192.168.1.1", "p0", "p1"),
                                   ("192.168.1.1", "192.168.0.1", "p1", "p0")]:
-            c.cmd(f"ip route-static 10.0.0.16 32 {to}")
-            c.cmd(f"undo ip route-static 10.0.0.16 32 {frm}")
+            c.cmd(f"{route_cmd} 10.0.0.16 32 {to}")
+            c.cmd(f"undo {route_cmd} 10.0.0.16 32 {frm}")
             c.cmd("commit")
             time.sleep(0.2)
             s0 = counters(c)

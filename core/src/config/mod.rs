@@ -879,6 +879,7 @@ impl Config {
                     label_mode,
                     net_prefixes: &mut net_prefixes,
                     labels: &labels,
+                    vrf: vpn::PUBLIC,
                 };
                 table::read_file(&path, checks, &mut cfg.static_routes, &mut networks).map_err(|e| match e {
                     table::ReadError::File(msg) => {
@@ -1009,6 +1010,39 @@ impl Config {
                 peers.push(Peer { address, asn, source, families, route_limit, password, ttl_hops, line });
             }
             let vpn_families = vpn::bgp_families(&b.vpn_instance, &cfg, &lines)?;
+            // A VPN family's route table file: its routes and networks, after the
+            // public ones.
+            for (r, f) in b.vpn_instance.iter().zip(&vpn_families) {
+                let Some(t) = vpn::table_key(r) else { continue };
+                let path = match dir {
+                    Some(d) if !d.as_os_str().is_empty() => d.join(t.get_ref()),
+                    _ => std::path::PathBuf::from(t.get_ref()),
+                };
+                let checks = table::Checks {
+                    neighbors: &cfg.neighbors,
+                    routes: &route_keys,
+                    label_mode: LabelMode::PerRoute,
+                    net_prefixes: &mut net_prefixes,
+                    labels: &labels,
+                    vrf: f.vrf,
+                };
+                let first = cfg.static_routes.len();
+                table::read_file(&path, checks, &mut cfg.static_routes, &mut networks).map_err(|e| match e {
+                    table::ReadError::File(msg) => {
+                        invalid(lines.of(t), "bgp.vpn_instance.table", format!("{}: {msg}", path.display()))
+                    }
+                    table::ReadError::Line(line, msg) => {
+                        ConfigError::Table { path: path.display().to_string(), line, msg }
+                    }
+                })?;
+                if let Some(r) = cfg.static_routes[first..].iter().find(|r| r.prefix.is_v4() != f.v4) {
+                    return Err(ConfigError::Table {
+                        path: path.display().to_string(),
+                        line: r.line,
+                        msg: format!("{} is not of the family's address family", r.prefix),
+                    });
+                }
+            }
             cfg.bgp = Some(Bgp {
                 asn,
                 label_mode,

@@ -82,6 +82,10 @@ pub(super) struct Checks<'a> {
     pub net_prefixes: &'a mut FastSet<Prefix>,
     /// Static labels of the config's `[[bgp.network]]`s.
     pub labels: &'a FastMap<u32, Prefix>,
+    /// The routing table the lines are in: 0 for the public table, a VPN instance's
+    /// VRF id for its `[[bgp.vpn_instance]] table` (next hops are that instance's
+    /// neighbors; VPN routes take no static label).
+    pub vrf: u16,
 }
 
 /// Parses a table from `input`, appending a route and a network per line.
@@ -106,7 +110,7 @@ fn read_lines(
     networks: &mut Vec<Network>,
 ) -> Result<(), (usize, String)> {
     // Families of the neighbors (a next hop must be one of its prefix's family).
-    let neighbors: HashMap<IpAddr, ()> = c.neighbors.iter().map(|n| (n.ip, ())).collect();
+    let neighbors: HashMap<IpAddr, ()> = c.neighbors.iter().filter(|n| n.vrf == c.vrf).map(|n| (n.ip, ())).collect();
     let mut labels = LabelSet::default();
     for l in c.labels.keys() {
         labels.insert(*l);
@@ -144,7 +148,10 @@ fn read_lines(
         if let Some(x) = extra {
             return Err((line, format!("unexpected {x:?} after the label (want PREFIX NEXT-HOP [LABEL])")));
         }
-        let prefix = Prefix::parse(prefix).map_err(|m| (line, m))?;
+        let prefix = Prefix::parse(prefix).map_err(|m| (line, m))?.in_vrf(c.vrf);
+        if c.vrf != 0 && label.is_some() {
+            return Err((line, "VPN routes take labels from the dynamic range (want PREFIX NEXT-HOP)".into()));
+        }
         let next_hop: IpAddr = nh.parse().map_err(|_| (line, format!("next hop {nh:?} is not an IP address")))?;
         if prefix.is_v4() != next_hop.is_ipv4() {
             return Err((line, format!("next hop {next_hop} is not of the family of {prefix}")));

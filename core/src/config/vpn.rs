@@ -219,6 +219,12 @@ pub(super) struct RawBgpVpn {
     name: Spanned<String>,
     family: Spanned<String>,
     import_static: Option<bool>,
+    table: Option<Spanned<String>>,
+}
+
+/// The `table` key of a `[[bgp.vpn_instance]]`.
+pub(super) fn table_key(r: &Spanned<RawBgpVpn>) -> Option<&Spanned<String>> {
+    r.get_ref().table.as_ref()
 }
 
 #[derive(Deserialize)]

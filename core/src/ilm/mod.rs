@@ -133,10 +133,11 @@ impl Snapshot {
         self.lsps.iter().map(|l| self.row_of(l))
     }
 
-    /// Bytes of heap per part: (ILM, FIB, LSP table), shared parts included (for the
-    /// memory breakdown).
+    /// Bytes of heap per part: (ILM, FIBs of every table, LSP table), shared parts
+    /// included (for the memory breakdown).
     pub fn heap_bytes(&self) -> (usize, usize, usize) {
         let ilm_chunks = if self.ilm.is_empty() { 0 } else { self.ilm.chunk_count() };
-        (2048 + ilm_chunks * table::CHUNK_SLOTS * 4, self.fib.heap_bytes(), self.lsps.heap_bytes())
+        let fibs = self.fib.heap_bytes() + self.vrf_fibs.iter().map(|f| f.heap_bytes()).sum::<usize>();
+        (2048 + ilm_chunks * table::CHUNK_SLOTS * 4, fibs, self.lsps.heap_bytes())
     }
 }
