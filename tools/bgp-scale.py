@@ -74,10 +74,11 @@ def bird_established(ns, ctl, proto):
     return "Established" in birdc(ns, ctl, "show", "protocols", proto)
 
 
-def wait_count(ns, ctl, n, since, failed, what):
+def wait_count(ns, ctl, n, since, failed, what, popgo):
     while bird_count(ns, ctl) < n:
-        if time.monotonic() - since > 900:
-            failed.append(f"{what}: not all {n} routes after 900 s")
+        if time.monotonic() - since > 900 or popgo.poll() is not None:
+            failed.append(f"{what}: not all {n} routes after {time.monotonic() - since:.0f} s "
+                          f"(popgo {'exited' if popgo.poll() is not None else 'runs'})")
             break
         time.sleep(0.1)
     return time.monotonic() - since
@@ -109,12 +110,14 @@ def bird_compare(a, d, n, asn, pcfg, pcap, procs, failed):
     procs.append(p)
     connect(sock, p, timeout=300)
     while not bird_established(NS_D, dctl, "c"):
+        if p.poll() is not None:
+            sys.exit("popgo exited (see popgo.log)")
         time.sleep(0.02)
-    popgo_s = wait_count(NS_D, dctl, n, time.monotonic(), failed, "popgo -> BIRD")
+    popgo_s = wait_count(NS_D, dctl, n, time.monotonic(), failed, "popgo -> BIRD", p)
     birdc(NS_D, dctl, "enable", "e")
     while not bird_established(NS_E, ectl, "d"):
         time.sleep(0.02)
-    bird_s = wait_count(NS_E, ectl, n, time.monotonic(), failed, "BIRD -> BIRD")
+    bird_s = wait_count(NS_E, ectl, n, time.monotonic(), failed, "BIRD -> BIRD", p)
     print(f"full table of {n} routes, from Established until the receiver holds them all: "
           f"popgo -> BIRD {popgo_s:.1f} s, BIRD -> BIRD {bird_s:.1f} s (same run)")
     if popgo_s > bird_s * 1.1:

@@ -20,6 +20,8 @@ use std::time::{Duration, Instant};
 /// RFC 4271 section 8.2.2: the hold timer while waiting for the peer's OPEN ("a large
 /// value", 4 minutes suggested).
 pub const OPEN_HOLD: Duration = Duration::from_secs(240);
+/// Routes per step of the initial advertisement (about 150 UPDATEs, 1 MB).
+pub const SYNC_BATCH: usize = 150 * msg::ROUTES_PER_UPDATE;
 
 /// What the session gets from the driver with every call.
 /// The RD and targets of `p`'s instance family, for a VPN family.
@@ -61,6 +63,9 @@ pub struct Conn {
     keepalive_due: Option<Instant>,
     /// Adj-RIB-Out: what the peer has been told.
     sent: BTreeMap<Prefix, u32>,
+    /// The initial advertisement in progress: `Some(last prefix sent)` (`Some(None)`:
+    /// none yet).
+    initial: Option<Option<Prefix>>,
     out: Vec<u8>,
     closed: Option<Closed>,
     /// The route limit's threshold warning and its alert-only message were logged
@@ -85,6 +90,7 @@ impl Conn {
             hold_deadline: now + OPEN_HOLD,
             keepalive_due: None,
             sent: BTreeMap::new(),
+            initial: None,
             out: Vec::new(),
             closed: None,
             percent_warned: false,
@@ -289,9 +295,32 @@ impl Conn {
         c.st.established += 1;
         c.st.last_error = None;
         tracing::info!("bgp: peer {}: established", c.cfg.peer.address);
-        let all: Vec<(Prefix, Option<u32>)> = c.routes.iter().map(|(p, l)| (*p, Some(*l))).collect();
-        self.apply(&all, now, c);
-        // End-of-RIB for each family (RFC 4724 section 2).
+        self.initial = Some(None);
+        self.pump(now, c);
+    }
+
+    /// The initial advertisement still has routes to send.
+    pub fn pumping(&self) -> bool {
+        self.initial.is_some() && self.closed.is_none()
+    }
+
+    /// Sends the next [`SYNC_BATCH`] routes of the initial advertisement, then the
+    /// End-of-RIB of each family (RFC 4724 section 2) after the last. In batches so
+    /// that the driver writes each while the next is encoded, and the table is read
+    /// a batch at a time: measured 6.5 s popgo -> BIRD against 5.1 s BIRD -> BIRD for
+    /// 1M routes when the whole table was encoded before the first write
+    /// (tools/bgp-scale.py --bird, loaded VM).
+    pub fn pump(&mut self, now: Instant, c: &mut Ctx<'_>) {
+        let Some(from) = self.initial else { return };
+        let lower = from.map_or(std::ops::Bound::Unbounded, std::ops::Bound::Excluded);
+        let batch: Vec<(Prefix, Option<u32>)> =
+            c.routes.range((lower, std::ops::Bound::Unbounded)).take(SYNC_BATCH).map(|(p, l)| (*p, Some(*l))).collect();
+        self.apply(&batch, now, c);
+        if batch.len() == SYNC_BATCH {
+            self.initial = Some(batch.last().map(|(p, _)| *p));
+            return;
+        }
+        self.initial = None;
         for f in self.families.iter() {
             self.send(&msg::withdraw(f, &[]), now, c);
         }

@@ -177,6 +177,25 @@ fn connects_at_once_and_comes_up_with_routes_and_end_of_rib() {
     assert_eq!((h.st.prefixes_sent, h.st.established), (2, 1));
 }
 
+/// A big table goes out in batches (the driver writes one while the next is
+/// encoded), End-of-RIB after the last.
+#[test]
+fn the_initial_advertisement_goes_out_in_batches() {
+    let n = conn::SYNC_BATCH + 100;
+    let mut h = H::new(&[], both(), None);
+    h.routes = (0..n as u32)
+        .map(|i| (Prefix::new(IpAddr::V4(Ipv4Addr::from(0x0a00_0000 + i)), 32).unwrap(), 16 + i))
+        .collect();
+    let id = h.establish(&[V4]);
+    let (a, _, eor) = routes_of(&h.sent(id));
+    assert_eq!((a.len(), eor.len(), h.peer.pumping()), (conn::SYNC_BATCH, 0, true));
+    h.peer.pump(h.now, ctx!(h));
+    h.drain();
+    let (a, _, eor) = routes_of(&h.sent(id));
+    assert_eq!((a.len(), eor, h.peer.pumping()), (100, vec![V4], false));
+    assert_eq!(h.st.prefixes_sent, n);
+}
+
 #[test]
 fn connect_failures_back_off_and_reach_active() {
     let mut h = H::new(&[], both(), None);

@@ -135,6 +135,19 @@ impl Peer {
         self.settle(now, c);
     }
 
+    /// A connection's initial advertisement has more to send ([`Self::pump`]).
+    pub fn pumping(&self) -> bool {
+        self.conns.iter().any(|(_, c)| c.pumping())
+    }
+
+    /// The next batch of each initial advertisement in progress.
+    pub fn pump(&mut self, now: Instant, c: &mut Ctx<'_>) {
+        for (_, conn) in &mut self.conns {
+            conn.pump(now, c);
+        }
+        self.settle(now, c);
+    }
+
     /// Route changes from a commit, for the Established connection.
     pub fn on_routes(&mut self, changes: &[(crate::config::Prefix, Option<u32>)], now: Instant, c: &mut Ctx<'_>) {
         for (_, conn) in &mut self.conns {

@@ -12,7 +12,7 @@ use crate::config::Prefix;
 use std::collections::HashMap;
 use std::io::{Read, Write};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpStream};
-use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, TryRecvError};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -75,37 +75,61 @@ impl Session {
         let mut socks: HashMap<u64, TcpStream> = HashMap::new();
         loop {
             self.act(&mut peer, &mut socks);
-            let wait = peer.deadline().map(|d| d.saturating_duration_since(Instant::now()));
-            let ev = match wait {
-                Some(w) if w.is_zero() => Err(RecvTimeoutError::Timeout),
-                Some(w) => self.rx.recv_timeout(w),
-                None => self.rx.recv().map_err(|_| RecvTimeoutError::Disconnected),
-            };
             let now = Instant::now();
-            match ev {
-                Err(RecvTimeoutError::Timeout) => self.step(|c| peer.on_timer(now, c)),
-                Err(RecvTimeoutError::Disconnected) | Ok(Ev::Stop(_)) => {
-                    let sub = if let Ok(Ev::Stop(s)) = ev { s } else { 2 };
-                    self.step(|c| peer.stop(sub, now, c));
-                    self.act(&mut peer, &mut socks);
-                    return;
+            // While an initial advertisement is in progress, the next batch is encoded
+            // as soon as the last one is written, with the events in between.
+            let ev = if peer.pumping() {
+                match self.rx.try_recv() {
+                    Ok(ev) => Ok(ev),
+                    Err(TryRecvError::Disconnected) => Err(RecvTimeoutError::Disconnected),
+                    Err(TryRecvError::Empty) if peer.deadline().is_some_and(|d| d <= now) => {
+                        Err(RecvTimeoutError::Timeout)
+                    }
+                    Err(TryRecvError::Empty) => {
+                        self.step(|c| peer.pump(now, c));
+                        continue;
+                    }
                 }
-                Ok(Ev::Routes(ch)) => self.step(|c| peer.on_routes(&ch, now, c)),
-                Ok(Ev::Incoming(s)) => self.step(|c| {
-                    let id = peer.on_incoming(local_v4(&s), now, c);
-                    self.start_reader(id, &s);
-                    socks.insert(id, s);
-                }),
-                Ok(Ev::Connected(Ok(s))) => self.step(|c| {
-                    let id = peer.on_connected(local_v4(&s), now, c);
-                    self.start_reader(id, &s);
-                    socks.insert(id, s);
-                }),
-                Ok(Ev::Connected(Err(e))) => self.step(|c| peer.on_connect_failed(&e.to_string(), now, c)),
-                Ok(Ev::Bytes(id, b)) => self.step(|c| peer.on_bytes(id, &b, now, c)),
-                Ok(Ev::Eof(id, why)) => self.step(|c| peer.on_eof(id, &why, now, c)),
+            } else {
+                match peer.deadline().map(|d| d.saturating_duration_since(now)) {
+                    Some(w) if w.is_zero() => Err(RecvTimeoutError::Timeout),
+                    Some(w) => self.rx.recv_timeout(w),
+                    None => self.rx.recv().map_err(|_| RecvTimeoutError::Disconnected),
+                }
             };
+            if self.handle(&mut peer, &mut socks, ev) {
+                return;
+            }
         }
+    }
+
+    /// Feeds one event to the peer; true when the session ends.
+    fn handle(&self, peer: &mut Peer, socks: &mut HashMap<u64, TcpStream>, ev: Result<Ev, RecvTimeoutError>) -> bool {
+        let now = Instant::now();
+        match ev {
+            Err(RecvTimeoutError::Timeout) => self.step(|c| peer.on_timer(now, c)),
+            Err(RecvTimeoutError::Disconnected) | Ok(Ev::Stop(_)) => {
+                let sub = if let Ok(Ev::Stop(s)) = ev { s } else { 2 };
+                self.step(|c| peer.stop(sub, now, c));
+                self.act(peer, socks);
+                return true;
+            }
+            Ok(Ev::Routes(ch)) => self.step(|c| peer.on_routes(&ch, now, c)),
+            Ok(Ev::Incoming(s)) => self.step(|c| {
+                let id = peer.on_incoming(local_v4(&s), now, c);
+                self.start_reader(id, &s);
+                socks.insert(id, s);
+            }),
+            Ok(Ev::Connected(Ok(s))) => self.step(|c| {
+                let id = peer.on_connected(local_v4(&s), now, c);
+                self.start_reader(id, &s);
+                socks.insert(id, s);
+            }),
+            Ok(Ev::Connected(Err(e))) => self.step(|c| peer.on_connect_failed(&e.to_string(), now, c)),
+            Ok(Ev::Bytes(id, b)) => self.step(|c| peer.on_bytes(id, &b, now, c)),
+            Ok(Ev::Eof(id, why)) => self.step(|c| peer.on_eof(id, &why, now, c)),
+        };
+        false
     }
 
     /// Carries out the peer's actions.
