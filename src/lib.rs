@@ -14,7 +14,7 @@
 //! `popgo_core::ilm`.
 #![deny(unsafe_code)]
 
-pub use popgo_core::{config, dataplane, ilm, io, qsbr, stats, sys, testkit, traffic, wire};
+pub use popgo_core::{config, dataplane, ilm, io, offload, qsbr, stats, sys, testkit, traffic, wire};
 
 pub mod bench;
 pub mod bgp;

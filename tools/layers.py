@@ -9,6 +9,12 @@ then reports every cycle. Exits 1 when it finds one. Test modules in their own f
 module against a layer above it (e.g. the XDP offload program against
 `process_burst`) without that being a dependency of the library. Inline
 `#[cfg(test)]` blocks are not separated: keep such tests in test files.
+
+It also checks cycles between files (modules) inside each crate, e.g. `io/xdp/attach.rs`
+and `offload/mod.rs` must not use each other: paths through `crate::`, `super::` and
+`self::` (and `use` groups) resolve to the longest module prefix that is a file. A
+file's uses of the modules that contain it (its parent `mod.rs` and above) are left
+out: a child uses its parent's items while the parent declares and re-exports it.
 """
 import os
 import re
@@ -66,6 +72,53 @@ def cycles(g):
     return found
 
 
+def module_files(crate_src):
+    out = {}
+    for dirpath, _, files in os.walk(crate_src):
+        for f in files:
+            if f.endswith(".rs"):
+                p = os.path.join(dirpath, f)
+                rel = os.path.relpath(p, crate_src)[:-3].split(os.sep)
+                if rel[-1] == "mod":
+                    rel = rel[:-1]
+                if rel in (["lib"], ["main"]):
+                    rel = []
+                out[tuple(rel)] = p
+    return out
+
+
+def file_graph(crate_src):
+    mods = module_files(crate_src)
+    path = re.compile(r"\b(crate|super|self)((?:::[a-z_][a-z0-9_]*)+)")
+    group = re.compile(r"\b(crate|super|self)((?:::[a-z_][a-z0-9_]*)*)::\{([^}]*)\}")
+    g = {}
+    for m, p in mods.items():
+        if os.path.basename(p) == "tests.rs" or os.sep + "tests" + os.sep in p:
+            continue
+        code = "\n".join(line.split("//")[0] for line in open(p, encoding="utf-8").read().splitlines())
+        base = list(m) if os.path.basename(p) in ("mod.rs", "lib.rs", "main.rs") else list(m[:-1])
+        deps = set()
+
+        def add(root, rest):
+            parts = [x for x in rest.split("::") if x]
+            full = parts if root == "crate" else base + parts if root == "self" else base[:-1] + parts
+            for k in range(len(full), 0, -1):
+                r = tuple(full[:k])
+                if r in mods:
+                    if r != m and m[: len(r)] != r:
+                        deps.add(r)
+                    return
+
+        for root, rest, inner in group.findall(code):
+            for item in inner.split(","):
+                item = item.strip().split(" as ")[0]
+                add(root, rest + "::" + item if re.match(r"[a-z_]", item) and item != "self" else rest)
+        for root, rest in path.findall(code):
+            add(root, rest)
+        g["::".join(m)] = {"::".join(d) for d in deps}
+    return g
+
+
 def main():
     bad = 0
     for crate in ("core/src", "src"):
@@ -73,12 +126,15 @@ def main():
         for c in cycles(g):
             print(f"layers: {crate}: import cycle: {' -> '.join(c)}")
             bad += 1
+        for c in cycles(file_graph(os.path.join(ROOT, crate))):
+            print(f"layers: {crate}: import cycle between files: {' -> '.join(c)}")
+            bad += 1
         if "cli" in g and any("cli" in deps for deps in g.values()):
             users = sorted(m for m, deps in g.items() if "cli" in deps)
             print(f"layers: {crate}: modules import cli: {', '.join(users)}")
             bad += 1
     if bad == 0:
-        print("layers: no import cycles between top-level modules; nothing imports cli")
+        print("layers: no import cycles between top-level modules or between files; nothing imports cli")
     return 1 if bad else 0
 
 

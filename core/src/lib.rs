@@ -13,6 +13,7 @@
 //!   io                 PacketMut and the burst RX/TX traits; backends: memory, capture, AF_XDP
 //!   traffic            frame builders, the seed scenario's frames, synthetic traffic profiles
 //!   dataplane          process_burst (classify + act) and the one worker loop over any backend
+//!   offload            the XDP offload: process_burst's BPF twin, its table mirror and counters
 //! ```
 //!
 //! Nothing here parses a command line, draws a plot or serves a socket: the commands
@@ -26,6 +27,7 @@ pub mod config;
 pub mod dataplane;
 pub mod ilm;
 pub mod io;
+pub mod offload;
 pub mod qsbr;
 pub mod stats;
 pub mod sys;

@@ -135,13 +135,8 @@ fn main() -> ExitCode {
         })(),
         Cmd::DumpProg { offload } => {
             let p = if offload {
-                let m = popgo::io::offload::ProgramMaps { labels: -1, adjs: -1, ports: -1, counters: -1, xsks: -1 };
-                popgo::io::offload::offload_program(
-                    &m,
-                    0,
-                    popgo::io::xdp::XDP_PASS,
-                    popgo::io::offload::FrameLen::Subtract,
-                )
+                let m = popgo::offload::ProgramMaps { labels: -1, adjs: -1, ports: -1, counters: -1, xsks: -1 };
+                popgo::offload::offload_program(&m, 0, popgo::io::xdp::XDP_PASS, popgo::offload::FrameLen::Subtract)
             } else {
                 popgo::io::xdp::mpls_redirect_program(-1, popgo::io::xdp::XDP_PASS)
             };

@@ -934,7 +934,7 @@ impl ControlPlane {
     /// Publishes `snap` (generation + 1), waits out the grace period, frees the old
     /// snapshot and accounts for the commit.
     fn publish(&mut self, snap: Snapshot, kind: BuildKind, changes: usize, t0: Instant, build_ns: u64) -> CommitReport {
-        // The offload's tables first (io::offload, "Update order"): a packet the kernel
+        // The offload's tables first (offload, "Update order"): a packet the kernel
         // forwards follows the old or the new label value; one that reaches a worker
         // follows the snapshot the worker holds, old or new.
         let tm = Instant::now();

@@ -270,7 +270,7 @@ pub fn gen(o: &GenOpts) -> Result<u64> {
 /// MACs rewritten, `bpf_redirect_map` through a devmap) for `secs` seconds or until
 /// SIGINT/SIGTERM; the program is detached at the end.
 pub fn redirect(iface: &str, to: &str, dst: [u8; 6], src: [u8; 6], secs: u64) -> Result<()> {
-    let (att, _devmap) = crate::io::offload::attach_redirect_reference(iface, to, dst, src)
+    let (att, _devmap) = crate::io::xdp::attach_redirect_reference(iface, to, dst, src)
         .with_context(|| format!("attaching the reference forwarder to {iface}"))?;
     println!("redirect: {iface} -> {to} in {:?} mode for {secs}s", att.mode);
     let end = Instant::now() + Duration::from_secs(secs);

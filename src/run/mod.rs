@@ -19,10 +19,10 @@ use crate::engine::{self, Live, MakeQueue, Plan, Report, Tables, Tick};
 use crate::io::afxdp::queue::{QueueSetup, SocketInfo, XskQueue};
 use crate::io::afxdp::tx::TX_DRAIN;
 use crate::io::afxdp::{self as xsk, BindMode, KickPolicy, PortConfig};
-use crate::io::offload::{counters_to_stats, OffloadMaps};
 use crate::io::veth::Target;
 use crate::io::xdp::{MplsRedirect, PerCpuCounters, XdpMode};
 use crate::live::Interval;
+use crate::offload::{counters_to_stats, OffloadMaps};
 use crate::stats::board::StatsBoard;
 use crate::stats::{report, MAX_PORTS};
 use anyhow::anyhow;
@@ -407,7 +407,7 @@ pub fn main(a: RunArgs) -> Result<(), Failure> {
     let mut xdp = Vec::new();
     for (i, iface) in &attached {
         let r = match &maps {
-            Some(m) => MplsRedirect::attach_offload(iface, opts.xdp_native, a.force, *i, m),
+            Some(m) => crate::offload::attach(iface, opts.xdp_native, a.force, *i, m),
             None => MplsRedirect::attach(iface, opts.xdp_native, a.force),
         }
         .map_err(|e| failure_for(&e, format!("port {:?}: attaching the XDP program to {iface}", cfg.ports[*i].name)))?;

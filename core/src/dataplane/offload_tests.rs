@@ -1,12 +1,12 @@
-//! The XDP offload program (`io::offload`) against `process_burst`: the kernel's
+//! The XDP offload program (`offload`) against `process_burst`: the kernel's
 //! verifier and `BPF_PROG_TEST_RUN` (root; skipped with a note otherwise).
 
 use crate::dataplane::{process_burst, BurstCtx};
 use crate::ilm::{Adjacency, Af, Ilm, IlmEntry, Snapshot};
 use crate::io::mem::MemFrame;
-use crate::io::offload::{counters_to_stats, offload_program, FrameLen, OffloadMaps};
 use crate::io::xdp::{self, XDP_DROP, XDP_PASS, XDP_REDIRECT};
 use crate::io::{PacketMut, Verdict};
+use crate::offload::{counters_to_stats, offload_program, FrameLen, OffloadMaps};
 use crate::stats::{DropReason, WorkerStats};
 use crate::testkit::Rng;
 use crate::traffic::frames::{frame, ipv4_udp, ipv6_udp};
@@ -103,10 +103,7 @@ fn program_agrees_with_process_burst() {
     let maps = match OffloadMaps::create(&attached) {
         Ok(m) => m,
         Err(e) => {
-            crate::testkit::skip(
-                "io::offload::program_agrees_with_process_burst",
-                &format!("cannot create maps ({e})"),
-            );
+            crate::testkit::skip("offload::program_agrees_with_process_burst", &format!("cannot create maps ({e})"));
             return;
         }
     };

@@ -49,7 +49,7 @@ pub struct Snapshot {
 }
 
 /// A copy of the published tables outside user space (the XDP offload's maps, see
-/// `io::offload`). The control plane calls [`TableMirror::update`] with every new
+/// `offload`). The control plane calls [`TableMirror::update`] with every new
 /// snapshot before publishing it to the workers.
 pub trait TableMirror: Send {
     /// Brings the mirror to `next`, in an order that keeps every packet's verdict

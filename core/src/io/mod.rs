@@ -16,7 +16,6 @@
 pub mod afxdp;
 pub mod capture;
 pub mod mem;
-pub mod offload;
 pub mod pcap;
 mod verdict;
 pub mod veth;

@@ -6,6 +6,10 @@ use super::{be16, Error};
 pub const ETH_HDR_BYTES: usize = 14;
 /// Bytes one VLAN tag adds.
 pub const VLAN_TAG_BYTES: usize = 4;
+/// Bytes of the two MAC addresses (dst, src) at the start of the header.
+pub const MACS_BYTES: usize = 12;
+/// Offset of the ethertype in an untagged header (a tag moves it by [`VLAN_TAG_BYTES`]).
+pub const ETHERTYPE_OFFSET: usize = MACS_BYTES;
 
 pub const ETHERTYPE_IPV4: u16 = 0x0800;
 pub const ETHERTYPE_IPV6: u16 = 0x86DD;

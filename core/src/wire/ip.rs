@@ -10,6 +10,14 @@ pub const IPV6_HDR_BYTES: usize = 40;
 pub const IPV4_TTL_OFFSET: usize = 8;
 /// Hop limit byte of an IPv6 header.
 pub const IPV6_HOP_LIMIT_OFFSET: usize = 7;
+/// Total length (16 bits) of an IPv4 header.
+pub const IPV4_TOTAL_LEN_OFFSET: usize = 2;
+/// Header checksum (16 bits) of an IPv4 header.
+pub const IPV4_CHECKSUM_OFFSET: usize = 10;
+/// Payload length (16 bits) of an IPv6 header.
+pub const IPV6_PAYLOAD_LEN_OFFSET: usize = 4;
+/// The first byte of an IPv4 header without options: version 4, IHL 5 words.
+pub const IPV4_VERSION_IHL_NO_OPTIONS: u8 = 0x45;
 
 /// The IP version nibble of the first payload byte (0 for an empty payload).
 #[inline(always)]

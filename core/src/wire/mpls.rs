@@ -7,6 +7,13 @@ use super::{be32, Error};
 pub const LSE_BYTES: usize = 4;
 /// Labels are 20 bits.
 pub const LABEL_MAX: u32 = (1 << 20) - 1;
+/// A label stack entry as a host-order word: label in bits 31-12, TC in 11-9,
+/// bottom of stack in bit 8, TTL in 7-0 (RFC 3032 section 2.1).
+pub const LSE_LABEL_SHIFT: u32 = 12;
+/// The bottom-of-stack bit of a host-order entry word.
+pub const LSE_BOS_BIT: u32 = 1 << 8;
+/// The TTL bits of a host-order entry word.
+pub const LSE_TTL_MASK: u32 = 0xff;
 /// First label that is not special-purpose (RFC 7274 section 2).
 pub const FIRST_UNRESERVED: u32 = 16;
 

@@ -13,14 +13,15 @@
 //! patched or vendored):
 //! - the frame start cannot be moved, so [`XdpFrame::pull_front`] moves the
 //!   payload (a label pop costs a memmove of the rest of the frame);
-//! - the socket fd is private: found by diffing `/proc/self/fd` (see Invariants);
+//! - the socket fd is private: it is the fd of the port's own UMEM (see
+//!   Invariants), which `Umem::get_ptr` + libbpf's `xsk_umem__fd` give;
 //! - no XDP statistics / bind mode accessors: `getsockopt` on that fd
 //!   ([`Port::xdp_statistics`], [`Port::zero_copy`]);
 //! - no stand-alone TX kick: `sendto` on that fd ([`Port::kick_tx_if_needed`]);
 //! - `SocketTx::try_send` panics on an unexpected `sendto` errno (anything but
-//!   ENOBUFS/EAGAIN/EBUSY/ENETDOWN, e.g. the interface being deleted under a
-//!   running forwarder). That panic stays inside the worker thread; `run`
-//!   reports it as a worker failure.
+//!   ENOBUFS/EAGAIN/EBUSY/ENETDOWN, e.g. ENXIO once the interface is deleted
+//!   under a running forwarder). [`Port::tx_burst`] catches it, marks the port
+//!   failed and sends nothing more on it: its frames end as drops.
 //!
 //! # Invariants
 //! - **Memory**: `MmapArea` (anonymous mmap, owned by the crate, behind an
@@ -40,20 +41,17 @@
 //!   `umem` (→ `xsk_umem__delete`). Never move those fields out of `Port`.
 //! - **Socket fd**: afxdp 0.4 keeps the fd private (`SocketRx::fd`,
 //!   `SocketTx::fd` are private; `Socket::socket` is a private
-//!   `Box<xsk_socket>` of an opaque type, so `xsk_socket__fd` cannot be
-//!   reached). libbpf 0.3 makes the FIRST socket of a umem reuse the umem's
-//!   own fd (`xsk->fd = umem->fd`), and that fd is created inside
-//!   `Umem::new`. With exactly one socket per umem (our design), the socket fd
-//!   is therefore the one AF_XDP fd that appears in `/proc/self/fd` across
-//!   `Umem::new`. We find it that way and cross-check it against afxdp's
-//!   derived `Debug` output of `SocketTx` (which prints `fd: N`). The fd is
-//!   owned by libbpf (closed by `xsk_umem__delete`); we only borrow it for
-//!   `sendto`/`setsockopt`, never close it.
+//!   `Box<xsk_socket>`, so `xsk_socket__fd` cannot be reached). libbpf 0.3
+//!   makes the FIRST socket of a umem reuse the umem's own fd (`xsk->fd =
+//!   umem->fd` in `xsk_socket__create_shared`), and every [`Port`] registers
+//!   its own umem with exactly one socket: so the socket fd is
+//!   `xsk_umem__fd(Umem::get_ptr())` (`get_ptr` is public). The fd is owned by
+//!   libbpf (closed by `xsk_umem__delete`); we only borrow it for
+//!   `sendto`/`getsockopt`/`setsockopt`, never close it.
 //! - **XSKMAP**: the XDP program (see `xdp.rs`) must be attached before
 //!   `Port::new`, otherwise libbpf installs its redirect-everything program.
 //! - Threads: ports and areas are created *inside* the worker thread that uses
-//!   them (creation is serialised by [`SETUP_LOCK`] because of the fd
-//!   discovery above) and never leave it; nothing is shared between workers.
+//!   them and never leave it; nothing is shared between workers.
 //!   No `unsafe impl Send` is needed or given.
 #![allow(unsafe_code)]
 
@@ -61,7 +59,6 @@ pub mod queue;
 pub mod tx;
 
 use crate::io::PacketMut;
-use std::collections::HashSet;
 use std::io;
 use std::os::fd::RawFd;
 use std::sync::Arc;
@@ -92,14 +89,6 @@ pub fn new_pending() -> Box<Pending> {
     Box::new(ArrayDeque::new())
 }
 
-/// Serialises AF_XDP socket creation in this process: [`Port::new`] finds the
-/// socket fd by diffing `/proc/self/fd`, which is only sound when no other
-/// thread creates an AF_XDP socket meanwhile (setup only, never per packet).
-pub static SETUP_LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-/// `SO_DOMAIN` (asm-generic value, x86_64/aarch64); the libc crate does not
-/// export it for linux-gnu.
-const SO_DOMAIN: libc::c_int = 39;
 /// `XDP_MAX_TX_SKB_BUDGET` (kernel >= 6.17, uapi if_xdp.h): frames the copy-mode
 /// TX path sends per `sendto()` kick. Default 32 (`TX_BATCH_SIZE`); accepted
 /// range 32..=tx ring size, otherwise EACCES.
@@ -262,47 +251,16 @@ pub struct Port {
     tx_budget_eff: usize,
     /// iterations since the last completion while frames were in flight
     stall_iters: u32,
+    /// `try_send` panicked (its kick failed: the interface is gone); nothing is
+    /// handed to this socket any more.
+    failed: bool,
     pub stats: PortStats,
-}
-
-/// All AF_XDP socket fds currently open in this process.
-fn af_xdp_fds() -> io::Result<HashSet<RawFd>> {
-    let mut set = HashSet::new();
-    for entry in std::fs::read_dir("/proc/self/fd")? {
-        let entry = entry?;
-        let Ok(fd) = entry.file_name().to_string_lossy().parse::<RawFd>() else { continue };
-        let is_socket =
-            std::fs::read_link(entry.path()).map(|t| t.to_string_lossy().starts_with("socket:")).unwrap_or(false);
-        if !is_socket {
-            continue;
-        }
-        let mut domain: libc::c_int = 0;
-        let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
-        // SAFETY: fd was listed in /proc/self/fd (it may have been closed
-        // since, in which case getsockopt fails with EBADF and we skip it);
-        // domain/len are valid writable locals of the size passed.
-        let ret = unsafe {
-            libc::getsockopt(fd, libc::SOL_SOCKET, SO_DOMAIN, (&mut domain as *mut libc::c_int).cast(), &mut len)
-        };
-        if ret == 0 && domain == libc::AF_XDP {
-            set.insert(fd);
-        }
-    }
-    Ok(set)
-}
-
-/// Extract `fd: N` from afxdp's derived `Debug` of `SocketTx` (cross-check only).
-fn fd_from_debug(tx: &SocketTx<'static, NoUser>) -> Option<RawFd> {
-    let s = format!("{tx:?}");
-    let at = s.rfind(", fd: ")? + ", fd: ".len();
-    s[at..].split(|c: char| !c.is_ascii_digit()).next()?.parse().ok()
 }
 
 impl Port {
     /// Create the umem registration + socket for `ifname`/`queue` over the
     /// shared area. The MPLS XDP program must already be attached to
     /// `ifname` (libbpf then inserts this socket into its `xsks_map`).
-    /// Holds [`SETUP_LOCK`] while it creates the socket (fd discovery).
     pub fn new(area: &SharedArea, ifname: &str, queue: u32, cfg: PortConfig) -> Result<Self, Error> {
         let err = |step: &'static str, e: &io::Error| {
             let (errno, msg) = normalise(e);
@@ -310,21 +268,17 @@ impl Port {
         };
         let other =
             |step: &'static str, msg: String| Error::Port { iface: ifname.to_string(), queue, step, errno: None, msg };
-        // A poisoned lock only means another worker panicked during setup;
-        // the fd sets it protects are re-read here, so carry on.
-        let guard = SETUP_LOCK.lock().unwrap_or_else(|p| p.into_inner());
-        let before = af_xdp_fds().map_err(|e| err("listing fds", &e))?;
         let (umem, cq, fq) = match Umem::new(area.area.clone(), cfg.ring_size, cfg.ring_size) {
             Ok(x) => x,
             Err(::afxdp::umem::UmemNewError::Create(e)) => return Err(err("registering the UMEM", &e)),
             Err(e) => return Err(other("registering the UMEM", e.to_string())),
         };
-        let after = af_xdp_fds().map_err(|e| err("listing fds", &e))?;
-        let new: Vec<RawFd> = after.difference(&before).copied().collect();
-        let fd = match new.as_slice() {
-            [fd] => *fd,
-            got => return Err(other("finding the socket fd", format!("expected one new AF_XDP fd, found {got:?}"))),
-        };
+        // SAFETY: `get_ptr` points at the libbpf umem that `umem` owns and keeps alive
+        // for this call; `xsk_umem__fd` only reads its fd field.
+        let fd = unsafe { libbpf_sys::xsk_umem__fd(umem.get_ptr()) };
+        if fd < 0 {
+            return Err(other("finding the socket fd", format!("xsk_umem__fd returned {fd}")));
+        }
         let opts = SocketOptions {
             zero_copy_mode: cfg.mode == BindMode::ZeroCopy,
             copy_mode: cfg.mode == BindMode::Copy,
@@ -337,15 +291,6 @@ impl Port {
                 Err(::afxdp::socket::SocketNewError::Create(e)) => return Err(err("binding the socket", &e)),
                 Err(e) => return Err(other("binding the socket", e.to_string())),
             };
-        drop(guard);
-        if let Some(dbg_fd) = fd_from_debug(&tx) {
-            if dbg_fd != fd {
-                return Err(other(
-                    "finding the socket fd",
-                    format!("fd discovery mismatch: /proc says {fd}, afxdp Debug says {dbg_fd}"),
-                ));
-            }
-        }
         let mut port = Port {
             rx,
             tx,
@@ -362,6 +307,7 @@ impl Port {
             tx_backlog: 0,
             tx_budget_eff: KERNEL_TX_BATCH,
             stall_iters: 0,
+            failed: false,
             stats: PortStats::default(),
         };
         if let Some(b) = cfg.tx_budget {
@@ -478,14 +424,29 @@ impl Port {
     /// [`Port::tx_room`], because libbpf's reserve is all-or-nothing).
     /// afxdp's `try_send` itself kicks (`sendto`) when the TX ring has
     /// need_wakeup set; returns (frames submitted, whether it kicked).
+    ///
+    /// `try_send` kicks with its own `sendto` and panics when that fails with an
+    /// errno other than ENOBUFS/EAGAIN/EBUSY/ENETDOWN (ENXIO once the interface is
+    /// deleted and the socket unbound). Its ring and fd are private and the kernel
+    /// sets the need_wakeup flag, so the call cannot be made safe beforehand: the
+    /// panic is caught here (no unwinding out of the worker), the frames it had
+    /// already put on the ring count as submitted, and the port is marked failed
+    /// ([`Port::failed`]): later calls submit nothing, so the caller's frames stay
+    /// staged and end as drops. The cost on the normal path is none (no landing pad
+    /// runs unless a panic happens).
     #[inline]
     pub fn tx_burst(&mut self, pending: &mut Pending, max: usize) -> (usize, bool) {
         let want = max.min(pending.len()).min(self.tx_room());
-        if want == 0 {
+        if want == 0 || self.failed {
             return (0, false);
         }
         let kicked = self.tx.needs_wakeup();
-        let n = self.tx.try_send(pending, want).unwrap_or(0);
+        let before = pending.len();
+        let tx = &mut self.tx;
+        let n = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| tx.try_send(pending, want))) {
+            Ok(r) => r.unwrap_or(0),
+            Err(_) => self.on_send_panic(before - pending.len()),
+        };
         self.tx_in_flight += n;
         self.tx_backlog += n;
         self.stats.tx_pkts += n as u64;
@@ -494,6 +455,23 @@ impl Port {
             self.tx_backlog = self.tx_backlog.saturating_sub(self.tx_budget_eff);
         }
         (n, kicked)
+    }
+
+    /// Whether a send failed for good (see [`Port::tx_burst`]).
+    pub fn failed(&self) -> bool {
+        self.failed
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn on_send_panic(&mut self, submitted: usize) -> usize {
+        self.failed = true;
+        tracing::warn!(
+            "afxdp: {} queue {}: the TX kick failed (interface gone?); nothing more is sent on this socket",
+            self.ifname,
+            self.queue
+        );
+        submitted
     }
 
     /// Kick TX for frames already in the ring, according to the policy.

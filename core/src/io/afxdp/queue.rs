@@ -410,4 +410,91 @@ mod tests {
             assert_eq!(rx_counters("xq1"), (2 * RING as u64, 2 * RING as u64 * FRAME.len() as u64));
         });
     }
+
+    /// An interface deleted under a running queue: afxdp's `try_send` panics when its
+    /// `sendto` kick gets ENXIO. The send must come back with nothing sent, the port
+    /// marked failed, and every frame for it a counted drop: rx = tx + drops.
+    #[test]
+    fn a_deleted_interface_is_counted_not_a_panic() {
+        let test = "io::afxdp::queue::a_deleted_interface_is_counted_not_a_panic";
+        in_private_netns(test, || {
+            let xdp = MplsRedirect::attach("xq0", true, false).expect("attaching the XDP program to xq0");
+            let setup = QueueSetup {
+                worker: 0,
+                queues: vec![0],
+                ports: vec![(0, "xq0".into())],
+                nports: 1,
+                port_cfg: PortConfig {
+                    ring_size: RING as u32,
+                    burst: RING,
+                    tx_budget: None,
+                    kick: KickPolicy::Always,
+                    mode: BindMode::Copy,
+                },
+                batch: MAX_BURST,
+                drain: Duration::from_secs(3600),
+            };
+            let (mut q, _) = XskQueue::new(&setup).expect("binding an AF_XDP socket to xq0");
+            let mut stats = WorkerStats::default();
+            let o = Command::new("ip").args(["link", "del", "xq0"]).output().expect("running ip");
+            assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+            burst(&mut q, &[Verdict::Forward(0); 8], &mut stats);
+            q.flush_staged(&mut stats, Instant::now());
+            assert!(q.sockets[0].failed(), "the failed kick marks the port: {stats:?}");
+            burst(&mut q, &[Verdict::Forward(0); 8], &mut stats);
+            q.flush_staged(&mut stats, Instant::now());
+            q.drain(&mut stats);
+            assert_eq!(stats.rx_pkts, 16);
+            // The first 8 were on the ring when the kick failed (submitted, so sent as
+            // far as the ring goes); the 8 after the failure stay staged and are
+            // discarded at shutdown as `tx_ring_full`.
+            assert_eq!(stats.tx_pkts, 8, "{stats:?}");
+            assert_eq!(stats.drop_count(DropReason::TxRingFull), 8, "{stats:?}");
+            assert!(stats.balanced(), "rx = tx + drops: {stats:?}");
+            drop(q);
+            drop(xdp);
+        });
+    }
+
+    /// The port's fd (its UMEM's, see the `io::afxdp` invariants) is the socket afxdp
+    /// kicks: the same number afxdp keeps privately (its `Debug` output is read here,
+    /// in a test only), an AF_XDP socket, bound (its XDP statistics answer).
+    #[test]
+    fn the_port_fd_is_the_bound_socket() {
+        let test = "io::afxdp::queue::the_port_fd_is_the_bound_socket";
+        in_private_netns(test, || {
+            let _xdp = MplsRedirect::attach("xq0", true, false).expect("attaching the XDP program to xq0");
+            let setup = QueueSetup {
+                worker: 0,
+                queues: vec![0],
+                ports: vec![(0, "xq0".into())],
+                nports: 1,
+                port_cfg: PortConfig {
+                    ring_size: RING as u32,
+                    burst: RING,
+                    tx_budget: None,
+                    kick: KickPolicy::Always,
+                    mode: BindMode::Auto,
+                },
+                batch: MAX_BURST,
+                drain: Duration::from_secs(3600),
+            };
+            let (q, _) = XskQueue::new(&setup).expect("binding an AF_XDP socket to xq0");
+            let port = &q.sockets[0];
+            let fd = port.fd();
+            let dbg = format!("{:?}", port.tx);
+            let at = dbg.rfind(", fd: ").expect("afxdp's SocketTx Debug shows its fd") + ", fd: ".len();
+            let crate_fd: i32 = dbg[at..].split(|c: char| !c.is_ascii_digit()).next().unwrap().parse().unwrap();
+            assert_eq!(fd, crate_fd, "the port's fd is the one afxdp kicks");
+            const SO_DOMAIN: libc::c_int = 39;
+            let mut domain: libc::c_int = 0;
+            let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+            // SAFETY: fd is the port's live socket; domain/len are writable locals of the size passed.
+            let ret = unsafe {
+                libc::getsockopt(fd, libc::SOL_SOCKET, SO_DOMAIN, (&mut domain as *mut libc::c_int).cast(), &mut len)
+            };
+            assert_eq!((ret, domain), (0, libc::AF_XDP));
+            port.xdp_statistics().expect("XDP_STATISTICS on the port's fd");
+        });
+    }
 }

@@ -3,9 +3,10 @@
 //! in `dataplane::offload_tests` (this module may not depend on the data path).
 
 use super::*;
-use crate::ilm::{Af, Ilm};
+use crate::ilm::{Adjacency, Af, Ilm, IlmEntry, Snapshot};
 use crate::testkit::Rng;
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 
 /// Records what the mirror writes and checks, at every adjacency write, that no label
 /// value names the slot now and none did since the last grace period.
@@ -136,26 +137,4 @@ fn label_values_leave_out_what_the_kernel_does_not_forward() {
     });
     assert_eq!((c.rx_pkts, c.tx_pkts, c.tx_bytes, c.port_rx_pkts[2]), (5, 4, 240, 5));
     assert!(c.balanced());
-}
-
-/// The lab's reference forwarder rewrites both MACs and redirects (and loads).
-#[test]
-fn redirect_reference_rewrites_and_redirects() {
-    let devmap = match xdp::create_map(sys::BPF_MAP_TYPE_DEVMAP, "t_redir", 4, 4, 1) {
-        Ok(m) => m,
-        Err(e) => {
-            crate::testkit::skip("io::offload::redirect_reference_rewrites_and_redirects", &format!("no map ({e})"));
-            return;
-        }
-    };
-    xdp::map_update(&devmap, &0u32.to_ne_bytes(), &xdp::ifindex("lo").unwrap().to_ne_bytes()).unwrap();
-    let (dst, src) = ([2, 0, 0, 0, 0, 0x0a], [2, 0, 0, 0, 0x0c, 0x0a]);
-    let prog = xdp::load_xdp_program("t_redir", &redirect_rewrite_program(devmap.as_raw_fd(), dst, src)).unwrap();
-    let mut f = vec![9u8; 6];
-    f.extend_from_slice(&[8; 6]);
-    f.extend_from_slice(&[0x88, 0x47, 0x00, 0x06, 0x41, 0x40]);
-    f.extend_from_slice(&[0x45; 30]);
-    let (act, out) = xdp::test_run_out(prog.as_raw_fd(), &f).unwrap();
-    assert_eq!(act as i32, XDP_REDIRECT);
-    assert_eq!((&out[..6], &out[6..12], &out[12..]), (&dst[..], &src[..], &f[12..]));
 }
