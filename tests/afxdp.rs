@@ -1301,3 +1301,72 @@ fn l3vpn_instances_byte_exact_at_sinks() {
         }
     }
 }
+
+/// The procedure inside a VPN instance, typed into `popgo ctl` against a running `popgo
+/// run` (`examples/l3vpn-lab.toml` with pop-go off in vpna) while `pcaps/l3vpn.pcap`
+/// flows from D: vpna's 10.1.1.1-2 move from vpna's /30 CE (02:..:b1) to its /24 CE
+/// (02:..:0a) at the commit, vpnb's frames do not move, and every frame is counted.
+#[test]
+fn vpn_procedure_on_run_moves_only_that_instance() {
+    let _g = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    if !privileged("vpn_procedure_on_run_moves_only_that_instance") {
+        return;
+    }
+    let lab = Lab::new();
+    let text = std::fs::read_to_string(root_dir().join("examples/l3vpn-lab.toml")).unwrap().replacen(
+        "pop_go = true",
+        "pop_go = false",
+        1,
+    );
+    let cfg = lab.path("l3vpn.toml");
+    std::fs::write(&cfg, text).unwrap();
+    let sock = lab.path("ctl.sock");
+    let filter = "ip and net 10.1.1.0/24";
+    let (ta, _) = lab.capture(&lab.a, "a0", &lab.path("a.pcap"), filter);
+    let (tb, _) = lab.capture(&lab.b, "b0", &lab.path("b.pcap"), filter);
+    let (p, _) = lab.popgo(&cfg, &["--control", sock.to_str().unwrap(), "--json-stats", "--stats-interval", "0"]);
+    // 8 frames every 2 ms for about 2.4 s (6 forwarded, 2 dropped each time).
+    const REPEAT: u64 = 150;
+    let pcap = root_dir().join("pcaps/l3vpn.pcap");
+    let sender = lab.spawn(
+        &lab.d,
+        "popgo-lab send",
+        &[
+            POPGO_LAB,
+            "send",
+            "--iface",
+            "d0",
+            "--gap-us",
+            "2000",
+            "--repeat",
+            &REPEAT.to_string(),
+            pcap.to_str().unwrap(),
+        ],
+    );
+    std::thread::sleep(Duration::from_millis(1000));
+    let out = ctl(&lab, &sock, "system-view; ip vpn-instance vpna; ipv4-family; apply-label per-route pop-go; commit");
+    assert!(out.contains("commit ok"), "{out}");
+    let t = ctl(&lab, &sock, "display mpls lsp protocol bgp");
+    assert!(t.lines().any(|l| l.contains("POPGO") && l.ends_with("vpna")), "{t}");
+    let (code, _, err) = sender.wait(30);
+    assert_eq!(code, Some(0), "popgo-lab send failed: {err}");
+    std::thread::sleep(Duration::from_millis(800));
+    let (v, _, _) = stop_popgo(p);
+    std::thread::sleep(Duration::from_millis(300));
+    ta.signal("-INT");
+    tb.signal("-INT");
+    ta.wait(10);
+    tb.wait(10);
+    let (at_a, at_b) = (frames(&lab.path("a.pcap")), frames(&lab.path("b.pcap")));
+    assert_eq!(v["rx_packets"], 8 * REPEAT, "{v}");
+    assert_eq!(v["balanced"], true, "{v}");
+    assert_eq!((at_a.len() as u64, at_b.len() as u64), (3 * REPEAT, 3 * REPEAT), "{v}");
+    assert!(at_b.iter().all(|f| f[5] == 0x0b), "vpnb's frames all to its CE A");
+    // vpna: 10.1.1.1-2 (last byte of the destination) went to the /30 CE before the
+    // commit and to the /24 CE after it, never back; 10.1.1.5 always to the /24 CE.
+    let moved: Vec<u8> = at_a.iter().filter(|f| f[14 + 19] != 5).map(|f| f[5]).collect();
+    let first_after = moved.iter().position(|m| *m == 0x0a).expect("some frames after the commit");
+    assert!(first_after >= 100, "frames before the commit went to the /30 CE: {first_after}");
+    assert!(moved[..first_after].iter().all(|m| *m == 0xb1) && moved[first_after..].iter().all(|m| *m == 0x0a));
+    assert!(at_a.iter().filter(|f| f[14 + 19] == 5).all(|f| f[5] == 0x0a));
+}

@@ -686,8 +686,9 @@ fn l3vpn_popgo(lab: &Lab) -> (Proc, PathBuf) {
     (p, sock)
 }
 
-/// The same with DeviceD = FRR bgpd (`address-family ipv4 vpn`): both instances'
-/// routes with their RD, VPN label, route target and next hop; then vpna's withdrawal.
+/// The same with DeviceD = FRR bgpd (`address-family ipv4 vpn` and `ipv6 vpn`): both
+/// instances' routes with their RD, VPN label, route target and next hop, vpnc's VPNv6
+/// route; then vpna's withdrawal.
 #[test]
 fn frr_learns_vpnv4_routes_and_withdrawals() {
     let _g = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
@@ -703,7 +704,8 @@ fn frr_learns_vpnv4_routes_and_withdrawals() {
         "frr defaults traditional\nhostname DeviceD\nlog stdout informational\nrouter bgp 200\n \
          bgp router-id 198.18.0.1\n no bgp ebgp-requires-policy\n no bgp default ipv4-unicast\n \
          neighbor 198.18.0.2 remote-as 100\n neighbor 198.18.0.2 timers connect 1\n \
-         address-family ipv4 vpn\n  neighbor 198.18.0.2 activate\n exit-address-family\n",
+         address-family ipv4 vpn\n  neighbor 198.18.0.2 activate\n exit-address-family\n \
+         address-family ipv6 vpn\n  neighbor 198.18.0.2 activate\n exit-address-family\n",
     )
     .unwrap();
     let _d = lab.spawn(
@@ -739,6 +741,14 @@ fn frr_learns_vpnv4_routes_and_withdrawals() {
     let b = poll("vpnb's route at FRR", 5, || route("100:2"));
     assert_eq!(a, (16, "198.18.0.2".to_string(), "RT:100:1".to_string()));
     assert_eq!(b, (17, "198.18.0.2".to_string(), "RT:100:2".to_string()));
+    // VPNv6: vpnc's network with RD 100:3 and label 19.
+    let c = poll("vpnc's VPNv6 route at FRR", 10, || {
+        let v = lab.vtysh_json("show bgp ipv6 vpn rd 100:3 2001:db8:c::/48 json");
+        let p = v.get("100:3")?.get("paths")?.get(0)?.clone();
+        Some(p)
+    });
+    assert_eq!(c["remoteLabel"], 19, "{c}");
+    assert_eq!(c["extendedCommunity"]["string"], "RT:100:3", "{c}");
     lab.ctl(&sock, "system-view; bgp 100; ipv4-family vpn-instance vpna; undo network 10.1.1.0 24; commit");
     poll("vpna's withdrawal at FRR", 10, || route("100:1").is_none().then_some(()));
     assert!(route("100:2").is_some(), "vpnb's route kept");

@@ -214,6 +214,18 @@ fn general<P: PacketMut>(
     tx: &mut TxTally,
     lsp: Option<&LspRow>,
 ) -> Verdict {
+    // The egress's own transport label over a POPGO VPN (or BGP) label, the usual L3VPN
+    // stack without PHP, in one go like the one-label case.
+    if let Some((a, label)) = fast_transport_popgo_v4(snap, pkt.data(), l2, lse) {
+        let strip = pop_go_v4_at(pkt.data_mut(), l2, 2, lse.ttl() - 1, &a.macs);
+        let out = pkt.data().len() - strip;
+        pkt.pull_front(strip);
+        tx.add(a.port as usize, out);
+        if let Some(lsp) = lsp {
+            lsp.add(label, out, a.port);
+        }
+        return Verdict::Forward(a.port);
+    }
     let mut plan = Plan::default();
     match classify(snap, pkt.data(), l2, lse, &mut plan) {
         Ok(port) => {
@@ -286,6 +298,59 @@ fn fast_popgo_v4<'s>(
         return None;
     }
     Some(a)
+}
+
+/// The fast path's window with two labels.
+const FAST_WINDOW2: usize = FAST_WINDOW + LSE_BYTES;
+
+/// The two-label common case: a uniform-mode transport entry (static egress LSP) on top,
+/// not at the bottom, with a live TTL, over a uniform-mode IPv4 POPGO entry at the
+/// bottom, over a plain 20-byte IPv4 header that fits the frame. Returns the adjacency
+/// and the POPGO label, or None for anything else (`classify` decides those, with the
+/// same result for the frames this accepts: the data path agrees with the model on
+/// these stacks). Reads `d` only.
+#[inline(always)]
+fn fast_transport_popgo_v4<'s>(
+    snap: &'s Snapshot,
+    d: &[u8],
+    l2: usize,
+    lse: LabelEntry,
+) -> Option<(&'s Adjacency, u32)> {
+    if lse.bos() || lse.ttl() <= 1 || !snap.ilm.lookup(lse.label()).is_uniform_transport() {
+        return None;
+    }
+    let w = d.first_chunk::<FAST_WINDOW2>()?;
+    let at = l2.clamp(ETH_HDR_BYTES, MAX_L2_BYTES) + LSE_BYTES;
+    let inner = LabelEntry(u32::from_be_bytes([w[at], w[at + 1], w[at + 2], w[at + 3]]));
+    let e = snap.ilm.lookup(inner.label());
+    if !e.is_uniform_pop_go_v4() || !inner.bos() {
+        return None;
+    }
+    let off = at + LSE_BYTES;
+    let h = &w[off..off + IPV4_MIN_HDR_BYTES];
+    let total = u16::from_be_bytes([h[2], h[3]]) as usize;
+    if h[0] != 0x45 || total < IPV4_MIN_HDR_BYTES || total > d.len() - off {
+        return None;
+    }
+    let a = snap.adjacencies.get(e.adjacency() as usize)?;
+    if a.port as usize >= snap.ports.min(MAX_PORTS) {
+        return None;
+    }
+    Some((a, inner.label()))
+}
+
+/// [`pop_go_v4`] under `labels` (1 or 2) label entries: IPv4 TTL := `ttl` with the
+/// checksum update, then the new Ethernet header just before the IPv4 header. Returns
+/// the bytes in front of the new header.
+#[inline(always)]
+fn pop_go_v4_at(d: &mut [u8], l2: usize, labels: usize, ttl: u8, macs: &[u8; 12]) -> usize {
+    let l2 = l2.clamp(ETH_HDR_BYTES, MAX_L2_BYTES);
+    let off = l2 + LSE_BYTES * labels.clamp(1, 2);
+    if let Some(w) = d.first_chunk_mut::<FAST_WINDOW2>() {
+        ip::ipv4_set_ttl(&mut w[off..], ttl);
+        emit_header_unchecked(&mut w[off - ETH_HDR_BYTES..], macs, ETHERTYPE_IPV4);
+    }
+    off - ETH_HDR_BYTES
 }
 
 /// The fast path's rewrite of a frame it accepted (`d` is at least `FAST_WINDOW` long,

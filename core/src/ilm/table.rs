@@ -130,6 +130,13 @@ impl IlmEntry {
         self.0 & (3 << OP_SHIFT | 3 << AF_SHIFT | PIPE_BIT) == (OP_POPGO << OP_SHIFT | af_bits(Af::V4) << AF_SHIFT)
     }
 
+    /// A uniform-mode transport entry (the two-label fast case's top): op and TTL mode
+    /// in one masked compare.
+    #[inline(always)]
+    pub const fn is_uniform_transport(self) -> bool {
+        self.0 & (3 << OP_SHIFT | PIPE_BIT) == OP_TRANSPORT << OP_SHIFT
+    }
+
     /// Pipe TTL mode (RFC 3443) rather than uniform.
     #[inline(always)]
     pub const fn pipe(self) -> bool {
