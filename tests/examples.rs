@@ -645,8 +645,8 @@ fn regression_gate_example() {
     assert_eq!(verdict["max_regression_pct"], 15.0);
     let outcome = verdict["outcome"].as_str().unwrap();
     assert!(["regression", "improvement", "unchanged"].contains(&outcome), "{verdict}");
-    // Exit 1 only on a regression, which needs a drop beyond PCT and disjoint ranges.
-    assert_eq!(o.status.code(), Some(if outcome == "regression" { 1 } else { 0 }), "{verdict}");
+    // Exit 3 only on a regression, which needs a drop beyond PCT and disjoint ranges.
+    assert_eq!(o.status.code(), Some(if outcome == "regression" { 3 } else { 0 }), "{verdict}");
     if outcome == "regression" {
         assert!(verdict["change_pct"].as_f64().unwrap() < -15.0 && verdict["ranges_overlap"] == false);
     }

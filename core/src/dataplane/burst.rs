@@ -193,7 +193,21 @@ fn process_chunk<P: PacketMut>(
                         }
                         Verdict::Forward(a.port)
                     }
-                    None => general(snap, pkt, l2, lse, tx, lsp),
+                    // The egress's own transport label over a POPGO VPN (or BGP) label,
+                    // the usual L3VPN stack without PHP, in one go as well.
+                    None => match fast_transport_popgo_v4(snap, d, l2, lse, e, ports) {
+                        Some((a, label)) => {
+                            let strip = pop_go_v4_at(d, l2, 2, lse.ttl() - 1, &a.macs);
+                            let out = d.len() - strip;
+                            pkt.pull_front(strip);
+                            tx.add(a.port as usize, out);
+                            if let Some(lsp) = lsp {
+                                lsp.add(label, out, a.port);
+                            }
+                            Verdict::Forward(a.port)
+                        }
+                        None => general(snap, pkt, l2, lse, tx, lsp),
+                    },
                 }
             }
             Err(r) => Verdict::Drop(r),
@@ -214,18 +228,6 @@ fn general<P: PacketMut>(
     tx: &mut TxTally,
     lsp: Option<&LspRow>,
 ) -> Verdict {
-    // The egress's own transport label over a POPGO VPN (or BGP) label, the usual L3VPN
-    // stack without PHP, in one go like the one-label case.
-    if let Some((a, label)) = fast_transport_popgo_v4(snap, pkt.data(), l2, lse) {
-        let strip = pop_go_v4_at(pkt.data_mut(), l2, 2, lse.ttl() - 1, &a.macs);
-        let out = pkt.data().len() - strip;
-        pkt.pull_front(strip);
-        tx.add(a.port as usize, out);
-        if let Some(lsp) = lsp {
-            lsp.add(label, out, a.port);
-        }
-        return Verdict::Forward(a.port);
-    }
     let mut plan = Plan::default();
     match classify(snap, pkt.data(), l2, lse, &mut plan) {
         Ok(port) => {
@@ -315,8 +317,10 @@ fn fast_transport_popgo_v4<'s>(
     d: &[u8],
     l2: usize,
     lse: LabelEntry,
+    top: crate::ilm::IlmEntry,
+    ports: usize,
 ) -> Option<(&'s Adjacency, u32)> {
-    if lse.bos() || lse.ttl() <= 1 || !snap.ilm.lookup(lse.label()).is_uniform_transport() {
+    if !top.is_uniform_transport() || lse.bos() || lse.ttl() <= 1 {
         return None;
     }
     let w = d.first_chunk::<FAST_WINDOW2>()?;
@@ -333,7 +337,7 @@ fn fast_transport_popgo_v4<'s>(
         return None;
     }
     let a = snap.adjacencies.get(e.adjacency() as usize)?;
-    if a.port as usize >= snap.ports.min(MAX_PORTS) {
+    if a.port as usize >= ports {
         return None;
     }
     Some((a, inner.label()))
