@@ -755,3 +755,83 @@ fn frr_learns_vpnv4_routes_and_withdrawals() {
     let (code, _) = popgo.stop(15);
     assert_eq!(code, Some(0));
 }
+
+/// End to end over VPNv4: `popgo run` with `examples/l3vpn-lab.toml` advertises both
+/// instances to GoBGP on D; frames built from the VPN labels D learned, under this
+/// device's transport label 18, sent from D to 10.1.1.1, leave through each instance's
+/// own CE port (vpna behind to-a, vpnb behind to-b), although both instances route the
+/// same prefix.
+#[test]
+fn learned_vpn_labels_forward_to_each_instance_s_ce() {
+    let _g = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    if !can_run("learned_vpn_labels_forward_to_each_instance_s_ce", &["gobgpd", "gobgp"]) {
+        return;
+    }
+    let lab = Lab::new(true);
+    let gcfg = lab.path("gobgpd.toml");
+    std::fs::write(
+        &gcfg,
+        "[global.config]\n  as = 200\n  router-id = \"198.18.0.1\"\n  local-address-list = [\"198.18.0.1\"]\n\
+         [[neighbors]]\n  [neighbors.config]\n    neighbor-address = \"198.18.0.2\"\n    peer-as = 100\n\
+         [[neighbors.afi-safis]]\n  [neighbors.afi-safis.config]\n    afi-safi-name = \"l3vpn-ipv4-unicast\"\n",
+    )
+    .unwrap();
+    let _d = lab.spawn(
+        lab.d(),
+        "gobgpd",
+        &["gobgpd", "-f", gcfg.to_str().unwrap(), "-p", "--api-hosts", "127.0.0.1:50051", "--pprof-disable"],
+        &lab.path("gobgpd.log"),
+    );
+    let text = std::fs::read_to_string(root_dir().join("examples/l3vpn-lab.toml")).unwrap().replacen(
+        "\nlabel_base = 16\n",
+        "\nrouter_id = \"198.18.0.2\"\nlabel_base = 16\n",
+        1,
+    ) + "\n[[bgp.peer]]\naddress = \"198.18.0.1\"\nas = 200\nfamilies = [\"vpnv4\"]\n";
+    let cfg = lab.path("c.toml");
+    std::fs::write(&cfg, text).unwrap();
+    let err = lab.path("run.err");
+    let run = lab.spawn(
+        lab.c(),
+        "popgo run",
+        &[POPGO, "run", "--config", cfg.to_str().unwrap(), "--duration", "25", "--json-stats", "--stats-interval", "0"],
+        &err,
+    );
+    wait_for(&err, "forwarding", 15);
+    let label = |rib: &Value, rd: &str| -> Option<u32> {
+        rib.get(format!("{rd}:10.1.1.0/24"))?.get(0)?["nlri"]["labels"].get(0)?.as_u64().map(|l| l as u32)
+    };
+    let (a, b) = poll("both instances' routes at GoBGP", 20, || {
+        let rib = lab.gobgp_rib("vpnv4");
+        Some((label(&rib, "100:1")?, label(&rib, "100:2")?))
+    });
+    assert_ne!(a, b);
+    let payload = popgo::traffic::frames::ipv4_udp("198.18.0.1".parse().unwrap(), "10.1.1.1".parse().unwrap(), 64, 100);
+    let fa = popgo::traffic::frames::seed_mpls(&[(18, 64), (a, 255)], &payload);
+    let fb = popgo::traffic::frames::seed_mpls(&[(18, 64), (b, 255)], &payload);
+    let pcap = lab.path("learned.pcap");
+    popgo::io::pcap::write_file(
+        &pcap,
+        (0..20u64).map(|i| (i * 1000, if i % 2 == 0 { fa.clone() } else { fb.clone() })),
+    )
+    .unwrap();
+    let send = sh(&[
+        "ip",
+        "netns",
+        "exec",
+        lab.d(),
+        POPGO_LAB,
+        "send",
+        "--iface",
+        "d0",
+        "--gap-us",
+        "1000",
+        pcap.to_str().unwrap(),
+    ]);
+    assert!(send.status.success(), "popgo-lab send: {}", String::from_utf8_lossy(&send.stderr));
+    std::thread::sleep(Duration::from_millis(500));
+    let (code, out) = run.stop(15);
+    assert_eq!(code, Some(0), "popgo run: {}", std::fs::read_to_string(&err).unwrap_or_default());
+    let v: Value = serde_json::from_str(out.lines().last().expect("a JSON report")).unwrap();
+    assert_eq!(v["tx_packets"]["to-a"], 10, "{v}");
+    assert_eq!(v["tx_packets"]["to-b"], 10, "{v}");
+}
