@@ -212,8 +212,13 @@ impl Lab {
 
     /// [`Self::popgo_replay`] with `peer_extra` in the peer's table.
     fn popgo_replay_with(&self, peer_extra: &str) -> (Proc, PathBuf) {
+        self.popgo_replay_of(&self.config_with(peer_extra), "pcaps/seed.pcap")
+    }
+
+    /// `popgo replay --control` on C of `cfg` and the repository's `pcap`, until the
+    /// control socket is up.
+    fn popgo_replay_of(&self, cfg: &Path, pcap: &str) -> (Proc, PathBuf) {
         let sock = self.path("c.sock");
-        let cfg = self.config_with(peer_extra);
         let err = self.path("popgo.err");
         let p = self.spawn(
             self.c(),
@@ -229,7 +234,7 @@ impl Lab {
                 "0",
                 "--pps",
                 "100",
-                root_dir().join("pcaps/seed.pcap").to_str().unwrap(),
+                root_dir().join(pcap).to_str().unwrap(),
             ],
             &err,
         );
@@ -238,15 +243,21 @@ impl Lab {
     }
 
     fn gobgpd(&self) -> Proc {
+        self.gobgpd_with(&["ipv4-labelled-unicast", "ipv6-labelled-unicast"])
+    }
+
+    /// GoBGP on D (AS 200) with C as its peer in `families` (GoBGP's afi-safi names).
+    fn gobgpd_with(&self, families: &[&str]) -> Proc {
         let cfg = self.path("gobgpd.toml");
-        std::fs::write(
-            &cfg,
-            "[global.config]\n  as = 200\n  router-id = \"198.18.0.1\"\n  local-address-list = [\"198.18.0.1\"]\n\
-             [[neighbors]]\n  [neighbors.config]\n    neighbor-address = \"198.18.0.2\"\n    peer-as = 100\n\
-             [[neighbors.afi-safis]]\n  [neighbors.afi-safis.config]\n    afi-safi-name = \"ipv4-labelled-unicast\"\n\
-             [[neighbors.afi-safis]]\n  [neighbors.afi-safis.config]\n    afi-safi-name = \"ipv6-labelled-unicast\"\n",
-        )
-        .unwrap();
+        let mut text = "[global.config]\n  as = 200\n  router-id = \"198.18.0.1\"\n  local-address-list = [\"198.18.0.1\"]\n\
+                        [[neighbors]]\n  [neighbors.config]\n    neighbor-address = \"198.18.0.2\"\n    peer-as = 100\n"
+            .to_string();
+        for f in families {
+            text.push_str(&format!(
+                "[[neighbors.afi-safis]]\n  [neighbors.afi-safis.config]\n    afi-safi-name = \"{f}\"\n"
+            ));
+        }
+        std::fs::write(&cfg, text).unwrap();
         self.spawn(
             self.d(),
             "gobgpd",
@@ -563,21 +574,7 @@ fn gobgp_learns_vpnv4_routes_and_withdrawals() {
         return;
     }
     let lab = Lab::new(false);
-    let gcfg = lab.path("gobgpd.toml");
-    std::fs::write(
-        &gcfg,
-        "[global.config]\n  as = 200\n  router-id = \"198.18.0.1\"\n  local-address-list = [\"198.18.0.1\"]\n\
-         [[neighbors]]\n  [neighbors.config]\n    neighbor-address = \"198.18.0.2\"\n    peer-as = 100\n\
-         [[neighbors.afi-safis]]\n  [neighbors.afi-safis.config]\n    afi-safi-name = \"l3vpn-ipv4-unicast\"\n\
-         [[neighbors.afi-safis]]\n  [neighbors.afi-safis.config]\n    afi-safi-name = \"l3vpn-ipv6-unicast\"\n",
-    )
-    .unwrap();
-    let _d = lab.spawn(
-        lab.d(),
-        "gobgpd",
-        &["gobgpd", "-f", gcfg.to_str().unwrap(), "-p", "--api-hosts", "127.0.0.1:50051", "--pprof-disable"],
-        &lab.path("gobgpd.log"),
-    );
+    let _d = lab.gobgpd_with(&["l3vpn-ipv4-unicast", "l3vpn-ipv6-unicast"]);
     let (popgo, sock) = l3vpn_popgo(&lab);
     // GoBGP's VPNv4 table: "RD:prefix" -> [path]; labels, RD, next hop and route
     // targets (extended communities, type 16) per route.
@@ -651,39 +648,25 @@ vpn_instance = \"vpnc\"
 prefix = \"2001:db8:c::/48\"
 ";
 
-/// `popgo replay --control` on C with `pcaps/l3vpn.toml`, DeviceD (198.18.0.1, AS 200)
-/// as its VPNv4 peer, until the control socket is up.
-fn l3vpn_popgo(lab: &Lab) -> (Proc, PathBuf) {
-    let text = std::fs::read_to_string(root_dir().join("pcaps/l3vpn.toml")).unwrap().replacen(
+/// `file` (an L3VPN config of this repository) with C's router ID and DeviceD
+/// (198.18.0.1, AS 200) as its VPNv4 peer, plus `extra`, written as C's config.
+fn l3vpn_config(lab: &Lab, file: &str, extra: &str, families: &str) -> PathBuf {
+    let text = std::fs::read_to_string(root_dir().join(file)).unwrap().replacen(
         "\nlabel_base = 16\n",
         "\nrouter_id = \"198.18.0.2\"\nlabel_base = 16\n",
         1,
-    ) + VPNC
-        + "\n[[bgp.peer]]\naddress = \"198.18.0.1\"\nas = 200\nfamilies = [\"vpnv4\", \"vpnv6\"]\n";
+    ) + extra
+        + &format!("\n[[bgp.peer]]\naddress = \"198.18.0.1\"\nas = 200\nfamilies = {families}\n");
     let cfg = lab.path("c.toml");
     std::fs::write(&cfg, text).unwrap();
-    let sock = lab.path("c.sock");
-    let err = lab.path("popgo.err");
-    let p = lab.spawn(
-        lab.c(),
-        "popgo replay",
-        &[
-            POPGO,
-            "replay",
-            "--config",
-            cfg.to_str().unwrap(),
-            "--control",
-            sock.to_str().unwrap(),
-            "--loops",
-            "0",
-            "--pps",
-            "100",
-            root_dir().join("pcaps/l3vpn.pcap").to_str().unwrap(),
-        ],
-        &err,
-    );
-    wait_for(&err, "control socket", 15);
-    (p, sock)
+    cfg
+}
+
+/// `popgo replay --control` on C with `pcaps/l3vpn.toml`, DeviceD (198.18.0.1, AS 200)
+/// as its VPNv4 peer, until the control socket is up.
+fn l3vpn_popgo(lab: &Lab) -> (Proc, PathBuf) {
+    let cfg = l3vpn_config(lab, "pcaps/l3vpn.toml", VPNC, "[\"vpnv4\", \"vpnv6\"]");
+    lab.popgo_replay_of(&cfg, "pcaps/l3vpn.pcap")
 }
 
 /// The same with DeviceD = FRR bgpd (`address-family ipv4 vpn` and `ipv6 vpn`): both
@@ -768,27 +751,8 @@ fn learned_vpn_labels_forward_to_each_instance_s_ce() {
         return;
     }
     let lab = Lab::new(true);
-    let gcfg = lab.path("gobgpd.toml");
-    std::fs::write(
-        &gcfg,
-        "[global.config]\n  as = 200\n  router-id = \"198.18.0.1\"\n  local-address-list = [\"198.18.0.1\"]\n\
-         [[neighbors]]\n  [neighbors.config]\n    neighbor-address = \"198.18.0.2\"\n    peer-as = 100\n\
-         [[neighbors.afi-safis]]\n  [neighbors.afi-safis.config]\n    afi-safi-name = \"l3vpn-ipv4-unicast\"\n",
-    )
-    .unwrap();
-    let _d = lab.spawn(
-        lab.d(),
-        "gobgpd",
-        &["gobgpd", "-f", gcfg.to_str().unwrap(), "-p", "--api-hosts", "127.0.0.1:50051", "--pprof-disable"],
-        &lab.path("gobgpd.log"),
-    );
-    let text = std::fs::read_to_string(root_dir().join("examples/l3vpn-lab.toml")).unwrap().replacen(
-        "\nlabel_base = 16\n",
-        "\nrouter_id = \"198.18.0.2\"\nlabel_base = 16\n",
-        1,
-    ) + "\n[[bgp.peer]]\naddress = \"198.18.0.1\"\nas = 200\nfamilies = [\"vpnv4\"]\n";
-    let cfg = lab.path("c.toml");
-    std::fs::write(&cfg, text).unwrap();
+    let _d = lab.gobgpd_with(&["l3vpn-ipv4-unicast"]);
+    let cfg = l3vpn_config(&lab, "examples/l3vpn-lab.toml", "", "[\"vpnv4\"]");
     let err = lab.path("run.err");
     let run = lab.spawn(
         lab.c(),

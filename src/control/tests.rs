@@ -15,13 +15,13 @@ pub(crate) fn plane(cfg: Config) -> ControlPlane {
     ControlPlane::new(cfg, Publisher::new(Box::new(snap), 4), Arc::new(StatsBoard::new(1)))
 }
 
-fn ok(p: &mut ControlPlane, s: &mut Session, line: &str) -> String {
+pub(crate) fn ok(p: &mut ControlPlane, s: &mut Session, line: &str) -> String {
     let r = p.exec(s, line);
     assert!(r.ok, "{line:?} failed: {}", r.text);
     r.text
 }
 
-fn err(p: &mut ControlPlane, s: &mut Session, line: &str) -> String {
+pub(crate) fn err(p: &mut ControlPlane, s: &mut Session, line: &str) -> String {
     let r = p.exec(s, line);
     assert!(!r.ok, "{line:?} should fail: {}", r.text);
     r.text

@@ -2,24 +2,12 @@
 //! procedure inside a VPN instance, an instance built from nothing, static egress LSPs,
 //! and the errors of bad input.
 
-use super::tests::plane;
+use super::tests::{err, ok, plane};
 use super::*;
 use crate::ilm::IlmOp;
 use crate::stats::DropReason;
 
 const L3VPN: &str = include_str!("../../pcaps/l3vpn.toml");
-
-fn ok(p: &mut ControlPlane, s: &mut Session, line: &str) -> String {
-    let r = p.exec(s, line);
-    assert!(r.ok, "{line:?} failed: {}", r.text);
-    r.text
-}
-
-fn err(p: &mut ControlPlane, s: &mut Session, line: &str) -> String {
-    let r = p.exec(s, line);
-    assert!(!r.ok, "{line:?} should fail: {}", r.text);
-    r.text
-}
 
 /// Where a frame with `labels` over 10.1.1.`host` goes in the published tables.
 fn verdict(p: &ControlPlane, labels: &[(u32, u8)], host: u8) -> Result<u16, DropReason> {

@@ -869,10 +869,6 @@ impl Config {
                 networks.push(Network { prefix, label, line });
             }
             if let Some(t) = &b.table {
-                let path = match dir {
-                    Some(d) if !d.as_os_str().is_empty() => d.join(t.get_ref()),
-                    _ => std::path::PathBuf::from(t.get_ref()),
-                };
                 let checks = table::Checks {
                     neighbors: &cfg.neighbors,
                     routes: &route_keys,
@@ -881,14 +877,7 @@ impl Config {
                     labels: &labels,
                     vrf: vpn::PUBLIC,
                 };
-                table::read_file(&path, checks, &mut cfg.static_routes, &mut networks).map_err(|e| match e {
-                    table::ReadError::File(msg) => {
-                        invalid(lines.of(t), "bgp.table", format!("{}: {msg}", path.display()))
-                    }
-                    table::ReadError::Line(line, msg) => {
-                        ConfigError::Table { path: path.display().to_string(), line, msg }
-                    }
-                })?;
+                read_table(dir, t, &lines, "bgp.table", checks, &mut cfg.static_routes, &mut networks)?;
             }
             let opts = mrt_options(b, &lines, &cfg.neighbors)?;
             if let Some(m) = &b.mrt {
@@ -1014,10 +1003,6 @@ impl Config {
             // public ones.
             for (r, f) in b.vpn_instance.iter().zip(&vpn_families) {
                 let Some(t) = vpn::table_key(r) else { continue };
-                let path = match dir {
-                    Some(d) if !d.as_os_str().is_empty() => d.join(t.get_ref()),
-                    _ => std::path::PathBuf::from(t.get_ref()),
-                };
                 let checks = table::Checks {
                     neighbors: &cfg.neighbors,
                     routes: &route_keys,
@@ -1027,14 +1012,8 @@ impl Config {
                     vrf: f.vrf,
                 };
                 let first = cfg.static_routes.len();
-                table::read_file(&path, checks, &mut cfg.static_routes, &mut networks).map_err(|e| match e {
-                    table::ReadError::File(msg) => {
-                        invalid(lines.of(t), "bgp.vpn_instance.table", format!("{}: {msg}", path.display()))
-                    }
-                    table::ReadError::Line(line, msg) => {
-                        ConfigError::Table { path: path.display().to_string(), line, msg }
-                    }
-                })?;
+                let key = "bgp.vpn_instance.table";
+                let path = read_table(dir, t, &lines, key, checks, &mut cfg.static_routes, &mut networks)?;
                 if let Some(r) = cfg.static_routes[first..].iter().find(|r| r.prefix.is_v4() != f.v4) {
                     return Err(ConfigError::Table {
                         path: path.display().to_string(),
@@ -1230,6 +1209,28 @@ impl Config {
         vpn::mpls_toml(self, &mut s);
         s
     }
+}
+
+/// Reads the route table file that key `key` (at `t`) names, relative to `dir`, into
+/// `routes` and `networks`; returns its path. Errors name the key or the file's line.
+fn read_table(
+    dir: Option<&Path>,
+    t: &Spanned<String>,
+    lines: &Lines,
+    key: &str,
+    checks: table::Checks<'_>,
+    routes: &mut Vec<StaticRoute>,
+    networks: &mut Vec<Network>,
+) -> Result<std::path::PathBuf, ConfigError> {
+    let path = match dir {
+        Some(d) if !d.as_os_str().is_empty() => d.join(t.get_ref()),
+        _ => std::path::PathBuf::from(t.get_ref()),
+    };
+    table::read_file(&path, checks, routes, networks).map_err(|e| match e {
+        table::ReadError::File(msg) => invalid(lines.of(t), key, format!("{}: {msg}", path.display())),
+        table::ReadError::Line(line, msg) => ConfigError::Table { path: path.display().to_string(), line, msg },
+    })?;
+    Ok(path)
 }
 
 /// "IPv4" or "IPv6", the family of `p`.
