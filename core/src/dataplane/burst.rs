@@ -290,9 +290,7 @@ fn fast_popgo_v4<'s>(
     let w = d.first_chunk::<FAST_WINDOW>()?;
     // (l2 is 14, 18 or 22; the clamp lets the compiler see the window reads in bounds.)
     let off = l2.clamp(ETH_HDR_BYTES, MAX_L2_BYTES) + LSE_BYTES;
-    let h = &w[off..off + IPV4_MIN_HDR_BYTES];
-    let total = u16::from_be_bytes([h[2], h[3]]) as usize;
-    if h[0] != 0x45 || total < IPV4_MIN_HDR_BYTES || total > d.len() - off {
+    if !plain_ipv4(&w[off..off + IPV4_MIN_HDR_BYTES], d.len() - off) {
         return None;
     }
     let a = snap.adjacencies.get(e.adjacency() as usize)?;
@@ -300,6 +298,14 @@ fn fast_popgo_v4<'s>(
         return None;
     }
     Some(a)
+}
+
+/// The fast paths' IPv4 check: `h` (the first 20 bytes at the end of the labels) is a
+/// header without options whose total length fits the `room` bytes left in the frame.
+#[inline(always)]
+fn plain_ipv4(h: &[u8], room: usize) -> bool {
+    let total = u16::from_be_bytes([h[2], h[3]]) as usize;
+    h[0] == 0x45 && total >= IPV4_MIN_HDR_BYTES && total <= room
 }
 
 /// The fast path's window with two labels.
@@ -331,9 +337,7 @@ fn fast_transport_popgo_v4<'s>(
         return None;
     }
     let off = at + LSE_BYTES;
-    let h = &w[off..off + IPV4_MIN_HDR_BYTES];
-    let total = u16::from_be_bytes([h[2], h[3]]) as usize;
-    if h[0] != 0x45 || total < IPV4_MIN_HDR_BYTES || total > d.len() - off {
+    if !plain_ipv4(&w[off..off + IPV4_MIN_HDR_BYTES], d.len() - off) {
         return None;
     }
     let a = snap.adjacencies.get(e.adjacency() as usize)?;
