@@ -1294,11 +1294,13 @@ fn l3vpn_instances_byte_exact_at_sinks() {
         assert_eq!(macs(&at_b), vec![(0x0b, 1), (0x0b, 3), (0x0b, 5)]);
         assert_eq!(lab.xdp_programs(&lab.c), 0, "XDP programs detached after SIGTERM");
         if extra.is_some() {
-            // Frames 3 and 4 carry a VPN label alone: POPGO at the bottom, in the kernel.
+            // Every forwarded frame is popped in the kernel: frames 3 and 4 carry a VPN
+            // label alone (POPGO at the bottom), the others the transport label over it.
             let o = &v["offload"];
             let kernel: u64 = o["tx_packets"].as_object().unwrap().values().map(|x| x.as_u64().unwrap()).sum();
-            assert_eq!(kernel, 2, "{v}");
+            assert_eq!(kernel, 6, "{v}");
         }
+        assert_eq!(lsp_packets(&v), 6, "per-LSP counts add up to the forwarded frames: {v}");
     }
 }
 
@@ -1369,4 +1371,109 @@ fn vpn_procedure_on_run_moves_only_that_instance() {
     assert!(first_after >= 100, "frames before the commit went to the /30 CE: {first_after}");
     assert!(moved[..first_after].iter().all(|m| *m == 0xb1) && moved[first_after..].iter().all(|m| *m == 0x0a));
     assert!(at_a.iter().filter(|f| f[14 + 19] == 5).all(|f| f[5] == 0x0a));
+}
+
+/// Packets over every label of a final JSON report's per-LSP counts.
+fn lsp_packets(v: &Value) -> u64 {
+    v["lsps"].as_array().unwrap_or_else(|| panic!("no lsps: {v}")).iter().map(|l| l["packets"].as_u64().unwrap()).sum()
+}
+
+/// A two-label synth capture (transport label 18 over the seed's POPGO label 48122)
+/// and then the seed through `--offload xdp`, native and generic: the frames at the
+/// sinks are those of `popgo replay --out-dir`, every two-label frame is popped and
+/// forwarded in the kernel, and the per-LSP counts (the kernel's and the workers')
+/// add up to the forwarded frames, label by label.
+#[test]
+fn offload_pops_transport_over_popgo_and_counts_per_lsp() {
+    let _g = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    if !privileged("offload_pops_transport_over_popgo_and_counts_per_lsp") {
+        return;
+    }
+    const SYNTH: u64 = 40;
+    for extra in [&["--offload", "xdp"][..], &["--offload", "xdp", "--xdp-generic"]] {
+        let lab = Lab::new();
+        let cfg = lab.config(true);
+        let mut text = std::fs::read_to_string(&cfg).unwrap();
+        text.push_str(&popgo::traffic::profile::transport_toml(18));
+        std::fs::write(&cfg, text).unwrap();
+        let synth = lab.path("synth.pcap");
+        ok(&[
+            POPGO,
+            "gen",
+            "synth",
+            "--out",
+            synth.to_str().unwrap(),
+            "--count",
+            &SYNTH.to_string(),
+            "--labels",
+            "1",
+            "--first-label",
+            "48122",
+            "--transport-label",
+            "18",
+        ]);
+        // The replay's frames out of to-A and its per-LSP counts, summed by label.
+        let mut want_lsps: std::collections::BTreeMap<u64, (u64, u64)> = Default::default();
+        let mut golden_of = |pcap: &Path, name: &str| {
+            let dir = lab.path(name);
+            let out = ok(&[
+                POPGO,
+                "replay",
+                "--config",
+                cfg.to_str().unwrap(),
+                "--in-port",
+                "to-D",
+                "--json",
+                "--lsp-counters",
+                "on",
+                "--out-dir",
+                dir.to_str().unwrap(),
+                pcap.to_str().unwrap(),
+            ]);
+            let r: Value = serde_json::from_str(&out).expect("replay JSON");
+            for l in r["lsps"].as_array().unwrap() {
+                let w = want_lsps.entry(l["label"].as_u64().unwrap()).or_default();
+                (w.0, w.1) = (w.0 + l["packets"].as_u64().unwrap(), w.1 + l["bytes"].as_u64().unwrap());
+            }
+            frames(&dir.join("to-A.pcap"))
+        };
+        let seed = root_dir().join("pcaps/seed.pcap");
+        let mut want_a = golden_of(&synth, "golden-synth");
+        assert_eq!(want_a.len() as u64, SYNTH, "replay forwards every two-label frame");
+        want_a.extend(golden_of(&seed, "golden-seed"));
+        let (ta, _) = lab.capture(&lab.a, "a0", &lab.path("a.pcap"), "ip");
+        let mut args = vec!["--json-stats", "--stats-interval", "0"];
+        args.extend_from_slice(extra);
+        let (p, _) = lab.popgo(&cfg, &args);
+        for pcap in [&synth, &seed] {
+            let s = lab.spawn(
+                &lab.d,
+                "popgo-lab send",
+                &[POPGO_LAB, "send", "--iface", "d0", "--gap-us", "1000", pcap.to_str().unwrap()],
+            );
+            assert_eq!(s.wait(30).0, Some(0));
+        }
+        std::thread::sleep(Duration::from_millis(1200));
+        let (v, _, _) = stop_popgo(p);
+        std::thread::sleep(Duration::from_millis(300));
+        ta.signal("-INT");
+        ta.wait(10);
+        assert_eq!(frames(&lab.path("a.pcap")), want_a, "frames at DeviceA ({extra:?})");
+        let o = &v["offload"];
+        let kernel_tx = o["tx_packets"]["to-A"].as_u64().unwrap();
+        // The seed's plain and tagged POPGO frames (at least 4 of its 8) and every
+        // two-label frame in the kernel.
+        assert!(kernel_tx >= SYNTH + 4 && kernel_tx < SYNTH + 8, "{extra:?}: {o}");
+        let tx: u64 = v["tx_packets"].as_object().unwrap().values().map(|x| x.as_u64().unwrap()).sum();
+        assert_eq!(tx, SYNTH + 8, "{v}");
+        assert_eq!(lsp_packets(&v), tx, "sum over LSPs = forwarded packets ({extra:?}): {v}");
+        let got_lsps: std::collections::BTreeMap<u64, (u64, u64)> = v["lsps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|l| (l["label"].as_u64().unwrap(), (l["packets"].as_u64().unwrap(), l["bytes"].as_u64().unwrap())))
+            .collect();
+        assert_eq!(got_lsps, want_lsps, "per-LSP packets and bytes as the replay counts them ({extra:?})");
+        assert_eq!(lab.xdp_programs(&lab.c), 0, "XDP programs detached after SIGTERM");
+    }
 }
