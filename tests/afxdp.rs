@@ -1239,8 +1239,9 @@ fn offload_veth_peer_check_quiet_with_gro_notes_other_namespaces() {
 /// the same addresses): `pcaps/l3vpn.pcap` from D, transport label 18 over the VPN
 /// labels, gives at the sinks exactly what `popgo replay --out-dir` gives, with pop-go
 /// in both instances and with it off in vpna only (whose 10.1.1.1 and .2 then go to its
-/// /30 CE, while vpnb's traffic does not move), and through `--offload xdp` (the lone
-/// VPN labels are popped in the kernel, the two-label stacks by the workers).
+/// /30 CE, while vpnb's traffic does not move), and through `--offload xdp`, native
+/// and generic (every forwarded frame popped in the kernel: the lone VPN labels and
+/// the transport + VPN stacks); the per-LSP counts add up to the forwarded frames.
 #[test]
 fn l3vpn_instances_byte_exact_at_sinks() {
     let _g = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
@@ -1248,7 +1249,8 @@ fn l3vpn_instances_byte_exact_at_sinks() {
         return;
     }
     let pcap = root_dir().join("pcaps/l3vpn.pcap");
-    for (vpna_pop_go, extra) in [(true, None), (false, None), (true, Some("xdp"))] {
+    let (native, generic) = (&["--offload", "xdp"][..], &["--offload", "xdp", "--xdp-generic"][..]);
+    for (vpna_pop_go, extra) in [(true, None), (false, None), (true, Some(native)), (true, Some(generic))] {
         let lab = Lab::new();
         let text = std::fs::read_to_string(root_dir().join("examples/l3vpn-lab.toml")).unwrap().replacen(
             "pop_go = true",
@@ -1274,7 +1276,7 @@ fn l3vpn_instances_byte_exact_at_sinks() {
         let (tb, _) = lab.capture(&lab.b, "b0", &lab.path("b.pcap"), filter);
         let mut args = vec!["--json-stats", "--stats-interval", "0"];
         if let Some(o) = extra {
-            args.extend(["--offload", o]);
+            args.extend_from_slice(o);
         }
         let (p, _) = lab.popgo(&cfg, &args);
         let s = lab.spawn(
