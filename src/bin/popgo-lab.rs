@@ -150,8 +150,8 @@ fn main() -> ExitCode {
             popgo::run::lab::prog_cost(&config, &pcap, rounds, samples).map(|c| {
                 let ratios: Vec<String> = c.round_ratios.iter().map(|r| format!("{r:.3}")).collect();
                 println!(
-                    "offload program, {} runs per variant: without per-LSP counting {:.1} ns, with {:.1} ns (median), \
-                     ratio {:.3}; per round {}",
+                    "offload program, {} runs per variant: without per-LSP counting {:.1} ns, with {:.1} ns \
+                     (mean of the fastest 99%), ratio {:.3}; per round {}",
                     c.runs,
                     c.without_ns,
                     c.with_ns,
