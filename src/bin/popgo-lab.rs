@@ -146,8 +146,8 @@ fn main() -> ExitCode {
             };
             popgo::run::lab::redirect(&iface, &to, dst, src, secs)
         })(),
-        Cmd::ProgCost { config, rounds, samples, pcap } => {
-            popgo::run::lab::prog_cost(&config, &pcap, rounds, samples).map(|c| {
+        Cmd::ProgCost { config, rounds, samples, pcap } => popgo::run::lab::prog_cost(&config, &pcap, rounds, samples)
+            .map(|c| {
                 let ratios: Vec<String> = c.round_ratios.iter().map(|r| format!("{r:.3}")).collect();
                 println!(
                     "offload program, {} runs per variant: without per-LSP counting {:.1} ns, with {:.1} ns \
@@ -158,8 +158,7 @@ fn main() -> ExitCode {
                     c.with_ns / c.without_ns.max(1.0),
                     ratios.join(", ")
                 );
-            })
-        }
+            }),
         Cmd::DumpProg { offload } => {
             let p = if offload {
                 let m = popgo::offload::ProgramMaps {

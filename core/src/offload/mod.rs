@@ -64,9 +64,7 @@ mod program;
 pub use mirror::{adjacency_value, label_value, KernelStore, Mirror, MirrorStats, MirrorStore};
 pub use program::{offload_program, FrameLen, ProgramMaps};
 
-use crate::io::xdp::{
-    self, MmapArray, MplsRedirect, PerCpuArray, PerCpuCounters, XdpAttachment, XDP_PASS,
-};
+use crate::io::xdp::{self, MmapArray, MplsRedirect, PerCpuArray, PerCpuCounters, XdpAttachment, XDP_PASS};
 use crate::stats::{DropReason, WorkerStats, MAX_PORTS};
 use libbpf_sys as sys;
 use std::io;

@@ -1,8 +1,8 @@
 //! The offload's XDP program (listing on [`offload_program`]).
 
 use super::{
-    ADJ_PORT_OFFSET, ALLOW_V4, ALLOW_V6, MAX_IP_BYTES, OFFLOAD, PIPE, TRANSPORT, SLOT_MASK, W_DROPS, W_PORT_RX, W_PORT_TX, W_PORT_TX_BYTES,
-    W_RX_BYTES,
+    ADJ_PORT_OFFSET, ALLOW_V4, ALLOW_V6, MAX_IP_BYTES, OFFLOAD, PIPE, SLOT_MASK, TRANSPORT, W_DROPS, W_PORT_RX,
+    W_PORT_TX, W_PORT_TX_BYTES, W_RX_BYTES,
 };
 use crate::io::xdp::{
     self, imm, l2_bytes, off, parse_l2_mpls, Asm, Insn, Reg, BPF_FUNC_XDP_GET_BUFF_LEN, ETH_P_IP, ETH_P_IPV6, XDP_DROP,

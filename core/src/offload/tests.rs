@@ -130,7 +130,11 @@ fn label_values_leave_out_what_the_kernel_does_not_forward() {
     assert_eq!(v(18, IlmEntry::transport(false)), TRANSPORT, "a transport label names no slot");
     assert_eq!(v(18, IlmEntry::transport(true)), TRANSPORT | PIPE);
     assert_eq!(v(7, IlmEntry::transport(false)), 0);
-    assert_eq!(v(100, IlmEntry::pop_go(Af::V4, 0, false).in_vrf(3)), OFFLOAD | ALLOW_V4, "a VPN instance's POPGO label");
+    assert_eq!(
+        v(100, IlmEntry::pop_go(Af::V4, 0, false).in_vrf(3)),
+        OFFLOAD | ALLOW_V4,
+        "a VPN instance's POPGO label"
+    );
     let c = counters_to_stats(&{
         let mut w = vec![0u64; counter_words()];
         w[W_PORT_RX + 2] = 5;

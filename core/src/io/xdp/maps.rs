@@ -330,7 +330,8 @@ impl PerCpuArray {
         let mut sum = vec![0u64; self.words];
         let (mut token_in, mut token_out) = (0u32, 0u32);
         let mut first = true;
-        let opts = sys::bpf_map_batch_opts { sz: std::mem::size_of::<sys::bpf_map_batch_opts>() as _, ..Default::default() };
+        let opts =
+            sys::bpf_map_batch_opts { sz: std::mem::size_of::<sys::bpf_map_batch_opts>() as _, ..Default::default() };
         loop {
             let mut count = LOOKUP_BATCH;
             let in_batch: *mut u32 = if first { std::ptr::null_mut() } else { &mut token_in };
