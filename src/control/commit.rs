@@ -3,7 +3,7 @@
 //! changes handed to the BGP speaker.
 
 use super::store::{Cand, Overlay, Store};
-use super::{ControlPlane, Edit, Session, MAX_RETIRED};
+use super::{CommitError, ControlPlane, Edit, Session, MAX_RETIRED};
 use crate::config::edit as rules;
 use crate::config::Config;
 use crate::ilm::{build_indexed, patch, Snapshot};
@@ -44,6 +44,11 @@ pub struct CommitReport {
     pub build_ns: u64,
     /// Bringing the XDP offload's tables to the snapshot (0 without offload).
     pub mirror_ns: u64,
+    /// The control thread's BGP work: the LSP tables' diff and the hand-off to the
+    /// speaker (0 without a speaker). The speaker's own thread then applies the
+    /// changes to its table (`display popgo statistics`, BGP speaker) and each
+    /// session writes its UPDATEs: after the commit returns, so not in `total_ns`.
+    pub bgp_ns: u64,
     /// Pointer swap + epoch bump + fence.
     pub publish_ns: u64,
     /// Waiting for the grace period of the replaced snapshot.
@@ -59,7 +64,7 @@ pub struct CommitReport {
 impl CommitReport {
     pub(super) fn line(&self) -> String {
         format!(
-            "generation {}: {} change(s), {} build {:.1} us,{} publish {:.1} us, grace {:.1} us, reclaim {:.1} us, \
+            "generation {}: {} change(s), {} build {:.1} us,{} publish {:.1} us, grace {:.1} us, reclaim {:.1} us,{} \
              total {:.1} us{}",
             self.generation,
             self.changes,
@@ -69,6 +74,7 @@ impl CommitReport {
             us(self.publish_ns),
             us(self.grace_ns),
             us(self.reclaim_ns),
+            if self.bgp_ns > 0 { format!(" bgp {:.1} us,", us(self.bgp_ns)) } else { String::new() },
             us(self.total_ns),
             if self.grace_complete { String::new() } else { format!(", {} retired pending", self.pending_retired) }
         )
@@ -80,37 +86,54 @@ pub(super) fn us(ns: u64) -> f64 {
 }
 
 impl ControlPlane {
-    /// Hands the BGP speaker to the plane: it advertises the running config now and
-    /// after every commit.
-    pub fn attach_speaker(&mut self, sp: crate::bgp::Speaker) {
-        self.speaker = Some(sp);
+    /// Lets the plane run a BGP speaker with `opts` (live modes): it starts with the
+    /// first configured peer (now, or at the commit that adds one) and then advertises
+    /// the running config and every commit's changes. Without a peer no speaker thread
+    /// runs.
+    pub fn enable_bgp(&mut self, opts: crate::bgp::Options) {
+        self.bgp = Some((opts, Arc::default()));
         self.advertise(None);
     }
 
-    /// The speaker's session status (for the metrics endpoint), if one runs.
+    /// The speaker's session status (for the metrics endpoint and the displays) when
+    /// BGP is enabled, before the speaker starts too.
     pub fn bgp_status(&self) -> Option<Arc<crate::bgp::Status>> {
-        self.speaker.as_ref().map(crate::bgp::Speaker::status)
+        self.bgp.as_ref().map(|(_, st)| Arc::clone(st))
+    }
+
+    /// Whether the speaker runs (a peer was configured).
+    pub fn speaker_running(&self) -> bool {
+        self.speaker.is_some()
     }
 
     /// Tells the speaker what a commit changed: the peers and settings of the running
     /// config and the routes whose label differs between the `old` LSP table and the
     /// published one (O(changed chunks), see `LspTable::diff`). Until a peer is
-    /// configured the speaker gets nothing (a peerless instance holds no second copy
-    /// of the table); with the first one it gets the whole table.
+    /// configured no speaker runs (a peerless instance holds no second copy of the
+    /// table and no thread); with the first one it starts and gets the whole table.
+    /// Once started it runs until the plane is dropped.
     pub(super) fn advertise(&mut self, old: Option<&crate::ilm::LspTable>) {
-        let Some(sp) = &self.speaker else { return };
+        let Some((opts, status)) = &self.bgp else { return };
         let head = self.running.head();
         let lsps = &self.publisher.current().lsps;
         // VPN instances' routes go out as VPNv4/VPNv6 routes (their prefixes carry the
         // VRF: `Family::of`).
-        let changes: crate::bgp::Changes = match old {
-            Some(old) if self.speaker_fed => lsps.diff(old),
-            _ => {
+        let (sp, changes): (_, crate::bgp::Changes) = match (&self.speaker, old) {
+            (Some(sp), Some(old)) => (sp, lsps.diff(old)),
+            (Some(_), None) => return,
+            (None, _) => {
                 if head.bgp.as_ref().is_none_or(|b| b.peers.is_empty()) {
                     return;
                 }
-                self.speaker_fed = true;
-                lsps.iter().map(|r| (r.fec, Some(r.in_label))).collect()
+                match crate::bgp::Speaker::start_with(*opts, Arc::clone(status)) {
+                    Ok(sp) => self.speaker = Some(sp),
+                    Err(e) => {
+                        tracing::error!("bgp: cannot start the speaker: {e}");
+                        return;
+                    }
+                }
+                let sp = self.speaker.as_ref().expect("started above");
+                (sp, lsps.iter().map(|r| (r.fec, Some(r.in_label))).collect())
             }
         };
         sp.update(crate::bgp::Adverts::of(head, changes));
@@ -122,7 +145,7 @@ impl ControlPlane {
         if self.publisher.pending_retired() > 0 {
             self.publisher.try_reclaim();
         }
-        self.sync_metrics();
+        self.sync_stats();
         let due = self.reload_from.as_mut().is_some_and(|(_, due)| due());
         if due {
             let path = self.reload_from.as_ref().map(|(p, _)| p.clone()).unwrap_or_default();
@@ -131,7 +154,8 @@ impl ControlPlane {
                 Ok(m) if !m.is_file() => Err(format!("{}: not a regular file", path.display())),
                 _ => Ok(()),
             };
-            match regular.and_then(|_| Config::load(&path).map_err(|e| e.to_string())).and_then(|c| self.reload(c)) {
+            let loaded = regular.and_then(|_| Config::load(&path).map_err(|e| e.to_string()));
+            match loaded.and_then(|c| self.reload(c).map_err(|e| e.to_string())) {
                 Ok(r) => tracing::info!("control: reloaded {}: {}", path.display(), r.line()),
                 Err(e) => tracing::warn!("control: reload of {} failed, running config kept: {e}", path.display()),
             }
@@ -142,12 +166,10 @@ impl ControlPlane {
     /// express (routes, networks, labels, pop-go) goes through the incremental commit
     /// path; other changes rebuild the tables in full. Sessions keep their pending
     /// lines; they are re-applied onto the new config at their commit.
-    pub fn reload(&mut self, cfg: Config) -> Result<CommitReport, String> {
+    pub fn reload(&mut self, cfg: Config) -> Result<CommitReport, CommitError> {
         let ports = |c: &Config| c.ports.iter().map(|p| (p.name.clone(), p.iface.clone())).collect::<Vec<_>>();
         if ports(&cfg) != ports(self.running()) {
-            return Err("the ports or their interfaces changed: restart popgo to change them (labels, routes, \
-                        networks, neighbors and pop-go apply live)"
-                .into());
+            return Err(CommitError::PortsChanged);
         }
         match rules::edits_between(self.running(), &cfg) {
             // Labels, routes, networks and pop-go: the commit path of a VRP session.
@@ -164,15 +186,15 @@ impl ControlPlane {
     }
 
     /// Commits the session's pending lines as one unit. `Ok(None)`: nothing to commit.
-    pub fn commit(&mut self, s: &mut Session) -> Result<Option<CommitReport>, String> {
+    pub fn commit(&mut self, s: &mut Session) -> Result<Option<CommitReport>, CommitError> {
         if s.pending.is_empty() {
             return Ok(None);
         }
         let ov = match self.candidate(s) {
             Ok(_) => s.candidate.take().expect("candidate exists").1,
             Err(e) => {
-                self.stats.failed += 1;
-                return Err(format!("Error: commit failed: {e}; nothing was committed"));
+                self.count_failed();
+                return Err(e);
             }
         };
         let pending = std::mem::take(&mut s.pending);
@@ -187,25 +209,32 @@ impl ControlPlane {
                 Ok(Some(r))
             }
             Err(e) => {
-                self.stats.failed += 1;
+                self.count_failed();
                 s.pending = pending;
-                let first = s.pending.first().map_or(0, |p| p.line);
-                Err(format!(
-                    "Error: commit failed: {e}; nothing was committed (pending lines {first}..={} kept; \
-                     `clear configuration candidate` drops them)",
-                    s.lines
-                ))
+                Err(e)
             }
+        }
+    }
+
+    /// The reply text of a failed commit of `s`.
+    pub(super) fn commit_failure(&self, s: &Session, e: &CommitError) -> String {
+        match (e, s.pending.first()) {
+            (CommitError::Stale { .. }, _) | (_, None) => format!("Error: commit failed: {e}; nothing was committed"),
+            (_, Some(first)) => format!(
+                "Error: commit failed: {e}; nothing was committed (pending lines {}..={} kept; `clear configuration \
+                 candidate` drops them)",
+                first.line, s.lines
+            ),
         }
     }
 
     /// Builds and publishes the whole of `cfg` and makes it the running config (start,
     /// reload). On a build error nothing changes.
-    pub(super) fn install_full(&mut self, cfg: Config) -> Result<CommitReport, String> {
+    pub(super) fn install_full(&mut self, cfg: Config) -> Result<CommitReport, CommitError> {
         self.room_to_retire()?;
         let t0 = Instant::now();
         let next_gen = self.generation + 1;
-        let (snap, idx) = build_indexed(&cfg, next_gen).map_err(|e| e.to_string())?;
+        let (snap, idx) = build_indexed(&cfg, next_gen)?;
         self.index = idx;
         let build_ns = t0.elapsed().as_nanos() as u64;
         // The config is not kept: the store is the running config, and a big table is
@@ -219,7 +248,7 @@ impl ControlPlane {
     /// Applies the checked overlay `ov` (the session's `edits`) to the running config,
     /// builds the new snapshot (patched when it can be, in full otherwise) and publishes
     /// it. On a build error the running config is restored.
-    pub(super) fn install_edits(&mut self, ov: &Overlay, edits: Vec<Edit>) -> Result<CommitReport, String> {
+    pub(super) fn install_edits(&mut self, ov: &Overlay, edits: Vec<Edit>) -> Result<CommitReport, CommitError> {
         self.room_to_retire()?;
         let t0 = Instant::now();
         let next_gen = self.generation + 1;
@@ -242,7 +271,7 @@ impl ControlPlane {
                         if let Ok((_, idx)) = build_indexed(self.running(), self.generation) {
                             self.index = idx;
                         }
-                        return Err(e.to_string());
+                        return Err(e.into());
                     }
                 }
             }
@@ -256,16 +285,12 @@ impl ControlPlane {
     /// are freed. A stalled worker would let them pile up, one per commit: past
     /// [`MAX_RETIRED`] commits are refused until it moves again, so memory stays
     /// bounded.
-    pub(super) fn room_to_retire(&mut self) -> Result<(), String> {
+    pub(super) fn room_to_retire(&mut self) -> Result<(), CommitError> {
         if self.publisher.pending_retired() >= MAX_RETIRED {
             self.publisher.try_reclaim();
         }
         if self.publisher.pending_retired() >= MAX_RETIRED {
-            return Err(format!(
-                "{} replaced tables still wait for a worker that has not passed a quiescent state (a stalled \
-                 worker?); try again later",
-                self.publisher.pending_retired()
-            ));
+            return Err(CommitError::Stalled { pending: self.publisher.pending_retired() });
         }
         Ok(())
     }
@@ -292,7 +317,9 @@ impl ControlPlane {
         let pr: PublishReport = self.publisher.publish(Box::new(snap));
         self.generation += 1;
         // BGP: the changes go to the speaker's thread; counted in the commit's total.
+        let tb = Instant::now();
         self.advertise(Some(&old_lsps));
+        let bgp_ns = if self.speaker.is_some() { tb.elapsed().as_nanos() as u64 } else { 0 };
         drop(old_lsps);
         let r = CommitReport {
             generation: self.generation,
@@ -301,6 +328,7 @@ impl ControlPlane {
             routes: self.running.size(),
             build_ns,
             mirror_ns,
+            bgp_ns,
             publish_ns: pr.publish_ns,
             grace_ns: pr.grace_ns,
             reclaim_ns: pr.reclaim_ns,
@@ -308,19 +336,7 @@ impl ControlPlane {
             grace_complete: pr.grace_complete,
             pending_retired: pr.pending_retired,
         };
-        self.stats.commits += 1;
-        match kind {
-            BuildKind::Incremental => {
-                self.stats.incremental += 1;
-                let _ = self.commit_us.record((r.total_ns / 1000).max(1));
-            }
-            BuildKind::Full => {
-                self.stats.full += 1;
-                self.stats.last_full = Some(r);
-            }
-        }
-        self.stats.max_total_ns = self.stats.max_total_ns.max(r.total_ns);
-        self.stats.last = Some(r);
+        self.stats.read().record(&r);
         r
     }
 }

@@ -31,6 +31,7 @@
 
 pub mod client;
 mod commit;
+mod error;
 mod render;
 pub mod server;
 mod session;
@@ -42,16 +43,16 @@ mod vrp_vpn;
 pub use crate::config::edit::Edit;
 pub use client::{ctl_main, CtlArgs};
 pub use commit::{BuildKind, CommitReport};
+pub use error::CommitError;
 pub use server::{serve, serve_with, ControlError, Limits};
 pub use session::Session;
-pub use stats::{CommitStats, ControlFigures, ControlMetrics};
+pub use stats::{ControlMetrics, ControlStats};
 pub use vrp::{Cmd, Display, View};
 
 use crate::config::Config;
 use crate::ilm::{BuildIndex, Snapshot, TableMirror};
 use crate::qsbr::Publisher;
 use crate::stats::board::StatsBoard;
-use stats::new_commit_histogram;
 use std::cell::OnceCell;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -149,19 +150,18 @@ pub struct ControlPlane {
     index: BuildIndex,
     /// Generation of the running config == of the published snapshot.
     generation: u64,
-    stats: CommitStats,
+    /// Commit statistics, shared with the metrics endpoint.
+    stats: Arc<ControlMetrics>,
     next_session: AtomicU64,
     reload_from: Option<(PathBuf, ReloadCheck)>,
-    metrics: Arc<ControlMetrics>,
     /// The BGP speaker the commits feed (live modes), and whether it has the table
     /// (it gets it with the first peer, then each commit's changes).
     speaker: Option<crate::bgp::Speaker>,
-    speaker_fed: bool,
+    /// The speaker's settings and status when this mode runs BGP (see
+    /// [`Self::enable_bgp`]).
+    bgp: Option<(crate::bgp::Options, Arc<crate::bgp::Status>)>,
     /// The XDP offload's copy of the tables, updated before every publication.
     mirror: Option<Box<dyn TableMirror>>,
-    /// Total times of incremental commits, in microseconds (percentiles in `display
-    /// popgo statistics`).
-    commit_us: hdrhistogram::Histogram<u64>,
     /// The core the control thread pins itself to (see `sys::affinity::control_core`).
     pub(crate) control_core: Option<usize>,
 }
@@ -233,14 +233,12 @@ impl ControlPlane {
             board,
             index: BuildIndex::default(),
             generation,
-            stats: CommitStats::default(),
+            stats: Arc::new(ControlMetrics::new(generation)),
             next_session: AtomicU64::new(1),
             reload_from: None,
-            metrics: Arc::default(),
             speaker: None,
-            speaker_fed: false,
+            bgp: None,
             mirror,
-            commit_us: new_commit_histogram(),
             control_core: None,
         }
     }
@@ -284,10 +282,6 @@ impl ControlPlane {
     /// The publisher (e.g. to register more readers).
     pub fn publisher(&self) -> &Publisher<Snapshot> {
         &self.publisher
-    }
-
-    pub fn stats(&self) -> &CommitStats {
-        &self.stats
     }
 
     /// The prompt of `s`'s view.

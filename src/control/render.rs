@@ -66,18 +66,18 @@ impl ControlPlane {
                     let _ = out.write_str(&st);
                 })
             }
-            Display::BgpPeer => match &self.speaker {
-                Some(sp) => {
-                    let t = sp.status().display_peer();
+            Display::BgpPeer => match self.bgp_status() {
+                Some(st) => {
+                    let t = st.display_peer();
                     text(&|out| {
                         let _ = out.write_str(&t);
                     })
                 }
                 None => Reply::err("Error: no BGP speaker runs in this mode"),
             },
-            Display::BgpRoutingTableLabel(f) => match &self.speaker {
-                Some(sp) => {
-                    let t = sp.status().display_routing_table(f);
+            Display::BgpRoutingTableLabel(f) => match self.bgp_status() {
+                Some(st) => {
+                    let t = st.display_routing_table(f);
                     text(&|out| {
                         let _ = out.write_str(&t);
                     })
@@ -123,7 +123,7 @@ impl ControlPlane {
         for line in lsp_text.lines() {
             let _ = writeln!(s, "  {line}");
         }
-        let st = &self.stats;
+        let st = self.stats.read();
         let _ = writeln!(s, "Control plane");
         let _ = writeln!(s, "  generation {}, epoch {}", self.generation, self.publisher.epoch());
         let _ = writeln!(
@@ -148,6 +148,7 @@ impl ControlPlane {
             for (k, v) in [
                 ("build_ns", r.build_ns),
                 ("mirror_ns", r.mirror_ns),
+                ("bgp_ns", r.bgp_ns),
                 ("publish_ns", r.publish_ns),
                 ("grace_ns", r.grace_ns),
                 ("reclaim_ns", r.reclaim_ns),
@@ -158,7 +159,7 @@ impl ControlPlane {
         };
         row("last commit", st.last);
         row("last full-table build", st.last_full);
-        let h = &self.commit_us;
+        let h = &st.incremental_us;
         if h.is_empty() {
             let _ = writeln!(s, "  incremental commit total: none");
         } else {
@@ -186,8 +187,8 @@ impl ControlPlane {
             lsp / 1024,
             (store + index + ilm + fib + lsp) / routes.max(1)
         );
-        if let Some(sp) = &self.speaker {
-            s.push_str(&sp.status().statistics());
+        if let Some(st) = self.bgp_status() {
+            s.push_str(&st.statistics());
         }
         s
     }

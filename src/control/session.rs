@@ -3,8 +3,9 @@
 
 use super::store::{Cand, Overlay};
 use super::vrp::{self, Cmd, View};
+use super::CommitError;
 use super::{ControlPlane, Edit, Reply};
-use crate::config::edit::{self as rules, ConfigEdit};
+use crate::config::edit::{self as rules, ConfigEdit, EditError};
 use crate::config::Network;
 
 /// One uncommitted line of a session.
@@ -60,18 +61,8 @@ impl ControlPlane {
     pub fn exec_stream(&mut self, s: &mut Session, line: &str) -> Reply {
         s.lines += 1;
         let n = s.lines;
-        let fail = |msg: &str| Reply::err(format!("Error: line {n} ({:?}): {msg}", line.trim()));
-        // `display ... | include REGEX | count`: the filter goes with the display.
-        let (line_cmd, filter) = match line.trim_start().get(..7) {
-            Some(w) if w.eq_ignore_ascii_case("display") && line.contains('|') => {
-                match crate::display::Filter::split(line) {
-                    Ok(x) => x,
-                    Err(e) => return fail(&e),
-                }
-            }
-            _ => (line, crate::display::Filter::default()),
-        };
-        let cmd = match vrp::parse_in(s.view, &s.ctx, line_cmd) {
+        let fail = |msg: &dyn std::fmt::Display| Reply::err(format!("Error: line {n} ({:?}): {msg}", line.trim()));
+        let cmd = match vrp::parse_in(s.view, &s.ctx, line) {
             Ok(c) => c,
             Err(e) => return fail(&e),
         };
@@ -143,10 +134,10 @@ impl ControlPlane {
                     Err(e) => return fail(&e),
                 };
                 if v == View::Interface && self.running.head().port_index(&ctx).is_none() {
-                    return fail(&format!("unknown interface {ctx}"));
+                    return fail(&EditError::UnknownInterface(ctx));
                 }
                 if v == View::Mpls && head.mpls.is_none() {
-                    return fail("configure the LSR ID first (`mpls lsr-id X`)");
+                    return fail(&"configure the LSR ID first (`mpls lsr-id X`)");
                 }
                 (s.view, s.ctx) = (v, ctx);
                 Reply::ok("")
@@ -168,7 +159,7 @@ impl ControlPlane {
                         .map(|v| v.id),
                     Err(e) => return fail(&e),
                 };
-                let Some(vrf) = vrf else { return fail(&format!("VPN instance {name} does not exist")) };
+                let Some(vrf) = vrf else { return fail(&EditError::NoSuchInstance(name)) };
                 let p = prefix.in_vrf(vrf);
                 let e = if add {
                     Edit::AddNetwork(Network { prefix: p, label: None, line: n as usize })
@@ -183,7 +174,7 @@ impl ControlPlane {
                     Err(e) => return fail(&e),
                 };
                 if nhs.is_empty() {
-                    return fail(&format!("no static route to {p}"));
+                    return fail(&CommitError::NoRoute(p));
                 }
                 // All or nothing: apply to a copy of the candidate's overlay first.
                 let mut probe = match self.candidate(s) {
@@ -207,9 +198,9 @@ impl ControlPlane {
             Cmd::Commit => match self.commit(s) {
                 Ok(Some(r)) => Reply::ok(format!("Info: commit ok: {}", r.line())),
                 Ok(None) => Reply::ok("Info: no uncommitted configuration."),
-                Err(e) => Reply::err(e),
+                Err(e) => Reply::err(self.commit_failure(s, &e)),
             },
-            Cmd::Display(d) => self.display(s, d, filter),
+            Cmd::Display(d, filter) => self.display(s, d, filter),
         }
     }
 
@@ -227,15 +218,12 @@ impl ControlPlane {
 
     /// The overlay of the session's candidate config, (re)built from the pending lines
     /// if missing or based on an older generation.
-    pub(super) fn candidate<'a>(&self, s: &'a mut Session) -> Result<&'a mut Overlay, String> {
+    pub(super) fn candidate<'a>(&self, s: &'a mut Session) -> Result<&'a mut Overlay, CommitError> {
         if s.candidate.as_ref().is_none_or(|(g, _)| *g != self.generation) {
             let mut ov = Overlay::default();
             for p in &mut s.pending {
                 p.effective = rules::apply(&mut Cand { run: &self.running, ov: &mut ov }, &p.edit).map_err(|e| {
-                    format!(
-                        "line {} ({:?}) no longer applies to the running configuration (generation {}): {e}",
-                        p.line, p.text, self.generation
-                    )
+                    CommitError::Stale { line: p.line, text: p.text.clone(), generation: self.generation, cause: e }
                 })?;
             }
             s.candidate = Some((self.generation, ov));
@@ -252,11 +240,11 @@ impl ControlPlane {
         prefix: crate::config::Prefix,
         next_hop: Option<std::net::IpAddr>,
         add: bool,
-    ) -> Result<Vec<Edit>, String> {
+    ) -> Result<Vec<Edit>, CommitError> {
         let ov = self.candidate(s)?;
         let cand = Cand { run: &self.running, ov };
         let vrf = cand.vpn_head().instances.iter().find(|v| v.name == name).map(|v| v.id);
-        let p = prefix.in_vrf(vrf.ok_or_else(|| format!("VPN instance {name} does not exist"))?);
+        let p = prefix.in_vrf(vrf.ok_or_else(|| EditError::NoSuchInstance(name.to_string()))?);
         Ok(match (add, next_hop) {
             (true, Some(nh)) => {
                 vec![Edit::AddRoute(crate::config::StaticRoute { prefix: p, next_hop: nh, line: s.lines as usize })]
@@ -265,7 +253,7 @@ impl ControlPlane {
             (_, None) => {
                 let nhs = cand.next_hops(p);
                 if nhs.is_empty() {
-                    return Err(format!("no static route to {prefix} in VPN instance {name}"));
+                    return Err(CommitError::NoVpnRoute { prefix, instance: name.to_string() });
                 }
                 nhs.into_iter().map(|nh| Edit::DelRoute(p, nh)).collect()
             }
@@ -274,7 +262,7 @@ impl ControlPlane {
 
     /// Checks `edits` in order against a copy of the candidate, then keeps them all as
     /// pending (all or nothing).
-    fn edits(&self, s: &mut Session, n: u64, line: &str, edits: Vec<Edit>) -> Result<(), String> {
+    fn edits(&self, s: &mut Session, n: u64, line: &str, edits: Vec<Edit>) -> Result<(), CommitError> {
         let mut probe = self.candidate(s)?.clone();
         for e in &edits {
             rules::apply(&mut Cand { run: &self.running, ov: &mut probe }, e)?;
@@ -286,7 +274,7 @@ impl ControlPlane {
     }
 
     /// Checks `e` against the candidate and keeps it as pending.
-    fn edit(&self, s: &mut Session, n: u64, line: &str, e: Edit) -> Result<(), String> {
+    fn edit(&self, s: &mut Session, n: u64, line: &str, e: Edit) -> Result<(), CommitError> {
         let ov = self.candidate(s)?;
         let effective = rules::apply(&mut Cand { run: &self.running, ov }, &e)?;
         s.pending.push(Pending { line: n, text: line.trim().to_string(), edit: e, effective });

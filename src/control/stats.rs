@@ -1,12 +1,16 @@
-//! The control plane's commit statistics and the figures the metrics endpoint reads.
+//! The control plane's statistics: one [`ControlStats`], updated by the control thread
+//! at each commit and shared with the metrics endpoint; `display popgo statistics` and
+//! a scrape render the same figures.
 
 use super::commit::{BuildKind, CommitReport};
 use super::ControlPlane;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
 
-/// Commit counters for `display popgo statistics`.
-#[derive(Clone, Debug, Default)]
-pub struct CommitStats {
+/// Commit counts and costs, the published generation and the retired snapshots.
+#[derive(Clone, Debug)]
+pub struct ControlStats {
+    /// Generation of the published snapshot.
+    pub generation: u64,
     pub commits: u64,
     pub incremental: u64,
     pub full: u64,
@@ -17,80 +21,86 @@ pub struct CommitStats {
     pub last_full: Option<CommitReport>,
     /// Largest total commit time seen.
     pub max_total_ns: u64,
-}
-
-/// The control plane's figures as the metrics endpoint shows them.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct ControlFigures {
-    pub generation: u64,
-    pub incremental: u64,
-    pub full: u64,
-    pub failed: u64,
-    pub last_build_ns: u64,
-    pub last_publish_ns: u64,
-    pub last_grace_ns: u64,
-    pub last_reclaim_ns: u64,
-    pub last_total_ns: u64,
-    pub max_total_ns: u64,
     /// Replaced snapshots still waiting for their grace period.
     pub retired: usize,
+    /// Total times of incremental commits, in microseconds (1 us .. 1000 s, 3
+    /// significant digits).
+    pub incremental_us: hdrhistogram::Histogram<u64>,
 }
 
-/// [`ControlFigures`] shared with the metrics endpoint: the control thread stores them
-/// between commands; a scrape reads them. Never touched by a worker.
-#[derive(Debug, Default)]
-pub struct ControlMetrics(std::sync::Mutex<ControlFigures>);
+impl ControlStats {
+    pub(super) fn new(generation: u64) -> ControlStats {
+        ControlStats {
+            generation,
+            commits: 0,
+            incremental: 0,
+            full: 0,
+            failed: 0,
+            last: None,
+            last_full: None,
+            max_total_ns: 0,
+            retired: 0,
+            incremental_us: hdrhistogram::Histogram::new_with_bounds(1, 1_000_000_000, 3)
+                .expect("valid histogram bounds"),
+        }
+    }
+
+    /// Accounts for a published commit.
+    pub(super) fn record(&mut self, r: &CommitReport) {
+        self.generation = r.generation;
+        self.retired = r.pending_retired;
+        self.commits += 1;
+        match r.kind {
+            BuildKind::Incremental => {
+                self.incremental += 1;
+                let _ = self.incremental_us.record((r.total_ns / 1000).max(1));
+            }
+            BuildKind::Full => {
+                self.full += 1;
+                self.last_full = Some(*r);
+            }
+        }
+        self.max_total_ns = self.max_total_ns.max(r.total_ns);
+        self.last = Some(*r);
+    }
+}
+
+/// The [`ControlStats`] the control thread and the metrics endpoint share: the control
+/// thread writes them at each commit and tick; a scrape reads them. Never touched by a
+/// worker.
+#[derive(Debug)]
+pub struct ControlMetrics(Mutex<ControlStats>);
 
 impl ControlMetrics {
-    pub fn read(&self) -> ControlFigures {
-        *self.0.lock().unwrap_or_else(|p| p.into_inner())
+    pub(super) fn new(generation: u64) -> ControlMetrics {
+        ControlMetrics(Mutex::new(ControlStats::new(generation)))
     }
 
-    pub(super) fn store(&self, f: ControlFigures) {
-        *self.0.lock().unwrap_or_else(|p| p.into_inner()) = f;
+    /// The figures, locked while the guard lives.
+    pub fn read(&self) -> MutexGuard<'_, ControlStats> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
     }
-}
-
-pub(super) fn new_commit_histogram() -> hdrhistogram::Histogram<u64> {
-    // 1 us .. 1000 s, 3 significant digits.
-    hdrhistogram::Histogram::new_with_bounds(1, 1_000_000_000, 3).expect("valid histogram bounds")
 }
 
 impl ControlPlane {
-    /// The figures the metrics endpoint reads (updated by [`Self::tick`]).
+    /// The statistics the metrics endpoint reads (kept current by each commit and
+    /// [`Self::tick`]).
     pub fn metrics(&self) -> Arc<ControlMetrics> {
-        self.sync_metrics();
-        Arc::clone(&self.metrics)
+        Arc::clone(&self.stats)
     }
 
-    pub(super) fn sync_metrics(&self) {
-        let st = &self.stats;
-        let last = st.last.unwrap_or(CommitReport {
-            generation: self.generation,
-            kind: BuildKind::Full,
-            changes: 0,
-            routes: 0,
-            build_ns: 0,
-            mirror_ns: 0,
-            publish_ns: 0,
-            grace_ns: 0,
-            reclaim_ns: 0,
-            total_ns: 0,
-            grace_complete: true,
-            pending_retired: 0,
-        });
-        self.metrics.store(ControlFigures {
-            generation: self.generation,
-            incremental: st.incremental,
-            full: st.full,
-            failed: st.failed,
-            last_build_ns: last.build_ns,
-            last_publish_ns: last.publish_ns,
-            last_grace_ns: last.grace_ns,
-            last_reclaim_ns: last.reclaim_ns,
-            last_total_ns: last.total_ns,
-            max_total_ns: st.max_total_ns,
-            retired: self.publisher.pending_retired(),
-        });
+    /// A copy of the statistics.
+    pub fn stats(&self) -> ControlStats {
+        self.stats.read().clone()
+    }
+
+    /// Counts a commit that failed.
+    pub(super) fn count_failed(&self) {
+        self.stats.read().failed += 1;
+    }
+
+    /// Brings the figures that change between commits up to date (retired snapshots).
+    pub(super) fn sync_stats(&self) {
+        self.stats.read().retired = self.publisher.pending_retired();
     }
 }
