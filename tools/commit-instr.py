@@ -22,8 +22,8 @@ import argparse, os, re, signal, subprocess, sys, tempfile
 
 from popgo_ctl import connect
 
-PARTS = (("commit (all)", "ControlPlane>::commit"), ("  BGP: diff + hand-off", "ControlPlane>::advertise"),
-         ("  ILM patch", "ilm::patch::patch"), ("  publish + grace wait", "Publisher<T>>::publish"))
+PARTS = (("commit (all)", "ControlPlane>::commit "), ("  BGP: diff + hand-off", "ControlPlane>::advertise "),
+         ("  ILM patch", "ilm::patch::patch "), ("  publish + grace wait", "Publisher<T>::publish "))
 
 
 def inclusive(out):
@@ -32,7 +32,8 @@ def inclusive(out):
                        capture_output=True, text=True, check=True).stdout
     rows = []
     for l in r.splitlines():
-        m = re.match(r"\s*([\d,]+) \([\d.]+%\)\s+\S*:(.*)", l) or re.match(r"\s*([\d,]+)\s+\S*:(.*)", l)
+        # "  1,234 (12.3%)  /path/file.rs:crate::module::function [/path/binary]"
+        m = re.match(r"\s*([\d,]+)(?: \(\s*[\d.]+%\))?\s+[^\s:]+:(.*)", l)
         if m:
             rows.append((int(m.group(1).replace(",", "")), m.group(2)))
     return rows
