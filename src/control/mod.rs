@@ -1028,6 +1028,16 @@ impl ControlPlane {
                 let head = self.running.head();
                 text(&|out| crate::display::write_static_lsp(out, head))
             }
+            Display::LspStatistics { in_label } => {
+                if !self.board.counts_lsps() {
+                    return Reply::err("Error: per-LSP counting is off (--lsp-counters off)");
+                }
+                let snap = self.publisher.current().share(self.generation);
+                let names = crate::display::Names::of(self.running.head());
+                let q = crate::display::LspStatsQuery { in_label };
+                let f = crate::display::lsp_statistics_stream(Arc::clone(self.board.lsps()), snap, names, q, filter);
+                Reply { stream: Some(Stream(Arc::new(f))), ..Reply::ok("") }
+            }
             Display::Statistics => {
                 let st = self.statistics();
                 text(&|out| {
