@@ -103,7 +103,7 @@ fn run(snap: &Snapshot, cap: &Capture, names: &[String]) -> (Vec<String>, BTreeM
     for o in &out {
         *totals.entry(o.clone()).or_insert(0) += 1;
     }
-    (out, totals, board.lsps().read())
+    (out, totals, board.lsp_counts())
 }
 
 /// The per-LSP part of the diff: both passes' counts side by side, by label.

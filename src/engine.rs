@@ -386,9 +386,7 @@ fn supervise<M: MakeQueue, S: SnapshotSource + Send>(
     if plan.finite && last_end > 0 {
         report.elapsed_ns = last_end;
     }
-    // An XDP offload's per-label counts (packets the kernel forwarded) are to be added
-    // to these, as in `display mpls statistics lsp`, once the offload counts per label.
-    report.lsps = board.lsps().read();
+    report.lsps = board.lsp_counts();
     report.lsp_counters = board.counts_lsps();
     Ok(report)
 }

@@ -20,7 +20,8 @@
 
 use super::{Lines, Names, RULE};
 use crate::ilm::Snapshot;
-use crate::stats::lsp::{LspCount, LspCounters};
+use crate::stats::board::StatsBoard;
+use crate::stats::lsp::LspCount;
 use std::fmt::Write;
 use std::sync::Arc;
 
@@ -30,8 +31,8 @@ pub struct LspStatsQuery {
     pub in_label: Option<u32>,
 }
 
-/// Writes the display for `counts` (sorted by label, as [`LspCounters::read`] returns
-/// them) over the LSP table of `snap`.
+/// Writes the display for `counts` (sorted by label, as [`StatsBoard::lsp_counts`]
+/// returns them) over the LSP table of `snap`.
 pub fn write_lsp_statistics<E>(
     s: &mut Lines<'_, E>,
     names: &Names,
@@ -109,18 +110,18 @@ fn port_list(bits: u64, ports: &[String]) -> String {
 pub type LineOut<'a> = dyn FnMut(&str) -> std::io::Result<()> + 'a;
 
 /// The display as a streaming body: reads the counters when the body is written (on the
-/// connection thread: a scan of every worker's rows, milliseconds) and renders them over
-/// `snap`. The per-LSP counts of an XDP offload (packets the kernel forwarded) are to be
-/// added to `counters.read()` here, as in the reports, once the offload counts per label.
+/// connection thread: a scan of every worker's rows, milliseconds;
+/// [`StatsBoard::lsp_counts`], where an offload's counts join the workers') and renders
+/// them over `snap`.
 pub fn lsp_statistics_stream(
-    counters: Arc<LspCounters>,
+    board: Arc<StatsBoard>,
     snap: Snapshot,
     names: Names,
     q: LspStatsQuery,
     filter: super::Filter,
 ) -> impl Fn(&mut LineOut<'_>) -> std::io::Result<()> + Send + Sync + 'static {
     move |out: &mut LineOut<'_>| {
-        let counts = counters.read();
+        let counts = board.lsp_counts();
         let mut lines = Lines::new(&filter, out);
         write_lsp_statistics(&mut lines, &names, &snap, &counts, q);
         lines.finish()
