@@ -133,9 +133,9 @@ impl StatsBoard {
 
     /// Packets and bytes per label over everything that publishes here, by label: what
     /// reports, `display mpls statistics lsp`, `display popgo statistics` and the
-    /// metrics read. Today the workers' counters ([`LspCounters::read`]); an XDP
-    /// offload's per-label counts (packets the kernel forwarded, which the workers never
-    /// see) are to be added here, so that every reader sees them.
+    /// metrics read: the workers' counters ([`LspCounters::read`]). Counts kept outside
+    /// the workers (an XDP offload's per-label counts, packets the kernel forwarded)
+    /// join them here or in that read, so that every reader sees them.
     pub fn lsp_counts(&self) -> Vec<super::lsp::LspCount> {
         self.lsps.read()
     }
