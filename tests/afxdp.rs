@@ -125,7 +125,9 @@ impl Lab {
 
     /// A lab whose veth pairs have `queues` RX and TX queues each.
     fn with_queues(queues: u32) -> Lab {
-        let id = format!("{}-{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed));
+        // POPGO_LAB_TAG (e.g. a developer's initials) keeps labs of parallel runs apart by name.
+        let tag = std::env::var("POPGO_LAB_TAG").unwrap_or_default();
+        let id = format!("{tag}{}-{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed));
         let dir = tempfile::tempdir().expect("tempdir");
         let lab = Lab {
             d: format!("pgt-D-{id}"),
@@ -382,6 +384,12 @@ fn check_forwarding(pop_go: bool, extra: &[&str]) -> Value {
     assert_eq!(drops, 5, "{v}");
     assert_eq!(v["rx_packets"].as_u64().unwrap(), na + nb + drops, "rx = tx + drops");
     assert_eq!(v["balanced"], true);
+    // Per LSP: every packet forwarded (by the workers and by the XDP offload), all on
+    // the seed's label.
+    assert_eq!(v["lsp_counters"], true, "{v}");
+    let lsp_pkts: u64 = v["lsps"].as_array().unwrap().iter().map(|l| l["packets"].as_u64().unwrap()).sum();
+    assert_eq!(lsp_pkts, na + nb, "{v}");
+    assert!(v["lsps"].as_array().unwrap().iter().all(|l| l["label"] == 48122), "{v}");
     assert!(lines.iter().any(|l| l.contains("\"schema\":\"popgo.stats/1\"")), "periodic JSON stats lines: {lines:?}");
 
     // Byte-exact frames at the sinks (label popped, MACs rewritten, TTL and checksum
