@@ -465,6 +465,28 @@ fn speaker_threads() -> usize {
         .count()
 }
 
+/// The scheduling policy (field 41 of `stat`) of the speaker's manager and session
+/// threads, by name.
+fn speaker_policies() -> Vec<(String, u32)> {
+    let mut out = Vec::new();
+    for t in std::fs::read_dir("/proc/self/task").unwrap().filter_map(Result::ok) {
+        let (Ok(comm), Ok(stat)) =
+            (std::fs::read_to_string(t.path().join("comm")), std::fs::read_to_string(t.path().join("stat")))
+        else {
+            continue;
+        };
+        let comm = comm.trim_end().to_string();
+        let session =
+            comm.starts_with("popgo-bgp-") && !comm.starts_with("popgo-bgp-rd") && !comm.starts_with("popgo-bgp-co");
+        if comm == "popgo-bgp" || session {
+            // Fields after the parenthesised name start at field 3 (state).
+            let after = &stat[stat.rfind(')').unwrap() + 2..];
+            out.push((comm, after.split(' ').nth(41 - 3).unwrap().parse().unwrap()));
+        }
+    }
+    out
+}
+
 /// With BGP enabled but no peer configured, no speaker thread runs; the commit that
 /// adds the first peer starts it (and the peer shows in its status).
 #[test]
@@ -490,6 +512,15 @@ fn the_speaker_starts_with_the_first_peer() {
         std::thread::sleep(std::time::Duration::from_millis(10));
     }
     assert_eq!(speaker_threads(), 1);
+    // The manager and the session run in SCHED_BATCH (3): a commit's hand-off wakes
+    // them without their preempting the control thread.
+    while speaker_policies().len() < 2 {
+        assert!(t.elapsed().as_secs() < 5, "no session thread: {:?}", speaker_policies());
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    for (name, policy) in speaker_policies() {
+        assert_eq!(policy, 3, "thread {name} is not in SCHED_BATCH");
+    }
     drop(p);
     assert_eq!(speaker_threads(), 0, "the speaker stops with the plane");
 }

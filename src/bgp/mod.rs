@@ -169,7 +169,11 @@ impl Speaker {
     pub fn start_with(opts: Options, status: Arc<Status>) -> std::io::Result<Speaker> {
         let (tx, rx) = mpsc::channel();
         let st = Arc::clone(&status);
-        let handle = std::thread::Builder::new().name("popgo-bgp".into()).spawn(move || manager(opts, &rx, &st))?;
+        let handle = std::thread::Builder::new().name("popgo-bgp".into()).spawn(move || {
+            // The hand-off of a commit wakes this thread: it must not preempt the commit.
+            let _ = crate::sys::rlimit::set_batch_scheduling();
+            manager(opts, &rx, &st)
+        })?;
         Ok(Speaker { tx, status, handle: Some(handle) })
     }
 
@@ -316,7 +320,10 @@ fn manager(opts: Options, rx: &mpsc::Receiver<ToManager>, status: &Arc<Status>) 
                         table: Arc::clone(&local.table),
                         status: Arc::clone(status),
                     };
-                    match std::thread::Builder::new().name(format!("popgo-bgp-{}", p.address)).spawn(move || s.run()) {
+                    match std::thread::Builder::new().name(format!("popgo-bgp-{}", p.address)).spawn(move || {
+                        let _ = crate::sys::rlimit::set_batch_scheduling();
+                        s.run()
+                    }) {
                         Ok(handle) => {
                             sessions.insert(p.address, Running { cfg, tx, handle });
                         }
