@@ -17,7 +17,7 @@ Root only (namespaces). Namespaces and veths are named pgbg-*-PID / bg*PID and r
 at the end, whatever happens. Figures on a loaded machine are noisy: run it when the
 machine is quiet, and say so next to any figure taken otherwise.
 
-  tools/bgp-scale.py [--routes 1000000] [--commits 200] [--popgo BIN] [--dir DIR]
+  tools/bgp-scale.py [--routes 1000000] [--commits 200] [--popgo BIN] [--dir DIR] [--rt]
                      [--max-p99-us 200] [--max-e2e-ms 1] [--max-peer-ms 10]
 Exits 1 if a limit given is exceeded or the peer does not get the table.
 """
@@ -191,6 +191,13 @@ def gobgp_run(a, d, n, asn, pcfg, pcap, gcfg, table, procs, failed):
                          stderr=open(os.path.join(d, "popgo.log"), "w"))
     procs.append(p)
     c = connect(sock, p, timeout=300)
+    if a.rt:
+        # As tools/scale.py --rt: the worker and the control thread SCHED_FIFO, so that
+        # GoBGP and the other processes of a shared machine do not preempt a commit.
+        for t in os.listdir(f"/proc/{p.pid}/task"):
+            name = open(f"/proc/{p.pid}/task/{t}/comm").read().strip()
+            if name.startswith("popgo-w") or name == "popgo-ctl":
+                subprocess.run(["chrt", "-f", "-p", "1", t], check=True)
     print(f"popgo up with {n} routes; waiting for the session", flush=True)
     t0 = None
     while t0 is None:
@@ -258,6 +265,8 @@ def main():
     ap.add_argument("--max-e2e-ms", type=float)
     ap.add_argument("--max-peer-ms", type=float)
     ap.add_argument("--bird", action="store_true")
+    ap.add_argument("--rt", action="store_true",
+                    help="run popgo's worker and control threads SCHED_FIFO (as tools/scale.py --rt)")
     a = ap.parse_args()
     if os.geteuid() != 0:
         sys.exit("bgp-scale.py needs root (network namespaces)")
