@@ -505,3 +505,23 @@ fn a_closed_stdout_neither_hangs_nor_panics_a_replay() {
     assert_eq!(o.status.code(), Some(0), "{err}");
     assert!(!err.contains("panicked"), "{err}");
 }
+
+#[test]
+fn command_line_errors_are_one_line_naming_the_option() {
+    let (cfg, pcap) = (seed("seed.toml"), seed("seed.pcap"));
+    for (args, want) in [
+        (vec!["replay", "--config", &cfg, "--loops", "x", &pcap], "invalid value 'x' for '--loops <LOOPS>'"),
+        (vec!["replay", "--config", &cfg, "--loop", "2", &pcap], "unexpected argument '--loop' found; tip:"),
+        (vec!["replay", &pcap], "the following required arguments were not provided: --config <CONFIG>"),
+        (vec!["gen", "synth", "--depth=-0.5", "--out", "/dev/null"], "'--depth <DEPTH>'"),
+        (vec!["run", "--config", &cfg, "--burst", "1"], "unexpected argument '--burst' found"),
+    ] {
+        let o = popgo_within(60, &args);
+        let e = error_line(&o);
+        assert!(e.starts_with("popgo: error: ") && e.contains(want) && e.ends_with("(see --help)"), "{args:?}: {e}");
+    }
+    // Help is still help: on stdout, exit 0, many lines.
+    let o = popgo_within(60, &["replay", "--help"]);
+    assert_eq!(o.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&o.stdout).lines().count() > 10);
+}
