@@ -525,3 +525,17 @@ fn command_line_errors_are_one_line_naming_the_option() {
     assert_eq!(o.status.code(), Some(0));
     assert!(String::from_utf8_lossy(&o.stdout).lines().count() > 10);
 }
+
+#[test]
+fn generator_and_ctl_argument_errors_name_the_option() {
+    let o = popgo_within(
+        60,
+        &["gen", "synth", "--labels", "8773", "--first-label", "65535", "--transport-label", "65535", "--out", "/dev/null"],
+    );
+    let e = error_line(&o);
+    assert!(e.ends_with("--transport-label 65535 is one of the service labels 65535..74308"), "{e}");
+    // An argument with no command in it: a usage error before any connection is tried.
+    let o = popgo_within(60, &["ctl", "--socket", "/nonexistent/popgo.sock", " ; "]);
+    let e = error_line(&o);
+    assert!(e.contains("ctl: the COMMAND argument holds no command"), "{e}");
+}

@@ -56,7 +56,7 @@ WEIGHTS = {"config": 30, "table": 12, "mrt": 12, "capture": 30, "numeric": 20,
            "control": 2, "signals": 6, "metrics": 2}
 DEADLY = {signal.SIGABRT, signal.SIGSEGV, signal.SIGBUS, signal.SIGILL, signal.SIGFPE}
 SOURCE = re.compile(r"line \d+|offset \d+|byte \d+|record \d+|--[a-z][a-z0-9-]+|`[^`]+`|\bkey\b|"
-                    r"\binput \S|\bconfig \S|stdin|<[A-Z_]+>|'[^']+'")
+                    r"\binput \S|\bconfig \S|stdin|<[A-Z_]+>|'[^']+'|\bargument\b|\b(port|interface) \"[^\"]+\"")
 
 
 def limits(fsize):
@@ -70,12 +70,31 @@ def limits(fsize):
     return pre
 
 
+def diagnose(pid):
+    """What a process that outlived its time was doing, and how loaded the machine was
+    (a niced process on a busy machine can be slow rather than stuck)."""
+    try:
+        load = open("/proc/loadavg").read().split()[:3]
+        tasks = os.listdir(f"/proc/{pid}/task")
+        states = []
+        for t in tasks[:16]:
+            st = open(f"/proc/{pid}/task/{t}/stat").read().rsplit(")", 1)[1].split()
+            wchan = open(f"/proc/{pid}/task/{t}/wchan").read()
+            states.append(f"{st[0]}:{wchan or '-'}:cpu{int(st[11]) + int(st[12])}")
+        return f"loadavg {' '.join(load)}; threads {' '.join(states)}"
+    except (OSError, IndexError, ValueError):
+        return ""
+
+
+EXITS = []  # exit codes of this job's processes, for the summary
+
+
 class Run:
     """One process and what came of it. Its output is drained by threads (a full pipe is
     no hang) and goes through pipes, which the file-size limit does not cover."""
 
     def __init__(self, cmd, cwd, secs, fsize=FSIZE, stdin=None):
-        self.cmd, self.cwd, self.secs, self.stopped, self.hung = cmd, cwd, secs, False, False
+        self.cmd, self.cwd, self.secs, self.stopped, self.hung, self.diag = cmd, cwd, secs, False, False, ""
         self.p = subprocess.Popen(cmd, cwd=cwd, stdin=subprocess.PIPE if stdin else subprocess.DEVNULL,
                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, preexec_fn=limits(fsize))
         self.bufs = [[], []]
@@ -101,6 +120,7 @@ class Run:
             self.p.wait(timeout=stop_after or self.secs)
         except subprocess.TimeoutExpired:
             self.stopped = True
+            self.diag = diagnose(self.p.pid)
             self.p.send_signal(signal.SIGTERM)
             try:
                 self.p.wait(timeout=10)
@@ -113,21 +133,25 @@ class Run:
         self.out = b"".join(self.bufs[0]).decode("utf-8", "replace")
         self.err = b"".join(self.bufs[1]).decode("utf-8", "replace")
         self.rc = self.p.returncode
+        EXITS.append("stopped" if self.stopped else str(self.rc))
         return self
 
 
-def verdict(r, files=(), want_report=False):
-    """The findings of a finished run: a list of (kind, detail)."""
+def verdict(r, files=(), want_report=False, input_exit=None):
+    """The findings of a finished run: a list of (kind, detail). `input_exit`: the exit
+    code an error must have (2 where the input is all that was hostile)."""
     f = []
     if r.hung:
-        return [("hang", "still running 10 s after SIGTERM")]
+        return [("hang", "still running 10 s after SIGTERM; " + r.diag)]
     if r.rc == 101 or "panicked" in r.err:
         f.append(("panic", r.err[-600:]))
     if r.rc in (134, 139) or (r.rc < 0 and -r.rc in DEADLY):
         f.append(("abort", f"exit {r.rc}: {r.err[-600:]}"))
     if f:
         return f
-    if r.rc not in (0, None) and r.rc > 0:
+    if r.stopped and r.rc == 1 and "interrupted by a signal" in r.err:
+        pass  # our SIGTERM at the time limit: bench's documented answer
+    elif r.rc not in (0, None) and r.rc > 0:
         lines = [l for l in r.err.splitlines() if l.strip() and not re.match(r"^\s*(\S+Z\s+)?(WARN|INFO|DEBUG)", l)]
         if len(lines) != 1:
             f.append(("error-lines", f"exit {r.rc}, {len(lines)} error lines: {r.err[-800:]}"))
@@ -135,7 +159,7 @@ def verdict(r, files=(), want_report=False):
             f.append(("error-form", lines[0][:400]))
         elif not (SOURCE.search(lines[0]) or any(os.path.basename(x) in lines[0] for x in files if x)):
             f.append(("error-source", lines[0][:400]))
-        if r.rc not in (1, 2, 3):
+        if r.rc not in (1, 2, 3) or (input_exit and r.rc != input_exit):
             f.append(("exit-code", f"exit {r.rc}: {lines[:1]}"))
     if r.rc == 0 and want_report:
         f += balance(r.out, r.stopped)
@@ -197,7 +221,7 @@ def cat_config(rng, bin_, d):
         sub = rng.choice(["check", "display"])
         cmd = [bin_, sub, "--config", c] + (["mpls", "lsp", "protocol", "bgp"] if sub == "display" else [])
     r = Run(cmd, d, 30).finish()
-    return cmd, verdict(r, [c], want_report=cmd[1] == "replay")
+    return cmd, verdict(r, [c], want_report=cmd[1] == "replay", input_exit=2)
 
 
 def seed_with(key, value):
@@ -212,7 +236,7 @@ def cat_table(rng, bin_, d):
     c = write(d, "c.toml", seed_with("table", "t.txt"))
     cmd = [bin_, "replay", "--config", c, "--json", os.path.join(ROOT, "pcaps/seed.pcap")]
     r = Run(cmd, d, 30).finish()
-    return cmd, verdict(r, [c, tb], want_report=True)
+    return cmd, verdict(r, [c, tb], want_report=True, input_exit=2)
 
 
 def cat_mrt(rng, bin_, d):
@@ -226,7 +250,7 @@ def cat_mrt(rng, bin_, d):
     cmd = [bin_, rng.choice(["replay", "check"]), "--config", c]
     cmd += ["--json", os.path.join(ROOT, "pcaps/seed.pcap")] if cmd[1] == "replay" else []
     r = Run(cmd, d, 30).finish()
-    return cmd, verdict(r, [c, mp], want_report=cmd[1] == "replay")
+    return cmd, verdict(r, [c, mp], want_report=cmd[1] == "replay", input_exit=2)
 
 
 _CAPS = {}
@@ -265,7 +289,7 @@ def cat_capture(rng, bin_, d):
             fsize = rng.choice([24, 100, 2048, 8192])
     cmd.append(cp)
     r = Run(cmd, d, 30, fsize=fsize).finish()
-    f = verdict(r, [cp, out or ""], want_report=True)
+    f = verdict(r, [cp, out or ""], want_report=True, input_exit=2 if fsize == FSIZE else None)
     if out and not f:
         after = snapshot(out)
         if r.rc != 0 and after != before:
@@ -325,6 +349,10 @@ FAST = {"config": cat_config, "table": cat_table, "mrt": cat_mrt, "capture": cat
 
 def one(cat, seed, bin_, outdir):
     rng = random.Random(seed)
+    # The live categories import this file as `hostile` (a module apart from __main__).
+    lists = {id(EXITS): EXITS, **({id(m.EXITS): m.EXITS} if (m := sys.modules.get("hostile")) else {})}
+    for x in lists.values():
+        x.clear()
     d = tempfile.mkdtemp(prefix=f"hd-{cat}-", dir=os.environ.get("HOSTILE_TMP"))
     try:
         try:
@@ -334,7 +362,7 @@ def one(cat, seed, bin_, outdir):
                 from hostile_live import LIVE
                 results = LIVE[cat](rng, bin_, d, SESSIONS[cat])
         except Exception as e:  # the harness's own failure: reported, never counted as a run
-            return cat, seed, 0, 1, [], [(["harness"], [("setup", repr(e))])]
+            return cat, seed, 0, 1, [], [(["harness"], [("setup", repr(e))])], []
         found = [(cmd, f) for cmd, f in results if f and f[0][0] != "setup"]
         setup = sum(1 for _, f in results if f and f[0][0] == "setup")
         if found:
@@ -342,7 +370,7 @@ def one(cat, seed, bin_, outdir):
             shutil.copytree(d, keep, dirs_exist_ok=True, ignore=shutil.ignore_patterns("*.sock"))
             with open(os.path.join(keep, "finding.json"), "w") as fh:
                 json.dump([{"cmd": cmd, "findings": f} for cmd, f in found], fh, indent=1)
-        return cat, seed, len(results) - setup, setup, [k for _, f in found for k, _ in f], found[:1]
+        return cat, seed, len(results) - setup, setup, [k for _, f in found for k, _ in f], found[:1], [e for x in lists.values() for e in x]
     finally:
         shutil.rmtree(d, ignore_errors=True)
 
@@ -372,7 +400,7 @@ def main():
         n = max(1, round(a.runs * WEIGHTS[c] / total_w))
         plan += [c] * n
     rng.shuffle(plan)
-    start, stats = time.time(), {c: {"runs": 0, "setup": 0, "findings": {}} for c in cats}
+    start, stats = time.time(), {c: {"runs": 0, "setup": 0, "findings": {}, "exits": {}} for c in cats}
     log = open(os.path.join(a.out, "runs.jsonl"), "a")
     print(f"hostile: seed {a.seed}, {len(plan)} jobs, {a.jobs} at a time, bin {a.bin}", flush=True)
     with ProcessPoolExecutor(a.jobs) as ex:
@@ -393,13 +421,15 @@ def main():
         while futs:
             fut = next(as_completed(futs))
             futs.discard(fut)
-            cat, seed, n, setup, kinds, example = fut.result()
+            cat, seed, n, setup, kinds, example, exits = fut.result()
             s = stats[cat]
+            for e in exits:
+                s["exits"][e] = s["exits"].get(e, 0) + 1
             s["runs"] += n
             s["setup"] += setup
             for k in kinds:
                 s["findings"][k] = s["findings"].get(k, 0) + 1
-            log.write(json.dumps({"cat": cat, "seed": seed, "runs": n, "findings": kinds}) + "\n")
+            log.write(json.dumps({"cat": cat, "seed": seed, "runs": n, "findings": kinds, "exits": exits}) + "\n")
             if kinds:
                 print(f"hostile: FINDING {cat} seed {seed}: {kinds} {json.dumps(example)[:600]}", flush=True)
             done_jobs += 1
@@ -410,7 +440,9 @@ def main():
     nfind = sum(sum(s["findings"].values()) for s in stats.values())
     for c in cats:
         s = stats[c]
-        print(f"hostile: {c:8} {s['runs']:6} runs, findings {s['findings'] or 0}" + (f", {s['setup']} setup failures" if s["setup"] else ""))
+        ex = " ".join(f"{k}:{v}" for k, v in sorted(s["exits"].items()))
+        print(f"hostile: {c:8} {s['runs']:6} runs, findings {s['findings'] or 0}; processes by exit: {ex}"
+              + (f"; {s['setup']} setup failures" if s["setup"] else ""))
     print(f"hostile: {total} runs in {time.time() - start:.0f} s, {nfind} findings (seed {a.seed}; {a.out}/findings)")
     sys.exit(1 if nfind else 0)
 

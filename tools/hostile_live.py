@@ -177,7 +177,7 @@ def live_signals(rng, bin_, d, n):
     run.finish(stop_after=15)
     what = cmd + ["signals:", *sent]
     if run.stopped:
-        return [(what, [("hang", f"not stopped 15 s after {sent}")])]
+        return [(what, [("hang", f"not stopped 15 s after {sent}; {run.diag}")])]
     if run.rc in (-signal.SIGINT, -signal.SIGTERM, -signal.SIGHUP):
         return [(what, [])]  # a signal before the handlers were installed: its default action
     f = verdict(run, [cfg], want_report=True)
