@@ -183,11 +183,9 @@ pub fn forward<M: MakeQueue>(
             if let (Some(path), true) = (live.reload_from, plan.signals) {
                 plane.reload_on(path, crate::sys::signal::take_reload);
             }
-            // The BGP speaker: fed by the control thread after every commit.
-            match crate::bgp::Speaker::start(crate::bgp::Options::default()) {
-                Ok(sp) => plane.attach_speaker(sp),
-                Err(e) => tracing::warn!("bgp: cannot start the speaker: {e}"),
-            }
+            // The BGP speaker: started with the first peer, fed by the control thread
+            // after every commit.
+            plane.enable_bgp(crate::bgp::Options::default());
             let _metrics = metrics_endpoint(plan, &board, Some((plane.metrics(), plane.bgp_status())))?;
             let stop_ctl = Arc::new(AtomicBool::new(false));
             let handle = crate::control::server::serve(live.socket.as_deref(), plane, Arc::clone(&stop_ctl))

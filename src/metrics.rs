@@ -157,12 +157,14 @@ pub fn render(src: &Sources) -> Vec<u8> {
         let phase =
             GaugeVec::new(Opts::new("popgo_last_commit_seconds", "Duration of the last commit, by phase"), &["phase"])
                 .expect("valid metric");
+        let last = f.last;
+        let ns = |of: fn(&crate::control::CommitReport) -> u64| last.as_ref().map_or(0, of);
         for (p, ns) in [
-            ("build", f.last_build_ns),
-            ("publish", f.last_publish_ns),
-            ("grace", f.last_grace_ns),
-            ("reclaim", f.last_reclaim_ns),
-            ("total", f.last_total_ns),
+            ("build", ns(|r| r.build_ns)),
+            ("publish", ns(|r| r.publish_ns)),
+            ("grace", ns(|r| r.grace_ns)),
+            ("reclaim", ns(|r| r.reclaim_ns)),
+            ("total", ns(|r| r.total_ns)),
         ] {
             phase.with_label_values(&[p]).set(ns as f64 / 1e9);
         }

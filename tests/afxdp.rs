@@ -436,10 +436,11 @@ fn seed_offload_byte_exact_at_sinks() {
 }
 
 /// One frame per flow of the churn test: label 48122 (bottom of stack) over IPv4/UDP
-/// from D, to 10.1.1.5 (only the /24 matches) and 10.1.1.1 (the /30 too).
+/// from D, to 10.1.1.5 (only the /24 matches) and 10.1.1.1 (the /30 too), and under
+/// the transport label 18 to 10.1.1.7.
 fn churn_flows_pcap(path: &Path) {
     let mut w = popgo::io::pcap::Writer::new(std::fs::File::create(path).unwrap()).unwrap();
-    for (i, host) in [5u8, 1].into_iter().enumerate() {
+    for (i, host) in [5u8, 1, 7].into_iter().enumerate() {
         let mut ip = Vec::new();
         etherparse::PacketBuilder::ipv4([192, 0, 2, 1], [10, 1, 1, host], 64)
             .udp(40000, 9)
@@ -447,6 +448,9 @@ fn churn_flows_pcap(path: &Path) {
             .unwrap();
         let mut f = Vec::new();
         f.extend_from_slice(&[2, 0, 0, 0, 0x0c, 0x0d, 2, 0, 0, 0, 0, 0x0d, 0x88, 0x47]);
+        if host == 7 {
+            f.extend_from_slice(&((18u32 << 12) | 64).to_be_bytes());
+        }
         f.extend_from_slice(&((48122u32 << 12) | (1 << 8) | 64).to_be_bytes());
         f.extend_from_slice(&ip);
         w.write_packet(i as u64 * 1000, &f).unwrap();
@@ -477,7 +481,7 @@ impl ChurnState {
         if self.mac_a2 {
             t = t.replace("mac = \"02:00:00:00:00:0a\"", &format!("mac = \"{MAC_A2}\""));
         }
-        t
+        t + &popgo::traffic::profile::transport_toml(18)
     }
 }
 
@@ -485,8 +489,10 @@ impl ChurnState {
 /// kernel (POPGO) and the workers (POP), between DeviceA and DeviceB, and (by reloads,
 /// i.e. full builds with a new adjacency table) between two MACs of DeviceA. Every
 /// frame at a sink is byte for byte what one of the table states gives it (`popgo
-/// replay` of that state): never a mix of two (port of one, MACs of another); and
-/// every frame sent is counted once and none is lost.
+/// replay` of that state): never a mix of two (port of one, MACs of another); every
+/// frame sent is counted once and none is lost; and the per-LSP counts, the kernel's
+/// and the workers', add up to the frames sent. One flow carries the transport label
+/// over the POPGO label (popped in the kernel while POPGO is on).
 #[test]
 fn offload_churn_every_packet_follows_one_table() {
     let _g = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
@@ -526,7 +532,7 @@ fn offload_churn_every_packet_follows_one_table() {
             }
         }
     }
-    assert_eq!(allowed.len(), 6, "two flows, three outputs each");
+    assert_eq!(allowed.len(), 9, "three flows, three outputs each");
 
     let cfg = lab.path("churn.toml");
     let mut state = ChurnState { pop_go: true, via_b: false, mac_a2: false };
@@ -677,6 +683,8 @@ fn offload_churn_every_packet_follows_one_table() {
     assert_eq!(v["balanced"], true, "{v}");
     let kernel_tx: u64 = v["offload"]["tx_packets"].as_object().unwrap().values().map(|x| x.as_u64().unwrap()).sum();
     assert!(kernel_tx > sent / 10 && kernel_tx < sent, "both paths forwarded: kernel {kernel_tx} of {sent}");
+    let lsps: u64 = v["lsps"].as_array().unwrap().iter().map(|l| l["packets"].as_u64().unwrap()).sum();
+    assert_eq!(lsps, sent, "sum over LSPs = forwarded packets, kernel and workers: {v}");
     assert!(stats.contains("xdp offload: rx_pkts"), "{stats}");
     assert!(stats.contains(&format!("XDP offload mirror: {} update(s)", COMMITS + 1)), "{stats}");
 }
@@ -883,6 +891,9 @@ fn seed_flows_pcap(path: &Path) {
             .unwrap();
         let mut f = Vec::new();
         f.extend_from_slice(&[2, 0, 0, 0, 0x0c, 0x0d, 2, 0, 0, 0, 0, 0x0d, 0x88, 0x47]);
+        if host == 7 {
+            f.extend_from_slice(&((18u32 << 12) | 64).to_be_bytes());
+        }
         f.extend_from_slice(&((48122u32 << 12) | (1 << 8) | 64).to_be_bytes());
         f.extend_from_slice(&ip);
         w.write_packet(u64::from(host) * 1000, &f).unwrap();
@@ -1228,8 +1239,9 @@ fn offload_veth_peer_check_quiet_with_gro_notes_other_namespaces() {
 /// the same addresses): `pcaps/l3vpn.pcap` from D, transport label 18 over the VPN
 /// labels, gives at the sinks exactly what `popgo replay --out-dir` gives, with pop-go
 /// in both instances and with it off in vpna only (whose 10.1.1.1 and .2 then go to its
-/// /30 CE, while vpnb's traffic does not move), and through `--offload xdp` (the lone
-/// VPN labels are popped in the kernel, the two-label stacks by the workers).
+/// /30 CE, while vpnb's traffic does not move), and through `--offload xdp`, native
+/// and generic (every forwarded frame popped in the kernel: the lone VPN labels and
+/// the transport + VPN stacks); the per-LSP counts add up to the forwarded frames.
 #[test]
 fn l3vpn_instances_byte_exact_at_sinks() {
     let _g = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
@@ -1237,7 +1249,8 @@ fn l3vpn_instances_byte_exact_at_sinks() {
         return;
     }
     let pcap = root_dir().join("pcaps/l3vpn.pcap");
-    for (vpna_pop_go, extra) in [(true, None), (false, None), (true, Some("xdp"))] {
+    let (native, generic) = (&["--offload", "xdp"][..], &["--offload", "xdp", "--xdp-generic"][..]);
+    for (vpna_pop_go, extra) in [(true, None), (false, None), (true, Some(native)), (true, Some(generic))] {
         let lab = Lab::new();
         let text = std::fs::read_to_string(root_dir().join("examples/l3vpn-lab.toml")).unwrap().replacen(
             "pop_go = true",
@@ -1263,7 +1276,7 @@ fn l3vpn_instances_byte_exact_at_sinks() {
         let (tb, _) = lab.capture(&lab.b, "b0", &lab.path("b.pcap"), filter);
         let mut args = vec!["--json-stats", "--stats-interval", "0"];
         if let Some(o) = extra {
-            args.extend(["--offload", o]);
+            args.extend_from_slice(o);
         }
         let (p, _) = lab.popgo(&cfg, &args);
         let s = lab.spawn(
@@ -1294,11 +1307,13 @@ fn l3vpn_instances_byte_exact_at_sinks() {
         assert_eq!(macs(&at_b), vec![(0x0b, 1), (0x0b, 3), (0x0b, 5)]);
         assert_eq!(lab.xdp_programs(&lab.c), 0, "XDP programs detached after SIGTERM");
         if extra.is_some() {
-            // Frames 3 and 4 carry a VPN label alone: POPGO at the bottom, in the kernel.
+            // Every forwarded frame is popped in the kernel: frames 3 and 4 carry a VPN
+            // label alone (POPGO at the bottom), the others the transport label over it.
             let o = &v["offload"];
             let kernel: u64 = o["tx_packets"].as_object().unwrap().values().map(|x| x.as_u64().unwrap()).sum();
-            assert_eq!(kernel, 2, "{v}");
+            assert_eq!(kernel, 6, "{v}");
         }
+        assert_eq!(lsp_packets(&v), 6, "per-LSP counts add up to the forwarded frames: {v}");
     }
 }
 
@@ -1369,4 +1384,114 @@ fn vpn_procedure_on_run_moves_only_that_instance() {
     assert!(first_after >= 100, "frames before the commit went to the /30 CE: {first_after}");
     assert!(moved[..first_after].iter().all(|m| *m == 0xb1) && moved[first_after..].iter().all(|m| *m == 0x0a));
     assert!(at_a.iter().filter(|f| f[14 + 19] == 5).all(|f| f[5] == 0x0a));
+}
+
+/// Packets over every label of a final JSON report's per-LSP counts.
+fn lsp_packets(v: &Value) -> u64 {
+    v["lsps"].as_array().unwrap_or_else(|| panic!("no lsps: {v}")).iter().map(|l| l["packets"].as_u64().unwrap()).sum()
+}
+
+/// A two-label synth capture (transport label 18 over the seed's POPGO label 48122)
+/// and then the seed through `--offload xdp`, native and generic: the frames at the
+/// sinks are those of `popgo replay --out-dir`, every two-label frame is popped and
+/// forwarded in the kernel, and the per-LSP counts (the kernel's and the workers')
+/// add up to the forwarded frames, label by label.
+#[test]
+fn offload_pops_transport_over_popgo_and_counts_per_lsp() {
+    let _g = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    if !privileged("offload_pops_transport_over_popgo_and_counts_per_lsp") {
+        return;
+    }
+    const SYNTH: u64 = 40;
+    for extra in [&["--offload", "xdp"][..], &["--offload", "xdp", "--xdp-generic"]] {
+        let lab = Lab::new();
+        let cfg = lab.config(true);
+        let mut text = std::fs::read_to_string(&cfg).unwrap();
+        text.push_str(&popgo::traffic::profile::transport_toml(18));
+        std::fs::write(&cfg, text).unwrap();
+        let synth = lab.path("synth.pcap");
+        ok(&[
+            POPGO,
+            "gen",
+            "synth",
+            "--out",
+            synth.to_str().unwrap(),
+            "--count",
+            &SYNTH.to_string(),
+            "--labels",
+            "1",
+            "--first-label",
+            "48122",
+            "--transport-label",
+            "18",
+        ]);
+        // The replay's frames out of to-A and its per-LSP counts, summed by label.
+        let mut want_lsps: std::collections::BTreeMap<u64, (u64, u64)> = Default::default();
+        let mut golden_of = |pcap: &Path, name: &str| {
+            let dir = lab.path(name);
+            let out = ok(&[
+                POPGO,
+                "replay",
+                "--config",
+                cfg.to_str().unwrap(),
+                "--in-port",
+                "to-D",
+                "--json",
+                "--lsp-counters",
+                "on",
+                "--out-dir",
+                dir.to_str().unwrap(),
+                pcap.to_str().unwrap(),
+            ]);
+            let r: Value = serde_json::from_str(&out).expect("replay JSON");
+            for l in r["lsps"].as_array().unwrap() {
+                let w = want_lsps.entry(l["label"].as_u64().unwrap()).or_default();
+                (w.0, w.1) = (w.0 + l["packets"].as_u64().unwrap(), w.1 + l["bytes"].as_u64().unwrap());
+            }
+            frames(&dir.join("to-A.pcap"))
+        };
+        let seed = root_dir().join("pcaps/seed.pcap");
+        let mut want_a = golden_of(&synth, "golden-synth");
+        assert_eq!(want_a.len() as u64, SYNTH, "replay forwards every two-label frame");
+        want_a.extend(golden_of(&seed, "golden-seed"));
+        let (ta, _) = lab.capture(&lab.a, "a0", &lab.path("a.pcap"), "ip");
+        let mut args = vec!["--json-stats", "--stats-interval", "0"];
+        args.extend_from_slice(extra);
+        let (p, _) = lab.popgo(&cfg, &args);
+        for pcap in [&synth, &seed] {
+            let s = lab.spawn(
+                &lab.d,
+                "popgo-lab send",
+                &[POPGO_LAB, "send", "--iface", "d0", "--gap-us", "1000", pcap.to_str().unwrap()],
+            );
+            assert_eq!(s.wait(30).0, Some(0));
+        }
+        std::thread::sleep(Duration::from_millis(1200));
+        let (v, _, _) = stop_popgo(p);
+        std::thread::sleep(Duration::from_millis(300));
+        ta.signal("-INT");
+        ta.wait(10);
+        // Sorted: a frame the kernel forwards can overtake one a worker forwards on a
+        // loaded machine.
+        let mut at_a = frames(&lab.path("a.pcap"));
+        at_a.sort();
+        want_a.sort();
+        assert_eq!(at_a, want_a, "frames at DeviceA ({extra:?})");
+        let o = &v["offload"];
+        let kernel_tx = o["tx_packets"]["to-A"].as_u64().unwrap();
+        // The seed's plain and tagged POPGO frames (at least 4 of its 8) and every
+        // two-label frame in the kernel.
+        assert!(kernel_tx >= SYNTH + 4 && kernel_tx < SYNTH + 8, "{extra:?}: {o}");
+        let tx: u64 = v["tx_packets"].as_object().unwrap().values().map(|x| x.as_u64().unwrap()).sum();
+        assert_eq!(tx, SYNTH + 8, "{v}");
+        assert_eq!(lsp_packets(&v), tx, "sum over LSPs = forwarded packets ({extra:?}): {v}");
+        let got_lsps: std::collections::BTreeMap<u64, (u64, u64)> = v["lsps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|l| (l["label"].as_u64().unwrap(), (l["packets"].as_u64().unwrap(), l["bytes"].as_u64().unwrap())))
+            .collect();
+        assert_eq!(got_lsps, want_lsps, "per-LSP packets and bytes as the replay counts them ({extra:?})");
+        assert_eq!(lab.xdp_programs(&lab.c), 0, "XDP programs detached after SIGTERM");
+    }
 }

@@ -455,3 +455,41 @@ fn exit_leaves_a_socket_that_is_not_ours() {
     assert!(path.exists(), "another listener's socket was removed");
     drop(other);
 }
+
+/// Threads of this process named like the BGP speaker's manager.
+fn speaker_threads() -> usize {
+    std::fs::read_dir("/proc/self/task")
+        .unwrap()
+        .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
+        .filter(|c| c.trim_end() == "popgo-bgp")
+        .count()
+}
+
+/// With BGP enabled but no peer configured, no speaker thread runs; the commit that
+/// adds the first peer starts it (and the peer shows in its status).
+#[test]
+fn the_speaker_starts_with_the_first_peer() {
+    // popgo's connections to the peer go to a loopback port nothing listens on.
+    let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = free.local_addr().unwrap().port();
+    drop(free);
+    let mut p = plane(seed(true), 1);
+    p.enable_bgp(popgo::bgp::Options { connect_port: port, listen_port: None, ..Default::default() });
+    assert!(!p.speaker_running());
+    assert_eq!(speaker_threads(), 0, "a speaker thread without a peer");
+    let mut s = p.new_session();
+    exec_all(&mut p, &mut s, &["system-view", "bgp 100", "undo apply-label per-route pop-go", "commit"]);
+    assert_eq!(speaker_threads(), 0, "a commit without a peer started the speaker");
+    exec_all(&mut p, &mut s, &["peer 127.0.0.1 as-number 65002", "commit"]);
+    assert!(p.speaker_running());
+    // A thread names itself once it runs: wait for that.
+    let st = p.bgp_status().unwrap();
+    let t = std::time::Instant::now();
+    while st.peers().is_empty() || speaker_threads() == 0 {
+        assert!(t.elapsed().as_secs() < 5, "no speaker thread, or the peer never showed in the status");
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    assert_eq!(speaker_threads(), 1);
+    drop(p);
+    assert_eq!(speaker_threads(), 0, "the speaker stops with the plane");
+}

@@ -530,7 +530,18 @@ fn command_line_errors_are_one_line_naming_the_option() {
 fn generator_and_ctl_argument_errors_name_the_option() {
     let o = popgo_within(
         60,
-        &["gen", "synth", "--labels", "8773", "--first-label", "65535", "--transport-label", "65535", "--out", "/dev/null"],
+        &[
+            "gen",
+            "synth",
+            "--labels",
+            "8773",
+            "--first-label",
+            "65535",
+            "--transport-label",
+            "65535",
+            "--out",
+            "/dev/null",
+        ],
     );
     let e = error_line(&o);
     assert!(e.ends_with("--transport-label 65535 is one of the service labels 65535..74308"), "{e}");

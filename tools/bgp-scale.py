@@ -214,7 +214,7 @@ def gobgp_run(a, d, n, asn, pcfg, pcap, gcfg, table, procs, failed):
     rows = [l.split() for l in open(table) if l[0].isdigit()]
     c.cmd("system-view")
     c.cmd(f"bgp {asn}")
-    totals, e2e, peer = [], [], []
+    totals, e2e, peer, bgp = [], [], [], []
     for i in range(a.commits):
         pfx, _, label = rows[(i // 2 * 7919) % len(rows)]
         addr, plen = pfx.split("/")
@@ -227,6 +227,8 @@ def gobgp_run(a, d, n, asn, pcfg, pcap, gcfg, table, procs, failed):
         if not m:
             sys.exit(f"no total in the commit reply: {r}")
         totals.append(float(m.group(1)))
+        b = re.search(r"bgp ([\d.]+) us", r)
+        bgp.append(float(b.group(1)) if b else 0.0)
         seen = mon.wait(pfx, i % 2 == 0, t)
         if seen is None:
             failed.append(f"the peer did not see {line}")
@@ -234,6 +236,9 @@ def gobgp_run(a, d, n, asn, pcfg, pcap, gcfg, table, procs, failed):
         peer.append((seen - t) * 1000)
     print(f"2. {len(totals)} one-route commits at {n} routes, session Established")
     print("  " + summary("commit report total", totals, "us"))
+    print("  " + summary("of which BGP on the control thread (diff + hand-off)", bgp, "us"))
+    for l in c.cmd("display popgo statistics | include speaker's thread"):
+        print("  " + l.strip())
     print("  " + summary("end to end through the control socket", e2e, "ms"))
     print("  " + summary("until the peer's RIB shows it (gobgp monitor)", peer, "ms"))
     for lim, v, p_, name in ((a.max_p99_us, totals, 0.99, "commit p99 us"),
@@ -274,6 +279,7 @@ def main():
         f'[[neighbors]]\n  [neighbors.config]\n    neighbor-address = "198.18.0.2"\n    peer-as = {asn}\n'
         '[[neighbors.afi-safis]]\n  [neighbors.afi-safis.config]\n    afi-safi-name = "ipv4-labelled-unicast"\n')
     procs, failed = [], []
+    print(f"load: {open('/proc/loadavg').read().strip()} (1, 5, 15 min; {os.cpu_count()} CPUs)", flush=True)
     netns_up()
     try:
         if a.bird:
@@ -288,6 +294,7 @@ def main():
             except subprocess.TimeoutExpired:
                 pr.kill()
         netns_down()
+    print(f"load at the end: {open('/proc/loadavg').read().strip()}")
     for f in failed:
         print("FAILED: " + f)
     sys.exit(1 if failed else 0)

@@ -30,7 +30,9 @@
 # Usage (root): tools/vs-testpmd.sh [PHASES...]
 # Env: POPGO, POPGO_LAB (binaries, default target/release/...), GEN_SECS (8), GEN_CPU (0),
 #      FWD_CPU (1), POPGO_EXTRA (extra `popgo run` flags), GEN_EXTRA, GEN_MODE (live), ROUNDS (3),
-#      MAX_SECS (600).
+#      MAX_SECS (600), LAB_TAG (in the namespace names).
+# Phase `popgob`: popgo run with POPGO_EXTRA_B instead of POPGO_EXTRA, for an A/B of a
+# flag in one sitting (e.g. `tools/vs-testpmd.sh popgo popgob popgob popgo popgo popgob`).
 # Needs: dpdk-testpmd (apt-get install --no-install-recommends dpdk dpdk-dev
 #        librte-net-af-xdp23 librte-mempool-ring23); without it the testpmd phases are skipped.
 set -euo pipefail
@@ -52,11 +54,13 @@ GEN_SECS=${GEN_SECS:-8}
 GEN_CPU=${GEN_CPU:-0}
 FWD_CPU=${FWD_CPU:-1}
 read -r -a POPGO_ARGS <<<"${POPGO_EXTRA:-}"
+read -r -a POPGO_ARGS_B <<<"${POPGO_EXTRA_B:-}"
 read -r -a GEN_ARGS <<<"${GEN_EXTRA:-}"
 GEN_MODE=${GEN_MODE:-live}
 [[ "$GEN_MODE" == live ]] && GEN_ARGS+=(--live)
 
-ID=$$
+# LAB_TAG (optional) goes into the namespace names, beside the pid.
+ID=${LAB_TAG:+$LAB_TAG-}$$
 NS_S=pgvs-S-$ID NS_F=pgvs-F-$ID NS_K=pgvs-K-$ID
 MAC_S0=02:00:00:00:00:0d MAC_FA=02:00:00:00:0c:0d MAC_FB=02:00:00:00:0c:0a MAC_K0=02:00:00:00:00:0a
 LOG=$(mktemp -d /tmp/pgvs.XXXXXX)
@@ -135,18 +139,25 @@ phase_ceiling() {
     gen_and_measure "ceiling_$N" "$NS_F" fa
 }
 
-phase_popgo() {
+phase_popgo() { # phase_popgo [TAG [FLAGS...]]
     N=$((N + 1))
-    log "phase popgo: generator -> popgo run (fa -> fb, POPGO) on CPU $FWD_CPU -> sink k0"
-    run_bg "popgo_$N" "$NS_F" $((GEN_SECS + 30)) "$POPGO" run --config "$LOG/vs.toml" --cores "$FWD_CPU" \
-        --stats-interval 1 ${POPGO_ARGS[@]+"${POPGO_ARGS[@]}"}
-    wait_for "$LOG/popgo_$N.log" "forwarding" 15
-    grep "run:   port" "$LOG/popgo_$N.log" | sed 's/^/  /' || true
-    gen_and_measure "popgo_$N" "$NS_K" k0
-    kill -INT "$(eval echo \$PID_popgo_$N)" 2>/dev/null || true
-    wait "$(eval echo \$PID_popgo_$N)" || true
-    grep -E "^(rx_packets|tx_packets|dropped|rx = tx|  tx fb|  tx_ring_full|kernel)|  tx to-A" "$LOG/popgo_$N.log" | sed 's/^/  popgo: /' || true
+    local tag=${1:-popgo}
+    [[ $# -gt 0 ]] && shift
+    [[ $# -eq 0 && $tag == popgo ]] && set -- ${POPGO_ARGS[@]+"${POPGO_ARGS[@]}"}
+    log "phase $tag: generator -> popgo run $* (fa -> fb, POPGO) on CPU $FWD_CPU -> sink k0"
+    run_bg "${tag}_$N" "$NS_F" $((GEN_SECS + 30)) "$POPGO" run --config "$LOG/vs.toml" --cores "$FWD_CPU" \
+        --stats-interval 1 "$@"
+    wait_for "$LOG/${tag}_$N.log" "forwarding" 15
+    grep "run:   port" "$LOG/${tag}_$N.log" | sed 's/^/  /' || true
+    gen_and_measure "${tag}_$N" "$NS_K" k0
+    kill -INT "$(eval echo \$PID_${tag}_$N)" 2>/dev/null || true
+    wait "$(eval echo \$PID_${tag}_$N)" || true
+    grep -E "^(rx_packets|tx_packets|dropped|rx = tx|  tx fb|  tx_ring_full|kernel)|  tx to-A" "$LOG/${tag}_$N.log" | sed "s/^/  $tag: /" || true
     echo "  XDP programs left on fa/fb: $(ip -n "$NS_F" -o link show | grep -c 'prog/xdp' || true)"
+}
+
+phase_popgob() {
+    phase_popgo popgob ${POPGO_ARGS_B[@]+"${POPGO_ARGS_B[@]}"}
 }
 
 phase_offload() {
@@ -198,14 +209,15 @@ for p in $PHASES; do "phase_$p"; done
 echo
 echo "==== summary (Mpps at the sink, 64 B MPLS frames) ===="
 median() { sort -g | awk '{a[NR]=$1} END {if (NR==0) print 0; else if (NR%2) print a[(NR+1)/2]; else print (a[NR/2]+a[NR/2+1])/2}'; }
-for kind in ceiling popgo offload kernel testpmd; do
+for kind in ceiling popgo popgob offload kernel testpmd; do
     vals=$(printf '%s\n' "${RESULTS[@]}" | awk -v k=$kind '$1==k {print $2}')
     med=$(echo "$vals" | awk 'NF' | median)
     printf '%-8s runs: %-30s median %s\n' "$kind" "$(echo $vals)" "$med"
     eval "MED_$kind=$med"
 done
-awk -v p="$MED_popgo" -v t="$MED_testpmd" -v c="$MED_ceiling" -v o="$MED_offload" -v k="$MED_kernel" 'BEGIN {
+awk -v p="$MED_popgo" -v t="$MED_testpmd" -v c="$MED_ceiling" -v o="$MED_offload" -v k="$MED_kernel" -v b="$MED_popgob" 'BEGIN {
     if (t > 0) printf "popgo / testpmd = %.2f\n", p / t;
+    if (b > 0 && p > 0) printf "popgob (POPGO_EXTRA_B) / popgo (POPGO_EXTRA) = %.2f\n", b / p;
     if (t > 0) printf "popgo --offload xdp / testpmd = %.2f\n", o / t;
     if (k > 0) printf "popgo --offload xdp / in-kernel XDP redirect = %.2f\n", o / k;
     if (c > 0) printf "share of the generator ceiling: popgo %.0f%%, offload %.0f%%, kernel %.0f%%, testpmd %.0f%%\n",

@@ -50,9 +50,10 @@ const ACCEPT_POLL: Duration = Duration::from_millis(50);
 pub struct Options {
     /// Port connected to on each peer.
     pub connect_port: u16,
-    /// Port listened on (all local addresses) for peers that connect; `None`: connect
-    /// only. Binding 179 needs root or CAP_NET_BIND_SERVICE; a failure is logged and
-    /// the speaker connects only.
+    /// Port listened on (all local addresses) for peers that connect, unless the
+    /// config's `[bgp] listen` names an address and port; `None`: connect only (when
+    /// the config names none). Binding 179 needs root or CAP_NET_BIND_SERVICE; a
+    /// failure is logged and the speaker connects only.
     pub listen_port: Option<u16>,
     /// Hold time proposed in OPEN (s): RFC 4271 section 10 suggests 90.
     pub hold_time_s: u16,
@@ -118,6 +119,8 @@ pub struct Adverts {
     pub changes: Changes,
     /// What the VPN routes of each instance family carry.
     pub vpns: Vec<(u16, bool, msg::VpnAttrs)>,
+    /// The config's listen address and port (`[bgp] listen`), if any.
+    pub listen: Option<std::net::SocketAddrV4>,
 }
 
 impl Adverts {
@@ -133,7 +136,7 @@ impl Adverts {
                 Some((id, v4, msg::VpnAttrs { rd: af.rd?, targets: af.export }))
             })
             .collect();
-        Adverts { asn: b.asn, router_id: b.router_id, peers: b.peers.clone(), changes, vpns }
+        Adverts { asn: b.asn, router_id: b.router_id, peers: b.peers.clone(), changes, vpns, listen: b.listen }
     }
 }
 
@@ -158,8 +161,13 @@ pub struct Speaker {
 
 impl Speaker {
     pub fn start(opts: Options) -> std::io::Result<Speaker> {
+        Self::start_with(opts, Arc::default())
+    }
+
+    /// [`Self::start`] reporting into `status` (made before the speaker starts, e.g.
+    /// for the metrics endpoint).
+    pub fn start_with(opts: Options, status: Arc<Status>) -> std::io::Result<Speaker> {
         let (tx, rx) = mpsc::channel();
-        let status = Arc::new(Status::default());
         let st = Arc::clone(&status);
         let handle = std::thread::Builder::new().name("popgo-bgp".into()).spawn(move || manager(opts, &rx, &st))?;
         Ok(Speaker { tx, status, handle: Some(handle) })
@@ -185,11 +193,11 @@ impl Drop for Speaker {
     }
 }
 
-fn listen(port: u16) -> std::io::Result<TcpListener> {
+fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
     use socket2::{Domain, Protocol, Socket, Type};
     let sock = Socket::new(Domain::IPV4, Type::STREAM, Some(Protocol::TCP))?;
     sock.set_reuse_address(true)?;
-    sock.bind(&SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), port).into())?;
+    sock.bind(&addr.into())?;
     sock.listen(16)?;
     let l: TcpListener = sock.into();
     l.set_nonblocking(true)?;
@@ -247,7 +255,9 @@ fn manager(opts: Options, rx: &mpsc::Receiver<ToManager>, status: &Arc<Status>) 
     let mut sessions: HashMap<Ipv4Addr, Running> = HashMap::new();
     let mut local = Local::default();
     let mut listener: Option<TcpListener> = None;
-    let mut listen_failed = false;
+    // The address the listener is bound to (or failed to bind to: not tried again
+    // until the address changes).
+    let mut bound: Option<SocketAddr> = None;
     // Peers whose TCP MD5 key is set on the listener.
     let mut keyed: HashMap<Ipv4Addr, String> = HashMap::new();
     let stop = |r: Running, sub: u8| {
@@ -257,6 +267,7 @@ fn manager(opts: Options, rx: &mpsc::Receiver<ToManager>, status: &Arc<Status>) 
     loop {
         match rx.recv_timeout(ACCEPT_POLL) {
             Ok(ToManager::Adverts(a)) => {
+                let t0 = std::time::Instant::now();
                 local.apply(&a.changes);
                 let changes = Arc::new(a.changes);
                 status.set_local(a.asn, a.router_id, Arc::clone(&local.table));
@@ -312,20 +323,28 @@ fn manager(opts: Options, rx: &mpsc::Receiver<ToManager>, status: &Arc<Status>) 
                         Err(e) => tracing::error!("bgp: peer {}: cannot start its session thread: {e}", p.address),
                     }
                 }
-                if listener.is_none() && !listen_failed && !sessions.is_empty() {
-                    if let Some(port) = opts.listen_port {
-                        match listen(port) {
-                            Ok(l) => listener = Some(l),
-                            Err(e) => {
-                                listen_failed = true;
-                                tracing::warn!("bgp: cannot listen on port {port} ({e}); connecting to peers only");
+                let want = a
+                    .listen
+                    .map(SocketAddr::V4)
+                    .or_else(|| opts.listen_port.map(|port| SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), port)));
+                if !sessions.is_empty() && want != bound {
+                    listener = None;
+                    keyed.clear();
+                    bound = want;
+                    if let Some(addr) = want {
+                        match listen(addr) {
+                            Ok(l) => {
+                                tracing::info!("bgp: listening on {addr}");
+                                listener = Some(l);
                             }
+                            Err(e) => tracing::warn!("bgp: cannot listen on {addr} ({e}); connecting to peers only"),
                         }
                     }
                 }
                 if let Some(l) = &listener {
                     listener_keys(l, &mut keyed, &sessions);
                 }
+                status.record_apply(t0.elapsed().as_nanos() as u64);
             }
             Ok(ToManager::Stop) | Err(RecvTimeoutError::Disconnected) => break,
             Err(RecvTimeoutError::Timeout) => {}

@@ -45,6 +45,7 @@ fn adverts(changes: &[(&str, Option<u32>)], families: Families) -> Adverts {
         peers: vec![peer],
         changes: changes.iter().map(|(p, l)| (pfx(p), *l)).collect(),
         vpns: Vec::new(),
+        listen: None,
     }
 }
 
@@ -444,4 +445,55 @@ fn hostile_flapping_peer_is_damped() {
         }
     }
     assert!(ups <= 5, "{ups} sessions in 3 s");
+}
+
+/// A connection to `to` from the local address `from`.
+fn connect_from(from: Ipv4Addr, to: std::net::SocketAddrV4) -> std::io::Result<TcpStream> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let s = Socket::new(Domain::IPV4, Type::STREAM, Some(Protocol::TCP))?;
+    s.bind(&std::net::SocketAddrV4::new(from, 0).into())?;
+    s.connect_timeout(&to.into(), Duration::from_secs(2))?;
+    Ok(s.into())
+}
+
+/// `[bgp] listen`: the speaker listens on that address and port only, and a
+/// connection from an address that is not a configured peer is closed and counted.
+#[test]
+fn listens_where_configured_and_refuses_non_peers() {
+    let free = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = free.local_addr().unwrap().port();
+    drop(free);
+    // The peer (127.0.0.1) never answers popgo's own connections: this test is about
+    // the listener.
+    let peer = TcpListener::bind("127.0.0.1:0").unwrap();
+    let sp = Speaker::start(opts(peer.local_addr().unwrap().port())).unwrap();
+    let mut a = adv(&[("10.1.1.0/24", 48122)]);
+    let at = std::net::SocketAddrV4::new(Ipv4Addr::LOCALHOST, port);
+    a.listen = Some(at);
+    sp.update(a);
+    let stranger = Ipv4Addr::new(127, 0, 0, 2);
+    let mut s = poll_connect(stranger, at);
+    s.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+    let mut buf = [0u8; 64];
+    // Closed without a message (a reset or an end of stream).
+    assert!(!matches!(s.read(&mut buf), Ok(n) if n > 0), "a non-peer got bytes");
+    wait_until("the refused connection counted", 5, || sp.status().refused() == 1);
+    // Only the configured address listens: the same port elsewhere on loopback does not.
+    let other = std::net::SocketAddrV4::new(Ipv4Addr::new(127, 0, 0, 3), port);
+    let e = connect_from(stranger, other).expect_err("only 127.0.0.1 listens");
+    assert_eq!(e.kind(), std::io::ErrorKind::ConnectionRefused, "{e}");
+    assert_eq!(sp.status().refused(), 1);
+    drop(sp);
+}
+
+/// Connects to `to` from `from`, retrying while the speaker starts listening.
+fn poll_connect(from: Ipv4Addr, to: std::net::SocketAddrV4) -> TcpStream {
+    let t = Instant::now();
+    loop {
+        match connect_from(from, to) {
+            Ok(s) => return s,
+            Err(e) if t.elapsed() > Duration::from_secs(5) => panic!("nothing listens on {to}: {e}"),
+            Err(_) => std::thread::sleep(Duration::from_millis(20)),
+        }
+    }
 }

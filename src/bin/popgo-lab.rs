@@ -79,6 +79,19 @@ enum Cmd {
         #[arg(long, default_value_t = 10)]
         secs: u64,
     },
+    /// The cost of per-LSP counting in the offload program: BPF_PROG_TEST_RUN
+    /// durations of the program for --config's tables without and with it, over the
+    /// frames of PCAP it forwards, interleaved (root; nothing is attached).
+    ProgCost {
+        #[arg(long)]
+        config: std::path::PathBuf,
+        #[arg(long, default_value_t = 5)]
+        rounds: usize,
+        /// Runs of each forwarded frame per variant and round.
+        #[arg(long, default_value_t = 20000)]
+        samples: usize,
+        pcap: std::path::PathBuf,
+    },
     /// Print the MPLS redirect program listing (`--offload`: the offload program's).
     DumpProg {
         #[arg(long)]
@@ -133,9 +146,29 @@ fn main() -> ExitCode {
             };
             popgo::run::lab::redirect(&iface, &to, dst, src, secs)
         })(),
+        Cmd::ProgCost { config, rounds, samples, pcap } => popgo::run::lab::prog_cost(&config, &pcap, rounds, samples)
+            .map(|c| {
+                let ratios: Vec<String> = c.round_ratios.iter().map(|r| format!("{r:.3}")).collect();
+                println!(
+                    "offload program, {} runs per variant: without per-LSP counting {:.1} ns, with {:.1} ns \
+                     (mean of the fastest 99%), ratio {:.3}; per round {}",
+                    c.runs,
+                    c.without_ns,
+                    c.with_ns,
+                    c.with_ns / c.without_ns.max(1.0),
+                    ratios.join(", ")
+                );
+            }),
         Cmd::DumpProg { offload } => {
             let p = if offload {
-                let m = popgo::offload::ProgramMaps { labels: -1, adjs: -1, ports: -1, counters: -1, xsks: -1 };
+                let m = popgo::offload::ProgramMaps {
+                    labels: -1,
+                    adjs: -1,
+                    ports: -1,
+                    counters: -1,
+                    xsks: -1,
+                    lsps: Some(-1),
+                };
                 popgo::offload::offload_program(&m, 0, popgo::io::xdp::XDP_PASS, popgo::offload::FrameLen::Subtract)
             } else {
                 popgo::io::xdp::mpls_redirect_program(-1, popgo::io::xdp::XDP_PASS)

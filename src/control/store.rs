@@ -625,7 +625,7 @@ impl ConfigEdit for Cand<'_> {
         self.run.next_hops_iter(p).filter(|nh| !self.ov.routes_del.contains(&(p, *nh))).count()
             + self.ov.routes_add.iter().filter(|r| r.prefix == p).count()
     }
-    fn check_route(&self, p: Prefix, nh: IpAddr) -> Result<(), String> {
+    fn check_route(&self, p: Prefix, nh: IpAddr) -> Result<(), crate::config::edit::EditError> {
         match &self.ov.vpn {
             // Bindings in this candidate move neighbors between tables.
             Some(h) => {

@@ -4,6 +4,7 @@
 
 use crate::config::edit::Edit;
 use crate::config::{Family, LabelMode, Network, Prefix, StaticRoute};
+use crate::display::Filter;
 use std::net::{IpAddr, Ipv4Addr};
 
 /// The command view a session is in (VRP: user view `<Dev>`, system view `[Dev]`,
@@ -163,7 +164,8 @@ pub enum Cmd {
     },
     /// `undo ip route-static <prefix> <len>`: every route to the prefix.
     UndoRoutes(Prefix),
-    Display(Display),
+    /// A display and its output filter (`| include REGEX`, `| count`).
+    Display(Display, Filter),
 }
 
 /// Parses a prefix given as `ADDRESS LENGTH` or, for IPv4, `ADDRESS DOTTED-MASK`.
@@ -195,6 +197,12 @@ pub fn parse(view: View, line: &str) -> Result<Cmd, String> {
 
 /// Parses one line in `view`, whose VPN instance or interface is `ctx`.
 pub fn parse_in(view: View, ctx: &str, line: &str) -> Result<Cmd, String> {
+    // `display ... | include REGEX | count`: the filter is cut off before the words are
+    // lowered (a regular expression keeps its case).
+    let (line, filter) = match line.trim_start().get(..7) {
+        Some(w) if w.eq_ignore_ascii_case("display") && line.contains('|') => Filter::split(line)?,
+        _ => (line, Filter::default()),
+    };
     let w: Vec<&str> = line.split_whitespace().collect();
     if w.is_empty() || w[0].starts_with('#') {
         return Ok(Cmd::Nothing);
@@ -202,7 +210,7 @@ pub fn parse_in(view: View, ctx: &str, line: &str) -> Result<Cmd, String> {
     let lower: Vec<String> = w.iter().map(|s| s.to_ascii_lowercase()).collect();
     let l: Vec<&str> = lower.iter().map(String::as_str).collect();
     if l[0] == "display" {
-        return parse_display(&l[1..]).map(Cmd::Display);
+        return parse_display(&l[1..]).map(|d| Cmd::Display(d, filter));
     }
     if let Some(c) = super::vrp_vpn::parse(view, ctx, &l, &w) {
         return c;
@@ -412,8 +420,18 @@ mod tests {
         assert_eq!(parse(View::Bgp, "undo apply-label per-route pop-go"), Ok(Cmd::Edit(Edit::PopGo(false))));
         assert_eq!(
             parse(View::Bgp, "display mpls lsp protocol bgp"),
-            Ok(Cmd::Display(Display::MplsLspBgp { verbose: false }))
+            Ok(Cmd::Display(Display::MplsLspBgp { verbose: false }, Filter::default()))
         );
+        let (d, f) = (Display::MplsLspBgp { verbose: true }, Filter::parse("include Pop|Go | count").unwrap());
+        assert_eq!(
+            parse(View::User, "DISPLAY mpls lsp protocol bgp verbose | include Pop|Go | count"),
+            Ok(Cmd::Display(d, f))
+        );
+        assert!(parse(View::User, "display current-configuration | grep x")
+            .unwrap_err()
+            .contains("unknown output filter"));
+        // A `|` outside a display is no filter.
+        assert!(parse(View::Bgp, "peer 1.1.1.1 | count").is_err());
     }
 
     #[test]
@@ -484,10 +502,10 @@ mod tests {
         assert!(parse(View::BgpIpv4, "network 2001:db8:: 32").unwrap_err().contains("ipv6-family"));
         assert!(parse(View::BgpIpv6, "network 10.0.0.0 8").unwrap_err().contains("IPv6"));
         assert_eq!(parse(View::BgpIpv6, "commit"), Ok(Cmd::Commit));
-        assert_eq!(parse(View::User, "display bgp peer"), Ok(Cmd::Display(Display::BgpPeer)));
+        assert_eq!(parse(View::User, "display bgp peer"), Ok(Cmd::Display(Display::BgpPeer, Filter::default())));
         assert_eq!(
             parse(View::User, "display bgp ipv6 routing-table label"),
-            Ok(Cmd::Display(Display::BgpRoutingTableLabel(Family::Ipv6LabeledUnicast)))
+            Ok(Cmd::Display(Display::BgpRoutingTableLabel(Family::Ipv6LabeledUnicast), Filter::default()))
         );
     }
 

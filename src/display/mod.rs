@@ -21,26 +21,36 @@ use std::path::PathBuf;
 const RULE: &str = "-------------------------------------------------------------------------------";
 
 /// VRP output filters after a display command: `| include REGEX` (lines matching the
-/// regular expression), then optionally `| count` (the number of lines instead of the
-/// lines: `Total lines: N.`). The regex runs to the end of the line, except for a
-/// trailing `| count`.
+/// regular expression), `| exclude REGEX` (lines not matching it) or `| begin REGEX`
+/// (from the first matching line on), then optionally `| count` (the number of lines
+/// instead of the lines: `Total lines: N.`). The regex runs to the end of the line,
+/// except for a trailing `| count`.
 #[derive(Clone, Debug, Default)]
 pub struct Filter {
-    pub include: Option<regex::Regex>,
+    pub lines: Option<(Select, regex::Regex)>,
     pub count: bool,
+}
+
+/// Which lines a filter's regular expression selects.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Select {
+    Include,
+    Exclude,
+    Begin,
 }
 
 impl PartialEq for Filter {
     fn eq(&self, o: &Filter) -> bool {
-        self.count == o.count && self.include.as_ref().map(|r| r.as_str()) == o.include.as_ref().map(|r| r.as_str())
+        let key = |f: &Filter| f.lines.as_ref().map(|(k, r)| (*k, r.as_str().to_string()));
+        self.count == o.count && key(self) == key(o)
     }
 }
 
 impl Eq for Filter {}
 
 impl Filter {
-    /// Parses what follows the first `|` of a display line: `include REGEX`,
-    /// `include REGEX | count` or `count` (keywords case-insensitive).
+    /// Parses what follows the first `|` of a display line: `include|exclude|begin
+    /// REGEX`, the same followed by `| count`, or `count` (keywords case-insensitive).
     pub fn parse(s: &str) -> Result<Filter, String> {
         let s = s.trim();
         let (rest, count) = match s.rsplit_once('|') {
@@ -49,23 +59,28 @@ impl Filter {
             _ => (s, false),
         };
         if rest.is_empty() {
-            return if count { Ok(Filter { include: None, count }) } else { Err(Self::usage()) };
+            return if count { Ok(Filter { lines: None, count }) } else { Err(Self::usage()) };
         }
         let (kw, re) = rest.split_once(char::is_whitespace).unwrap_or((rest, ""));
-        if !kw.eq_ignore_ascii_case("include") {
-            return Err(Self::usage());
-        }
+        let sel = match kw.to_ascii_lowercase().as_str() {
+            "include" => Select::Include,
+            "exclude" => Select::Exclude,
+            "begin" => Select::Begin,
+            _ => return Err(Self::usage()),
+        };
         let re = re.trim();
         if re.is_empty() {
-            return Err("`| include` needs a regular expression".into());
+            return Err(format!("`| {}` needs a regular expression", kw.to_ascii_lowercase()));
         }
-        let include =
+        let r =
             regex::Regex::new(re).map_err(|e| format!("bad regular expression {re:?}: {}", regex_error_line(&e)))?;
-        Ok(Filter { include: Some(include), count })
+        Ok(Filter { lines: Some((sel, r)), count })
     }
 
     fn usage() -> String {
-        "unknown output filter; known: | include REGEX, | count, | include REGEX | count".into()
+        "unknown output filter; known: | include REGEX, | exclude REGEX, | begin REGEX, each optionally followed by \
+         | count, and | count"
+            .into()
     }
 
     /// Splits a display line at its first `|`: the command, and its filter if any.
@@ -104,16 +119,30 @@ pub struct Lines<'a, E> {
     filter: &'a Filter,
     buf: String,
     counted: u64,
+    /// `| begin`: a line matched, so every line from there on is kept.
+    begun: bool,
     err: Option<E>,
 }
 
 impl<'a, E> Lines<'a, E> {
     pub fn new(filter: &'a Filter, out: &'a mut dyn FnMut(&str) -> Result<(), E>) -> Lines<'a, E> {
-        Lines { out, filter, buf: String::new(), counted: 0, err: None }
+        Lines { out, filter, buf: String::new(), counted: 0, begun: false, err: None }
     }
 
     fn line(&mut self, l: &str) {
-        if self.err.is_some() || self.filter.include.as_ref().is_some_and(|r| !r.is_match(l)) {
+        if self.err.is_some() {
+            return;
+        }
+        let keep = match &self.filter.lines {
+            None => true,
+            Some((Select::Include, r)) => r.is_match(l),
+            Some((Select::Exclude, r)) => !r.is_match(l),
+            Some((Select::Begin, r)) => {
+                self.begun = self.begun || r.is_match(l);
+                self.begun
+            }
+        };
+        if !keep {
             return;
         }
         if self.filter.count {
@@ -564,6 +593,14 @@ mod tests {
             assert!(Filter::split(&format!("display x{bad}")).is_err(), "{bad}");
         }
         let (cmd, f) = Filter::split("display current-configuration | include a|b").unwrap();
-        assert_eq!((cmd, f.include.unwrap().as_str(), f.count), ("display current-configuration ", "a|b", false));
+        let (sel, re) = f.lines.unwrap();
+        assert_eq!((cmd, sel, re.as_str(), f.count), ("display current-configuration ", Select::Include, "a|b", false));
+        // `| exclude` drops the matching lines, `| begin` starts at the first match.
+        let all = render("");
+        let without: Vec<&str> = all.lines().filter(|l| !l.contains("POPGO")).collect();
+        assert_eq!(render(" | exclude POPGO"), format!("{}\n", without.join("\n")));
+        let from = all.find("10.1.1.0/24").unwrap();
+        assert_eq!(render(" | begin ^10\\.1\\.1\\.0/24"), all[from..]);
+        assert_eq!(render(" | Begin ^10\\.1 | count"), format!("Total lines: {}.\n", all[from..].lines().count()));
     }
 }

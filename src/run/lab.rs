@@ -314,3 +314,80 @@ pub fn sink(iface: &str, secs: u64, prog_name: &str, ready: &AtomicBool) -> Resu
     println!("sink total: ip={} mpls={} median_active_second={median:.3}Mpps", c.0, c.1);
     Ok(c)
 }
+
+/// What [`prog_cost`] measured: ns per run of the offload program without and with
+/// per-LSP counting (mean of the fastest 99%), over every round, and each round's ratio.
+pub struct ProgCost {
+    pub runs: usize,
+    pub without_ns: f64,
+    pub with_ns: f64,
+    pub round_ratios: Vec<f64>,
+}
+
+/// The mean of the fastest 99% of `v`: the kernel's durations come in steps of its
+/// clock (10 ns here), too coarse for a median to see a few ns; the slowest 1%
+/// (interrupts, preemption on a shared VM) would swamp a plain mean.
+fn trimmed_mean(v: &mut [u32]) -> f64 {
+    v.sort_unstable();
+    let keep = &v[..v.len() - v.len() / 100];
+    if keep.is_empty() {
+        return 0.0;
+    }
+    keep.iter().map(|x| f64::from(*x)).sum::<f64>() / keep.len() as f64
+}
+
+/// The cost of per-LSP counting in the XDP offload program: the program for `config`'s
+/// tables (every port's devmap entry is `lo`: `BPF_PROG_TEST_RUN` does not redirect)
+/// without and with the per-LSP counters, each run `samples` times over every frame of
+/// `pcap` per round, the two variants interleaved (their order alternating by round).
+/// Only the frames the program forwards count (action `XDP_REDIRECT`).
+pub fn prog_cost(config: &std::path::Path, pcap: &std::path::Path, rounds: usize, samples: usize) -> Result<ProgCost> {
+    use crate::io::xdp::{self, XDP_PASS, XDP_REDIRECT};
+    use crate::offload::{offload_program, FrameLen, OffloadMaps};
+    use std::os::fd::AsRawFd;
+    let cfg = crate::config::Config::load(config).map_err(|e| anyhow!("config {}: {e}", config.display()))?;
+    let snap = crate::ilm::build(&cfg, 0).context("building the tables")?;
+    let attached: Vec<(usize, String)> =
+        (0..cfg.ports.len().min(crate::stats::MAX_PORTS)).map(|i| (i, "lo".to_string())).collect();
+    let maps = OffloadMaps::create(&attached, true).context("creating the offload maps (root)")?;
+    let xsks = xdp::create_xsks_map()?;
+    let with = maps.program_maps(xsks.as_raw_fd());
+    let without = crate::offload::ProgramMaps { lsps: None, ..with };
+    let load = |m: &crate::offload::ProgramMaps| {
+        xdp::load_xdp_program("popgo_cost", &offload_program(m, 0, XDP_PASS, FrameLen::Subtract))
+    };
+    let progs = [load(&without)?, load(&with)?];
+    let (mut mirror, _counters) = maps.into_parts();
+    mirror.apply(&snap);
+    let cap = crate::io::pcap::Capture::open(pcap).map_err(|e| anyhow!("{}: {e}", pcap.display()))?;
+    let frames: Vec<Vec<u8>> = (0..cap.len()).map(|i| cap.packet(i).to_vec()).filter(|f| f.len() >= 14).collect();
+    let forwarded: Vec<&Vec<u8>> = frames
+        .iter()
+        .filter(|f| xdp::test_run(progs[0].as_raw_fd(), f).is_ok_and(|a| a as i32 == XDP_REDIRECT))
+        .collect();
+    if forwarded.is_empty() {
+        return Err(anyhow!("no frame of {} is forwarded by the offload program", pcap.display()));
+    }
+    let mut all = [Vec::new(), Vec::new()];
+    let mut round_ratios = Vec::new();
+    for round in 0..rounds {
+        let mut this = [Vec::new(), Vec::new()];
+        let order = if round % 2 == 0 { [0, 1] } else { [1, 0] };
+        for v in order {
+            for f in &forwarded {
+                for _ in 0..samples {
+                    let (act, ns) = xdp::test_run_ns(progs[v].as_raw_fd(), f)?;
+                    if act as i32 == XDP_REDIRECT {
+                        this[v].push(ns);
+                    }
+                }
+            }
+        }
+        round_ratios.push(trimmed_mean(&mut this[1]) / trimmed_mean(&mut this[0]).max(1.0));
+        for v in 0..2 {
+            all[v].append(&mut this[v]);
+        }
+    }
+    let runs = all[0].len();
+    Ok(ProgCost { runs, without_ns: trimmed_mean(&mut all[0]), with_ns: trimmed_mean(&mut all[1]), round_ratios })
+}

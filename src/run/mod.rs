@@ -400,7 +400,11 @@ pub fn main(a: RunArgs) -> Result<(), Failure> {
     // after the engine has returned and every socket is closed.
     let maps = match opts.offload {
         Some(Offload::Xdp) => {
-            Some(OffloadMaps::create(&attached).map_err(|e| failure_for(&e, "creating the XDP offload maps".into()))?)
+            let count_lsps = a.lsp_counters == crate::cmd::OnOff::On;
+            Some(
+                OffloadMaps::create(&attached, count_lsps)
+                    .map_err(|e| failure_for(&e, "creating the XDP offload maps".into()))?,
+            )
         }
         None => None,
     };
@@ -415,6 +419,7 @@ pub fn main(a: RunArgs) -> Result<(), Failure> {
     }
     // The mirror goes to the control plane, which fills it before the first publication;
     // until then every label value is 0 and every MPLS frame goes to the workers.
+    let kernel_lsps = maps.as_ref().and_then(|m| m.lsps.clone());
     let (mirror, counters): (Option<Box<dyn crate::ilm::TableMirror>>, Option<PerCpuCounters>) = match maps {
         Some(m) => {
             let (mirror, counters) = m.into_parts();
@@ -481,6 +486,11 @@ pub fn main(a: RunArgs) -> Result<(), Failure> {
         });
     let board = StatsBoard::new(opts.workers);
     let board = Arc::new(if a.lsp_counters == crate::cmd::OnOff::On { board } else { board.without_lsp_counting() });
+    // The offload's per-LSP counts join the workers' wherever per-LSP counts are read.
+    if let Some(k) = &kernel_lsps {
+        let k = Arc::clone(k);
+        board.lsps().set_extra(Box::new(move || k.read().unwrap_or_default()));
+    }
     let mut interval = (a.stats_interval > 0.0)
         .then(|| Interval::new(names.clone(), Duration::from_secs_f64(a.stats_interval), a.json_stats));
     let mut sockets: Vec<SocketInfo> = Vec::new();
@@ -532,6 +542,10 @@ pub fn main(a: RunArgs) -> Result<(), Failure> {
                 .map_err(|e| runtime(anyhow!("reading the XDP offload counters: {e}")))?;
             board.publish_offload(&s);
             rep.stats.merge(&s);
+            if kernel_lsps.is_some() {
+                // The engine read them while the programs still ran.
+                rep.lsps = board.lsps().read();
+            }
             Some(s)
         }
         None => None,

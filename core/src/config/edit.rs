@@ -6,6 +6,7 @@
 //! [`Config`] here and by the control plane's indexed candidate, so both follow the
 //! same rules.
 
+pub use super::edit_error::EditError;
 use super::{
     Bgp, Config, Families, Family, LabelMode, Network, Password, Peer, Prefix, RouteLimit, StaticRoute,
     DEFAULT_LABEL_BASE,
@@ -96,7 +97,7 @@ pub trait ConfigEdit {
     /// Number of static routes for `p`.
     fn route_count(&self, p: Prefix) -> usize;
     /// Checks that `nh` is a neighbor of the family of `p` (see `Config::check_static_route`).
-    fn check_route(&self, p: Prefix, nh: IpAddr) -> Result<(), String>;
+    fn check_route(&self, p: Prefix, nh: IpAddr) -> Result<(), EditError>;
     /// Appends a route (not present yet).
     fn push_route(&mut self, r: StaticRoute);
     /// Removes the (present) route `p` via `nh`.
@@ -130,6 +131,7 @@ impl ConfigEdit for Config {
             pop_go_v6: h.pop_go_v6,
             label_base: h.label_base,
             router_id: h.router_id,
+            listen: None,
             networks: Vec::new(),
             peers: Vec::new(),
             vpn_families: Vec::new(),
@@ -167,7 +169,7 @@ impl ConfigEdit for Config {
     fn route_count(&self, p: Prefix) -> usize {
         self.static_routes.iter().filter(|r| r.prefix == p).count()
     }
-    fn check_route(&self, p: Prefix, nh: IpAddr) -> Result<(), String> {
+    fn check_route(&self, p: Prefix, nh: IpAddr) -> Result<(), EditError> {
         self.check_static_route(p, nh)
     }
     fn push_route(&mut self, r: StaticRoute) {
@@ -226,11 +228,11 @@ pub fn same_peer(a: &Peer, b: &Peer) -> bool {
 
 /// Applies `e` to `cfg`, or leaves `cfg` untouched and says why not. `Ok(false)` means
 /// the edit changes nothing (e.g. re-entering an existing route) and need not be kept.
-pub fn apply<C: ConfigEdit + ?Sized>(cfg: &mut C, e: &Edit) -> Result<bool, String> {
+pub fn apply<C: ConfigEdit + ?Sized>(cfg: &mut C, e: &Edit) -> Result<bool, EditError> {
     match e {
         Edit::CreateBgp(asn) => match cfg.bgp_head() {
             Some(b) if b.asn == *asn => Ok(false),
-            Some(b) => Err(format!("BGP is already running with AS {}; the AS number cannot be changed here", b.asn)),
+            Some(b) => Err(EditError::AsFixed { running: b.asn }),
             None => {
                 cfg.set_bgp_head(BgpHead {
                     asn: *asn,
@@ -244,26 +246,24 @@ pub fn apply<C: ConfigEdit + ?Sized>(cfg: &mut C, e: &Edit) -> Result<bool, Stri
             }
         },
         Edit::PopGo(on) => {
-            let mut b = cfg.bgp_head().ok_or("no BGP instance")?;
+            let mut b = cfg.bgp_head().ok_or(EditError::NoBgp)?;
             let changed = b.pop_go != *on;
             b.pop_go = *on;
             cfg.set_bgp_head(b);
             Ok(changed)
         }
         Edit::PopGoV6(on) => {
-            let mut b = cfg.bgp_head().ok_or("no BGP instance")?;
+            let mut b = cfg.bgp_head().ok_or(EditError::NoBgp)?;
             let changed = b.pop_go_v6 != *on;
             b.pop_go_v6 = *on;
             cfg.set_bgp_head(b);
             Ok(changed)
         }
         Edit::LabelMode(m) => {
-            let mut b = cfg.bgp_head().ok_or("no BGP instance")?;
+            let mut b = cfg.bgp_head().ok_or(EditError::NoBgp)?;
             if *m != LabelMode::PerRoute {
                 if let Some(p) = cfg.labelled_network() {
-                    return Err(format!(
-                        "network {p} has a static label, which needs apply-label per-route (undo it first)"
-                    ));
+                    return Err(EditError::StaticLabelNeedsPerRoute(p));
                 }
             }
             let changed = b.label_mode != *m;
@@ -273,30 +273,27 @@ pub fn apply<C: ConfigEdit + ?Sized>(cfg: &mut C, e: &Edit) -> Result<bool, Stri
         }
         Edit::AddNetwork(n) => {
             if cfg.route_count(n.prefix) == 0 {
-                return Err(format!("no static route for {} (a network must match a static route's prefix)", n.prefix));
+                return Err(EditError::NetworkWithoutRoute(n.prefix));
             }
-            let bgp = cfg.bgp_head().ok_or("no [bgp] instance")?;
+            let bgp = cfg.bgp_head().ok_or(EditError::NoBgp)?;
             if cfg.has_network(n.prefix) {
-                return Err(format!("duplicate network {}", n.prefix));
+                return Err(EditError::DuplicateNetwork(n.prefix));
             }
             if let Some(l) = n.label {
                 if bgp.label_mode != LabelMode::PerRoute {
-                    return Err(format!(
-                        "a static label is only valid with label_mode = \"per-route\" (network {})",
-                        n.prefix
-                    ));
+                    return Err(EditError::LabelModeNotPerRoute(n.prefix));
                 }
                 if let Some(o) = cfg.network_with_label(l) {
-                    return Err(format!("duplicate label {l} (already used by network {o})"));
+                    return Err(EditError::DuplicateLabel { label: l, network: o });
                 }
             }
             cfg.push_network(n.clone());
             Ok(true)
         }
         Edit::DelNetwork(p) => {
-            cfg.bgp_head().ok_or("no BGP instance")?;
+            cfg.bgp_head().ok_or(EditError::NoBgp)?;
             if !cfg.remove_network(*p) {
-                return Err(format!("network {p} does not exist"));
+                return Err(EditError::NoSuchNetwork(*p));
             }
             Ok(true)
         }
@@ -310,21 +307,18 @@ pub fn apply<C: ConfigEdit + ?Sized>(cfg: &mut C, e: &Edit) -> Result<bool, Stri
         }
         Edit::DelRoute(p, nh) => {
             if !cfg.has_route(*p, *nh) {
-                return Err(format!("static route {p} via {nh} does not exist"));
+                return Err(EditError::NoSuchRoute(*p, *nh));
             }
             if cfg.has_network(*p) && cfg.route_count(*p) <= 1 {
-                return Err(format!(
-                    "network {p} is imported into BGP and needs this route; run `undo network {} {}` in the bgp view first",
-                    p.addr, p.len
-                ));
+                return Err(EditError::RouteNeededByNetwork { p: *p });
             }
             cfg.remove_route(*p, *nh);
             Ok(true)
         }
         Edit::RouterId(id) => {
-            let mut b = cfg.bgp_head().ok_or("no BGP instance")?;
+            let mut b = cfg.bgp_head().ok_or(EditError::NoBgp)?;
             if id.is_some_and(|a| a.is_unspecified()) {
-                return Err("router ID 0.0.0.0 is not valid (RFC 4271: a non-zero BGP identifier)".into());
+                return Err(EditError::ZeroRouterId);
             }
             let changed = b.router_id != *id;
             b.router_id = *id;
@@ -332,10 +326,10 @@ pub fn apply<C: ConfigEdit + ?Sized>(cfg: &mut C, e: &Edit) -> Result<bool, Stri
             Ok(changed)
         }
         Edit::PeerAs { address, asn, line } => {
-            cfg.bgp_head().ok_or("no BGP instance")?;
+            cfg.bgp_head().ok_or(EditError::NoBgp)?;
             check_peer_address(*address)?;
             if *asn == 0 {
-                return Err("AS number 0 is outside 1..=4294967295".into());
+                return Err(EditError::ZeroAs);
             }
             match cfg.peer(*address) {
                 Some(p) if p.asn == *asn => Ok(false),
@@ -360,12 +354,8 @@ pub fn apply<C: ConfigEdit + ?Sized>(cfg: &mut C, e: &Edit) -> Result<bool, Stri
             }
         }
         Edit::PeerFamily { address, family, on } => {
-            cfg.bgp_head().ok_or("no BGP instance")?;
-            let mut p = cfg.peer(*address).ok_or_else(|| {
-                format!(
-                    "peer {address} does not exist (create it with `peer {address} as-number <as>` in the bgp view)"
-                )
-            })?;
+            cfg.bgp_head().ok_or(EditError::NoBgp)?;
+            let mut p = cfg.peer(*address).ok_or(EditError::NoSuchPeer(*address))?;
             let now: Families = p.effective_families(cfg.has_v6_network()).with(*family, *on);
             if p.families == Some(now) {
                 return Ok(false);
@@ -375,8 +365,8 @@ pub fn apply<C: ConfigEdit + ?Sized>(cfg: &mut C, e: &Edit) -> Result<bool, Stri
             Ok(true)
         }
         Edit::PeerRouteLimit { address, limit } => {
-            cfg.bgp_head().ok_or("no BGP instance")?;
-            let mut p = cfg.peer(*address).ok_or_else(|| format!("peer {address} does not exist"))?;
+            cfg.bgp_head().ok_or(EditError::NoBgp)?;
+            let mut p = cfg.peer(*address).ok_or(EditError::NoSuchPeer(*address))?;
             if p.route_limit == *limit {
                 return Ok(false);
             }
@@ -385,8 +375,8 @@ pub fn apply<C: ConfigEdit + ?Sized>(cfg: &mut C, e: &Edit) -> Result<bool, Stri
             Ok(true)
         }
         Edit::PeerPassword { address, password } => {
-            cfg.bgp_head().ok_or("no BGP instance")?;
-            let mut p = cfg.peer(*address).ok_or_else(|| format!("peer {address} does not exist"))?;
+            cfg.bgp_head().ok_or(EditError::NoBgp)?;
+            let mut p = cfg.peer(*address).ok_or(EditError::NoSuchPeer(*address))?;
             if p.password == *password {
                 return Ok(false);
             }
@@ -395,8 +385,8 @@ pub fn apply<C: ConfigEdit + ?Sized>(cfg: &mut C, e: &Edit) -> Result<bool, Stri
             Ok(true)
         }
         Edit::PeerTtlHops { address, hops } => {
-            cfg.bgp_head().ok_or("no BGP instance")?;
-            let mut p = cfg.peer(*address).ok_or_else(|| format!("peer {address} does not exist"))?;
+            cfg.bgp_head().ok_or(EditError::NoBgp)?;
+            let mut p = cfg.peer(*address).ok_or(EditError::NoSuchPeer(*address))?;
             if p.ttl_hops == *hops {
                 return Ok(false);
             }
@@ -405,14 +395,14 @@ pub fn apply<C: ConfigEdit + ?Sized>(cfg: &mut C, e: &Edit) -> Result<bool, Stri
             Ok(true)
         }
         Edit::DelPeer(a) => {
-            cfg.bgp_head().ok_or("no BGP instance")?;
+            cfg.bgp_head().ok_or(EditError::NoBgp)?;
             if !cfg.remove_peer(*a) {
-                return Err(format!("peer {a} does not exist"));
+                return Err(EditError::NoSuchPeer(*a));
             }
             Ok(true)
         }
         Edit::SetPeer(p) => {
-            cfg.bgp_head().ok_or("no BGP instance")?;
+            cfg.bgp_head().ok_or(EditError::NoBgp)?;
             check_peer_address(p.address)?;
             if cfg.peer(p.address).is_some_and(|q| same_peer(&q, p)) {
                 return Ok(false);
@@ -425,18 +415,18 @@ pub fn apply<C: ConfigEdit + ?Sized>(cfg: &mut C, e: &Edit) -> Result<bool, Stri
 }
 
 /// A peer needs a unicast address.
-fn check_peer_address(a: Ipv4Addr) -> Result<(), String> {
+fn check_peer_address(a: Ipv4Addr) -> Result<(), EditError> {
     if a.is_unspecified() || a.is_broadcast() || a.is_multicast() {
-        return Err(format!("{a} is not a unicast peer address"));
+        return Err(EditError::NotUnicastPeer(a));
     }
     Ok(())
 }
 
 /// The edits that turn `old` into `new`, in an order [`apply`] accepts (removals first,
 /// then the BGP header, then additions), or `None` when the difference is outside what
-/// edits express (device name, TTL mode, ports, neighbors, AS number, label base, or
-/// removing BGP): such a change needs a full rebuild. Used to reload a config file
-/// through the same incremental commit path as a VRP session.
+/// edits express (device name, TTL mode, ports, neighbors, AS number, label base, BGP
+/// listen address, or removing BGP): such a change needs a full rebuild. Used to reload
+/// a config file through the same incremental commit path as a VRP session.
 pub fn edits_between(old: &Config, new: &Config) -> Option<Vec<Edit>> {
     if old.device != new.device || old.ttl_mode != new.ttl_mode || old.ports != new.ports {
         return None;
@@ -474,8 +464,8 @@ pub fn edits_between(old: &Config, new: &Config) -> Option<Vec<Edit>> {
     }
     match (&old.bgp, &new.bgp) {
         (_, None) if old.bgp.is_some() => return None,
-        (Some(a), Some(b)) if a.asn != b.asn || a.label_base != b.label_base => return None,
-        (None, Some(b)) if b.label_base != DEFAULT_LABEL_BASE => return None,
+        (Some(a), Some(b)) if a.asn != b.asn || a.label_base != b.label_base || a.listen != b.listen => return None,
+        (None, Some(b)) if b.label_base != DEFAULT_LABEL_BASE || b.listen.is_some() => return None,
         (None, Some(b)) => {
             edits.push(Edit::CreateBgp(b.asn));
             edits.push(Edit::LabelMode(b.label_mode));
@@ -625,8 +615,8 @@ mod tests {
             apply(&mut c, e).unwrap();
         }
         assert_eq!(strip(&c), strip(&old));
-        assert!(apply(&mut c, &Edit::DelPeer(a)).unwrap_err().contains("does not exist"));
+        assert_eq!(apply(&mut c, &Edit::DelPeer(a)), Err(EditError::NoSuchPeer(a)));
         let e = apply(&mut c, &Edit::PeerFamily { address: a, family: Family::Ipv4LabeledUnicast, on: true });
-        assert!(e.unwrap_err().contains("as-number"));
+        assert!(e.unwrap_err().to_string().contains("as-number"));
     }
 }

@@ -4,7 +4,7 @@
 //! configuration beside routes and networks that these commands touch. A commit that
 //! changes it rebuilds the tables in full (they are rare, and move labels).
 
-use super::edit::ConfigEdit;
+use super::edit::{ConfigEdit, EditError};
 use super::vpn::{check_name, MAX_VRF};
 use super::{BgpVpnFamily, Config, LabelMode, Mpls, Rd, RouteTarget, StaticLsp, VpnAf, VpnInstance};
 use std::net::Ipv4Addr;
@@ -45,19 +45,16 @@ impl VpnHead {
         }
     }
 
-    fn instance(&mut self, name: &str) -> Result<&mut VpnInstance, String> {
-        self.instances
-            .iter_mut()
-            .find(|v| v.name == name)
-            .ok_or_else(|| format!("VPN instance {name} does not exist (create it with `ip vpn-instance {name}`)"))
+    fn instance(&mut self, name: &str) -> Result<&mut VpnInstance, EditError> {
+        self.instances.iter_mut().find(|v| v.name == name).ok_or_else(|| EditError::NoSuchInstance(name.to_string()))
     }
 
-    fn id_of(&self, name: &str) -> Result<u16, String> {
+    fn id_of(&self, name: &str) -> Result<u16, EditError> {
         self.instances
             .iter()
             .find(|v| v.name == name)
             .map(|v| v.id)
-            .ok_or_else(|| format!("VPN instance {name} does not exist (create it with `ip vpn-instance {name}`)"))
+            .ok_or_else(|| EditError::NoSuchInstance(name.to_string()))
     }
 }
 
@@ -94,7 +91,7 @@ pub enum VpnEdit {
 
 /// Applies a VPN edit, or leaves `cfg` untouched and says why not (the words of
 /// [`super::edit::apply`]). `Ok(false)`: nothing changes.
-pub fn apply_vpn<C: ConfigEdit + ?Sized>(cfg: &mut C, e: &VpnEdit) -> Result<bool, String> {
+pub fn apply_vpn<C: ConfigEdit + ?Sized>(cfg: &mut C, e: &VpnEdit) -> Result<bool, EditError> {
     let mut h = cfg.vpn_head();
     let before = h.clone();
     match e {
@@ -103,24 +100,20 @@ pub fn apply_vpn<C: ConfigEdit + ?Sized>(cfg: &mut C, e: &VpnEdit) -> Result<boo
             if h.instances.iter().all(|v| v.name != *name) {
                 let id = (1..=MAX_VRF)
                     .find(|i| h.instances.iter().all(|v| v.id != *i))
-                    .ok_or_else(|| format!("at most {MAX_VRF} VPN instances are supported"))?;
+                    .ok_or(EditError::TooManyInstances(MAX_VRF))?;
                 h.instances.push(VpnInstance { name: name.clone(), id, v4: None, v6: None, line: 0 });
             }
         }
         VpnEdit::DelInstance(name) => {
             let id = h.id_of(name)?;
             if h.port_vrfs.contains(&id) {
-                return Err(format!(
-                    "VPN instance {name} is bound to an interface (undo ip binding vpn-instance first)"
-                ));
+                return Err(EditError::InstanceBound(name.clone()));
             }
             if h.families.iter().any(|f| f.vrf == id) {
-                return Err(format!(
-                    "VPN instance {name} has a BGP family (undo ipv4-family vpn-instance {name} first)"
-                ));
+                return Err(EditError::InstanceInBgp(name.clone()));
             }
             if cfg.vrf_in_use(id) {
-                return Err(format!("VPN instance {name} has static routes (undo ip route-static vpn-instance first)"));
+                return Err(EditError::InstanceHasRoutes(name.clone()));
             }
             h.instances.retain(|v| v.name != *name);
         }
@@ -133,7 +126,7 @@ pub fn apply_vpn<C: ConfigEdit + ?Sized>(cfg: &mut C, e: &VpnEdit) -> Result<boo
         VpnEdit::DelFamily { name, v4 } => {
             let id = h.id_of(name)?;
             if h.families.iter().any(|f| f.vrf == id && f.v4 == *v4) {
-                return Err(format!("VPN instance {name}'s family is in BGP (undo its BGP family first)"));
+                return Err(EditError::FamilyInBgp(name.clone()));
             }
             *h.instance(name)?.af_mut(*v4) = None;
         }
@@ -145,18 +138,14 @@ pub fn apply_vpn<C: ConfigEdit + ?Sized>(cfg: &mut C, e: &VpnEdit) -> Result<boo
                     .iter()
                     .find(|v| [&v.v4, &v.v6].iter().any(|a| a.as_ref().and_then(|a| a.rd) == Some(*r)) && v.id != id)
                 {
-                    return Err(format!("duplicate RD {r} (already used by VPN instance {})", o.name));
+                    return Err(EditError::DuplicateRd { rd: *r, instance: o.name.clone() });
                 }
             } else if h.families.iter().any(|f| f.vrf == id && f.v4 == *v4) {
-                return Err(format!(
-                    "VPN instance {name}'s family is in BGP: its RD stays (undo the BGP family first)"
-                ));
+                return Err(EditError::RdInBgp(name.clone()));
             }
             let af = family(&mut h, name, *v4)?;
             match (af.rd, rd) {
-                (Some(old), Some(new)) if old != *new => {
-                    return Err(format!("the RD is {old} already; run `undo route-distinguisher` first"))
-                }
+                (Some(old), Some(new)) if old != *new => return Err(EditError::RdSet(old)),
                 _ => af.rd = *rd,
             }
             if rd.is_none() {
@@ -183,40 +172,39 @@ pub fn apply_vpn<C: ConfigEdit + ?Sized>(cfg: &mut C, e: &VpnEdit) -> Result<boo
             af.pop_go = *pop_go && *mode != LabelMode::PerInstance;
         }
         VpnEdit::Binding { port, vrf } => {
-            let at =
-                cfg.port_names().iter().position(|p| p == port).ok_or_else(|| format!("unknown interface {port}"))?;
+            let at = cfg
+                .port_names()
+                .iter()
+                .position(|p| p == port)
+                .ok_or_else(|| EditError::UnknownInterface(port.clone()))?;
             let id = match vrf {
                 Some(n) => h.id_of(n)?,
                 None => 0,
             };
             if id != 0 && h.port_vrfs[at] != 0 && h.port_vrfs[at] != id {
-                return Err(format!(
-                    "interface {port} is bound to another VPN instance (undo ip binding vpn-instance first)"
-                ));
+                return Err(EditError::InterfaceBound(port.clone()));
             }
             h.port_vrfs[at] = id;
         }
         VpnEdit::LsrId(id) => match (id, &mut h.mpls) {
             (Some(a), Some(m)) => m.lsr_id = *a,
             (Some(a), None) => h.mpls = Some(Mpls { lsr_id: *a, static_lsps: Vec::new() }),
-            (None, Some(m)) if !m.static_lsps.is_empty() => {
-                return Err("static LSPs need the MPLS instance (undo static-lsp egress first)".into())
-            }
+            (None, Some(m)) if !m.static_lsps.is_empty() => return Err(EditError::MplsNeeded),
             (None, _) => h.mpls = None,
         },
         VpnEdit::StaticLsp(l) => {
             check_name(&l.name, "static LSP")?;
             if let Some(p) = &l.in_port {
                 if !cfg.port_names().contains(p) {
-                    return Err(format!("unknown interface {p}"));
+                    return Err(EditError::UnknownInterface(p.clone()));
                 }
             }
             if let Some(o) = cfg.network_with_label(l.in_label) {
-                return Err(format!("label {} is already the static label of network {o}", l.in_label));
+                return Err(EditError::LabelOfNetwork { label: l.in_label, network: o });
             }
-            let m = h.mpls.as_mut().ok_or("MPLS is not enabled (run `mpls lsr-id X` and `mpls` first)")?;
+            let m = h.mpls.as_mut().ok_or(EditError::MplsOff)?;
             if let Some(o) = m.static_lsps.iter().find(|o| o.in_label == l.in_label && o.name != l.name) {
-                return Err(format!("label {} is already the in-label of static LSP {}", l.in_label, o.name));
+                return Err(EditError::LabelOfLsp { label: l.in_label, lsp: o.name.clone() });
             }
             match m.static_lsps.iter_mut().find(|o| o.name == l.name) {
                 Some(o) => {
@@ -227,22 +215,19 @@ pub fn apply_vpn<C: ConfigEdit + ?Sized>(cfg: &mut C, e: &VpnEdit) -> Result<boo
             }
         }
         VpnEdit::DelStaticLsp(name) => {
-            let m = h.mpls.as_mut().ok_or_else(|| format!("static LSP {name} does not exist"))?;
+            let m = h.mpls.as_mut().ok_or_else(|| EditError::NoSuchStaticLsp(name.clone()))?;
             let n = m.static_lsps.len();
             m.static_lsps.retain(|l| l.name != *name);
             if m.static_lsps.len() == n {
-                return Err(format!("static LSP {name} does not exist"));
+                return Err(EditError::NoSuchStaticLsp(name.clone()));
             }
         }
         VpnEdit::BgpFamily { name, v4 } => {
-            cfg.bgp_head().ok_or("no BGP instance")?;
+            cfg.bgp_head().ok_or(EditError::NoBgp)?;
             let id = h.id_of(name)?;
             let inst = h.instances.iter().find(|v| v.id == id).expect("found above");
             if inst.af(*v4).and_then(|a| a.rd).is_none() {
-                return Err(format!(
-                    "VPN instance {name} has no {} route distinguisher (configure it in ip vpn-instance {name} first)",
-                    if *v4 { "IPv4" } else { "IPv6" }
-                ));
+                return Err(EditError::NoRdForBgp { name: name.clone(), v4: *v4 });
             }
             if !h.families.iter().any(|f| f.vrf == id && f.v4 == *v4) {
                 h.families.push(BgpVpnFamily { vrf: id, v4: *v4, import_static: false, line: 0 });
@@ -254,7 +239,7 @@ pub fn apply_vpn<C: ConfigEdit + ?Sized>(cfg: &mut C, e: &VpnEdit) -> Result<boo
                 .families
                 .iter_mut()
                 .find(|f| f.vrf == id && f.v4 == *v4)
-                .ok_or_else(|| format!("no BGP family for VPN instance {name}"))?;
+                .ok_or_else(|| EditError::NoBgpFamily(name.clone()))?;
             f.import_static = *on;
         }
     }
@@ -265,29 +250,15 @@ pub fn apply_vpn<C: ConfigEdit + ?Sized>(cfg: &mut C, e: &VpnEdit) -> Result<boo
     Ok(true)
 }
 
-fn family<'a>(h: &'a mut VpnHead, name: &str, v4: bool) -> Result<&'a mut VpnAf, String> {
-    h.instance(name)?.af_mut(v4).as_mut().ok_or_else(|| {
-        format!(
-            "VPN instance {name} has no {} family (enter it with `{}`)",
-            fam(v4),
-            if v4 { "ipv4-family" } else { "ipv6-family" }
-        )
-    })
+fn family<'a>(h: &'a mut VpnHead, name: &str, v4: bool) -> Result<&'a mut VpnAf, EditError> {
+    h.instance(name)?.af_mut(v4).as_mut().ok_or_else(|| EditError::NoFamily { name: name.to_string(), v4 })
 }
 
 /// The family, which must have its RD (VRP refuses targets and labels before it).
-fn with_rd<'a>(h: &'a mut VpnHead, name: &str, v4: bool) -> Result<&'a mut VpnAf, String> {
+fn with_rd<'a>(h: &'a mut VpnHead, name: &str, v4: bool) -> Result<&'a mut VpnAf, EditError> {
     let af = family(h, name, v4)?;
     if af.rd.is_none() {
-        return Err(format!("configure the route-distinguisher of VPN instance {name}'s {} family first", fam(v4)));
+        return Err(EditError::RdFirst { name: name.to_string(), v4 });
     }
     Ok(af)
-}
-
-fn fam(v4: bool) -> &'static str {
-    if v4 {
-        "IPv4"
-    } else {
-        "IPv6"
-    }
 }

@@ -9,6 +9,7 @@
 //! becomes a labelled route toward one of the config's neighbors.
 
 pub mod edit;
+pub mod edit_error;
 pub mod edit_vpn;
 pub mod mrt;
 mod syntax;
@@ -493,6 +494,9 @@ pub struct Bgp {
     pub label_base: u32,
     /// BGP identifier (`router-id`); default: the local address of each session.
     pub router_id: Option<Ipv4Addr>,
+    /// Address and port the speaker accepts peers' connections on (`listen`); default:
+    /// every local address, port 179.
+    pub listen: Option<std::net::SocketAddrV4>,
     /// Networks of every table: public ones (`prefix.vrf == 0`), advertised as labeled
     /// unicast, and VPN instances' ones, advertised as VPN routes.
     pub networks: Vec<Network>,
@@ -596,6 +600,7 @@ struct RawBgp {
     pop_go_ipv6: Option<bool>,
     label_base: Option<Spanned<i64>>,
     router_id: Option<Spanned<String>>,
+    listen: Option<Spanned<String>>,
     table: Option<Spanned<String>>,
     mrt: Option<Spanned<String>>,
     mrt_peer: Option<Spanned<String>>,
@@ -779,7 +784,8 @@ impl Config {
             let next_hop: IpAddr = r.next_hop.get_ref().parse().map_err(|_| {
                 invalid(nh_line, "static_route.next_hop", format!("{:?} is not an IP address", r.next_hop.get_ref()))
             })?;
-            cfg.check_static_route(prefix, next_hop).map_err(|m| invalid(nh_line, "static_route.next_hop", m))?;
+            cfg.check_static_route(prefix, next_hop)
+                .map_err(|m| invalid(nh_line, "static_route.next_hop", m.to_string()))?;
             if !route_keys.insert((prefix, next_hop)) {
                 return Err(invalid(nh_line, "static_route", format!("duplicate route {prefix} via {next_hop}")));
             }
@@ -935,6 +941,16 @@ impl Config {
                 None => None,
                 Some(s) => Some(check_router_id(s.get_ref()).map_err(|m| invalid(lines.of(s), "bgp.router_id", m))?),
             };
+            let listen = match &b.listen {
+                None => None,
+                Some(s) => Some(s.get_ref().parse::<std::net::SocketAddrV4>().map_err(|_| {
+                    invalid(
+                        lines.of(s),
+                        "bgp.listen",
+                        format!("{:?} is not an IPv4 address and port (e.g. \"192.0.2.1:179\")", s.get_ref()),
+                    )
+                })?),
+            };
             let mut peers: Vec<Peer> = Vec::with_capacity(b.peer.len());
             for p in &b.peer {
                 let line = lines.of(p);
@@ -1029,6 +1045,7 @@ impl Config {
                 pop_go_v6: b.pop_go_ipv6,
                 label_base,
                 router_id,
+                listen,
                 networks,
                 peers,
                 vpn_families,
@@ -1041,23 +1058,21 @@ impl Config {
     /// Adds a static route after checking its next hop resolves through a neighbor of
     /// the same family (re-adding an existing route changes nothing). Same rules and
     /// words as the control plane's `ip route-static`.
-    pub fn add_static_route(&mut self, r: StaticRoute) -> Result<(), String> {
+    pub fn add_static_route(&mut self, r: StaticRoute) -> Result<(), edit::EditError> {
         edit::apply(self, &edit::Edit::AddRoute(r)).map(|_| ())
     }
 
     /// Checks that `next_hop` is a neighbor of the family of `prefix`.
-    pub fn check_static_route(&self, prefix: Prefix, next_hop: IpAddr) -> Result<(), String> {
+    pub fn check_static_route(&self, prefix: Prefix, next_hop: IpAddr) -> Result<(), edit::EditError> {
         if prefix.addr.is_ipv4() != next_hop.is_ipv4() {
-            return Err(format!("next hop {next_hop} is not of the family of {prefix}"));
+            return Err(edit::EditError::NextHopFamily { next_hop, prefix });
         }
         if !self.neighbors.iter().any(|n| n.ip == next_hop && n.vrf == prefix.vrf) {
             if prefix.vrf != vpn::PUBLIC {
-                return Err(format!(
-                    "next hop {next_hop} is not a neighbor on a port bound to VPN instance {}",
-                    self.vrf_name(prefix.vrf)
-                ));
+                let instance = self.vrf_name(prefix.vrf).to_string();
+                return Err(edit::EditError::NextHopNotInInstance { next_hop, instance });
             }
-            return Err(format!("next hop {next_hop} is not a known neighbor (add a [[neighbor]] for it)"));
+            return Err(edit::EditError::NextHopNotNeighbor(next_hop));
         }
         Ok(())
     }
@@ -1091,7 +1106,7 @@ impl Config {
 
     /// Adds a BGP network after checking labels and that a static route exists for it.
     /// Same rules and words as the control plane's `network` command.
-    pub fn add_network(&mut self, n: Network) -> Result<(), String> {
+    pub fn add_network(&mut self, n: Network) -> Result<(), edit::EditError> {
         edit::apply(self, &edit::Edit::AddNetwork(n)).map(|_| ())
     }
 
@@ -1111,6 +1126,7 @@ impl Config {
                 pop_go_v6: b.pop_go_v6,
                 label_base: b.label_base,
                 router_id: b.router_id,
+                listen: b.listen,
                 networks: Vec::new(),
                 peers: b.peers.clone(),
                 vpn_families: b.vpn_families.clone(),
@@ -1164,6 +1180,9 @@ impl Config {
             );
             if let Some(id) = b.router_id {
                 let _ = writeln!(s, "router_id = \"{id}\"");
+            }
+            if let Some(a) = b.listen {
+                let _ = writeln!(s, "listen = \"{a}\"");
             }
             if let Some(v6) = b.pop_go_v6 {
                 let _ = writeln!(s, "pop_go_ipv6 = {v6}");
@@ -1382,6 +1401,8 @@ mod tests {
             ("ttl_mode = \"uniform\"", "ttl_mode = \"short\"", "device.ttl_mode", "ttl_mode = \"short\""),
             ("label_mode = \"per-route\"", "label_mode = \"per-vrf\"", "bgp.label_mode", "label_mode = \"per-vrf\""),
             ("label_base = 48000", "label_base = 3", "bgp.label_base", "label_base = 3"),
+            ("label_base = 48000", "label_base = 48000\nlisten = \"::1:179\"", "bgp.listen", "listen ="),
+            ("label_base = 48000", "label_base = 48000\nlisten = \"192.0.2.1\"", "bgp.listen", "listen ="),
         ];
         for (from, to, key, at) in cases {
             let text = replace(from, to);
@@ -1389,6 +1410,16 @@ mod tests {
             let want = format!("line {}: {key}", line_of(&text, at));
             assert!(e.starts_with(&want), "{to}: got {e:?}, want prefix {want:?}");
         }
+    }
+
+    #[test]
+    fn bgp_listen_address_round_trips() {
+        let c =
+            Config::parse(&replace("label_base = 48000", "label_base = 48000\nlisten = \"127.0.0.1:1790\"")).unwrap();
+        assert_eq!(c.bgp.as_ref().unwrap().listen, Some("127.0.0.1:1790".parse().unwrap()));
+        let again = Config::parse(&c.to_toml()).unwrap();
+        assert_eq!(again.bgp.unwrap().listen, c.bgp.as_ref().unwrap().listen);
+        assert_eq!(Config::parse(SEED).unwrap().bgp.unwrap().listen, None);
     }
 
     #[test]

@@ -245,9 +245,9 @@ struct RawStaticLsp {
 
 /// Checks a VPN instance or static LSP name: VRP allows 1 to 31 characters without
 /// spaces; popgo also keeps it to `[A-Za-z0-9._-]` (it names files and metrics labels).
-pub fn check_name(name: &str, what: &str) -> Result<(), String> {
+pub fn check_name(name: &str, what: &'static str) -> Result<(), super::edit::EditError> {
     if name.is_empty() || name.len() > 31 || !name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) {
-        return Err(format!("{what} {name:?} must be 1 to 31 characters of [A-Za-z0-9._-]"));
+        return Err(super::edit::EditError::BadName { what, name: name.to_string() });
     }
     Ok(())
 }
@@ -270,7 +270,8 @@ pub(super) fn instances(raw: &[Spanned<RawVpnInstance>], lines: &Lines) -> Resul
         let line = lines.of(r);
         let r = r.get_ref();
         let name = r.name.get_ref().clone();
-        check_name(&name, "VPN instance").map_err(|m| invalid(lines.of(&r.name), "vpn_instance.name", m))?;
+        check_name(&name, "VPN instance")
+            .map_err(|m| invalid(lines.of(&r.name), "vpn_instance.name", m.to_string()))?;
         if out.iter().any(|v| v.name == name) {
             return Err(invalid(lines.of(&r.name), "vpn_instance.name", format!("duplicate VPN instance {name:?}")));
         }
@@ -389,7 +390,8 @@ pub(super) fn mpls(raw: Option<&RawMpls>, cfg: &Config, lines: &Lines) -> Result
         let line = lines.of(s);
         let s = s.get_ref();
         let name = s.name.get_ref().clone();
-        check_name(&name, "static LSP").map_err(|e| invalid(lines.of(&s.name), "mpls.static_lsp.name", e))?;
+        check_name(&name, "static LSP")
+            .map_err(|e| invalid(lines.of(&s.name), "mpls.static_lsp.name", e.to_string()))?;
         if out.static_lsps.iter().any(|x| x.name == name) {
             return Err(invalid(lines.of(&s.name), "mpls.static_lsp.name", format!("duplicate static LSP {name:?}")));
         }

@@ -7,6 +7,7 @@ use crate::io::mem::MemFrame;
 use crate::io::xdp::{self, XDP_DROP, XDP_PASS, XDP_REDIRECT};
 use crate::io::{PacketMut, Verdict};
 use crate::offload::{counters_to_stats, offload_program, FrameLen, OffloadMaps};
+use crate::stats::lsp::LspCounters;
 use crate::stats::{DropReason, WorkerStats};
 use crate::testkit::Rng;
 use crate::traffic::frames::{frame, ipv4_udp, ipv6_udp};
@@ -32,7 +33,8 @@ const PUNT: i32 = xdp::XDP_TX;
 
 /// The test's tables: POPGO v4 uniform (100), v6 pipe (101), any family uniform (102),
 /// v4 pipe (103), POP (104), POPGO toward an unattached port (105), to a missing
-/// adjacency (106); ports 0 and 1 attached, 2 not.
+/// adjacency (106), transport labels (static egress LSP) in uniform (200) and pipe
+/// (201) mode; ports 0 and 1 attached, 2 not.
 fn test_snapshot() -> Snapshot {
     let mut ilm = Ilm::new();
     ilm.set(100, IlmEntry::pop_go(Af::V4, 0, false));
@@ -42,11 +44,14 @@ fn test_snapshot() -> Snapshot {
     ilm.set(104, IlmEntry::pop(Af::V4, false));
     ilm.set(105, IlmEntry::pop_go(Af::V4, 2, false));
     ilm.set(106, IlmEntry::pop_go(Af::V4, 9, false));
+    ilm.set(200, IlmEntry::transport(false));
+    ilm.set(201, IlmEntry::transport(true));
     snapshot(ilm, Arc::new(vec![adj(0, 0xa), adj(1, 0xb), adj(2, 0xc)]), 1)
 }
 
-/// A random frame near the common case, often broken in one place.
-fn random_frame(rng: &mut Rng) -> Vec<u8> {
+/// A random frame near the common case, often broken in one place, and whether a
+/// transport label is on top.
+fn random_frame(rng: &mut Rng) -> (Vec<u8>, bool) {
     let tags: &[u16] = match rng.below(8) {
         0 => &[ETHERTYPE_VLAN],
         1 => &[ETHERTYPE_QINQ, ETHERTYPE_VLAN],
@@ -58,7 +63,7 @@ fn random_frame(rng: &mut Rng) -> Vec<u8> {
         1 => ETHERTYPE_MPLS_MC,
         _ => ETHERTYPE_MPLS,
     };
-    let label = rng.pick(&[100, 100, 101, 102, 102, 103, 104, 105, 106, 107, 0, 3, 7]);
+    let label = rng.pick(&[100, 100, 101, 102, 102, 103, 104, 105, 106, 107, 0, 3, 7, 200]);
     let mpls_ttl = rng.pick(&[0u8, 1, 2, 64, 255]);
     let ip_ttl = rng.pick(&[0u8, 1, 2, 64, 255]);
     let dst = Ipv4Addr::new(10, 1, 1, rng.below(250) as u8);
@@ -75,7 +80,12 @@ fn random_frame(rng: &mut Rng) -> Vec<u8> {
     };
     let mut labels = vec![(label, mpls_ttl)];
     if rng.below(8) == 0 {
-        labels.push((rng.pick(&[100, 0, 7, 2000]), 64));
+        labels.push((rng.pick(&[100, 0, 7, 2000, 201]), 64));
+    }
+    // The L3VPN egress stack: this device's transport label over the service label.
+    let transport = rng.below(3) == 0;
+    if transport {
+        labels.insert(0, (rng.pick(&[200, 201]), rng.pick(&[0u8, 1, 2, 64, 255])));
     }
     match rng.below(12) {
         0 if payload.len() > 4 => payload[0] = 0x46, // IPv4 with options (IHL 6)
@@ -90,7 +100,7 @@ fn random_frame(rng: &mut Rng) -> Vec<u8> {
         1 => f.extend_from_slice(&[0u8; 6]), // Ethernet padding
         _ => {}
     }
-    f
+    (f, transport)
 }
 
 /// The program decides as `process_burst` does: every frame it forwards leaves with
@@ -100,7 +110,7 @@ fn random_frame(rng: &mut Rng) -> Vec<u8> {
 #[test]
 fn program_agrees_with_process_burst() {
     let attached = [(0usize, "lo".to_string()), (1, "lo".to_string())];
-    let maps = match OffloadMaps::create(&attached) {
+    let maps = match OffloadMaps::create(&attached, true) {
         Ok(m) => m,
         Err(e) => {
             crate::testkit::skip("offload::program_agrees_with_process_burst", &format!("cannot create maps ({e})"));
@@ -120,6 +130,7 @@ fn program_agrees_with_process_burst() {
     for len in [FrameLen::Subtract, FrameLen::Helper] {
         xdp::load_xdp_program("t_offload2", &offload_program(&m, 0, XDP_PASS, len)).expect("verifier");
     }
+    let lsps = maps.lsps.clone().expect("per-LSP counters asked for");
     let (mut mirror, counters) = maps.into_parts();
     let snap = test_snapshot();
     mirror.apply(&snap);
@@ -128,8 +139,12 @@ fn program_agrees_with_process_burst() {
     let mut want = WorkerStats::default();
     let mut seen: HashMap<&str, usize> = HashMap::new();
     let mut ctx = BurstCtx::new();
-    for _ in 0..6000 {
-        let f = random_frame(&mut rng);
+    // The workers' per-LSP counting, given the frames the kernel forwarded.
+    let want_lsps = Arc::new(LspCounters::new(1));
+    let mut lsp_ctx = BurstCtx::new();
+    lsp_ctx.count_lsps(Arc::clone(&want_lsps), 0);
+    for _ in 0..9000 {
+        let (f, transport) = random_frame(&mut rng);
         if f.len() < 14 {
             continue; // BPF_PROG_TEST_RUN needs an Ethernet header
         }
@@ -149,7 +164,10 @@ fn program_agrees_with_process_burst() {
                     want.port_rx_pkts[IN_PORT] += 1;
                     want.rx_bytes += f.len() as u64;
                     want.count_tx(port as usize, out.len());
-                    *seen.entry("forwarded").or_default() += 1;
+                    // Per LSP: counted as the workers count it.
+                    let mut again = [*MemFrame::boxed_from(&f)];
+                    process_burst(&snap, &mut again, &mut verdict, &mut lsp_ctx, &mut WorkerStats::default());
+                    *seen.entry(if transport { "forwarded under transport" } else { "forwarded" }).or_default() += 1;
                 }
                 XDP_DROP => {
                     assert_eq!(verdict[0], Verdict::Drop(DropReason::TtlExpired), "kernel drop: {f:02x?}");
@@ -157,7 +175,7 @@ fn program_agrees_with_process_burst() {
                     want.port_rx_pkts[IN_PORT] += 1;
                     want.rx_bytes += f.len() as u64;
                     want.count_drop(DropReason::TtlExpired);
-                    *seen.entry("dropped").or_default() += 1;
+                    *seen.entry(if transport { "dropped under transport" } else { "dropped" }).or_default() += 1;
                 }
                 PUNT => {
                     assert_eq!(out, f, "a frame for user space leaves the kernel unchanged");
@@ -186,9 +204,21 @@ fn program_agrees_with_process_burst() {
     }
     want.rx_pkts = want.port_rx_pkts.iter().sum();
     eprintln!("program vs process_burst: {seen:?}");
-    for k in ["forwarded", "dropped", "user forward", "user drop", "passed"] {
+    for k in [
+        "forwarded",
+        "forwarded under transport",
+        "dropped",
+        "dropped under transport",
+        "user forward",
+        "user drop",
+        "passed",
+    ] {
         assert!(seen.get(k).copied().unwrap_or(0) >= 40, "{k}: {seen:?}");
     }
     let got = counters_to_stats(&counters.read().expect("counters"));
     assert_eq!(got, want, "the program's counters");
+    let got_lsps: Vec<(u32, u64, u64)> = lsps.read().expect("per-LSP counters");
+    let want_lsps: Vec<(u32, u64, u64)> = want_lsps.read().iter().map(|c| (c.label, c.packets, c.bytes)).collect();
+    assert_eq!(got_lsps, want_lsps, "the program's per-LSP counters");
+    assert!(want_lsps.len() >= 3, "{want_lsps:?}");
 }

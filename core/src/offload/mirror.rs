@@ -1,7 +1,7 @@
 //! The offload's tables as values, and the mirror that writes them in the update order
 //! of the module documentation.
 
-use super::{ADJ_VALUE_BYTES, ALLOW_V4, ALLOW_V6, HALF_SLOTS, OFFLOAD, PIPE};
+use super::{ADJ_VALUE_BYTES, ALLOW_V4, ALLOW_V6, HALF_SLOTS, OFFLOAD, PIPE, TRANSPORT};
 use crate::ilm::{Adjacency, IlmEntry, IlmOp, Snapshot, TableMirror, CHUNK_SLOTS};
 use crate::io::xdp::{self, MmapArray};
 use crate::stats::MAX_PORTS;
@@ -12,8 +12,13 @@ use std::time::Duration;
 /// The label value of entry `e` of `snap` (0: not offloaded), with its adjacency in
 /// half `half`; `attached` has bit P set for every port P with an interface.
 pub fn label_value(label: u32, e: IlmEntry, snap: &Snapshot, half: u32, attached: u64) -> u32 {
-    if label < FIRST_UNRESERVED || e.op() != Some(IlmOp::PopGo) {
+    if label < FIRST_UNRESERVED {
         return 0;
+    }
+    match e.op() {
+        Some(IlmOp::PopGo) => {}
+        Some(IlmOp::Transport) => return TRANSPORT | if e.pipe() { PIPE } else { 0 },
+        _ => return 0,
     }
     let adj = e.adjacency();
     let Some(a) = snap.adjacencies.get(adj as usize) else { return 0 };

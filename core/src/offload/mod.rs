@@ -24,12 +24,16 @@
 //!   0 = "not offloaded" (the frame goes to user space); otherwise
 //!   `OFFLOAD | V4? | V6? | PIPE? | slot` where `slot` (17 bits) names an adjacency
 //!   value. Only POPGO entries whose adjacency exists and whose port is attached have
-//!   a non-zero value; labels 0-15 never do.
+//!   such a value; a transport entry (static egress LSP) has `TRANSPORT | PIPE?`, no
+//!   slot: the program pops it when the label below is offloaded and at the bottom.
+//!   Labels 0-15 are always 0.
 //! - `popgo_adjs`: array of 2 x 65536 adjacency values of 16 bytes: the 12 MAC bytes
 //!   of the new header (dst, src), the out port (u16), 2 zero bytes. Two halves: slot
 //!   `half << 16 | adjacency index`.
 //! - `popgo_ports`: devmap, port index -> ifindex, for the attached ports.
 //! - `popgo_xstats`: per-CPU counters ([`counter_words`]).
+//! - `popgo_lsps` (with per-LSP counting): per-CPU array of 2^20 x (packets, bytes),
+//!   indexed by the label whose entry decided ([`OffloadLsps`]).
 //!
 //! # Update order
 //! A packet's verdict in the program depends on one 32-bit label value (one aligned
@@ -60,11 +64,12 @@ mod program;
 pub use mirror::{adjacency_value, label_value, KernelStore, Mirror, MirrorStats, MirrorStore};
 pub use program::{offload_program, FrameLen, ProgramMaps};
 
-use crate::io::xdp::{self, MmapArray, MplsRedirect, PerCpuCounters, XdpAttachment, XDP_PASS, XSKMAP_ENTRIES};
+use crate::io::xdp::{self, MmapArray, MplsRedirect, PerCpuArray, PerCpuCounters, XdpAttachment, XDP_PASS};
 use crate::stats::{DropReason, WorkerStats, MAX_PORTS};
 use libbpf_sys as sys;
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::sync::Arc;
 
 /// Label value bit: the entry is offloaded.
 pub const OFFLOAD: u32 = 1 << 31;
@@ -74,6 +79,10 @@ pub const ALLOW_V4: u32 = 1 << 30;
 pub const ALLOW_V6: u32 = 1 << 29;
 /// Label value bit: RFC 3443 pipe mode.
 pub const PIPE: u32 = 1 << 28;
+/// Label value bit: a transport label (static egress LSP) the program pops when the
+/// label below it is an offloaded POPGO label at the bottom of the stack. Such a value
+/// has no OFFLOAD bit and names no slot (PIPE is its TTL mode).
+pub const TRANSPORT: u32 = 1 << 27;
 /// Label value bits naming the adjacency slot.
 pub const SLOT_MASK: u32 = (1 << 17) - 1;
 /// Adjacency slots per half: every `u16` adjacency index.
@@ -129,16 +138,39 @@ pub struct OffloadMaps {
     pub adjs: MmapArray,
     pub ports: OwnedFd,
     pub counters: PerCpuCounters,
+    /// Per-LSP counters, when counted (`--lsp-counters on`).
+    pub lsps: Option<Arc<OffloadLsps>>,
     attached: u64,
 }
 
+/// The offload's per-LSP counters: packets and bytes per in label (the label whose
+/// entry decided: the POPGO label under a transport label) of the frames the program
+/// forwarded, in a per-CPU array indexed by label (16 bytes per label per possible
+/// CPU: 16 MiB per CPU).
+pub struct OffloadLsps(PerCpuArray);
+
+impl OffloadLsps {
+    /// Every label the program forwarded something for: `(label, packets, bytes)`, by
+    /// label (a batched read of the whole array: reports and scrapes only).
+    pub fn read(&self) -> io::Result<Vec<(u32, u64, u64)>> {
+        let mut out = Vec::new();
+        self.0.for_each_nonzero(|label, w| out.push((label, w[0], w[1])))?;
+        Ok(out)
+    }
+}
+
 impl OffloadMaps {
-    /// Creates the maps and fills the devmap with the attached ports `(index, ifname)`.
-    pub fn create(attached: &[(usize, String)]) -> io::Result<OffloadMaps> {
+    /// Creates the maps and fills the devmap with the attached ports `(index, ifname)`;
+    /// with `count_lsps`, the per-LSP counters too.
+    pub fn create(attached: &[(usize, String)], count_lsps: bool) -> io::Result<OffloadMaps> {
         let labels = MmapArray::create("popgo_labels", 4, LABELS)?;
         let adjs = MmapArray::create("popgo_adjs", ADJ_VALUE_BYTES as u32, 2 * HALF_SLOTS)?;
         let ports = xdp::create_map(sys::BPF_MAP_TYPE_DEVMAP, "popgo_ports", 4, 4, MAX_PORTS as u32)?;
         let counters = PerCpuCounters::create("popgo_xstats", counter_words())?;
+        let lsps = match count_lsps {
+            true => Some(Arc::new(OffloadLsps(PerCpuArray::create("popgo_lsps", 2, LABELS)?))),
+            false => None,
+        };
         let mut mask = 0u64;
         for (port, ifname) in attached {
             if *port >= MAX_PORTS {
@@ -149,7 +181,7 @@ impl OffloadMaps {
                 .map_err(|e| io::Error::new(e.kind(), format!("devmap entry for {ifname}: {e}")))?;
             mask |= 1 << port;
         }
-        Ok(OffloadMaps { labels, adjs, ports, counters, attached: mask })
+        Ok(OffloadMaps { labels, adjs, ports, counters, lsps, attached: mask })
     }
 
     /// The fds a program for an interface with XSKMAP `xsks` refers to.
@@ -160,6 +192,7 @@ impl OffloadMaps {
             ports: self.ports.as_raw_fd(),
             counters: self.counters.fd().as_raw_fd(),
             xsks,
+            lsps: self.lsps.as_ref().map(|l| l.0.fd().as_raw_fd()),
         }
     }
 
@@ -180,7 +213,7 @@ pub fn attach(
     in_port: usize,
     maps: &OffloadMaps,
 ) -> io::Result<MplsRedirect> {
-    let xsks_map = xdp::create_map(sys::BPF_MAP_TYPE_XSKMAP, "xsks_map", 4, 4, XSKMAP_ENTRIES)?;
+    let xsks_map = xdp::create_xsks_map()?;
     let m = maps.program_maps(xsks_map.as_raw_fd());
     // The variant without a helper call needs CAP_PERFMON or CAP_SYS_ADMIN (pointer
     // subtraction); a loader without them gets the helper variant.

@@ -1,8 +1,8 @@
 //! The offload's XDP program (listing on [`offload_program`]).
 
 use super::{
-    ADJ_PORT_OFFSET, ALLOW_V4, ALLOW_V6, MAX_IP_BYTES, PIPE, SLOT_MASK, W_DROPS, W_PORT_RX, W_PORT_TX, W_PORT_TX_BYTES,
-    W_RX_BYTES,
+    ADJ_PORT_OFFSET, ALLOW_V4, ALLOW_V6, MAX_IP_BYTES, OFFLOAD, PIPE, SLOT_MASK, TRANSPORT, W_DROPS, W_PORT_RX,
+    W_PORT_TX, W_PORT_TX_BYTES, W_RX_BYTES,
 };
 use crate::io::xdp::{
     self, imm, l2_bytes, off, parse_l2_mpls, Asm, Insn, Reg, BPF_FUNC_XDP_GET_BUFF_LEN, ETH_P_IP, ETH_P_IPV6, XDP_DROP,
@@ -49,6 +49,8 @@ pub struct ProgramMaps {
     pub ports: RawFd,
     pub counters: RawFd,
     pub xsks: RawFd,
+    /// Per-LSP counters (per-CPU array indexed by label: packets, bytes), when counted.
+    pub lsps: Option<RawFd>,
 }
 
 /// Bytes `bpf_xdp_adjust_head` removes to pop the entry behind `tags` VLAN tags: the
@@ -56,6 +58,27 @@ pub struct ProgramMaps {
 const fn strip_bytes(tags: usize) -> usize {
     l2_bytes(tags) + LSE_BYTES - ETH_HDR_BYTES
 }
+
+/// r9 = the mirror value of the label in the entry held in `lse` (read before r1-r5
+/// are clobbered); the label is also kept at [fp-48] for the per-LSP counters. A
+/// missing or zero value goes to user space.
+fn label_lookup(a: &mut Asm, labels: RawFd, lse: Reg) {
+    use Reg::*;
+    a.mov64_reg(R1, lse)
+        .rsh64_imm(R1, LSE_LABEL_SHIFT as i32)
+        .stx_w(R10, -4, R1)
+        .stx_w(R10, LABEL_SLOT, R1)
+        .mov64_reg(R2, R10)
+        .add64_imm(R2, -4)
+        .ld_map_fd(R1, labels)
+        .call(sys::BPF_FUNC_map_lookup_elem)
+        .jeq_imm(R0, 0, "xsk")
+        .ldx_w(R9, R0, 0)
+        .jeq_imm(R9, 0, "xsk");
+}
+
+/// Stack slot (from fp) of the label whose entry decided the forward.
+const LABEL_SLOT: i16 = -48;
 
 fn counter(a: &mut Asm, base: Reg, word: usize, value: Reg, tmp: Reg) {
     let off = (word * 8) as i16;
@@ -73,8 +96,14 @@ fn counter(a: &mut Asm, base: Reg, word: usize, value: Reg, tmp: Reg) {
 ///   parse Ethernet + 0-2 tags (0x8100/0x88a8) as mpls_redirect_program; not MPLS: pass
 ///   r7 = &top label entry; [fp-16] = strip = l2 + 4 - 14
 ///   need the entry + 1 payload byte, else xsk
-///   r8 = be32(entry); bottom of stack, else xsk
-///   r9 = labels[r8 >> 12]; 0: xsk
+///   r8 = be32(entry); r9 = labels[r8 >> 12], [fp-48] = its label; 0: xsk
+///   not bottom of stack:
+///     TRANSPORT in r9, else xsk; need the next entry + 1 payload byte, else xsk
+///     r1 = be32(next entry); bottom of stack, else xsk
+///     pipe transport: top TTL <= 1: xsk; r8 = r1 (its TTL decides)
+///     r7 += 4; [fp-16] += 4
+///     r9 = labels[r1 >> 12], [fp-48] = its label; 0: xsk
+///   OFFLOAD in r9, else xsk
 ///   nibble = payload[0] >> 4
 ///   4: V4 allowed, else xsk; MPLS TTL <= 1: drop_ttl
 ///      0x45, 20 <= total <= 16384, header + total inside the frame, else xsk
@@ -90,6 +119,7 @@ fn counter(a: &mut Asm, base: Reg, word: usize, value: Reg, tmp: Reg) {
 ///   v4: TTL and checksum (RFC 1624 eqn 3, on the raw words); v6: hop limit
 ///   Ethernet header: MACs from the adjacency, ethertype of the family
 ///   counters: port_rx[in_port], rx_bytes, port_tx[port], port_tx_bytes[port]
+///   with per-LSP counters: lsps[[fp-48]] += 1 packet, frame bytes
 ///   return XDP_REDIRECT
 /// drop_ttl: counters: port_rx[in_port], rx_bytes, drops[ttl_expired]; XDP_DROP
 /// xsk:  bpf_redirect_map(xsks_map, rx_queue_index, punt_miss)
@@ -122,21 +152,45 @@ pub fn offload_program(m: &ProgramMaps, in_port: usize, punt_miss: i32, len: Fra
         .add64_imm(R4, imm(LSE_BYTES + 1))
         .jgt_reg(R4, R3, "xsk")
         .ldx_w(R8, R7, 0)
-        .be(R8, 32)
-        .mov64_reg(R1, R8)
+        .be(R8, 32);
+    // The mirror value of the top label.
+    label_lookup(&mut a, m.labels, R8);
+    a.mov64_reg(R1, R8)
         .and64_imm(R1, LSE_BOS_BIT as i32)
+        .jne_imm(R1, 0, "popgo")
+        // Not at the bottom: a transport label over a label at the bottom, or user space.
+        .mov64_reg(R1, R9)
+        .and64_imm(R1, TRANSPORT as i32)
         .jeq_imm(R1, 0, "xsk")
-        // The mirror value of the label.
-        .mov64_reg(R1, R8)
-        .rsh64_imm(R1, LSE_LABEL_SHIFT as i32)
-        .stx_w(R10, -4, R1)
-        .mov64_reg(R2, R10)
-        .add64_imm(R2, -4)
-        .ld_map_fd(R1, m.labels)
-        .call(sys::BPF_FUNC_map_lookup_elem)
-        .jeq_imm(R0, 0, "xsk")
-        .ldx_w(R9, R0, 0)
-        .jeq_imm(R9, 0, "xsk")
+        .ldx_w(R3, R6, XDP_MD_DATA_END)
+        .mov64_reg(R4, R7)
+        .add64_imm(R4, imm(2 * LSE_BYTES + 1))
+        .jgt_reg(R4, R3, "xsk")
+        .ldx_w(R1, R7, off(LSE_BYTES))
+        .be(R1, 32)
+        .mov64_reg(R2, R1)
+        .and64_imm(R2, LSE_BOS_BIT as i32)
+        .jeq_imm(R2, 0, "xsk")
+        // RFC 3443, as classify: uniform, the top entry's TTL decides; pipe, the
+        // transport TTL must be live (else user space drops it) and the exposed entry's
+        // decides.
+        .mov64_reg(R2, R9)
+        .and64_imm(R2, PIPE as i32)
+        .jeq_imm(R2, 0, "transport_uniform")
+        .mov64_reg(R2, R8)
+        .and64_imm(R2, LSE_TTL_MASK as i32)
+        .jle_imm(R2, 1, "xsk")
+        .mov64_reg(R8, R1)
+        .label("transport_uniform")
+        .add64_imm(R7, imm(LSE_BYTES))
+        .ldx_dw(R2, R10, -16)
+        .add64_imm(R2, imm(LSE_BYTES))
+        .stx_dw(R10, -16, R2);
+    label_lookup(&mut a, m.labels, R1);
+    a.label("popgo")
+        .mov64_reg(R1, R9)
+        .and64_imm(R1, OFFLOAD as i32)
+        .jeq_imm(R1, 0, "xsk")
         .ldx_w(R3, R6, XDP_MD_DATA_END)
         .ldx_b(R1, R7, off(LSE_BYTES))
         .rsh64_imm(R1, 4)
@@ -283,7 +337,7 @@ pub fn offload_program(m: &ProgramMaps, in_port: usize, punt_miss: i32, len: Fra
         .add64_imm(R2, -4)
         .ld_map_fd(R1, m.counters)
         .call(sys::BPF_FUNC_map_lookup_elem)
-        .jeq_imm(R0, 0, "redirect")
+        .jeq_imm(R0, 0, if m.lsps.is_some() { "lsp" } else { "redirect" })
         .mov64_imm(R1, 1);
     counter(&mut a, R0, W_PORT_RX + in_port, R1, R2);
     a.ldx_dw(R1, R10, -16).add64_reg(R1, R7);
@@ -291,6 +345,18 @@ pub fn offload_program(m: &ProgramMaps, in_port: usize, punt_miss: i32, len: Fra
     a.ldx_dw(R3, R10, -40).and64_imm(R3, (MAX_PORTS - 1) as i32).lsh64_imm(R3, 3).add64_reg(R3, R0).mov64_imm(R1, 1);
     counter(&mut a, R3, W_PORT_TX, R1, R2);
     counter(&mut a, R3, W_PORT_TX_BYTES, R7, R2);
+    if let Some(lsps) = m.lsps {
+        // Packets and bytes of the label that decided, as the workers count per LSP.
+        a.label("lsp")
+            .mov64_reg(R2, R10)
+            .add64_imm(R2, LABEL_SLOT.into())
+            .ld_map_fd(R1, lsps)
+            .call(sys::BPF_FUNC_map_lookup_elem)
+            .jeq_imm(R0, 0, "redirect")
+            .mov64_imm(R1, 1);
+        counter(&mut a, R0, 0, R1, R2);
+        counter(&mut a, R0, 1, R7, R2);
+    }
     a.label("redirect").mov64_imm(R0, XDP_REDIRECT).exit();
     // TTL expired in the kernel: the verdict process_burst gives too.
     a.label("drop_ttl");

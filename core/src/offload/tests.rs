@@ -88,8 +88,9 @@ fn mirror_follows_commits_and_never_rewrites_a_live_adjacency() {
         }
         for _ in 0..rng.below(4) + 1 {
             let l = rng.pick(&labels);
-            let e = match rng.below(6) {
+            let e = match rng.below(7) {
                 0 => IlmEntry::EMPTY,
+                6 => IlmEntry::transport(rng.below(2) == 0),
                 1 => IlmEntry::pop(Af::V4, false),
                 2 => IlmEntry::pop_go(Af::V6, rng.below(8) as u16, true),
                 _ => IlmEntry::pop_go(rng.pick(&[Af::V4, Af::Any]), rng.below(6) as u16, rng.below(2) == 0),
@@ -126,6 +127,14 @@ fn label_values_leave_out_what_the_kernel_does_not_forward() {
     assert_eq!(v(100, IlmEntry::pop_go(Af::V4, 2, false)), 0, "port 5 is past the ports");
     assert_eq!(v(100, IlmEntry::pop_go(Af::V4, 3, false)), 0, "no adjacency 3");
     assert_eq!(v(7, IlmEntry::pop_go(Af::V4, 0, false)), 0, "reserved labels stay in user space");
+    assert_eq!(v(18, IlmEntry::transport(false)), TRANSPORT, "a transport label names no slot");
+    assert_eq!(v(18, IlmEntry::transport(true)), TRANSPORT | PIPE);
+    assert_eq!(v(7, IlmEntry::transport(false)), 0);
+    assert_eq!(
+        v(100, IlmEntry::pop_go(Af::V4, 0, false).in_vrf(3)),
+        OFFLOAD | ALLOW_V4,
+        "a VPN instance's POPGO label"
+    );
     let c = counters_to_stats(&{
         let mut w = vec![0u64; counter_words()];
         w[W_PORT_RX + 2] = 5;

@@ -69,16 +69,29 @@ pub struct LspCount {
     pub after: Phase,
 }
 
+/// Per-label counts kept outside the workers' rows (the XDP offload's, in the kernel):
+/// `(label, packets, bytes)` by label. Read with the rows; an error reads as nothing.
+pub type ExtraLsps = Box<dyn Fn() -> Vec<(u32, u64, u64)> + Send + Sync>;
+
 /// The per-LSP counters of every worker.
 pub struct LspCounters {
     /// Per worker: the row before its first table swap, and the one after.
     rows: Vec<[LspRow; 2]>,
+    /// Counts of packets forwarded elsewhere, added to the totals (not to the phases:
+    /// they are not split at a table swap).
+    extra: std::sync::OnceLock<ExtraLsps>,
 }
 
 impl LspCounters {
     /// Rows for `workers` workers (setup only: allocates address space, see above).
     pub fn new(workers: usize) -> LspCounters {
-        LspCounters { rows: (0..workers).map(|_| [LspRow::new(), LspRow::new()]).collect() }
+        LspCounters { rows: (0..workers).map(|_| [LspRow::new(), LspRow::new()]).collect(), extra: Default::default() }
+    }
+
+    /// Adds the counts `extra` returns to every read (set once; a second call is
+    /// ignored and returns false).
+    pub fn set_extra(&self, extra: ExtraLsps) -> bool {
+        self.extra.set(extra).is_ok()
     }
 
     /// Worker `w`'s row before (`swapped` false) or after its first table swap.
@@ -116,7 +129,10 @@ impl LspCounters {
                 out.push(c);
             }
         }
-        out
+        match self.extra.get() {
+            Some(extra) => merge_extra(out, extra()),
+            None => out,
+        }
     }
 
     /// The `n` labels with the most packets (ties: lower label first), busiest first,
@@ -124,6 +140,30 @@ impl LspCounters {
     pub fn top(&self, n: usize) -> (Vec<LspCount>, LspCount) {
         top_of(self.read(), n)
     }
+}
+
+/// Counts by label plus `extra` (by label): packets and bytes added to the label's
+/// totals, or a new count for a label only `extra` has.
+fn merge_extra(counts: Vec<LspCount>, extra: Vec<(u32, u64, u64)>) -> Vec<LspCount> {
+    let mut out = Vec::with_capacity(counts.len() + extra.len());
+    let mut extra = extra.into_iter().filter(|e| e.1 != 0).peekable();
+    for mut c in counts {
+        while let Some(&(label, packets, bytes)) = extra.peek() {
+            if label > c.label {
+                break;
+            }
+            extra.next();
+            if label == c.label {
+                c.packets += packets;
+                c.bytes += bytes;
+            } else {
+                out.push(LspCount { label, packets, bytes, ..Default::default() });
+            }
+        }
+        out.push(c);
+    }
+    out.extend(extra.map(|(label, packets, bytes)| LspCount { label, packets, bytes, ..Default::default() }));
+    out
 }
 
 /// [`LspCounters::top`] over counts already read.
@@ -297,5 +337,20 @@ mod tests {
         let j = to_json(&all, fec);
         assert_eq!(j[2], serde_json::json!({"label": 48122, "fec": "10.1.1.0/24", "packets": 2, "bytes": 160}));
         assert_eq!(j[0]["fec"], serde_json::Value::Null);
+    }
+
+    #[test]
+    fn counts_kept_elsewhere_join_the_totals_by_label() {
+        let c = LspCounters::new(1);
+        let r = c.row(0, false).unwrap();
+        r.add(100, 60, 0);
+        r.add(300, 60, 1);
+        assert!(c.set_extra(Box::new(|| vec![(16, 2, 120), (100, 3, 180), (200, 1, 60), (300, 0, 0), (900, 4, 240)])));
+        assert!(!c.set_extra(Box::new(Vec::new)), "set once");
+        let got: Vec<(u32, u64, u64)> = c.read().iter().map(|c| (c.label, c.packets, c.bytes)).collect();
+        assert_eq!(got, [(16, 2, 120), (100, 4, 240), (200, 1, 60), (300, 1, 60), (900, 4, 240)]);
+        // The phases stay the workers' own: a kernel count is not split at a swap.
+        let l100 = c.read()[1];
+        assert_eq!((l100.before.packets, l100.after.packets), (1, 0));
     }
 }

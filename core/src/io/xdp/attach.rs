@@ -230,6 +230,11 @@ pub struct MplsRedirect {
 /// queue; 64 covers real NICs' usual channel counts.
 pub const XSKMAP_ENTRIES: u32 = 64;
 
+/// A new XSKMAP of [`XSKMAP_ENTRIES`] slots, named `xsks_map` (the name libbpf looks for).
+pub fn create_xsks_map() -> io::Result<OwnedFd> {
+    create_map(sys::BPF_MAP_TYPE_XSKMAP, "xsks_map", 4, 4, XSKMAP_ENTRIES)
+}
+
 impl MplsRedirect {
     /// Loads the program and attaches it (`force`: also over another application's
     /// program; see [`XdpAttachment::attach`]).
