@@ -163,6 +163,8 @@ def verdict(r, files=(), want_report=False, input_exit=None):
             f.append(("exit-code", f"exit {r.rc}: {lines[:1]}"))
     if r.rc == 0 and want_report:
         f += balance(r.out, r.stopped)
+    if r.stopped and input_exit:
+        f.append(("slow", f"bounded input still running after {r.secs} s (then exit {r.rc}); {r.diag}"))
     return f
 
 
@@ -229,11 +231,26 @@ def seed_with(key, value):
     return text.replace("label_base = 48000", f"label_base = 48000\n{key} = {json.dumps(value)}")
 
 
+def special_path(rng, d):
+    """Now and then a file that is no file: a FIFO, a directory, a device, a missing one."""
+    r = rng.random()
+    if r < 0.03:
+        os.mkfifo(os.path.join(d, "fifo"))
+        return "fifo"
+    if r < 0.05:
+        os.mkdir(os.path.join(d, "dir"))
+        return "dir"
+    if r < 0.1:
+        return rng.choice(["/dev/zero", "/dev/urandom", "/dev/null", "/proc/self/mem", "missing", "/"])
+    return None
+
+
 def cat_table(rng, bin_, d):
     t = hi.table_text(rng)
     t = hi.mutate_text(rng, t) if rng.random() < 0.85 else t
     tb = write(d, "t.txt", hi.raw_text_bytes(rng, t))
-    c = write(d, "c.toml", seed_with("table", "t.txt"))
+    name = special_path(rng, d) or "t.txt"
+    c = write(d, "c.toml", seed_with("table", name))
     cmd = [bin_, "replay", "--config", c, "--json", os.path.join(ROOT, "pcaps/seed.pcap")]
     r = Run(cmd, d, 30).finish()
     return cmd, verdict(r, [c, tb], want_report=True, input_exit=2)
@@ -242,7 +259,7 @@ def cat_table(rng, bin_, d):
 def cat_mrt(rng, bin_, d):
     m = hi.mutate_mrt(rng, hi.mrt_dump(rng))
     mp = write(d, "rib.mrt", m)
-    text = seed_with("mrt", "rib.mrt").replace("label_base = 48000", "label_base = 16")
+    text = seed_with("mrt", special_path(rng, d) or "rib.mrt").replace("label_base = 48000", "label_base = 16")
     text += '\n[[neighbor]]\nip = "fd00::1"\nmac = "02:00:00:00:00:0c"\nport = "to-A"\n' if rng.random() < 0.6 else ""
     if rng.random() < 0.3:
         text = text.replace('mrt = "rib.mrt"', 'mrt = "rib.mrt"\nmrt_peer = "10.0.0.1"')
@@ -367,7 +384,8 @@ def one(cat, seed, bin_, outdir):
         setup = sum(1 for _, f in results if f and f[0][0] == "setup")
         if found:
             keep = os.path.join(outdir, "findings", f"{cat}-{seed}")
-            shutil.copytree(d, keep, dirs_exist_ok=True, ignore=shutil.ignore_patterns("*.sock"))
+            shutil.copytree(d, keep, dirs_exist_ok=True, ignore=lambda dd, names: [
+                n for n in names if not (os.path.isfile(os.path.join(dd, n)) or os.path.isdir(os.path.join(dd, n)))])
             with open(os.path.join(keep, "finding.json"), "w") as fh:
                 json.dump([{"cmd": cmd, "findings": f} for cmd, f in found], fh, indent=1)
         return cat, seed, len(results) - setup, setup, [k for _, f in found for k, _ in f], found[:1], [e for x in lists.values() for e in x]
