@@ -1481,7 +1481,7 @@ fn offload_pops_transport_over_popgo_and_counts_per_lsp() {
         let kernel_tx = o["tx_packets"]["to-A"].as_u64().unwrap();
         // The seed's plain and tagged POPGO frames (at least 4 of its 8) and every
         // two-label frame in the kernel.
-        assert!(kernel_tx >= SYNTH + 4 && kernel_tx < SYNTH + 8, "{extra:?}: {o}");
+        assert!((SYNTH + 4..SYNTH + 8).contains(&kernel_tx), "{extra:?}: {o}");
         let tx: u64 = v["tx_packets"].as_object().unwrap().values().map(|x| x.as_u64().unwrap()).sum();
         assert_eq!(tx, SYNTH + 8, "{v}");
         assert_eq!(lsp_packets(&v), tx, "sum over LSPs = forwarded packets ({extra:?}): {v}");

@@ -90,7 +90,9 @@ def live_control(rng, bin_, d, n):
             elif k < 0.15:
                 os.mkdir(cfg)
             else:
-                write(d, "c.toml", hi.raw_text_bytes(rng, hi.mutate_text(rng, read("pcaps/seed.toml").decode())))
+                text = hi.raw_text_bytes(rng, hi.mutate_text(rng, read("pcaps/seed.toml").decode()))
+                write(d, "c.toml", text)
+                write(d, f"hup-{len(results)}.toml", text)  # kept with a finding
             run.p.send_signal(signal.SIGHUP)
             time.sleep(0.2)
             what = ["kill", "-HUP", "(mutated config)"]
@@ -133,7 +135,10 @@ def live_control(rng, bin_, d, n):
             except OSError:
                 pass
         if run.p.poll() is not None:
-            f.append(("died", f"replay exited {run.p.returncode} during the session"))
+            time.sleep(0.5)
+            tail = b"".join(run.bufs[1])[-700:].decode("utf-8", "replace")
+            out = b"".join(run.bufs[0])[-300:].decode("utf-8", "replace")
+            f.append(("died", f"replay exited {run.p.returncode} during the session: {tail} stdout: {out}"))
             results.append((what, f))
             break
         h = health_control(sock)
@@ -178,7 +183,7 @@ def live_signals(rng, bin_, d, n):
     what = cmd + ["signals:", *sent]
     if run.stopped:
         return [(what, [("hang", f"not stopped 15 s after {sent}; {run.diag}")])]
-    if run.rc in (-signal.SIGINT, -signal.SIGTERM, -signal.SIGHUP):
+    if run.rc in (-signal.SIGINT, -signal.SIGTERM, -signal.SIGHUP, -signal.SIGPIPE):
         return [(what, [])]  # a signal before the handlers were installed: its default action
     f = verdict(run, [cfg], want_report=True)
     if run.rc != 0 and not f:

@@ -963,7 +963,8 @@ mod tests {
         let p = dir.path().join("c.toml");
         let fifo = dir.path().join("rib.mrt");
         assert!(std::process::Command::new("mkfifo").arg(&fifo).status().unwrap().success());
-        for (name, want) in [("rib.mrt", "rib.mrt: not a regular file"), ("/dev/zero", "/dev/zero: not a regular file")] {
+        for (name, want) in [("rib.mrt", "rib.mrt: not a regular file"), ("/dev/zero", "/dev/zero: not a regular file")]
+        {
             let text = SEED.replacen("label_base = 48000", &format!("label_base = 48000\nmrt = {name:?}"), 1);
             std::fs::write(&p, text).unwrap();
             // On a FIFO without a writer a blocking open never returns: load on a thread.
