@@ -112,14 +112,17 @@ impl ControlPlane {
     /// configured no speaker runs (a peerless instance holds no second copy of the
     /// table and no thread); with the first one it starts and gets the whole table.
     /// Once started it runs until the plane is dropped.
-    pub(super) fn advertise(&mut self, old: Option<&crate::ilm::LspTable>) {
+    pub(super) fn advertise(&mut self, old: Option<(&crate::ilm::LspTable, BuildKind)>) {
         let Some((opts, status)) = &self.bgp else { return };
         let head = self.running.head();
         let lsps = &self.publisher.current().lsps;
         // VPN instances' routes go out as VPNv4/VPNv6 routes (their prefixes carry the
         // VRF: `Family::of`).
         let (sp, changes): (_, crate::bgp::Changes) = match (&self.speaker, old) {
-            (Some(sp), Some(old)) => (sp, lsps.diff(old)),
+            // A patched table kept its rows' order: the ordered walk, even when no
+            // chunk is shared (a table of one chunk).
+            (Some(sp), Some((old, BuildKind::Incremental))) => (sp, lsps.diff_patched(old)),
+            (Some(sp), Some((old, BuildKind::Full))) => (sp, lsps.diff(old)),
             (Some(_), None) => return,
             (None, _) => {
                 if head.bgp.as_ref().is_none_or(|b| b.peers.is_empty()) {
@@ -318,7 +321,7 @@ impl ControlPlane {
         self.generation += 1;
         // BGP: the changes go to the speaker's thread; counted in the commit's total.
         let tb = Instant::now();
-        self.advertise(Some(&old_lsps));
+        self.advertise(Some((&old_lsps, kind)));
         let bgp_ns = if self.speaker.is_some() { tb.elapsed().as_nanos() as u64 } else { 0 };
         drop(old_lsps);
         let r = CommitReport {

@@ -183,6 +183,16 @@ impl LspTable {
         if !shared {
             return self.diff_by_map(old);
         }
+        self.diff_patched(old)
+    }
+
+    /// [`Self::diff`] of a table patched from `old` (rows removed in place and
+    /// appended), whether or not a chunk is still shared: a one-chunk table shares none
+    /// after a commit, yet its rows kept their order. Shared chunks are skipped; each
+    /// other chunk is compared with its old self in one ordered walk. On tables whose
+    /// rows moved otherwise it is still correct, but reports moved rows as changed.
+    pub fn diff_patched(&self, old: &LspTable) -> Vec<(Prefix, Option<u32>)> {
+        let n = self.chunks.len().max(old.chunks.len());
         let (mut gone, mut new) = (Vec::new(), Vec::new());
         for i in 0..n {
             let (a, b): (&[Lsp], &[Lsp]) = match (old.chunks.get(i), self.chunks.get(i)) {
@@ -258,6 +268,39 @@ mod tests {
         assert!(Arc::ptr_eq(&before.chunks[0], &t.chunks[0]), "untouched chunks are shared");
         assert_eq!(t.iter().count(), 4999);
         assert_eq!(std::mem::size_of::<Lsp>(), 24);
+    }
+
+    /// A table of one chunk shares nothing after a commit: the ordered walk gives the
+    /// same changes as the map, without a map of the whole table.
+    #[test]
+    fn diff_patched_of_a_one_chunk_table() {
+        let row = |i: u32, l: u32| Lsp { fec: Prefix::new(IpAddr::from(i.to_be_bytes()), 32).unwrap(), in_label: l };
+        let mut old = LspTable::new();
+        for i in 0..1000 {
+            old.push(row(i, i));
+        }
+        let mut new = old.clone();
+        for (i, l) in [(10, None), (500, Some(7)), (999, None)] {
+            let at = new.position(row(i, i).fec).unwrap();
+            new.remove(at);
+            if let Some(l) = l {
+                new.push(row(i, l));
+            }
+        }
+        new.push(row(5000, 5000));
+        assert!(!Arc::ptr_eq(&old.chunks[0], &new.chunks[0]), "one chunk, copied by the commit");
+        let sorted = |mut d: Vec<(Prefix, Option<u32>)>| {
+            d.sort_by_key(|(p, _)| *p);
+            d
+        };
+        let want = vec![
+            (row(10, 0).fec, None),
+            (row(500, 0).fec, Some(7)),
+            (row(999, 0).fec, None),
+            (row(5000, 0).fec, Some(5000)),
+        ];
+        assert_eq!(sorted(new.diff_patched(&old)), want);
+        assert_eq!(sorted(new.diff(&old)), want);
     }
 
     #[test]
