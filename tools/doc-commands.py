@@ -37,7 +37,8 @@ SKIP = [
     (re.compile(r"tools/demo\.sh"), "builds the release binary and installs packages (tools/test.sh runs it)"),
     (re.compile(r"^cargo\b|tools/(setup|deb|make-pcaps)\.sh"), "a build or package step"),
     (re.compile(r"tools/(bench-gate|bench-noise|vs-testpmd|vs-limit|instr-budget|instr-stack)\.sh|"
-                r"tools/(scale|soak|bgp-scale|churn-bench)\.py"), "a measurement tool that runs for minutes"),
+                r"tools/(scale|soak|bgp-scale|churn-bench|hostile|commit-instr)\.py"),
+     "a measurement tool or campaign that runs for minutes"),
     (re.compile(r"^(sudo |systemctl|apt|dpkg)"), "changes the system (service, packages)"),
     (re.compile(r"/etc/popgo/"), "the installed service's command line (the package's /etc/popgo)"),
     (re.compile(r"^popgo ctl\b(?!.*--socket)(?!.*;)"), "needs a running instance with --control"),
