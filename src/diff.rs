@@ -1,14 +1,18 @@
 //! `popgo diff`: replays a capture twice, once with POPGO and once with the default
 //! POP + longest-match lookup, and reports per FEC and label how many packets would
 //! leave through a different port. This is the misforwarding the seed warns about,
-//! shown on the user's own traffic.
+//! shown on the user's own traffic. Both passes count per LSP as `replay` does, so the
+//! report also says, per in label, what each one forwarded (packets, bytes, out ports)
+//! and which labels gain or lose traffic without POPGO.
 
 use crate::cmd::{load_capture, load_config, runtime, usage, Failure};
 use crate::config::Config;
-use crate::dataplane::worker::trace;
+use crate::dataplane::worker::trace_on;
 use crate::dataplane::{Verdict, BURST};
 use crate::ilm::{build, BuildError, Snapshot};
 use crate::io::pcap::Capture;
+use crate::stats::board::StatsBoard;
+use crate::stats::lsp::LspCount;
 use crate::wire::ethernet::{Frame, ETHERTYPE_MPLS};
 use crate::wire::mpls::{LabelStack, FIRST_UNRESERVED};
 use anyhow::Context;
@@ -29,6 +33,27 @@ pub struct DiffRow {
     pub moves: BTreeMap<String, u64>,
 }
 
+/// What one pass forwarded for one in label (its per-LSP counters).
+#[derive(Clone, Debug, Default, Serialize, PartialEq, Eq)]
+pub struct LspSide {
+    pub packets: u64,
+    pub bytes: u64,
+    /// The ports its packets left by.
+    pub ports: Vec<String>,
+}
+
+/// One in label's per-LSP counts with POPGO and without, and what changed:
+/// `gained` or `lost` (more or fewer packets forwarded without POPGO), `moved` (as
+/// many, through other ports) or `same`.
+#[derive(Clone, Debug, Default, Serialize, PartialEq, Eq)]
+pub struct LspDiff {
+    pub label: u32,
+    pub fec: String,
+    pub popgo: LspSide,
+    pub pop: LspSide,
+    pub change: &'static str,
+}
+
 /// The whole diff.
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct DiffReport {
@@ -37,6 +62,8 @@ pub struct DiffReport {
     pub rows: Vec<DiffRow>,
     pub popgo: BTreeMap<String, u64>,
     pub pop: BTreeMap<String, u64>,
+    /// Per in label that forwarded something in either pass, by label.
+    pub lsps: Vec<LspDiff>,
 }
 
 /// The first non-special label of a frame, if it is MPLS.
@@ -59,10 +86,11 @@ fn deciding_label(d: &[u8]) -> Option<u32> {
     None
 }
 
-/// Each packet's fate (`port name` or `dropped:<reason>`) in input order, and the
-/// totals, from one pass of the worker loop over the capture.
-fn run(snap: &Snapshot, cap: &Capture, names: &[String]) -> (Vec<String>, BTreeMap<String, u64>) {
-    let (_, trace) = trace(snap, cap, BURST, false);
+/// Each packet's fate (`port name` or `dropped:<reason>`) in input order, the totals,
+/// and the per-LSP counts, from one pass of the worker loop over the capture.
+fn run(snap: &Snapshot, cap: &Capture, names: &[String]) -> (Vec<String>, BTreeMap<String, u64>, Vec<LspCount>) {
+    let board = StatsBoard::new(1);
+    let (_, trace) = trace_on(snap, cap, BURST, false, Some(&board));
     // Frames that never reached the data path were dropped at RX: oversize.
     let mut out = vec!["dropped:oversize".to_string(); cap.len()];
     for (seq, v, _) in trace {
@@ -75,7 +103,41 @@ fn run(snap: &Snapshot, cap: &Capture, names: &[String]) -> (Vec<String>, BTreeM
     for o in &out {
         *totals.entry(o.clone()).or_insert(0) += 1;
     }
-    (out, totals)
+    (out, totals, board.lsp_counts())
+}
+
+/// The per-LSP part of the diff: both passes' counts side by side, by label.
+fn lsp_diffs(a: &[LspCount], b: &[LspCount], names: &[String], fec_of: &BTreeMap<u32, String>) -> Vec<LspDiff> {
+    let side = |c: Option<&LspCount>| match c {
+        Some(c) => {
+            LspSide { packets: c.packets, bytes: c.bytes, ports: port_names(c.before.ports | c.after.ports, names) }
+        }
+        None => LspSide::default(),
+    };
+    let mut labels: Vec<u32> = a.iter().chain(b).map(|c| c.label).collect();
+    labels.sort_unstable();
+    labels.dedup();
+    let find = |v: &'_ [LspCount], l: u32| v.binary_search_by_key(&l, |c| c.label).ok().map(|i| v[i]);
+    labels
+        .into_iter()
+        .map(|label| {
+            let (popgo, pop) = (side(find(a, label).as_ref()), side(find(b, label).as_ref()));
+            let change = match pop.packets.cmp(&popgo.packets) {
+                std::cmp::Ordering::Greater => "gained",
+                std::cmp::Ordering::Less => "lost",
+                _ if pop.ports != popgo.ports => "moved",
+                _ => "same",
+            };
+            LspDiff { label, fec: fec_of.get(&label).cloned().unwrap_or_else(|| "-".into()), popgo, pop, change }
+        })
+        .collect()
+}
+
+fn port_names(bits: u64, names: &[String]) -> Vec<String> {
+    (0..64)
+        .filter(|p| bits & 1 << p != 0)
+        .map(|p| names.get(p).cloned().unwrap_or_else(|| format!("port{p}")))
+        .collect()
 }
 
 /// Diffs POPGO against POP on `cap`. The config's own `pop_go` setting is ignored: both
@@ -89,11 +151,12 @@ pub fn diff(cfg: &Config, cap: &Capture) -> Result<DiffReport, BuildError> {
     }
     let (sa, sb) = (build(&with, 0)?, build(&without, 0)?);
     let names: Vec<String> = cfg.ports.iter().map(|p| p.name.clone()).collect();
-    let (a, ta) = run(&sa, cap, &names);
-    let (b, tb) = run(&sb, cap, &names);
+    let (a, ta, la) = run(&sa, cap, &names);
+    let (b, tb, lb) = run(&sb, cap, &names);
     let fec_of: BTreeMap<u32, String> = sa.lsps.iter().map(|r| (r.in_label, r.fec.to_string())).collect();
     let mut rows: BTreeMap<u32, DiffRow> = BTreeMap::new();
-    let mut report = DiffReport { packets: cap.len() as u64, popgo: ta, pop: tb, ..Default::default() };
+    let lsps = lsp_diffs(&la, &lb, &names, &fec_of);
+    let mut report = DiffReport { packets: cap.len() as u64, popgo: ta, pop: tb, lsps, ..Default::default() };
     for i in 0..cap.len() {
         let Some(label) = deciding_label(cap.packet(i)) else { continue };
         let row = rows.entry(label).or_insert_with(|| DiffRow {
@@ -140,7 +203,32 @@ pub fn text(r: &DiffReport) -> String {
     let fmt = |m: &BTreeMap<String, u64>| m.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(" ");
     let _ = writeln!(s, "with POPGO:    {}", fmt(&r.popgo));
     let _ = writeln!(s, "without POPGO: {}", fmt(&r.pop));
+    if !r.lsps.is_empty() {
+        let _ = writeln!(s, "\nper LSP (packets, bytes, out ports)   with POPGO -> without POPGO");
+        for l in &r.lsps {
+            let name = format!("{} ({})", l.fec, l.label);
+            let _ = writeln!(
+                s,
+                "  {name:<22} {:>8} {:>10} {:<12} -> {:>8} {:>10} {:<12} {}",
+                l.popgo.packets,
+                l.popgo.bytes,
+                side_ports(&l.popgo),
+                l.pop.packets,
+                l.pop.bytes,
+                side_ports(&l.pop),
+                l.change
+            );
+        }
+    }
     s
+}
+
+fn side_ports(s: &LspSide) -> String {
+    if s.ports.is_empty() {
+        "-".into()
+    } else {
+        s.ports.join(",")
+    }
 }
 
 /// `popgo diff` arguments.

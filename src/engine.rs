@@ -104,8 +104,10 @@ pub struct Report<T> {
     pub panicked: usize,
     /// The running config at the stop (live tables: after every commit).
     pub cfg: Option<Config>,
-    /// Packets and bytes forwarded per in label over the whole run, by label.
+    /// Packets and bytes forwarded per in label over the whole run, by label (empty
+    /// when the workers did not count per LSP: `lsp_counters` false).
     pub lsps: Vec<crate::stats::lsp::LspCount>,
+    pub lsp_counters: bool,
     /// The FEC of each label in `lsps` that the final tables know.
     pub fecs: std::collections::HashMap<u32, String>,
 }
@@ -361,6 +363,7 @@ fn supervise<M: MakeQueue, S: SnapshotSource + Send>(
         panicked: 0,
         cfg: None,
         lsps: Vec::new(),
+        lsp_counters: false,
         fecs: Default::default(),
     };
     let mut last_end = 0;
@@ -381,6 +384,7 @@ fn supervise<M: MakeQueue, S: SnapshotSource + Send>(
     if plan.finite && last_end > 0 {
         report.elapsed_ns = last_end;
     }
-    report.lsps = board.lsps().read();
+    report.lsps = board.lsp_counts();
+    report.lsp_counters = board.counts_lsps();
     Ok(report)
 }

@@ -84,6 +84,11 @@ fn gauge(reg: &Registry, name: &str, help: &str, labels: &[&str]) -> IntGaugeVec
 
 /// The exposition text of one scrape.
 pub fn render(src: &Sources) -> Vec<u8> {
+    // The per-LSP counters first: they are read live, by a scan that can take a while
+    // (a million busy labels), and the published counters read after it are then no
+    // older than the scan, so the two totals differ by the publishing age only.
+    // Without per-LSP counting there is nothing to serve (and no rows to scan).
+    let lsps = if src.board.counts_lsps() { crate::metrics_ext::lsps(&src.board, src.lsps) } else { Vec::new() };
     let reg = Registry::new();
     let total = src.board.total();
     let info = gauge(&reg, "popgo_info", "popgo build and mode (value 1)", &["version", "mode", "device"]);
@@ -184,10 +189,7 @@ pub fn render(src: &Sources) -> Vec<u8> {
     }
     let mut families = reg.gather();
     families.push(crate::metrics_ext::burst_latency(&src.board));
-    // Without per-LSP counting there is nothing to serve (and no rows to scan).
-    if src.board.counts_lsps() {
-        families.extend(crate::metrics_ext::lsps(&src.board, src.lsps));
-    }
+    families.extend(lsps);
     families.extend(crate::metrics_ext::process_facts().as_ref().map(crate::metrics_ext::process).unwrap_or_default());
     let mut out = Vec::new();
     // Encoding into a Vec cannot fail for well-formed families.

@@ -92,7 +92,7 @@ pub fn burst_latency(board: &StatsBoard) -> MetricFamily {
 /// top `n` moves its counts to "other", which then looks like a counter reset to
 /// Prometheus: `rate()` over `other` is approximate, the top labels' rates are exact.
 pub fn lsps(board: &StatsBoard, n: usize) -> Vec<MetricFamily> {
-    let (top, other) = board.lsps().top(n);
+    let (top, other) = crate::stats::lsp::top_of(board.lsp_counts(), n);
     let mut pkts = Vec::with_capacity(top.len() + 1);
     let mut bytes = Vec::with_capacity(top.len() + 1);
     for c in &top {

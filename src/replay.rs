@@ -258,6 +258,7 @@ fn map_output<A, B>(r: Report<A>, f: impl Fn(A) -> B) -> Report<B> {
         panicked: r.panicked,
         cfg: r.cfg,
         lsps: r.lsps,
+        lsp_counters: r.lsp_counters,
         fecs: r.fecs,
     }
 }
@@ -402,6 +403,7 @@ pub fn main(a: ReplayArgs) -> Result<(), Failure> {
             "mpps": res.report.mpps(),
             "gbps": report::gbps(stats.rx_bytes, res.report.elapsed_ns),
             "latency_ns": lat,
+            "lsp_counters": res.report.lsp_counters,
             "lsps": crate::stats::lsp::to_json(lsps, fec),
             "moves": crate::stats::lsp::moves_to_json(lsps, &names, fec),
             "per_worker": res.report.workers.iter().map(|w| json!({

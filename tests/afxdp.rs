@@ -125,7 +125,9 @@ impl Lab {
 
     /// A lab whose veth pairs have `queues` RX and TX queues each.
     fn with_queues(queues: u32) -> Lab {
-        let id = format!("{}-{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed));
+        // POPGO_LAB_TAG (e.g. a developer's initials) keeps labs of parallel runs apart by name.
+        let tag = std::env::var("POPGO_LAB_TAG").unwrap_or_default();
+        let id = format!("{tag}{}-{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed));
         let dir = tempfile::tempdir().expect("tempdir");
         let lab = Lab {
             d: format!("pgt-D-{id}"),
@@ -382,6 +384,12 @@ fn check_forwarding(pop_go: bool, extra: &[&str]) -> Value {
     assert_eq!(drops, 5, "{v}");
     assert_eq!(v["rx_packets"].as_u64().unwrap(), na + nb + drops, "rx = tx + drops");
     assert_eq!(v["balanced"], true);
+    // Per LSP: every packet forwarded (by the workers and by the XDP offload), all on
+    // the seed's label.
+    assert_eq!(v["lsp_counters"], true, "{v}");
+    let lsp_pkts: u64 = v["lsps"].as_array().unwrap().iter().map(|l| l["packets"].as_u64().unwrap()).sum();
+    assert_eq!(lsp_pkts, na + nb, "{v}");
+    assert!(v["lsps"].as_array().unwrap().iter().all(|l| l["label"] == 48122), "{v}");
     assert!(lines.iter().any(|l| l.contains("\"schema\":\"popgo.stats/1\"")), "periodic JSON stats lines: {lines:?}");
 
     // Byte-exact frames at the sinks (label popped, MACs rewritten, TTL and checksum
@@ -573,6 +581,7 @@ fn offload_churn_every_packet_follows_one_table() {
         120,
         &["--offload", "xdp", "--control", sock.to_str().unwrap(), "--json-stats", "--stats-interval", "0"],
     );
+    let (d0_dropped, c_dropped) = (link_dropped(&lab.d, "d0").0, link_dropped(&lab.c, "c-to-d").1);
     let sender = lab.spawn(
         &lab.d,
         "popgo-lab send",
@@ -675,16 +684,24 @@ fn offload_churn_every_packet_follows_one_table() {
     let counts: Vec<u64> = by_output.values().copied().collect();
     eprintln!("frames per distinct output: {counts:?} of {} possible", allowed.len());
     assert_eq!(by_output.len(), allowed.len(), "traffic took every output the states give");
-    // None lost, none uncounted: the sender's count reached popgo and left it again.
-    assert_eq!(v["rx_packets"], sent, "{v}");
+    // None lost, none uncounted: the sender's count reached popgo and left it again, but
+    // for frames the kernel dropped and counted before popgo could take them (a worker
+    // not scheduled on a loaded machine: its AF_XDP rings full or its fill ring empty,
+    // or the veth's XDP ring full).
+    let k = &v["kernel"];
+    let socket_drops = k["rx_ring_full"].as_u64().unwrap() + k["rx_dropped"].as_u64().unwrap();
+    let veth_drops =
+        link_dropped(&lab.d, "d0").0 - d0_dropped + link_dropped(&lab.c, "c-to-d").1 - c_dropped;
+    eprintln!("churn: kernel drops before popgo: socket {socket_drops}, veth {veth_drops}");
+    assert_eq!(v["rx_packets"].as_u64().unwrap() + socket_drops + veth_drops, sent, "{v}");
     assert_eq!(v["tx_packets"]["to-A"], at_a.len() as u64, "{v}");
     assert_eq!(v["tx_packets"]["to-B"], at_b.len() as u64, "{v}");
-    assert_eq!(at_a.len() as u64 + at_b.len() as u64, sent, "{v}");
+    assert_eq!(at_a.len() as u64 + at_b.len() as u64, sent - socket_drops - veth_drops, "{v}");
     assert_eq!(v["balanced"], true, "{v}");
     let kernel_tx: u64 = v["offload"]["tx_packets"].as_object().unwrap().values().map(|x| x.as_u64().unwrap()).sum();
     assert!(kernel_tx > sent / 10 && kernel_tx < sent, "both paths forwarded: kernel {kernel_tx} of {sent}");
     let lsps: u64 = v["lsps"].as_array().unwrap().iter().map(|l| l["packets"].as_u64().unwrap()).sum();
-    assert_eq!(lsps, sent, "sum over LSPs = forwarded packets, kernel and workers: {v}");
+    assert_eq!(lsps, sent - socket_drops - veth_drops, "sum over LSPs = forwarded packets, kernel and workers: {v}");
     assert!(stats.contains("xdp offload: rx_pkts"), "{stats}");
     assert!(stats.contains(&format!("XDP offload mirror: {} update(s)", COMMITS + 1)), "{stats}");
 }
@@ -902,6 +919,19 @@ fn seed_flows_pcap(path: &Path) {
 }
 
 /// `popgo ctl` against `sock` (run from C's namespace); returns stdout.
+/// One `NAME VALUE` counter of `display popgo statistics`.
+fn stat_counter(stats: &str, name: &str) -> u64 {
+    let line = stats.lines().find(|l| l.split_whitespace().next() == Some(name));
+    line.and_then(|l| l.split_whitespace().nth(1)?.parse().ok()).unwrap_or_else(|| panic!("{name}: {stats}"))
+}
+
+/// Frames a veth dropped, `(tx, rx)`, from `ip -s -j link show`.
+fn link_dropped(ns: &str, dev: &str) -> (u64, u64) {
+    let v: Value = serde_json::from_str(&ok(&["ip", "-n", ns, "-s", "-j", "link", "show", "dev", dev])).unwrap();
+    let st = &v[0]["stats64"];
+    (st["tx"]["dropped"].as_u64().unwrap_or(0), st["rx"]["dropped"].as_u64().unwrap_or(0))
+}
+
 fn ctl(lab: &Lab, sock: &Path, cmds: &str) -> String {
     ok(&["ip", "netns", "exec", &lab.c, POPGO, "ctl", "--socket", sock.to_str().unwrap(), cmds])
 }
@@ -952,10 +982,7 @@ fn seed_procedure_on_run_moves_live_traffic() {
     let after = ctl(&lab, &sock, "display mpls lsp protocol bgp");
     assert!(after.contains("POPGO"), "{after}");
     let stats = ctl(&lab, &sock, "display popgo statistics");
-    let counter = |name: &str| -> u64 {
-        let line = stats.lines().find(|l| l.split_whitespace().next() == Some(name));
-        line.and_then(|l| l.split_whitespace().nth(1)?.parse().ok()).unwrap_or_else(|| panic!("{name}: {stats}"))
-    };
+    let counter = |name: &str| stat_counter(&stats, name);
     assert!(counter("port.to-D.rx_pkts") > 0, "{stats}");
     assert!(counter("port.to-B.tx_pkts") > 0, "{stats}");
     assert!(stats.contains("generation 2"), "{stats}");
@@ -1358,7 +1385,13 @@ fn vpn_procedure_on_run_moves_only_that_instance() {
             pcap.to_str().unwrap(),
         ],
     );
-    std::thread::sleep(Duration::from_millis(1000));
+    // Commit once at least 25 repeats (50 frames of 10.1.1.1-2) went through, however
+    // slowly a loaded machine sends them.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while stat_counter(&ctl(&lab, &sock, "display popgo statistics"), "port.to-pe.rx_pkts") < 8 * 25 {
+        assert!(Instant::now() < deadline, "traffic did not start within 20 s");
+        std::thread::sleep(Duration::from_millis(20));
+    }
     let out = ctl(&lab, &sock, "system-view; ip vpn-instance vpna; ipv4-family; apply-label per-route pop-go; commit");
     assert!(out.contains("commit ok"), "{out}");
     let t = ctl(&lab, &sock, "display mpls lsp protocol bgp");
@@ -1381,7 +1414,7 @@ fn vpn_procedure_on_run_moves_only_that_instance() {
     // commit and to the /24 CE after it, never back; 10.1.1.5 always to the /24 CE.
     let moved: Vec<u8> = at_a.iter().filter(|f| f[14 + 19] != 5).map(|f| f[5]).collect();
     let first_after = moved.iter().position(|m| *m == 0x0a).expect("some frames after the commit");
-    assert!(first_after >= 100, "frames before the commit went to the /30 CE: {first_after}");
+    assert!(first_after >= 40, "frames before the commit went to the /30 CE: {first_after}");
     assert!(moved[..first_after].iter().all(|m| *m == 0xb1) && moved[first_after..].iter().all(|m| *m == 0x0a));
     assert!(at_a.iter().filter(|f| f[14 + 19] == 5).all(|f| f[5] == 0x0a));
 }

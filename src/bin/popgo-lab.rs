@@ -158,6 +158,7 @@ fn main() -> ExitCode {
                     c.with_ns / c.without_ns.max(1.0),
                     ratios.join(", ")
                 );
+                println!("one read of the per-LSP counters: {:.1} ms ({} labels)", c.read_ms, c.read_labels);
             }),
         Cmd::DumpProg { offload } => {
             let p = if offload {

@@ -60,6 +60,16 @@ impl ControlPlane {
                 let head = self.running.head();
                 text(&|out| crate::display::write_static_lsp(out, head))
             }
+            Display::LspStatistics { in_label } => {
+                if !self.board.counts_lsps() {
+                    return Reply::err("Error: per-LSP counting is off (--lsp-counters off)");
+                }
+                let snap = self.publisher.current().share(self.generation);
+                let names = crate::display::Names::of(self.running.head());
+                let q = crate::display::LspStatsQuery { in_label };
+                let f = crate::display::lsp_statistics_stream(Arc::clone(&self.board), snap, names, q, filter);
+                Reply { stream: Some(Stream(Arc::new(f))), ..Reply::ok("") }
+            }
             Display::Statistics => {
                 let st = self.statistics();
                 text(&|out| {
@@ -117,7 +127,7 @@ impl ControlPlane {
         }
         // Live per-LSP counts (a scan of the workers' tables: milliseconds, not a commit's
         // microseconds; displays only), named by the published LSP table.
-        let lsps = self.board.lsps().read();
+        let lsps = self.board.lsp_counts();
         let fecs = crate::cmd::lsp_fecs(&self.current().lsps, &lsps);
         let lsp_text = crate::stats::lsp::to_text(&lsps, crate::stats::lsp::REPORT_TOP, |l| fecs.get(&l).cloned());
         for line in lsp_text.lines() {

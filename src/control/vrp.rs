@@ -124,6 +124,10 @@ pub enum Display {
     },
     /// `display mpls static-lsp`.
     StaticLsp,
+    /// `display mpls statistics lsp [all | in-label LABEL]`: per-LSP packets and bytes.
+    LspStatistics {
+        in_label: Option<u32>,
+    },
 }
 
 /// One parsed line.
@@ -398,10 +402,18 @@ fn parse_display(w: &[&str]) -> Result<Display, String> {
         ["ip", "vpn-instance"] => Ok(Display::VpnInstance { verbose: false }),
         ["ip", "vpn-instance", "verbose"] => Ok(Display::VpnInstance { verbose: true }),
         ["mpls", "static-lsp"] => Ok(Display::StaticLsp),
+        ["mpls", "statistics", "lsp", rest @ ..] => match rest {
+            [] | ["all"] => Ok(Display::LspStatistics { in_label: None }),
+            ["in-label", l] => match l.parse::<u32>() {
+                Ok(v) if v < 1 << 20 => Ok(Display::LspStatistics { in_label: Some(v) }),
+                _ => Err(format!("in-label {l:?} is not a label (0..=1048575)")),
+            },
+            _ => Err("usage: display mpls statistics lsp [all | in-label LABEL]".into()),
+        },
         _ => Err(format!(
             "unrecognized display command {:?}; known: mpls lsp protocol bgp [verbose], current-configuration, \
              configuration candidate, popgo statistics, bgp peer, bgp [ipv6] routing-table label, \
-             ip vpn-instance [verbose], mpls static-lsp",
+             ip vpn-instance [verbose], mpls static-lsp, mpls statistics lsp [all | in-label LABEL]",
             w.join(" ")
         )),
     }
@@ -503,6 +515,12 @@ mod tests {
         assert!(parse(View::BgpIpv6, "network 10.0.0.0 8").unwrap_err().contains("IPv6"));
         assert_eq!(parse(View::BgpIpv6, "commit"), Ok(Cmd::Commit));
         assert_eq!(parse(View::User, "display bgp peer"), Ok(Cmd::Display(Display::BgpPeer, Filter::default())));
+        let stats = |in_label| Ok(Cmd::Display(Display::LspStatistics { in_label }, Filter::default()));
+        assert_eq!(parse(View::User, "display mpls statistics lsp"), stats(None));
+        assert_eq!(parse(View::Bgp, "display mpls statistics lsp all"), stats(None));
+        assert_eq!(parse(View::User, "display mpls statistics lsp in-label 48122"), stats(Some(48122)));
+        assert!(parse(View::User, "display mpls statistics lsp in-label 1048576").unwrap_err().contains("not a label"));
+        assert!(parse(View::User, "display mpls statistics lsp foo").unwrap_err().contains("usage"));
         assert_eq!(
             parse(View::User, "display bgp ipv6 routing-table label"),
             Ok(Cmd::Display(Display::BgpRoutingTableLabel(Family::Ipv6LabeledUnicast), Filter::default()))

@@ -1,4 +1,5 @@
-//! `display mpls lsp protocol bgp [verbose]` and `display current-configuration`:
+//! `display mpls lsp protocol bgp [verbose]` and `display current-configuration`
+//! (`display mpls statistics lsp` is in `lsp_stats`):
 //! the seed's verification commands, rendered from the built tables and the config;
 //! the VRP output filters (`| include REGEX`, `| count`).
 //!
@@ -6,8 +7,10 @@
 //! into lines, filters them and hands each to a consumer: a million-row table is
 //! streamed, never built as one string (see `control::server` for the socket side).
 
+mod lsp_stats;
 mod vpn;
 
+pub use lsp_stats::{lsp_statistics_stream, write_lsp_statistics, LspStatsQuery};
 pub use vpn::{write_static_lsp, write_vpn_instance};
 
 use crate::cmd::{build, load_config, usage, Failure};

@@ -322,6 +322,10 @@ pub struct ProgCost {
     pub without_ns: f64,
     pub with_ns: f64,
     pub round_ratios: Vec<f64>,
+    /// Time of one read of the per-LSP counters (every label, batched), and the labels
+    /// it returned.
+    pub read_ms: f64,
+    pub read_labels: usize,
 }
 
 /// The mean of the fastest 99% of `v`: the kernel's durations come in steps of its
@@ -357,6 +361,7 @@ pub fn prog_cost(config: &std::path::Path, pcap: &std::path::Path, rounds: usize
         xdp::load_xdp_program("popgo_cost", &offload_program(m, 0, XDP_PASS, FrameLen::Subtract))
     };
     let progs = [load(&without)?, load(&with)?];
+    let lsps = maps.lsps.clone().ok_or_else(|| anyhow!("no per-LSP counters"))?;
     let (mut mirror, _counters) = maps.into_parts();
     mirror.apply(&snap);
     let cap = crate::io::pcap::Capture::open(pcap).map_err(|e| anyhow!("{}: {e}", pcap.display()))?;
@@ -389,5 +394,15 @@ pub fn prog_cost(config: &std::path::Path, pcap: &std::path::Path, rounds: usize
         }
     }
     let runs = all[0].len();
-    Ok(ProgCost { runs, without_ns: trimmed_mean(&mut all[0]), with_ns: trimmed_mean(&mut all[1]), round_ratios })
+    let t = Instant::now();
+    let read_labels = lsps.read()?.len();
+    let read_ms = t.elapsed().as_secs_f64() * 1e3;
+    Ok(ProgCost {
+        runs,
+        without_ns: trimmed_mean(&mut all[0]),
+        with_ns: trimmed_mean(&mut all[1]),
+        round_ratios,
+        read_ms,
+        read_labels,
+    })
 }

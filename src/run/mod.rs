@@ -625,6 +625,7 @@ fn print_final(
             "elapsed_ns": rep.elapsed_ns,
             "mpps": if rep.elapsed_ns == 0 { 0.0 } else { rep.stats.rx_pkts as f64 * 1e3 / rep.elapsed_ns as f64 },
             "latency_ns": lat,
+            "lsp_counters": rep.lsp_counters,
             "lsps": crate::stats::lsp::to_json(&rep.lsps, fec),
             "moves": crate::stats::lsp::moves_to_json(&rep.lsps, names, fec),
             "events": {

@@ -167,6 +167,14 @@ impl WorkerLoop<'_> {
         let mut publish_by = last + PUBLISH_MAX_AGE;
         while !self.stop.load(Ordering::Relaxed) {
             if let Some(wait) = q.pace() {
+                // A wait past the publishing deadline (a gap in a capture replayed at its
+                // own pace, a low rate): publish first, or the board would show counts as
+                // old as the wait, however long.
+                if let Some(board) = self.board.filter(|_| last + wait >= publish_by) {
+                    q.export(stats);
+                    board.publish(self.id, stats);
+                    publish_by = last + wait + PUBLISH_MAX_AGE;
+                }
                 if !wait.is_zero() && !self.wait(wait, src) {
                     break;
                 }
@@ -228,6 +236,18 @@ pub fn trace(
     burst: usize,
     with_bytes: bool,
 ) -> (WorkerStats, Vec<(u64, Verdict, Vec<u8>)>) {
+    trace_on(snap, cap, burst, with_bytes, None)
+}
+
+/// [`trace`] as worker 0 of `board`, which then holds its counters and, when the board
+/// counts per LSP, its per-LSP counts (`diff`'s per-label figures).
+pub fn trace_on(
+    snap: &Snapshot,
+    cap: &crate::io::pcap::Capture,
+    burst: usize,
+    with_bytes: bool,
+    board: Option<&StatsBoard>,
+) -> (WorkerStats, Vec<(u64, Verdict, Vec<u8>)>) {
     let stop = std::sync::atomic::AtomicBool::new(false);
     let share = crate::io::capture::Share { w: 0, workers: 1, burst, loops: 1 };
     let mut q = crate::io::capture::CaptureQueue::new(
@@ -235,7 +255,7 @@ pub fn trace(
         share,
         crate::io::capture::Trace { frames: Vec::with_capacity(cap.len()), with_bytes },
     );
-    let lp = WorkerLoop { id: 0, burst, stop: &stop, board: None, start_generation: Some(snap.generation) };
+    let lp = WorkerLoop { id: 0, burst, stop: &stop, board, start_generation: Some(snap.generation) };
     let r = lp.run(&mut q, &mut &*snap);
     let mut frames = q.sink.frames;
     frames.sort_by_key(|f| f.0);

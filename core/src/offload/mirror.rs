@@ -135,6 +135,8 @@ impl<S: MirrorStore> Mirror<S> {
 pub struct KernelStore {
     pub(super) labels: MmapArray,
     pub(super) adjs: MmapArray,
+    /// The per-LSP counters, told of every label given an offloaded value.
+    pub(super) lsps: Option<Arc<super::OffloadLsps>>,
 }
 
 /// Sleep used when the kernel refuses `membarrier` (nohz_full): far longer than any
@@ -146,6 +148,9 @@ impl MirrorStore for KernelStore {
         self.labels.load_u32(label as usize)
     }
     fn set_label(&mut self, label: u32, v: u32) {
+        if let (Some(l), true) = (&self.lsps, v & OFFLOAD != 0) {
+            l.mark(label);
+        }
         self.labels.store_u32(label as usize, v);
     }
     fn set_adjacency(&mut self, slot: u32, v: &[u8; ADJ_VALUE_BYTES]) {

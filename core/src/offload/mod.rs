@@ -147,14 +147,40 @@ pub struct OffloadMaps {
 /// entry decided: the POPGO label under a transport label) of the frames the program
 /// forwarded, in a per-CPU array indexed by label (16 bytes per label per possible
 /// CPU: 16 MiB per CPU).
-pub struct OffloadLsps(PerCpuArray);
+/// Only the blocks of labels the mirror ever gave an offloaded value are read (a bit
+/// per label, set by the mirror before the value is written).
+pub struct OffloadLsps {
+    counts: PerCpuArray,
+    pub(crate) offloaded: Box<[std::sync::atomic::AtomicU64]>,
+}
 
 impl OffloadLsps {
+    fn new(counts: PerCpuArray) -> OffloadLsps {
+        let offloaded = (0..LABELS / 64).map(|_| std::sync::atomic::AtomicU64::new(0)).collect();
+        OffloadLsps { counts, offloaded }
+    }
+
+    /// Notes that `label` may be counted from now on.
+    pub(crate) fn mark(&self, label: u32) {
+        let (w, b) = ((label / 64) as usize, label % 64);
+        if let Some(w) = self.offloaded.get(w) {
+            w.fetch_or(1 << b, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+
     /// Every label the program forwarded something for: `(label, packets, bytes)`, by
-    /// label (a batched read of the whole array: reports and scrapes only).
+    /// label (batched reads of the blocks of 8192 labels that ever had an offloaded
+    /// value: reports and scrapes only).
     pub fn read(&self) -> io::Result<Vec<(u32, u64, u64)>> {
         let mut out = Vec::new();
-        self.0.for_each_nonzero(|label, w| out.push((label, w[0], w[1])))?;
+        let words = (xdp::LOOKUP_BATCH / 64) as usize;
+        let wanted = |start: u32| {
+            let w = (start / 64) as usize;
+            self.offloaded[w..(w + words).min(self.offloaded.len())]
+                .iter()
+                .any(|x| x.load(std::sync::atomic::Ordering::Relaxed) != 0)
+        };
+        self.counts.for_each_nonzero(wanted, |label, w| out.push((label, w[0], w[1])))?;
         Ok(out)
     }
 }
@@ -168,7 +194,7 @@ impl OffloadMaps {
         let ports = xdp::create_map(sys::BPF_MAP_TYPE_DEVMAP, "popgo_ports", 4, 4, MAX_PORTS as u32)?;
         let counters = PerCpuCounters::create("popgo_xstats", counter_words())?;
         let lsps = match count_lsps {
-            true => Some(Arc::new(OffloadLsps(PerCpuArray::create("popgo_lsps", 2, LABELS)?))),
+            true => Some(Arc::new(OffloadLsps::new(PerCpuArray::create("popgo_lsps", 2, LABELS)?))),
             false => None,
         };
         let mut mask = 0u64;
@@ -192,13 +218,13 @@ impl OffloadMaps {
             ports: self.ports.as_raw_fd(),
             counters: self.counters.fd().as_raw_fd(),
             xsks,
-            lsps: self.lsps.as_ref().map(|l| l.0.fd().as_raw_fd()),
+            lsps: self.lsps.as_ref().map(|l| l.counts.fd().as_raw_fd()),
         }
     }
 
     /// Splits into the mirror (for the control plane) and the counters (for the stats).
     pub fn into_parts(self) -> (Mirror<KernelStore>, PerCpuCounters) {
-        let store = KernelStore { labels: self.labels, adjs: self.adjs };
+        let store = KernelStore { labels: self.labels, adjs: self.adjs, lsps: self.lsps };
         (Mirror::new(store, self.attached), self.counters)
     }
 }

@@ -131,6 +131,15 @@ impl StatsBoard {
         &self.lsps
     }
 
+    /// Packets and bytes per label over everything that publishes here, by label: what
+    /// reports, `display mpls statistics lsp`, `display popgo statistics` and the
+    /// metrics read: the workers' counters ([`LspCounters::read`]). Counts kept outside
+    /// the workers (an XDP offload's per-label counts, packets the kernel forwarded)
+    /// join them here or in that read, so that every reader sees them.
+    pub fn lsp_counts(&self) -> Vec<super::lsp::LspCount> {
+        self.lsps.read()
+    }
+
     pub fn workers(&self) -> usize {
         self.rows.len()
     }

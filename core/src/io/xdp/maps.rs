@@ -307,7 +307,7 @@ pub struct PerCpuArray {
 }
 
 /// Elements per `BPF_MAP_LOOKUP_BATCH` call of [`PerCpuArray::for_each_nonzero`].
-const LOOKUP_BATCH: u32 = 8192;
+pub const LOOKUP_BATCH: u32 = 8192;
 
 impl PerCpuArray {
     /// `entries` zeroed elements of `words` u64 counters per CPU.
@@ -321,44 +321,50 @@ impl PerCpuArray {
     }
 
     /// Calls `f(key, sums)` for every element with a non-zero counter, its counters
-    /// summed over the CPUs, in key order (one `BPF_MAP_LOOKUP_BATCH` per 8192
-    /// elements; reports and scrapes only).
-    pub fn for_each_nonzero(&self, mut f: impl FnMut(u32, &[u64])) -> io::Result<()> {
+    /// summed over the CPUs, in key order, reading only the blocks of 8192 elements
+    /// (one `BPF_MAP_LOOKUP_BATCH` each) that `block_wanted(first key)` asks for
+    /// (reports and scrapes only).
+    pub fn for_each_nonzero(
+        &self,
+        block_wanted: impl Fn(u32) -> bool,
+        mut f: impl FnMut(u32, &[u64]),
+    ) -> io::Result<()> {
         let per_elem = self.words * self.ncpus;
         let mut keys = vec![0u32; LOOKUP_BATCH as usize];
         let mut vals = vec![0u64; LOOKUP_BATCH as usize * per_elem];
         let mut sum = vec![0u64; self.words];
-        let (mut token_in, mut token_out) = (0u32, 0u32);
-        let mut first = true;
         let opts =
             sys::bpf_map_batch_opts { sz: std::mem::size_of::<sys::bpf_map_batch_opts>() as _, ..Default::default() };
-        loop {
-            let mut count = LOOKUP_BATCH;
-            let in_batch: *mut u32 = if first { std::ptr::null_mut() } else { &mut token_in };
+        for start in (0..self.entries).step_by(LOOKUP_BATCH as usize) {
+            if !block_wanted(start) {
+                continue;
+            }
+            // The batch token is the key before the first one read (none for key 0).
+            let mut prev = start.wrapping_sub(1);
+            let in_batch: *mut u32 = if start == 0 { std::ptr::null_mut() } else { &mut prev };
+            let mut out = 0u32;
+            let mut count = LOOKUP_BATCH.min(self.entries - start);
             // SAFETY: keys holds LOOKUP_BATCH u32 keys and vals LOOKUP_BATCH values of
             // ncpus * words * 8 bytes (the per-CPU value size the kernel copies for a
-            // value size of words * 8), count says LOOKUP_BATCH; the batch tokens are
-            // u32 like the key; every buffer outlives the call.
+            // value size of words * 8), count is at most LOOKUP_BATCH; the batch tokens
+            // are u32 like the key; every buffer outlives the call.
             let ret = unsafe {
                 sys::bpf_map_lookup_batch(
                     self.fd.as_raw_fd(),
                     in_batch.cast(),
-                    (&mut token_out as *mut u32).cast(),
+                    (&mut out as *mut u32).cast(),
                     keys.as_mut_ptr().cast(),
                     vals.as_mut_ptr().cast(),
                     &mut count,
                     &opts,
                 )
             };
-            let done = if ret < 0 {
+            if ret < 0 {
                 let e = if ret == -1 { io::Error::last_os_error() } else { io::Error::from_raw_os_error(-ret) };
                 if e.raw_os_error() != Some(libc::ENOENT) {
                     return Err(io::Error::new(e.kind(), format!("BPF_MAP_LOOKUP_BATCH: {e}")));
                 }
-                true
-            } else {
-                false
-            };
+            }
             for (i, key) in keys.iter().take((count as usize).min(LOOKUP_BATCH as usize)).enumerate() {
                 let v = &vals[i * per_elem..(i + 1) * per_elem];
                 if v.iter().all(|w| *w == 0) {
@@ -372,11 +378,7 @@ impl PerCpuArray {
                 }
                 f(*key, &sum);
             }
-            if done || token_out >= self.entries.saturating_sub(1) {
-                return Ok(());
-            }
-            token_in = token_out;
-            first = false;
         }
+        Ok(())
     }
 }
