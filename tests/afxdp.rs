@@ -690,8 +690,7 @@ fn offload_churn_every_packet_follows_one_table() {
     // or the veth's XDP ring full).
     let k = &v["kernel"];
     let socket_drops = k["rx_ring_full"].as_u64().unwrap() + k["rx_dropped"].as_u64().unwrap();
-    let veth_drops =
-        link_dropped(&lab.d, "d0").0 - d0_dropped + link_dropped(&lab.c, "c-to-d").1 - c_dropped;
+    let veth_drops = link_dropped(&lab.d, "d0").0 - d0_dropped + link_dropped(&lab.c, "c-to-d").1 - c_dropped;
     eprintln!("churn: kernel drops before popgo: socket {socket_drops}, veth {veth_drops}");
     assert_eq!(v["rx_packets"].as_u64().unwrap() + socket_drops + veth_drops, sent, "{v}");
     assert_eq!(v["tx_packets"]["to-A"], at_a.len() as u64, "{v}");
