@@ -149,7 +149,10 @@ fn init_logging(verbose: u8, quiet: u8) {
 
 /// Parses the command line, runs the command and maps its error to the exit code.
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return usage_error(e),
+    };
     init_logging(cli.verbose, cli.quiet);
     match dispatch(cli) {
         Ok(()) => ExitCode::SUCCESS,
@@ -158,6 +161,42 @@ pub fn main() -> ExitCode {
             ExitCode::from(f.code)
         }
     }
+}
+
+/// A command-line error as one line (`popgo: error: ...`, exit 2), like every other
+/// error: clap's own text is several lines (the error, its details, a usage line and a
+/// pointer to --help). Help and version requests are printed as clap prints them.
+fn usage_error(e: clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+    if matches!(
+        e.kind(),
+        ErrorKind::DisplayHelp | ErrorKind::DisplayVersion | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+    ) {
+        let _ = e.print();
+        return ExitCode::from(e.exit_code().clamp(0, 255) as u8);
+    }
+    eprintln!("popgo: error: {} (see --help)", one_line(&e.render().to_string()));
+    ExitCode::from(2)
+}
+
+/// clap's error text without its usage and --help lines, joined into one line.
+fn one_line(text: &str) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    for l in text.lines() {
+        let t = l.trim();
+        if t.starts_with("Usage:") || t.starts_with("For more information") {
+            break;
+        }
+        if !t.is_empty() {
+            parts.push(t.strip_prefix("error: ").unwrap_or(t).to_string());
+        }
+    }
+    let mut out = parts.first().cloned().unwrap_or_default();
+    for p in &parts[1.min(parts.len())..] {
+        out.push_str(if out.ends_with(':') { " " } else { "; " });
+        out.push_str(p);
+    }
+    out
 }
 
 #[cfg(test)]

@@ -505,3 +505,48 @@ fn a_closed_stdout_neither_hangs_nor_panics_a_replay() {
     assert_eq!(o.status.code(), Some(0), "{err}");
     assert!(!err.contains("panicked"), "{err}");
 }
+
+#[test]
+fn command_line_errors_are_one_line_naming_the_option() {
+    let (cfg, pcap) = (seed("seed.toml"), seed("seed.pcap"));
+    for (args, want) in [
+        (vec!["replay", "--config", &cfg, "--loops", "x", &pcap], "invalid value 'x' for '--loops <LOOPS>'"),
+        (vec!["replay", "--config", &cfg, "--loop", "2", &pcap], "unexpected argument '--loop' found; tip:"),
+        (vec!["replay", &pcap], "the following required arguments were not provided: --config <CONFIG>"),
+        (vec!["gen", "synth", "--depth=-0.5", "--out", "/dev/null"], "'--depth <DEPTH>'"),
+        (vec!["run", "--config", &cfg, "--burst", "1"], "unexpected argument '--burst' found"),
+    ] {
+        let o = popgo_within(60, &args);
+        let e = error_line(&o);
+        assert!(e.starts_with("popgo: error: ") && e.contains(want) && e.ends_with("(see --help)"), "{args:?}: {e}");
+    }
+    // Help is still help: on stdout, exit 0, many lines.
+    let o = popgo_within(60, &["replay", "--help"]);
+    assert_eq!(o.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&o.stdout).lines().count() > 10);
+}
+
+#[test]
+fn generator_and_ctl_argument_errors_name_the_option() {
+    let o = popgo_within(
+        60,
+        &[
+            "gen",
+            "synth",
+            "--labels",
+            "8773",
+            "--first-label",
+            "65535",
+            "--transport-label",
+            "65535",
+            "--out",
+            "/dev/null",
+        ],
+    );
+    let e = error_line(&o);
+    assert!(e.ends_with("--transport-label 65535 is one of the service labels 65535..74308"), "{e}");
+    // An argument with no command in it: a usage error before any connection is tried.
+    let o = popgo_within(60, &["ctl", "--socket", "/nonexistent/popgo.sock", " ; "]);
+    let e = error_line(&o);
+    assert!(e.contains("ctl: the COMMAND argument holds no command"), "{e}");
+}

@@ -120,6 +120,16 @@ impl Client {
 
 /// Entry point of `popgo ctl`.
 pub fn ctl_main(a: CtlArgs) -> Result<(), Failure> {
+    // Arguments that hold no command are a usage error, found before connecting.
+    let joined = a.command.join(" ");
+    let split = split_commands(&joined);
+    let lines: Vec<&str> = split.iter().map(|l| l.trim()).filter(|l| !l.is_empty()).collect();
+    if !a.command.is_empty() && lines.is_empty() {
+        return Err(usage(anyhow::anyhow!(
+            "ctl: the COMMAND argument holds no command (give VRP commands separated by `;`, or no argument for \
+             an interactive session)"
+        )));
+    }
     let (mut c, greeting) = Client::connect(&a.socket).map_err(|e| {
         runtime(anyhow::anyhow!("cannot connect to {}: {e} (is popgo running with --control?)", a.socket.display()))
     })?;
@@ -130,12 +140,6 @@ pub fn ctl_main(a: CtlArgs) -> Result<(), Failure> {
     }
     if a.command.is_empty() {
         return interactive(&mut c, greeting, &io);
-    }
-    let joined = a.command.join(" ");
-    let split = split_commands(&joined);
-    let lines: Vec<&str> = split.iter().map(|l| l.trim()).filter(|l| !l.is_empty()).collect();
-    if lines.is_empty() {
-        return Err(usage(anyhow::anyhow!("empty command")));
     }
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::with_capacity(1 << 16, stdout.lock());

@@ -305,6 +305,10 @@ fn display_filters_and_streamed_displays() {
     assert!(e.contains("unknown output filter"), "{e}");
     let e = err(&mut p, &mut s, "display current-configuration | include (");
     assert!(e.contains("bad regular expression"), "{e}");
+    // One line (the regex crate's own text is four), saying what and where.
+    let e = err(&mut p, &mut s, "display current-configuration | include x(a|");
+    let e = e.trim_end();
+    assert!(e.ends_with(r#"bad regular expression "x(a|": unclosed group (column 2)"#) && !e.contains('\n'), "{e}");
 
     let before = p.exec_stream(&mut s, "display mpls lsp protocol bgp | include ^10\\.1\\.1\\.0/24");
     assert!(before.ok && before.text.is_empty() && before.stream.is_some());

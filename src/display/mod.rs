@@ -75,7 +75,8 @@ impl Filter {
         if re.is_empty() {
             return Err(format!("`| {}` needs a regular expression", kw.to_ascii_lowercase()));
         }
-        let r = regex::Regex::new(re).map_err(|e| format!("bad regular expression {re:?}: {e}"))?;
+        let r =
+            regex::Regex::new(re).map_err(|e| format!("bad regular expression {re:?}: {}", regex_error_line(&e)))?;
         Ok(Filter { lines: Some((sel, r)), count })
     }
 
@@ -91,6 +92,25 @@ impl Filter {
             Some((cmd, f)) => Ok((cmd, Filter::parse(f)?)),
             None => Ok((line, Filter::default())),
         }
+    }
+}
+
+/// A regex error in one line: the regex crate's syntax errors are several lines (the
+/// pattern, a caret line under the fault, then `error: WHAT`), and an error here is one
+/// line of a control-plane reply. Kept: what is wrong and the 1-based column of the caret.
+fn regex_error_line(e: &regex::Error) -> String {
+    let text = e.to_string();
+    let lines: Vec<&str> = text.lines().collect();
+    let what = lines.iter().rev().find_map(|l| l.strip_prefix("error: "));
+    let caret = lines.iter().position(|l| l.trim_start().starts_with('^'));
+    match (what, caret) {
+        (Some(what), Some(i)) if i > 0 => {
+            let indent = lines[i - 1].len() - lines[i - 1].trim_start().len();
+            let col = lines[i].find('^').unwrap_or(indent).saturating_sub(indent) + 1;
+            format!("{what} (column {col})")
+        }
+        (Some(what), _) => what.to_string(),
+        _ => lines.iter().map(|l| l.trim()).filter(|l| !l.is_empty()).collect::<Vec<_>>().join(" "),
     }
 }
 

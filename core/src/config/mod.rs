@@ -892,7 +892,16 @@ impl Config {
                     _ => std::path::PathBuf::from(m.get_ref()),
                 };
                 let whole = |msg: String| invalid(lines.of(m), "bgp.mrt", format!("{}: {msg}", path.display()));
-                let file = std::fs::File::open(&path).map_err(|e| whole(e.to_string()))?;
+                // Opened without blocking, and only a regular file is read: a FIFO would block
+                // the load (a SIGHUP reload on the control thread) in `open`, a device never end.
+                let file = {
+                    use std::os::unix::fs::OpenOptionsExt;
+                    std::fs::OpenOptions::new().read(true).custom_flags(libc::O_NONBLOCK).open(&path)
+                }
+                .map_err(|e| whole(e.to_string()))?;
+                if !file.metadata().map_err(|e| whole(e.to_string()))?.is_file() {
+                    return Err(whole("not a regular file".into()));
+                }
                 let (input, compression) =
                     mrt::decompress(std::io::BufReader::with_capacity(1 << 18, file)).map_err(&whole)?;
                 let checks = mrt::Checks {

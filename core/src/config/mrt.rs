@@ -956,4 +956,23 @@ mod tests {
             }
         }
     }
+
+    #[test]
+    fn a_fifo_or_a_device_is_refused_without_reading_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("c.toml");
+        let fifo = dir.path().join("rib.mrt");
+        assert!(std::process::Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+        for (name, want) in [("rib.mrt", "rib.mrt: not a regular file"), ("/dev/zero", "/dev/zero: not a regular file")]
+        {
+            let text = SEED.replacen("label_base = 48000", &format!("label_base = 48000\nmrt = {name:?}"), 1);
+            std::fs::write(&p, text).unwrap();
+            // On a FIFO without a writer a blocking open never returns: load on a thread.
+            let (tx, rx) = std::sync::mpsc::channel();
+            let path = p.clone();
+            std::thread::spawn(move || tx.send(Config::load(&path).map(|_| ()).map_err(|e| e.to_string())));
+            let e = rx.recv_timeout(std::time::Duration::from_secs(5)).expect("load returns").unwrap_err();
+            assert!(e.contains("bgp.mrt") && e.contains(want), "{e}");
+        }
+    }
 }

@@ -100,12 +100,12 @@ impl Synth {
         }
         if let Some(t) = self.transport_label {
             if self.depth > 7 {
-                return Err("depth must be in 1..=7 with a transport label".into());
+                return Err(format!("--depth {} must be in 1..=7 with --transport-label", self.depth));
             }
             super::profile::check_transport_label(t, self.first_label, self.labels, self.v6_share > 0.0)
-                .map_err(|m| format!("transport label {m}"))?;
+                .map_err(|m| format!("--transport-label {m}"))?;
             if self.size < min + 4 {
-                return Err(format!("size {} must be at least {} with a transport label", self.size, min + 4));
+                return Err(format!("--size {} must be at least {} with --transport-label", self.size, min + 4));
             }
         }
         Ok(())
