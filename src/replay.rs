@@ -211,8 +211,7 @@ pub fn replay(
     opts: &ReplayOpts,
     mut interval: Option<Interval>,
 ) -> Result<ReplayResult, Failure> {
-    let board = StatsBoard::new(opts.workers.max(1));
-    let board = Arc::new(if opts.lsp_counters { board } else { board.without_lsp_counting() });
+    let board = Arc::new(StatsBoard::with_lsp_counting(opts.workers.max(1), opts.lsp_counters));
     let plan = plan(opts);
     let ticker = |t: engine::Tick<'_>| {
         if let Some(line) = interval.as_mut().and_then(|i| i.tick(t.elapsed, t.board, &[])) {

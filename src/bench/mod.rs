@@ -684,7 +684,7 @@ pub fn main(a: BenchArgs) -> Result<(), Failure> {
         ..ReplayOpts::default()
     };
     // A benchmark measures the forwarder: no per-LSP counting (see `replay --lsp-counters`).
-    let board = Arc::new(StatsBoard::new(a.w.workers).without_lsp_counting());
+    let board = Arc::new(StatsBoard::with_lsp_counting(a.w.workers, false));
     let bench =
         Bench { snap: &snap, cap: &l.cap, opts, extra_pass: a.extra_pass, extra_work: a.extra_work, board: &board };
     let n = l.cap.len() as u64;

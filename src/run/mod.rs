@@ -484,8 +484,7 @@ pub fn main(a: RunArgs) -> Result<(), Failure> {
             reload_from: Some(a.config.clone()),
             mirror,
         });
-    let board = StatsBoard::new(opts.workers);
-    let board = Arc::new(if a.lsp_counters == crate::cmd::OnOff::On { board } else { board.without_lsp_counting() });
+    let board = Arc::new(StatsBoard::with_lsp_counting(opts.workers, a.lsp_counters == crate::cmd::OnOff::On));
     // The offload's per-LSP counts join the workers' wherever per-LSP counts are read.
     if let Some(k) = &kernel_lsps {
         let k = Arc::clone(k);

@@ -73,19 +73,29 @@ pub struct StatsBoard {
     rows: Vec<CachePadded<[AtomicU64; WORDS]>>,
     /// Per-LSP counters, one row per worker, written by the workers directly.
     lsps: std::sync::Arc<LspCounters>,
-    /// Whether the workers count per LSP (see [`StatsBoard::without_lsp_counting`]).
+    /// Whether the workers count per LSP (see [`StatsBoard::with_lsp_counting`]).
     count_lsps: bool,
     offload: CachePadded<[AtomicU64; WORDS]>,
     has_offload: std::sync::atomic::AtomicBool,
 }
 
 impl StatsBoard {
-    /// A board for `workers` workers (allocates: setup only).
+    /// A board for `workers` workers that count per LSP (allocates: setup only).
     pub fn new(workers: usize) -> StatsBoard {
+        Self::with_lsp_counting(workers, true)
+    }
+
+    /// A board for `workers` workers, counting per LSP or not. Without counting the
+    /// workers skip the per-packet update of a label-indexed row, which costs a cache
+    /// miss per packet over a big table (replay at 100k labels: about 0.55x the rate
+    /// with it, docs/datapath.md), and no rows are mapped (24 MiB of address space per
+    /// worker and phase otherwise: `bench --workers 256` under a 6 GiB address-space
+    /// limit failed to allocate them).
+    pub fn with_lsp_counting(workers: usize, count: bool) -> StatsBoard {
         StatsBoard {
             rows: (0..workers).map(|_| CachePadded::new(std::array::from_fn(|_| AtomicU64::new(0)))).collect(),
-            lsps: std::sync::Arc::new(LspCounters::new(workers)),
-            count_lsps: true,
+            lsps: std::sync::Arc::new(LspCounters::new(if count { workers } else { 0 })),
+            count_lsps: count,
             offload: CachePadded::new(std::array::from_fn(|_| AtomicU64::new(0))),
             has_offload: std::sync::atomic::AtomicBool::new(false),
         }
@@ -114,14 +124,6 @@ impl StatsBoard {
     }
 
     /// The per-LSP counters of the workers that publish here.
-    /// The same board with per-LSP counting off: the workers then skip the per-packet
-    /// update of a label-indexed row, which costs a cache miss per packet over a big
-    /// table (replay at 100k labels: about 0.55x the rate with it, docs/datapath.md).
-    pub fn without_lsp_counting(mut self) -> StatsBoard {
-        self.count_lsps = false;
-        self
-    }
-
     /// Whether the workers count per LSP.
     pub fn counts_lsps(&self) -> bool {
         self.count_lsps
@@ -211,5 +213,17 @@ mod tests {
         assert_eq!(b.offload(), Some(k));
         let t = b.total();
         assert_eq!((t.rx_pkts, t.port_tx_pkts[0], t.drop_count(DropReason::TtlExpired)), (25, 1, 1));
+    }
+
+    #[test]
+    fn per_lsp_rows_only_when_counting() {
+        let on = StatsBoard::with_lsp_counting(3, true);
+        assert!(on.counts_lsps());
+        assert_eq!(on.lsps().workers(), 3);
+        // 256 workers without counting map no rows (with them: 12 GiB of address space).
+        let off = StatsBoard::with_lsp_counting(256, false);
+        assert!(!off.counts_lsps());
+        assert_eq!(off.lsps().workers(), 0);
+        assert!(off.lsp_counts().is_empty());
     }
 }

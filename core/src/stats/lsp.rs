@@ -88,6 +88,11 @@ impl LspCounters {
         LspCounters { rows: (0..workers).map(|_| [LspRow::new(), LspRow::new()]).collect(), extra: Default::default() }
     }
 
+    /// Workers with rows (0 when nothing counts per LSP).
+    pub fn workers(&self) -> usize {
+        self.rows.len()
+    }
+
     /// Adds the counts `extra` returns to every read (set once; a second call is
     /// ignored and returns false).
     pub fn set_extra(&self, extra: ExtraLsps) -> bool {
