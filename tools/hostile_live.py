@@ -2,6 +2,7 @@
 control-socket sessions, signals, or HTTP connections to its metrics port. Each returns
 [(what, findings)], one entry per session; the last one carries the final report's check."""
 import os
+import re
 import signal
 import socket
 import time
@@ -192,19 +193,29 @@ def live_signals(rng, bin_, d, n):
 
 
 def scrape(port, secs=10):
-    try:
-        s = socket.create_connection(("127.0.0.1", port), timeout=secs)
-        s.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-        buf, end = b"", time.time() + secs
-        while time.time() < end:
-            c = s.recv(65536)
-            if not c:
-                break
-            buf += c
-        s.close()
-        return buf.startswith(b"HTTP/1.1 200") and b"popgo_" in buf
-    except OSError:
-        return False
+    """One good scrape within `secs`. A 429 (the endpoint's request-rate bound, which a
+    request of many pipelined GETs reaches) is an answer: wait its Retry-After, as
+    Prometheus would at its next interval, and ask again."""
+    end = time.time() + secs
+    while True:
+        try:
+            s = socket.create_connection(("127.0.0.1", port), timeout=max(0.1, end - time.time()))
+            s.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            buf = b""
+            while time.time() < end:
+                c = s.recv(65536)
+                if not c:
+                    break
+                buf += c
+            s.close()
+        except OSError:
+            return False
+        if buf.startswith(b"HTTP/1.1 200") and b"popgo_" in buf:
+            return True
+        m = re.search(rb"\r\nRetry-After: (\d+)\r\n", buf) if buf.startswith(b"HTTP/1.1 429") else None
+        if not m or time.time() + int(m.group(1)) >= end:
+            return False
+        time.sleep(int(m.group(1)))
 
 
 def rss_kb(pid):
