@@ -353,6 +353,7 @@ pub fn main(a: ReplayArgs) -> Result<(), Failure> {
     if let Some(dir) = &a.out_dir {
         check_out_dir(dir, &cfg, &a.input, a.overwrite)?;
         check_out_memory(&cap, a.loops)?;
+        check_out_timestamps(&cap, &a.input)?;
     }
     let snap;
     let tables = match &a.control {
@@ -509,6 +510,24 @@ fn check_out_memory(cap: &Capture, loops: u64) -> Result<(), Failure> {
         )));
     }
     Ok(())
+}
+
+/// The output files are classic pcap, whose record timestamps hold 32-bit seconds: an
+/// input record stamped later (pcapng has 64 bits) cannot be written. Said before the
+/// run, naming the record, rather than after it.
+fn check_out_timestamps(cap: &Capture, input: &Path) -> Result<(), Failure> {
+    const MAX_NS: u64 = (u32::MAX as u64 + 1) * 1_000_000_000 - 1;
+    match cap.records().iter().enumerate().find(|(_, r)| r.ts_ns > MAX_NS) {
+        Some((i, r)) => Err(usage(anyhow::anyhow!(
+            "{}: record {} (packet bytes at offset {}): timestamp {} ns is past the 32-bit seconds of the \
+             pcap files --out-dir writes (year 2106)",
+            input.display(),
+            i + 1,
+            r.offset,
+            r.ts_ns
+        ))),
+        None => Ok(()),
+    }
 }
 
 /// `MemAvailable` of /proc/meminfo, in bytes.

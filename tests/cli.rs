@@ -251,6 +251,33 @@ fn pcapng_input_replays_like_pcap() {
     assert_eq!(a["drops"], b["drops"]);
 }
 
+/// A pcapng record stamped past 2106 cannot go into the classic pcap files of --out-dir:
+/// refused before the run, naming the record (exit 2), and nothing is written.
+#[test]
+fn out_dir_refuses_timestamps_past_32_bit_seconds() {
+    if !popgo::testkit::have_tool("out_dir_refuses_timestamps_past_32_bit_seconds", "editcap", "-h") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let ng = dir.path().join("late.pcapng");
+    let st = Command::new("editcap")
+        .args(["-F", "pcapng", "-t", "5000000000", &seed_pcap(), ng.to_str().unwrap()])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let out = dir.path().join("out");
+    let o = popgo(&["replay", "--config", &seed_toml(), "--out-dir", out.to_str().unwrap(), ng.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+    assert!(err.contains("late.pcapng: record 1 (packet bytes at offset"), "{err}");
+    assert!(err.contains("past the 32-bit seconds"), "{err}");
+    assert!(!out.exists(), "nothing written");
+    // Without --out-dir the same capture replays.
+    let v = json(&popgo(&["replay", "--config", &seed_toml(), "--json", ng.to_str().unwrap()]));
+    assert_eq!(v["rx_packets"], 16, "{v}");
+}
+
 #[test]
 fn tshark_agrees_labels_are_gone_and_checksums_valid() {
     if !popgo::testkit::have_tool("tshark_agrees_labels_are_gone_and_checksums_valid", "tshark", "-v") {
