@@ -61,6 +61,14 @@ enum Cmd {
 }
 
 fn dispatch(cli: Cli) -> Result<(), Failure> {
+    // A stop (or reload) asked for while a forwarding command still loads its config,
+    // tables and capture is kept for the engine, which acts on it when it starts: it is
+    // not lost to a disposition inherited from the parent (a shell's background job
+    // starts with SIGINT ignored) nor ends the process half set up without a report.
+    if matches!(cli.cmd, Cmd::Replay(_) | Cmd::Run(_) | Cmd::Bench(_)) {
+        popgo::sys::signal::install_handlers()
+            .map_err(|e| popgo::cmd::runtime(anyhow::anyhow!("installing signal handlers: {e}")))?;
+    }
     match cli.cmd {
         Cmd::Replay(a) => popgo::replay::main(a),
         Cmd::Run(a) => popgo::run::main(a),

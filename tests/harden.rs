@@ -272,6 +272,61 @@ fn bench_stops_on_sigint_even_when_started_with_it_ignored_and_bounds_warmup() {
     assert!(err.trim_end().ends_with("popgo: error: interrupted by a signal: no results"), "{err}");
 }
 
+/// A SIGINT that arrives while replay still loads its tables (here 300,000 routes) is
+/// neither lost to an ignored disposition inherited from a shell's background job nor
+/// the end of a half-set-up process: the run stops as soon as it starts, with a report.
+#[test]
+fn a_stop_during_setup_is_kept_for_the_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = |f: &str| dir.path().join(f).to_str().unwrap().to_string();
+    let (pcap, cfg, table) = (p("s.pcap"), p("c.toml"), p("t.txt"));
+    let o = popgo_within(
+        60,
+        &[
+            "gen",
+            "synth",
+            "--out",
+            &pcap,
+            "--count",
+            "64",
+            "--labels",
+            "300000",
+            "--config-out",
+            &cfg,
+            "--table-out",
+            &table,
+        ],
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let mut child = Command::new("sh")
+        .args(["-c", "trap '' INT; exec \"$@\"", "sh", env!("CARGO_BIN_EXE_popgo"), "replay"])
+        .args(["--config", &cfg, "--loops", "0", "--json", &pcap])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The shell has exec'd popgo by then, which is still reading the table.
+    std::thread::sleep(Duration::from_millis(200));
+    Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("a SIGINT sent during setup was lost: replay --loops 0 still running after 60 s");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let o = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(0), "{err}");
+    let out = String::from_utf8_lossy(&o.stdout);
+    let v: serde_json::Value =
+        serde_json::from_str(out.trim_end().lines().last().unwrap_or("")).expect("a JSON report");
+    assert_eq!(v["balanced"], true, "{v}");
+}
+
 #[test]
 fn a_wall_clock_gate_refuses_a_baseline_of_another_run_shape() {
     let dir = tempfile::tempdir().unwrap();
