@@ -87,6 +87,7 @@ def diagnose(pid):
 
 
 EXITS = []  # exit codes of this job's processes, for the summary
+RUNS = []  # this job's processes: whatever still runs when the job ends is killed
 
 
 class Run:
@@ -97,6 +98,7 @@ class Run:
         self.cmd, self.cwd, self.secs, self.stopped, self.hung, self.diag = cmd, cwd, secs, False, False, ""
         self.p = subprocess.Popen(cmd, cwd=cwd, stdin=subprocess.PIPE if stdin else subprocess.DEVNULL,
                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, preexec_fn=limits(fsize))
+        RUNS.append(self)
         self.bufs = [[], []]
         self.threads = [threading.Thread(target=self._drain, args=(f, b), daemon=True)
                         for f, b in ((self.p.stdout, self.bufs[0]), (self.p.stderr, self.bufs[1]))]
@@ -390,6 +392,18 @@ def one(cat, seed, bin_, outdir):
                 json.dump([{"cmd": cmd, "findings": f} for cmd, f in found], fh, indent=1)
         return cat, seed, len(results) - setup, setup, [k for _, f in found for k, _ in f], found[:1], [e for x in lists.values() for e in x]
     finally:
+        # A job that ended early (a finding, an exception of the harness) may leave its
+        # target running: a replay --loops 0 would outlive the campaign.
+        runs = {id(RUNS): RUNS, **({id(m.RUNS): m.RUNS} if (m := sys.modules.get("hostile")) else {})}
+        for x in runs.values():
+            for r in x:
+                if r.p.poll() is None:
+                    try:
+                        os.killpg(r.p.pid, signal.SIGKILL)
+                    except OSError:
+                        pass
+                    r.p.wait()
+            x.clear()
         shutil.rmtree(d, ignore_errors=True)
 
 
