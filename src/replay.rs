@@ -516,8 +516,7 @@ fn check_out_memory(cap: &Capture, loops: u64) -> Result<(), Failure> {
 /// input record stamped later (pcapng has 64 bits) cannot be written. Said before the
 /// run, naming the record, rather than after it.
 fn check_out_timestamps(cap: &Capture, input: &Path) -> Result<(), Failure> {
-    const MAX_NS: u64 = (u32::MAX as u64 + 1) * 1_000_000_000 - 1;
-    match cap.records().iter().enumerate().find(|(_, r)| r.ts_ns > MAX_NS) {
+    match cap.records().iter().enumerate().find(|(_, r)| r.ts_ns > crate::io::pcap::MAX_TS_NS) {
         Some((i, r)) => Err(usage(anyhow::anyhow!(
             "{}: record {} (packet bytes at offset {}): timestamp {} ns is past the 32-bit seconds of the \
              pcap files --out-dir writes (year 2106)",

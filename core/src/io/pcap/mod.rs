@@ -84,7 +84,7 @@ mod writer;
 #[cfg(test)]
 mod tests;
 
-pub use writer::{write_file, Writer};
+pub use writer::{write_file, Writer, MAX_TS_NS};
 
 /// Largest captured length accepted for a single packet (bytes).
 pub const MAX_CAPLEN: u32 = 262_144;

@@ -11,6 +11,9 @@ use super::{Error, LINKTYPE_ETHERNET, NS_PER_SEC};
 /// rejected by [`Writer::write_packet`].
 const WRITER_SNAPLEN: u32 = 65_535;
 
+/// The latest timestamp a record can carry: 32-bit seconds (year 2106).
+pub const MAX_TS_NS: u64 = (u32::MAX as u64 + 1) * NS_PER_SEC - 1;
+
 /// Writes classic pcap, nanosecond magic (0xa1b23c4d little-endian),
 /// linktype 1 (Ethernet), snaplen 65535.
 ///
