@@ -410,6 +410,17 @@ fn seed_popgo_byte_exact_at_sinks() {
     }
 }
 
+/// The same through generic (skb) XDP on every port: the AF_XDP path in the other
+/// attach mode, whose popped frames leave from an offset past their chunk start.
+#[test]
+fn seed_popgo_byte_exact_at_sinks_generic_xdp() {
+    let _g = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    if privileged("seed_popgo_byte_exact_at_sinks_generic_xdp") {
+        let v = check_forwarding(true, &["--xdp-generic"]);
+        assert!(v["offload"].is_null(), "no offload unless asked: {v}");
+    }
+}
+
 /// Without POPGO (pop + IP lookup) 10.1.1.0-3 go to DeviceB by the longer /30.
 #[test]
 fn seed_without_popgo_byte_exact_at_sinks() {

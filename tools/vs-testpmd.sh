@@ -28,11 +28,12 @@
 # drift.
 #
 # Usage (root): tools/vs-testpmd.sh [PHASES...]
-# Env: POPGO, POPGO_LAB (binaries, default target/release/...), GEN_SECS (8), GEN_CPU (0),
+# Env: POPGO, POPGO_B, POPGO_LAB (binaries, default target/release/...), GEN_SECS (8), GEN_CPU (0),
 #      FWD_CPU (1), POPGO_EXTRA (extra `popgo run` flags), GEN_EXTRA, GEN_MODE (live), ROUNDS (3),
 #      MAX_SECS (600), LAB_TAG (in the namespace names).
-# Phase `popgob`: popgo run with POPGO_EXTRA_B instead of POPGO_EXTRA, for an A/B of a
-# flag in one sitting (e.g. `tools/vs-testpmd.sh popgo popgob popgob popgo popgo popgob`).
+# Phase `popgob`: popgo run with POPGO_EXTRA_B instead of POPGO_EXTRA, and the binary
+# POPGO_B (default: POPGO), for an A/B of a flag or of two builds in one sitting (e.g.
+# `tools/vs-testpmd.sh popgo popgob popgob popgo popgo popgob`).
 # Needs: dpdk-testpmd (apt-get install --no-install-recommends dpdk dpdk-dev
 #        librte-net-af-xdp23 librte-mempool-ring23); without it the testpmd phases are skipped.
 set -euo pipefail
@@ -141,11 +142,12 @@ phase_ceiling() {
 
 phase_popgo() { # phase_popgo [TAG [FLAGS...]]
     N=$((N + 1))
-    local tag=${1:-popgo}
+    local tag=${1:-popgo} bin=$POPGO
+    [[ $tag == popgob ]] && bin=${POPGO_B:-$POPGO}
     [[ $# -gt 0 ]] && shift
     [[ $# -eq 0 && $tag == popgo ]] && set -- ${POPGO_ARGS[@]+"${POPGO_ARGS[@]}"}
     log "phase $tag: generator -> popgo run $* (fa -> fb, POPGO) on CPU $FWD_CPU -> sink k0"
-    run_bg "${tag}_$N" "$NS_F" $((GEN_SECS + 30)) "$POPGO" run --config "$LOG/vs.toml" --cores "$FWD_CPU" \
+    run_bg "${tag}_$N" "$NS_F" $((GEN_SECS + 30)) "$bin" run --config "$LOG/vs.toml" --cores "$FWD_CPU" \
         --stats-interval 1 "$@"
     wait_for "$LOG/${tag}_$N.log" "forwarding" 15
     grep "run:   port" "$LOG/${tag}_$N.log" | sed 's/^/  /' || true

@@ -9,9 +9,8 @@
 //!
 //! Frames carry 198.18.0.0/15 addresses (RFC 2544) only; they stay on the lab veths.
 
-use crate::io::afxdp::{frame, new_pending, BindMode, KickPolicy, Port, PortConfig, SharedArea};
+use crate::io::afxdp::{new_pending, BindMode, KickPolicy, Port, PortConfig, SharedArea, FRAME_SIZE};
 use crate::io::xdp::{CountSink, MplsRedirect};
-use ::afxdp::buf::Buf;
 use anyhow::{anyhow, Context, Result};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -35,9 +34,9 @@ pub fn send(iface: &str, pcap: &std::path::Path, repeat: u64, gap: Duration) -> 
     let cap = crate::io::pcap::Capture::open(pcap).with_context(|| pcap.display().to_string())?;
     // Our program first, so that libbpf does not attach its own (io::xdp docs).
     let _prog = MplsRedirect::attach(iface, true, false).with_context(|| format!("attaching XDP to {iface}"))?;
-    let mut area = SharedArea::new(2 * RING as usize, crate::io::afxdp::queue::FRAME_SIZE)?;
+    let mut area = SharedArea::new(2 * RING as usize, FRAME_SIZE)?;
     let mut port = Port::new(&area, iface, 0, port_cfg(None))?;
-    let mut pending = new_pending();
+    let mut pending = new_pending(BURST);
     let mut sent = 0u64;
     let mut skipped = 0u64;
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -61,13 +60,15 @@ pub fn send(iface: &str, pcap: &std::path::Path, repeat: u64, gap: Duration) -> 
                     break 'outer;
                 }
             }
-            let Some(mut f) = area.free.pop() else { break 'outer };
-            if !frame::write(&mut f, pkt) {
-                area.free.push(f);
+            let Some(chunk) = area.free.pop() else { break 'outer };
+            let mut f = area.frame(chunk);
+            if !f.write(pkt) {
+                area.free.push(chunk);
                 skipped += 1;
                 continue;
             }
-            let _ = pending.push_back(f);
+            // At most BURST staged: flushed below before it grows past that.
+            pending.push_back(f);
             if pending.len() >= BURST || !gap.is_zero() {
                 while !pending.is_empty() && Instant::now() < deadline {
                     port.reclaim(&mut area.free);
@@ -209,15 +210,15 @@ pub fn gen(o: &GenOpts) -> Result<u64> {
     }
     let src = iface_mac(&o.iface)?;
     let _prog = MplsRedirect::attach(&o.iface, true, false).with_context(|| format!("attaching XDP to {}", o.iface))?;
-    let mut area = SharedArea::new(2 * RING as usize, crate::io::afxdp::queue::FRAME_SIZE)?;
+    let mut area = SharedArea::new(2 * RING as usize, FRAME_SIZE)?;
     let mut port = Port::new(&area, &o.iface, 0, port_cfg(o.tx_budget))?;
     // Every frame permanently holds one template (nothing is received into these
     // frames: the fill ring stays empty), so completions are resent as they are.
     let templates: Vec<Vec<u8>> = (0..o.flows.max(1)).map(|i| gen_frame(&o.dst, &src, o.label, i)).collect();
-    for (i, f) in area.free.iter_mut().enumerate() {
-        frame::write(f, &templates[i % templates.len()]);
+    for (i, &chunk) in area.free.iter().enumerate() {
+        area.frame(chunk).write(&templates[i % templates.len()]);
     }
-    let mut pending = new_pending();
+    let mut pending = new_pending(BURST);
     if let Some(c) = o.core {
         crate::sys::affinity::pin_current(c);
     }
@@ -229,9 +230,10 @@ pub fn gen(o: &GenOpts) -> Result<u64> {
     loop {
         completed += port.reclaim(&mut area.free) as u64;
         while pending.len() < BURST && queued < o.count {
-            let Some(mut f) = area.free.pop() else { break };
-            f.set_len(GEN_FRAME_LEN as u16); // completions come back with len 0
-            let _ = pending.push_back(f);
+            let Some(chunk) = area.free.pop() else { break };
+            let mut f = area.frame(chunk);
+            f.set_len(GEN_FRAME_LEN); // the template written at start is still there
+            pending.push_back(f);
             queued += 1;
         }
         let (_, kicked) = port.tx_burst(&mut pending, BURST);

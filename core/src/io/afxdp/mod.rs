@@ -1,92 +1,65 @@
-//! Adapter over the `afxdp` 0.4 crate: one [`Port`] = one interface queue =
-//! one AF_XDP socket with its own UMEM registration, its fill/completion
-//! rings, and its RX/TX rings. All ports of a worker register the SAME
-//! memory area ([`SharedArea`]), so a frame received on port A can be put on
-//! port B's TX ring by address, without a copy.
+//! AF_XDP sockets for the worker loop, over libbpf's socket and UMEM set-up
+//! (`libbpf-sys`) and an owned ring layer ([`ring`]). One [`Port`] = one interface
+//! queue = one AF_XDP socket with its own UMEM registration, its fill/completion rings
+//! and its RX/TX rings. All ports of a worker register the SAME memory area
+//! ([`SharedArea`]), so a frame received on port A can be put on port B's TX ring by
+//! address, without a copy.
 //!
 //! Hot-path methods ([`Port::rx_burst`], [`Port::tx_burst`], [`Port::reclaim`],
 //! [`Port::refill`], [`Port::kick_tx_if_needed`]) do no allocation, take no lock
 //! and make no syscall except ring wakeups (`poll`/`sendto`). The core never
 //! sees this module: it works on [`XdpFrame`] through [`crate::io::PacketMut`].
 //!
-//! Gaps of afxdp 0.4 worked around here (the crate is used as published, never
-//! patched or vendored):
-//! - the frame start cannot be moved, so [`XdpFrame::pull_front`] moves the
-//!   payload (a label pop costs a memmove of the rest of the frame);
-//! - the socket fd is private: it is the fd of the port's own UMEM (see
-//!   Invariants), which `Umem::get_ptr` + libbpf's `xsk_umem__fd` give;
-//! - no XDP statistics / bind mode accessors: `getsockopt` on that fd
-//!   ([`Port::xdp_statistics`], [`Port::zero_copy`]);
-//! - no stand-alone TX kick: `sendto` on that fd ([`Port::kick_tx_if_needed`]);
-//! - `SocketTx::try_send` panics on an unexpected `sendto` errno (anything but
-//!   ENOBUFS/EAGAIN/EBUSY/ENETDOWN, e.g. ENXIO once the interface is deleted
-//!   under a running forwarder). [`Port::tx_burst`] catches it, marks the port
-//!   failed and sends nothing more on it: its frames end as drops.
+//! Why not the `afxdp` crate (0.4, used until the ring layer was written): its frame
+//! type keeps the UMEM address private, so a label pop had to move the rest of the
+//! frame instead of the frame's start; its socket fd is private (we derived it from
+//! the UMEM's); its `try_send` panics on an unexpected `sendto` errno (ENXIO once the
+//! interface is deleted), which we had to catch; and its ring operations are libbpf's
+//! out-of-line wrappers, a function call per descriptor (`_xsk_ring_cons__peek` alone
+//! was 3.6% of the forwarding core's samples on the veth lab). The socket and UMEM
+//! are still created by the libbpf calls the crate made.
 //!
 //! # Invariants
-//! - **Memory**: `MmapArea` (anonymous mmap, owned by the crate, behind an
-//!   `Arc`) is registered once per port with `XDP_UMEM_REG` (`Umem::new`).
-//!   The kernel pins those pages until the umem socket is closed.
-//!   `BufMmap<'static, _>` frames hold `&'static mut [u8]` slices into the
-//!   area; the `'static` is a promise that every frame is dropped before the
-//!   last `Arc<MmapArea>` (held by each `Umem` and by [`SharedArea`]). Owners
-//!   (the `run` worker) declare frame containers *before* their ports and the
-//!   area, so that drop order holds.
-//! - **Rings**: libbpf keeps raw pointers to the `Box<xsk_ring_*>` structs
-//!   owned by afxdp's `UmemFillQueue` / `UmemCompletionQueue` (libbpf's
-//!   `ctx->fill` / `ctx->comp`) and reads them in `xsk_socket__delete`. So the
-//!   socket must be deleted while the fill/completion queue owners are still
-//!   alive. [`Port`]'s field order encodes this: `rx`, `tx`, `socket` (the
-//!   last `Arc<Socket>` → `xsk_socket__delete`) drop before `fq`, `cq`,
-//!   `umem` (→ `xsk_umem__delete`). Never move those fields out of `Port`.
-//! - **Socket fd**: afxdp 0.4 keeps the fd private (`SocketRx::fd`,
-//!   `SocketTx::fd` are private; `Socket::socket` is a private
-//!   `Box<xsk_socket>`, so `xsk_socket__fd` cannot be reached). libbpf 0.3
-//!   makes the FIRST socket of a umem reuse the umem's own fd (`xsk->fd =
-//!   umem->fd` in `xsk_socket__create_shared`), and every [`Port`] registers
-//!   its own umem with exactly one socket: so the socket fd is
-//!   `xsk_umem__fd(Umem::get_ptr())` (`get_ptr` is public). The fd is owned by
-//!   libbpf (closed by `xsk_umem__delete`); we only borrow it for
-//!   `sendto`/`getsockopt`/`setsockopt`, never close it.
+//! - **Memory**: the area is an anonymous mapping behind an `Rc`, held by the
+//!   [`SharedArea`] and by every [`Port`] registered on it (`XDP_UMEM_REG` pins its
+//!   pages until the UMEM is deleted), so it outlives every socket using it whatever
+//!   the drop order.
+//! - **Frames**: a 2 KiB chunk of the area is owned by exactly one of: the free list,
+//!   a fill ring, the kernel, an RX ring, one [`XdpFrame`], a TX stage, a TX ring, a
+//!   completion ring. An [`XdpFrame`] is a pointer into its chunk with the UMEM
+//!   address and length of its data; only its owner reads or writes those bytes.
+//! - **Rings**: libbpf keeps raw pointers to the boxed `xsk_ring_*` structs (see
+//!   [`ring`]) and reads them in `xsk_socket__delete`; [`Port`]'s `Drop` deletes the
+//!   socket, then the UMEM, before its ring fields drop.
 //! - **XSKMAP**: the XDP program (see `xdp.rs`) must be attached before
 //!   `Port::new`, otherwise libbpf installs its redirect-everything program.
 //! - Threads: ports and areas are created *inside* the worker thread that uses
-//!   them and never leave it; nothing is shared between workers.
-//!   No `unsafe impl Send` is needed or given.
+//!   them and never leave it (raw pointers keep them `!Send`).
 #![allow(unsafe_code)]
 
+mod area;
 pub mod queue;
+pub mod ring;
 pub mod tx;
 
-use crate::io::PacketMut;
+pub use area::{SharedArea, XdpFrame, FRAME_SIZE, HEADROOM};
+
+use area::Mem;
+use ring::{Cons, Prod};
+use std::collections::VecDeque;
+use std::ffi::CString;
 use std::io;
 use std::os::fd::RawFd;
-use std::sync::Arc;
+use std::ptr::NonNull;
+use std::rc::Rc;
 
-use ::afxdp::buf::Buf;
-use ::afxdp::buf_mmap::BufMmap;
-use ::afxdp::mmap_area::{MmapArea, MmapAreaOptions};
-use ::afxdp::socket::{Socket, SocketOptions, SocketRx, SocketTx};
-use ::afxdp::umem::{Umem, UmemCompletionQueue, UmemFillQueue};
-use arraydeque::{ArrayDeque, Wrapping};
+/// TX frames staged for one port, in order (a bounded deque: its owner never pushes
+/// past the capacity it was made with, so it never reallocates).
+pub type Pending = VecDeque<XdpFrame>;
 
-/// Per-frame user data carried by afxdp buffers. We carry none.
-#[derive(Default, Clone, Copy, Debug)]
-pub struct NoUser;
-
-/// One packet buffer inside the shared area.
-pub type Frame = BufMmap<'static, NoUser>;
-
-/// afxdp's fixed-size staging queue type (`PENDING_LEN` = 4096 entries).
-/// `try_recv` appends to one, `try_send` consumes from the front of one.
-pub type Pending = ArrayDeque<[Frame; ::afxdp::PENDING_LEN], Wrapping>;
-
-/// Capacity of a [`Pending`] queue.
-pub const PENDING_LEN: usize = ::afxdp::PENDING_LEN;
-
-/// Allocate a pending queue on the heap (it is ~128 KiB).
-pub fn new_pending() -> Box<Pending> {
-    Box::new(ArrayDeque::new())
+/// A staging queue for `cap` frames.
+pub fn new_pending(cap: usize) -> Pending {
+    VecDeque::with_capacity(cap)
 }
 
 /// `XDP_MAX_TX_SKB_BUDGET` (kernel >= 6.17, uapi if_xdp.h): frames the copy-mode
@@ -134,38 +107,15 @@ impl Error {
     }
 }
 
-/// afxdp wraps libbpf's *negative* errno in `io::Error::from_raw_os_error`
-/// (EBUSY prints as "os error -16"); normalise to a positive errno + message.
-fn normalise(e: &io::Error) -> (Option<i32>, String) {
-    match e.raw_os_error() {
-        Some(n) => {
-            let n = n.abs();
-            (Some(n), io::Error::from_raw_os_error(n).to_string())
-        }
-        None => (None, e.to_string()),
-    }
-}
-
-/// The memory area shared by all ports of one worker, plus its free list.
-pub struct SharedArea {
-    /// Free frames. Capacity = total frames, so `UmemCompletionQueue::service`
-    /// (which caps at `capacity - len`) never refuses completions.
-    /// Declared before `area` so frames drop first (see Invariants).
-    pub free: Vec<Frame>,
-    pub area: Arc<MmapArea<'static, NoUser>>,
-    pub frame_size: usize,
-    pub frames: usize,
-}
-
-impl SharedArea {
-    /// `frames` buffers of `frame_size` bytes (2048 or 4096 in aligned mode).
-    /// afxdp reserves the first 256 bytes of each frame (`AF_XDP_RESERVED` =
-    /// the kernel's `XDP_PACKET_HEADROOM`): frame data starts at chunk + 256
-    /// and has `frame_size - 256` bytes of room.
-    pub fn new(frames: usize, frame_size: usize) -> Result<Self, Error> {
-        let (area, free) = MmapArea::new(frames, frame_size, MmapAreaOptions { huge_tlb: false })
-            .map_err(|e| Error::Area { frames, frame_size, msg: format!("{e:?}") })?;
-        Ok(SharedArea { free, area, frame_size, frames })
+/// A libbpf return value (0 or a negative errno) as a step error.
+fn libbpf_err(iface: &str, queue: u32, step: &'static str, ret: i32) -> Error {
+    let errno = ret.abs();
+    Error::Port {
+        iface: iface.to_string(),
+        queue,
+        step,
+        errno: Some(errno),
+        msg: io::Error::from_raw_os_error(errno).to_string(),
     }
 }
 
@@ -227,16 +177,19 @@ pub struct PortStats {
     pub fill_ring_starved: u64,
 }
 
-/// One AF_XDP socket on one interface queue. See the module Invariants for
-/// why the field order matters.
+/// One AF_XDP socket on one interface queue, with its own UMEM registration of the
+/// worker's area.
 pub struct Port {
-    rx: SocketRx<'static, NoUser>,
-    tx: SocketTx<'static, NoUser>,
-    _socket: Arc<Socket<'static, NoUser>>,
-    fq: UmemFillQueue<'static, NoUser>,
-    cq: UmemCompletionQueue<'static, NoUser>,
-    _umem: Arc<Umem<'static, NoUser>>,
-    /// Borrowed from libbpf (see Invariants); never closed by us.
+    fill: Prod,
+    comp: Cons,
+    rx: Cons,
+    tx: Prod,
+    /// Owned; deleted in `Drop` (before the rings drop, see Invariants).
+    xsk: NonNull<libbpf_sys::xsk_socket>,
+    umem: NonNull<libbpf_sys::xsk_umem>,
+    /// Keeps the area registered by this socket mapped.
+    mem: Rc<Mem>,
+    /// The socket's fd (owned by libbpf, closed by `xsk_socket__delete`).
     fd: RawFd,
     pub ifname: String,
     pub queue: u32,
@@ -251,53 +204,104 @@ pub struct Port {
     tx_budget_eff: usize,
     /// iterations since the last completion while frames were in flight
     stall_iters: u32,
-    /// `try_send` panicked (its kick failed: the interface is gone); nothing is
-    /// handed to this socket any more.
+    /// A kick failed for good (the interface is gone): nothing more is submitted.
     failed: bool,
     pub stats: PortStats,
 }
 
+impl Drop for Port {
+    fn drop(&mut self) {
+        // SAFETY: `xsk` was created by `xsk_socket__create` in `Port::new` and is deleted
+        // only here; the ring structs it points to are fields still alive.
+        unsafe { libbpf_sys::xsk_socket__delete(self.xsk.as_ptr()) };
+        // SAFETY: `umem` was created by `xsk_umem__create` in `Port::new`; its only
+        // socket was deleted just above, so it is unused (`mem` still maps the area).
+        unsafe { libbpf_sys::xsk_umem__delete(self.umem.as_ptr()) };
+    }
+}
+
 impl Port {
-    /// Create the umem registration + socket for `ifname`/`queue` over the
-    /// shared area. The MPLS XDP program must already be attached to
-    /// `ifname` (libbpf then inserts this socket into its `xsks_map`).
+    /// Registers the area as a UMEM and binds a socket to `ifname`/`queue`. The MPLS
+    /// XDP program must already be attached to `ifname` (libbpf then inserts this
+    /// socket into its `xsks_map`).
     pub fn new(area: &SharedArea, ifname: &str, queue: u32, cfg: PortConfig) -> Result<Self, Error> {
-        let err = |step: &'static str, e: &io::Error| {
-            let (errno, msg) = normalise(e);
-            Error::Port { iface: ifname.to_string(), queue, step, errno, msg }
-        };
         let other =
             |step: &'static str, msg: String| Error::Port { iface: ifname.to_string(), queue, step, errno: None, msg };
-        let (umem, cq, fq) = match Umem::new(area.area.clone(), cfg.ring_size, cfg.ring_size) {
-            Ok(x) => x,
-            Err(::afxdp::umem::UmemNewError::Create(e)) => return Err(err("registering the UMEM", &e)),
-            Err(e) => return Err(other("registering the UMEM", e.to_string())),
-        };
-        // SAFETY: `get_ptr` points at the libbpf umem that `umem` owns and keeps alive
-        // for this call; `xsk_umem__fd` only reads its fd field.
-        let fd = unsafe { libbpf_sys::xsk_umem__fd(umem.get_ptr()) };
-        if fd < 0 {
-            return Err(other("finding the socket fd", format!("xsk_umem__fd returned {fd}")));
+        if !cfg.ring_size.is_power_of_two() {
+            return Err(other("sizing the rings", format!("{} is not a power of two", cfg.ring_size)));
         }
-        let opts = SocketOptions {
-            zero_copy_mode: cfg.mode == BindMode::ZeroCopy,
-            copy_mode: cfg.mode == BindMode::Copy,
-            rx_ring_size: cfg.ring_size,
-            tx_ring_size: cfg.ring_size,
+        let c_ifname = CString::new(ifname).map_err(|_| other("naming the interface", "contains NUL".into()))?;
+        let (mut fill, mut comp, mut rx, mut tx) =
+            (Prod::unmapped(), Cons::unmapped(), Cons::unmapped(), Prod::unmapped());
+        let ucfg = libbpf_sys::xsk_umem_config {
+            fill_size: cfg.ring_size,
+            comp_size: cfg.ring_size,
+            frame_size: area.frame_size as u32,
+            frame_headroom: 0,
+            flags: 0,
         };
-        let (socket, rx, tx) =
-            match Socket::new(umem.clone(), ifname, queue as usize, cfg.ring_size, cfg.ring_size, opts) {
-                Ok(x) => x,
-                Err(::afxdp::socket::SocketNewError::Create(e)) => return Err(err("binding the socket", &e)),
-                Err(e) => return Err(other("binding the socket", e.to_string())),
-            };
+        let mut umem: *mut libbpf_sys::xsk_umem = std::ptr::null_mut();
+        let len = (area.frames * area.frame_size) as u64;
+        // SAFETY: the area is a live mapping of `len` bytes, kept mapped by `mem` for as
+        // long as the UMEM exists; the ring structs are boxed (stable addresses) and
+        // outlive the UMEM (deleted in Drop before the fields drop).
+        let ret = unsafe {
+            libbpf_sys::xsk_umem__create(
+                &mut umem,
+                area.mem.base.as_ptr().cast(),
+                len,
+                &mut *fill.0,
+                &mut *comp.0,
+                &ucfg,
+            )
+        };
+        if ret != 0 {
+            return Err(libbpf_err(ifname, queue, "registering the UMEM", ret));
+        }
+        let umem = NonNull::new(umem).ok_or_else(|| other("registering the UMEM", "libbpf returned null".into()))?;
+        let mut bind_flags = libbpf_sys::XDP_USE_NEED_WAKEUP as u16;
+        match cfg.mode {
+            BindMode::Auto => {}
+            BindMode::ZeroCopy => bind_flags |= libbpf_sys::XDP_ZEROCOPY as u16,
+            BindMode::Copy => bind_flags |= libbpf_sys::XDP_COPY as u16,
+        }
+        let scfg = libbpf_sys::xsk_socket_config {
+            rx_size: cfg.ring_size,
+            tx_size: cfg.ring_size,
+            // libbpf looks up the attached program's `xsks_map` and inserts the socket.
+            libbpf_flags: 0,
+            xdp_flags: libbpf_sys::XDP_FLAGS_UPDATE_IF_NOEXIST,
+            bind_flags,
+        };
+        let mut xsk: *mut libbpf_sys::xsk_socket = std::ptr::null_mut();
+        // SAFETY: c_ifname is NUL-terminated; umem is live; rx/tx are boxed and outlive
+        // the socket (Drop order).
+        let ret = unsafe {
+            libbpf_sys::xsk_socket__create(
+                &mut xsk,
+                c_ifname.as_ptr(),
+                queue,
+                umem.as_ptr(),
+                &mut *rx.0,
+                &mut *tx.0,
+                &scfg,
+            )
+        };
+        let Some(xsk) = NonNull::new(xsk).filter(|_| ret == 0) else {
+            // SAFETY: the UMEM was created above and no socket uses it.
+            unsafe { libbpf_sys::xsk_umem__delete(umem.as_ptr()) };
+            return Err(libbpf_err(ifname, queue, "binding the socket", if ret == 0 { -libc::EINVAL } else { ret }));
+        };
+        // SAFETY: xsk is the live socket just created.
+        let fd = unsafe { libbpf_sys::xsk_socket__fd(xsk.as_ptr()) };
         let mut port = Port {
+            fill,
+            comp,
             rx,
             tx,
-            _socket: socket,
-            fq,
-            cq,
-            _umem: umem,
+            xsk,
+            umem,
+            mem: area.mem.clone(),
             fd,
             ifname: ifname.to_string(),
             queue,
@@ -310,9 +314,21 @@ impl Port {
             failed: false,
             stats: PortStats::default(),
         };
+        if fd < 0 {
+            return Err(other("finding the socket fd", format!("xsk_socket__fd returned {fd}")));
+        }
         if let Some(b) = cfg.tx_budget {
             let b = b.min(cfg.ring_size);
-            port.set_tx_budget(b).map_err(|e| err("setting XDP_MAX_TX_SKB_BUDGET", &e))?;
+            port.set_tx_budget(b).map_err(|e| {
+                let errno = e.raw_os_error();
+                Error::Port {
+                    iface: ifname.to_string(),
+                    queue,
+                    step: "setting XDP_MAX_TX_SKB_BUDGET",
+                    errno,
+                    msg: e.to_string(),
+                }
+            })?;
             port.tx_budget_eff = b as usize;
         }
         Ok(port)
@@ -361,10 +377,10 @@ impl Port {
         Ok(())
     }
 
-    /// Give free frames to the fill ring until it is full (or `free` is empty).
-    /// libbpf's reserve is all-or-nothing, so we ask for exactly the deficit.
+    /// Gives free chunks to the fill ring until every slot the kernel consumed is
+    /// given back (or `free` is empty).
     #[inline]
-    pub fn refill(&mut self, free: &mut Vec<Frame>) {
+    pub fn refill(&mut self, free: &mut Vec<u64>) {
         if self.fq_deficit == 0 {
             return;
         }
@@ -373,19 +389,31 @@ impl Port {
             self.stats.fill_ring_starved += 1;
             return;
         }
-        // UmemFillQueue::fill never returns Err in 0.4.
-        if let Ok(n) = self.fq.fill(free, want) {
-            self.fq_deficit -= n;
+        let (idx, n) = self.fill.reserve(want as u32);
+        for i in 0..n {
+            // n <= want <= free.len(): never None.
+            if let Some(chunk) = free.pop() {
+                self.fill.set_addr(idx.wrapping_add(i), chunk);
+            }
         }
+        self.fill.submit();
+        self.fq_deficit -= n as usize;
     }
 
-    /// Move completed TX frames back to `free`. Returns frames reclaimed.
+    /// Moves completed TX chunks back to `free`. Returns how many.
     #[inline]
-    pub fn reclaim(&mut self, free: &mut Vec<Frame>) -> usize {
+    pub fn reclaim(&mut self, free: &mut Vec<u64>) -> usize {
         if self.tx_in_flight == 0 {
             return 0;
         }
-        let n = self.cq.service(free, self.cfg.ring_size as usize).unwrap_or(0);
+        let (idx, n) = self.comp.peek(self.tx_in_flight as u32);
+        for i in 0..n {
+            // Completions carry the TX address, which may be past the chunk start (a
+            // popped frame); the free list holds chunk starts. Capacity = all chunks.
+            free.push(self.comp.addr(idx.wrapping_add(i)) & !(FRAME_SIZE as u64 - 1));
+        }
+        self.comp.release();
+        let n = n as usize;
         self.tx_in_flight -= n;
         if n == 0 && self.tx_in_flight > 0 {
             self.stall_iters = self.stall_iters.saturating_add(1);
@@ -395,83 +423,83 @@ impl Port {
         n
     }
 
-    /// Receive up to `max` frames, appended to the back of `pending`.
-    /// Honours need_wakeup: when nothing arrived and the kernel set the fill
-    /// ring's need_wakeup flag, `poll()` the socket.
+    /// Receives up to `max` frames, appended to `out`. Honours need_wakeup: when
+    /// nothing arrived and the kernel set the fill ring's need_wakeup flag, `poll()`s
+    /// the socket.
     #[inline]
-    pub fn rx_burst(&mut self, pending: &mut Pending, max: usize) -> usize {
-        let n = self.rx.try_recv(pending, max, NoUser).unwrap_or(0);
+    pub fn rx_burst(&mut self, out: &mut Vec<XdpFrame>, max: usize) -> usize {
+        let (idx, n) = self.rx.peek(max as u32);
         if n == 0 {
-            if self.fq.needs_wakeup() {
+            if self.fill.needs_wakeup() {
                 self.stats.rx_wakeups += 1;
-                self.rx.wake();
+                self.wake_rx();
             }
-        } else {
-            self.fq_deficit += n;
-            self.stats.rx_pkts += n as u64;
+            return 0;
         }
+        let room = FRAME_SIZE as u64 - HEADROOM as u64;
+        for i in 0..n {
+            let (addr, len) = self.rx.desc(idx.wrapping_add(i));
+            // The kernel writes at most a chunk minus its headroom; a longer length would
+            // be a kernel bug, and is clamped so the frame never leaves its chunk.
+            out.push(XdpFrame::at(self.mem.base, addr, len.min(room as u32)));
+        }
+        self.rx.release();
+        let n = n as usize;
+        self.fq_deficit += n;
+        self.stats.rx_pkts += n as u64;
         n
     }
 
-    /// Free TX ring slots we may reserve without failing: the ring holds at
-    /// most `tx_in_flight` of our frames (completed ones have left it).
+    #[cold]
+    fn wake_rx(&self) {
+        let mut pfd = libc::pollfd { fd: self.fd, events: libc::POLLIN, revents: 0 };
+        // SAFETY: pfd is a valid pollfd local; a zero timeout never blocks. Errors
+        // (EINTR) only mean the wakeup is retried on the next empty poll.
+        unsafe { libc::poll(&mut pfd, 1, 0) };
+    }
+
+    /// Free TX ring slots we may fill: the ring holds at most `tx_in_flight` of our
+    /// frames (completed ones have left it).
     #[inline]
     pub fn tx_room(&self) -> usize {
         (self.cfg.ring_size as usize).saturating_sub(self.tx_in_flight)
     }
 
-    /// Submit up to `max` frames from the front of `pending` to TX (bounded by
-    /// [`Port::tx_room`], because libbpf's reserve is all-or-nothing).
-    /// afxdp's `try_send` itself kicks (`sendto`) when the TX ring has
-    /// need_wakeup set; returns (frames submitted, whether it kicked).
-    ///
-    /// `try_send` kicks with its own `sendto` and panics when that fails with an
-    /// errno other than ENOBUFS/EAGAIN/EBUSY/ENETDOWN (ENXIO once the interface is
-    /// deleted and the socket unbound). Its ring and fd are private and the kernel
-    /// sets the need_wakeup flag, so the call cannot be made safe beforehand: the
-    /// panic is caught here (no unwinding out of the worker), the frames it had
-    /// already put on the ring count as submitted, and the port is marked failed
-    /// ([`Port::failed`]): later calls submit nothing, so the caller's frames stay
-    /// staged and end as drops. The cost on the normal path is none (no landing pad
-    /// runs unless a panic happens).
+    /// Submits up to `max` frames from the front of `pending` to the TX ring, then
+    /// kicks the kernel if it asked for it; returns (frames submitted, whether it
+    /// kicked). A port whose kick failed for good (see [`Port::failed`]) takes nothing.
     #[inline]
     pub fn tx_burst(&mut self, pending: &mut Pending, max: usize) -> (usize, bool) {
         let want = max.min(pending.len()).min(self.tx_room());
         if want == 0 || self.failed {
             return (0, false);
         }
-        let kicked = self.tx.needs_wakeup();
-        let before = pending.len();
-        let tx = &mut self.tx;
-        let n = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| tx.try_send(pending, want))) {
-            Ok(r) => r.unwrap_or(0),
-            Err(_) => self.on_send_panic(before - pending.len()),
-        };
+        let (idx, n) = self.tx.reserve(want as u32);
+        for i in 0..n {
+            // n <= want <= pending.len(): never None.
+            if let Some(f) = pending.pop_front() {
+                self.tx.set_desc(idx.wrapping_add(i), f.addr(), f.len() as u32);
+            }
+        }
+        self.tx.submit();
+        let n = n as usize;
         self.tx_in_flight += n;
         self.tx_backlog += n;
         self.stats.tx_pkts += n as u64;
+        let kicked = self.tx.needs_wakeup();
         if kicked {
             self.stats.tx_wakeups += 1;
-            self.tx_backlog = self.tx_backlog.saturating_sub(self.tx_budget_eff);
+            if self.kick_tx() {
+                self.tx_backlog = self.tx_backlog.saturating_sub(self.tx_budget_eff);
+            }
         }
         (n, kicked)
     }
 
-    /// Whether a send failed for good (see [`Port::tx_burst`]).
+    /// Whether a kick failed for good: the socket is unusable (its interface was
+    /// deleted); frames for it stay staged and end as drops.
     pub fn failed(&self) -> bool {
         self.failed
-    }
-
-    #[cold]
-    #[inline(never)]
-    fn on_send_panic(&mut self, submitted: usize) -> usize {
-        self.failed = true;
-        tracing::warn!(
-            "afxdp: {} queue {}: the TX kick failed (interface gone?); nothing more is sent on this socket",
-            self.ifname,
-            self.queue
-        );
-        submitted
     }
 
     /// Kick TX for frames already in the ring, according to the policy.
@@ -484,7 +512,7 @@ impl Port {
             KickPolicy::Always => self.tx_in_flight > 0,
             KickPolicy::Backlog => self.tx_backlog > 0 || (self.tx_in_flight > 0 && self.stall_iters >= STALL_ITERS),
         };
-        if want && self.tx.needs_wakeup() {
+        if want && !self.failed && self.tx.needs_wakeup() {
             self.stats.tx_wakeups += 1;
             self.stall_iters = 0;
             if self.kick_tx() {
@@ -493,17 +521,35 @@ impl Port {
         }
     }
 
-    /// Returns false when the kernel said "try again" (budget exhausted with
-    /// frames left, CQ full, or busy): the backlog is then kept.
+    /// One TX wakeup. Returns false when the kernel said "try again" (budget used up
+    /// with frames left, completion ring full, busy, no skb, link down): the backlog
+    /// is then kept. Any other errno (ENXIO once the interface is deleted, EBADF) means
+    /// the socket is unusable: the port is marked failed.
     #[inline]
-    fn kick_tx(&self) -> bool {
-        // SAFETY: fd is a live AF_XDP socket (see Invariants); a zero-length
-        // sendto with null buffers is the documented AF_XDP TX wakeup.
+    fn kick_tx(&mut self) -> bool {
+        // SAFETY: fd is this port's live AF_XDP socket; a zero-length sendto with null
+        // buffers is the documented AF_XDP TX wakeup.
         let ret = unsafe { libc::sendto(self.fd, std::ptr::null(), 0, libc::MSG_DONTWAIT, std::ptr::null(), 0) };
-        // EAGAIN: budget used up with frames left, or CQ full; EBUSY: another
-        // sendto in progress; ENOBUFS: no skb; ENETDOWN: link down. All are
-        // retried on a later iteration; nothing to report per packet.
-        ret >= 0
+        if ret >= 0 {
+            return true;
+        }
+        match io::Error::last_os_error().raw_os_error() {
+            Some(libc::EAGAIN | libc::EBUSY | libc::ENOBUFS | libc::ENETDOWN | libc::EINTR) => false,
+            errno => self.on_kick_failed(errno),
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn on_kick_failed(&mut self, errno: Option<i32>) -> bool {
+        self.failed = true;
+        let why = errno.map(|e| io::Error::from_raw_os_error(e).to_string()).unwrap_or_default();
+        tracing::warn!(
+            "afxdp: {} queue {}: the TX kick failed ({why}); nothing more is sent on this socket",
+            self.ifname,
+            self.queue
+        );
+        false
     }
 }
 
@@ -524,59 +570,4 @@ pub fn xdp_statistics(fd: RawFd) -> io::Result<XdpStatistics> {
         return Err(io::Error::last_os_error());
     }
     Ok(st)
-}
-
-/// A received frame as the core sees it ([`PacketMut`]).
-#[repr(transparent)]
-pub struct XdpFrame(pub Frame);
-
-impl PacketMut for XdpFrame {
-    #[inline(always)]
-    fn data(&self) -> &[u8] {
-        let len = (self.0.get_len() as usize).min(self.0.get_data().len());
-        &self.0.get_data()[..len]
-    }
-
-    #[inline(always)]
-    fn data_mut(&mut self) -> &mut [u8] {
-        let len = (self.0.get_len() as usize).min(self.0.get_data().len());
-        &mut self.0.get_data_mut()[..len]
-    }
-
-    /// afxdp 0.4 cannot move the frame start (`BufMmap::addr` is crate-private
-    /// and TX sends `[addr, addr + len)`), so this moves the *remaining bytes*
-    /// `n` towards the front: `len - n` bytes of memmove per pop (56 B for a
-    /// 64 B frame, ~1.5 KB at MTU) instead of an O(1) `addr += n`. Known cost,
-    /// see the module docs.
-    #[inline(always)]
-    fn pull_front(&mut self, n: usize) {
-        let len = self.0.get_len() as usize;
-        debug_assert!(n <= len, "pull_front({n}) on a {len}-byte frame");
-        let n = n.min(len);
-        self.0.get_data_mut().copy_within(n..len, 0);
-        // len - n <= len, which fitted a u16 already.
-        self.0.set_len((len - n) as u16);
-    }
-}
-
-/// Frame helpers usable on afxdp buffers.
-pub mod frame {
-    use super::{Buf, Frame};
-
-    /// Bytes of packet data in the frame.
-    #[inline]
-    pub fn bytes(f: &Frame) -> &[u8] {
-        &f.get_data()[..f.get_len() as usize]
-    }
-
-    /// Copy `src` into the frame and set its length. Returns false (frame
-    /// unchanged) when `src` does not fit.
-    pub fn write(f: &mut Frame, src: &[u8]) -> bool {
-        if src.len() > f.get_data().len() || src.len() > u16::MAX as usize {
-            return false;
-        }
-        f.get_data_mut()[..src.len()].copy_from_slice(src);
-        f.set_len(src.len() as u16);
-        true
-    }
 }

@@ -14,14 +14,12 @@
 //! the sockets, then the area.
 
 use super::tx::TxStage;
-use super::{new_pending, BindMode, Error, Frame, Pending, Port, PortConfig, SharedArea, XdpFrame};
+use super::{BindMode, Error, Port, PortConfig, SharedArea, XdpFrame};
 use crate::io::{Rx, RxQueue, TxQueue, Verdict, MAX_BURST};
 use crate::stats::{DropReason, TxTally, WorkerStats};
 use std::time::{Duration, Instant};
 
-/// UMEM chunk size in bytes (aligned mode allows 2048 or 4096; 2048 holds an MTU
-/// frame after afxdp's 256 B of reserved headroom).
-pub const FRAME_SIZE: usize = 2048;
+pub use super::FRAME_SIZE;
 /// How long the shutdown drain waits for staged and in-flight frames to leave.
 const STOP_DRAIN: Duration = Duration::from_millis(300);
 
@@ -56,7 +54,6 @@ pub struct SocketInfo {
 
 /// A worker's AF_XDP queue set. Field order is drop order.
 pub struct XskQueue {
-    rxq: Box<Pending>,
     burst: Vec<XdpFrame>,
     stages: Vec<TxStage>,
     /// `stage_of[port]`: index into `stages` for attached ports, None otherwise.
@@ -119,7 +116,6 @@ impl XskQueue {
             stages.push(TxStage::new(*p, i, s.port_cfg.ring_size as usize));
         }
         let mut q = XskQueue {
-            rxq: new_pending(),
             burst: Vec::with_capacity(MAX_BURST),
             stages,
             stage_of,
@@ -156,17 +152,14 @@ impl RxQueue for XskQueue {
             self.next = if si + 1 == nsock { 0 } else { si + 1 };
             let sock = &mut self.sockets[si];
             sock.refill(&mut self.area.free);
-            let n = sock.rx_burst(&mut self.rxq, max.min(MAX_BURST));
+            self.burst.clear();
+            // Within capacity (n <= MAX_BURST): no allocation.
+            let n = sock.rx_burst(&mut self.burst, max.min(MAX_BURST));
             if n == 0 {
                 continue;
             }
             stats.port_rx_pkts[self.port_of[si]] += n as u64;
-            self.burst.clear();
-            while let Some(f) = self.rxq.pop_front() {
-                // Within capacity (n <= MAX_BURST): no allocation.
-                self.burst.push(XdpFrame(f));
-            }
-            return Rx::Burst(self.burst.len());
+            return Rx::Burst(n);
         }
         Rx::Empty
     }
@@ -181,7 +174,6 @@ impl TxQueue for XskQueue {
     #[inline(always)]
     fn tx_burst(&mut self, verdicts: &[Verdict], _forwarded: &TxTally, stats: &mut WorkerStats) {
         for (f, v) in self.burst.drain(..).zip(verdicts.iter()) {
-            let f: Frame = f.0;
             let back = match *v {
                 Verdict::Forward(port) => match self.stage_of.get(port as usize).copied().flatten() {
                     Some(t) => match self.stages[t].stage(f) {
@@ -201,7 +193,7 @@ impl TxQueue for XskQueue {
             };
             if let Some(f) = back {
                 // Capacity = all frames of the area: never reallocates.
-                self.area.free.push(f);
+                self.area.free.push(f.chunk());
             }
         }
     }
@@ -258,7 +250,7 @@ impl TxQueue for XskQueue {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::io::afxdp::{frame, KickPolicy};
+    use crate::io::afxdp::KickPolicy;
     use crate::io::xdp::MplsRedirect;
     use std::process::Command;
 
@@ -334,9 +326,10 @@ mod tests {
     fn burst(q: &mut XskQueue, verdicts: &[Verdict], stats: &mut WorkerStats) {
         q.burst.clear();
         for _ in verdicts {
-            let mut f = q.area.free.pop().expect("a free frame");
-            assert!(frame::write(&mut f, &FRAME));
-            q.burst.push(XdpFrame(f));
+            let chunk = q.area.free.pop().expect("a free frame");
+            let mut f = q.area.frame(chunk);
+            assert!(f.write(&FRAME));
+            q.burst.push(f);
         }
         stats.rx_pkts += verdicts.len() as u64;
         q.tx_burst(verdicts, &TxTally::default(), stats);
@@ -411,9 +404,9 @@ mod tests {
         });
     }
 
-    /// An interface deleted under a running queue: afxdp's `try_send` panics when its
-    /// `sendto` kick gets ENXIO. The send must come back with nothing sent, the port
-    /// marked failed, and every frame for it a counted drop: rx = tx + drops.
+    /// An interface deleted under a running queue: the `sendto` kick gets ENXIO. The send
+    /// must come back with the port marked failed, and every frame after it a counted
+    /// drop: rx = tx + drops.
     #[test]
     fn a_deleted_interface_is_counted_not_a_panic() {
         let test = "io::afxdp::queue::a_deleted_interface_is_counted_not_a_panic";
@@ -456,9 +449,9 @@ mod tests {
         });
     }
 
-    /// The port's fd (its UMEM's, see the `io::afxdp` invariants) is the socket afxdp
-    /// kicks: the same number afxdp keeps privately (its `Debug` output is read here,
-    /// in a test only), an AF_XDP socket, bound (its XDP statistics answer).
+    /// The port's fd (libbpf's `xsk_socket__fd`) is an AF_XDP socket, bound (its XDP
+    /// statistics answer), and the one the kernel transmits for: a frame submitted and
+    /// kicked on it reaches the peer.
     #[test]
     fn the_port_fd_is_the_bound_socket() {
         let test = "io::afxdp::queue::the_port_fd_is_the_bound_socket";
@@ -479,13 +472,8 @@ mod tests {
                 batch: MAX_BURST,
                 drain: Duration::from_secs(3600),
             };
-            let (q, _) = XskQueue::new(&setup).expect("binding an AF_XDP socket to xq0");
-            let port = &q.sockets[0];
-            let fd = port.fd();
-            let dbg = format!("{:?}", port.tx);
-            let at = dbg.rfind(", fd: ").expect("afxdp's SocketTx Debug shows its fd") + ", fd: ".len();
-            let crate_fd: i32 = dbg[at..].split(|c: char| !c.is_ascii_digit()).next().unwrap().parse().unwrap();
-            assert_eq!(fd, crate_fd, "the port's fd is the one afxdp kicks");
+            let (mut q, _) = XskQueue::new(&setup).expect("binding an AF_XDP socket to xq0");
+            let fd = q.sockets[0].fd();
             const SO_DOMAIN: libc::c_int = 39;
             let mut domain: libc::c_int = 0;
             let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
@@ -494,7 +482,13 @@ mod tests {
                 libc::getsockopt(fd, libc::SOL_SOCKET, SO_DOMAIN, (&mut domain as *mut libc::c_int).cast(), &mut len)
             };
             assert_eq!((ret, domain), (0, libc::AF_XDP));
-            port.xdp_statistics().expect("XDP_STATISTICS on the port's fd");
+            q.sockets[0].xdp_statistics().expect("XDP_STATISTICS on the port's fd");
+            let before = rx_counters("xq1");
+            let mut stats = WorkerStats::default();
+            burst(&mut q, &[Verdict::Forward(0); 3], &mut stats);
+            q.drain(&mut stats);
+            assert_eq!(stats.tx_pkts, 3, "{stats:?}");
+            assert_eq!(rx_counters("xq1").0 - before.0, 3, "the peer got the frames kicked on the fd");
         });
     }
 }

@@ -8,10 +8,9 @@
 //!
 //! No allocation, no locks, no syscalls except the TX kicks done by `io::afxdp`.
 
-use super::{new_pending, Frame, Pending, Port};
+use super::{new_pending, Pending, Port, XdpFrame};
 use crate::io::MAX_BURST;
 use crate::stats::{DropReason, WorkerStats};
-use ::afxdp::buf::Buf;
 use std::time::{Duration, Instant};
 
 /// Longest a partial batch waits in staging.
@@ -23,7 +22,7 @@ pub struct TxStage {
     pub port: usize,
     /// Index of the worker's socket that transmits for this port.
     pub socket: usize,
-    q: Box<Pending>,
+    q: Pending,
     /// When the oldest frame now staged was staged (None: empty or not yet timed).
     since: Option<Instant>,
     /// Most frames staged at once; beyond this a frame is a `tx_ring_full` drop
@@ -33,7 +32,7 @@ pub struct TxStage {
 
 impl TxStage {
     pub fn new(port: usize, socket: usize, cap: usize) -> TxStage {
-        TxStage { port, socket, q: new_pending(), since: None, cap: cap.min(super::PENDING_LEN) }
+        TxStage { port, socket, q: new_pending(cap), since: None, cap }
     }
 
     pub fn len(&self) -> usize {
@@ -47,12 +46,13 @@ impl TxStage {
     /// Stages one forwarded frame, or gives it back when staging is full (the caller
     /// returns it to the free list and counts `tx_ring_full`).
     #[inline(always)]
-    pub fn stage(&mut self, f: Frame) -> Result<(), Frame> {
+    pub fn stage(&mut self, f: XdpFrame) -> Result<(), XdpFrame> {
         if self.q.len() >= self.cap {
             return Err(f);
         }
-        // Cannot fail: len < cap <= PENDING_LEN (checked above).
-        self.q.push_back(f).map_or(Ok(()), Err)
+        // len < cap = the capacity the deque was made with: no reallocation.
+        self.q.push_back(f);
+        Ok(())
     }
 
     /// Whether the staged frames should go to the TX ring now.
@@ -86,7 +86,7 @@ impl TxStage {
                 break;
             }
             for (l, f) in lens.iter_mut().zip(self.q.iter()).take(k) {
-                *l = f.get_len();
+                *l = f.len() as u16;
             }
             let (n, _) = port.tx_burst(&mut self.q, k);
             for l in &lens[..n] {
@@ -103,10 +103,10 @@ impl TxStage {
 
     /// Gives every staged frame back (shutdown after the drain deadline), counting
     /// each as `tx_ring_full`.
-    pub fn discard(&mut self, free: &mut Vec<Frame>, stats: &mut WorkerStats) {
+    pub fn discard(&mut self, free: &mut Vec<u64>, stats: &mut WorkerStats) {
         while let Some(f) = self.q.pop_front() {
             stats.count_drop(DropReason::TxRingFull);
-            free.push(f);
+            free.push(f.chunk());
         }
         self.since = None;
     }
