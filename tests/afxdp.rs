@@ -834,6 +834,10 @@ fn setup_errors_exit_2_without_panic() {
     let nodev = write("nodev.toml", seed.replace("\"vethA\"", "\"pgt-nodev0\""));
     check(&[POPGO, "run", "--config", &nodev], "does not exist");
     check(&[POPGO, "run", "--config", &nodev, "--ring-size", "1000"], "not a power of two");
+    check(
+        &[POPGO, "run", "--config", &nodev, "--rx-ring-size", "131072"],
+        "--rx-ring-size 131072 is not a power of two in 64..=65536",
+    );
     // Huge durations are refused before anything is attached (they used to panic).
     check(&[POPGO, "run", "--config", &nodev, "--duration", "1e20"], "--duration");
     check(&[POPGO, "run", "--config", &nodev, "--stats-interval", "1e300"], "--stats-interval");

@@ -29,8 +29,10 @@
 #
 # Usage (root): tools/vs-testpmd.sh [PHASES...]
 # Env: POPGO, POPGO_B, POPGO_LAB (binaries, default target/release/...), GEN_SECS (8), GEN_CPU (0),
-#      FWD_CPU (1), POPGO_EXTRA (extra `popgo run` flags), GEN_EXTRA, GEN_MODE (live), ROUNDS (3),
+#      FWD_CPU (1), POPGO_EXTRA (extra `popgo run` flags), TESTPMD_EXTRA (extra testpmd
+#      application flags, e.g. --rxd=4096), GEN_EXTRA, GEN_MODE (live), ROUNDS (3),
 #      MAX_SECS (600), LAB_TAG (in the namespace names).
+# Phase `testpmdb`: testpmd with TESTPMD_EXTRA_B instead of TESTPMD_EXTRA.
 # Phase `popgob`: popgo run with POPGO_EXTRA_B instead of POPGO_EXTRA, and the binary
 # POPGO_B (default: POPGO), for an A/B of a flag or of two builds in one sitting (e.g.
 # `tools/vs-testpmd.sh popgo popgob popgob popgo popgo popgob`).
@@ -57,6 +59,8 @@ FWD_CPU=${FWD_CPU:-1}
 read -r -a POPGO_ARGS <<<"${POPGO_EXTRA:-}"
 read -r -a POPGO_ARGS_B <<<"${POPGO_EXTRA_B:-}"
 read -r -a GEN_ARGS <<<"${GEN_EXTRA:-}"
+read -r -a TESTPMD_ARGS <<<"${TESTPMD_EXTRA:-}"
+read -r -a TESTPMD_ARGS_B <<<"${TESTPMD_EXTRA_B:-}"
 GEN_MODE=${GEN_MODE:-live}
 [[ "$GEN_MODE" == live ]] && GEN_ARGS+=(--live)
 
@@ -186,19 +190,27 @@ phase_kernel() {
     wait "$(eval echo \$PID_kernel_$N)" || true
 }
 
-phase_testpmd() {
+phase_testpmdb() {
+    local saved=(${TESTPMD_ARGS[@]+"${TESTPMD_ARGS[@]}"})
+    TESTPMD_ARGS=(${TESTPMD_ARGS_B[@]+"${TESTPMD_ARGS_B[@]}"})
+    phase_testpmd testpmdb
+    TESTPMD_ARGS=(${saved[@]+"${saved[@]}"})
+}
+
+phase_testpmd() { # phase_testpmd [TAG]
     N=$((N + 1))
+    local tag=${1:-testpmd}
     command -v dpdk-testpmd >/dev/null || { log "dpdk-testpmd not installed: testpmd phase skipped"; return; }
-    log "phase testpmd: generator -> testpmd io (fa -> fb, 2x net_af_xdp) on CPU $FWD_CPU -> sink k0"
-    run_bg "testpmd_$N" "$NS_F" $((GEN_SECS + 30)) dpdk-testpmd -l "$GEN_CPU,$FWD_CPU" --main-lcore "$GEN_CPU" \
+    log "phase $tag: generator -> testpmd io (fa -> fb, 2x net_af_xdp) on CPU $FWD_CPU -> sink k0"
+    run_bg "${tag}_$N" "$NS_F" $((GEN_SECS + 30)) dpdk-testpmd -l "$GEN_CPU,$FWD_CPU" --main-lcore "$GEN_CPU" \
         --no-huge -m 1024 --no-pci --no-telemetry --no-shconf --file-prefix "pgvs$ID$N" \
         --vdev net_af_xdp0,iface=fa,start_queue=0,queue_count=1 \
         --vdev net_af_xdp1,iface=fb,start_queue=0,queue_count=1 \
-        -- --forward-mode=io --nb-cores=1 --burst=64 --stats-period 1
-    wait_for "$LOG/testpmd_$N.log" "Port statistics" 30
-    gen_and_measure "testpmd_$N" "$NS_K" k0
-    kill -INT "$(eval echo \$PID_testpmd_$N)" 2>/dev/null || true
-    wait "$(eval echo \$PID_testpmd_$N)" || true
+        -- --forward-mode=io --nb-cores=1 --burst=64 --stats-period 1 ${TESTPMD_ARGS[@]+"${TESTPMD_ARGS[@]}"}
+    wait_for "$LOG/${tag}_$N.log" "Port statistics" 30
+    gen_and_measure "${tag}_$N" "$NS_K" k0
+    kill -INT "$(eval echo \$PID_${tag}_$N)" 2>/dev/null || true
+    wait "$(eval echo \$PID_${tag}_$N)" || true
     # Remove whatever the AF_XDP PMD (libxdp) may have left.
     ip -n "$NS_F" link set dev fa xdp off 2>/dev/null || true
     ip -n "$NS_F" link set dev fb xdp off 2>/dev/null || true
@@ -211,14 +223,15 @@ for p in $PHASES; do "phase_$p"; done
 echo
 echo "==== summary (Mpps at the sink, 64 B MPLS frames) ===="
 median() { sort -g | awk '{a[NR]=$1} END {if (NR==0) print 0; else if (NR%2) print a[(NR+1)/2]; else print (a[NR/2]+a[NR/2+1])/2}'; }
-for kind in ceiling popgo popgob offload kernel testpmd; do
+for kind in ceiling popgo popgob offload kernel testpmd testpmdb; do
     vals=$(printf '%s\n' "${RESULTS[@]}" | awk -v k=$kind '$1==k {print $2}')
     med=$(echo "$vals" | awk 'NF' | median)
     printf '%-8s runs: %-30s median %s\n' "$kind" "$(echo $vals)" "$med"
     eval "MED_$kind=$med"
 done
-awk -v p="$MED_popgo" -v t="$MED_testpmd" -v c="$MED_ceiling" -v o="$MED_offload" -v k="$MED_kernel" -v b="$MED_popgob" 'BEGIN {
+awk -v tb="$MED_testpmdb" -v p="$MED_popgo" -v t="$MED_testpmd" -v c="$MED_ceiling" -v o="$MED_offload" -v k="$MED_kernel" -v b="$MED_popgob" 'BEGIN {
     if (t > 0) printf "popgo / testpmd = %.2f\n", p / t;
+    if (tb > 0) printf "popgo / testpmdb (TESTPMD_EXTRA_B) = %.2f\n", p / tb;
     if (b > 0 && p > 0) printf "popgob (POPGO_EXTRA_B) / popgo (POPGO_EXTRA) = %.2f\n", b / p;
     if (t > 0) printf "popgo --offload xdp / testpmd = %.2f\n", o / t;
     if (k > 0) printf "popgo --offload xdp / in-kernel XDP redirect = %.2f\n", o / k;

@@ -19,7 +19,14 @@ const RING: u32 = 2048;
 const BURST: usize = 64;
 
 fn port_cfg(budget: Option<u32>) -> PortConfig {
-    PortConfig { ring_size: RING, burst: BURST, tx_budget: budget, kick: KickPolicy::Backlog, mode: BindMode::Auto }
+    PortConfig {
+        ring_size: RING,
+        rx_ring_size: RING,
+        burst: BURST,
+        tx_budget: budget,
+        kick: KickPolicy::Backlog,
+        mode: BindMode::Auto,
+    }
 }
 
 fn stop() -> bool {

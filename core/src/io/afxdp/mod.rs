@@ -134,8 +134,10 @@ pub enum BindMode {
 /// Sizes and switches for one port.
 #[derive(Clone, Copy, Debug)]
 pub struct PortConfig {
-    /// fill, completion, RX and TX ring size (power of two)
+    /// TX and completion ring size (power of two)
     pub ring_size: u32,
+    /// fill and RX ring size (power of two)
+    pub rx_ring_size: u32,
     /// frames per RX/TX burst
     pub burst: usize,
     /// If set, raise the kernel's copy-mode TX budget per kick to this value
@@ -227,14 +229,15 @@ impl Port {
     pub fn new(area: &SharedArea, ifname: &str, queue: u32, cfg: PortConfig) -> Result<Self, Error> {
         let other =
             |step: &'static str, msg: String| Error::Port { iface: ifname.to_string(), queue, step, errno: None, msg };
-        if !cfg.ring_size.is_power_of_two() {
-            return Err(other("sizing the rings", format!("{} is not a power of two", cfg.ring_size)));
+        if !cfg.ring_size.is_power_of_two() || !cfg.rx_ring_size.is_power_of_two() {
+            let sizes = format!("{} (TX) or {} (RX) is not a power of two", cfg.ring_size, cfg.rx_ring_size);
+            return Err(other("sizing the rings", sizes));
         }
         let c_ifname = CString::new(ifname).map_err(|_| other("naming the interface", "contains NUL".into()))?;
         let (mut fill, mut comp, mut rx, mut tx) =
             (Prod::unmapped(), Cons::unmapped(), Cons::unmapped(), Prod::unmapped());
         let ucfg = libbpf_sys::xsk_umem_config {
-            fill_size: cfg.ring_size,
+            fill_size: cfg.rx_ring_size,
             comp_size: cfg.ring_size,
             frame_size: area.frame_size as u32,
             frame_headroom: 0,
@@ -266,7 +269,7 @@ impl Port {
             BindMode::Copy => bind_flags |= libbpf_sys::XDP_COPY as u16,
         }
         let scfg = libbpf_sys::xsk_socket_config {
-            rx_size: cfg.ring_size,
+            rx_size: cfg.rx_ring_size,
             tx_size: cfg.ring_size,
             // libbpf looks up the attached program's `xsks_map` and inserts the socket.
             libbpf_flags: 0,
@@ -306,7 +309,7 @@ impl Port {
             ifname: ifname.to_string(),
             queue,
             cfg,
-            fq_deficit: cfg.ring_size as usize,
+            fq_deficit: cfg.rx_ring_size as usize,
             tx_in_flight: 0,
             tx_backlog: 0,
             tx_budget_eff: KERNEL_TX_BATCH,

@@ -68,10 +68,12 @@ pub struct XskQueue {
     area: SharedArea,
 }
 
-/// Frames in a worker's area: per socket, room for a full fill ring, a full RX ring,
-/// staging and a full TX ring (the completion ring holds TX frames).
-fn frames_for(sockets: usize, ring: u32) -> usize {
-    sockets * ring as usize * 4
+/// Frames in a worker's area. Per socket: its fill ring's worth (a frame the kernel
+/// took from the fill ring sits in the RX ring until the worker receives it, and the
+/// worker then refills the slot), and two TX rings' worth (staged, and on the TX or
+/// completion ring); plus one burst in the worker's hands.
+fn frames_for(sockets: usize, rx_ring: u32, tx_ring: u32) -> usize {
+    sockets * (rx_ring as usize + 2 * tx_ring as usize) + MAX_BURST
 }
 
 impl XskQueue {
@@ -79,7 +81,7 @@ impl XskQueue {
     /// the fill rings.
     pub fn new(s: &QueueSetup) -> Result<(XskQueue, Vec<SocketInfo>), Error> {
         let nsock = s.queues.len() * s.ports.len();
-        let area = SharedArea::new(frames_for(nsock, s.port_cfg.ring_size), FRAME_SIZE)?;
+        let area = SharedArea::new(frames_for(nsock, s.port_cfg.rx_ring_size, s.port_cfg.ring_size), FRAME_SIZE)?;
         let mut sockets = Vec::with_capacity(nsock);
         let mut port_of = Vec::with_capacity(nsock);
         let mut infos = Vec::with_capacity(nsock);
@@ -351,6 +353,7 @@ mod tests {
                 nports: 2,
                 port_cfg: PortConfig {
                     ring_size: RING as u32,
+                    rx_ring_size: RING as u32,
                     burst: RING,
                     tx_budget: None,
                     kick: KickPolicy::Always,
@@ -419,6 +422,7 @@ mod tests {
                 nports: 1,
                 port_cfg: PortConfig {
                     ring_size: RING as u32,
+                    rx_ring_size: RING as u32,
                     burst: RING,
                     tx_budget: None,
                     kick: KickPolicy::Always,
@@ -464,6 +468,7 @@ mod tests {
                 nports: 1,
                 port_cfg: PortConfig {
                     ring_size: RING as u32,
+                    rx_ring_size: RING as u32,
                     burst: RING,
                     tx_budget: None,
                     kick: KickPolicy::Always,
