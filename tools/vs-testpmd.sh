@@ -107,6 +107,10 @@ for x in "$NS_S s0" "$NS_F fa" "$NS_F fb" "$NS_K k0"; do
 done
 # to-D = fa (in), to-A = fb (out), to-B has no interface (not attached).
 sed -e 's/"vethD"/"fa"/; s/"vethA"/"fb"/; /iface = "vethB"/d' "$ROOT/pcaps/seed.toml" >"$LOG/vs.toml"
+# The generator's 198.19.1.x destinations routed via DeviceA too, so that frames the
+# offload leaves to the workers (GEN_EXTRA="--label 0": IPv4 explicit null, popped and
+# looked up) reach the sink as well.
+printf '\n[[static_route]]\nprefix = "198.19.0.0/16"\nnext_hop = "192.168.10.1"\n' >>"$LOG/vs.toml"
 
 run_bg() { # run_bg NAME NS SECS CMD...
     local name=$1 ns=$2 secs=$3
