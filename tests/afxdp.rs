@@ -1280,9 +1280,10 @@ fn offload_veth_peer_check_quiet_with_gro_notes_other_namespaces() {
 /// the same addresses): `pcaps/l3vpn.pcap` from D, transport label 18 over the VPN
 /// labels, gives at the sinks exactly what `popgo replay --out-dir` gives, with pop-go
 /// in both instances and with it off in vpna only (whose 10.1.1.1 and .2 then go to its
-/// /30 CE, while vpnb's traffic does not move), and through `--offload xdp`, native
-/// and generic (every forwarded frame popped in the kernel: the lone VPN labels and
-/// the transport + VPN stacks); the per-LSP counts add up to the forwarded frames.
+/// /30 CE, while vpnb's traffic does not move), through the workers with generic XDP
+/// too, and through `--offload xdp`, native and generic (every forwarded frame popped
+/// in the kernel: the lone VPN labels and the transport + VPN stacks); the per-LSP
+/// counts add up to the forwarded frames.
 #[test]
 fn l3vpn_instances_byte_exact_at_sinks() {
     let _g = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
@@ -1291,7 +1292,11 @@ fn l3vpn_instances_byte_exact_at_sinks() {
     }
     let pcap = root_dir().join("pcaps/l3vpn.pcap");
     let (native, generic) = (&["--offload", "xdp"][..], &["--offload", "xdp", "--xdp-generic"][..]);
-    for (vpna_pop_go, extra) in [(true, None), (false, None), (true, Some(native)), (true, Some(generic))] {
+    // The two-label frames through the workers in both attach modes, then the offload.
+    let user_generic = &["--xdp-generic"][..];
+    for (vpna_pop_go, extra) in
+        [(true, None), (false, None), (true, Some(user_generic)), (true, Some(native)), (true, Some(generic))]
+    {
         let lab = Lab::new();
         let text = std::fs::read_to_string(root_dir().join("examples/l3vpn-lab.toml")).unwrap().replacen(
             "pop_go = true",
@@ -1347,7 +1352,7 @@ fn l3vpn_instances_byte_exact_at_sinks() {
         assert_eq!(macs(&at_a), want_a);
         assert_eq!(macs(&at_b), vec![(0x0b, 1), (0x0b, 3), (0x0b, 5)]);
         assert_eq!(lab.xdp_programs(&lab.c), 0, "XDP programs detached after SIGTERM");
-        if extra.is_some() {
+        if extra.is_some_and(|e| e.contains(&"--offload")) {
             // Every forwarded frame is popped in the kernel: frames 3 and 4 carry a VPN
             // label alone (POPGO at the bottom), the others the transport label over it.
             let o = &v["offload"];

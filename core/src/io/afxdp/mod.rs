@@ -439,12 +439,13 @@ impl Port {
             }
             return 0;
         }
-        let room = FRAME_SIZE as u64 - HEADROOM as u64;
         for i in 0..n {
             let (addr, len) = self.rx.desc(idx.wrapping_add(i));
-            // The kernel writes at most a chunk minus its headroom; a longer length would
-            // be a kernel bug, and is clamped so the frame never leaves its chunk.
-            out.push(XdpFrame::at(self.mem.base, addr, len.min(room as u32)));
+            let mut f = XdpFrame::at(self.mem.base, addr, 0);
+            // The kernel writes within the chunk; a longer length would be a kernel bug,
+            // and is clamped (set_len) so that the frame never leaves its chunk.
+            f.set_len(len as usize);
+            out.push(f);
         }
         self.rx.release();
         let n = n as usize;
