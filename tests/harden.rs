@@ -2,7 +2,7 @@
 //! error line naming its source (exit 2), or does what it says.
 
 use std::path::PathBuf;
-use std::process::{Command, Output, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 fn root() -> PathBuf {
@@ -16,21 +16,30 @@ fn seed(name: &str) -> String {
 /// Runs popgo with `args`; fails the test if it has not ended within `secs` (then it
 /// is killed).
 fn popgo_within(secs: u64, args: &[&str]) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_popgo"))
+    let child = Command::new(env!("CARGO_BIN_EXE_popgo"))
         .args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .expect("running popgo");
+    let late = format!("popgo {args:?} still running after {secs} s");
+    output_within(child, secs, Duration::from_millis(20), &late, || {})
+}
+
+/// Waits for `child` to end, polling every `every` and calling `tick` after each poll
+/// that found it running; past `secs` the child is killed and the test fails with
+/// `late`.
+fn output_within(mut child: Child, secs: u64, every: Duration, late: &str, mut tick: impl FnMut()) -> Output {
     let deadline = Instant::now() + Duration::from_secs(secs);
     while child.try_wait().unwrap().is_none() {
         if Instant::now() > deadline {
             let _ = child.kill();
             let _ = child.wait();
-            panic!("popgo {args:?} still running after {secs} s");
+            panic!("{late}");
         }
-        std::thread::sleep(Duration::from_millis(20));
+        std::thread::sleep(every);
+        tick();
     }
     child.wait_with_output().unwrap()
 }
@@ -246,7 +255,7 @@ fn bench_stops_on_sigint_even_when_started_with_it_ignored_and_bounds_warmup() {
     let e = error_line(&o);
     assert!(e.ends_with("--warmup must be in 0..=1000"), "{e}");
     // As a non-interactive shell starts a background job: SIGINT ignored on entry.
-    let mut child = Command::new("sh")
+    let child = Command::new("sh")
         .args(["-c", "trap '' INT; exec \"$@\"", "sh", env!("CARGO_BIN_EXE_popgo"), "bench"])
         .args(["--config", &seed("seed.toml"), "--repeat", "1000", "--loops", "100000", &seed("seed.pcap")])
         .stdin(Stdio::null())
@@ -256,17 +265,12 @@ fn bench_stops_on_sigint_even_when_started_with_it_ignored_and_bounds_warmup() {
         .unwrap();
     // SIGINT every 0.5 s (the handlers are installed when the first repetition starts);
     // it must end within 30 s, where 1000 repetitions take minutes.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while child.try_wait().unwrap().is_none() {
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("popgo bench still running after 30 s of SIGINTs");
-        }
-        std::thread::sleep(Duration::from_millis(500));
-        Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
-    }
-    let o = child.wait_with_output().unwrap();
+    let pid = child.id().to_string();
+    let sigint = || {
+        Command::new("kill").args(["-INT", &pid]).status().unwrap();
+    };
+    let o =
+        output_within(child, 30, Duration::from_millis(500), "popgo bench still running after 30 s of SIGINTs", sigint);
     let err = String::from_utf8_lossy(&o.stderr);
     assert_eq!(o.status.code(), Some(1), "{err}");
     assert!(err.trim_end().ends_with("popgo: error: interrupted by a signal: no results"), "{err}");
@@ -298,7 +302,7 @@ fn a_stop_during_setup_is_kept_for_the_run() {
         ],
     );
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let mut child = Command::new("sh")
+    let child = Command::new("sh")
         .args(["-c", "trap '' INT; exec \"$@\"", "sh", env!("CARGO_BIN_EXE_popgo"), "replay"])
         .args(["--config", &cfg, "--loops", "0", "--json", &pcap])
         .stdin(Stdio::null())
@@ -309,16 +313,8 @@ fn a_stop_during_setup_is_kept_for_the_run() {
     // The shell has exec'd popgo by then, which is still reading the table.
     std::thread::sleep(Duration::from_millis(200));
     Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while child.try_wait().unwrap().is_none() {
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("a SIGINT sent during setup was lost: replay --loops 0 still running after 60 s");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let o = child.wait_with_output().unwrap();
+    let late = "a SIGINT sent during setup was lost: replay --loops 0 still running after 60 s";
+    let o = output_within(child, 60, Duration::from_millis(50), late, || {});
     let err = String::from_utf8_lossy(&o.stderr);
     assert_eq!(o.status.code(), Some(0), "{err}");
     let out = String::from_utf8_lossy(&o.stdout);
@@ -546,16 +542,7 @@ fn a_closed_stdout_neither_hangs_nor_panics_a_replay() {
     // The reader is gone now (dropped above): the next interval lines hit a closed pipe.
     std::thread::sleep(Duration::from_millis(500));
     Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while child.try_wait().unwrap().is_none() {
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("replay still running 30 s after SIGTERM");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let o = child.wait_with_output().unwrap();
+    let o = output_within(child, 30, Duration::from_millis(20), "replay still running 30 s after SIGTERM", || {});
     let err = String::from_utf8_lossy(&o.stderr);
     assert_eq!(o.status.code(), Some(0), "{err}");
     assert!(!err.contains("panicked"), "{err}");
