@@ -9,7 +9,7 @@
 //!
 //! Frames carry 198.18.0.0/15 addresses (RFC 2544) only; they stay on the lab veths.
 
-use crate::io::afxdp::{new_pending, BindMode, KickPolicy, Port, PortConfig, SharedArea, FRAME_SIZE};
+use crate::io::afxdp::{new_pending, BindMode, KickPolicy, Port, PortConfig, SharedArea};
 use crate::io::xdp::{CountSink, MplsRedirect};
 use anyhow::{anyhow, Context, Result};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -41,7 +41,7 @@ pub fn send(iface: &str, pcap: &std::path::Path, repeat: u64, gap: Duration) -> 
     let cap = crate::io::pcap::Capture::open(pcap).with_context(|| pcap.display().to_string())?;
     // Our program first, so that libbpf does not attach its own (io::xdp docs).
     let _prog = MplsRedirect::attach(iface, true, false).with_context(|| format!("attaching XDP to {iface}"))?;
-    let mut area = SharedArea::new(2 * RING as usize, FRAME_SIZE)?;
+    let mut area = SharedArea::new(2 * RING as usize)?;
     let mut port = Port::new(&area, iface, 0, port_cfg(None))?;
     let mut pending = new_pending(BURST);
     let mut sent = 0u64;
@@ -217,7 +217,7 @@ pub fn gen(o: &GenOpts) -> Result<u64> {
     }
     let src = iface_mac(&o.iface)?;
     let _prog = MplsRedirect::attach(&o.iface, true, false).with_context(|| format!("attaching XDP to {}", o.iface))?;
-    let mut area = SharedArea::new(2 * RING as usize, FRAME_SIZE)?;
+    let mut area = SharedArea::new(2 * RING as usize)?;
     let mut port = Port::new(&area, &o.iface, 0, port_cfg(o.tx_budget))?;
     // Every frame permanently holds one template (nothing is received into these
     // frames: the fill ring stays empty), so completions are resent as they are.

@@ -29,23 +29,23 @@ pub struct SharedArea {
     /// returning one never allocates.
     pub free: Vec<u64>,
     pub(super) mem: Rc<Mem>,
-    pub frame_size: usize,
+    /// Chunks in the area (each [`FRAME_SIZE`] bytes).
     pub frames: usize,
 }
 
 impl SharedArea {
     /// `frames` chunks of [`FRAME_SIZE`] bytes, all free.
-    pub fn new(frames: usize, frame_size: usize) -> Result<Self, Error> {
-        let area_err = |msg: String| Error::Area { frames, frame_size, msg };
-        if frame_size != FRAME_SIZE || frames == 0 {
-            return Err(area_err(format!("chunks must be {FRAME_SIZE} B and at least one")));
+    pub fn new(frames: usize) -> Result<Self, Error> {
+        let area_err = |msg: String| Error::Area { frames, frame_size: FRAME_SIZE, msg };
+        if frames == 0 {
+            return Err(area_err("an area needs at least one chunk".into()));
         }
-        let len = frames.checked_mul(frame_size).ok_or_else(|| area_err("too large".into()))?;
+        let len = frames.checked_mul(FRAME_SIZE).ok_or_else(|| area_err("too large".into()))?;
         let mut map = memmap2::MmapMut::map_anon(len).map_err(|e| area_err(e.to_string()))?;
         let base = NonNull::new(map.as_mut_ptr()).ok_or_else(|| area_err("mmap returned null".into()))?;
         let mem = Rc::new(Mem { base, _map: map });
-        let free = (0..frames as u64).rev().map(|i| i * frame_size as u64).collect();
-        Ok(SharedArea { free, mem, frame_size, frames })
+        let free = (0..frames as u64).rev().map(|i| i * FRAME_SIZE as u64).collect();
+        Ok(SharedArea { free, mem, frames })
     }
 
     /// The frame of free chunk `chunk` (a UMEM address taken from `free`): empty, its
@@ -157,7 +157,7 @@ mod tests {
     /// of the old data, at the same place in memory, with the UMEM address advanced.
     #[test]
     fn pull_front_moves_the_start_not_the_bytes() {
-        let mut area = SharedArea::new(4, FRAME_SIZE).expect("an area");
+        let mut area = SharedArea::new(4).expect("an area");
         let chunk = area.free.pop().expect("a free chunk");
         let mut f = area.frame(chunk);
         assert_eq!((f.addr(), f.chunk(), f.room()), (chunk + HEADROOM as u64, chunk, FRAME_SIZE - HEADROOM));

@@ -240,12 +240,12 @@ impl Port {
         let ucfg = libbpf_sys::xsk_umem_config {
             fill_size: cfg.rx_ring_size,
             comp_size: cfg.ring_size,
-            frame_size: area.frame_size as u32,
+            frame_size: FRAME_SIZE as u32,
             frame_headroom: 0,
             flags: 0,
         };
         let mut umem: *mut libbpf_sys::xsk_umem = std::ptr::null_mut();
-        let len = (area.frames * area.frame_size) as u64;
+        let len = (area.frames * FRAME_SIZE) as u64;
         // SAFETY: the area is a live mapping of `len` bytes, kept mapped by `mem` for as
         // long as the UMEM exists; the ring structs are boxed (stable addresses) and
         // outlive the UMEM (deleted in Drop before the fields drop).

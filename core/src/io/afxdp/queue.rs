@@ -19,7 +19,6 @@ use crate::io::{Rx, RxQueue, TxQueue, Verdict, MAX_BURST};
 use crate::stats::{DropReason, TxTally, WorkerStats};
 use std::time::{Duration, Instant};
 
-pub use super::FRAME_SIZE;
 /// How long the shutdown drain waits for staged and in-flight frames to leave.
 const STOP_DRAIN: Duration = Duration::from_millis(300);
 
@@ -81,7 +80,7 @@ impl XskQueue {
     /// the fill rings.
     pub fn new(s: &QueueSetup) -> Result<(XskQueue, Vec<SocketInfo>), Error> {
         let nsock = s.queues.len() * s.ports.len();
-        let area = SharedArea::new(frames_for(nsock, s.port_cfg.rx_ring_size, s.port_cfg.ring_size), FRAME_SIZE)?;
+        let area = SharedArea::new(frames_for(nsock, s.port_cfg.rx_ring_size, s.port_cfg.ring_size))?;
         let mut sockets = Vec::with_capacity(nsock);
         let mut port_of = Vec::with_capacity(nsock);
         let mut infos = Vec::with_capacity(nsock);
